@@ -1,0 +1,58 @@
+"""Where the AWS services are: endpoints, region and credentials, and client factories.
+
+Production leaves every endpoint unset (boto3 resolves the real ones and the ECS task role);
+the local stack points each service at an emulator on loopback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import boto3
+from aiobotocore.session import AioSession, get_session
+from botocore.config import Config
+
+Service = Literal["kinesis", "dynamodb", "dynamodbstreams", "s3", "sqs", "cloudformation"]
+
+# Timeouts sized for a long-lived service: fail fast on connect, retry in our own loops.
+_DEFAULT_CONFIG = Config(
+    connect_timeout=5,
+    read_timeout=30,
+    retries={"max_attempts": 3, "mode": "standard"},
+)
+
+
+@dataclass(frozen=True)
+class AwsEndpoints:
+    """Region, optional static credentials and an optional endpoint URL per service."""
+
+    region: str = "us-east-1"
+    endpoint_urls: Mapping[str, str] = field(default_factory=dict)
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+
+    def endpoint_for(self, service: Service) -> str | None:
+        return self.endpoint_urls.get(service)
+
+    def client_kwargs(self, service: Service) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"region_name": self.region, "config": _DEFAULT_CONFIG}
+        endpoint = self.endpoint_for(service)
+        if endpoint:
+            kwargs["endpoint_url"] = endpoint
+        if self.access_key_id and self.secret_access_key:
+            kwargs["aws_access_key_id"] = self.access_key_id
+            kwargs["aws_secret_access_key"] = self.secret_access_key
+        return kwargs
+
+    def client(self, service: Service) -> Any:
+        """A synchronous boto3 client (CLI commands, the local bridge, tests)."""
+        return boto3.session.Session().client(service, **self.client_kwargs(service))  # type: ignore[call-overload]
+
+    def aio_session(self) -> AioSession:
+        return get_session()
+
+    def aio_client(self, service: Service, session: AioSession | None = None) -> Any:
+        """An aiobotocore client context manager: `async with endpoints.aio_client(...) as c`."""
+        return (session or get_session()).create_client(service, **self.client_kwargs(service))

@@ -1,0 +1,58 @@
+"""The `consumer` command line: a thin layer that parses arguments and calls the service.
+
+Each command group lives in its own module with a `register(subcommands)` function that adds
+its parser and sets `handler`, a callable taking the parsed arguments and returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Sequence
+
+from consumer import __version__
+
+Handler = Callable[[argparse.Namespace], int]
+
+# Modules under consumer.cli that each register one command (group).
+COMMAND_MODULES: tuple[str, ...] = (
+    "local_cmd",
+    "decode_cmd",
+    "demo_cmd",
+    "leases_cmd",
+)
+
+
+def _available(name: str) -> bool:
+    return importlib.util.find_spec(f"consumer.cli.{name}") is not None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="consumer",
+        description="Kinesis consumer for DynamoDB change data capture.",
+    )
+    parser.add_argument("--version", action="version", version=f"consumer {__version__}")
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        if not _available(name):
+            continue
+        module = importlib.import_module(f"consumer.cli.{name}")
+        module.register(subcommands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,33 @@
+"""Shared fixtures. The local stack (moto server + kinesis-mock) starts once per session, on
+free loopback ports, and is always stopped, also when tests fail or are interrupted."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from consumer.aws import AwsEndpoints
+from consumer.local.stack import LocalStack, LocalStackState
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackState]:
+    stack = LocalStack(Path(tmp_path_factory.mktemp("local-stack")))
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def endpoints(local_stack: LocalStackState) -> AwsEndpoints:
+    return local_stack.endpoints()
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A fresh resource name per test, so tests sharing the stack never collide."""
+    return f"t-{uuid.uuid4().hex[:12]}"
