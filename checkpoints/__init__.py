@@ -1,0 +1,72 @@
+"""Leases and checkpoints: N workers share a Kinesis stream's shards through a DynamoDB table.
+
+The worker runtime needs only this much:
+
+    settings = LeaseSettings(application_name="orders-cdc", stream_name="orders")
+
+    async def process(handle: LeaseHandle) -> None:
+        # Read handle.shard_id from handle.start_position (TRIM_HORIZON, LATEST,
+        # AT_TIMESTAMP or AFTER_SEQUENCE_NUMBER). After each durable batch:
+        #     await handle.checkpoint(last.sequence_number, last.sub_sequence_number)
+        # At the end of a closed shard:  await handle.checkpoint_shard_end(child_ids); return
+        # When handle.stop_requested is set:
+        #     HANDOFF / SHUTDOWN -> finish in-flight work, checkpoint, return;
+        #     LOST (handle.lost) -> stop at once (checkpoints raise LeaseLost; the task is
+        #                           also cancelled).
+        ...
+
+    async with open_coordinator(settings, endpoints, process) as coordinator:
+        await stop_signal.wait()   # SIGTERM: leaving the block hands every lease off
+
+The coordinator runs one `process(handle)` task per lease it holds; a task that returns without
+being asked to stop or reaching SHARD_END is restarted from its last checkpoint after a backoff.
+
+Guarantees (DESIGN.md invariants 3-5): one owner per shard (every ownership change and every
+checkpoint is a conditional write on owner and fencing token; a worker that cannot confirm its
+heartbeat stops before anyone may take its shards); children only after all parents reached
+SHARD_END; planned moves (balancing, SIGTERM) hand off after a final checkpoint, with no
+duplicates. Cost: one heartbeat write per worker per interval instead of one renewal per lease.
+"""
+
+from checkpoints.coordinator import Coordinator, ShardProcessor, open_coordinator
+from checkpoints.discovery import KinesisShardLister, ShardInfo, ShardLister, StaticShardLister
+from checkpoints.errors import (
+    CheckpointRejected,
+    LeaseError,
+    LeaseLost,
+    LeaseTableMissing,
+    LeaseTableUnavailable,
+)
+from checkpoints.handle import LeaseHandle, StopReason
+from checkpoints.identity import worker_id_from_environment
+from checkpoints.model import Checkpoint, Lease, Position, WorkerHeartbeat
+from checkpoints.retry import RetryPolicy
+from checkpoints.settings import LeaseSettings
+from checkpoints.table import LeaseTable, TableStats, lease_table_definition
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointRejected",
+    "Coordinator",
+    "KinesisShardLister",
+    "Lease",
+    "LeaseError",
+    "LeaseHandle",
+    "LeaseLost",
+    "LeaseSettings",
+    "LeaseTable",
+    "LeaseTableMissing",
+    "LeaseTableUnavailable",
+    "Position",
+    "RetryPolicy",
+    "ShardInfo",
+    "ShardLister",
+    "ShardProcessor",
+    "StaticShardLister",
+    "StopReason",
+    "TableStats",
+    "WorkerHeartbeat",
+    "lease_table_definition",
+    "open_coordinator",
+    "worker_id_from_environment",
+]

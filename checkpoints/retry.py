@@ -1,0 +1,133 @@
+"""Retries for lease-table calls: exponential backoff with full jitter, counted.
+
+Throttling (ProvisionedThroughputExceeded, ThrottlingException, RequestLimitExceeded), 5xx
+answers and connection failures are retried; everything else (conditional check failures,
+validation errors, a missing table) is raised at once. Nothing here crashes a worker: after the
+last attempt the error is raised as `LeaseTableUnavailable` for the caller's loop to count and
+survive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from checkpoints.errors import LeaseTableUnavailable
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+
+THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "LimitExceededException",
+    }
+)
+SERVER_ERROR_CODES = frozenset(
+    {"InternalServerError", "InternalFailure", "ServiceUnavailable", "InternalServerException"}
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Attempt n (0-based) sleeps uniform(0, min(cap_s, base_s * 2**n)) before the next one."""
+
+    base_s: float = 0.05
+    cap_s: float = 2.0
+    max_attempts: int = 8
+
+    def __post_init__(self) -> None:
+        if self.base_s <= 0 or self.cap_s < self.base_s or self.max_attempts < 1:
+            raise ValueError("RetryPolicy needs 0 < base_s <= cap_s and max_attempts >= 1")
+
+    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        return float(rng() * min(self.cap_s, self.base_s * (2**attempt)))
+
+
+@dataclass
+class RetryStats:
+    """Counters a benchmark or a metrics exporter reads; mutated only by `call_with_retry`."""
+
+    retries: Counter[str] = field(default_factory=Counter)
+    gave_up: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def total_retries(self) -> int:
+        return sum(self.retries.values())
+
+
+def error_code(error: BaseException) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", "ClientError"))
+    return type(error).__name__
+
+
+def is_retryable(error: BaseException) -> bool:
+    if isinstance(error, ClientError):
+        code = error_code(error)
+        if code in THROTTLING_CODES or code in SERVER_ERROR_CODES:
+            return True
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return isinstance(status, int) and status >= 500
+    return isinstance(
+        error,
+        EndpointConnectionError | ConnectionClosedError | ReadTimeoutError | ConnectTimeoutError,
+    ) or (isinstance(error, BotoCoreError) and "connect" in type(error).__name__.lower())
+
+
+async def call_with_retry(
+    operation: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    stats: RetryStats,
+    *,
+    deadline: float | None = None,
+    on_retry: Callable[[BaseException], None] | None = None,
+    sleep: Sleep = asyncio.sleep,
+    clock: Clock = time.monotonic,
+    rng: Callable[[], float] = random.random,
+) -> T:
+    """Runs `operation` until it succeeds, fails with a non-retryable error (raised as is), or
+    runs out of attempts or time (`deadline` on `clock`): then `LeaseTableUnavailable`.
+
+    `on_retry` runs before each retry: a conditional write that is retried may already have
+    been applied, and its caller must then resolve a ConditionalCheckFailed differently.
+    """
+    attempt = 0
+    while True:
+        try:
+            return await operation()
+        except (ClientError, BotoCoreError) as error:
+            if not is_retryable(error):
+                raise
+            code = error_code(error)
+            delay = policy.delay(attempt, rng)
+            attempt += 1
+            out_of_time = deadline is not None and clock() + delay >= deadline
+            if attempt >= policy.max_attempts or out_of_time:
+                stats.gave_up[code] += 1
+                raise LeaseTableUnavailable(
+                    f"lease table call failed after {attempt} attempt(s): {code}"
+                ) from error
+            stats.retries[code] += 1
+            if on_retry is not None:
+                on_retry(error)
+            await sleep(delay)

@@ -1,0 +1,641 @@
+"""The DynamoDB lease table: every read and write of leases, checkpoints and heartbeats.
+
+All I/O of the lease layer is here. Every ownership change and every checkpoint is a
+conditional write on (leaseOwner, leaseCounter); `leaseCounter` is the fencing token and grows
+by one on every ownership change (take, claim, transfer, release, shard end), never on a
+checkpoint. A write that was retried after an ambiguous failure (timeout, 5xx) may already have
+been applied; such writes use `ReturnValuesOnConditionCheckFailure=ALL_OLD` to recognise their
+own earlier success instead of reporting a false conflict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from checkpoints.errors import LeaseLost, LeaseTableMissing
+from checkpoints.model import (
+    Attr,
+    AttributeValue,
+    Checkpoint,
+    Item,
+    Lease,
+    TableSnapshot,
+    lease_from_item,
+    lease_to_item,
+    n,
+    s,
+    snapshot_from_items,
+    ss,
+    worker_key,
+)
+from checkpoints.retry import Clock, RetryPolicy, RetryStats, call_with_retry, error_code
+from consumer.aws import AwsEndpoints
+
+CONDITIONAL_FAILED = "ConditionalCheckFailedException"
+# Checkpoint writes are application-driven; the benchmark reports them apart from the
+# coordination writes (heartbeats and ownership changes) that KCL's renewals compare with.
+CHECKPOINT_KINDS = frozenset({"checkpoint", "prepare_checkpoint", "shard_end"})
+
+# Lease-table calls must answer quickly: a heartbeat stuck for the botocore default (60 s)
+# would outlive the local expiry. Our own retry loop replaces botocore's.
+_TABLE_CLIENT_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"total_max_attempts": 1},
+    max_pool_connections=64,
+)
+
+
+def lease_table_definition(table_name: str) -> dict[str, Any]:
+    """CreateTable arguments of a lease table (infra/ renders the same definition)."""
+    return {
+        "TableName": table_name,
+        "AttributeDefinitions": [{"AttributeName": Attr.LEASE_KEY, "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": Attr.LEASE_KEY, "KeyType": "HASH"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+@dataclass
+class TableStats:
+    """What the table did: billed writes per kind (a failed conditional write is billed too),
+    conditional failures, reads and retries. Read by the benchmark and telemetry."""
+
+    writes: Counter[str] = field(default_factory=Counter)
+    conditional_failures: Counter[str] = field(default_factory=Counter)
+    scans: int = 0
+    items_read: int = 0
+    read_units: float = 0.0
+    retry: RetryStats = field(default_factory=RetryStats)
+
+    @property
+    def coordination_writes(self) -> int:
+        """Heartbeats, ownership changes, lease creation and clean-up: all but checkpoints."""
+        return sum(v for k, v in self.writes.items() if k not in CHECKPOINT_KINDS)
+
+    @property
+    def checkpoint_writes(self) -> int:
+        return sum(v for k, v in self.writes.items() if k in CHECKPOINT_KINDS)
+
+
+class FenceOutcome(StrEnum):
+    FENCED = "fenced"  # the worker is (now or already) fenced: its leases may be taken
+    ALIVE = "alive"  # its heartbeat moved on: it is alive, take nothing
+    GONE = "gone"  # it has no heartbeat item
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    ok: bool
+    item: Item | None
+
+
+_NAME = re.compile(r"#(\w+)")
+_VALUE = re.compile(r":(\w+)")
+
+
+def _now_text() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class LeaseTable:
+    """Typed operations on one lease table over an aiobotocore DynamoDB client.
+
+    Construct with a client (tests) or use `LeaseTable.open(endpoints, name)`. Methods that
+    change ownership return the new lease, or None when the condition failed (someone else
+    changed the lease first); checkpoint methods raise `LeaseLost` instead.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        retry: RetryPolicy | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._client = client
+        self.name = table_name
+        self._retry = retry or RetryPolicy()
+        self._clock = clock
+        self.stats = TableStats()
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, endpoints: AwsEndpoints, table_name: str, retry: RetryPolicy | None = None
+    ) -> AsyncIterator[LeaseTable]:
+        kwargs = endpoints.client_kwargs("dynamodb")
+        kwargs["config"] = kwargs["config"].merge(_TABLE_CLIENT_CONFIG)
+        async with endpoints.aio_session().create_client("dynamodb", **kwargs) as client:
+            yield cls(client, table_name, retry)
+
+    async def _call(self, method: str, params: Mapping[str, Any], **retry_kw: Any) -> Any:
+        function = getattr(self._client, method)
+        return await call_with_retry(
+            lambda: function(**params), self._retry, self.stats.retry, clock=self._clock, **retry_kw
+        )
+
+    # --- the table itself -----------------------------------------------------------------
+
+    async def exists(self) -> bool:
+        try:
+            await self._call("describe_table", {"TableName": self.name})
+        except ClientError as error:
+            if error_code(error) == "ResourceNotFoundException":
+                return False
+            raise
+        return True
+
+    async def create_if_missing(self, timeout_s: float = 120.0) -> bool:
+        """Creates the table (on-demand) unless it exists; waits until ACTIVE. True if created."""
+        created = False
+        try:
+            await self._call("create_table", lease_table_definition(self.name))
+            created = True
+        except ClientError as error:
+            if error_code(error) != "ResourceInUseException":  # exists or being created
+                raise
+        deadline = self._clock() + timeout_s
+        while True:
+            description = await self._call("describe_table", {"TableName": self.name})
+            if description["Table"]["TableStatus"] == "ACTIVE":
+                return created
+            if self._clock() > deadline:
+                raise LeaseTableMissing(f"lease table {self.name} did not become ACTIVE")
+            await asyncio.sleep(1.0)
+
+    async def scan(self) -> TableSnapshot:
+        """All leases and heartbeats, strongly consistent, every page."""
+        items: list[Item] = []
+        params: dict[str, Any] = {
+            "TableName": self.name,
+            "ConsistentRead": True,
+            "ReturnConsumedCapacity": "TOTAL",
+        }
+        while True:
+            try:
+                page = await self._call("scan", params)
+            except ClientError as error:
+                if error_code(error) == "ResourceNotFoundException":
+                    raise LeaseTableMissing(f"lease table {self.name} does not exist") from error
+                raise
+            self.stats.scans += 1
+            items.extend(page.get("Items", []))
+            self.stats.read_units += float(page.get("ConsumedCapacity", {}).get("CapacityUnits", 0))
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+            params["ExclusiveStartKey"] = start
+        self.stats.items_read += len(items)
+        return snapshot_from_items(items)
+
+    async def get_lease(self, key: str) -> Lease | None:
+        response = await self._call(
+            "get_item",
+            {"TableName": self.name, "Key": {Attr.LEASE_KEY: s(key)}, "ConsistentRead": True},
+        )
+        item = response.get("Item")
+        return lease_from_item(item) if item else None
+
+    # --- generic writes -------------------------------------------------------------------
+
+    async def _update(
+        self,
+        kind: str,
+        key: str,
+        update: str,
+        condition: str | None,
+        values: Mapping[str, AttributeValue],
+        *,
+        return_new: bool = False,
+        resolve: Callable[[Item], bool] | None = None,
+        deadline: float | None = None,
+    ) -> _Outcome:
+        """One conditional UpdateItem. `resolve(old_item)` decides, after a retried attempt
+        failed its condition, whether the item shows our own earlier attempt succeeded."""
+        text = f"{update} {condition or ''}"
+        params: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": {Attr.LEASE_KEY: s(key)},
+            "UpdateExpression": update,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        names = {f"#{name}": name for name in _NAME.findall(text)}
+        if names:
+            params["ExpressionAttributeNames"] = names
+        used = {f":{name}" for name in _VALUE.findall(text)}
+        if used:
+            params["ExpressionAttributeValues"] = {k: v for k, v in values.items() if k in used}
+        if condition:
+            params["ConditionExpression"] = condition
+        if return_new:
+            params["ReturnValues"] = "ALL_NEW"
+        retried = False
+
+        def note_retry(_error: BaseException) -> None:
+            nonlocal retried
+            retried = True
+
+        try:
+            response = await self._call(
+                "update_item", params, on_retry=note_retry, deadline=deadline
+            )
+        except ClientError as error:
+            if error_code(error) != CONDITIONAL_FAILED:
+                raise
+            self.stats.writes[kind] += 1
+            old: Item | None = error.response.get("Item")
+            if retried and resolve is not None and old is not None and resolve(old):
+                return _Outcome(True, old)
+            self.stats.conditional_failures[kind] += 1
+            return _Outcome(False, old)
+        self.stats.writes[kind] += 1
+        return _Outcome(True, response.get("Attributes"))
+
+    def _owned_by(self, owner: str, counter: int) -> Callable[[Item], bool]:
+        def check(item: Item) -> bool:
+            lease = lease_from_item(item)
+            return lease.owner == owner and lease.counter == counter
+
+        return check
+
+    async def _change_owner(
+        self,
+        kind: str,
+        key: str,
+        expect_owner: str | None,
+        expect_counter: int,
+        new_owner: str | None,
+        *,
+        expect_handoff_to: str | None = None,
+        count_switch: bool = True,
+    ) -> Lease | None:
+        condition = (
+            "attribute_not_exists(#leaseOwner)" if expect_owner is None else "#leaseOwner = :owner"
+        ) + " AND #leaseCounter = :counter"
+        if expect_handoff_to is not None:
+            condition += " AND #handoffTo = :requester"
+        sets = ["#leaseCounter = :next"]
+        removes = ["#handoffTo"]
+        if new_owner is None:
+            removes.append("#leaseOwner")
+        else:
+            sets.append("#leaseOwner = :new")
+        if count_switch:
+            sets.append(
+                "#ownerSwitchesSinceCheckpoint = "
+                "if_not_exists(#ownerSwitchesSinceCheckpoint, :zero) + :one"
+            )
+        update = f"SET {', '.join(sets)} REMOVE {', '.join(removes)}"
+        values = {
+            ":owner": s(expect_owner or ""),
+            ":counter": n(expect_counter),
+            ":next": n(expect_counter + 1),
+            ":new": s(new_owner or ""),
+            ":requester": s(expect_handoff_to or ""),
+            ":zero": n(0),
+            ":one": n(1),
+        }
+
+        def resolve(item: Item) -> bool:
+            lease = lease_from_item(item)
+            return lease.owner == new_owner and lease.counter == expect_counter + 1
+
+        outcome = await self._update(
+            kind, key, update, condition, values, return_new=True, resolve=resolve
+        )
+        if not outcome.ok or outcome.item is None:
+            return None
+        return lease_from_item(outcome.item)
+
+    # --- ownership --------------------------------------------------------------------------
+
+    async def take(
+        self, key: str, expect_owner: str | None, expect_counter: int, me: str
+    ) -> Lease | None:
+        """Takes an unowned lease or one whose owner is dead (fenced or, for owners without a
+        heartbeat item, expired). Clears any pending handoff request."""
+        return await self._change_owner("take", key, expect_owner, expect_counter, me)
+
+    async def claim(self, key: str, me: str, counter: int) -> Lease | None:
+        """Starts working on a lease the table already shows as ours (handed to us, or ours
+        from before a restart or a lapse): a new fencing token, so that nobody who judged an
+        earlier incarnation of us dead can still take it on the old token."""
+        return await self._change_owner("claim", key, me, counter, me, count_switch=False)
+
+    async def force_steal(self, key: str, owner: str, counter: int, me: str) -> Lease | None:
+        """Takes a lease from a live owner that did not complete our handoff request in time."""
+        return await self._change_owner(
+            "force_steal", key, owner, counter, me, expect_handoff_to=me
+        )
+
+    async def transfer(
+        self, key: str, me: str, token: int, to: str | None, *, requested_by: str | None = None
+    ) -> bool:
+        """Hands our lease to `to` (None: release it to nobody). With `requested_by`, only if
+        that worker's handoff request is still on the lease."""
+        kind = "release" if to is None else "transfer"
+        lease = await self._change_owner(kind, key, me, token, to, expect_handoff_to=requested_by)
+        return lease is not None
+
+    async def request_handoff(self, key: str, owner: str, counter: int, me: str) -> bool:
+        """Asks the owner to hand this lease to us (a planned move: no duplicates)."""
+        outcome = await self._update(
+            "request_handoff",
+            key,
+            "SET #handoffTo = :me",
+            "#leaseOwner = :owner AND #leaseCounter = :counter"
+            " AND attribute_not_exists(#handoffTo)",
+            {":me": s(me), ":owner": s(owner), ":counter": n(counter)},
+            resolve=lambda item: lease_from_item(item).handoff_to == me,
+        )
+        return outcome.ok
+
+    async def decline_handoff(self, key: str, me: str, token: int, requester: str) -> bool:
+        outcome = await self._update(
+            "decline_handoff",
+            key,
+            "REMOVE #handoffTo",
+            "#leaseOwner = :me AND #leaseCounter = :counter AND #handoffTo = :requester",
+            {":me": s(me), ":counter": n(token), ":requester": s(requester)},
+            resolve=lambda item: lease_from_item(item).handoff_to is None,
+        )
+        return outcome.ok
+
+    # --- checkpoints (fenced by owner and token) --------------------------------------------
+
+    async def checkpoint(self, key: str, me: str, token: int, checkpoint: Checkpoint) -> None:
+        """Records `checkpoint` and clears any pending one. Raises `LeaseLost` when the lease is
+        no longer (me, token). Idempotent, so a retried write is harmless."""
+        sets = [
+            "#checkpoint = :cp",
+            "#checkpointSubSequenceNumber = :sub",
+            "#ownerSwitchesSinceCheckpoint = :zero",
+        ]
+        removes = ["#pendingCheckpoint", "#pendingCheckpointSubSequenceNumber",
+                   "#pendingCheckpointTimestamp"]
+        if checkpoint.timestamp_ms is not None:
+            sets.append("#checkpointTimestamp = :ts")
+        else:
+            removes.append("#checkpointTimestamp")
+        outcome = await self._update(
+            "checkpoint",
+            key,
+            f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
+            "#leaseOwner = :me AND #leaseCounter = :counter",
+            {
+                ":cp": s(checkpoint.stored_value),
+                ":sub": n(checkpoint.sub_sequence_number),
+                ":zero": n(0),
+                ":ts": n(checkpoint.timestamp_ms or 0),
+                ":me": s(me),
+                ":counter": n(token),
+            },
+        )
+        if not outcome.ok:
+            raise LeaseLost(key, "the lease table refused the checkpoint (owner or token changed)")
+
+    async def prepare_checkpoint(
+        self, key: str, me: str, token: int, checkpoint: Checkpoint
+    ) -> None:
+        """Phase one of a two-phase checkpoint: records `pendingCheckpoint` only."""
+        outcome = await self._update(
+            "prepare_checkpoint",
+            key,
+            "SET #pendingCheckpoint = :cp, #pendingCheckpointSubSequenceNumber = :sub",
+            "#leaseOwner = :me AND #leaseCounter = :counter",
+            {
+                ":cp": s(checkpoint.stored_value),
+                ":sub": n(checkpoint.sub_sequence_number),
+                ":me": s(me),
+                ":counter": n(token),
+            },
+        )
+        if not outcome.ok:
+            raise LeaseLost(key, "the lease table refused the prepared checkpoint")
+
+    async def finish_shard(
+        self, key: str, me: str, token: int, child_shard_ids: Iterable[str] = ()
+    ) -> None:
+        """Checkpoints SHARD_END and gives the lease up in one write: a finished lease has no
+        owner, so its children become takeable (invariant 4)."""
+        children = sorted(child_shard_ids)
+        update = (
+            "SET #checkpoint = :end, #checkpointSubSequenceNumber = :zero, "
+            "#leaseCounter = :next, #ownerSwitchesSinceCheckpoint = :zero"
+            + (" ADD #childShardIds :children" if children else "")
+            + " REMOVE #leaseOwner, #handoffTo, #pendingCheckpoint, "
+            "#pendingCheckpointSubSequenceNumber, #checkpointTimestamp"
+        )
+
+        def resolve(item: Item) -> bool:
+            lease = lease_from_item(item)
+            return lease.finished and lease.counter == token + 1
+
+        values = {
+            ":end": s(Checkpoint.shard_end().stored_value),
+            ":zero": n(0),
+            ":next": n(token + 1),
+            ":me": s(me),
+            ":counter": n(token),
+        }
+        if children:
+            values[":children"] = ss(children)
+        outcome = await self._update(
+            "shard_end",
+            key,
+            update,
+            "#leaseOwner = :me AND #leaseCounter = :counter",
+            values,
+            resolve=resolve,
+        )
+        if not outcome.ok:
+            raise LeaseLost(key, "the lease table refused SHARD_END (owner or token changed)")
+
+    # --- lease life cycle -------------------------------------------------------------------
+
+    async def create_lease(self, lease: Lease, *, overwrite: bool = False) -> bool:
+        """Puts a new lease; False if one with this key exists (unless `overwrite`)."""
+        params: dict[str, Any] = {"TableName": self.name, "Item": lease_to_item(lease)}
+        if not overwrite:
+            params["ConditionExpression"] = "attribute_not_exists(#k)"
+            params["ExpressionAttributeNames"] = {"#k": Attr.LEASE_KEY}
+        try:
+            await self._call("put_item", params)
+        except ClientError as error:
+            if error_code(error) != CONDITIONAL_FAILED:
+                raise
+            self.stats.writes["create_lease"] += 1
+            self.stats.conditional_failures["create_lease"] += 1
+            return False
+        self.stats.writes["create_lease"] += 1
+        return True
+
+    async def add_children(self, key: str, child_shard_ids: Iterable[str]) -> bool:
+        children = sorted(child_shard_ids)
+        if not children:
+            return True
+        outcome = await self._update(
+            "add_children",
+            key,
+            "ADD #childShardIds :children",
+            "attribute_exists(#leaseKey)",
+            {":children": ss(children)},
+        )
+        return outcome.ok
+
+    async def delete_finished_lease(self, key: str) -> bool:
+        """Deletes a lease only if it is at SHARD_END."""
+        params = {
+            "TableName": self.name,
+            "Key": {Attr.LEASE_KEY: s(key)},
+            "ConditionExpression": "#checkpoint = :end",
+            "ExpressionAttributeNames": {"#checkpoint": Attr.CHECKPOINT},
+            "ExpressionAttributeValues": {":end": s(Checkpoint.shard_end().stored_value)},
+        }
+        try:
+            await self._call("delete_item", params)
+        except ClientError as error:
+            if error_code(error) != CONDITIONAL_FAILED:
+                raise
+            self.stats.writes["delete_lease"] += 1
+            self.stats.conditional_failures["delete_lease"] += 1
+            return False
+        self.stats.writes["delete_lease"] += 1
+        return True
+
+    async def reset_lease(self, key: str, expect_counter: int, checkpoint: Checkpoint) -> bool:
+        """Admin: moves a lease to `checkpoint` and frees it (only for a stopped application)."""
+        sets = [
+            "#checkpoint = :cp",
+            "#checkpointSubSequenceNumber = :sub",
+            "#leaseCounter = :next",
+            "#ownerSwitchesSinceCheckpoint = :zero",
+        ]
+        removes = ["#leaseOwner", "#handoffTo", "#pendingCheckpoint",
+                   "#pendingCheckpointSubSequenceNumber", "#pendingCheckpointTimestamp"]
+        if checkpoint.timestamp_ms is not None:
+            sets.append("#checkpointTimestamp = :ts")
+        else:
+            removes.append("#checkpointTimestamp")
+        outcome = await self._update(
+            "reset",
+            key,
+            f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
+            "#leaseCounter = :counter",
+            {
+                ":cp": s(checkpoint.stored_value),
+                ":sub": n(checkpoint.sub_sequence_number),
+                ":next": n(expect_counter + 1),
+                ":zero": n(0),
+                ":ts": n(checkpoint.timestamp_ms or 0),
+                ":counter": n(expect_counter),
+            },
+        )
+        return outcome.ok
+
+    # --- heartbeats -------------------------------------------------------------------------
+
+    async def register_worker(
+        self, worker_id: str, lease_count: int = 0, deadline: float | None = None
+    ) -> int:
+        """(Re)starts a worker's heartbeat item, clearing any fence. Returns its counter."""
+        outcome = await self._update(
+            "register",
+            worker_key(worker_id),
+            "SET #heartbeatCounter = if_not_exists(#heartbeatCounter, :zero) + :one, "
+            "#workerId = :id, #heartbeatAt = :at, #leaseCount = :count REMOVE #fencedBy",
+            None,
+            {
+                ":zero": n(0),
+                ":one": n(1),
+                ":id": s(worker_id),
+                ":at": s(_now_text()),
+                ":count": n(lease_count),
+            },
+            return_new=True,
+            deadline=deadline,
+        )
+        assert outcome.item is not None
+        return int(outcome.item[Attr.HEARTBEAT_COUNTER]["N"])
+
+    async def heartbeat(
+        self, worker_id: str, counter: int, lease_count: int, deadline: float | None = None
+    ) -> int | None:
+        """Moves our heartbeat counter from `counter` to `counter + 1`. Returns the new counter,
+        or None when the item was fenced, deleted or changed by someone else: we have been
+        declared dead and must drop every lease."""
+
+        def resolve(item: Item) -> bool:
+            return (
+                int(item.get(Attr.HEARTBEAT_COUNTER, {"N": "0"})["N"]) == counter + 1
+                and Attr.FENCED_BY not in item
+            )
+
+        outcome = await self._update(
+            "heartbeat",
+            worker_key(worker_id),
+            "SET #heartbeatCounter = :next, #heartbeatAt = :at, #leaseCount = :count",
+            "#heartbeatCounter = :counter AND attribute_not_exists(#fencedBy)",
+            {
+                ":next": n(counter + 1),
+                ":at": s(_now_text()),
+                ":count": n(lease_count),
+                ":counter": n(counter),
+            },
+            resolve=resolve,
+            deadline=deadline,
+        )
+        return counter + 1 if outcome.ok else None
+
+    async def fence_worker(self, worker_id: str, counter: int, by: str) -> FenceOutcome:
+        """Declares a worker dead if its heartbeat is still at `counter`. From then on its
+        heartbeat writes fail, so it can never again believe it owns what we take."""
+        outcome = await self._update(
+            "fence",
+            worker_key(worker_id),
+            "SET #fencedBy = :by",
+            "#heartbeatCounter = :counter AND attribute_not_exists(#fencedBy)",
+            {":by": s(by), ":counter": n(counter)},
+            resolve=lambda item: item.get(Attr.FENCED_BY) == s(by),
+        )
+        if outcome.ok:
+            return FenceOutcome.FENCED
+        if outcome.item is None:
+            return FenceOutcome.GONE
+        if Attr.FENCED_BY in outcome.item:
+            return FenceOutcome.FENCED
+        return FenceOutcome.ALIVE
+
+    async def delete_worker(self, worker_id: str, counter: int | None = None) -> bool:
+        """Deletes a heartbeat item (ours at shutdown, or a dead worker's that owns nothing)."""
+        params: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": {Attr.LEASE_KEY: s(worker_key(worker_id))},
+        }
+        if counter is not None:
+            params["ConditionExpression"] = "#c = :c"
+            params["ExpressionAttributeNames"] = {"#c": Attr.HEARTBEAT_COUNTER}
+            params["ExpressionAttributeValues"] = {":c": n(counter)}
+        try:
+            await self._call("delete_item", params)
+        except ClientError as error:
+            if error_code(error) != CONDITIONAL_FAILED:
+                raise
+            self.stats.writes["delete_worker"] += 1
+            self.stats.conditional_failures["delete_worker"] += 1
+            return False
+        self.stats.writes["delete_worker"] += 1
+        return True

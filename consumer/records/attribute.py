@@ -1,0 +1,405 @@
+"""DynamoDB typed JSON (`{"S": "x"}`, `{"N": "1.5"}`, ...) to Python and to JSON.
+
+Three converters over an item map (attribute name -> attribute value), one per image view:
+
+- `item_to_python`: native values, equal to boto3's TypeDeserializer output: str, Decimal,
+  bytes (boto3 gives `Binary`, which compares equal to bytes), bool, None, set, list, dict.
+- `item_to_json`: JSON-native values: numbers as `JsonNumber` (exact; written with DynamoDB's
+  own digits by `to_json_bytes`), binary as base64 text, sets as lists in the order received.
+- `item_to_client`: typed JSON with binary values as bytes, the shape botocore's low-level
+  client takes for PutItem (it base64-encodes bytes itself; base64 text would be stored as is).
+
+Binary values may arrive as base64 text (Kinesis destination records, Lambda events) or as
+bytes (boto3's DynamoDB Streams client); both are accepted. Base64 text is decoded strictly:
+only the canonical encoding is valid.
+
+All three validate the same things (type tags, value types, numbers, base64) and raise only
+InvalidAttribute, whose path names the bad value. The loops are written out per view, with
+inline fast paths for S and N, because this is the hot path of every pipeline.
+"""
+
+from __future__ import annotations
+
+import binascii
+from typing import Any, TypeAlias
+
+from consumer.records.errors import InvalidAttribute
+from consumer.records.number import JsonNumber, create_number, parse_number
+
+# An item image in DynamoDB's typed JSON, as received: attribute name -> {"TAG": value}.
+WireItem: TypeAlias = dict[str, Any]
+# The same item as native Python values (str, Decimal, bytes, bool, None, set, list, dict).
+PythonItem: TypeAlias = dict[str, Any]
+# The same item as JSON-native values (str, JsonNumber, bool, None, list, dict).
+JsonItem: TypeAlias = dict[str, Any]
+
+# What the C-level conversions may raise on bad input (decimal signals are ArithmeticErrors,
+# binascii.Error and non-ASCII base64 are ValueErrors); turned into InvalidAttribute.
+_CONVERSION_ERRORS = (ArithmeticError, ValueError, TypeError)
+
+_a2b_base64 = binascii.a2b_base64
+_b2a_base64 = binascii.b2a_base64
+
+
+# --- shared leaf checks ---------------------------------------------------------------------
+
+
+def _tagged(value: object) -> tuple[str, object]:
+    """The (type tag, payload) of one attribute value."""
+    if type(value) is not dict:
+        raise InvalidAttribute(
+            f"an attribute value must be an object with one type tag, not {_kind(value)}"
+        )
+    if len(value) != 1:
+        tags = ", ".join(repr(tag) for tag in list(value)[:4])
+        raise InvalidAttribute(f"an attribute value must have exactly one type tag, not [{tags}]")
+    ((tag, payload),) = value.items()
+    return tag, payload
+
+
+def _string(value: object) -> str:
+    if type(value) is str:
+        return value
+    raise InvalidAttribute(f"an S value must be a string, not {_kind(value)}")
+
+
+def _bool(value: object) -> bool:
+    if type(value) is bool:
+        return value
+    raise InvalidAttribute(f"a BOOL value must be true or false, not {_kind(value)}")
+
+
+def _null(value: object) -> None:
+    if value is True:
+        return None
+    raise InvalidAttribute(f"a NULL value must be true, not {value!r}")
+
+
+def _list(value: object, tag: str) -> list[Any]:
+    if type(value) is list:
+        return value
+    raise InvalidAttribute(f"an {tag} value must be an array, not {_kind(value)}")
+
+
+def _map(value: object) -> dict[str, Any]:
+    if type(value) is dict:
+        return value
+    raise InvalidAttribute(f"an M value (or an item) must be an object, not {_kind(value)}")
+
+
+def decode_base64(text: str) -> bytes:
+    """The bytes of canonical base64 `text`; InvalidAttribute if it is not exactly that."""
+    try:
+        data = _a2b_base64(text, strict_mode=True)
+    except _CONVERSION_ERRORS:
+        raise InvalidAttribute(f"invalid base64: {_clip(text)!r}") from None
+    # strict_mode still accepts extra padding and non-zero trailing bits; the canonical
+    # encoding is the only one DynamoDB writes and the one the JSON view passes through.
+    if _b2a_base64(data, newline=False) != text.encode("ascii"):
+        raise InvalidAttribute(f"non-canonical base64: {_clip(text)!r}")
+    return data
+
+
+def _binary(value: object) -> bytes:
+    if type(value) is str:
+        return decode_base64(value)
+    if type(value) is bytes:
+        return value
+    if type(value) is bytearray:
+        return bytes(value)
+    raise InvalidAttribute(f"a binary value must be base64 text or bytes, not {_kind(value)}")
+
+
+def _binary_text(value: object) -> str:
+    if type(value) is str:
+        decode_base64(value)
+        return value
+    if type(value) is bytes or type(value) is bytearray:
+        return _b2a_base64(value, newline=False).decode("ascii")
+    raise InvalidAttribute(f"a binary value must be base64 text or bytes, not {_kind(value)}")
+
+
+def _string_list(value: object, tag: str) -> list[str]:
+    strings = _list(value, tag)
+    for item in strings:
+        if type(item) is not str:
+            raise InvalidAttribute(f"an SS member must be a string, not {_kind(item)}")
+    return strings
+
+
+# --- python view ----------------------------------------------------------------------------
+
+
+def item_to_python(item: object) -> PythonItem:
+    """An item (or M value) as native Python values, as TypeDeserializer gives them."""
+    out: PythonItem = {}
+    for name, value in _map(item).items():
+        try:
+            # Fast paths for S and N; every other type, and every error, goes through
+            # _python_value, which names the problem.
+            if type(value) is dict and len(value) == 1:
+                payload = value.get("S", value)
+                if payload is not value:
+                    if type(payload) is str:
+                        out[name] = payload
+                        continue
+                else:
+                    payload = value.get("N", value)
+                    if payload is not value and type(payload) is str:
+                        number = create_number(payload)
+                        if number.is_finite():
+                            out[name] = number
+                            continue
+            out[name] = _python_value(value)
+        except InvalidAttribute as error:
+            error.path.append(name)
+            raise
+        except _CONVERSION_ERRORS as error:
+            raise _explain(error, value, name) from error
+    return out
+
+
+def _python_list(value: object) -> list[Any]:
+    out: list[Any] = []
+    for index, member in enumerate(_list(value, "L")):
+        try:
+            if type(member) is dict and len(member) == 1:
+                payload = member.get("S", member)
+                if payload is not member:
+                    if type(payload) is str:
+                        out.append(payload)
+                        continue
+                else:
+                    payload = member.get("N", member)
+                    if payload is not member and type(payload) is str:
+                        number = create_number(payload)
+                        if number.is_finite():
+                            out.append(number)
+                            continue
+            out.append(_python_value(member))
+        except InvalidAttribute as error:
+            error.path.append(index)
+            raise
+        except _CONVERSION_ERRORS as error:
+            raise _explain(error, member, index) from error
+    return out
+
+
+def _python_value(value: object) -> Any:
+    tag, payload = _tagged(value)
+    if tag == "S":
+        return _string(payload)
+    if tag == "N":
+        return parse_number(payload)
+    if tag == "M":
+        return item_to_python(payload)
+    if tag == "L":
+        return _python_list(payload)
+    if tag == "BOOL":
+        return _bool(payload)
+    if tag == "NULL":
+        return _null(payload)
+    if tag == "B":
+        return _binary(payload)
+    if tag == "SS":
+        return set(_string_list(payload, tag))
+    if tag == "NS":
+        return {parse_number(member) for member in _list(payload, tag)}
+    if tag == "BS":
+        return {_binary(member) for member in _list(payload, tag)}
+    raise InvalidAttribute(f"unknown type tag {tag!r}")
+
+
+def value_to_python(value: object) -> Any:
+    """One attribute value (`{"TAG": payload}`) as a native Python value."""
+    try:
+        return _python_value(value)
+    except _CONVERSION_ERRORS as error:
+        raise _explain(error, value, None) from error
+
+
+# --- JSON view ------------------------------------------------------------------------------
+
+
+def item_to_json(item: object) -> JsonItem:
+    """An item (or M value) as JSON-native values; numbers exact (JsonNumber)."""
+    out: JsonItem = {}
+    for name, value in _map(item).items():
+        try:
+            if type(value) is dict and len(value) == 1:
+                payload = value.get("S", value)
+                if payload is not value and type(payload) is str:
+                    out[name] = payload
+                    continue
+            out[name] = _json_value(value)
+        except InvalidAttribute as error:
+            error.path.append(name)
+            raise
+        except _CONVERSION_ERRORS as error:
+            raise _explain(error, value, name) from error
+    return out
+
+
+def _json_list(value: object) -> list[Any]:
+    out: list[Any] = []
+    for index, member in enumerate(_list(value, "L")):
+        try:
+            out.append(_json_value(member))
+        except InvalidAttribute as error:
+            error.path.append(index)
+            raise
+        except _CONVERSION_ERRORS as error:
+            raise _explain(error, member, index) from error
+    return out
+
+
+def _json_value(value: object) -> Any:
+    tag, payload = _tagged(value)
+    if tag == "S":
+        return _string(payload)
+    if tag == "N":
+        return JsonNumber(_number_text(payload))
+    if tag == "M":
+        return item_to_json(payload)
+    if tag == "L":
+        return _json_list(payload)
+    if tag == "BOOL":
+        return _bool(payload)
+    if tag == "NULL":
+        return _null(payload)
+    if tag == "B":
+        return _binary_text(payload)
+    if tag == "SS":
+        return list(_string_list(payload, tag))
+    if tag == "NS":
+        return [JsonNumber(_number_text(member)) for member in _list(payload, tag)]
+    if tag == "BS":
+        return [_binary_text(member) for member in _list(payload, tag)]
+    raise InvalidAttribute(f"unknown type tag {tag!r}")
+
+
+def value_to_json(value: object) -> Any:
+    """One attribute value (`{"TAG": payload}`) as a JSON-native value."""
+    try:
+        return _json_value(value)
+    except _CONVERSION_ERRORS as error:
+        raise _explain(error, value, None) from error
+
+
+def _number_text(value: object) -> str:
+    if type(value) is str:
+        return value
+    raise InvalidAttribute(f"a number must be a string, not {_kind(value)}")
+
+
+# --- client view ----------------------------------------------------------------------------
+
+
+def item_to_client(item: object) -> WireItem:
+    """An item (or M value) in typed JSON with binary values as bytes, validated.
+
+    Returns `item` itself when it holds no base64 text (copy on write), so for images without
+    binary attributes this costs one validating walk and no copies.
+    """
+    source = _map(item)
+    out: WireItem | None = None
+    for name, value in source.items():
+        try:
+            converted = _client_value(value)
+        except InvalidAttribute as error:
+            error.path.append(name)
+            raise
+        except _CONVERSION_ERRORS as error:
+            raise _explain(error, value, name) from error
+        if converted is not value:
+            if out is None:
+                out = dict(source)
+            out[name] = converted
+    return source if out is None else out
+
+
+def _client_list(value: object) -> list[Any]:
+    source = _list(value, "L")
+    out: list[Any] | None = None
+    for index, member in enumerate(source):
+        try:
+            converted = _client_value(member)
+        except InvalidAttribute as error:
+            error.path.append(index)
+            raise
+        except _CONVERSION_ERRORS as error:
+            raise _explain(error, member, index) from error
+        if converted is not member:
+            if out is None:
+                out = list(source)
+            out[index] = converted
+    return source if out is None else out
+
+
+def _client_value(value: object) -> Any:
+    tag, payload = _tagged(value)
+    if tag == "S":
+        _string(payload)
+    elif tag == "N":
+        parse_number(payload)
+    elif tag == "M":
+        converted = item_to_client(payload)
+        if converted is not payload:
+            return {"M": converted}
+    elif tag == "L":
+        members = _client_list(payload)
+        if members is not payload:
+            return {"L": members}
+    elif tag == "BOOL":
+        _bool(payload)
+    elif tag == "NULL":
+        _null(payload)
+    elif tag == "B":
+        if type(payload) is not bytes:
+            return {"B": _binary(payload)}
+    elif tag == "SS":
+        _string_list(payload, tag)
+    elif tag == "NS":
+        for member in _list(payload, tag):
+            parse_number(member)
+    elif tag == "BS":
+        members = _list(payload, tag)
+        if any(type(member) is not bytes for member in members):
+            return {"BS": [_binary(member) for member in members]}
+    else:
+        raise InvalidAttribute(f"unknown type tag {tag!r}")
+    return value
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def _explain(error: Exception, value: object, step: str | int | None) -> InvalidAttribute:
+    """An InvalidAttribute for an exception raised by a C-level conversion of `value`."""
+    reason = f"invalid attribute value {_clip(repr(value))}"
+    if isinstance(error, ArithmeticError):
+        reason = f"not a DynamoDB number (38 digits, 1E-130 to 1E+126) in {_clip(repr(value))}"
+    return InvalidAttribute(reason, [] if step is None else [step])
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    return type(value).__name__
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+__all__ = [
+    "JsonItem",
+    "PythonItem",
+    "WireItem",
+    "decode_base64",
+    "item_to_client",
+    "item_to_json",
+    "item_to_python",
+    "value_to_json",
+    "value_to_python",
+]

@@ -1,0 +1,114 @@
+"""Checks shared by the decoders for the fields every DynamoDB change record carries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from consumer.records.errors import InvalidRecord
+from consumer.records.event import EventName
+from consumer.records.image import Image
+from consumer.records.position import RecordPosition
+
+EVENT_NAMES = {name.value: name for name in EventName}
+DYNAMODB_SOURCE = "aws:dynamodb"
+_DYNAMODB_PRINCIPAL = "dynamodb.amazonaws.com"
+
+
+def record_object(record: object) -> dict[str, Any]:
+    if type(record) is not dict:
+        raise InvalidRecord(f"not a DynamoDB change record: a JSON {_kind(record)}, not an object")
+    return record
+
+
+def body_object(record: dict[str, Any]) -> dict[str, Any]:
+    """The record's `dynamodb` object."""
+    body = record.get("dynamodb")
+    if type(body) is not dict:
+        raise InvalidRecord(f"not a DynamoDB change record: dynamodb is {_missing_or(body)}")
+    return body
+
+
+def text(container: dict[str, Any], key: str) -> str:
+    """A required string field."""
+    value = container.get(key)
+    if type(value) is not str:
+        raise InvalidRecord(f"{key} is {_missing_or(value)}, not a string")
+    return value
+
+
+def event_name(record: dict[str, Any]) -> EventName:
+    value = record.get("eventName")
+    name = EVENT_NAMES.get(value) if type(value) is str else None
+    if name is None:
+        raise InvalidRecord(f"eventName {value!r} is not INSERT, MODIFY or REMOVE")
+    return name
+
+
+def check_source(record: dict[str, Any]) -> None:
+    """A record that names its source must name DynamoDB."""
+    source = record.get("eventSource", DYNAMODB_SOURCE)
+    if source != DYNAMODB_SOURCE:
+        raise InvalidRecord(f"eventSource {source!r} is not {DYNAMODB_SOURCE!r}")
+
+
+def is_ttl_delete(name: EventName, identity: object) -> bool:
+    """A REMOVE by DynamoDB's TTL process: userIdentity is the DynamoDB service principal.
+
+    Kinesis destination records and Lambda events spell the keys `type`/`principalId`, the
+    DynamoDB Streams API `Type`/`PrincipalId`.
+    """
+    if identity is None:
+        return False
+    if type(identity) is not dict:
+        raise InvalidRecord(f"userIdentity is a {_kind(identity)}, not an object")
+    if name is not EventName.REMOVE:
+        return False
+    kind = identity.get("type", identity.get("Type"))
+    principal = identity.get("principalId", identity.get("PrincipalId"))
+    return kind == "Service" and principal == _DYNAMODB_PRINCIPAL
+
+
+def keys_image(body: dict[str, Any], position: RecordPosition, raw: bytes) -> Image:
+    keys = body.get("Keys")
+    if type(keys) is not dict or not keys:
+        raise InvalidRecord(f"dynamodb.Keys is {_missing_or(keys)}, not a non-empty object")
+    return Image(keys, position, "Keys", raw)
+
+
+def item_image(
+    body: dict[str, Any], label: str, position: RecordPosition, raw: bytes
+) -> Image | None:
+    """dynamodb.NewImage or OldImage, None when absent (or null)."""
+    image = body.get(label)
+    if image is None:
+        return None
+    if type(image) is not dict:
+        raise InvalidRecord(f"dynamodb.{label} is a {_kind(image)}, not an object")
+    return Image(image, position, label, raw)
+
+
+def size_bytes(body: dict[str, Any], default: int) -> int:
+    """dynamodb.SizeBytes, or `default` when the record has none."""
+    size = body.get("SizeBytes")
+    if size is None:
+        return default
+    if type(size) is not int or size < 0:
+        raise InvalidRecord(f"dynamodb.SizeBytes {size!r} is not a non-negative integer")
+    return size
+
+
+def _missing_or(value: object) -> str:
+    return "missing" if value is None else f"a {_kind(value)}"
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    return {
+        dict: "object",
+        list: "array",
+        str: "string",
+        int: "number",
+        float: "number",
+        bool: "boolean",
+    }.get(type(value), type(value).__name__)

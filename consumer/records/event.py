@@ -1,0 +1,135 @@
+"""The decoded change: one typed, immutable event per DynamoDB item change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from consumer.records.image import Image
+from consumer.records.position import RecordPosition
+from consumer.records.timestamps import datetime_from_us
+
+
+class EventName(StrEnum):
+    """What happened to the item."""
+
+    INSERT = "INSERT"
+    MODIFY = "MODIFY"
+    REMOVE = "REMOVE"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    """One change to one DynamoDB item, as read from a stream.
+
+    - `keys`: the item's primary key. `new_image` is present on INSERT and MODIFY, `old_image`
+      on MODIFY and REMOVE, each when the stream carries it (a Streams view type may not).
+    - `created_at_us`: ApproximateCreationDateTime in epoch microseconds, whatever the
+      record's precision (milliseconds or microseconds in Kinesis destination records,
+      seconds in DynamoDB Streams records). It is the item's version for sinks (`version`).
+    - `ttl_delete`: a REMOVE done by DynamoDB's TTL process (userIdentity is the DynamoDB
+      service principal).
+    - `size`: the record's SizeBytes when it has one, else the payload's length in bytes.
+    - `raw`: the record's payload as read (for DynamoDB Streams records given as dicts, their
+      wire JSON), for audit and dead-letter queues.
+    """
+
+    event_id: str
+    event_name: EventName
+    table: str
+    region: str
+    keys: Image
+    new_image: Image | None
+    old_image: Image | None
+    created_at_us: int
+    ttl_delete: bool
+    size: int
+    position: RecordPosition
+    raw: bytes = field(repr=False)
+
+    @property
+    def created_at(self) -> datetime:
+        """ApproximateCreationDateTime as an aware UTC datetime (microsecond resolution)."""
+        return datetime_from_us(self.created_at_us)
+
+    @property
+    def version(self) -> int:
+        """The item version sinks keep the newest of: `created_at_us`."""
+        return self.created_at_us
+
+    @property
+    def sort_key(self) -> tuple[int, int, int]:
+        """(created_at_us, sequence number, sub-sequence number): newest-wins order with a
+        deterministic tie-break for changes made in the same microsecond."""
+        sequence, sub_sequence = self.position.sequence_key
+        return self.created_at_us, sequence, sub_sequence
+
+    @property
+    def images(self) -> tuple[Image, ...]:
+        """Keys, then the new and old images that are present."""
+        return tuple(
+            image for image in (self.keys, self.new_image, self.old_image) if image is not None
+        )
+
+    def validate(self) -> None:
+        """Raise DecodeError now for anything a view of this event would raise on later.
+
+        Computes (and caches) the python view of every image.
+        """
+        for image in self.images:
+            image.validate()
+
+    def __hash__(self) -> int:
+        return hash((self.position, self.event_id))
+
+
+# The frozen dataclass __init__ looks up object.__setattr__ once per field, a measurable share
+# of decoding an envelope; decoders build events through `new_event`, which calls each slot's
+# setter directly. Same fields, same result.
+_new = object.__new__
+(
+    _set_event_id,
+    _set_event_name,
+    _set_table,
+    _set_region,
+    _set_keys,
+    _set_new_image,
+    _set_old_image,
+    _set_created_at_us,
+    _set_ttl_delete,
+    _set_size,
+    _set_position,
+    _set_raw,
+) = (ChangeEvent.__dict__[name].__set__ for name in ChangeEvent.__slots__)
+
+
+def new_event(
+    event_id: str,
+    event_name: EventName,
+    table: str,
+    region: str,
+    keys: Image,
+    new_image: Image | None,
+    old_image: Image | None,
+    created_at_us: int,
+    ttl_delete: bool,
+    size: int,
+    position: RecordPosition,
+    raw: bytes,
+) -> ChangeEvent:
+    """ChangeEvent(...) for decoders: the same event, built faster."""
+    event: ChangeEvent = _new(ChangeEvent)
+    _set_event_id(event, event_id)
+    _set_event_name(event, event_name)
+    _set_table(event, table)
+    _set_region(event, region)
+    _set_keys(event, keys)
+    _set_new_image(event, new_image)
+    _set_old_image(event, old_image)
+    _set_created_at_us(event, created_at_us)
+    _set_ttl_delete(event, ttl_delete)
+    _set_size(event, size)
+    _set_position(event, position)
+    _set_raw(event, raw)
+    return event

@@ -1,0 +1,177 @@
+"""One item image of a change, with lazy, cached views."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import orjson
+
+from consumer.records.attribute import (
+    JsonItem,
+    PythonItem,
+    WireItem,
+    item_to_client,
+    item_to_json,
+    item_to_python,
+)
+from consumer.records.errors import DecodeError, InvalidAttribute
+from consumer.records.position import RecordPosition
+
+_T = TypeVar("_T")
+
+
+class Image:
+    """An item image (NewImage, OldImage) or the Keys of a change, in DynamoDB typed JSON.
+
+    Views, each computed on first access and then cached (treat them as read-only: they are
+    shared by every reader of this event):
+
+    - `wire`: the typed JSON as received, `{"name": {"S": "x"}}`. No conversion at all. Binary
+      values are base64 text in Kinesis destination records and Lambda events, bytes from
+      boto3's DynamoDB Streams client.
+    - `python`: native values, equal to boto3's TypeDeserializer output (Decimal numbers,
+      bytes, sets).
+    - `json`: JSON-native values for documents: numbers exact (`JsonNumber`, written by
+      `to_json_bytes` with DynamoDB's digits), binary as base64 text, sets as lists.
+    - `client`: typed JSON with binary values as bytes, what botocore's low-level client takes
+      for PutItem. Use it rather than `wire` to write an item through boto3 or aiobotocore:
+      they base64-encode binary values themselves.
+
+    Any view may raise DecodeError (carrying the record's position) when the image turns out
+    to be invalid; an event decoded with `strict=True` has already checked everything.
+    Images compare equal when their wire forms are equal.
+    """
+
+    __slots__ = ("_client", "_json", "_label", "_position", "_python", "_raw", "_span", "_wire")
+
+    # The view caches, and `_wire` of an unparsed image, start unset (reading one raises
+    # AttributeError): setting fewer slots keeps decoding an envelope cheap.
+    _wire: WireItem
+    _span: bytes | memoryview | None
+    _raw: bytes
+    _position: RecordPosition
+    _label: str
+    _python: PythonItem
+    _json: JsonItem
+    _client: WireItem
+
+    def __init__(
+        self, wire: WireItem, position: RecordPosition, label: str = "Image", raw: bytes = b""
+    ) -> None:
+        """An image whose typed JSON is already parsed. `label` names it in error messages."""
+        self._wire = wire
+        self._raw = raw
+        self._position = position
+        self._label = label
+
+    @classmethod
+    def unparsed(
+        cls, span: bytes | memoryview, raw: bytes, position: RecordPosition, label: str
+    ) -> Image:
+        """An image whose typed JSON is the text `span`, cut from the record `raw`.
+
+        `span` is parsed on first access. If it does not parse on its own, the whole record is
+        parsed and its `dynamodb.<label>` taken instead (see excise.py for why that is the
+        authority).
+        """
+        image = cls.__new__(cls)
+        image._span = span
+        image._raw = raw
+        image._position = position
+        image._label = label
+        return image
+
+    @property
+    def label(self) -> str:
+        """Which image this is: "Keys", "NewImage" or "OldImage"."""
+        return self._label
+
+    @property
+    def wire(self) -> WireItem:
+        try:
+            return self._wire
+        except AttributeError:
+            wire = self._wire = self._parse()
+            return wire
+
+    @property
+    def python(self) -> PythonItem:
+        try:
+            return self._python
+        except AttributeError:
+            value = self._python = self._convert(item_to_python)
+            return value
+
+    @property
+    def json(self) -> JsonItem:
+        try:
+            return self._json
+        except AttributeError:
+            value = self._json = self._convert(item_to_json)
+            return value
+
+    @property
+    def client(self) -> WireItem:
+        try:
+            return self._client
+        except AttributeError:
+            value = self._client = self._convert(item_to_client)
+            return value
+
+    def validate(self) -> None:
+        """Raise DecodeError now if any view of this image would.
+
+        The python view checks everything the other views check, so this computes (and
+        caches) it.
+        """
+        self.python  # noqa: B018  # computed for its checks; the result stays cached
+
+    def _convert(self, convert: Callable[[WireItem], _T]) -> _T:
+        wire = self.wire
+        try:
+            return convert(wire)
+        except InvalidAttribute as error:
+            raise self._error(f"{self._label}{error.where}: {error.reason}") from error
+        except RecursionError as error:
+            raise self._error(f"{self._label}: nested too deeply") from error
+
+    def _parse(self) -> WireItem:
+        span = self._span
+        wire: object = None
+        if span is not None:
+            try:
+                wire = orjson.loads(span)
+            except orjson.JSONDecodeError:
+                wire = None
+        if type(wire) is not dict:
+            wire = self._parse_record()
+        self._span = None
+        return wire
+
+    def _parse_record(self) -> WireItem:
+        try:
+            record = orjson.loads(self._raw)
+        except orjson.JSONDecodeError as error:
+            raise self._error(f"not JSON: {error}") from error
+        body = record.get("dynamodb") if type(record) is dict else None
+        wire = body.get(self._label) if type(body) is dict else None
+        if type(wire) is not dict:
+            raise self._error(f"dynamodb.{self._label} is not an object")
+        return wire
+
+    def _error(self, reason: str) -> DecodeError:
+        return DecodeError(self._position, reason, self._raw)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Image):
+            return NotImplemented
+        return self._label == other._label and self.wire == other.wire
+
+    __hash__ = None  # type: ignore[assignment]  # caches make it mutable inside
+
+    def __repr__(self) -> str:
+        try:
+            return f"Image({self._label}, {self._wire!r})"
+        except AttributeError:
+            return f"Image({self._label}, unparsed)"

@@ -1,0 +1,88 @@
+"""DynamoDB numbers: exact decimals, never floats.
+
+DynamoDB numbers have at most 38 significant digits and magnitudes from 1E-130 to below
+1E+126. boto3's TypeDeserializer reads them with a decimal context (prec=38, Emin=-128,
+Emax=126) that traps rounding, so every number it accepts is exact. This context is the same
+except for Emin=-130, so that 37 and 38 digit numbers near 1E-130, which DynamoDB stores but
+boto3's context rejects (they would need rounding below its Etiny), decode exactly too; on
+every input boto3 accepts, the result is identical. It also traps InvalidOperation, so text
+that is not a number raises instead of becoming NaN as it does in boto3.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import (
+    Clamped,
+    Context,
+    Decimal,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    Rounded,
+    Underflow,
+)
+
+from consumer.records.errors import InvalidAttribute
+
+DYNAMODB_NUMBERS = Context(
+    prec=38,
+    Emax=126,
+    Emin=-130,
+    traps=[Clamped, Overflow, Inexact, Rounded, Underflow, InvalidOperation],
+)
+
+# Bound method: the hot loops in attribute.py call it directly to save a Python call.
+create_number = DYNAMODB_NUMBERS.create_decimal
+
+# RFC 8259 number grammar. A DynamoDB number literal that matches it is written to JSON as is.
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+def parse_number(text: object) -> Decimal:
+    """The exact value of a DynamoDB number string; InvalidAttribute if it is not one."""
+    if type(text) is not str:
+        raise InvalidAttribute(f"a number must be a string, not {type(text).__name__}")
+    try:
+        number = create_number(text)
+    except InvalidOperation:
+        raise InvalidAttribute(f"not a number: {_clip(text)!r}") from None
+    except ArithmeticError:
+        raise InvalidAttribute(
+            f"not a DynamoDB number (38 digits, 1E-130 to 1E+126): {_clip(text)!r}"
+        ) from None
+    if not number.is_finite():
+        raise InvalidAttribute(f"not a finite number: {_clip(text)!r}")
+    return number
+
+
+class JsonNumber(Decimal):
+    """A number in an image's JSON view: an exact Decimal that keeps its JSON literal.
+
+    `literal` is the text DynamoDB sent when that text is valid JSON number syntax (it always
+    is for numbers DynamoDB writes); otherwise (a leading "+" or ".", a trailing ".", leading
+    zeros) it is the shortest change that makes it valid: `str()` of the exact Decimal, which
+    keeps every digit and the exponent. `to_json_bytes` writes `literal` verbatim, so JSON output
+    carries exactly DynamoDB's digits. Arithmetic gives plain Decimals.
+    """
+
+    __slots__ = ("literal",)
+    literal: str
+
+    def __new__(cls, text: str) -> JsonNumber:
+        value = parse_number(text)
+        number = Decimal.__new__(cls, value)
+        number.literal = text if _JSON_NUMBER.fullmatch(text) else str(value)
+        return number
+
+    def __repr__(self) -> str:
+        return f"JsonNumber({self.literal!r})"
+
+
+def is_json_number_literal(text: str) -> bool:
+    """Whether `text` is valid JSON number syntax (RFC 8259)."""
+    return _JSON_NUMBER.fullmatch(text) is not None
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,41 @@
+"""Where a record sits in its stream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPosition:
+    """A record's place in a stream.
+
+    `stream` is the stream's name or ARN, `shard_id` the shard ("" when unknown, as in a Lambda
+    event), `sequence_number` the record's sequence number as the service sent it (a decimal
+    string up to 128 bits; compare with `sequence_key`, never as strings).
+    `sub_sequence_number` numbers the user records inside a KPL aggregate (0 for a record that
+    is not aggregated). `arrival_ms` is the Kinesis ApproximateArrivalTimestamp in epoch
+    milliseconds (the resolution AT_TIMESTAMP iterators use), None where there is none
+    (DynamoDB Streams, command-line input).
+    """
+
+    stream: str
+    shard_id: str
+    sequence_number: str
+    sub_sequence_number: int = 0
+    arrival_ms: int | None = None
+
+    @property
+    def sequence_key(self) -> tuple[int, int]:
+        """(sequence number, sub-sequence number) as integers: the order within a shard.
+
+        Raises ValueError if the sequence number is not a decimal integer.
+        """
+        return int(self.sequence_number), self.sub_sequence_number
+
+    def with_sub_sequence(self, sub_sequence_number: int) -> RecordPosition:
+        """The same position for the user record with that index inside an aggregate."""
+        return replace(self, sub_sequence_number=sub_sequence_number)
+
+    def __str__(self) -> str:
+        where = f"{self.stream}/{self.shard_id}" if self.shard_id else self.stream
+        return f"{where}@{self.sequence_number}.{self.sub_sequence_number}"

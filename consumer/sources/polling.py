@@ -1,0 +1,132 @@
+"""Shared-throughput polling: GetShardIterator + GetRecords, paced per shard."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from botocore.exceptions import ClientError
+
+from consumer.backoff import Backoff
+from consumer.sources.errors import (
+    TRANSIENT_NETWORK_ERRORS,
+    error_code,
+    is_server_error,
+    is_throttling,
+)
+from consumer.sources.lean import child_shard_ids, kinesis_records, lean_body
+from consumer.sources.model import ReadBatch, StartPosition, ShardGoneError
+
+log = structlog.get_logger(__name__)
+
+MIN_POLL_INTERVAL_S = 0.2  # 5 GetRecords calls/s per shard, shared by all pollers
+MAX_POLL_INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True)
+class PollingOptions:
+    """Pacing of one shard's GetRecords loop.
+
+    `interval_s` is the least time between two calls for one shard (200 ms to 1 s: below 200 ms
+    a single reader alone exhausts the shard's 5 calls/s). `limit` caps records per call.
+    """
+
+    interval_s: float = 0.5
+    limit: int = 10_000
+
+    def __post_init__(self) -> None:
+        if not MIN_POLL_INTERVAL_S <= self.interval_s <= MAX_POLL_INTERVAL_S:
+            raise ValueError(
+                f"polling interval must be between {MIN_POLL_INTERVAL_S} and "
+                f"{MAX_POLL_INTERVAL_S} s, got {self.interval_s}"
+            )
+        if not 1 <= self.limit <= 10_000:
+            raise ValueError(f"polling limit must be between 1 and 10000, got {self.limit}")
+
+
+class PollingReader:
+    """Reads a shard with GetRecords. `client` is an aiobotocore Kinesis client on which
+    `install_lean_get_records` was called (it also works without, just slower)."""
+
+    def __init__(self, client: Any, stream_arn: str, options: PollingOptions | None = None) -> None:
+        self._client = client
+        self._stream_arn = stream_arn
+        self._options = options or PollingOptions()
+        self.throttled = 0
+        self.iterator_refreshes = 0
+
+    async def _iterator(self, shard_id: str, start: StartPosition) -> str:
+        backoff = Backoff(base_s=0.2, cap_s=5.0)
+        while True:
+            try:
+                response = await self._client.get_shard_iterator(
+                    StreamARN=self._stream_arn, ShardId=shard_id, **start.iterator_args()
+                )
+                return str(response["ShardIterator"])
+            except ClientError as error:
+                if error_code(error) == "ResourceNotFoundException":
+                    raise ShardGoneError(f"shard {shard_id}: {error}") from error
+                if not (is_throttling(error) or is_server_error(error)):
+                    raise
+                self.throttled += 1
+            except TRANSIENT_NETWORK_ERRORS as error:
+                log.warning("get_shard_iterator.retry", shard_id=shard_id, error=str(error))
+            await backoff.sleep()
+
+    async def read(self, shard_id: str, start: StartPosition) -> AsyncIterator[ReadBatch]:
+        iterator = await self._iterator(shard_id, start)
+        resume_after: str | None = None
+        backoff = Backoff(base_s=self._options.interval_s, cap_s=10.0)
+        last_call = 0.0
+        pause = self._options.interval_s
+        while True:
+            wait = pause - (time.monotonic() - last_call)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            last_call = time.monotonic()
+            try:
+                response = await self._client.get_records(
+                    ShardIterator=iterator, Limit=self._options.limit
+                )
+            except ClientError as error:
+                code = error_code(error)
+                if code == "ExpiredIteratorException":
+                    # Iterators live 5 minutes; resume exactly after the last record read.
+                    self.iterator_refreshes += 1
+                    restart = StartPosition.after(resume_after) if resume_after else start
+                    iterator = await self._iterator(shard_id, restart)
+                    continue
+                if code == "ResourceNotFoundException":
+                    raise ShardGoneError(f"shard {shard_id}: {error}") from error
+                if is_throttling(error) or is_server_error(error):
+                    self.throttled += 1
+                    await backoff.sleep()
+                    continue
+                raise
+            except TRANSIENT_NETWORK_ERRORS as error:
+                log.warning("get_records.retry", shard_id=shard_id, error=str(error))
+                await backoff.sleep()
+                continue
+            backoff.reset()
+            body = lean_body(response)
+            records = kinesis_records(body.get("Records") or [])
+            if records:
+                resume_after = records[-1].sequence_number
+            next_iterator = body.get("NextShardIterator")
+            yield ReadBatch(
+                shard_id=shard_id,
+                records=records,
+                millis_behind_latest=body.get("MillisBehindLatest"),
+                resume_after=resume_after,
+                child_shard_ids=None if next_iterator else child_shard_ids(body),
+            )
+            if not next_iterator:
+                return
+            iterator = next_iterator
+            # Behind the tip: read again as soon as the shard's call rate allows.
+            behind = bool(records) and body.get("MillisBehindLatest", 0) > 0
+            pause = MIN_POLL_INTERVAL_S if behind else self._options.interval_s

@@ -1,0 +1,300 @@
+"""Acceptance: several worker *processes* share a stream on the local stack.
+
+Each worker is `test_leases_worker_process.py` run as a script: a Coordinator with a toy
+processor that polls GetRecords and appends every record it processes to a file. The tests
+kill workers with SIGKILL and SIGTERM and then read the lease table and those files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consumer.aws import AwsEndpoints
+from consumer.local.stack import LocalStackState
+
+pytestmark = pytest.mark.integration
+
+WORKER_SCRIPT = Path(__file__).with_name("test_leases_worker_process.py")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+HEARTBEAT_S = 0.5
+FAILOVER_S = 3.0
+TAKE_S = 0.5
+
+
+@dataclass
+class Fleet:
+    """Worker processes of one application; every process is killed at teardown."""
+
+    stack: LocalStackState
+    app: str
+    stream: str
+    directory: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, worker_id: str) -> None:
+        command = [
+            sys.executable,
+            str(WORKER_SCRIPT),
+            "--moto-url", self.stack.moto_url,
+            "--kinesis-url", self.stack.kinesis_url,
+            "--app", self.app,
+            "--stream", self.stream,
+            "--worker-id", worker_id,
+            "--out", str(self.directory / f"{worker_id}.jsonl"),
+            "--heartbeat", str(HEARTBEAT_S),
+            "--failover", str(FAILOVER_S),
+            "--margin", "1.0",
+            "--take", str(TAKE_S),
+        ]
+        log = (self.directory / f"{worker_id}.log").open("wb")
+        env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+        self.processes[worker_id] = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env
+        )
+        log.close()
+
+    def signal(self, worker_id: str, sig: signal.Signals) -> None:
+        self.processes[worker_id].send_signal(sig)
+
+    def wait(self, worker_id: str, timeout_s: float = 15.0) -> int:
+        return self.processes[worker_id].wait(timeout=timeout_s)
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=10)
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        lines: list[dict[str, Any]] = []
+        for path in sorted(self.directory.glob("*.jsonl")):
+            for raw in path.read_text().splitlines():
+                if raw:
+                    lines.append(json.loads(raw))
+        return lines
+
+    def log_tail(self) -> str:
+        parts = []
+        for path in sorted(self.directory.glob("*.log")):
+            parts.append(f"--- {path.name}\n" + "\n".join(path.read_text().splitlines()[-15:]))
+        return "\n".join(parts)
+
+
+@pytest.fixture
+def fleet(
+    local_stack: LocalStackState, unique_name: str, tmp_path: Path
+) -> Iterator[Fleet]:
+    fleet = Fleet(local_stack, unique_name, f"{unique_name}-stream", tmp_path)
+    try:
+        yield fleet
+    finally:
+        fleet.stop_all()
+
+
+def create_stream(endpoints: AwsEndpoints, name: str, shards: int) -> Any:
+    kinesis = endpoints.client("kinesis")
+    kinesis.create_stream(StreamName=name, ShardCount=shards)
+    wait_active(kinesis, name)
+    return kinesis
+
+
+def wait_active(kinesis: Any, name: str) -> None:
+    for _ in range(200):
+        summary = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+        if summary["StreamStatus"] == "ACTIVE":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"stream {name} did not become ACTIVE")
+
+
+def put_batches(kinesis: Any, stream: str, keys: int, batches: int, start: int = 0) -> set[str]:
+    """Puts `batches` requests of one record per key ("k<i>": "<k>:<n>", n increasing per
+    key across batches, so per-key order is the batch order). Returns the sequence numbers."""
+    sequence_numbers: set[str] = set()
+    for batch in range(start, start + batches):
+        records = [
+            {"Data": f"k{k}:{batch}".encode(), "PartitionKey": f"k{k}"} for k in range(keys)
+        ]
+        response = kinesis.put_records(StreamName=stream, Records=records)
+        assert response.get("FailedRecordCount", 0) == 0
+        sequence_numbers.update(r["SequenceNumber"] for r in response["Records"])
+    return sequence_numbers
+
+
+def scan_leases(endpoints: AwsEndpoints, app: str) -> list[dict[str, Any]]:
+    dynamodb = endpoints.client("dynamodb")
+    try:
+        items = dynamodb.scan(TableName=f"{app}-leases", ConsistentRead=True)["Items"]
+    except dynamodb.exceptions.ResourceNotFoundException:
+        return []
+    return [i for i in items if not i["leaseKey"]["S"].startswith("__worker__#")]
+
+
+def owners(endpoints: AwsEndpoints, app: str) -> Counter[str]:
+    return Counter(
+        item["leaseOwner"]["S"]
+        for item in scan_leases(endpoints, app)
+        if "leaseOwner" in item and item["checkpoint"]["S"] != "SHARD_END"
+    )
+
+
+def wait_for(
+    condition: Callable[[], bool], timeout_s: float, message: Callable[[], str], step: float = 0.1
+) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout_s} s: {message()}")
+
+
+def delivered_all(fleet: Fleet, expected: set[str]) -> bool:
+    return expected <= {line["seq"] for line in fleet.deliveries()}
+
+
+def test_three_workers_converge_to_4_4_4_and_sigterm_moves_shards_without_duplicates(
+    endpoints: AwsEndpoints, fleet: Fleet
+) -> None:
+    kinesis = create_stream(endpoints, fleet.stream, 12)
+    expected = put_batches(kinesis, fleet.stream, keys=48, batches=3)
+    for worker in ("w1", "w2", "w3"):
+        fleet.start(worker)
+
+    def balanced() -> bool:
+        return sorted(owners(endpoints, fleet.app).values()) == [4, 4, 4]
+
+    wait_for(balanced, 20, lambda: f"owners {owners(endpoints, fleet.app)}\n{fleet.log_tail()}")
+    # Stable: the same owner and fencing token on every lease for a while (no churn).
+    before = {i["leaseKey"]["S"]: (i["leaseOwner"]["S"], i["leaseCounter"]["N"])
+              for i in scan_leases(endpoints, fleet.app)}
+    time.sleep(6 * TAKE_S)
+    after = {i["leaseKey"]["S"]: (i["leaseOwner"]["S"], i["leaseCounter"]["N"])
+             for i in scan_leases(endpoints, fleet.app)}
+    assert after == before
+
+    expected |= put_batches(kinesis, fleet.stream, keys=48, batches=2, start=3)
+    wait_for(lambda: delivered_all(fleet, expected), 15, fleet.log_tail)
+
+    fleet.signal("w2", signal.SIGTERM)
+    assert fleet.wait("w2") == 0
+    expected |= put_batches(kinesis, fleet.stream, keys=48, batches=3, start=5)
+
+    def moved() -> bool:
+        return sorted(owners(endpoints, fleet.app).values()) == [6, 6]
+
+    wait_for(moved, 3 * TAKE_S + 5, lambda: f"owners {owners(endpoints, fleet.app)}")
+    wait_for(lambda: delivered_all(fleet, expected), 15, fleet.log_tail)
+    counts = Counter(line["seq"] for line in fleet.deliveries())
+    duplicates = {seq: c for seq, c in counts.items() if c > 1}
+    assert duplicates == {}, f"{len(duplicates)} records delivered twice"
+    assert set(counts) == expected
+
+
+def test_kill_9_moves_shards_within_failover_plus_one_take_interval_and_loses_nothing(
+    endpoints: AwsEndpoints, fleet: Fleet
+) -> None:
+    kinesis = create_stream(endpoints, fleet.stream, 12)
+    expected = put_batches(kinesis, fleet.stream, keys=48, batches=2)
+    for worker in ("w1", "w2", "w3"):
+        fleet.start(worker)
+    wait_for(
+        lambda: sorted(owners(endpoints, fleet.app).values()) == [4, 4, 4],
+        20,
+        lambda: f"owners {owners(endpoints, fleet.app)}\n{fleet.log_tail()}",
+    )
+    wait_for(lambda: delivered_all(fleet, expected), 15, fleet.log_tail)
+
+    victim_shards = {
+        i["leaseKey"]["S"] for i in scan_leases(endpoints, fleet.app)
+        if i.get("leaseOwner", {}).get("S") == "w2"
+    }
+    assert len(victim_shards) == 4
+    fleet.signal("w2", signal.SIGKILL)
+    killed_at = time.monotonic()
+    fleet.wait("w2")
+    expected |= put_batches(kinesis, fleet.stream, keys=48, batches=2, start=2)
+
+    def taken_over() -> bool:
+        return sorted(owners(endpoints, fleet.app).values()) == [6, 6]
+
+    wait_for(taken_over, FAILOVER_S + TAKE_S + 10, lambda: f"{owners(endpoints, fleet.app)}",
+             step=0.05)
+    elapsed = time.monotonic() - killed_at
+    # The promise: failover time plus one take interval (plus scan/write latency on a busy CI).
+    assert elapsed <= FAILOVER_S + TAKE_S + 1.0, f"takeover took {elapsed:.2f} s"
+    wait_for(lambda: delivered_all(fleet, expected), 15, fleet.log_tail)
+
+
+def test_split_and_merge_during_the_run_keep_per_key_order(
+    endpoints: AwsEndpoints, fleet: Fleet
+) -> None:
+    kinesis = create_stream(endpoints, fleet.stream, 4)
+    keys = 24
+    expected = put_batches(kinesis, fleet.stream, keys=keys, batches=3)
+    for worker in ("w1", "w2"):
+        fleet.start(worker)
+    wait_for(lambda: sum(owners(endpoints, fleet.app).values()) == 4, 20, fleet.log_tail)
+
+    shards = kinesis.list_shards(StreamName=fleet.stream)["Shards"]
+    first = shards[0]
+    low = int(first["HashKeyRange"]["StartingHashKey"])
+    high = int(first["HashKeyRange"]["EndingHashKey"])
+    kinesis.split_shard(
+        StreamName=fleet.stream,
+        ShardToSplit=first["ShardId"],
+        NewStartingHashKey=str((low + high) // 2),
+    )
+    wait_active(kinesis, fleet.stream)
+    expected |= put_batches(kinesis, fleet.stream, keys=keys, batches=3, start=3)
+    kinesis.merge_shards(
+        StreamName=fleet.stream,
+        ShardToMerge=shards[2]["ShardId"],
+        AdjacentShardToMerge=shards[3]["ShardId"],
+    )
+    wait_active(kinesis, fleet.stream)
+    expected |= put_batches(kinesis, fleet.stream, keys=keys, batches=3, start=6)
+    wait_for(lambda: delivered_all(fleet, expected), 25, fleet.log_tail)
+
+    # Per key, the first delivery of each change comes in put order: all of a parent's
+    # records were processed before any of its child's (invariant 4).
+    by_key: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    seen: set[str] = set()
+    for line in sorted(fleet.deliveries(), key=lambda d: (d["t"], d["seq"])):
+        if line["seq"] in seen:
+            continue
+        seen.add(line["seq"])
+        key, number = line["data"].split(":")
+        by_key[key].append((line["t"], int(number)))
+    for key, changes in by_key.items():
+        numbers = [number for _, number in changes]
+        assert numbers == sorted(numbers), f"{key} out of order: {numbers}"
+        assert numbers == list(range(9)), f"{key}: {numbers}"
+
+    leases = {i["leaseKey"]["S"]: i for i in scan_leases(endpoints, fleet.app)}
+    for parent in (shards[0]["ShardId"], shards[2]["ShardId"], shards[3]["ShardId"]):
+        assert leases[parent]["checkpoint"]["S"] == "SHARD_END"
+        assert "leaseOwner" not in leases[parent]
+    children = [
+        lease for lease in leases.values()
+        if set(lease.get("parentShardId", {}).get("SS", [])) & {shards[0]["ShardId"]}
+    ]
+    assert len(children) == 2
+    merged = [
+        lease for lease in leases.values()
+        if set(lease.get("parentShardId", {}).get("SS", []))
+        == {shards[2]["ShardId"], shards[3]["ShardId"]}
+    ]
+    assert len(merged) == 1
