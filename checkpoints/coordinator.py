@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
@@ -116,6 +116,7 @@ class Coordinator:
         self._tracker = LivenessTracker(settings.failover_s)
         self._held: dict[str, _Held] = {}
         self._my_requests: dict[str, float] = {}
+        self._free_since: dict[str, float] = {}
         self._snapshot = TableSnapshot()
         self._heartbeat_counter = 0
         self._registered = False
@@ -343,20 +344,23 @@ class Coordinator:
             for key, h in self._held.items()
             if h.acquired_at < scan_started and not self._finished_here(snapshot, h)
         }
-        actions = plan(
-            PlanInput(
-                me=self.worker_id,
-                leases=snapshot.leases,
-                workers=self._tracker.workers(now),
-                expired_leases=self._tracker.expired_leases(now),
-                held=held,
-                handing_off=frozenset(k for k, h in self._held.items() if h.handing_off),
-                my_requests=dict(self._my_requests),
-                now=now,
-                max_steals=self.settings.max_steals_per_interval,
-                handoff_timeout_s=self.settings.handoff_timeout_s,
-            )
+        plan_input = PlanInput(
+            me=self.worker_id,
+            leases=snapshot.leases,
+            workers=self._tracker.workers(now),
+            expired_leases=self._tracker.expired_leases(now),
+            held=held,
+            handing_off=frozenset(k for k, h in self._held.items() if h.handing_off),
+            my_requests=dict(self._my_requests),
+            free_since=self._free_since,
+            free_grace_s=2 * self.settings.take_interval_s,
+            now=now,
+            max_steals=self.settings.max_steals_per_interval,
+            handoff_timeout_s=self.settings.handoff_timeout_s,
         )
+        free = {lease.key for lease in balance(plan_input).free}
+        self._free_since = {key: self._free_since.get(key, now) for key in free}
+        actions = plan(replace(plan_input, free_since=self._free_since))
         if actions:
             log.debug("lease plan", worker=self._worker_id, actions=[repr(a) for a in actions])
         await self._execute(actions)
@@ -442,7 +446,9 @@ class Coordinator:
 
     def _acquired(self, how: str, lease: Lease | None) -> None:
         if lease is None:
+            # Someone changed it first: read again now rather than a take interval later.
             self.counters[f"{how}_conflicts"] += 1
+            self._wake.set()
             return
         self.counters[how] += 1
         if not self.is_valid():

@@ -10,7 +10,10 @@ an invariant. The rules, for a worker `me`:
 3. Balance over the *available* leases (not finished, parents finished) and the *live*
    workers: with S leases and W workers everyone should hold floor(S/W) or ceil(S/W).
    A lease with a pending handoff counts for the requester, so nobody asks twice.
-   - Free leases (unowned, or owned by an expired or fenced worker) are taken up to ceil.
+   - Free leases (unowned, or owned by an expired or fenced worker) are split among the
+     workers below ceil, lowest count first, in lease-key order: every worker with the same
+     view computes the same split, so they do not collide on conditional writes. A free lease
+     left untaken for `free_grace_s` (its worker is slow or died) is open to anyone.
      Takes of an expired worker's lease carry a `Fence` to apply first.
    - With no free lease left, ask the most loaded worker `v` for one lease (a graceful
      handoff) while `count[v] - count[me] >= 2` and (`count[me] < floor` or
@@ -111,6 +114,9 @@ class PlanInput:
     handing_off: AbstractSet[str] = frozenset()
     # Lease key -> when (coordinator clock) we asked its owner to hand it to us.
     my_requests: Mapping[str, float] = field(default_factory=dict)
+    # Lease key -> when (coordinator clock) we first saw it free; absent means just now.
+    free_since: Mapping[str, float] = field(default_factory=dict)
+    free_grace_s: float = 10.0
     now: float = 0.0
     max_steals: int = 1
     handoff_timeout_s: float = 30.0
@@ -212,8 +218,20 @@ def plan(inp: PlanInput) -> list[Action]:
     floor_, ceil_ = targets(total, len(live))
 
     if spread.free:
-        want = ceil_ - counts[me]
-        for lease in sorted(spread.free, key=lambda lease: rank(me, lease.key))[: max(want, 0)]:
+        assignment = assign_free(spread.free, counts, ceil_)
+        mine = [lease for lease in spread.free if assignment.get(lease.key) == me]
+        # Left free too long (its worker is slow or just died): anyone takes it, even above
+        # ceil. A shard nobody reads is worse than an imbalance that balancing undoes.
+        mine += sorted(
+            (
+                lease
+                for lease in spread.free
+                if assignment.get(lease.key) != me
+                and inp.now - inp.free_since.get(lease.key, inp.now) >= inp.free_grace_s
+            ),
+            key=lambda lease: rank(me, lease.key),
+        )
+        for lease in mine:
             fence = None
             owner_view = inp.workers.get(lease.owner) if lease.owner is not None else None
             if owner_view is not None and owner_view.state is WorkerState.EXPIRED:
@@ -265,6 +283,23 @@ def plan(inp: PlanInput) -> list[Action]:
         counts[me] += 1
         budget -= 1
     return actions
+
+
+def assign_free(
+    free: Sequence[Lease], counts: Mapping[str, int], ceil_: int
+) -> dict[str, str]:
+    """Free lease key -> the live worker that should take it: each in key order goes to the
+    worker with the fewest leases so far (ties by id), never above ceil."""
+    running = dict(counts)
+    assignment: dict[str, str] = {}
+    for lease in sorted(free, key=lambda lease: lease.key):
+        below = [w for w, count in running.items() if count < ceil_]
+        if not below:
+            break
+        worker = min(below, key=lambda w: (running[w], w))
+        assignment[lease.key] = worker
+        running[worker] += 1
+    return assignment
 
 
 def plan_release(

@@ -61,7 +61,7 @@ async def drain(batches: AsyncIterator[ReadBatch]) -> tuple[list[RawRecord], lis
     async for batch in batches:
         seen.append(batch)
         records.extend(batch.records)
-        if batch.shard_end or (not batch.records and batch.millis_behind_latest == 0):
+        if batch.shard_end or (not batch.records and not batch.millis_behind_latest):
             break
     aclose = getattr(batches, "aclose", None)
     if aclose is not None:

@@ -25,7 +25,7 @@ from consumer.local.sample_orders import (
     write_order_changes,
 )
 from consumer.local.stack import running_local_stack
-from consumer.records import DecodeError, decode_kinesis_record
+from consumer.records import DecodeError, RecordPosition, decode_kinesis_data
 from consumer.sources.initial_response import install_subscription_stream
 from consumer.sources.lean import install_lean_get_records
 from consumer.sources.model import ReadBatch, StartPosition
@@ -43,8 +43,11 @@ class DemoOptions:
     read_timeout_s: float = 120.0
 
 
+_STARTED = time.monotonic()
+
+
 def _say(message: str) -> None:
-    print(f"demo: {message}", flush=True)
+    print(f"demo: [{time.monotonic() - _STARTED:5.1f}s] {message}", flush=True)
 
 
 async def _read_back(
@@ -58,6 +61,7 @@ async def _read_back(
         install_lean_get_records(client)
         install_subscription_stream(client)
         consumer_arn = await ensure_stream_consumer(client, stream_arn, "consumer-demo")
+        _say("registered the enhanced fan-out consumer; subscribing to every shard")
         shards = (await client.list_shards(StreamARN=stream_arn))["Shards"]
         reader = EfoReader(client, consumer_arn)
 
@@ -121,31 +125,44 @@ def run_demo(options: DemoOptions) -> int:
             batches = asyncio.run(
                 _read_back(endpoints, stream_arn, stats.written, options.read_timeout_s)
             )
+            _say(f"read {sum(len(b.records) for b in batches)} records back; decoding")
             names: Counter[str] = Counter()
-            ttl_deletes = 0
+            ttl_events: set[str] = set()
+            event_ids: set[str] = set()
             failures = 0
             records = 0
             for batch in batches:
                 for record in batch.records:
                     records += 1
-                    try:
-                        event = decode_kinesis_record(
-                            record.data,
-                            stream="orders-cdc",
-                            shard_id=batch.shard_id,
-                            sequence_number=record.sequence_number,
-                            arrival_ms=record.arrival_ms,
-                        )
-                    except DecodeError as error:
-                        failures += 1
-                        print(f"demo: decode error: {error}", file=sys.stderr)
-                        continue
-                    names[event.event_name.value] += 1
-                    ttl_deletes += event.ttl_delete
+                    position = RecordPosition(
+                        "orders-cdc",
+                        batch.shard_id,
+                        record.sequence_number,
+                        0,
+                        record.arrival_ms,
+                    )
+                    for result in decode_kinesis_data(record.data, position, strict=True):
+                        if isinstance(result, DecodeError):
+                            failures += 1
+                            print(f"demo: decode error: {result}", file=sys.stderr)
+                            continue
+                        if result.event_id in event_ids:
+                            continue  # an injected duplicate
+                        event_ids.add(result.event_id)
+                        names[result.event_name.value] += 1
+                        if result.ttl_delete:
+                            ttl_events.add(result.event_id)
     elapsed = time.monotonic() - started
-    ok = records == stats.written and failures == 0 and ttl_deletes == stats.ttl_deletes
+    ttl_deletes = len(ttl_events)
+    ok = (
+        records == stats.written
+        and len(event_ids) == counts.total
+        and failures == 0
+        and ttl_deletes == counts.ttl_deletes
+    )
     print(
         f"demo: {'OK' if ok else 'FAILED'} changes={counts.total} records={records} "
+        f"distinct={len(event_ids)} "
         f"inserts={names['INSERT']} modifies={names['MODIFY']} removes={names['REMOVE']} "
         f"ttl_deletes={ttl_deletes} duplicates={stats.duplicates} "
         f"reorderings={stats.reorderings} decode_errors={failures} seconds={elapsed:.1f}"

@@ -288,12 +288,18 @@ class LocalStack:
             f"log: {_tail(self._log_path(piece))}"
         )
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 1.0) -> None:
+        """SIGTERM every piece's process group, then SIGKILL what is left after `grace_s`.
+
+        kinesis-mock does not exit on SIGTERM once it has served a SubscribeToShard stream;
+        the emulators hold no state worth a longer wait.
+        """
         for process in self._processes.values():
             _kill_group(process.pid)
+        deadline = time.monotonic() + grace_s
         for process in self._processes.values():
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 _kill_group(process.pid, signal.SIGKILL)
                 process.wait(timeout=5)

@@ -40,6 +40,7 @@ _NEW_JSON = b'"\\u0001NewImage"'
 _OLD_JSON = b'"\\u0001OldImage"'
 _NEW_MARKER = b'"NewImage":'
 _OLD_MARKER = b'"OldImage":'
+_MARKER_LENGTH = len(_NEW_MARKER)  # both markers are as long
 
 # Members of `dynamodb` that any decoder reads: a span never runs past one of them.
 _NEXT_BODY_MEMBER = re.compile(
@@ -55,20 +56,20 @@ _NEXT_RECORD_MEMBER = re.compile(
 _WHITESPACE = b" \t\r\n"
 
 
-# (envelope, NewImage span or None, OldImage span or None)
-Split: TypeAlias = tuple[bytes, memoryview | None, memoryview | None]
+# (envelope, NewImage (start, end), OldImage (start, end)); (-1, -1) for an image not cut.
+Split: TypeAlias = tuple[bytes, int, int, int, int]
 
 
-def verify(envelope: object, new_span: object, old_span: object) -> bool:
+def verify(envelope: object, new_start: int, old_start: int) -> bool:
     """Whether the parsed `envelope` has each sentinel exactly where its image was cut."""
     if type(envelope) is not dict:
         return False
     body = envelope.get("dynamodb")
     if type(body) is not dict:
         return False
-    if new_span is not None and body.get(NEW_IMAGE) != NEW_SENTINEL:
+    if new_start >= 0 and body.get(NEW_IMAGE) != NEW_SENTINEL:
         return False
-    return old_span is None or body.get(OLD_IMAGE) == OLD_SENTINEL
+    return old_start < 0 or body.get(OLD_IMAGE) == OLD_SENTINEL
 
 
 def split_images(data: bytes) -> Split | None:
@@ -79,24 +80,27 @@ def split_images(data: bytes) -> Split | None:
     """
     if b"\\" in data and b"\\u" in data:
         return None
-    new_start, new_end = _span(data, _NEW_MARKER)
-    old_start, old_end = _span(data, _OLD_MARKER)
-    if new_start < 0 and old_start < 0:
-        return None
-    view = memoryview(data)
+    new_start = new_end = old_start = old_end = -1
+    found = data.find(_NEW_MARKER)
+    # Only an object value is cut: null, or a value after whitespace, stays in the envelope.
+    if found >= 0 and data[found + _MARKER_LENGTH : found + _MARKER_LENGTH + 1] == b"{":
+        new_start = found + _MARKER_LENGTH
+        new_end = _value_end(data, new_start)
+        if new_end <= new_start:
+            return None
+    found = data.find(_OLD_MARKER)
+    if found >= 0 and data[found + _MARKER_LENGTH : found + _MARKER_LENGTH + 1] == b"{":
+        old_start = found + _MARKER_LENGTH
+        old_end = _value_end(data, old_start)
+        if old_end <= old_start:
+            return None
     if old_start < 0:
-        return (
-            b"".join((data[:new_start], _NEW_JSON, data[new_end:])),
-            view[new_start:new_end],
-            None,
-        )
-    if new_start < 0:
-        return (
-            b"".join((data[:old_start], _OLD_JSON, data[old_end:])),
-            None,
-            view[old_start:old_end],
-        )
-    if new_end <= old_start:
+        if new_start < 0:
+            return None
+        envelope = b"".join((data[:new_start], _NEW_JSON, data[new_end:]))
+    elif new_start < 0:
+        envelope = b"".join((data[:old_start], _OLD_JSON, data[old_end:]))
+    elif new_end <= old_start:
         envelope = b"".join(
             (data[:new_start], _NEW_JSON, data[new_end:old_start], _OLD_JSON, data[old_end:])
         )
@@ -106,21 +110,7 @@ def split_images(data: bytes) -> Split | None:
         )
     else:
         return None
-    return envelope, view[new_start:new_end], view[old_start:old_end]
-
-
-def _span(data: bytes, marker: bytes) -> tuple[int, int]:
-    """(start, end) of the object value after the first `marker`, or (-1, -1)."""
-    found = data.find(marker)
-    if found < 0:
-        return -1, -1
-    start = found + len(marker)
-    if data[start : start + 1] != b"{":
-        return -1, -1  # null, or spaced out: left to the envelope parse
-    end = _value_end(data, start)
-    if end <= start:
-        return -1, -1
-    return start, end
+    return envelope, new_start, new_end, old_start, old_end
 
 
 def _value_end(data: bytes, start: int) -> int:

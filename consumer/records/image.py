@@ -43,12 +43,23 @@ class Image:
     Images compare equal when their wire forms are equal.
     """
 
-    __slots__ = ("_client", "_json", "_label", "_position", "_python", "_raw", "_span", "_wire")
+    __slots__ = (
+        "_client",
+        "_end",
+        "_json",
+        "_label",
+        "_position",
+        "_python",
+        "_raw",
+        "_start",
+        "_wire",
+    )
 
     # The view caches, and `_wire` of an unparsed image, start unset (reading one raises
     # AttributeError): setting fewer slots keeps decoding an envelope cheap.
     _wire: WireItem
-    _span: bytes | memoryview | None
+    _start: int
+    _end: int
     _raw: bytes
     _position: RecordPosition
     _label: str
@@ -67,16 +78,17 @@ class Image:
 
     @classmethod
     def unparsed(
-        cls, span: bytes | memoryview, raw: bytes, position: RecordPosition, label: str
+        cls, raw: bytes, start: int, end: int, position: RecordPosition, label: str
     ) -> Image:
-        """An image whose typed JSON is the text `span`, cut from the record `raw`.
+        """An image whose typed JSON is `raw[start:end]`, cut from the record `raw`.
 
-        `span` is parsed on first access. If it does not parse on its own, the whole record is
+        It is parsed on first access. If it does not parse on its own, the whole record is
         parsed and its `dynamodb.<label>` taken instead (see excise.py for why that is the
         authority).
         """
         image = cls.__new__(cls)
-        image._span = span
+        image._start = start
+        image._end = end
         image._raw = raw
         image._position = position
         image._label = label
@@ -137,16 +149,13 @@ class Image:
             raise self._error(f"{self._label}: nested too deeply") from error
 
     def _parse(self) -> WireItem:
-        span = self._span
-        wire: object = None
-        if span is not None:
-            try:
-                wire = orjson.loads(span)
-            except orjson.JSONDecodeError:
-                wire = None
+        wire: object
+        try:
+            wire = orjson.loads(memoryview(self._raw)[self._start : self._end])
+        except orjson.JSONDecodeError:
+            wire = None
         if type(wire) is not dict:
             wire = self._parse_record()
-        self._span = None
         return wire
 
     def _parse_record(self) -> WireItem:

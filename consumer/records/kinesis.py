@@ -33,7 +33,7 @@ from consumer.records.envelope import (
 )
 from consumer.records.errors import DecodeError, InvalidRecord
 from consumer.records.event import ChangeEvent, new_event
-from consumer.records.excise import NEW_IMAGE, OLD_IMAGE, split_images, verify
+from consumer.records.excise import NEW_IMAGE, OLD_IMAGE, Split, split_images, verify
 from consumer.records.image import Image
 from consumer.records.kpl import deaggregate
 from consumer.records.position import RecordPosition
@@ -43,6 +43,7 @@ from consumer.records.timestamps import MAX_US, MICROSECOND, arrival_ms, kinesis
 DecodeResult: TypeAlias = ChangeEvent | DecodeError
 
 _loads = orjson.loads
+_NOT_SPLIT: Split = (b"", -1, -1, -1, -1)
 _JSONDecodeError = orjson.JSONDecodeError
 
 
@@ -58,19 +59,18 @@ def decode_destination_record(
         data = bytes(data)
     try:
         if strict:
-            event = _event(_parse(data), data, position, None, None)
+            event = _event(_parse(data), data, position, _NOT_SPLIT)
             event.validate()
             return event
         split = split_images(data)
         if split is not None:
-            envelope, new_span, old_span = split
             try:
-                parsed = _loads(envelope)
+                parsed = _loads(split[0])
             except _JSONDecodeError:
                 parsed = None
-            if verify(parsed, new_span, old_span):
-                return _event(parsed, data, position, new_span, old_span)
-        return _event(_parse(data), data, position, None, None)
+            if verify(parsed, split[1], split[3]):
+                return _event(parsed, data, position, split)
+        return _event(_parse(data), data, position, _NOT_SPLIT)
     except InvalidRecord as error:
         raise DecodeError(position, error.reason, data) from None
 
@@ -141,8 +141,7 @@ def _event(
     parsed: object,
     data: bytes,
     position: RecordPosition,
-    new_span: memoryview | None,
-    old_span: memoryview | None,
+    split: Split,
 ) -> ChangeEvent:
     # Every check is inline on the common path; the envelope helpers, which name the problem,
     # run only when one fails.
@@ -173,14 +172,15 @@ def _event(
     keys_view = (
         Image(keys, position, "Keys", data) if type(keys) is dict and keys else None
     ) or keys_image(body, position, data)
-    if new_span is None:
+    _, new_start, new_end, old_start, old_end = split
+    if new_start < 0:
         new_image = item_image(body, NEW_IMAGE, position, data)
     else:
-        new_image = Image.unparsed(new_span, data, position, NEW_IMAGE)
-    if old_span is None:
+        new_image = Image.unparsed(data, new_start, new_end, position, NEW_IMAGE)
+    if old_start < 0:
         old_image = item_image(body, OLD_IMAGE, position, data)
     else:
-        old_image = Image.unparsed(old_span, data, position, OLD_IMAGE)
+        old_image = Image.unparsed(data, old_start, old_end, position, OLD_IMAGE)
 
     created = body.get("ApproximateCreationDateTime")
     precision = body.get("ApproximateCreationDateTimePrecision")
