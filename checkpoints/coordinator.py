@@ -141,6 +141,10 @@ class Coordinator:
         return self._worker_id
 
     @property
+    def table(self) -> LeaseTable:
+        return self._table
+
+    @property
     def table_stats(self) -> TableStats:
         return self._table.stats
 

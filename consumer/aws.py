@@ -48,7 +48,7 @@ class AwsEndpoints:
 
     def client(self, service: Service) -> Any:
         """A synchronous boto3 client (CLI commands, the local bridge, tests)."""
-        return boto3.session.Session().client(service, **self.client_kwargs(service))  # type: ignore[call-overload]
+        return boto3.session.Session().client(service, **self.client_kwargs(service))
 
     def aio_session(self) -> AioSession:
         return get_session()

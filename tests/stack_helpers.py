@@ -21,7 +21,8 @@ def put_numbered(kinesis: Any, stream: str, start: int, count: int, key: str | N
         kinesis.put_records(
             StreamName=stream,
             Records=[
-                {"Data": str(n).encode(), "PartitionKey": key or f"k{n}"} for n in range(first, last)
+                {"Data": str(n).encode(), "PartitionKey": key or f"k{n}"}
+                for n in range(first, last)
             ],
         )
 

@@ -40,15 +40,16 @@ def run(args: argparse.Namespace) -> int:
         stopped = stack.down(state_dir)
         print("local stack stopped" if stopped else "local stack was not running")
         return 0
-    state = stack.read_state(state_dir)
-    if state is None or not stack.state_is_running(state):
+    running = stack.read_state(state_dir)
+    if running is None or not stack.state_is_running(running):
         print("local stack: not running")
         return 3
-    _print_state(state)
+    _print_state(running)
     return 0
 
 
 def _print_state(state: stack.LocalStackState) -> None:
-    print(f"moto server   {state.moto_url}  (DynamoDB, DynamoDB Streams, S3, SQS)  pid {state.moto_pid}")
+    services = "(DynamoDB, DynamoDB Streams, S3, SQS)"
+    print(f"moto server   {state.moto_url}  {services}  pid {state.moto_pid}")
     print(f"kinesis-mock  {state.kinesis_url}  (Kinesis, plain HTTP)  pid {state.kinesis_pid}")
     print(f"logs          {state.log_dir}")

@@ -133,7 +133,9 @@ class DestinationBridge:
         changes: list[dict[str, Any]] = []
         for cursor in self._cursors.values():
             while cursor.iterator and not cursor.closed:
-                response = self.streams_client.get_records(ShardIterator=cursor.iterator, Limit=1000)
+                response = self.streams_client.get_records(
+                    ShardIterator=cursor.iterator, Limit=1000
+                )
                 cursor.iterator = response.get("NextShardIterator")
                 if cursor.iterator is None:
                     cursor.closed = True
@@ -154,10 +156,8 @@ class DestinationBridge:
     def destination_record(self, change: Mapping[str, Any]) -> dict[str, Any]:
         body = change["dynamodb"]
         created_us = self._next_time_us(_epoch_us(body["ApproximateCreationDateTime"]))
-        if self.options.precision == "MICROSECOND":
-            created = created_us
-        else:
-            created = created_us // 1000
+        micro = self.options.precision == "MICROSECOND"
+        created = created_us if micro else created_us // 1000
         dynamodb: dict[str, Any] = {
             "ApproximateCreationDateTime": created,
             "ApproximateCreationDateTimePrecision": self.options.precision,

@@ -26,11 +26,11 @@ from consumer.local.sample_orders import (
 )
 from consumer.local.stack import running_local_stack
 from consumer.records import DecodeError, RecordPosition, decode_kinesis_data
+from consumer.sources.efo import EfoReader
 from consumer.sources.initial_response import install_subscription_stream
 from consumer.sources.lean import install_lean_get_records
 from consumer.sources.model import ReadBatch, StartPosition
 from consumer.sources.registration import ensure_stream_consumer
-from consumer.sources.efo import EfoReader
 
 
 @dataclass(frozen=True)

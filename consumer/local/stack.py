@@ -7,6 +7,7 @@ line naming the piece, its port and the tail of its log.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -313,10 +314,8 @@ class LocalStack:
 
 
 def _kill_group(pid: int, sig: signal.Signals = signal.SIGTERM) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 @contextmanager
@@ -330,6 +329,7 @@ def running_local_stack(log_dir: Path) -> Iterator[LocalStackState]:
 
 
 # --- the detached stack behind `consumer local up|down|status` ---------------------------
+
 
 def _state_file(state_dir: Path) -> Path:
     return state_dir / "state.json"

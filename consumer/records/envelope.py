@@ -9,8 +9,8 @@ from consumer.records.event import EventName
 from consumer.records.image import Image
 from consumer.records.position import RecordPosition
 
-EVENT_NAMES = {name.value: name for name in EventName}
-DYNAMODB_SOURCE = "aws:dynamodb"
+_EVENT_NAMES = {name.value: name for name in EventName}
+_DYNAMODB_SOURCE = "aws:dynamodb"
 _DYNAMODB_PRINCIPAL = "dynamodb.amazonaws.com"
 
 
@@ -38,7 +38,7 @@ def text(container: dict[str, Any], key: str) -> str:
 
 def event_name(record: dict[str, Any]) -> EventName:
     value = record.get("eventName")
-    name = EVENT_NAMES.get(value) if type(value) is str else None
+    name = _EVENT_NAMES.get(value) if type(value) is str else None
     if name is None:
         raise InvalidRecord(f"eventName {value!r} is not INSERT, MODIFY or REMOVE")
     return name
@@ -46,9 +46,9 @@ def event_name(record: dict[str, Any]) -> EventName:
 
 def check_source(record: dict[str, Any]) -> None:
     """A record that names its source must name DynamoDB."""
-    source = record.get("eventSource", DYNAMODB_SOURCE)
-    if source != DYNAMODB_SOURCE:
-        raise InvalidRecord(f"eventSource {source!r} is not {DYNAMODB_SOURCE!r}")
+    source = record.get("eventSource", _DYNAMODB_SOURCE)
+    if source != _DYNAMODB_SOURCE:
+        raise InvalidRecord(f"eventSource {source!r} is not {_DYNAMODB_SOURCE!r}")
 
 
 def is_ttl_delete(name: EventName, identity: object) -> bool:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-import orjson
-
 from consumer.records.attribute import (
     JsonItem,
     PythonItem,
@@ -24,8 +22,8 @@ _T = TypeVar("_T")
 class Image:
     """An item image (NewImage, OldImage) or the Keys of a change, in DynamoDB typed JSON.
 
-    Views, each computed on first access and then cached (treat them as read-only: they are
-    shared by every reader of this event):
+    Views (python, json and client are computed on first access and then cached; treat all
+    of them as read-only: they are shared by every reader of this event):
 
     - `wire`: the typed JSON as received, `{"name": {"S": "x"}}`. No conversion at all. Binary
       values are base64 text in Kinesis destination records and Lambda events, bytes from
@@ -38,28 +36,17 @@ class Image:
       for PutItem. Use it rather than `wire` to write an item through boto3 or aiobotocore:
       they base64-encode binary values themselves.
 
-    Any view may raise DecodeError (carrying the record's position) when the image turns out
-    to be invalid; an event decoded with `strict=True` has already checked everything.
+    The python, json and client views may raise DecodeError (carrying the record's
+    position) when the image turns out to be invalid; an event decoded with `strict=True` has
+    already checked everything.
     Images compare equal when their wire forms are equal.
     """
 
-    __slots__ = (
-        "_client",
-        "_end",
-        "_json",
-        "_label",
-        "_position",
-        "_python",
-        "_raw",
-        "_start",
-        "_wire",
-    )
+    __slots__ = ("_client", "_json", "_label", "_position", "_python", "_raw", "_wire")
 
-    # The view caches, and `_wire` of an unparsed image, start unset (reading one raises
-    # AttributeError): setting fewer slots keeps decoding an envelope cheap.
+    # The view caches start unset (reading one raises AttributeError): setting fewer slots
+    # keeps decoding an envelope cheap.
     _wire: WireItem
-    _start: int
-    _end: int
     _raw: bytes
     _position: RecordPosition
     _label: str
@@ -76,24 +63,6 @@ class Image:
         self._position = position
         self._label = label
 
-    @classmethod
-    def unparsed(
-        cls, raw: bytes, start: int, end: int, position: RecordPosition, label: str
-    ) -> Image:
-        """An image whose typed JSON is `raw[start:end]`, cut from the record `raw`.
-
-        It is parsed on first access. If it does not parse on its own, the whole record is
-        parsed and its `dynamodb.<label>` taken instead (see excise.py for why that is the
-        authority).
-        """
-        image = cls.__new__(cls)
-        image._start = start
-        image._end = end
-        image._raw = raw
-        image._position = position
-        image._label = label
-        return image
-
     @property
     def label(self) -> str:
         """Which image this is: "Keys", "NewImage" or "OldImage"."""
@@ -101,11 +70,7 @@ class Image:
 
     @property
     def wire(self) -> WireItem:
-        try:
-            return self._wire
-        except AttributeError:
-            wire = self._wire = self._parse()
-            return wire
+        return self._wire
 
     @property
     def python(self) -> PythonItem:
@@ -148,27 +113,6 @@ class Image:
         except RecursionError as error:
             raise self._error(f"{self._label}: nested too deeply") from error
 
-    def _parse(self) -> WireItem:
-        wire: object
-        try:
-            wire = orjson.loads(memoryview(self._raw)[self._start : self._end])
-        except orjson.JSONDecodeError:
-            wire = None
-        if type(wire) is not dict:
-            wire = self._parse_record()
-        return wire
-
-    def _parse_record(self) -> WireItem:
-        try:
-            record = orjson.loads(self._raw)
-        except orjson.JSONDecodeError as error:
-            raise self._error(f"not JSON: {error}") from error
-        body = record.get("dynamodb") if type(record) is dict else None
-        wire = body.get(self._label) if type(body) is dict else None
-        if type(wire) is not dict:
-            raise self._error(f"dynamodb.{self._label} is not an object")
-        return wire
-
     def _error(self, reason: str) -> DecodeError:
         return DecodeError(self._position, reason, self._raw)
 
@@ -180,7 +124,4 @@ class Image:
     __hash__ = None  # type: ignore[assignment]  # caches make it mutable inside
 
     def __repr__(self) -> str:
-        try:
-            return f"Image({self._label}, {self._wire!r})"
-        except AttributeError:
-            return f"Image({self._label}, unparsed)"
+        return f"Image({self._label}, {self._wire!r})"

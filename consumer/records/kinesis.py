@@ -5,9 +5,9 @@ A record's Data is JSON: `awsRegion, eventID, eventName, userIdentity, recordFor
 tableName, dynamodb{ApproximateCreationDateTime, ApproximateCreationDateTimePrecision, Keys,
 NewImage, OldImage, SizeBytes}, eventSource`.
 
-By default only the envelope is decoded: the images are cut out unparsed (excise.py) and
-parsed when a view is first asked for. `strict=True` parses everything and computes the
-python view of every image at once, so every DecodeError surfaces at decode time.
+By default only the envelope is decoded: the record is parsed once (orjson) and the images are
+kept as received (typed JSON), converted only when a view is first asked for. `strict=True`
+also computes the python view of every image, so every DecodeError surfaces at decode time.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from typing import Any, TypeAlias
 import orjson
 
 from consumer.records.envelope import (
-    DYNAMODB_SOURCE,
-    EVENT_NAMES,
     body_object,
     check_source,
     event_name,
@@ -33,17 +31,14 @@ from consumer.records.envelope import (
 )
 from consumer.records.errors import DecodeError, InvalidRecord
 from consumer.records.event import ChangeEvent, new_event
-from consumer.records.excise import NEW_IMAGE, OLD_IMAGE, Split, split_images, verify
-from consumer.records.image import Image
 from consumer.records.kpl import deaggregate
 from consumer.records.position import RecordPosition
-from consumer.records.timestamps import MAX_US, MICROSECOND, arrival_ms, kinesis_created_at_us
+from consumer.records.timestamps import arrival_ms, kinesis_created_at_us
 
 # A decoded user record, or the error that stands in its place (for the dead-letter queue).
 DecodeResult: TypeAlias = ChangeEvent | DecodeError
 
 _loads = orjson.loads
-_NOT_SPLIT: Split = (b"", -1, -1, -1, -1)
 _JSONDecodeError = orjson.JSONDecodeError
 
 
@@ -58,21 +53,16 @@ def decode_destination_record(
     if type(data) is not bytes:
         data = bytes(data)
     try:
-        if strict:
-            event = _event(_parse(data), data, position, _NOT_SPLIT)
-            event.validate()
-            return event
-        split = split_images(data)
-        if split is not None:
-            try:
-                parsed = _loads(split[0])
-            except _JSONDecodeError:
-                parsed = None
-            if verify(parsed, split[1], split[3]):
-                return _event(parsed, data, position, split)
-        return _event(_parse(data), data, position, _NOT_SPLIT)
+        try:
+            parsed = _loads(data)
+        except _JSONDecodeError as error:
+            raise InvalidRecord(f"not JSON: {error}") from None
+        event = _event(parsed, data, position)
     except InvalidRecord as error:
         raise DecodeError(position, error.reason, data) from None
+    if strict:
+        event.validate()
+    return event
 
 
 def decode_kinesis_data(
@@ -130,78 +120,25 @@ def decode_kinesis_record(
     return decode_kinesis_data(data, position, strict=strict)
 
 
-def _parse(data: bytes) -> object:
-    try:
-        return _loads(data)
-    except _JSONDecodeError as error:
-        raise InvalidRecord(f"not JSON: {error}") from None
-
-
-def _event(
-    parsed: object,
-    data: bytes,
-    position: RecordPosition,
-    split: Split,
-) -> ChangeEvent:
-    # Every check is inline on the common path; the envelope helpers, which name the problem,
-    # run only when one fails.
+def _event(parsed: object, data: bytes, position: RecordPosition) -> ChangeEvent:
     record = record_object(parsed)
-    body = record.get("dynamodb")
-    if type(body) is not dict:
-        body = body_object(record)
-    event_id = record.get("eventID")
-    table = record.get("tableName")
-    region = record.get("awsRegion")
-    if type(event_id) is not str or type(table) is not str or type(region) is not str:
-        event_id, table, region = (
-            text(record, "eventID"),
-            text(record, "tableName"),
-            text(record, "awsRegion"),
-        )
-    name_text = record.get("eventName")
-    name = EVENT_NAMES.get(name_text) if type(name_text) is str else None
-    if name is None:
-        name = event_name(record)
-    source = record.get("eventSource")
-    if source is not None and source != DYNAMODB_SOURCE:
-        check_source(record)
-    identity = record.get("userIdentity")
-    ttl_delete = False if identity is None else is_ttl_delete(name, identity)
-
-    keys = body.get("Keys")
-    keys_view = (
-        Image(keys, position, "Keys", data) if type(keys) is dict and keys else None
-    ) or keys_image(body, position, data)
-    _, new_start, new_end, old_start, old_end = split
-    if new_start < 0:
-        new_image = item_image(body, NEW_IMAGE, position, data)
-    else:
-        new_image = Image.unparsed(data, new_start, new_end, position, NEW_IMAGE)
-    if old_start < 0:
-        old_image = item_image(body, OLD_IMAGE, position, data)
-    else:
-        old_image = Image.unparsed(data, old_start, old_end, position, OLD_IMAGE)
-
-    created = body.get("ApproximateCreationDateTime")
-    precision = body.get("ApproximateCreationDateTimePrecision")
-    if type(created) is int and precision == MICROSECOND and 0 <= created <= MAX_US:
-        created_at_us = created
-    else:
-        created_at_us = kinesis_created_at_us(created, precision)
-    size = body.get("SizeBytes")
-    if type(size) is not int or size < 0:
-        size = size_bytes(body, len(data))
+    body = body_object(record)
+    name = event_name(record)
+    check_source(record)
     return new_event(
-        event_id,
+        text(record, "eventID"),
         name,
-        table,
-        region,
-        keys_view,
-        new_image,
-        old_image,
-        created_at_us,
-        ttl_delete,
-        size,
+        text(record, "tableName"),
+        text(record, "awsRegion"),
+        keys_image(body, position, data),
+        item_image(body, "NewImage", position, data),
+        item_image(body, "OldImage", position, data),
+        kinesis_created_at_us(
+            body.get("ApproximateCreationDateTime"),
+            body.get("ApproximateCreationDateTimePrecision"),
+        ),
+        is_ttl_delete(name, record.get("userIdentity")),
+        size_bytes(body, len(data)),
         position,
         data,
     )

@@ -38,8 +38,7 @@ from consumer.records.envelope import (
     text,
 )
 from consumer.records.errors import DecodeError, InvalidRecord
-from consumer.records.event import ChangeEvent
-from consumer.records.excise import NEW_IMAGE, OLD_IMAGE
+from consumer.records.event import ChangeEvent, new_event
 from consumer.records.kinesis import DecodeResult
 from consumer.records.position import RecordPosition
 from consumer.records.timestamps import streams_created_at_us, us_from_datetime
@@ -148,19 +147,19 @@ def _event(
     created = body.get("ApproximateCreationDateTime")
     if created is None:
         raise InvalidRecord("dynamodb.ApproximateCreationDateTime is missing")
-    return ChangeEvent(
-        event_id=text(record, "eventID"),
-        event_name=name,
-        table=table if table is not None else table_from_stream_arn(position.stream),
-        region=text(record, "awsRegion"),
-        keys=keys_image(body, position, raw),
-        new_image=item_image(body, NEW_IMAGE, position, raw),
-        old_image=item_image(body, OLD_IMAGE, position, raw),
-        created_at_us=streams_created_at_us(created),
-        ttl_delete=is_ttl_delete(name, record.get("userIdentity")),
-        size=size_bytes(body, len(raw)),
-        position=position,
-        raw=raw,
+    return new_event(
+        text(record, "eventID"),
+        name,
+        table if table is not None else table_from_stream_arn(position.stream),
+        text(record, "awsRegion"),
+        keys_image(body, position, raw),
+        item_image(body, "NewImage", position, raw),
+        item_image(body, "OldImage", position, raw),
+        streams_created_at_us(created),
+        is_ttl_delete(name, record.get("userIdentity")),
+        size_bytes(body, len(raw)),
+        position,
+        raw,
     )
 
 

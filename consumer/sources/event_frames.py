@@ -7,6 +7,7 @@ SubscribeToShard streams in tests for paths no emulator produces (ChildShards, i
 
 from __future__ import annotations
 
+import json
 import struct
 from binascii import crc32
 
@@ -45,7 +46,7 @@ def encode_event(event_type: str, payload: bytes, content_type: str = "applicati
 
 def encode_exception(exception_type: str, message: str) -> bytes:
     """An error delivered inside the stream, as AWS does for e.g. ResourceNotFoundException."""
-    payload = ('{"message": %s}' % _json_string(message)).encode()
+    payload = json.dumps({"message": message}).encode()
     return encode_message(
         {
             ":message-type": "exception",
@@ -54,12 +55,6 @@ def encode_exception(exception_type: str, message: str) -> bytes:
         },
         payload,
     )
-
-
-def _json_string(text: str) -> str:
-    import json
-
-    return json.dumps(text)
 
 
 def message_length(buffer: bytes) -> int | None:

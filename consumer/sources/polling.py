@@ -19,7 +19,7 @@ from consumer.sources.errors import (
     is_throttling,
 )
 from consumer.sources.lean import child_shard_ids, kinesis_records, lean_body
-from consumer.sources.model import ReadBatch, StartPosition, ShardGoneError
+from consumer.sources.model import ReadBatch, ShardGoneError, StartPosition
 
 log = structlog.get_logger(__name__)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from collections import defaultdict
 from typing import Any
@@ -47,7 +48,9 @@ def bridged(
             install_lean_get_records(client)
             reader = PollingReader(client, arn, PollingOptions(interval_s=0.2))
             for shard in kinesis.list_shards(StreamName=name)["Shards"]:
-                records, _ = await drain(reader.read(shard["ShardId"], StartPosition.trim_horizon()))
+                records, _ = await drain(
+                    reader.read(shard["ShardId"], StartPosition.trim_horizon())
+                )
                 for record in records:
                     position = RecordPosition(name, shard["ShardId"], record.sequence_number)
                     for result in decode_kinesis_data(record.data, position, strict=True):
@@ -90,8 +93,14 @@ def test_bridge_writes_exact_destination_records(endpoints: AwsEndpoints, unique
         assert body["recordFormat"] == "application/json"
         assert body["eventSource"] == "aws:dynamodb"
         assert set(body) == {
-            "awsRegion", "eventID", "eventName", "userIdentity", "recordFormat", "tableName",
-            "dynamodb", "eventSource",
+            "awsRegion",
+            "eventID",
+            "eventName",
+            "userIdentity",
+            "recordFormat",
+            "tableName",
+            "dynamodb",
+            "eventSource",
         }
 
 
@@ -116,7 +125,9 @@ def test_injected_duplicates_and_reorderings_occur_at_the_configured_rate(
     # Reorderings: consecutive changes of one item really arrive swapped.
     per_item: dict[str, list[ChangeEvent]] = defaultdict(list)
     seen: set[str] = set()
-    for event in sorted(events, key=lambda e: (e.position.shard_id, int(e.position.sequence_number))):
+    for event in sorted(
+        events, key=lambda e: (e.position.shard_id, int(e.position.sequence_number))
+    ):
         if event.event_id in seen:
             continue
         seen.add(event.event_id)
@@ -124,7 +135,7 @@ def test_injected_duplicates_and_reorderings_occur_at_the_configured_rate(
     inversions = sum(
         1
         for item_events in per_item.values()
-        for before, after in zip(item_events, item_events[1:], strict=False)
+        for before, after in itertools.pairwise(item_events)
         if after.created_at_us < before.created_at_us
     )
     assert inversions == stats.reorderings > 0
@@ -133,7 +144,9 @@ def test_injected_duplicates_and_reorderings_occur_at_the_configured_rate(
     # Late duplicates: some copy arrives after a newer change of its item.
     stale = 0
     newest: dict[str, int] = {}
-    for event in sorted(events, key=lambda e: (e.position.shard_id, int(e.position.sequence_number))):
+    for event in sorted(
+        events, key=lambda e: (e.position.shard_id, int(e.position.sequence_number))
+    ):
         key = str(event.keys.python["pk"])
         if event.created_at_us < newest.get(key, 0):
             stale += 1

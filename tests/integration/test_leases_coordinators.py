@@ -20,7 +20,6 @@ from checkpoints import (
     LeaseLost,
     LeaseSettings,
     LeaseTable,
-    Position,
     ShardInfo,
     ShardProcessor,
 )
@@ -111,7 +110,7 @@ class Recorder:
             start = handle.start_position
             position = (
                 records.index(start.sequence_number) + 1
-                if start.position is Position.AFTER_SEQUENCE_NUMBER
+                if start.sequence_number is not None
                 else 0
             )
             try:
@@ -119,11 +118,13 @@ class Recorder:
                     batch = records[position : position + 5]
                     if batch:
                         now = time.monotonic()
-                        self.deliveries += [Delivery(worker, handle.shard_id, s, now) for s in batch]
+                        shard = handle.shard_id
+                        self.deliveries += [Delivery(worker, shard, s, now) for s in batch]
                         position += len(batch)
                         await handle.checkpoint(batch[-1])
                     elif self.stream.shards[handle.shard_id].closed:
-                        await handle.checkpoint_shard_end(self.stream.children.get(handle.shard_id, []))
+                        children = self.stream.children.get(handle.shard_id, [])
+                        await handle.checkpoint_shard_end(children)
                         return
                     with suppress(TimeoutError):
                         await asyncio.wait_for(handle.stop_requested.wait(), 0.02)
@@ -154,7 +155,8 @@ async def running(
         coordinators: list[Coordinator] = []
 
         async def start(name: str) -> Coordinator:
-            table = await stack.enter_async_context(LeaseTable.open(endpoints, settings.lease_table))
+            opening = LeaseTable.open(endpoints, settings.lease_table)
+            table = await stack.enter_async_context(opening)
             coordinator = Coordinator(
                 settings, table, stream, recorder.processor(name), worker_id=name
             )
@@ -288,11 +290,11 @@ async def test_children_are_read_only_after_all_their_parents_reached_shard_end(
         stream.append("d2", 10)
         await eventually(lambda: recorder.delivered() == stream.all_sequence_numbers(), 10,
                          "children of the live split read")
-        table = coordinators[0]._table
+        table = coordinators[0].table
         leases = {lease.key: lease for lease in (await table.scan()).leases}
 
-    first_read = {}
-    last_read = {}
+    first_read: dict[str, float] = {}
+    last_read: dict[str, float] = {}
     for delivery in recorder.deliveries:
         first_read.setdefault(delivery.shard, delivery.at)
         last_read[delivery.shard] = delivery.at
@@ -323,7 +325,7 @@ async def test_a_worker_cut_off_from_the_table_stops_before_anyone_takes_its_sha
         async def unreachable(*args: object, **kwargs: object) -> int | None:
             raise LeaseTableUnavailable("network partition")
 
-        table_a = a._table
+        table_a = a.table
         monkeypatch.setattr(table_a, "heartbeat", unreachable)
         await eventually(lambda: cut_off <= b.held_shards(), FAILOVER_S + TAKE_S + 5, "taken")
         for shard in cut_off:
@@ -334,10 +336,11 @@ async def test_a_worker_cut_off_from_the_table_stops_before_anyone_takes_its_sha
         assert a.counters["local_expiries"] >= 1
 
         # a's checkpoints on its old leases are refused by the table too (fencing token).
-        handle_tokens = {lease.key: lease.counter for lease in (await b._table.scan()).leases}
+        shard = sorted(cut_off)[0]
+        now_leases = {lease.key: lease for lease in (await b.table.scan()).leases}
+        stale_token = now_leases[shard].counter - 1
         with pytest.raises(LeaseLost):
-            shard = sorted(cut_off)[0]
-            await table_a.checkpoint(shard, "a", handle_tokens[shard] - 1, Checkpoint.after("1"))
+            await table_a.checkpoint(shard, "a", stale_token, Checkpoint.after("1"))
 
         # Reconnected: a learns it was declared dead, registers again and gets its share back.
         monkeypatch.undo()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +16,14 @@ from consumer.sources.model import ShardGoneError, StartPosition
 from consumer.sources.polling import PollingOptions, PollingReader
 from consumer.sources.prefetch import prefetch
 from consumer.sources.registration import ensure_stream_consumer
-from tests.stack_helpers import collect, drain, new_stream, numbers, put_numbered, wait_stream_active
+from tests.stack_helpers import (
+    collect,
+    drain,
+    new_stream,
+    numbers,
+    put_numbered,
+    wait_stream_active,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +41,9 @@ def _shard_ids(kinesis: Any, stream: str) -> list[str]:
     return [s["ShardId"] for s in kinesis.list_shards(StreamName=stream)["Shards"]]
 
 
-async def test_polling_reads_every_record_in_order(endpoints: AwsEndpoints, unique_name: str) -> None:
+async def test_polling_reads_every_record_in_order(
+    endpoints: AwsEndpoints, unique_name: str
+) -> None:
     kinesis = endpoints.client("kinesis")
     arn = new_stream(kinesis, unique_name)
     put_numbered(kinesis, unique_name, 0, 1200)
@@ -55,9 +63,9 @@ async def test_polling_resumes_after_a_checkpoint_and_at_timestamp(
     kinesis = endpoints.client("kinesis")
     arn = new_stream(kinesis, unique_name)
     put_numbered(kinesis, unique_name, 0, 10)
-    time.sleep(1.1)
+    await asyncio.sleep(1.1)
     middle = datetime.now(UTC)
-    time.sleep(0.1)
+    await asyncio.sleep(0.1)
     put_numbered(kinesis, unique_name, 10, 10)
     shard = _shard_ids(kinesis, unique_name)[0]
 
@@ -100,9 +108,7 @@ async def test_split_and_merge_read_through_polling_parents_then_children(
     arn = new_stream(kinesis, unique_name, shards=1)
     put_numbered(kinesis, unique_name, 0, 20, key="same")
     parent = _shard_ids(kinesis, unique_name)[0]
-    kinesis.split_shard(
-        StreamName=unique_name, ShardToSplit=parent, NewStartingHashKey=str(2**127)
-    )
+    kinesis.split_shard(StreamName=unique_name, ShardToSplit=parent, NewStartingHashKey=str(2**127))
     wait_stream_active(kinesis, unique_name)
     put_numbered(kinesis, unique_name, 20, 20, key="same")
 

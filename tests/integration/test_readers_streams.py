@@ -48,7 +48,9 @@ async def test_streams_reader_reads_changes_in_order_with_wire_shape(
     assert sequence_numbers == sorted(sequence_numbers)
 
 
-async def test_streams_reader_rejects_at_timestamp(endpoints: AwsEndpoints, unique_name: str) -> None:
+async def test_streams_reader_rejects_at_timestamp(
+    endpoints: AwsEndpoints, unique_name: str
+) -> None:
     from datetime import UTC, datetime
 
     dynamodb = endpoints.client("dynamodb")

@@ -33,7 +33,9 @@ CONSUMER_ARN = "arn:aws:kinesis:us-east-1:000000000000:stream/s/consumer/c:1"
 SHARD = "shardId-000000000000"
 
 
-async def read_all(script: Script, limit: int = 100, chunk_size: int | None = None) -> tuple[list[ReadBatch], FakeKinesis]:
+async def read_all(
+    script: Script, limit: int = 100, chunk_size: int | None = None
+) -> tuple[list[ReadBatch], FakeKinesis]:
     fake = FakeKinesis(script, chunk_size=chunk_size)
     batches: list[ReadBatch] = []
     async with serve(fake) as url:
@@ -88,12 +90,13 @@ async def test_renewal_resumes_after_continuation_without_skips_or_repeats() -> 
     def script(call: int, body: dict[str, Any]) -> tuple[int, list[bytes]]:
         if call == 1:
             # Subscription ends (5-minute lifetime) after two events.
-            return 200, [shard_event([record(1, b"1"), record(2, b"2")], "2"),
-                         shard_event([], "3")]
+            return 200, [shard_event([record(1, b"1"), record(2, b"2")], "2"), shard_event([], "3")]
         if call == 2:
             # A server that resent record 2 must not make us deliver it twice.
-            return 200, [shard_event([record(2, b"2"), record(4, b"4")], "4"),
-                         shard_event([], None, child_shards=[])]
+            return 200, [
+                shard_event([record(2, b"2"), record(4, b"4")], "4"),
+                shard_event([], None, child_shards=[]),
+            ]
         raise AssertionError("no third subscription expected")
 
     batches, fake = await read_all(script)
@@ -166,7 +169,10 @@ async def test_connection_cut_mid_stream_resubscribes() -> None:
     def script(call: int, body: dict[str, Any]) -> tuple[int, list[bytes]]:
         if call == 1:
             # A truncated frame: the connection ends in the middle of an event.
-            return 200, [shard_event([record(1, b"1")], "1"), shard_event([record(2, b"2")], "2")[:20]]
+            return 200, [
+                shard_event([record(1, b"1")], "1"),
+                shard_event([record(2, b"2")], "2")[:20],
+            ]
         return 200, [shard_event([record(2, b"2")], None, child_shards=[])]
 
     batches, fake = await read_all(script)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from consumer.sources.model import EfoUnavailableError, ReadBatch, RawRecord, StartPosition
+from consumer.sources.model import EfoUnavailableError, RawRecord, ReadBatch, StartPosition
 from consumer.sources.polling import PollingOptions, PollingReader
 from consumer.sources.prefetch import prefetch
 from consumer.sources.select import EfoWithFallbackReader
@@ -110,7 +110,7 @@ async def test_an_unexpected_error_is_raised_not_swallowed() -> None:
 
 @pytest.mark.parametrize("interval", [0.1, 1.5])
 def test_polling_interval_out_of_range_is_a_clear_error(interval: float) -> None:
-    with pytest.raises(ValueError, match="polling interval must be between 0.2 and 1.0"):
+    with pytest.raises(ValueError, match=r"polling interval must be between 0\.2 and 1\.0"):
         PollingOptions(interval_s=interval)
 
 
