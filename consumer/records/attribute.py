@@ -135,8 +135,8 @@ def item_to_python(item: object) -> PythonItem:
     out: PythonItem = {}
     for name, value in _map(item).items():
         try:
-            # Fast paths for S and N; every other type, and every error, goes through
-            # _python_value, which names the problem.
+            # Inline paths for the common types, in order of frequency (S, N, M, L); any
+            # irregularity, including every error, is left to _python_value, which names it.
             if type(value) is dict and len(value) == 1:
                 payload = value.get("S", value)
                 if payload is not value:
@@ -145,10 +145,20 @@ def item_to_python(item: object) -> PythonItem:
                         continue
                 else:
                     payload = value.get("N", value)
-                    if payload is not value and type(payload) is str:
-                        number = create_number(payload)
-                        if number.is_finite():
-                            out[name] = number
+                    if payload is not value:
+                        if type(payload) is str:
+                            number = create_number(payload)
+                            if number.is_finite():
+                                out[name] = number
+                                continue
+                    else:
+                        payload = value.get("M", value)
+                        if payload is not value:
+                            out[name] = item_to_python(payload)
+                            continue
+                        payload = value.get("L", value)
+                        if payload is not value:
+                            out[name] = _python_list(payload)
                             continue
             out[name] = _python_value(value)
         except InvalidAttribute as error:
@@ -161,27 +171,39 @@ def item_to_python(item: object) -> PythonItem:
 
 def _python_list(value: object) -> list[Any]:
     out: list[Any] = []
-    for index, member in enumerate(_list(value, "L")):
+    append = out.append
+    for member in _list(value, "L"):
         try:
+            # The same inline paths as item_to_python.
             if type(member) is dict and len(member) == 1:
                 payload = member.get("S", member)
                 if payload is not member:
                     if type(payload) is str:
-                        out.append(payload)
+                        append(payload)
                         continue
                 else:
                     payload = member.get("N", member)
-                    if payload is not member and type(payload) is str:
-                        number = create_number(payload)
-                        if number.is_finite():
-                            out.append(number)
+                    if payload is not member:
+                        if type(payload) is str:
+                            number = create_number(payload)
+                            if number.is_finite():
+                                append(number)
+                                continue
+                    else:
+                        payload = member.get("M", member)
+                        if payload is not member:
+                            append(item_to_python(payload))
                             continue
-            out.append(_python_value(member))
+                        payload = member.get("L", member)
+                        if payload is not member:
+                            append(_python_list(payload))
+                            continue
+            append(_python_value(member))
         except InvalidAttribute as error:
-            error.path.append(index)
+            error.path.append(len(out))  # the index of the member that failed
             raise
         except _CONVERSION_ERRORS as error:
-            raise _explain(error, member, index) from error
+            raise _explain(error, member, len(out)) from error
     return out
 
 

@@ -44,15 +44,13 @@ class Image:
 
     __slots__ = ("_client", "_json", "_label", "_position", "_python", "_raw", "_wire")
 
-    # The view caches start unset (reading one raises AttributeError): setting fewer slots
-    # keeps decoding an envelope cheap.
     _wire: WireItem
     _raw: bytes
     _position: RecordPosition
     _label: str
-    _python: PythonItem
-    _json: JsonItem
-    _client: WireItem
+    _python: PythonItem | None
+    _json: JsonItem | None
+    _client: WireItem | None
 
     def __init__(
         self, wire: WireItem, position: RecordPosition, label: str = "Image", raw: bytes = b""
@@ -62,6 +60,9 @@ class Image:
         self._raw = raw
         self._position = position
         self._label = label
+        self._python = None
+        self._json = None
+        self._client = None
 
     @property
     def label(self) -> str:
@@ -74,27 +75,24 @@ class Image:
 
     @property
     def python(self) -> PythonItem:
-        try:
-            return self._python
-        except AttributeError:
+        value = self._python
+        if value is None:
             value = self._python = self._convert(item_to_python)
-            return value
+        return value
 
     @property
     def json(self) -> JsonItem:
-        try:
-            return self._json
-        except AttributeError:
+        value = self._json
+        if value is None:
             value = self._json = self._convert(item_to_json)
-            return value
+        return value
 
     @property
     def client(self) -> WireItem:
-        try:
-            return self._client
-        except AttributeError:
+        value = self._client
+        if value is None:
             value = self._client = self._convert(item_to_client)
-            return value
+        return value
 
     def validate(self) -> None:
         """Raise DecodeError now if any view of this image would.

@@ -1,0 +1,287 @@
+"""Replication into another DynamoDB table (any region or endpoint), versioned and idempotent.
+
+Every replica item carries the version of the change that wrote it: `_cdc_version`
+(ApproximateCreationDateTime in microseconds) and `_cdc_seq` (the change's sequence number,
+zero-padded so strings compare like numbers) as a tie-break. Each write is a conditional
+PutItem that succeeds only if the stored version is older, so duplicates and late changes
+never overwrite newer state, whatever order they arrive in; a failed condition means newer
+state is already there, which counts as applied.
+
+A REMOVE writes a tombstone (the key, the version, `_cdc_deleted = true` and
+`_cdc_expires_at`, an epoch-seconds TTL attribute, so DynamoDB's TTL removes it after
+`tombstone_ttl_s`), so a late INSERT or MODIFY cannot resurrect the item. Readers of the
+replica skip items with `_cdc_deleted`; `live_items` does that.
+
+Within one batch only the newest change per key is written (others are superseded), and the
+writes run concurrently: with versioned conditions their order does not matter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from botocore.exceptions import ClientError
+
+from consumer.pipeline.sink import Failures, SinkError
+from consumer.records import ChangeEvent, DecodeError, EventName
+from consumer.sources.errors import TRANSIENT_NETWORK_ERRORS, error_code, is_server_error, is_throttling
+
+log = structlog.get_logger(__name__)
+
+VERSION = "_cdc_version"
+SEQUENCE = "_cdc_seq"
+DELETED = "_cdc_deleted"
+EXPIRES_AT = "_cdc_expires_at"
+RESERVED = frozenset({VERSION, SEQUENCE, DELETED, EXPIRES_AT})
+SEQUENCE_WIDTH = 64  # Kinesis sequence numbers have up to 56 digits; sub-sequence adds 8
+
+# A transform takes the change and the item about to be written (typed JSON, client view) and
+# returns the item to write, or None to skip this change for the replica.
+Transform = Callable[[ChangeEvent, dict[str, Any]], dict[str, Any] | None]
+
+_NEWER_WINS = (
+    f"attribute_not_exists({VERSION}) OR {VERSION} < :v OR ({VERSION} = :v AND {SEQUENCE} < :s)"
+)
+# Errors that say this record can never be written as it is (too large, invalid key, ...).
+_RECORD_ERRORS = frozenset({"ValidationException", "ItemCollectionSizeLimitExceededException"})
+
+
+def load_transform(reference: str) -> Transform:
+    """Resolves "package.module:function" to the callable; a clear error if it is not one."""
+    module_name, _, attribute = reference.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"transform must look like 'package.module:function', got {reference!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"transform module {module_name!r} cannot be imported: {error}") from error
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise ValueError(f"transform {reference!r} is not a callable in {module_name}")
+    transform: Transform = function
+    return transform
+
+
+@dataclass(frozen=True)
+class ReplicationSettings:
+    """Where and what to replicate.
+
+    `include_attributes`/`exclude_attributes` project the item (key attributes are always
+    kept); `transform` names a hook "module:function" (see Transform).
+    """
+
+    table: str
+    tombstone_ttl_s: int = 7 * 86_400
+    include_attributes: frozenset[str] | None = None
+    exclude_attributes: frozenset[str] = field(default_factory=frozenset)
+    transform: str | None = None
+    concurrency: int = 16
+
+    def __post_init__(self) -> None:
+        if not self.table:
+            raise ValueError("replication table must not be empty")
+        if self.tombstone_ttl_s < 60:
+            raise ValueError(f"tombstone_ttl_s must be at least 60, got {self.tombstone_ttl_s}")
+        if not 1 <= self.concurrency <= 256:
+            raise ValueError(f"replication concurrency must be 1..256, got {self.concurrency}")
+
+
+def sequence_token(event: ChangeEvent) -> str:
+    sequence, sub_sequence = event.position.sequence_key
+    return f"{sequence:056d}{sub_sequence:08d}"
+
+
+def _key_token(event: ChangeEvent) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((name, repr(value)) for name, value in event.keys.wire.items()))
+
+
+def newest_per_key(events: Sequence[ChangeEvent]) -> dict[int, list[int]]:
+    """Index of the newest change per item key -> indexes of the changes it supersedes."""
+    newest: dict[tuple[tuple[str, str], ...], int] = {}
+    superseded: dict[int, list[int]] = {}
+    for index, event in enumerate(events):
+        key = _key_token(event)
+        best = newest.get(key)
+        if best is None:
+            newest[key] = index
+            superseded[index] = []
+        elif event.sort_key > events[best].sort_key:
+            superseded[index] = [best, *superseded.pop(best)]
+            newest[key] = index
+        else:
+            superseded[best].append(index)
+    return superseded
+
+
+class ReplicationSink:
+    """Applies changes to the replica table through an aiobotocore DynamoDB client."""
+
+    name = "replication"
+    buffered = False
+
+    def __init__(
+        self,
+        client: Any,
+        settings: ReplicationSettings,
+        transform: Transform | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`transform` is the resolved hook (see `load_transform` for settings.transform)."""
+        self._client = client
+        self._settings = settings
+        self._clock = clock
+        self._transform = transform
+        self._limit = asyncio.Semaphore(settings.concurrency)
+        self.conditional_skips = 0
+        self.writes = 0
+
+    def _project(self, event: ChangeEvent, item: Mapping[str, Any]) -> dict[str, Any]:
+        include = self._settings.include_attributes
+        exclude = self._settings.exclude_attributes
+        keys = event.keys.wire
+        return {
+            name: value
+            for name, value in item.items()
+            if name in keys or ((include is None or name in include) and name not in exclude)
+        }
+
+    def _item_for(self, event: ChangeEvent) -> dict[str, Any] | None:
+        version = {
+            VERSION: {"N": str(event.version)},
+            SEQUENCE: {"S": sequence_token(event)},
+        }
+        if event.event_name is EventName.REMOVE:
+            expires = int(self._clock()) + self._settings.tombstone_ttl_s
+            return {
+                **event.keys.client,
+                **version,
+                DELETED: {"BOOL": True},
+                EXPIRES_AT: {"N": str(expires)},
+            }
+        if event.new_image is None:
+            raise SinkError(
+                f"{event.event_name} change has no NewImage: the stream view must include "
+                "new images for replication",
+                retryable=False,
+            )
+        item = self._project(event, event.new_image.client)
+        if self._transform is not None:
+            try:
+                transformed = self._transform(event, item)
+            except Exception as error:  # a user hook: its failure parks this record only
+                raise SinkError(f"transform failed: {error!r}", retryable=False) from error
+            if transformed is None:
+                return None
+            item = transformed
+        clash = RESERVED.intersection(item)
+        if clash:
+            raise SinkError(f"item uses reserved attributes {sorted(clash)}", retryable=False)
+        return {**item, **version}
+
+    async def _put(self, event: ChangeEvent) -> None:
+        try:
+            item = self._item_for(event)
+        except DecodeError as error:
+            raise SinkError(str(error), retryable=False) from error
+        if item is None:
+            return
+        async with self._limit:
+            try:
+                await self._client.put_item(
+                    TableName=self._settings.table,
+                    Item=item,
+                    ConditionExpression=_NEWER_WINS,
+                    ExpressionAttributeValues={":v": item[VERSION], ":s": item[SEQUENCE]},
+                )
+                self.writes += 1
+            except ClientError as error:
+                code = error_code(error)
+                if code == "ConditionalCheckFailedException":
+                    self.conditional_skips += 1  # newer state is already there
+                    return
+                if code in _RECORD_ERRORS:
+                    raise SinkError(f"{code}: {error}", retryable=False) from error
+                if code == "ResourceNotFoundException":
+                    raise  # the table is missing: the whole batch fails, the pipeline retries
+                if is_throttling(error) or is_server_error(error):
+                    raise SinkError(f"{code}: {error}", retryable=True) from error
+                raise
+
+    async def write(self, events: Sequence[ChangeEvent]) -> Failures:
+        winners = newest_per_key(events)
+        order = list(winners)
+        results = await asyncio.gather(
+            *(self._put(events[index]) for index in order), return_exceptions=True
+        )
+        failures: dict[int, SinkError] = {}
+        for index, result in zip(order, results, strict=True):
+            if result is None:
+                continue
+            if isinstance(result, SinkError):
+                error = result
+            elif isinstance(result, TRANSIENT_NETWORK_ERRORS):
+                error = SinkError(f"network: {result!r}", retryable=True)
+            elif isinstance(result, Exception):
+                raise result  # whole-batch failure (table missing, credentials, a bug)
+            else:
+                raise result
+            # Superseded changes share the fate of their newest: retried or parked with it.
+            for member in (index, *winners[index]):
+                failures[member] = error
+        return failures
+
+    def wants_flush(self, now_monotonic: float) -> bool:
+        return False
+
+    async def flush(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def live_items(client: Any, table: str) -> list[dict[str, Any]]:
+    """Every replica item that is not a tombstone, without the version attributes."""
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    while True:
+        page = await client.scan(**kwargs)
+        for item in page.get("Items", []):
+            if item.get(DELETED, {}).get("BOOL"):
+                continue
+            items.append({k: v for k, v in item.items() if k not in RESERVED})
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+async def create_replica_table(client: Any, table: str, key_schema: list[dict[str, str]],
+                               attribute_definitions: list[dict[str, str]]) -> None:
+    """Creates the replica table (on-demand) with TTL on the tombstone expiry; idempotent."""
+    try:
+        await client.create_table(
+            TableName=table,
+            KeySchema=key_schema,
+            AttributeDefinitions=attribute_definitions,
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except ClientError as error:
+        if error_code(error) != "ResourceInUseException":
+            raise
+    waiter = client.get_waiter("table_exists")
+    await waiter.wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    try:
+        await client.update_time_to_live(
+            TableName=table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRES_AT},
+        )
+    except ClientError as error:
+        # Already enabled (ValidationException "TimeToLive is already enabled") is fine.
+        if error_code(error) != "ValidationException":
+            raise

@@ -1,0 +1,22 @@
+"""Transform hooks used by the replication tests (named in settings as module:function)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from consumer.records import ChangeEvent
+
+
+def upper_note(event: ChangeEvent, item: dict[str, Any]) -> dict[str, Any] | None:
+    if event.keys.python["pk"] == "skip-me":
+        return None
+    note = event.new_image.python.get("note") if event.new_image else None
+    if note is not None:
+        item = {**item, "note": {"S": str(note).upper()}}
+    return item
+
+
+def explode_on_bad(event: ChangeEvent, item: dict[str, Any]) -> dict[str, Any] | None:
+    if event.keys.python["pk"] == "bad":
+        raise RuntimeError("cannot transform this one")
+    return item
