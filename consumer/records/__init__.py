@@ -22,7 +22,7 @@ from consumer.records.attribute import (
     value_to_json,
     value_to_python,
 )
-from consumer.records.errors import DecodeError
+from consumer.records.errors import DecodeError, InvalidAttribute
 from consumer.records.event import ChangeEvent, EventName
 from consumer.records.image import Image
 from consumer.records.jsonout import change_document, iso_utc, to_json_bytes
@@ -50,6 +50,7 @@ __all__ = [
     "DecodeResult",
     "EventName",
     "Image",
+    "InvalidAttribute",
     "JsonItem",
     "JsonNumber",
     "PythonItem",

@@ -26,11 +26,12 @@ class DecodeError(Exception):
 
 
 class InvalidAttribute(Exception):
-    """An attribute value that is not valid DynamoDB typed JSON (internal to this package).
+    """An attribute value that is not valid DynamoDB typed JSON.
 
-    `path` names where it sits (attribute names and list indexes), innermost first because it
-    is filled in while the error unwinds; `where` renders it outermost first. Image views turn
-    it into a DecodeError.
+    Raised by the attribute converters (`item_to_python`, `value_to_json`, ...), which know no
+    record position; Image views turn it into a DecodeError. `path` names where the value sits
+    (attribute names and list indexes), innermost first because it is filled in while the
+    error unwinds; `where` renders it outermost first, as `['order']['lines'][1]`.
     """
 
     def __init__(self, reason: str, path: list[str | int] | None = None) -> None:

@@ -107,6 +107,8 @@ def decode_kinesis_record(
     API's JSON or a Lambda Kinesis event, is accepted too.
     """
     position = kinesis_position(record, stream, shard_id)
+    if not position.sequence_number:
+        return [DecodeError(position, "the Kinesis record has no SequenceNumber")]
     data = record.get("Data")
     if type(data) is str:
         try:

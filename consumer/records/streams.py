@@ -66,15 +66,17 @@ def decode_streams_record(
                 parsed: object = orjson.loads(raw)
             except orjson.JSONDecodeError as error:
                 raise InvalidRecord(f"not JSON: {error}") from None
+        elif isinstance(record, Mapping):
+            parsed = dict(record)
+            raw = wire_json(record)
         else:
-            parsed = dict(record) if isinstance(record, Mapping) else record
+            parsed = record
         record_dict = record_object(parsed)
         body = body_object(record_dict)
         sequence = body.get("SequenceNumber")
-        if type(sequence) is str:
-            position = RecordPosition(stream_arn, shard_id, sequence)
-        if not raw:
-            raw = wire_json(record_dict)
+        if type(sequence) is not str:
+            raise InvalidRecord("dynamodb.SequenceNumber is missing or not a string")
+        position = RecordPosition(stream_arn, shard_id, sequence)
         event = _event(record_dict, body, position, raw, table)
     except InvalidRecord as error:
         raise DecodeError(position, error.reason, raw) from None

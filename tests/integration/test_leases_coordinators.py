@@ -219,7 +219,9 @@ async def test_a_killed_coordinators_shards_are_taken_within_failover_plus_one_t
             FAILOVER_S + TAKE_S + 5,
             "orphans taken",
         )
-        assert elapsed <= FAILOVER_S + TAKE_S + 0.3
+        # The promise is failover + one take interval; 0.5 s covers the scan and the writes
+        # of three coordinators sharing one event loop and one moto server.
+        assert elapsed <= FAILOVER_S + TAKE_S + 0.5
         assert held(survivors) == [6, 6]
         for shard in sorted(orphans):
             stream.append(shard, 4)

@@ -44,7 +44,7 @@ def image(wire: dict[str, Any]) -> Image:
     return Image(wire, POSITION, "NewImage", b"raw")
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(KEYS, ITEMS, ITEMS)
 def test_kinesis_record_views_round_trip_against_boto3(
     keys: dict[str, Any], new: dict[str, Any], old: dict[str, Any]

@@ -196,7 +196,7 @@ def adversarial_records(draw: st.DrawFn) -> tuple[bytes, dict[str, Any]]:
     return data, record
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(adversarial_records())
 def test_any_layout_decodes_to_the_record_it_encodes(case: tuple[bytes, dict[str, Any]]) -> None:
     data, record = case

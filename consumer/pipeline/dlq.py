@@ -1,0 +1,225 @@
+"""The dead-letter queue: records a pipeline could not apply, parked in SQS with their cause.
+
+A message carries the raw record (base64), the error, the pipeline that failed, and the
+record's position (stream, shard, sequence and sub-sequence number, arrival time), so the
+record can be re-driven later (`consumer dlq replay`) or inspected (`consumer dlq list`).
+A record too large for one SQS message is written to S3 (a deterministic key per position, so
+parking it twice writes one object) and the message points to it.
+
+`park` returns only when every record is durably in the queue; otherwise it raises and the
+pipeline does not move its checkpoint past them (nothing is lost when the DLQ is down).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+import structlog
+from botocore.exceptions import ClientError
+
+from consumer.backoff import Backoff
+from consumer.sources.errors import TRANSIENT_NETWORK_ERRORS, is_server_error, is_throttling
+
+log = structlog.get_logger(__name__)
+
+MESSAGE_FORMAT = 1
+SQS_BATCH = 10
+# SQS accepts up to 256 KiB per message (and per batch) in every region; stay below it.
+DEFAULT_MAX_MESSAGE_BYTES = 250 * 1024
+PARK_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class ParkedRecord:
+    """One record in the dead-letter queue and why it is there."""
+
+    pipeline: str  # the sink that failed, or "decode" when the record could not be decoded
+    error: str
+    error_type: str
+    stream: str
+    shard_id: str
+    sequence_number: str
+    sub_sequence_number: int
+    arrival_ms: int | None
+    event_id: str | None
+    raw: bytes
+    attempts: int = 1
+    parked_at: str = ""
+
+    def to_message(self) -> dict[str, Any]:
+        message = asdict(self)
+        del message["raw"]
+        message["format"] = MESSAGE_FORMAT
+        message["parked_at"] = self.parked_at or datetime.now(UTC).isoformat()
+        message["raw_b64"] = base64.b64encode(self.raw).decode()
+        return message
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any], raw: bytes) -> ParkedRecord:
+        fields = {name: message.get(name) for name in cls.__dataclass_fields__ if name != "raw"}
+        return cls(raw=raw, **fields)
+
+
+@dataclass(frozen=True)
+class DlqMessage:
+    """A parked record as received from the queue, with what deletes it."""
+
+    receipt_handle: str
+    message_id: str
+    record: ParkedRecord
+    receive_count: int
+
+
+class DeadLetterQueue(Protocol):
+    async def park(self, records: Sequence[ParkedRecord]) -> None:
+        """Durably parks every record, or raises."""
+        ...
+
+
+class DlqUnavailableError(RuntimeError):
+    """The dead-letter queue did not accept the records after retries."""
+
+
+def overflow_key(prefix: str, record: ParkedRecord) -> str:
+    return (
+        f"{prefix}{record.pipeline}/{record.shard_id or 'no-shard'}/"
+        f"{record.sequence_number}-{record.sub_sequence_number}.json"
+    )
+
+
+class SqsDeadLetterQueue:
+    """SQS queue (plus an optional S3 bucket for oversized records), via aiobotocore clients."""
+
+    def __init__(
+        self,
+        sqs_client: Any,
+        queue_url: str,
+        s3_client: Any | None = None,
+        overflow_bucket: str | None = None,
+        overflow_prefix: str = "dlq-overflow/",
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self._sqs = sqs_client
+        self._queue_url = queue_url
+        self._s3 = s3_client
+        self._bucket = overflow_bucket
+        self._prefix = overflow_prefix
+        self._max_bytes = max_message_bytes
+        self.parked = 0
+
+    async def _body(self, record: ParkedRecord) -> bytes:
+        message = record.to_message()
+        body = orjson.dumps(message)
+        if len(body) <= self._max_bytes:
+            return body
+        if self._s3 is None or self._bucket is None:
+            raise DlqUnavailableError(
+                f"record {record.shard_id}@{record.sequence_number} is {len(body)} bytes as a "
+                "DLQ message, over the SQS limit, and no overflow bucket is configured"
+            )
+        key = overflow_key(self._prefix, record)
+        await self._s3.put_object(Bucket=self._bucket, Key=key, Body=record.raw)
+        del message["raw_b64"]
+        message["raw_s3"] = {"bucket": self._bucket, "key": key}
+        return orjson.dumps(message)
+
+    async def park(self, records: Sequence[ParkedRecord]) -> None:
+        if not records:
+            return
+        bodies = [await self._body(record) for record in records]
+        pending = dict(enumerate(bodies))
+        backoff = Backoff(base_s=0.2, cap_s=5.0)
+        for _ in range(PARK_ATTEMPTS):
+            failed: dict[int, bytes] = {}
+            items = list(pending.items())
+            for start in range(0, len(items), SQS_BATCH):
+                chunk = items[start : start + SQS_BATCH]
+                try:
+                    response = await self._sqs.send_message_batch(
+                        QueueUrl=self._queue_url,
+                        Entries=[
+                            {"Id": str(index), "MessageBody": body.decode()}
+                            for index, body in chunk
+                        ],
+                    )
+                except ClientError as error:
+                    if not (is_throttling(error) or is_server_error(error)):
+                        raise DlqUnavailableError(f"DLQ send failed: {error}") from error
+                    failed.update(chunk)
+                    continue
+                except TRANSIENT_NETWORK_ERRORS as error:
+                    log.warning("dlq.send_retry", error=str(error))
+                    failed.update(chunk)
+                    continue
+                for entry in response.get("Failed", []):
+                    index = int(entry["Id"])
+                    failed[index] = pending[index]
+            self.parked += len(pending) - len(failed)
+            if not failed:
+                return
+            pending = failed
+            await backoff.sleep()
+        raise DlqUnavailableError(f"DLQ did not accept {len(pending)} records after retries")
+
+    async def receive(self, max_messages: int = 10, visibility_timeout_s: int = 30) -> list[DlqMessage]:
+        """Up to `max_messages` parked records; they stay hidden for `visibility_timeout_s`."""
+        response = await self._sqs.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=max(1, min(10, max_messages)),
+            VisibilityTimeout=visibility_timeout_s,
+            AttributeNames=["ApproximateReceiveCount"],
+            WaitTimeSeconds=0,
+        )
+        messages = []
+        for message in response.get("Messages", []):
+            body = orjson.loads(message["Body"])
+            raw = await self._raw(body)
+            messages.append(
+                DlqMessage(
+                    receipt_handle=message["ReceiptHandle"],
+                    message_id=message["MessageId"],
+                    record=ParkedRecord.from_message(body, raw),
+                    receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+                )
+            )
+        return messages
+
+    async def _raw(self, body: dict[str, Any]) -> bytes:
+        if "raw_b64" in body:
+            return base64.b64decode(body["raw_b64"])
+        pointer = body.get("raw_s3")
+        if pointer and self._s3 is not None:
+            response = await self._s3.get_object(Bucket=pointer["bucket"], Key=pointer["key"])
+            async with response["Body"] as stream:
+                data: bytes = await stream.read()
+            return data
+        raise DlqUnavailableError(f"DLQ message has no readable record: {sorted(body)}")
+
+    async def delete(self, message: DlqMessage) -> None:
+        await self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message.receipt_handle)
+
+    async def release(self, message: DlqMessage) -> None:
+        """Makes a received message visible again at once (it stays parked)."""
+        await self._sqs.change_message_visibility(
+            QueueUrl=self._queue_url, ReceiptHandle=message.receipt_handle, VisibilityTimeout=0
+        )
+
+    async def depth(self) -> int:
+        response = await self._sqs.get_queue_attributes(
+            QueueUrl=self._queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )
+        attributes = response.get("Attributes", {})
+        return int(attributes.get("ApproximateNumberOfMessages", 0)) + int(
+            attributes.get("ApproximateNumberOfMessagesNotVisible", 0)
+        )
+
+
+def now_iso() -> str:
+    return datetime.fromtimestamp(time.time(), UTC).isoformat()

@@ -1,0 +1,392 @@
+"""One shard's pipeline: decode, filter, deliver to every sink with retries, bisection and the
+dead-letter queue, and checkpoint only behind what is done.
+
+The checkpoint rule (as Lambda's ReportBatchItemFailures): batches are processed in shard
+order, one at a time, and a batch is done when every record is durably applied by every sink
+that takes it, or parked in the dead-letter queue. The checkpoint then moves to the batch's last
+record, and for buffering sinks (audit) only once they have flushed. A crash at any point
+therefore re-delivers from the last checkpoint and loses nothing; the sinks are idempotent.
+
+Failures, per sink:
+- transient (the sink is unreachable, throttled, 5xx; a retryable SinkError): retried with
+  exponential backoff and jitter for as long as it lasts, bounded only by `max_record_age_s`.
+  A sink outage stops the shard's checkpoint and loses nothing.
+- a record the sink rejects (a non-retryable SinkError for that record): parked at once.
+- anything else the sink raises for a batch (a bug, a failing transform): the batch is bisected
+  until the failing record is alone (bisection does not use up attempts), and that record is
+  retried up to `max_attempts` times, then parked. The rest of its batch is applied.
+Parking means the DLQ, or, with `on_failure = stop`, stopping the shard (ShardStopped) with
+its checkpoint before the record, as a Lambda mapping without a destination does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+import structlog
+from botocore.exceptions import ClientError
+
+from consumer.backoff import Backoff
+from consumer.pipeline.dlq import DeadLetterQueue, ParkedRecord
+from consumer.pipeline.filters import RecordFilter
+from consumer.pipeline.sink import Sink, SinkError
+from consumer.records import ChangeEvent, DecodeError, RecordPosition, decode_kinesis_data
+from consumer.sources.errors import TRANSIENT_NETWORK_ERRORS, is_server_error, is_throttling
+from consumer.sources.model import RawRecord, ReadBatch
+
+log = structlog.get_logger(__name__)
+
+DECODE_PIPELINE = "decode"
+
+
+class OnFailure(enum.StrEnum):
+    DLQ = "dlq"
+    STOP = "stop"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """What a pipeline does with records it cannot apply (as Lambda's event source mapping).
+
+    `max_attempts`: tries of a record whose sink raises a non-transient error (-1: forever).
+    `max_record_age_s`: a record older than this (by Kinesis arrival) is parked instead of
+    retried (-1: no limit). `bisect`: split failing batches to isolate the bad record.
+    """
+
+    max_attempts: int = 3
+    max_record_age_s: float = -1
+    bisect: bool = True
+    on_failure: OnFailure = OnFailure.DLQ
+    backoff_base_s: float = 0.2
+    backoff_cap_s: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts == 0 or self.max_attempts < -1:
+            raise ValueError(f"max_attempts must be -1 (forever) or >= 1, got {self.max_attempts}")
+        if self.max_record_age_s != -1 and self.max_record_age_s < 1:
+            raise ValueError(
+                f"max_record_age_s must be -1 (no limit) or >= 1, got {self.max_record_age_s}"
+            )
+
+
+@dataclass
+class Route:
+    """A sink, the records it takes, and its failure policy."""
+
+    sink: Sink
+    record_filter: RecordFilter = field(default_factory=lambda: RecordFilter([]))
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+class Checkpointer(Protocol):
+    async def checkpoint(self, sequence_number: str, sub_sequence_number: int = 0) -> None: ...
+
+    async def checkpoint_shard_end(self) -> None: ...
+
+
+# Turns one raw record into its changes (or a DecodeError standing in for a bad one).
+Decoder = Callable[[RawRecord, str, str], Sequence[ChangeEvent | DecodeError]]
+
+
+def decode_kinesis(record: RawRecord, stream: str, shard_id: str) -> list[ChangeEvent | DecodeError]:
+    """Envelope-only decoding of a Kinesis destination record (images decode when a sink asks)."""
+    position = RecordPosition(stream, shard_id, record.sequence_number, 0, record.arrival_ms)
+    return decode_kinesis_data(record.data, position)
+
+
+class ShardStopped(RuntimeError):
+    """A pipeline with on_failure=stop could not apply a record; the shard stops before it."""
+
+
+@dataclass
+class PipelineStats:
+    records: int = 0
+    changes: int = 0
+    parked: int = 0
+    retries: int = 0
+    checkpoints: int = 0
+    sink_seconds: dict[str, float] = field(default_factory=dict)
+    sink_failures: dict[str, int] = field(default_factory=dict)
+
+
+def is_transient(error: BaseException) -> bool:
+    if isinstance(error, SinkError):
+        return error.retryable
+    if isinstance(error, ClientError):
+        return is_throttling(error) or is_server_error(error)
+    return isinstance(error, TRANSIENT_NETWORK_ERRORS)
+
+
+class ShardPipeline:
+    """Runs one shard's batches through every route and checkpoints behind them.
+
+    Not safe for concurrent `process` calls: a shard is processed one batch at a time.
+    """
+
+    def __init__(
+        self,
+        stream: str,
+        shard_id: str,
+        routes: Sequence[Route],
+        dlq: DeadLetterQueue,
+        checkpointer: Checkpointer,
+        decoder: Decoder = decode_kinesis,
+        checkpoint_interval_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        outage_backoff_base_s: float = 0.5,
+    ) -> None:
+        self.stream = stream
+        self.shard_id = shard_id
+        self._routes = list(routes)
+        self._dlq = dlq
+        self._checkpointer = checkpointer
+        self._decoder = decoder
+        self._interval_s = checkpoint_interval_s
+        self._clock = clock
+        self._wall_ms = wall_clock_ms
+        self._outage_base_s = outage_backoff_base_s
+        self._done: tuple[str, int] | None = None  # last record fully processed
+        self._checkpointed: tuple[str, int] | None = None
+        self._last_checkpoint_at = clock()
+        self.stats = PipelineStats()
+
+    # --- decoding and parking -----------------------------------------------------------
+
+    def _decode(self, batch: ReadBatch) -> tuple[list[ChangeEvent], list[ParkedRecord]]:
+        events: list[ChangeEvent] = []
+        bad: list[ParkedRecord] = []
+        for record in batch.records:
+            for result in self._decoder(record, self.stream, batch.shard_id):
+                if isinstance(result, DecodeError):
+                    bad.append(self._parked_decode_error(record, result))
+                else:
+                    events.append(result)
+        return events, bad
+
+    def _parked_decode_error(self, record: RawRecord, error: DecodeError) -> ParkedRecord:
+        position = error.position
+        return ParkedRecord(
+            pipeline=DECODE_PIPELINE,
+            error=str(error),
+            error_type="DecodeError",
+            stream=self.stream,
+            shard_id=self.shard_id,
+            sequence_number=record.sequence_number,
+            sub_sequence_number=position.sub_sequence_number if position else 0,
+            arrival_ms=record.arrival_ms,
+            event_id=None,
+            raw=record.data,
+        )
+
+    def _parked(self, sink: str, event: ChangeEvent, error: BaseException, attempts: int) -> ParkedRecord:
+        return ParkedRecord(
+            pipeline=sink,
+            error=str(error),
+            error_type=type(error).__name__,
+            stream=self.stream,
+            shard_id=self.shard_id,
+            sequence_number=event.position.sequence_number,
+            sub_sequence_number=event.position.sub_sequence_number,
+            arrival_ms=event.position.arrival_ms,
+            event_id=event.event_id,
+            raw=event.raw,
+            attempts=attempts,
+        )
+
+    async def _park(self, records: Sequence[ParkedRecord]) -> None:
+        """Parks durably; while the DLQ is down the shard waits (nothing may be lost)."""
+        if not records:
+            return
+        backoff = Backoff(base_s=self._outage_base_s, cap_s=30.0)
+        while True:
+            try:
+                await self._dlq.park(records)
+                self.stats.parked += len(records)
+                for record in records:
+                    log.warning(
+                        "record.parked",
+                        pipeline=record.pipeline,
+                        shard_id=record.shard_id,
+                        sequence_number=record.sequence_number,
+                        error_type=record.error_type,
+                    )
+                return
+            except Exception as error:  # any DLQ failure: wait and retry, never drop
+                log.error("dlq.unavailable", error=str(error), records=len(records))
+                await backoff.sleep()
+
+    async def _give_up(
+        self, route: Route, failed: Sequence[tuple[ChangeEvent, BaseException, int]]
+    ) -> None:
+        if not failed:
+            return
+        name = route.sink.name
+        self.stats.sink_failures[name] = self.stats.sink_failures.get(name, 0) + len(failed)
+        if route.policy.on_failure is OnFailure.STOP:
+            event, error, _ = failed[0]
+            raise ShardStopped(
+                f"pipeline {name} cannot apply {event.position}: {error} (on_failure=stop)"
+            )
+        await self._park([self._parked(name, event, error, n) for event, error, n in failed])
+
+    # --- delivery ------------------------------------------------------------------------
+
+    def _too_old(self, event: ChangeEvent, policy: RetryPolicy) -> bool:
+        arrival = event.position.arrival_ms
+        if policy.max_record_age_s < 0 or arrival is None:
+            return False
+        return (self._wall_ms() - arrival) / 1000 > policy.max_record_age_s
+
+    async def _write(self, sink: Sink, chunk: Sequence[ChangeEvent]) -> Any:
+        started = time.perf_counter()
+        try:
+            return await sink.write(chunk)
+        finally:
+            elapsed = time.perf_counter() - started
+            self.stats.sink_seconds[sink.name] = self.stats.sink_seconds.get(sink.name, 0) + elapsed
+
+    async def _deliver(self, route: Route, events: Sequence[ChangeEvent]) -> None:
+        policy = route.policy
+        backoff = Backoff(base_s=policy.backoff_base_s, cap_s=policy.backoff_cap_s)
+        work: deque[tuple[list[ChangeEvent], int]] = deque([(list(events), 0)])
+        while work:
+            chunk, attempts = work.popleft()
+            expired = [e for e in chunk if self._too_old(e, policy)]
+            if expired:
+                age_error = SinkError(
+                    f"record older than max_record_age_s={policy.max_record_age_s}",
+                    retryable=False,
+                )
+                await self._give_up(route, [(e, age_error, attempts) for e in expired])
+                expired_ids = {id(e) for e in expired}
+                chunk = [e for e in chunk if id(e) not in expired_ids]
+            if not chunk:
+                continue
+            try:
+                failures = await self._write(route.sink, chunk)
+            except Exception as error:  # classified below; nothing is dropped
+                self.stats.retries += 1
+                if is_transient(error):
+                    log.warning("sink.transient_error", sink=route.sink.name, error=str(error))
+                    await backoff.sleep()
+                    work.appendleft((chunk, attempts))
+                elif policy.bisect and len(chunk) > 1:
+                    middle = len(chunk) // 2
+                    work.appendleft((chunk[middle:], attempts))
+                    work.appendleft((chunk[:middle], attempts))
+                elif policy.max_attempts != -1 and attempts + 1 >= policy.max_attempts:
+                    await self._give_up(route, [(e, error, attempts + 1) for e in chunk])
+                else:
+                    log.warning("sink.batch_error", sink=route.sink.name, error=repr(error))
+                    await backoff.sleep()
+                    work.appendleft((chunk, attempts + 1))
+                continue
+            backoff.reset()
+            if not failures:
+                continue
+            rejected = [
+                (chunk[index], failure, attempts + 1)
+                for index, failure in sorted(failures.items())
+                if not failure.retryable
+            ]
+            await self._give_up(route, rejected)
+            retry = [chunk[index] for index, failure in sorted(failures.items()) if failure.retryable]
+            if retry:
+                self.stats.retries += 1
+                await backoff.sleep()
+                work.appendleft((retry, attempts))
+
+    def _selected(self, route: Route, events: Sequence[ChangeEvent], parsed: dict[int, Any]) -> list[ChangeEvent]:
+        if not route.record_filter:
+            return list(events)
+        chosen = []
+        for event in events:
+            record = parsed.get(id(event))
+            if record is None:
+                try:
+                    record = parsed[id(event)] = orjson.loads(event.raw)
+                except orjson.JSONDecodeError:
+                    record = parsed[id(event)] = {}
+            if route.record_filter.matches(record):
+                chosen.append(event)
+        return chosen
+
+    # --- the batch -----------------------------------------------------------------------
+
+    async def process(self, batch: ReadBatch) -> None:
+        """Applies one batch everywhere (or parks what cannot be applied), then checkpoints
+        when a checkpoint is due. At SHARD_END it flushes and checkpoints SHARD_END."""
+        events, undecodable = self._decode(batch)
+        self.stats.records += len(batch.records)
+        self.stats.changes += len(events)
+        await self._park(undecodable)
+        if events:
+            parsed: dict[int, Any] = {}
+            try:
+                async with asyncio.TaskGroup() as deliveries:
+                    for route in self._routes:
+                        selected = self._selected(route, events, parsed)
+                        deliveries.create_task(self._deliver(route, selected))
+            except* ShardStopped as stopped:
+                raise stopped.exceptions[0] from None
+        if batch.records:
+            last = batch.records[-1]
+            sub_sequence = 0
+            if events and events[-1].position.sequence_number == last.sequence_number:
+                sub_sequence = events[-1].position.sub_sequence_number
+            self._done = (last.sequence_number, sub_sequence)
+        if batch.shard_end:
+            await self.finish_shard()
+        else:
+            await self.checkpoint_if_due()
+
+    async def _flush_all(self) -> None:
+        for route in self._routes:
+            if not route.sink.buffered:
+                continue
+            backoff = Backoff(base_s=self._outage_base_s, cap_s=30.0)
+            while True:
+                try:
+                    await route.sink.flush()
+                    break
+                except Exception as error:  # the buffer is kept; retry until it is durable
+                    log.error("sink.flush_failed", sink=route.sink.name, error=str(error))
+                    await backoff.sleep()
+
+    async def checkpoint_if_due(self, force: bool = False) -> None:
+        now = self._clock()
+        buffered = [route.sink for route in self._routes if route.sink.buffered]
+        if force:
+            due = True
+        elif buffered:
+            due = any(sink.wants_flush(now) for sink in buffered)
+        else:
+            due = now - self._last_checkpoint_at >= self._interval_s
+        if not due:
+            return
+        await self._flush_all()
+        if self._done is not None and self._done != self._checkpointed:
+            await self._checkpointer.checkpoint(*self._done)
+            self._checkpointed = self._done
+            self.stats.checkpoints += 1
+        self._last_checkpoint_at = now
+
+    async def drain(self) -> None:
+        """Before a handoff or shutdown: flush every sink and checkpoint what is done."""
+        await self.checkpoint_if_due(force=True)
+
+    async def finish_shard(self) -> None:
+        await self._flush_all()
+        await self._checkpointer.checkpoint_shard_end()
+        self.stats.checkpoints += 1
+
+    async def aclose(self) -> None:
+        return None
