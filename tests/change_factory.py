@@ -59,15 +59,24 @@ def change(
 ) -> ChangeEvent:
     record = destination_record(event_name, key, created_us, new, old)
     position = RecordPosition(
-        "stream", shard_id, str(sequence if sequence is not None else next(_sequence)), 0,
+        "stream",
+        shard_id,
+        str(sequence if sequence is not None else next(_sequence)),
+        0,
         arrival_ms,
     )
     return decode_destination_record(orjson.dumps(record), position, strict=True)
 
 
 def upsert(key: str, created_us: int, value: int, **kwargs: Any) -> ChangeEvent:
-    return change("MODIFY", key, created_us, new={"value": {"N": str(value)}},
-                  old={"value": {"N": str(value - 1)}}, **kwargs)
+    return change(
+        "MODIFY",
+        key,
+        created_us,
+        new={"value": {"N": str(value)}},
+        old={"value": {"N": str(value - 1)}},
+        **kwargs,
+    )
 
 
 def insert(key: str, created_us: int, value: int, **kwargs: Any) -> ChangeEvent:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from consumer.pipeline.dlq import ParkedRecord
@@ -80,12 +80,14 @@ class MemoryDlq:
 class MemoryCheckpointer:
     checkpoints: list[tuple[str, int]] = field(default_factory=list)
     shard_end: bool = False
+    children: tuple[str, ...] = ()
 
     async def checkpoint(self, sequence_number: str, sub_sequence_number: int = 0) -> None:
         self.checkpoints.append((sequence_number, sub_sequence_number))
 
-    async def checkpoint_shard_end(self) -> None:
+    async def checkpoint_shard_end(self, child_shard_ids: Iterable[str] = ()) -> None:
         self.shard_end = True
+        self.children = tuple(child_shard_ids)
 
 
 def sink_error(retryable: bool) -> SinkError:

@@ -22,6 +22,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "decode_cmd",
     "demo_cmd",
     "leases_cmd",
+    "run_cmd",
+    "config_cmd",
+    "health_cmd",
+    "search_cmd",
+    "dlq_cmd",
 )
 
 

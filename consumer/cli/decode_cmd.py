@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable
-from typing import BinaryIO, TextIO
+from typing import TextIO
 
 from consumer.records import (
     DecodeError,
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
-def decode_lines(lines: Iterable[bytes] | BinaryIO, source: str, out: TextIO, err: TextIO) -> int:
+def decode_lines(lines: Iterable[bytes], source: str, out: TextIO, err: TextIO) -> int:
     """Decode each non-blank line of `lines`; return the exit status (1 if any failed)."""
     failed = False
     for number, line in enumerate(lines, start=1):

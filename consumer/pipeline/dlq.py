@@ -62,8 +62,22 @@ class ParkedRecord:
 
     @classmethod
     def from_message(cls, message: dict[str, Any], raw: bytes) -> ParkedRecord:
-        fields = {name: message.get(name) for name in cls.__dataclass_fields__ if name != "raw"}
-        return cls(raw=raw, **fields)
+        arrival = message.get("arrival_ms")
+        event_id = message.get("event_id")
+        return cls(
+            pipeline=str(message.get("pipeline", "")),
+            error=str(message.get("error", "")),
+            error_type=str(message.get("error_type", "")),
+            stream=str(message.get("stream", "")),
+            shard_id=str(message.get("shard_id", "")),
+            sequence_number=str(message.get("sequence_number", "")),
+            sub_sequence_number=int(message.get("sub_sequence_number") or 0),
+            arrival_ms=int(arrival) if arrival is not None else None,
+            event_id=str(event_id) if event_id is not None else None,
+            raw=raw,
+            attempts=int(message.get("attempts") or 1),
+            parked_at=str(message.get("parked_at", "")),
+        )
 
 
 @dataclass(frozen=True)
@@ -167,7 +181,9 @@ class SqsDeadLetterQueue:
             await backoff.sleep()
         raise DlqUnavailableError(f"DLQ did not accept {len(pending)} records after retries")
 
-    async def receive(self, max_messages: int = 10, visibility_timeout_s: int = 30) -> list[DlqMessage]:
+    async def receive(
+        self, max_messages: int = 10, visibility_timeout_s: int = 30
+    ) -> list[DlqMessage]:
         """Up to `max_messages` parked records; they stay hidden for `visibility_timeout_s`."""
         response = await self._sqs.receive_message(
             QueueUrl=self._queue_url,
@@ -185,7 +201,9 @@ class SqsDeadLetterQueue:
                     receipt_handle=message["ReceiptHandle"],
                     message_id=message["MessageId"],
                     record=ParkedRecord.from_message(body, raw),
-                    receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+                    receive_count=int(
+                        message.get("Attributes", {}).get("ApproximateReceiveCount", 1)
+                    ),
                 )
             )
         return messages
@@ -202,7 +220,9 @@ class SqsDeadLetterQueue:
         raise DlqUnavailableError(f"DLQ message has no readable record: {sorted(body)}")
 
     async def delete(self, message: DlqMessage) -> None:
-        await self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message.receipt_handle)
+        await self._sqs.delete_message(
+            QueueUrl=self._queue_url, ReceiptHandle=message.receipt_handle
+        )
 
     async def release(self, message: DlqMessage) -> None:
         """Makes a received message visible again at once (it stays parked)."""

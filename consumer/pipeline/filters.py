@@ -19,6 +19,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
 import orjson
@@ -50,7 +51,9 @@ def _number(value: Any) -> Decimal | None:
     return None
 
 
-def _check_numeric(spec: Any, path: str) -> list[tuple[Callable[[Decimal, Decimal], bool], Decimal]]:
+def _check_numeric(
+    spec: Any, path: str
+) -> list[tuple[Callable[[Decimal, Decimal], bool], Decimal]]:
     if not isinstance(spec, list) or not spec or len(spec) % 2:
         raise FilterSyntaxError(f"{path}: numeric needs operator/value pairs")
     checks = []
@@ -61,6 +64,22 @@ def _check_numeric(spec: Any, path: str) -> list[tuple[Callable[[Decimal, Decima
             raise FilterSyntaxError(f"{path}: bad numeric pair {op_name!r}, {bound!r}")
         checks.append((op, number))
     return checks
+
+
+def _starts_with(prefix: str, value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(prefix)
+
+
+def _ends_with(suffix: str, value: Any) -> bool:
+    return isinstance(value, str) and value.endswith(suffix)
+
+
+def _equals_ignore_case(folded: str, value: Any) -> bool:
+    return isinstance(value, str) and value.casefold() == folded
+
+
+def _anything_but(excluded: _Matcher, value: Any) -> bool:
+    return value is not _MISSING and not excluded.matches_value(value)
 
 
 def _literal_equal(value: Any, literal: Any) -> bool:
@@ -92,16 +111,14 @@ class _Matcher:
             raise FilterSyntaxError(f"{path}: one operator per object, got {sorted(spec)}")
         ((name, argument),) = spec.items()
         if name == "prefix" and isinstance(argument, str):
-            self._tests.append(lambda v, a=argument: isinstance(v, str) and v.startswith(a))
+            self._tests.append(partial(_starts_with, argument))
         elif name == "suffix" and isinstance(argument, str):
-            self._tests.append(lambda v, a=argument: isinstance(v, str) and v.endswith(a))
+            self._tests.append(partial(_ends_with, argument))
         elif name == "equals-ignore-case" and isinstance(argument, str):
-            self._tests.append(
-                lambda v, a=argument.casefold(): isinstance(v, str) and v.casefold() == a
-            )
+            self._tests.append(partial(_equals_ignore_case, argument.casefold()))
         elif name == "anything-but":
             inner = _Matcher(argument if isinstance(argument, list) else [argument], path)
-            self._tests.append(lambda v, m=inner: v is not _MISSING and not m.matches_value(v))
+            self._tests.append(partial(_anything_but, inner))
         elif name == "numeric":
             checks = _check_numeric(argument, path)
 

@@ -25,7 +25,7 @@ import asyncio
 import enum
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,10 +34,11 @@ import structlog
 from botocore.exceptions import ClientError
 
 from consumer.backoff import Backoff
+from consumer.pipeline.decoders import Decoder, decode_kinesis
 from consumer.pipeline.dlq import DeadLetterQueue, ParkedRecord
 from consumer.pipeline.filters import RecordFilter
 from consumer.pipeline.sink import Sink, SinkError
-from consumer.records import ChangeEvent, DecodeError, RecordPosition, decode_kinesis_data
+from consumer.records import ChangeEvent, DecodeError
 from consumer.sources.errors import TRANSIENT_NETWORK_ERRORS, is_server_error, is_throttling
 from consumer.sources.model import RawRecord, ReadBatch
 
@@ -86,19 +87,11 @@ class Route:
 
 
 class Checkpointer(Protocol):
-    async def checkpoint(self, sequence_number: str, sub_sequence_number: int = 0) -> None: ...
+    """Where progress goes (a lease handle in the service). Raises when the lease is lost."""
 
-    async def checkpoint_shard_end(self) -> None: ...
+    async def checkpoint(self, sequence_number: str, sub_sequence_number: int = 0) -> object: ...
 
-
-# Turns one raw record into its changes (or a DecodeError standing in for a bad one).
-Decoder = Callable[[RawRecord, str, str], Sequence[ChangeEvent | DecodeError]]
-
-
-def decode_kinesis(record: RawRecord, stream: str, shard_id: str) -> list[ChangeEvent | DecodeError]:
-    """Envelope-only decoding of a Kinesis destination record (images decode when a sink asks)."""
-    position = RecordPosition(stream, shard_id, record.sequence_number, 0, record.arrival_ms)
-    return decode_kinesis_data(record.data, position)
+    async def checkpoint_shard_end(self, child_shard_ids: Iterable[str] = ()) -> None: ...
 
 
 class ShardStopped(RuntimeError):
@@ -112,6 +105,8 @@ class PipelineStats:
     parked: int = 0
     retries: int = 0
     checkpoints: int = 0
+    # Wall time from the newest change's ApproximateCreationDateTime to its apply everywhere.
+    last_change_age_ms: int = 0
     sink_seconds: dict[str, float] = field(default_factory=dict)
     sink_failures: dict[str, int] = field(default_factory=dict)
 
@@ -186,7 +181,9 @@ class ShardPipeline:
             raw=record.data,
         )
 
-    def _parked(self, sink: str, event: ChangeEvent, error: BaseException, attempts: int) -> ParkedRecord:
+    def _parked(
+        self, sink: str, event: ChangeEvent, error: BaseException, attempts: int
+    ) -> ParkedRecord:
         return ParkedRecord(
             pipeline=sink,
             error=str(error),
@@ -298,13 +295,17 @@ class ShardPipeline:
                 if not failure.retryable
             ]
             await self._give_up(route, rejected)
-            retry = [chunk[index] for index, failure in sorted(failures.items()) if failure.retryable]
+            retry = [
+                chunk[index] for index, failure in sorted(failures.items()) if failure.retryable
+            ]
             if retry:
                 self.stats.retries += 1
                 await backoff.sleep()
                 work.appendleft((retry, attempts))
 
-    def _selected(self, route: Route, events: Sequence[ChangeEvent], parsed: dict[int, Any]) -> list[ChangeEvent]:
+    def _selected(
+        self, route: Route, events: Sequence[ChangeEvent], parsed: dict[int, Any]
+    ) -> list[ChangeEvent]:
         if not route.record_filter:
             return list(events)
         chosen = []
@@ -337,6 +338,8 @@ class ShardPipeline:
                         deliveries.create_task(self._deliver(route, selected))
             except* ShardStopped as stopped:
                 raise stopped.exceptions[0] from None
+            newest_us = max(event.created_at_us for event in events)
+            self.stats.last_change_age_ms = max(0, self._wall_ms() - newest_us // 1000)
         if batch.records:
             last = batch.records[-1]
             sub_sequence = 0
@@ -344,7 +347,7 @@ class ShardPipeline:
                 sub_sequence = events[-1].position.sub_sequence_number
             self._done = (last.sequence_number, sub_sequence)
         if batch.shard_end:
-            await self.finish_shard()
+            await self.finish_shard(batch.child_shard_ids or ())
         else:
             await self.checkpoint_if_due()
 
@@ -383,9 +386,9 @@ class ShardPipeline:
         """Before a handoff or shutdown: flush every sink and checkpoint what is done."""
         await self.checkpoint_if_due(force=True)
 
-    async def finish_shard(self) -> None:
+    async def finish_shard(self, child_shard_ids: Iterable[str] = ()) -> None:
         await self._flush_all()
-        await self._checkpointer.checkpoint_shard_end()
+        await self._checkpointer.checkpoint_shard_end(tuple(child_shard_ids))
         self.stats.checkpoints += 1
 
     async def aclose(self) -> None:

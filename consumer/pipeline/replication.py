@@ -30,7 +30,12 @@ from botocore.exceptions import ClientError
 
 from consumer.pipeline.sink import Failures, SinkError
 from consumer.records import ChangeEvent, DecodeError, EventName
-from consumer.sources.errors import TRANSIENT_NETWORK_ERRORS, error_code, is_server_error, is_throttling
+from consumer.sources.errors import (
+    TRANSIENT_NETWORK_ERRORS,
+    error_code,
+    is_server_error,
+    is_throttling,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -261,8 +266,12 @@ async def live_items(client: Any, table: str) -> list[dict[str, Any]]:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-async def create_replica_table(client: Any, table: str, key_schema: list[dict[str, str]],
-                               attribute_definitions: list[dict[str, str]]) -> None:
+async def create_replica_table(
+    client: Any,
+    table: str,
+    key_schema: list[dict[str, str]],
+    attribute_definitions: list[dict[str, str]],
+) -> None:
     """Creates the replica table (on-demand) with TTL on the tombstone expiry; idempotent."""
     try:
         await client.create_table(

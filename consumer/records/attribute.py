@@ -21,6 +21,7 @@ inline fast paths for S and N, because this is the hot path of every pipeline.
 from __future__ import annotations
 
 import binascii
+from decimal import InvalidOperation
 from typing import Any, TypeAlias
 
 from consumer.records.errors import InvalidAttribute
@@ -398,9 +399,13 @@ def _client_value(value: object) -> Any:
 
 def _explain(error: Exception, value: object, step: str | int | None) -> InvalidAttribute:
     """An InvalidAttribute for an exception raised by a C-level conversion of `value`."""
-    reason = f"invalid attribute value {_clip(repr(value))}"
-    if isinstance(error, ArithmeticError):
-        reason = f"not a DynamoDB number (38 digits, 1E-130 to 1E+126) in {_clip(repr(value))}"
+    shown = _clip(repr(value))
+    if isinstance(error, InvalidOperation):
+        reason = f"not a number in {shown}"
+    elif isinstance(error, ArithmeticError):
+        reason = f"not a DynamoDB number (38 digits, 1E-130 to 1E+126) in {shown}"
+    else:
+        reason = f"invalid attribute value {shown}"
     return InvalidAttribute(reason, [] if step is None else [step])
 
 

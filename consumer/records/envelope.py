@@ -16,7 +16,7 @@ _DYNAMODB_PRINCIPAL = "dynamodb.amazonaws.com"
 
 def record_object(record: object) -> dict[str, Any]:
     if type(record) is not dict:
-        raise InvalidRecord(f"not a DynamoDB change record: a JSON {_kind(record)}, not an object")
+        raise InvalidRecord(f"not a DynamoDB change record: JSON {_kind(record)}, not an object")
     return record
 
 
@@ -40,6 +40,8 @@ def event_name(record: dict[str, Any]) -> EventName:
     value = record.get("eventName")
     name = _EVENT_NAMES.get(value) if type(value) is str else None
     if name is None:
+        if value is None:
+            raise InvalidRecord("eventName is missing")
         raise InvalidRecord(f"eventName {value!r} is not INSERT, MODIFY or REMOVE")
     return name
 
@@ -60,7 +62,7 @@ def is_ttl_delete(name: EventName, identity: object) -> bool:
     if identity is None:
         return False
     if type(identity) is not dict:
-        raise InvalidRecord(f"userIdentity is a {_kind(identity)}, not an object")
+        raise InvalidRecord(f"userIdentity is {_a(_kind(identity))}, not an object")
     if name is not EventName.REMOVE:
         return False
     kind = identity.get("type", identity.get("Type"))
@@ -83,7 +85,7 @@ def item_image(
     if image is None:
         return None
     if type(image) is not dict:
-        raise InvalidRecord(f"dynamodb.{label} is a {_kind(image)}, not an object")
+        raise InvalidRecord(f"dynamodb.{label} is {_a(_kind(image))}, not an object")
     return Image(image, position, label, raw)
 
 
@@ -98,7 +100,11 @@ def size_bytes(body: dict[str, Any], default: int) -> int:
 
 
 def _missing_or(value: object) -> str:
-    return "missing" if value is None else f"a {_kind(value)}"
+    return "missing" if value is None else _a(_kind(value))
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
 
 def _kind(value: object) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -88,20 +89,25 @@ class ChangeEvent:
 # of decoding an envelope; decoders build events through `new_event`, which calls each slot's
 # setter directly. Same fields, same result.
 _new = object.__new__
-(
-    _set_event_id,
-    _set_event_name,
-    _set_table,
-    _set_region,
-    _set_keys,
-    _set_new_image,
-    _set_old_image,
-    _set_created_at_us,
-    _set_ttl_delete,
-    _set_size,
-    _set_position,
-    _set_raw,
-) = (ChangeEvent.__dict__[name].__set__ for name in ChangeEvent.__slots__)
+
+
+def _slot_setter(name: str) -> Callable[[ChangeEvent, object], None]:
+    setter: Callable[[ChangeEvent, object], None] = ChangeEvent.__dict__[name].__set__
+    return setter
+
+
+_set_event_id = _slot_setter("event_id")
+_set_event_name = _slot_setter("event_name")
+_set_table = _slot_setter("table")
+_set_region = _slot_setter("region")
+_set_keys = _slot_setter("keys")
+_set_new_image = _slot_setter("new_image")
+_set_old_image = _slot_setter("old_image")
+_set_created_at_us = _slot_setter("created_at_us")
+_set_ttl_delete = _slot_setter("ttl_delete")
+_set_size = _slot_setter("size")
+_set_position = _slot_setter("position")
+_set_raw = _slot_setter("raw")
 
 
 def new_event(
@@ -118,7 +124,7 @@ def new_event(
     position: RecordPosition,
     raw: bytes,
 ) -> ChangeEvent:
-    """ChangeEvent(...) for decoders: the same event, built faster."""
+    """ChangeEvent(...) for decoders: the same event, built faster (every field is set)."""
     event: ChangeEvent = _new(ChangeEvent)
     _set_event_id(event, event_id)
     _set_event_name(event, event_name)

@@ -11,7 +11,7 @@ with EFO (max_batches + 1) events of a few MiB plus socket buffers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
 
@@ -25,7 +25,7 @@ class _Slot(Generic[T]):
     done: bool = False
 
 
-async def prefetch(source: AsyncIterator[T], max_batches: int = 2) -> AsyncIterator[T]:
+async def prefetch(source: AsyncIterator[T], max_batches: int = 2) -> AsyncGenerator[T, None]:
     """Yields what `source` yields, reading up to `max_batches` items ahead in a task.
 
     Errors of the source are raised here, after the items read before them. Closing this

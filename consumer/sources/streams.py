@@ -19,6 +19,7 @@ import orjson
 import structlog
 from botocore.exceptions import ClientError
 
+from checkpoints.discovery import ShardInfo
 from consumer.backoff import Backoff
 from consumer.sources.errors import (
     TRANSIENT_NETWORK_ERRORS,
@@ -173,3 +174,23 @@ class DynamoDBStreamsReader:
             if not next_iterator:
                 return
             iterator = next_iterator
+
+
+class StreamsShardLister:
+    """The lease coordinator's ShardLister for a DynamoDB stream (DescribeStream, every page)."""
+
+    def __init__(self, client: Any, stream_arn: str) -> None:
+        self._client = client
+        self._stream_arn = stream_arn
+
+    async def list_shards(self) -> list[ShardInfo]:
+        return [
+            ShardInfo(
+                shard_id=shard.shard_id,
+                parent_shard_ids=frozenset(
+                    {shard.parent_shard_id} if shard.parent_shard_id else ()
+                ),
+                closed=shard.closed,
+            )
+            for shard in await describe_shards(self._client, self._stream_arn)
+        ]

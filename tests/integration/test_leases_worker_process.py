@@ -106,7 +106,7 @@ async def run(args: argparse.Namespace) -> None:
     out_fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         async with endpoints.aio_client("kinesis") as kinesis:
-            processor = RecordingProcessor(kinesis, args.stream, out_fd, args.worker_id, 0.1)
+            processor = RecordingProcessor(kinesis, args.stream, out_fd, args.worker_id, 0.25)
             async with open_coordinator(
                 settings, endpoints, processor, worker_id=args.worker_id
             ) as coordinator:

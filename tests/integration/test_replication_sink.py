@@ -66,7 +66,7 @@ async def test_a_late_insert_never_resurrects_a_deleted_item(replica: tuple[Any,
     assert await sink.write([insert("k", 1_000, 1), remove("k", 3_000)]) == {}
     assert await sink.write([insert("k", 1_000, 1), upsert("k", 2_000, 2)]) == {}
     assert await live_items(client, table) == []
-    raw = (await client.get_item(TableName=table, Key={"pk": {"S": "k"}}, ConsistentRead=True))
+    raw = await client.get_item(TableName=table, Key={"pk": {"S": "k"}}, ConsistentRead=True)
     assert raw["Item"][DELETED] == {"BOOL": True}
     assert int(raw["Item"][EXPIRES_AT]["N"]) > 0
     # A newer insert after the delete does bring it back.
@@ -95,7 +95,9 @@ async def test_projection_and_transform(replica: tuple[Any, str]) -> None:
         client, settings, transform=load_transform("tests.replication_hooks:upper_note")
     )
     event = change(
-        "INSERT", "p", 1_000,
+        "INSERT",
+        "p",
+        1_000,
         new={"value": {"N": "1"}, "secret": {"S": "x"}, "note": {"S": "hi"}, "other": {"S": "y"}},
     )
     skipped = change("INSERT", "skip-me", 1_000, new={"value": {"N": "1"}})
@@ -107,7 +109,9 @@ async def test_projection_and_transform(replica: tuple[Any, str]) -> None:
 async def test_a_failing_transform_fails_only_its_record(replica: tuple[Any, str]) -> None:
     client, table = replica
     sink = ReplicationSink(
-        client, ReplicationSettings(table), transform=load_transform("tests.replication_hooks:explode_on_bad")
+        client,
+        ReplicationSettings(table),
+        transform=load_transform("tests.replication_hooks:explode_on_bad"),
     )
     failures = await sink.write([insert("good", 1, 1), insert("bad", 1, 2), insert("fine", 1, 3)])
     assert list(failures) == [1]
@@ -116,7 +120,9 @@ async def test_a_failing_transform_fails_only_its_record(replica: tuple[Any, str
     assert values(await live_items(client, table)) == {"good": 1, "fine": 3}
 
 
-async def test_an_oversized_item_is_a_non_retryable_record_failure(replica: tuple[Any, str]) -> None:
+async def test_an_oversized_item_is_a_non_retryable_record_failure(
+    replica: tuple[Any, str],
+) -> None:
     client, table = replica
     sink = ReplicationSink(client, ReplicationSettings(table))
     huge = change("INSERT", "huge", 1, new={"blob": {"S": "x" * 500_000}})

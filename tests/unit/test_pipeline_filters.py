@@ -10,8 +10,10 @@ from consumer.pipeline.filters import FilterSyntaxError, RecordFilter
 from tests.change_factory import destination_record
 
 SHIPPED = destination_record(
-    "MODIFY", "order#1", 1, new={"status": {"S": "SHIPPED"}, "total": {"N": "42.50"},
-                                 "tags": {"SS": ["gift", "express"]}},
+    "MODIFY",
+    "order#1",
+    1,
+    new={"status": {"S": "SHIPPED"}, "total": {"N": "42.50"}, "tags": {"SS": ["gift", "express"]}},
     old={"status": {"S": "PAID"}, "total": {"N": "42.50"}},
 )
 DELETED = destination_record("REMOVE", "order#2", 1, old={"status": {"S": "NEW"}})
@@ -25,12 +27,20 @@ DELETED = destination_record("REMOVE", "order#2", 1, old={"status": {"S": "NEW"}
         ({"dynamodb": {"NewImage": {"status": {"S": ["SHIPPED"]}}}}, True, False),
         ({"dynamodb": {"Keys": {"pk": {"S": [{"prefix": "order#"}]}}}}, True, True),
         ({"dynamodb": {"Keys": {"pk": {"S": [{"suffix": "#2"}]}}}}, False, True),
-        ({"dynamodb": {"NewImage": {"total": {"N": [{"numeric": [">", 40, "<=", 50]}]}}}}, True, False),
+        (
+            {"dynamodb": {"NewImage": {"total": {"N": [{"numeric": [">", 40, "<=", 50]}]}}}},
+            True,
+            False,
+        ),
         ({"dynamodb": {"NewImage": {"total": {"N": [{"numeric": [">", 50]}]}}}}, False, False),
         ({"dynamodb": {"NewImage": [{"exists": False}]}}, False, True),
         ({"dynamodb": {"OldImage": {"status": [{"exists": True}]}}}, True, True),
         ({"dynamodb": {"NewImage": {"tags": {"SS": ["gift"]}}}}, True, False),
-        ({"dynamodb": {"NewImage": {"status": {"S": [{"equals-ignore-case": "shipped"}]}}}}, True, False),
+        (
+            {"dynamodb": {"NewImage": {"status": {"S": [{"equals-ignore-case": "shipped"}]}}}},
+            True,
+            False,
+        ),
         ({"userIdentity": [None]}, True, True),
         ({"eventName": [{"anything-but": {"prefix": "MOD"}}]}, False, True),
     ],

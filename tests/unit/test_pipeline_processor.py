@@ -27,32 +27,57 @@ SHARD = "shardId-000000000000"
 FAST = RetryPolicy(backoff_base_s=0.001, backoff_cap_s=0.002)
 
 
-def batch(start: int, count: int, bad: Sequence[int] = (), end: bool = False,
-          arrival_ms: int = 0, event_name: str = "MODIFY") -> ReadBatch:
+def batch(
+    start: int,
+    count: int,
+    bad: Sequence[int] = (),
+    end: bool = False,
+    arrival_ms: int = 0,
+    event_name: str = "MODIFY",
+) -> ReadBatch:
     records = []
     for n in range(start, start + count):
         if n in bad:
             data = b"{not json"
         else:
-            data = orjson.dumps(destination_record(event_name, f"k{n % 7}", 1_000 + n,
-                                                   new={"n": {"N": str(n)}}, old={"n": {"N": "0"}}))
+            data = orjson.dumps(
+                destination_record(
+                    event_name,
+                    f"k{n % 7}",
+                    1_000 + n,
+                    new={"n": {"N": str(n)}},
+                    old={"n": {"N": "0"}},
+                )
+            )
         records.append(RawRecord(data, str(n), arrival_ms, "pk"))
-    return ReadBatch(SHARD, records, 0, str(start + count - 1),
-                     child_shard_ids=("child",) if end else None)
+    return ReadBatch(
+        SHARD, records, 0, str(start + count - 1), child_shard_ids=("child",) if end else None
+    )
 
 
-def pipeline(sinks: Sequence[MemorySink | Route], dlq: MemoryDlq | None = None,
-             policy: RetryPolicy = FAST, **kwargs: object) -> tuple[ShardPipeline, MemoryDlq, MemoryCheckpointer]:
+def pipeline(
+    sinks: Sequence[MemorySink | Route],
+    dlq: MemoryDlq | None = None,
+    policy: RetryPolicy = FAST,
+    **kwargs: object,
+) -> tuple[ShardPipeline, MemoryDlq, MemoryCheckpointer]:
     dlq = dlq or MemoryDlq()
     checkpointer = MemoryCheckpointer()
     routes = [s if isinstance(s, Route) else Route(s, policy=policy) for s in sinks]
     return (
-        ShardPipeline("stream", SHARD, routes, dlq, checkpointer, checkpoint_interval_s=0,
-                      outage_backoff_base_s=0.001, **kwargs),
+        ShardPipeline(
+            "stream",
+            SHARD,
+            routes,
+            dlq,
+            checkpointer,
+            checkpoint_interval_s=0,
+            outage_backoff_base_s=0.001,
+            **kwargs,
+        ),
         dlq,
         checkpointer,
     )
-
 
 
 async def test_every_sink_gets_every_change_and_the_checkpoint_follows() -> None:
@@ -146,7 +171,9 @@ async def test_records_older_than_max_age_are_parked_not_retried() -> None:
 
 
 async def test_on_failure_stop_stops_the_shard_before_the_record() -> None:
-    sink = MemorySink(fail=lambda events, call: {0: sink_error(retryable=False)} if call == 2 else None)
+    sink = MemorySink(
+        fail=lambda events, call: {0: sink_error(retryable=False)} if call == 2 else None
+    )
     policy = RetryPolicy(on_failure=OnFailure.STOP, backoff_base_s=0.001, backoff_cap_s=0.001)
     shard, dlq, checkpoints = pipeline([sink], policy=policy)
     await shard.process(batch(0, 2))
@@ -160,7 +187,10 @@ async def test_undecodable_records_go_to_the_dlq_and_the_shard_moves_on() -> Non
     sink = MemorySink()
     shard, dlq, checkpoints = pipeline([sink])
     await shard.process(batch(0, 6, bad=[1, 4]))
-    assert [(p.pipeline, p.sequence_number) for p in dlq.parked] == [("decode", "1"), ("decode", "4")]
+    assert [(p.pipeline, p.sequence_number) for p in dlq.parked] == [
+        ("decode", "1"),
+        ("decode", "4"),
+    ]
     assert dlq.parked[0].raw == b"{not json"
     assert len(sink.applied) == 4
     assert checkpoints.checkpoints == [("5", 0)]

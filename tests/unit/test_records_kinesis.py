@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import json
 import random
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from consumer.records import (
     decode_kinesis_record,
     kinesis_position,
 )
+from consumer.records.event import new_event
 from tests.unit.test_records_strategies import (
     ITEMS,
     KEYS,
@@ -262,12 +264,12 @@ BAD_RECORDS: list[tuple[str, bytes, str]] = [
     ("array", b"[1,2]", "not a DynamoDB change record"),
     ("string", b'"INSERT"', "not a DynamoDB change record"),
     ("no dynamodb", mutated(lambda r: r.pop("dynamodb")), "dynamodb is missing"),
-    ("dynamodb array", mutated(lambda r: r.update(dynamodb=[])), "dynamodb is a array"),
+    ("dynamodb array", mutated(lambda r: r.update(dynamodb=[])), "dynamodb is an array"),
     ("no eventID", mutated(lambda r: r.pop("eventID")), "eventID is missing"),
     ("numeric eventID", mutated(lambda r: r.update(eventID=7)), "eventID is a number"),
     ("no tableName", mutated(lambda r: r.pop("tableName")), "tableName is missing"),
     ("no awsRegion", mutated(lambda r: r.pop("awsRegion")), "awsRegion is missing"),
-    ("no eventName", mutated(lambda r: r.pop("eventName")), "eventName None"),
+    ("no eventName", mutated(lambda r: r.pop("eventName")), "eventName is missing"),
     ("unknown eventName", mutated(lambda r: r.update(eventName="UPDATE")), "'UPDATE'"),
     ("lowercase eventName", mutated(lambda r: r.update(eventName="insert")), "'insert'"),
     ("list eventName", mutated(lambda r: r.update(eventName=["INSERT"])), "eventName"),
@@ -439,6 +441,9 @@ def test_kinesis_record_without_usable_data() -> None:
     [error] = decode_kinesis_record({"SequenceNumber": "1", "Data": "***"}, "s", "shard")
     assert isinstance(error, DecodeError)
     assert "base64" in error.reason
+    [error] = decode_kinesis_record({"Data": compact(DOC_RECORDS[0])}, "s", "shard")
+    assert isinstance(error, DecodeError)
+    assert "SequenceNumber" in error.reason
 
 
 def test_kinesis_position_from_an_sdk_record() -> None:
@@ -479,3 +484,13 @@ def test_events_are_hashable_and_immutable() -> None:
     with pytest.raises(AttributeError):
         event.table = "other"  # type: ignore[misc]
     assert not hasattr(event, "__dict__")
+
+
+def test_new_event_builds_the_same_event_as_the_constructor() -> None:
+    event = decode_both(compact(DOC_RECORDS[1]))
+    values = {field.name: getattr(event, field.name) for field in dataclasses.fields(event)}
+    assert ChangeEvent(**values) == event
+    assert new_event(*values.values()) == event
+    # Every field has its own distinct value here, so a field set from the wrong argument
+    # (or not at all) would show.
+    assert len({id(value) for value in values.values()}) == len(values)

@@ -34,8 +34,9 @@ def dynamodb_numbers(*, boto3_range: bool = True) -> st.SearchStrategy[Decimal]:
     """Numbers DynamoDB stores: 1-38 significant digits (trailing zeros kept, as sent),
     magnitude 1E-130 to below 1E+126, either sign, and zero.
 
-    boto3's context (Emin=-128) cannot hold 37-38 digit numbers with adjusted exponent below
-    -128 + ...; with `boto3_range` those are left out so TypeSerializer accepts every value.
+    boto3's context (Emin=-128, so no digit below 1E-165) cannot hold 37-38 digit numbers
+    near 1E-130; with `boto3_range` their exponent is raised to -165, so TypeSerializer
+    accepts every value.
     """
 
     def build(parts: tuple[int, int, bool]) -> Decimal:

@@ -225,6 +225,8 @@ def streams_record(**changes: Any) -> dict[str, Any]:
         (streams_record(body={"Keys": None}), "Keys"),
         (streams_record(body={"SizeBytes": 1.5}), "SizeBytes"),
         (streams_record(body={"NewImage": []}), "NewImage"),
+        (streams_record(body={"SequenceNumber": None}), "SequenceNumber"),
+        (streams_record(body={"SequenceNumber": 300}), "SequenceNumber"),
     ],
 )
 def test_bad_streams_records(record: Any, reason: str) -> None:

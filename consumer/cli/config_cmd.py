@@ -1,0 +1,26 @@
+"""`consumer config show`: the effective settings , secrets hidden."""
+
+from __future__ import annotations
+
+import argparse
+
+import orjson
+
+from consumer.cli.options import add_config_option, settings_or_exit
+from consumer.settings import redacted
+
+
+def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subcommands.add_parser("config", help="inspect the service's settings")
+    actions = parser.add_subparsers(dest="config_action", metavar="ACTION", required=True)
+    show = actions.add_parser("show", help="print the effective settings as JSON")
+    add_config_option(show)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_or_exit(args)
+    if settings is None:
+        return 2
+    print(orjson.dumps(redacted(settings), option=orjson.OPT_INDENT_2).decode())
+    return 0

@@ -1,0 +1,166 @@
+"""The records of one (shard, table) waiting to be written, cut into objects. Pure: no I/O.
+
+A buffer is a list of segments; each segment becomes one object. A new segment starts when
+the record's partition hour differs from the open segment's, or when adding the record would
+take the open segment past the byte or record limit. These cuts depend only on the records, so
+a replay from the same first record cuts the same objects (same keys) until the first
+time-triggered flush; only flushes (`seal`) add cuts that depend on timing.
+
+De-duplication (the pipeline may deliver a record again):
+- a record whose (event_id, sequence_number, sub_sequence_number) is already buffered is
+  dropped, so an object never holds a line twice;
+- a record at or below the highest position this buffer has written (`flushed_through`) is
+  dropped: records come in shard order (the Sink contract), so such a record was delivered
+  before and is durable already. Without this, a re-delivered run starting at an object's first
+  record would rewrite that object with fewer records than it holds. The mark lives as long
+  as the sink instance; a new instance (a restart, a DLQ re-drive) starts without one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+from consumer.pipeline.audit.layout import ObjectLayout, partition_hour
+from consumer.records import ChangeEvent
+
+# (event_id, sequence_number, sub_sequence_number): one delivery of one change.
+Identity: TypeAlias = tuple[str, str, int]
+# (sequence number, sub-sequence number) as integers: shard order.
+SequenceKey: TypeAlias = tuple[int, int]
+
+
+@dataclass(eq=False)
+class Segment:
+    """The lines of one future object. Sealed segments take no more lines, so a failed write
+    is retried with exactly the same key and body."""
+
+    key: str
+    hour: int
+    first_accepted_at: float
+    lines: list[bytes] = field(default_factory=list)
+    identities: set[Identity] = field(default_factory=set)
+    size: int = 0
+    records: int = 0
+    last_sequence: SequenceKey | None = None
+    sealed: bool = False
+    body: bytes | None = None  # the gzip body, once made (then `lines` is released)
+
+    def add(self, line: bytes, identity: Identity, sequence: SequenceKey | None) -> None:
+        self.lines.append(line)
+        self.identities.add(identity)
+        self.size += len(line)
+        self.records += 1
+        if sequence is not None and (self.last_sequence is None or sequence > self.last_sequence):
+            self.last_sequence = sequence
+
+    def take_lines(self) -> bytes:
+        """The NDJSON text; only for a sealed segment, whose lines are then released."""
+        if not self.sealed:
+            raise RuntimeError("only a sealed segment is written")
+        text = b"".join(self.lines)
+        self.lines = []
+        return text
+
+
+@dataclass(frozen=True)
+class BufferLimits:
+    max_bytes: int
+    max_records: int
+
+
+class ShardBuffer:
+    """Pending audit lines of one table's changes in one shard."""
+
+    def __init__(
+        self, shard_id: str, table: str, layout: ObjectLayout, limits: BufferLimits
+    ) -> None:
+        self.shard_id = shard_id
+        self.table = table
+        self._layout = layout
+        self._limits = limits
+        self.segments: list[Segment] = []
+        self.flushed_through: SequenceKey | None = None
+
+    def accept(self, event: ChangeEvent, line: bytes, now: float) -> bool:
+        """Buffers the event's line; False (nothing buffered) for a duplicate."""
+        position = event.position
+        identity = (event.event_id, position.sequence_number, position.sub_sequence_number)
+        sequence = sequence_key(event)
+        if (
+            sequence is not None
+            and self.flushed_through is not None
+            and sequence <= self.flushed_through
+        ):
+            return False
+        if any(identity in segment.identities for segment in self.segments):
+            return False
+        hour = partition_hour(event)
+        segment = self._open_segment(hour, len(line))
+        if segment is None:
+            segment = Segment(
+                self._layout.object_key(self.table, hour, position, event.event_id), hour, now
+            )
+            self.segments.append(segment)
+        segment.add(line, identity, sequence)
+        return True
+
+    def _open_segment(self, hour: int, size: int) -> Segment | None:
+        """The segment the next line joins, or None when it must start a new one."""
+        if not self.segments:
+            return None
+        last = self.segments[-1]
+        limits = self._limits
+        if (
+            last.sealed
+            or last.hour != hour
+            or last.records >= limits.max_records
+            or last.size + size > limits.max_bytes
+        ):
+            return None
+        return last
+
+    @property
+    def pending_bytes(self) -> int:
+        return sum(segment.size for segment in self.segments)
+
+    @property
+    def pending_records(self) -> int:
+        return sum(segment.records for segment in self.segments)
+
+    @property
+    def oldest_accepted_at(self) -> float | None:
+        return min((segment.first_accepted_at for segment in self.segments), default=None)
+
+    def due(self, now: float, max_age_s: float) -> bool:
+        """Full (bytes or records), or its oldest record has waited `max_age_s`."""
+        if not self.segments:
+            return False
+        oldest = self.oldest_accepted_at
+        return (
+            self.pending_bytes >= self._limits.max_bytes
+            or self.pending_records >= self._limits.max_records
+            or (oldest is not None and now - oldest >= max_age_s)
+        )
+
+    def seal(self) -> list[Segment]:
+        """Closes every segment for writing and returns them, oldest first. Lines accepted
+        from now on start new segments."""
+        for segment in self.segments:
+            segment.sealed = True
+        return list(self.segments)
+
+    def written(self, segment: Segment) -> None:
+        """`segment` is durable: forget it, and remember how far this buffer is written."""
+        self.segments.remove(segment)
+        last = segment.last_sequence
+        if last is not None and (self.flushed_through is None or last > self.flushed_through):
+            self.flushed_through = last
+
+
+def sequence_key(event: ChangeEvent) -> SequenceKey | None:
+    """The event's shard order key, None when its sequence number is not a decimal."""
+    try:
+        return event.position.sequence_key
+    except ValueError:
+        return None

@@ -1,0 +1,242 @@
+"""AuditSink: every change as a line of gzip NDJSON in S3, ready for Athena.
+
+Durability follows the Sink contract (consumer/pipeline/sink.py): `write` only buffers (per
+shard and table, so an object never mixes shards or tables), and records become durable when
+`flush` has written their objects. The pipeline checkpoints only after a flush, so a crash at
+any point loses nothing: the records after the checkpoint are read again.
+
+Idempotence: object keys are deterministic (see `layout`): the object of a buffer is named by
+its first record, so re-reading from a checkpoint rewrites the same objects instead of adding
+copies, and a failed flush keeps its sealed objects and retries them with the same key and
+body. Duplicates that remain (the Kinesis destination delivering a change twice, a replay that
+cuts objects differently from the first attempt) differ at most by position; readers
+de-duplicate by event_id (the `audit_changes_dedup` view in infra/athena/).
+
+Bad input never raises: an event whose payload cannot be embedded is reported by index as a
+non-retryable SinkError, so the pipeline parks it in the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from consumer.aws import AwsEndpoints
+from consumer.backoff import Backoff
+from consumer.pipeline.audit.buffer import BufferLimits, Segment, ShardBuffer
+from consumer.pipeline.audit.layout import ObjectLayout
+from consumer.pipeline.audit.lines import LineError, audit_line
+from consumer.pipeline.audit.settings import AuditSettings, ServerSideEncryption
+from consumer.pipeline.audit.store import (
+    CONTENT_ENCODING,
+    CONTENT_TYPE,
+    ObjectStore,
+    StoreFactory,
+    gzip_body,
+    put_with_retries,
+)
+from consumer.pipeline.sink import NO_FAILURES, Failures, SinkError
+from consumer.records import ChangeEvent
+
+# Give the event loop a turn every so many records of a large batch (building lines is CPU).
+_YIELD_EVERY = 2000
+
+BufferKey = tuple[str, str]  # (shard_id, table)
+
+
+@dataclass
+class AuditStats:
+    """Counters for metrics and tests."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    objects_written: int = 0
+    bytes_written: int = 0  # compressed bytes sent to S3
+    put_retries: int = 0
+
+
+class AuditSink:
+    """The audit pipeline's sink. One instance may serve one shard or several.
+
+    Give it either an S3 client (`store`, owned by the caller) or a factory that opens one
+    (`store_factory`, e.g. `lambda: endpoints.aio_client("s3")`; opened at the first flush
+    and closed by `aclose`). The constructor does no I/O. `clock` must be the monotonic clock
+    the pipeline passes to `wants_flush`.
+    """
+
+    def __init__(
+        self,
+        settings: AuditSettings,
+        *,
+        store: ObjectStore | None = None,
+        store_factory: StoreFactory | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if (store is None) == (store_factory is None):
+            raise ValueError("give exactly one of store or store_factory")
+        self.settings = settings
+        self.stats = AuditStats()
+        self._store = store
+        self._store_factory = store_factory
+        self._clock = clock
+        self._layout = ObjectLayout(settings.prefix)
+        self._limits = BufferLimits(settings.max_bytes, settings.max_records)
+        self._buffers: dict[BufferKey, ShardBuffer] = {}
+        self._exit_stack = AsyncExitStack()
+        self._flush_lock = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    def for_endpoints(cls, settings: AuditSettings, endpoints: AwsEndpoints) -> AuditSink:
+        """A sink that opens its own aiobotocore S3 client for `endpoints` (at first flush)."""
+        return cls(settings, store_factory=lambda: endpoints.aio_client("s3"))
+
+    @property
+    def name(self) -> str:
+        return "audit"
+
+    @property
+    def buffered(self) -> bool:
+        return True
+
+    @property
+    def pending_records(self) -> int:
+        """Records accepted and not yet durable."""
+        return sum(buffer.pending_records for buffer in self._buffers.values())
+
+    async def write(self, events: Sequence[ChangeEvent]) -> Failures:
+        """Buffers every event; returns those whose payload cannot be embedded (non-retryable).
+        Duplicates of buffered or already written records are accepted and dropped."""
+        failures: dict[int, SinkError] = {}
+        verify_json = self.settings.verify_json
+        now = self._clock()
+        for index, event in enumerate(events):
+            if index and index % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+                now = self._clock()
+            try:
+                line = audit_line(event, verify_json=verify_json)
+            except LineError as error:
+                failures[index] = SinkError(
+                    f"audit: cannot write {event.position}: {error}", retryable=False
+                )
+                self.stats.rejected += 1
+                continue
+            if self._buffer_for(event).accept(event, line, now):
+                self.stats.accepted += 1
+            else:
+                self.stats.duplicates += 1
+        return failures or NO_FAILURES
+
+    def _buffer_for(self, event: ChangeEvent) -> ShardBuffer:
+        key = (event.position.shard_id, event.table)
+        buffer = self._buffers.get(key)
+        if buffer is None:
+            buffer = self._buffers[key] = ShardBuffer(*key, self._layout, self._limits)
+        return buffer
+
+    def wants_flush(self, now_monotonic: float) -> bool:
+        """True when any buffer is full (bytes or records) or its oldest record has waited
+        `max_age_s`."""
+        max_age_s = self.settings.max_age_s
+        return any(buffer.due(now_monotonic, max_age_s) for buffer in self._buffers.values())
+
+    async def flush(self) -> None:
+        """Writes every buffered record; returns when all are durable.
+
+        Seals the pending objects first (records written meanwhile start new objects). Shard
+        buffers are written concurrently, each buffer's objects in order. If an object cannot
+        be written (after `put_attempts` tries), it and the objects after it stay buffered,
+        sealed, and the next flush writes them again under the same keys; the others are
+        done. Raises SinkError then (chained to the first failure).
+        """
+        if self._closed:
+            raise RuntimeError("the audit sink is closed")
+        async with self._flush_lock:
+            work = [
+                (buffer, segments)
+                for buffer in self._buffers.values()
+                if (segments := buffer.seal())
+            ]
+            if not work:
+                return
+            store = await self._open_store()
+            limit = asyncio.Semaphore(self.settings.flush_concurrency)
+
+            async def write_buffer(buffer: ShardBuffer, segments: list[Segment]) -> None:
+                async with limit:
+                    for segment in segments:
+                        await self._write_segment(store, segment)
+                        buffer.written(segment)
+
+            results = await asyncio.gather(
+                *(write_buffer(buffer, segments) for buffer, segments in work),
+                return_exceptions=True,
+            )
+        failures = [result for result in results if isinstance(result, BaseException)]
+        for failure in failures:
+            if not isinstance(failure, Exception):
+                raise failure  # cancellation and the like pass through untouched
+        if failures:
+            first = failures[0]
+            retryable = not isinstance(first, SinkError) or first.retryable
+            raise SinkError(
+                f"audit: {len(failures)} of {len(work)} shard buffers not written: {first}",
+                retryable=retryable,
+            ) from first
+
+    async def _write_segment(self, store: ObjectStore, segment: Segment) -> None:
+        settings = self.settings
+        if segment.body is None:
+            segment.body = await gzip_body(segment.take_lines(), settings.compress_level)
+        request: dict[str, Any] = {
+            "Bucket": settings.bucket,
+            "Key": segment.key,
+            "Body": segment.body,
+            "ContentType": CONTENT_TYPE,
+            "ContentEncoding": CONTENT_ENCODING,
+            "Metadata": {"records": str(segment.records)},
+        }
+        if settings.sse is not None:
+            request["ServerSideEncryption"] = settings.sse.value
+            if settings.sse is ServerSideEncryption.KMS and settings.kms_key_id:
+                request["SSEKMSKeyId"] = settings.kms_key_id
+        await put_with_retries(
+            store,
+            request,
+            attempts=settings.put_attempts,
+            backoff=Backoff(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s),
+            on_retry=self._count_retry,
+        )
+        self.stats.objects_written += 1
+        self.stats.bytes_written += len(segment.body)
+
+    def _count_retry(self) -> None:
+        self.stats.put_retries += 1
+
+    async def _open_store(self) -> ObjectStore:
+        if self._store is not None:
+            return self._store
+        if self._store_factory is None:  # the constructor makes this impossible
+            raise RuntimeError("the audit sink has neither a store nor a factory")
+        store: ObjectStore = await self._exit_stack.enter_async_context(self._store_factory())
+        self._store = store
+        return store
+
+    async def aclose(self) -> None:
+        """Closes the client this sink opened (a client given to it stays open). Does not
+        flush: records still buffered are not durable, the checkpoint is behind them, and
+        whoever reads the shard next reads them again."""
+        self._closed = True
+        await self._exit_stack.aclose()
+
+    async def __aenter__(self) -> AuditSink:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

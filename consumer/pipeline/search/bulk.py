@@ -1,0 +1,114 @@
+"""The `_bulk` protocol of the OpenSearch sink: NDJSON request bodies and per-item outcomes.
+
+Every write is an `index` action with external versioning, the change's version
+(`created_at_us`) and `version_type` "external_gte": OpenSearch applies it only if that
+version is greater than or equal to the stored one, else answers 409
+version_conflict_engine_exception, which here means newer (or the same) state is already
+there: success. A REMOVE indexes a tombstone document the same way (see `document.py`), so
+the delete's version stays in the index for good; OpenSearch's own versioned deletes forget
+their version after `index.gc_deletes` (60 s), after which a late, older INSERT would
+resurrect the item.
+
+Why "external_gte" rather than "external" (strictly greater): the two differ only for two
+changes with the same version, which happens when the stream's timestamps have millisecond
+precision and one item changes twice in a millisecond. Changes arrive in shard order unless
+redelivered, so letting the later arrival win is right in the usual case; with "external"
+the first would stick. A redelivered copy of the older one of such a pair can then win again;
+MICROSECOND precision (DESIGN.md) makes such ties practically impossible. An exact duplicate
+re-indexes the same document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from consumer.pipeline.search.document import DocumentWrite
+from consumer.pipeline.sink import SinkError
+from consumer.records import to_json_bytes
+
+VERSION_TYPE = "external_gte"
+_CONFLICT = "version_conflict_engine_exception"
+_REASON_LIMIT = 300
+
+# One write's NDJSON: its action line and its source line, each ending in "\n".
+EncodedWrite = tuple[DocumentWrite, bytes]
+
+
+def encode_write(write: DocumentWrite) -> bytes:
+    """The action and source lines of one write. Numbers keep DynamoDB's exact digits."""
+    action = {
+        "index": {"_id": write.doc_id, "version": write.version, "version_type": VERSION_TYPE}
+    }
+    return to_json_bytes(action) + b"\n" + to_json_bytes(write.source) + b"\n"
+
+
+def bulk_chunks(writes: Sequence[DocumentWrite], max_bytes: int) -> Iterator[list[EncodedWrite]]:
+    """`writes` encoded and grouped, in order, into request bodies of at most `max_bytes`
+    (a single larger write goes alone)."""
+    chunk: list[EncodedWrite] = []
+    size = 0
+    for write in writes:
+        lines = encode_write(write)
+        if chunk and size + len(lines) > max_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append((write, lines))
+        size += len(lines)
+    if chunk:
+        yield chunk
+
+
+def bulk_body(chunk: Sequence[EncodedWrite]) -> bytes:
+    return b"".join(lines for _, lines in chunk)
+
+
+def item_outcomes(
+    response: Mapping[str, Any], chunk: Sequence[EncodedWrite]
+) -> list[SinkError | None]:
+    """Per write of `chunk`, in order: None if applied (or already superseded), else the error.
+
+    Raises SinkError (retryable) if the response does not list one result per action.
+    """
+    items = response.get("items")
+    if not isinstance(items, list) or len(items) != len(chunk):
+        count = len(items) if isinstance(items, list) else "no"
+        raise SinkError(
+            f"bulk response lists {count} items for {len(chunk)} actions", retryable=True
+        )
+    return [item_error(item, write.doc_id) for item, (write, _) in zip(items, chunk, strict=True)]
+
+
+def item_error(item: object, doc_id: str) -> SinkError | None:
+    """The error of one bulk response item, None for success.
+
+    2xx is success, and so is 409 version_conflict_engine_exception (newer state is there).
+    429 and 5xx are retryable; any other status means the document itself was refused
+    (mapping, size, invalid id) and is not.
+    """
+    if not isinstance(item, dict) or len(item) != 1:
+        return SinkError(f"document {doc_id}: malformed bulk response item", retryable=True)
+    (result,) = item.values()
+    status = result.get("status") if isinstance(result, dict) else None
+    if not isinstance(status, int):
+        return SinkError(f"document {doc_id}: bulk response item without status", retryable=True)
+    error = result.get("error")
+    if error is None and 200 <= status < 300:
+        return None
+    kind, reason = _describe(error)
+    if status == 409 and kind == _CONFLICT:
+        return None
+    retryable = status == 429 or status >= 500
+    return SinkError(f"document {doc_id}: {status} {kind}: {reason}", retryable=retryable)
+
+
+def _describe(error: object) -> tuple[str, str]:
+    if isinstance(error, dict):
+        kind = str(error.get("type", "error"))
+        reason = str(error.get("reason", ""))
+    else:
+        kind, reason = "error", str(error)
+    # Reasons may quote field values; keep them short (they reach the dead-letter queue).
+    if len(reason) > _REASON_LIMIT:
+        reason = reason[: _REASON_LIMIT - 3] + "..."
+    return kind, reason

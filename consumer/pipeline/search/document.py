@@ -1,0 +1,189 @@
+"""What the search sinks write: one document per item key, its id, body and version.
+
+Document id (`document_id`): the item's key attribute values in attribute-name order (the
+change record carries the key's values, not the table's key schema, and name order is stable
+across processes), each written as text and percent-escaped, joined with "~":
+
+- S: the string; N: the number's canonical form (`1`, `1.5`, `1E+50`: equal numbers give the
+  same id whatever digits DynamoDB sent); B: unpadded base64url.
+- Escaping keeps `A-Z a-z 0-9 - _ .` and writes every other UTF-8 byte as %XX (so "~" never
+  occurs inside a value and the join is reversible); an empty value is written as "%".
+- Ids longer than `MAX_READABLE_ID` characters (OpenSearch caps ids at 512 bytes; DynamoDB
+  keys reach 3 KB) become a readable prefix, "~~" and the SHA-256 of the full id. A readable
+  id never contains "~~" (values are never empty), so the two forms cannot collide.
+
+Ids are unique per table: use one index per table.
+
+Document body (`document_source`), JSON view of the change with exact numbers:
+
+    {"keys": {...}, "item": {... NewImage ...}, "deleted": false,
+     "change": {"event_id", "event_name", "table", "created_at", "version", "ttl_delete"}}
+
+A REMOVE writes a tombstone instead: the same without "item", and `"deleted": true`. Item
+attributes live under "item" so that no attribute name can clash with the sink's fields;
+query them as `item.<name>`, and leave out tombstones (`deleted: true`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from consumer.pipeline.sink import SinkError
+from consumer.records import ChangeEvent, DecodeError, EventName, Image, iso_utc
+from consumer.records.number import DYNAMODB_NUMBERS
+
+KEYS_FIELD = "keys"
+ITEM_FIELD = "item"
+DELETED_FIELD = "deleted"
+CHANGE_FIELD = "change"
+
+MAX_READABLE_ID = 256
+_HASHED_PREFIX = 180
+_HASHED_MARKER = "~~"
+
+
+def document_id(keys: Image) -> str:
+    """The document id of the item with these key attributes (see the module docstring).
+
+    Raises DecodeError if the keys are invalid, SinkError (not retryable) if a key attribute
+    is not a string, number or binary value.
+    """
+    values = keys.python
+    readable = "~".join(_escape(_key_text(name, values[name])) for name in sorted(values))
+    if len(readable) <= MAX_READABLE_ID:
+        return readable
+    digest = hashlib.sha256(readable.encode("ascii")).hexdigest()
+    return f"{readable[:_HASHED_PREFIX]}{_HASHED_MARKER}{digest}"
+
+
+def _key_text(name: str, value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Decimal):
+        return canonical_number(value)
+    if isinstance(value, bytes):
+        return base64.urlsafe_b64encode(value).rstrip(b"=").decode("ascii")
+    raise SinkError(
+        f"key attribute {name!r} is a {type(value).__name__}, not a string, number or binary",
+        retryable=False,
+    )
+
+
+def canonical_number(value: Decimal) -> str:
+    """One text per numeric value: integers without exponent up to 40 digits, else str() of
+    the normalized decimal."""
+    if value.is_zero():
+        return "0"
+    normal = value.normalize(DYNAMODB_NUMBERS)
+    exponent = normal.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= 0 and normal.adjusted() < 40:
+        return format(normal, "f")
+    return str(normal)
+
+
+def _escape(text: str) -> str:
+    if not text:
+        return "%"
+    # quote() leaves "~" alone (it is unreserved in URLs); it is our separator, so escape it.
+    return quote(text, safe="").replace("~", "%7E")
+
+
+def document_source(event: ChangeEvent) -> dict[str, Any]:
+    """The document for this change: the item (INSERT, MODIFY) or a tombstone (REMOVE).
+
+    Raises DecodeError for an invalid image, SinkError (not retryable) for an INSERT or MODIFY
+    without a NewImage (a stream view type without new images cannot feed search).
+    """
+    change = {
+        "event_id": event.event_id,
+        "event_name": event.event_name.value,
+        "table": event.table,
+        "created_at": iso_utc(event.created_at_us),
+        "version": event.version,
+        "ttl_delete": event.ttl_delete,
+    }
+    if event.event_name is EventName.REMOVE:
+        return {KEYS_FIELD: event.keys.json, DELETED_FIELD: True, CHANGE_FIELD: change}
+    new_image = event.new_image
+    if new_image is None:
+        raise SinkError(
+            f"{event.event_name.value} without a NewImage: search needs new images "
+            "(stream view type NEW_IMAGE or NEW_AND_OLD_IMAGES)",
+            retryable=False,
+        )
+    return {
+        KEYS_FIELD: event.keys.json,
+        ITEM_FIELD: new_image.json,
+        DELETED_FIELD: False,
+        CHANGE_FIELD: change,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentWrite:
+    """The newest change of one document in a batch, ready to write. `index` is the change's
+    index in the batch; the batch's older changes to the same document are moot (superseded),
+    so they are neither written nor reported."""
+
+    index: int
+    doc_id: str
+    event: ChangeEvent
+    source: dict[str, Any]
+
+    @property
+    def version(self) -> int:
+        return self.event.version
+
+    @property
+    def deleted(self) -> bool:
+        return self.event.event_name is EventName.REMOVE
+
+
+@dataclass(frozen=True, slots=True)
+class WritePlan:
+    """The writes of one batch, in batch order, and the changes that cannot be written."""
+
+    writes: list[DocumentWrite]
+    failures: dict[int, SinkError]
+
+
+def plan_writes(events: Sequence[ChangeEvent]) -> WritePlan:
+    """The newest change per document of `events`, with its document built.
+
+    Newest is the highest version, and for equal versions the later one in the batch: a
+    batch holds one shard's changes in shard order, so that is the sort_key order. Changes
+    whose key or document is invalid are failures (not retryable), by index.
+    """
+    failures: dict[int, SinkError] = {}
+    newest: dict[str, int] = {}
+    for index, event in enumerate(events):
+        try:
+            doc_id = document_id(event.keys)
+        except (DecodeError, SinkError) as error:
+            failures[index] = _as_sink_error(error)
+            continue
+        best = newest.get(doc_id)
+        if best is None or event.version >= events[best].version:
+            newest[doc_id] = index
+    writes: list[DocumentWrite] = []
+    for doc_id, index in sorted(newest.items(), key=lambda entry: entry[1]):
+        event = events[index]
+        try:
+            source = document_source(event)
+        except (DecodeError, SinkError) as error:
+            failures[index] = _as_sink_error(error)
+            continue
+        writes.append(DocumentWrite(index, doc_id, event, source))
+    return WritePlan(writes, failures)
+
+
+def _as_sink_error(error: DecodeError | SinkError) -> SinkError:
+    if isinstance(error, SinkError):
+        return error
+    return SinkError(f"invalid change: {error.reason}", retryable=False)

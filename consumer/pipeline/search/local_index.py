@@ -1,0 +1,114 @@
+"""The "search" sink when no OpenSearch endpoint is configured: the embedded local index.
+
+Same documents and ids as the OpenSearch sink (`document.py`), same convergence: the newest
+change per key wins, duplicates and late changes are no-ops, deletes leave tombstones
+(`local_store.py`). Ties between changes with the same version break by sequence number, as
+the sink contract says (OpenSearch's external versioning cannot see sequence numbers).
+
+SQLite calls run on one dedicated thread, so the event loop never waits on disk; that thread
+owns the connection, opened on first use. One writer per index file per process: run one
+LocalSearchIndex per file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from consumer.pipeline.search.document import plan_writes
+from consumer.pipeline.search.local_store import (
+    LocalIndexStore,
+    SearchHit,
+    StoredDocument,
+    local_write,
+)
+from consumer.pipeline.search.settings import LocalIndexSettings
+from consumer.pipeline.sink import Failures, SinkError
+from consumer.records import ChangeEvent
+
+_T = TypeVar("_T")
+
+
+class LocalSearchIndex:
+    """The local index as a Sink, plus its queries (`search`, `get`, `count`, `documents`).
+
+    Not buffered: `write` returns after the batch is committed to the file.
+    """
+
+    def __init__(self, settings: LocalIndexSettings | None = None) -> None:
+        self._settings = settings if settings is not None else LocalIndexSettings()
+        self._executor: ThreadPoolExecutor | None = None
+        self._store: LocalIndexStore | None = None  # used only on the executor's thread
+
+    @property
+    def name(self) -> str:
+        return "search"
+
+    @property
+    def buffered(self) -> bool:
+        return False
+
+    @property
+    def settings(self) -> LocalIndexSettings:
+        return self._settings
+
+    async def write(self, events: Sequence[ChangeEvent]) -> Failures:
+        plan = plan_writes(events)
+        if plan.writes:
+            rows = [local_write(write) for write in plan.writes]
+            try:
+                await self._run(lambda store: store.apply(rows))
+            except sqlite3.Error as error:
+                raise SinkError(f"local search index: {error}", retryable=True) from error
+        return plan.failures
+
+    def wants_flush(self, now_monotonic: float) -> bool:
+        return False
+
+    async def flush(self) -> None:
+        return None
+
+    async def search(self, query: str, limit: int = 10) -> list[SearchHit]:
+        """Live documents matching the FTS5 `query`, best first (SearchQueryError if the
+        query is malformed)."""
+        return await self._run(lambda store: store.search(query, limit))
+
+    async def get(self, doc_id: str) -> StoredDocument | None:
+        """The live document with this id, None if there is none or it was deleted."""
+        return await self._run(lambda store: store.get(doc_id))
+
+    async def documents(self) -> list[StoredDocument]:
+        """Every live document, by id."""
+        return await self._run(lambda store: store.documents())
+
+    async def count(self) -> int:
+        """The number of live documents."""
+        return await self._run(lambda store: store.count())
+
+    async def aclose(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        await asyncio.get_running_loop().run_in_executor(executor, self._close_store)
+        executor.shutdown(wait=True)
+
+    async def _run(self, operation: Callable[[LocalIndexStore], _T]) -> _T:
+        if self._executor is None:
+            # One worker thread: every SQLite call, and the connection, stay on it.
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-search")
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._on_store, operation
+        )
+
+    def _on_store(self, operation: Callable[[LocalIndexStore], _T]) -> _T:
+        if self._store is None:
+            self._store = LocalIndexStore.open(self._settings.file)
+        return operation(self._store)
+
+    def _close_store(self) -> None:
+        store, self._store = self._store, None
+        if store is not None:
+            store.close()

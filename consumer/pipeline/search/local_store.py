@@ -1,0 +1,248 @@
+"""The embedded local search index: one SQLite file with an FTS5 full-text table.
+
+Tables:
+- `documents`: one row per document id with its version (created_at_us), a sequence token
+  (the change's sequence number, zero-padded so text order is numeric order), a deleted flag
+  (a tombstone) and the JSON document (`document.py`), exact numbers and all.
+- `documents_text`: FTS5 over the text of live documents (the item's string and number
+  values), rowid = the document's row. Tombstones have no text row.
+
+Versioning is the sink contract's exactly: a change is applied only if its (version,
+sequence) is greater than the stored one; duplicates and older changes leave the row as it
+is; a REMOVE leaves a tombstone row, so a late, older INSERT never resurrects the item.
+
+A store is used from one thread (sqlite3's rule). Writes commit per batch in WAL mode with
+synchronous=FULL: committed batches survive a crash of the process or the machine; readers
+(the `consumer search` command) can read while the consumer writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from consumer.pipeline.search.document import ITEM_FIELD, DocumentWrite
+from consumer.records import JsonNumber, to_json_bytes
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY,
+    doc_id TEXT NOT NULL UNIQUE,
+    version INTEGER NOT NULL,
+    sequence TEXT NOT NULL,
+    deleted INTEGER NOT NULL,
+    source TEXT NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS documents_text
+    USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
+"""
+
+# Upsert that only replaces an older row; RETURNING yields the row id only if it wrote.
+_UPSERT = """
+INSERT INTO documents (doc_id, version, sequence, deleted, source) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (doc_id) DO UPDATE SET
+    version = excluded.version, sequence = excluded.sequence,
+    deleted = excluded.deleted, source = excluded.source
+WHERE excluded.version > documents.version
+   OR (excluded.version = documents.version AND excluded.sequence > documents.sequence)
+RETURNING id
+"""
+
+_SEARCH = """
+SELECT d.doc_id, -bm25(documents_text) AS score, d.version, d.source
+FROM documents_text JOIN documents AS d ON d.id = documents_text.rowid
+WHERE documents_text MATCH ? AND d.deleted = 0
+ORDER BY bm25(documents_text) LIMIT ?
+"""
+
+SEQUENCE_WIDTH = 64  # 56 digits of sequence number, 8 of sub-sequence number
+
+
+class IndexMissing(Exception):
+    """No local index file at that path (opened read-only)."""
+
+
+class SearchQueryError(ValueError):
+    """A query FTS5 cannot parse, or that names a column the index does not have."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalWrite:
+    """One row to write: a document and the text to index (empty for a tombstone)."""
+
+    doc_id: str
+    version: int
+    sequence: str
+    deleted: bool
+    source: bytes
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    """A document as stored. `source` is its JSON text (numbers exact)."""
+
+    doc_id: str
+    version: int
+    deleted: bool
+    source: str
+
+    def document(self) -> dict[str, Any]:
+        """The JSON document, numbers as Decimal (exact)."""
+        return parse_source(self.source)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A search result: higher scores match better (negated BM25)."""
+
+    doc_id: str
+    score: float
+    version: int
+    source: str
+
+    def document(self) -> dict[str, Any]:
+        return parse_source(self.source)
+
+
+def parse_source(source: str) -> dict[str, Any]:
+    """A stored JSON document; stdlib json reads non-integers exactly, as Decimal."""
+    document: dict[str, Any] = json.loads(source, parse_float=Decimal)
+    return document
+
+
+def local_write(write: DocumentWrite) -> LocalWrite:
+    """The row for one planned write."""
+    try:
+        sequence, sub_sequence = write.event.position.sequence_key
+        token = f"{sequence:056d}{sub_sequence:08d}"
+    except ValueError:
+        token = ""  # no numeric sequence number (not from a stream): sorts before any
+    text = "" if write.deleted else " ".join(_texts(write.source.get(ITEM_FIELD)))
+    return LocalWrite(
+        write.doc_id, write.version, token, write.deleted, to_json_bytes(write.source), text
+    )
+
+
+def _texts(value: object) -> Iterator[str]:
+    """The searchable words of a JSON view value: strings and numbers, depth first."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, JsonNumber):
+        yield value.literal
+    elif isinstance(value, dict):
+        for member in value.values():
+            yield from _texts(member)
+    elif isinstance(value, list):
+        for member in value:
+            yield from _texts(member)
+
+
+class LocalIndexStore:
+    """The SQLite file of one local index. Open with `open`; close with `close`."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self._connection = connection
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path, *, readonly: bool = False) -> LocalIndexStore:
+        """Open (creating it unless `readonly`) the index at `path`.
+
+        Raises IndexMissing when `readonly` and there is no file, RuntimeError if this
+        Python's SQLite has no FTS5.
+        """
+        if readonly:
+            if not path.is_file():
+                raise IndexMissing(f"no local index at {path}")
+            connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            return cls(connection, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, timeout=30.0)
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = FULL")
+            connection.executescript(_SCHEMA)
+        except sqlite3.OperationalError as error:
+            connection.close()
+            if "fts5" in str(error):
+                raise RuntimeError(f"this Python's SQLite has no FTS5: {error}") from error
+            raise
+        return cls(connection, path)
+
+    def apply(self, writes: Sequence[LocalWrite]) -> list[bool]:
+        """Apply `writes` in one transaction; per write, whether it changed the index (False:
+        the stored version was newer or the same)."""
+        applied: list[bool] = []
+        with self._connection:
+            for write in writes:
+                rows = self._connection.execute(
+                    _UPSERT,
+                    (
+                        write.doc_id,
+                        write.version,
+                        write.sequence,
+                        int(write.deleted),
+                        write.source.decode("utf-8"),
+                    ),
+                ).fetchall()
+                if not rows:
+                    applied.append(False)
+                    continue
+                (row_id,) = rows[0]
+                self._connection.execute("DELETE FROM documents_text WHERE rowid = ?", (row_id,))
+                if not write.deleted:
+                    self._connection.execute(
+                        "INSERT INTO documents_text (rowid, text) VALUES (?, ?)",
+                        (row_id, write.text),
+                    )
+                applied.append(True)
+        return applied
+
+    def search(self, query: str, limit: int = 10) -> list[SearchHit]:
+        """Live documents matching the FTS5 `query`, best first.
+
+        Raises SearchQueryError for a query FTS5 rejects.
+        """
+        try:
+            rows = self._connection.execute(_SEARCH, (query, limit)).fetchall()
+        except sqlite3.OperationalError as error:
+            message = str(error)
+            if message.startswith("fts5:") or "no such column" in message:
+                raise SearchQueryError(message) from error
+            raise
+        return [
+            SearchHit(doc_id, score, version, source) for doc_id, score, version, source in rows
+        ]
+
+    def get(self, doc_id: str, *, include_deleted: bool = False) -> StoredDocument | None:
+        """The document with this id; a tombstone only with `include_deleted`."""
+        row = self._connection.execute(
+            "SELECT doc_id, version, deleted, source FROM documents WHERE doc_id = ?", (doc_id,)
+        ).fetchone()
+        if row is None or (row[2] and not include_deleted):
+            return None
+        return StoredDocument(row[0], row[1], bool(row[2]), row[3])
+
+    def documents(self, *, include_deleted: bool = False) -> list[StoredDocument]:
+        """Every (live) document, by id."""
+        where = "" if include_deleted else "WHERE deleted = 0"
+        rows = self._connection.execute(
+            f"SELECT doc_id, version, deleted, source FROM documents {where} ORDER BY doc_id"
+        ).fetchall()
+        return [StoredDocument(a, b, bool(c), d) for a, b, c, d in rows]
+
+    def count(self) -> int:
+        """The number of live documents."""
+        (count,) = self._connection.execute(
+            "SELECT count(*) FROM documents WHERE deleted = 0"
+        ).fetchone()
+        return int(count)
+
+    def close(self) -> None:
+        self._connection.close()

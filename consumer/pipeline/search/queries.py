@@ -1,0 +1,24 @@
+"""Queries over a search index the sinks write: tombstones are documents, so leave them out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from consumer.pipeline.search.document import DELETED_FIELD
+
+MATCH_ALL: dict[str, Any] = {"match_all": {}}
+
+
+def live_only(query: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`query` (default: every document) restricted to live items: no tombstones."""
+    return {
+        "bool": {
+            "must": [query if query is not None else MATCH_ALL],
+            "must_not": [{"term": {DELETED_FIELD: True}}],
+        }
+    }
+
+
+def live_search_body(query: dict[str, Any] | None = None, size: int = 10) -> dict[str, Any]:
+    """A `_search` request body for `query` over live items."""
+    return {"query": live_only(query), "size": size}

@@ -1,0 +1,139 @@
+"""Building the pipelines (routes: sink + filter + retry policy) and the DLQ from settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from consumer.aws import AwsEndpoints
+from consumer.pipeline.dlq import DeadLetterQueue, ParkedRecord, SqsDeadLetterQueue
+from consumer.pipeline.filters import RecordFilter
+from consumer.pipeline.processor import OnFailure, RetryPolicy, Route
+from consumer.pipeline.replication import (
+    ReplicationSettings,
+    ReplicationSink,
+    Transform,
+    load_transform,
+)
+from consumer.pipeline.sink import Sink
+from consumer.settings import RetrySection, Settings
+
+RoutesFactory = Callable[[str], list[Route]]
+
+
+def retry_policy(section: RetrySection) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=section.max_attempts,
+        max_record_age_s=section.max_record_age_s,
+        bisect=section.bisect,
+        on_failure=OnFailure(section.on_failure),
+    )
+
+
+class NoDeadLetterQueue:
+    """Used when no pipeline parks records (all use on_failure=stop); parking is a bug then."""
+
+    async def park(self, records: Sequence[ParkedRecord]) -> None:
+        raise RuntimeError("no dead-letter queue is configured (dlq.queue_url)")
+
+
+@dataclass
+class PipelineClients:
+    """The AWS clients the pipelines share (opened once per worker)."""
+
+    s3: Any | None = None
+    sqs: Any | None = None
+    replica_dynamodb: Any | None = None
+
+
+async def open_pipeline_clients(settings: Settings, stack: AsyncExitStack) -> PipelineClients:
+    endpoints = settings.aws.endpoints()
+    clients = PipelineClients()
+    pipelines = settings.pipelines
+    if pipelines.audit.enabled or settings.dlq.overflow_bucket:
+        clients.s3 = await stack.enter_async_context(endpoints.aio_client("s3"))
+    if settings.dlq.queue_url:
+        clients.sqs = await stack.enter_async_context(endpoints.aio_client("sqs"))
+    if pipelines.replication.enabled:
+        replica = pipelines.replication
+        replica_endpoints = AwsEndpoints(
+            region=replica.region or endpoints.region,
+            endpoint_urls={"dynamodb": replica.endpoint}
+            if replica.endpoint
+            else dict(endpoints.endpoint_urls),
+            access_key_id=endpoints.access_key_id,
+            secret_access_key=endpoints.secret_access_key,
+        )
+        clients.replica_dynamodb = await stack.enter_async_context(
+            replica_endpoints.aio_client("dynamodb")
+        )
+    return clients
+
+
+def build_dlq(settings: Settings, clients: PipelineClients) -> DeadLetterQueue:
+    if not settings.dlq.queue_url:
+        return NoDeadLetterQueue()
+    return SqsDeadLetterQueue(
+        clients.sqs,
+        settings.dlq.queue_url,
+        s3_client=clients.s3,
+        overflow_bucket=settings.dlq.overflow_bucket,
+        overflow_prefix=settings.dlq.overflow_prefix,
+    )
+
+
+def replication_settings(settings: Settings) -> ReplicationSettings:
+    replica = settings.pipelines.replication
+    assert replica.table is not None
+    return ReplicationSettings(
+        table=replica.table,
+        tombstone_ttl_s=replica.tombstone_ttl_s,
+        include_attributes=frozenset(replica.include_attributes)
+        if replica.include_attributes is not None
+        else None,
+        exclude_attributes=frozenset(replica.exclude_attributes),
+        transform=replica.transform,
+        concurrency=replica.concurrency,
+    )
+
+
+def routes_factory(settings: Settings, clients: PipelineClients) -> RoutesFactory:
+    """Resolves everything that can be checked up front (filters, the transform hook), then
+    returns a function building one shard's routes (buffering sinks keep per-shard state)."""
+    pipelines = settings.pipelines
+    transform: Transform | None = None
+    if pipelines.replication.enabled and pipelines.replication.transform:
+        transform = load_transform(pipelines.replication.transform)
+    filters = {
+        name: RecordFilter(getattr(pipelines, name).filters)
+        for name in ("audit", "search", "replication")
+    }
+    policies = {
+        name: retry_policy(getattr(pipelines, name).retry)
+        for name in ("audit", "search", "replication")
+    }
+    sink_builders: dict[str, Callable[[str], Sink]] = {}
+    if pipelines.replication.enabled:
+        replica = replication_settings(settings)
+        sink_builders["replication"] = lambda shard_id: ReplicationSink(
+            clients.replica_dynamodb, replica, transform=transform
+        )
+    for name, builder in extra_sink_builders(settings, clients).items():
+        sink_builders[name] = builder
+
+    def build(shard_id: str) -> list[Route]:
+        return [
+            Route(builder(shard_id), filters[name], policies[name])
+            for name, builder in sink_builders.items()
+        ]
+
+    return build
+
+
+def extra_sink_builders(
+    settings: Settings, clients: PipelineClients
+) -> dict[str, Callable[[str], Sink]]:
+    """Audit and search sinks (wired in as they are built)."""
+    return {}

@@ -1,0 +1,116 @@
+"""One leased shard: read, process, checkpoint, and stop the way the lease asks.
+
+- HANDOFF / SHUTDOWN (a planned move or SIGTERM): stop reading, finish the in-flight batch,
+  flush and checkpoint (`drain`), return. The next owner starts right after: no duplicates.
+- LOST (another worker owns it now, or our heartbeat lapsed): stop at once, write nothing.
+- SHARD_END: the pipeline flushes and checkpoints SHARD_END, which releases the children.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+
+from checkpoints import Checkpoint, LeaseHandle, LeaseLost, Position, StopReason
+from consumer.pipeline.processor import ShardPipeline
+from consumer.sources.model import ReadBatch, ShardReader, StartPosition
+from consumer.sources.prefetch import prefetch
+
+log = structlog.get_logger(__name__)
+
+
+def start_position(checkpoint: Checkpoint) -> StartPosition:
+    """Where to read a shard from, given its lease's checkpoint."""
+    if checkpoint.position is Position.TRIM_HORIZON:
+        return StartPosition.trim_horizon()
+    if checkpoint.position is Position.LATEST:
+        return StartPosition.latest()
+    if checkpoint.position is Position.AT_TIMESTAMP:
+        assert checkpoint.timestamp_ms is not None
+        return StartPosition.at_timestamp(
+            datetime.fromtimestamp(checkpoint.timestamp_ms / 1000, UTC)
+        )
+    if checkpoint.sequence_number is None:
+        raise ValueError(f"checkpoint {checkpoint} has no sequence number to resume after")
+    # The pipeline checkpoints whole Kinesis records: a sub-sequence number is that of the
+    # aggregate's last user record, so reading resumes after the whole aggregate.
+    return StartPosition.after(checkpoint.sequence_number)
+
+
+@dataclass
+class ShardActivity:
+    """When each shard last saw records; burst mode stops when all are idle long enough."""
+
+    last_record_at: dict[str, float] = field(default_factory=dict)
+    last_batch_at: dict[str, float] = field(default_factory=dict)
+    millis_behind: dict[str, int] = field(default_factory=dict)
+    records: int = 0
+
+    def saw(self, batch: ReadBatch, now: float) -> None:
+        self.last_batch_at[batch.shard_id] = now
+        if batch.records:
+            self.last_record_at[batch.shard_id] = now
+            self.records += len(batch.records)
+        if batch.millis_behind_latest is not None:
+            self.millis_behind[batch.shard_id] = batch.millis_behind_latest
+
+    def forget(self, shard_id: str) -> None:
+        self.millis_behind.pop(shard_id, None)
+
+
+PipelineFactory = Callable[[LeaseHandle], ShardPipeline]
+
+
+async def run_shard(
+    handle: LeaseHandle,
+    reader: ShardReader,
+    make_pipeline: PipelineFactory,
+    activity: ShardActivity,
+    read_ahead_batches: int = 2,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Processes one leased shard until it ends or the lease asks it to stop."""
+    bound = log.bind(shard_id=handle.shard_id)
+    pipeline = make_pipeline(handle)
+    start = start_position(handle.start_position)
+    bound.info("shard.start", start=str(start.kind), sequence_number=start.sequence_number)
+    batches: AsyncGenerator[ReadBatch, None] = prefetch(
+        reader.read(handle.shard_id, start), read_ahead_batches
+    )
+    stop = asyncio.ensure_future(handle.wait_stop())
+    try:
+        while True:
+            next_batch = asyncio.ensure_future(anext(batches))
+            await asyncio.wait({next_batch, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if stop.done():
+                next_batch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await next_batch
+                reason = stop.result()
+                if reason is not StopReason.LOST:
+                    await pipeline.drain()
+                bound.info("shard.stopped", reason=str(reason))
+                return
+            try:
+                batch = next_batch.result()
+            except StopAsyncIteration:
+                bound.info("shard.reader_ended")
+                return
+            activity.saw(batch, clock())
+            await pipeline.process(batch)
+            if batch.shard_end:
+                bound.info("shard.end", children=list(batch.child_shard_ids or ()))
+                return
+    except LeaseLost:
+        bound.warning("shard.lease_lost")
+    finally:
+        stop.cancel()
+        activity.forget(handle.shard_id)
+        await batches.aclose()
+        await pipeline.aclose()

@@ -1,0 +1,207 @@
+"""The worker: leases + readers + decoding + pipelines, one task per owned shard.
+
+`Worker.run(stop)` wires everything from Settings, runs until `stop` is set (SIGTERM/SIGINT)
+or, in burst mode, until no shard has delivered a record for `until_idle_s`; then it hands every
+lease off after a final checkpoint (the coordinator's graceful close) within the stop timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from checkpoints import Checkpoint, LeaseHandle, LeaseSettings, LeaseTable
+from checkpoints.coordinator import Coordinator
+from checkpoints.discovery import KinesisShardLister, ShardLister
+from consumer.pipeline.decoders import decode_kinesis, decode_streams
+from consumer.pipeline.processor import ShardPipeline
+from consumer.service.pipelines import (
+    build_dlq,
+    open_pipeline_clients,
+    routes_factory,
+)
+from consumer.service.shard_task import ShardActivity, run_shard
+from consumer.settings import Settings
+from consumer.sources.initial_response import install_subscription_stream
+from consumer.sources.lean import install_lean_get_records
+from consumer.sources.model import ShardReader
+from consumer.sources.polling import PollingOptions
+from consumer.sources.select import ReaderOptions, ReadMode, open_kinesis_reader
+from consumer.sources.streams import DynamoDBStreamsReader, StreamsShardLister, install_lean_streams
+
+log = structlog.get_logger(__name__)
+
+# Leave the last part of ECS's stop timeout for closing clients and flushing telemetry.
+SHUTDOWN_SHARE = 0.8
+
+
+def initial_checkpoint(value: str) -> Checkpoint:
+    if value == "TRIM_HORIZON":
+        return Checkpoint.trim_horizon()
+    if value == "LATEST":
+        return Checkpoint.latest()
+    when = datetime.fromisoformat(value.removeprefix("AT_TIMESTAMP="))
+    if when.tzinfo is None:
+        raise ValueError(f"initial position {value}: give a time zone (e.g. Z or +00:00)")
+    return Checkpoint.at_timestamp(when)
+
+
+def lease_settings(settings: Settings, stream_arn: str) -> LeaseSettings:
+    leases = settings.leases
+    return LeaseSettings(
+        application_name=settings.application,
+        stream_arn=stream_arn,
+        table_name=settings.lease_table,
+        initial_position=initial_checkpoint(settings.stream.initial_position),
+        heartbeat_interval_s=leases.heartbeat_interval_s,
+        failover_s=leases.failover_s,
+        fencing_margin_s=min(3.0, leases.failover_s / 3),
+        take_interval_s=leases.take_interval_s,
+        max_steals_per_interval=leases.max_steals_per_interval,
+        shutdown_timeout_s=settings.stop_timeout_s * SHUTDOWN_SHARE,
+        worker_id=leases.worker_id,
+    )
+
+
+@dataclass
+class WorkerState:
+    """What health checks and metrics read."""
+
+    started_at: float = 0.0
+    ready: bool = False
+    stopping: bool = False
+    coordinator: Coordinator | None = None
+    activity: ShardActivity | None = None
+    pipelines: dict[str, ShardPipeline] | None = None
+
+
+class Worker:
+    """One consumer worker (one per ECS task). Constructing it does no I/O."""
+
+    def __init__(self, settings: Settings, until_idle_s: float | None = None) -> None:
+        if until_idle_s is not None and until_idle_s <= 0:
+            raise ValueError(f"--until-idle must be > 0 seconds, got {until_idle_s}")
+        self.settings = settings
+        self.until_idle_s = until_idle_s
+        self.state = WorkerState(activity=ShardActivity(), pipelines={})
+
+    async def _stream_arn(self, kinesis: Any) -> str:
+        stream = self.settings.stream
+        if stream.arn:
+            return stream.arn
+        summary = await kinesis.describe_stream_summary(StreamName=stream.name)
+        return str(summary["StreamDescriptionSummary"]["StreamARN"])
+
+    async def _kinesis_reader(self, stack: AsyncExitStack) -> tuple[ShardReader, ShardLister, str]:
+        endpoints = self.settings.aws.endpoints()
+        client = await stack.enter_async_context(endpoints.aio_client("kinesis"))
+        install_lean_get_records(client)
+        install_subscription_stream(client)
+        stream_arn = await self._stream_arn(client)
+        options = ReaderOptions(
+            mode=ReadMode(self.settings.stream.mode),
+            consumer_name=self.settings.consumer_name,
+            fallback_to_polling=self.settings.stream.fallback_to_polling,
+            polling=PollingOptions(interval_s=self.settings.stream.polling_interval_s),
+        )
+        reader = await open_kinesis_reader(client, stream_arn, options)
+        lister_client = await stack.enter_async_context(endpoints.aio_client("kinesis"))
+        return reader, KinesisShardLister(lister_client, stream_arn=stream_arn), stream_arn
+
+    async def _streams_reader(self, stack: AsyncExitStack) -> tuple[ShardReader, ShardLister, str]:
+        endpoints = self.settings.aws.endpoints()
+        client = await stack.enter_async_context(endpoints.aio_client("dynamodbstreams"))
+        install_lean_streams(client)
+        stream_arn = self.settings.stream.dynamodb_stream_arn
+        assert stream_arn is not None
+        reader = DynamoDBStreamsReader(client, stream_arn)
+        return reader, StreamsShardLister(client, stream_arn), stream_arn
+
+    def _idle(self, now: float) -> bool:
+        activity = self.state.activity
+        assert activity is not None and self.until_idle_s is not None
+        last = max([self.state.started_at, *activity.last_record_at.values()], default=now)
+        return now - last >= self.until_idle_s
+
+    async def _wait(self, stop: asyncio.Event) -> None:
+        if self.until_idle_s is None:
+            await stop.wait()
+            return
+        while not stop.is_set():
+            if self._idle(time.monotonic()):
+                log.info("worker.idle", idle_s=self.until_idle_s)
+                return
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=min(0.5, self.until_idle_s / 4))
+            except TimeoutError:
+                continue
+
+    async def run(self, stop: asyncio.Event) -> None:
+        settings = self.settings
+        self.state.started_at = time.monotonic()
+        async with AsyncExitStack() as stack:
+            if settings.stream.mode == "streams":
+                reader, lister, stream_arn = await self._streams_reader(stack)
+                decoder = decode_streams
+            else:
+                reader, lister, stream_arn = await self._kinesis_reader(stack)
+                decoder = decode_kinesis
+            clients = await open_pipeline_clients(settings, stack)
+            dlq = build_dlq(settings, clients)
+            make_routes = routes_factory(settings, clients)
+            activity = self.state.activity
+            assert activity is not None and self.state.pipelines is not None
+            pipelines = self.state.pipelines
+
+            def make_pipeline(handle: LeaseHandle) -> ShardPipeline:
+                pipeline = ShardPipeline(
+                    stream_arn,
+                    handle.shard_id,
+                    make_routes(handle.shard_id),
+                    dlq,
+                    handle,
+                    decoder=decoder,
+                    checkpoint_interval_s=settings.checkpoint_interval_s,
+                )
+                pipelines[handle.shard_id] = pipeline
+                return pipeline
+
+            async def process(handle: LeaseHandle) -> None:
+                try:
+                    await run_shard(
+                        handle,
+                        reader,
+                        make_pipeline,
+                        activity,
+                        settings.stream.read_ahead_batches,
+                    )
+                finally:
+                    pipelines.pop(handle.shard_id, None)
+
+            leases = lease_settings(settings, stream_arn)
+            table = await stack.enter_async_context(
+                LeaseTable.open(settings.aws.endpoints(), leases.lease_table, leases.retry)
+            )
+            coordinator = Coordinator(leases, table, lister, process)
+            self.state.coordinator = coordinator
+            log.info(
+                "worker.start",
+                application=settings.application,
+                stream=stream_arn,
+                mode=settings.stream.mode,
+                pipelines=settings.enabled_pipelines(),
+                lease_table=leases.lease_table,
+            )
+            async with coordinator:
+                self.state.ready = True
+                self.state.started_at = time.monotonic()  # burst mode's idle clock starts here
+                await self._wait(stop)
+                self.state.stopping = True
+                log.info("worker.stopping", held=sorted(coordinator.held_shards()))
+            log.info("worker.stopped", records=activity.records)

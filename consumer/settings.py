@@ -1,0 +1,325 @@
+"""The service's settings: one typed object, from environment variables and an optional TOML file.
+
+Sources, highest precedence first: environment variables (`CONSUMER_` prefix, `__` between
+levels: `CONSUMER_STREAM__MODE=polling`, `CONSUMER_PIPELINES__REPLICATION__TABLE=replica`), then
+the TOML file named by `--config` or `CONSUMER_CONFIG_FILE`, then the defaults below.
+Every invalid setting is reported on one line that names it (`SettingsError`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from consumer.aws import AwsEndpoints
+
+ENV_PREFIX = "CONSUMER_"
+CONFIG_FILE_ENV = "CONSUMER_CONFIG_FILE"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AwsSection(_Section):
+    """Region and optional endpoint URLs (for the local stack or VPC endpoints)."""
+
+    region: str = "us-east-1"
+    endpoint_kinesis: str | None = None
+    endpoint_dynamodb: str | None = None
+    endpoint_dynamodbstreams: str | None = None
+    endpoint_s3: str | None = None
+    endpoint_sqs: str | None = None
+    # Static credentials are for the local stack only; on ECS the task role is used.
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+
+    def endpoints(self) -> AwsEndpoints:
+        urls = {
+            service: url
+            for service, url in (
+                ("kinesis", self.endpoint_kinesis),
+                ("dynamodb", self.endpoint_dynamodb),
+                ("dynamodbstreams", self.endpoint_dynamodbstreams),
+                ("s3", self.endpoint_s3),
+                ("sqs", self.endpoint_sqs),
+            )
+            if url
+        }
+        secret = self.secret_access_key.get_secret_value() if self.secret_access_key else None
+        return AwsEndpoints(
+            region=self.region,
+            endpoint_urls=urls,
+            access_key_id=self.access_key_id,
+            secret_access_key=secret,
+        )
+
+
+class StreamSection(_Section):
+    """What to read and how."""
+
+    name: str | None = None
+    arn: str | None = None
+    mode: Literal["efo", "polling", "streams"] = "efo"
+    # EFO consumer name; default: the application name.
+    consumer_name: str | None = None
+    fallback_to_polling: bool = True
+    polling_interval_s: float = Field(0.5, ge=0.2, le=1.0)
+    read_ahead_batches: int = Field(2, ge=1, le=64)
+    # Where a shard with no checkpoint starts: TRIM_HORIZON, LATEST or AT_TIMESTAMP=<ISO time>.
+    initial_position: str = "TRIM_HORIZON"
+    # Streams mode: the DynamoDB stream ARN (or the table, whose latest stream is used).
+    dynamodb_stream_arn: str | None = None
+
+    @field_validator("initial_position")
+    @classmethod
+    def _position(cls, value: str) -> str:
+        if value in ("TRIM_HORIZON", "LATEST") or value.startswith("AT_TIMESTAMP="):
+            return value
+        raise ValueError("must be TRIM_HORIZON, LATEST or AT_TIMESTAMP=<ISO 8601 time>")
+
+
+class LeasesSection(_Section):
+    table: str | None = None
+    heartbeat_interval_s: float = Field(2.5, gt=0)
+    failover_s: float = Field(10.0, gt=0)
+    take_interval_s: float = Field(5.0, gt=0)
+    max_steals_per_interval: int = Field(2, ge=0)
+    worker_id: str | None = None
+
+
+class RetrySection(_Section):
+    """Per-pipeline failure policy (as Lambda's event source mapping)."""
+
+    max_attempts: int = 3
+    max_record_age_s: float = -1
+    bisect: bool = True
+    on_failure: Literal["dlq", "stop"] = "dlq"
+
+
+class _Pipeline(_Section):
+    enabled: bool = False
+    # Lambda FilterCriteria patterns (JSON objects); a record passes if any matches.
+    filters: list[dict[str, Any]] = Field(default_factory=list)
+    retry: RetrySection = Field(default_factory=RetrySection)
+
+
+class AuditPipeline(_Pipeline):
+    bucket: str | None = None
+    prefix: str = "audit/"
+    max_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    max_records: int = Field(100_000, ge=1)
+    max_age_s: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _bucket(self) -> AuditPipeline:
+        if self.enabled and not self.bucket:
+            raise ValueError("pipelines.audit.bucket is required when the audit pipeline is on")
+        return self
+
+
+class SearchPipeline(_Pipeline):
+    # No endpoint: the embedded local index (SQLite FTS5) at local_path.
+    endpoint: str | None = None
+    index: str = "changes"
+    auth: Literal["none", "basic", "sigv4"] = "sigv4"
+    service: Literal["es", "aoss"] = "es"
+    username: str | None = None
+    password: SecretStr | None = None
+    verify_certs: bool = True
+    local_path: Path = Path(".local-search")
+
+
+class ReplicationPipeline(_Pipeline):
+    table: str | None = None
+    region: str | None = None
+    endpoint: str | None = None
+    tombstone_ttl_s: int = Field(7 * 86_400, ge=60)
+    include_attributes: list[str] | None = None
+    exclude_attributes: list[str] = Field(default_factory=list)
+    transform: str | None = None
+    concurrency: int = Field(16, ge=1, le=256)
+
+    @model_validator(mode="after")
+    def _table(self) -> ReplicationPipeline:
+        if self.enabled and not self.table:
+            raise ValueError(
+                "pipelines.replication.table is required when the replication pipeline is on"
+            )
+        return self
+
+
+class PipelinesSection(_Section):
+    audit: AuditPipeline = Field(default_factory=AuditPipeline)
+    search: SearchPipeline = Field(default_factory=SearchPipeline)
+    replication: ReplicationPipeline = Field(default_factory=ReplicationPipeline)
+
+
+class DlqSection(_Section):
+    queue_url: str | None = None
+    overflow_bucket: str | None = None
+    overflow_prefix: str = "dlq-overflow/"
+
+
+class TelemetrySection(_Section):
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    emf: bool = True
+    emf_namespace: str = "DdbCdcConsumer"
+    metrics_interval_s: float = Field(60.0, gt=0)
+    prometheus_port: int | None = Field(None, ge=0, le=65535)
+    health_port: int | None = Field(8080, ge=0, le=65535)
+
+
+class Settings(BaseSettings):
+    """Everything `consumer run` needs. Build with `load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    application: str = "ddb-cdc-consumer"
+    aws: AwsSection = Field(default_factory=AwsSection)
+    stream: StreamSection = Field(default_factory=StreamSection)
+    leases: LeasesSection = Field(default_factory=LeasesSection)
+    pipelines: PipelinesSection = Field(default_factory=PipelinesSection)
+    dlq: DlqSection = Field(default_factory=DlqSection)
+    telemetry: TelemetrySection = Field(default_factory=TelemetrySection)
+    stop_timeout_s: float = Field(30.0, gt=0, le=120)
+    checkpoint_interval_s: float = Field(10.0, gt=0)
+
+    @field_validator("application")
+    @classmethod
+    def _application(cls, value: str) -> str:
+        if not value or len(value) > 100 or not all(c.isalnum() or c in "-_." for c in value):
+            raise ValueError("must be 1-100 letters, digits, '-', '_' or '.'")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.stream.mode == "streams":
+            if not self.stream.dynamodb_stream_arn:
+                raise ValueError("stream.dynamodb_stream_arn is required in streams mode")
+        elif not (self.stream.name or self.stream.arn):
+            raise ValueError("stream.name or stream.arn is required")
+        parks = [
+            pipeline
+            for pipeline in (
+                self.pipelines.audit,
+                self.pipelines.search,
+                self.pipelines.replication,
+            )
+            if pipeline.enabled and pipeline.retry.on_failure == "dlq"
+        ]
+        if parks and not self.dlq.queue_url:
+            raise ValueError(
+                "dlq.queue_url is required when a pipeline parks failures in the DLQ "
+                '(or set that pipeline\'s retry.on_failure = "stop")'
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment variables override the file, which is passed in as init values.
+        return env_settings, init_settings
+
+    @property
+    def consumer_name(self) -> str:
+        return self.stream.consumer_name or self.application
+
+    @property
+    def lease_table(self) -> str:
+        return self.leases.table or f"{self.application}-leases"
+
+    def enabled_pipelines(self) -> list[str]:
+        return [
+            name
+            for name in ("audit", "search", "replication")
+            if getattr(self.pipelines, name).enabled
+        ]
+
+
+class SettingsError(ValueError):
+    """Invalid settings: `lines` has one line per problem, each naming the setting."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def _env_name(location: tuple[int | str, ...]) -> str:
+    return ENV_PREFIX + "__".join(str(part).upper() for part in location)
+
+
+def _describe(error: ValidationError) -> list[str]:
+    lines = []
+    for problem in error.errors():
+        location = tuple(part for part in problem["loc"] if not isinstance(part, int))
+        message = problem["msg"].removeprefix("Value error, ")
+        if location:
+            dotted = ".".join(str(part) for part in location)
+            lines.append(
+                f"setting {dotted} ({_env_name(location)}): {message}"
+                + (
+                    f" (got {problem['input']!r})"
+                    if problem["type"] != "missing" and not isinstance(problem["input"], dict)
+                    else ""
+                )
+            )
+        else:
+            lines.append(f"settings: {message}")
+    return lines
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as error:
+        raise SettingsError([f"config file {path} does not exist"]) from error
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError([f"config file {path} is not valid TOML: {error}"]) from error
+    except OSError as error:
+        raise SettingsError([f"config file {path} cannot be read: {error}"]) from error
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment and the optional TOML file; raises SettingsError."""
+    path = config_file or (
+        Path(os.environ[CONFIG_FILE_ENV]) if os.environ.get(CONFIG_FILE_ENV) else None
+    )
+    values: dict[str, Any] = read_config_file(path) if path else {}
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data, secrets shown as '********'."""
+    data: dict[str, Any] = settings.model_dump(mode="json")
+    return data

@@ -1,0 +1,59 @@
+"""HTTP health endpoints for ECS and load balancers: /healthz (alive) and /readyz (ready).
+
+Ready means: the worker registered with the lease table, its heartbeat is current (it is not
+fenced), and it is not stopping. /readyz answers 503 otherwise, with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+from aiohttp import web
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    reason: str
+    details: dict[str, object]
+
+
+class HealthServer:
+    """Serves health on 0.0.0.0:`port` (port 0 picks a free one). No I/O until `start`."""
+
+    def __init__(
+        self, port: int, readiness: Callable[[], Readiness], host: str = "0.0.0.0"
+    ) -> None:
+        self._port = port
+        self._host = host
+        self._readiness = readiness
+        self._runner: web.AppRunner | None = None
+        self.bound_port: int | None = None
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps({"status": "alive"}), content_type="application/json")
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        state = self._readiness()
+        body = orjson.dumps({"ready": state.ready, "reason": state.reason, **state.details})
+        return web.Response(
+            body=body, status=200 if state.ready else 503, content_type="application/json"
+        )
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        addresses = self._runner.addresses
+        self.bound_port = int(addresses[0][1]) if addresses else self._port
+
+    async def aclose(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

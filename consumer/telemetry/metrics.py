@@ -1,0 +1,192 @@
+"""Metrics: CloudWatch embedded metric format (EMF) lines and a Prometheus endpoint.
+
+Every `metrics_interval_s` the reporter takes a snapshot of the worker (records, lag per shard,
+end-to-end age, sink time and failures, parked records, leases held, lease-table writes) and
+writes one EMF JSON line on stdout, which the awslogs driver turns into CloudWatch metrics with
+no agent and no PutMetricData calls. With `prometheus_port` set, /metrics serves the same
+numbers as Prometheus text (counters are totals since start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from consumer.service.worker import WorkerState
+    from consumer.settings import Settings
+
+
+@dataclass
+class Snapshot:
+    records_total: int = 0
+    changes_total: int = 0
+    parked_total: int = 0
+    retries_total: int = 0
+    checkpoints_total: int = 0
+    leases_held: int = 0
+    lease_table_writes_total: int = 0
+    millis_behind_latest: dict[str, int] = field(default_factory=dict)
+    change_age_ms_max: int = 0
+    sink_seconds_total: dict[str, float] = field(default_factory=dict)
+    sink_failures_total: dict[str, int] = field(default_factory=dict)
+
+
+def take_snapshot(state: WorkerState) -> Snapshot:
+    snapshot = Snapshot()
+    if state.activity is not None:
+        snapshot.millis_behind_latest = dict(state.activity.millis_behind)
+        snapshot.records_total = state.activity.records
+    for pipeline in (state.pipelines or {}).values():
+        stats = pipeline.stats
+        snapshot.changes_total += stats.changes
+        snapshot.parked_total += stats.parked
+        snapshot.retries_total += stats.retries
+        snapshot.checkpoints_total += stats.checkpoints
+        snapshot.change_age_ms_max = max(snapshot.change_age_ms_max, stats.last_change_age_ms)
+        for name, seconds in stats.sink_seconds.items():
+            snapshot.sink_seconds_total[name] = snapshot.sink_seconds_total.get(name, 0) + seconds
+        for name, count in stats.sink_failures.items():
+            snapshot.sink_failures_total[name] = snapshot.sink_failures_total.get(name, 0) + count
+    coordinator = state.coordinator
+    if coordinator is not None:
+        snapshot.leases_held = len(coordinator.held_shards())
+        snapshot.lease_table_writes_total = sum(coordinator.table_stats.writes.values())
+    return snapshot
+
+
+def emf_line(
+    namespace: str,
+    application: str,
+    now_ms: int,
+    current: Snapshot,
+    previous: Snapshot,
+    interval_s: float,
+) -> bytes:
+    """One EMF document: rates over the interval, gauges as they are now."""
+    rate = max(interval_s, 1e-9)
+    values: dict[str, Any] = {
+        "RecordsPerSecond": (current.records_total - previous.records_total) / rate,
+        "ChangesPerSecond": (current.changes_total - previous.changes_total) / rate,
+        "ParkedRecords": current.parked_total - previous.parked_total,
+        "SinkRetries": current.retries_total - previous.retries_total,
+        "LeasesHeld": current.leases_held,
+        "LeaseTableWrites": current.lease_table_writes_total - previous.lease_table_writes_total,
+        "MillisBehindLatest": max(current.millis_behind_latest.values(), default=0),
+        "ChangeAgeMillis": current.change_age_ms_max,
+    }
+    units = {
+        "RecordsPerSecond": "Count/Second",
+        "ChangesPerSecond": "Count/Second",
+        "ParkedRecords": "Count",
+        "SinkRetries": "Count",
+        "LeasesHeld": "Count",
+        "LeaseTableWrites": "Count",
+        "MillisBehindLatest": "Milliseconds",
+        "ChangeAgeMillis": "Milliseconds",
+    }
+    for name, seconds in current.sink_seconds_total.items():
+        key = f"SinkSeconds_{name}"
+        values[key] = seconds - previous.sink_seconds_total.get(name, 0.0)
+        units[key] = "Seconds"
+    for name, failures in current.sink_failures_total.items():
+        key = f"SinkFailures_{name}"
+        values[key] = failures - previous.sink_failures_total.get(name, 0)
+        units[key] = "Count"
+    document = {
+        "_aws": {
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": namespace,
+                    "Dimensions": [["Application"]],
+                    "Metrics": [{"Name": name, "Unit": units[name]} for name in values],
+                }
+            ],
+        },
+        "Application": application,
+        **values,
+    }
+    return orjson.dumps(document)
+
+
+def prometheus_text(application: str, snapshot: Snapshot) -> str:
+    label = f'application="{application}"'
+    lines = [
+        f"consumer_records_total{{{label}}} {snapshot.records_total}",
+        f"consumer_changes_total{{{label}}} {snapshot.changes_total}",
+        f"consumer_parked_records_total{{{label}}} {snapshot.parked_total}",
+        f"consumer_sink_retries_total{{{label}}} {snapshot.retries_total}",
+        f"consumer_checkpoints_total{{{label}}} {snapshot.checkpoints_total}",
+        f"consumer_leases_held{{{label}}} {snapshot.leases_held}",
+        f"consumer_lease_table_writes_total{{{label}}} {snapshot.lease_table_writes_total}",
+        f"consumer_change_age_milliseconds{{{label}}} {snapshot.change_age_ms_max}",
+    ]
+    for shard, behind in sorted(snapshot.millis_behind_latest.items()):
+        lines.append(f'consumer_millis_behind_latest{{{label},shard="{shard}"}} {behind}')
+    for sink, seconds in sorted(snapshot.sink_seconds_total.items()):
+        lines.append(f'consumer_sink_seconds_total{{{label},sink="{sink}"}} {seconds:.6f}')
+    for sink, failures in sorted(snapshot.sink_failures_total.items()):
+        lines.append(f'consumer_sink_failures_total{{{label},sink="{sink}"}} {failures}')
+    return "\n".join(lines) + "\n"
+
+
+class MetricsReporter:
+    """EMF on stdout and/or Prometheus on a port, per settings. No I/O until `start`."""
+
+    def __init__(self, settings: Settings, state: WorkerState) -> None:
+        self._telemetry = settings.telemetry
+        self._application = settings.application
+        self._state = state
+        self._task: asyncio.Task[None] | None = None
+        self._runner: web.AppRunner | None = None
+        self.bound_port: int | None = None
+
+    async def start(self) -> None:
+        if self._telemetry.emf:
+            self._task = asyncio.create_task(self._emf_loop(), name="metrics-emf")
+        if self._telemetry.prometheus_port is not None:
+            app = web.Application()
+            app.router.add_get("/metrics", self._metrics)
+            self._runner = web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "0.0.0.0", self._telemetry.prometheus_port)
+            await site.start()
+            self.bound_port = int(self._runner.addresses[0][1])
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        text = prometheus_text(self._application, take_snapshot(self._state))
+        return web.Response(text=text, content_type="text/plain")
+
+    async def _emf_loop(self) -> None:
+        interval = self._telemetry.metrics_interval_s
+        previous = take_snapshot(self._state)
+        while True:
+            await asyncio.sleep(interval)
+            current = take_snapshot(self._state)
+            line = emf_line(
+                self._telemetry.emf_namespace,
+                self._application,
+                int(time.time() * 1000),
+                current,
+                previous,
+                interval,
+            )
+            sys.stdout.write(line.decode() + "\n")
+            sys.stdout.flush()
+            previous = current
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._runner is not None:
+            await self._runner.cleanup()
