@@ -1,4 +1,4 @@
-"""`consumer config show`: the effective settings , secrets hidden."""
+"""`consumer config show`: the effective settings (file, environment, defaults), no secrets."""
 
 from __future__ import annotations
 

@@ -18,15 +18,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from consumer.aws import AwsEndpoints  # noqa: E402
-from consumer.local.sample_orders import create_kinesis_stream  # noqa: E402
-from consumer.local.stack import LocalStack  # noqa: E402
-from consumer.sources.efo import EfoReader  # noqa: E402
-from consumer.sources.initial_response import install_subscription_stream  # noqa: E402
-from consumer.sources.lean import install_lean_get_records  # noqa: E402
-from consumer.sources.model import StartPosition  # noqa: E402
-from consumer.sources.polling import PollingOptions, PollingReader  # noqa: E402
-from consumer.sources.registration import ensure_stream_consumer  # noqa: E402
+from consumer.aws import AwsEndpoints
+from consumer.local.sample_orders import create_kinesis_stream
+from consumer.local.stack import LocalStack
+from consumer.sources.efo import EfoReader
+from consumer.sources.initial_response import install_subscription_stream
+from consumer.sources.lean import install_lean_get_records
+from consumer.sources.model import StartPosition
+from consumer.sources.polling import PollingOptions, PollingReader
+from consumer.sources.registration import ensure_stream_consumer
 
 RECORDS = int(os.environ.get("BENCH_READER_RECORDS", "3000"))
 PAYLOAD = b'{"eventName":"MODIFY","dynamodb":{"Keys":{"pk":{"S":"x"}}}}' + b" " * 1600
@@ -109,7 +109,9 @@ def main() -> None:
             stack.stop()
     for name, value in results.items():
         print(f"{name} {value:.1f} us/record")
-    ratio = results["reader_cpu_us_per_record_polling"] / results["reader_cpu_us_per_record_botocore"]
+    ratio = (
+        results["reader_cpu_us_per_record_polling"] / results["reader_cpu_us_per_record_botocore"]
+    )
     print(f"reader_polling_vs_botocore {ratio:.2f} ratio")
 
 
