@@ -634,16 +634,22 @@ class Coordinator:
         shards = await self._lister.list_shards()
         snapshot = await self._table.scan()
         created = plan_new_leases(shards, snapshot.leases, self.settings.initial_position)
+        made = deleted = 0
         for lease in created:  # parents first: a crash leaves a prefix the next round completes
             if await self._table.create_lease(lease):
-                self.counters["leases_created"] += 1
+                made += 1
         for parent, children in children_to_record(shards, snapshot.leases).items():
             await self._table.add_children(parent, children)
         # An empty listing means a wrong stream or a broken call, never "all past retention".
         if cleanup and shards:
             for key in plan_cleanup(shards, snapshot.leases):
                 if await self._table.delete_finished_lease(key):
-                    self.counters["leases_deleted"] += 1
+                    deleted += 1
+        self.counters["leases_created"] += made
+        self.counters["leases_deleted"] += deleted
+        if made or deleted:
+            log.info("shard discovery", worker=self._worker_id, shards=len(shards),
+                     leases_created=made, leases_deleted=deleted)
         if created:
             self._wake.set()
 

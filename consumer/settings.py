@@ -123,6 +123,8 @@ class AuditPipeline(_Pipeline):
     max_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     max_records: int = Field(100_000, ge=1)
     max_age_s: float = Field(60.0, gt=0)
+    sse: Literal["AES256", "aws:kms", "none"] = "AES256"
+    kms_key_id: str | None = None
 
     @model_validator(mode="after")
     def _bucket(self) -> AuditPipeline:

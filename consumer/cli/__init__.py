@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "health_cmd",
     "search_cmd",
     "dlq_cmd",
+    "compare_cmd",
 )
 
 

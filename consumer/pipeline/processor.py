@@ -300,6 +300,10 @@ class ShardPipeline:
             ]
             if retry:
                 self.stats.retries += 1
+                first = next(f for f in failures.values() if f.retryable)
+                log.warning(
+                    "sink.records_retry", sink=route.sink.name, records=len(retry), error=str(first)
+                )
                 await backoff.sleep()
                 work.appendleft((retry, attempts))
 

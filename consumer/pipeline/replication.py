@@ -213,7 +213,9 @@ class ReplicationSink:
                 if code in _RECORD_ERRORS:
                     raise SinkError(f"{code}: {error}", retryable=False) from error
                 if code == "ResourceNotFoundException":
-                    raise  # the table is missing: the whole batch fails, the pipeline retries
+                    # The replica table is missing: an outage, not a bad record. The pipeline
+                    # retries (and the shard waits) until it exists again.
+                    raise SinkError(f"replica table missing: {error}", retryable=True) from error
                 if is_throttling(error) or is_server_error(error):
                     raise SinkError(f"{code}: {error}", retryable=True) from error
                 raise

@@ -2,8 +2,11 @@
 
 Three converters over an item map (attribute name -> attribute value), one per image view:
 
-- `item_to_python`: native values, equal to boto3's TypeDeserializer output: str, Decimal,
-  bytes (boto3 gives `Binary`, which compares equal to bytes), bool, None, set, list, dict.
+- `item_to_python`: native values, equal to boto3's TypeDeserializer output wherever boto3
+  accepts the input: str, Decimal, bytes (boto3 gives `Binary`, which compares equal to
+  bytes), bool, None, set, list, dict. (It also reads the few numbers at the bottom of
+  DynamoDB's range that boto3's decimal context rejects, and rejects what is not valid typed
+  JSON, such as {"S": 1} or "NaN", which boto3 passes through; see number.py.)
 - `item_to_json`: JSON-native values: numbers as `JsonNumber` (exact; written with DynamoDB's
   own digits by `to_json_bytes`), binary as base64 text, sets as lists in the order received.
 - `item_to_client`: typed JSON with binary values as bytes, the shape botocore's low-level
@@ -15,7 +18,7 @@ only the canonical encoding is valid.
 
 All three validate the same things (type tags, value types, numbers, base64) and raise only
 InvalidAttribute, whose path names the bad value. The loops are written out per view, with
-inline fast paths for S and N, because this is the hot path of every pipeline.
+inline paths for the commonest types, because this is the hot path of every pipeline.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ from consumer.records.event import EventName
 from consumer.records.image import Image
 from consumer.records.position import RecordPosition
 
-_EVENT_NAMES = {name.value: name for name in EventName}
-_DYNAMODB_SOURCE = "aws:dynamodb"
+# eventName text -> EventName; eventSource of every DynamoDB change record.
+EVENT_NAMES: dict[str, EventName] = {name.value: name for name in EventName}
+DYNAMODB_SOURCE = "aws:dynamodb"
 _DYNAMODB_PRINCIPAL = "dynamodb.amazonaws.com"
 
 
@@ -38,7 +39,7 @@ def text(container: dict[str, Any], key: str) -> str:
 
 def event_name(record: dict[str, Any]) -> EventName:
     value = record.get("eventName")
-    name = _EVENT_NAMES.get(value) if type(value) is str else None
+    name = EVENT_NAMES.get(value) if type(value) is str else None
     if name is None:
         if value is None:
             raise InvalidRecord("eventName is missing")
@@ -48,9 +49,9 @@ def event_name(record: dict[str, Any]) -> EventName:
 
 def check_source(record: dict[str, Any]) -> None:
     """A record that names its source must name DynamoDB."""
-    source = record.get("eventSource", _DYNAMODB_SOURCE)
-    if source != _DYNAMODB_SOURCE:
-        raise InvalidRecord(f"eventSource {source!r} is not {_DYNAMODB_SOURCE!r}")
+    source = record.get("eventSource", DYNAMODB_SOURCE)
+    if source != DYNAMODB_SOURCE:
+        raise InvalidRecord(f"eventSource {source!r} is not {DYNAMODB_SOURCE!r}")
 
 
 def is_ttl_delete(name: EventName, identity: object) -> bool:

@@ -131,11 +131,12 @@ async def test_an_oversized_item_is_a_non_retryable_record_failure(
     assert not failures[1].retryable
 
 
-async def test_a_missing_table_fails_the_whole_batch(endpoints: AwsEndpoints) -> None:
+async def test_a_missing_table_is_a_retryable_outage(endpoints: AwsEndpoints) -> None:
     async with endpoints.aio_client("dynamodb") as client:
         sink = ReplicationSink(client, ReplicationSettings("no-such-table"))
-        with pytest.raises(Exception, match="ResourceNotFoundException"):
-            await sink.write([insert("x", 1, 1)])
+        failures = await sink.write([insert("x", 1, 1), insert("y", 1, 1)])
+        assert sorted(failures) == [0, 1]
+        assert all(f.retryable and "missing" in str(f) for f in failures.values())
 
 
 @pytest.mark.parametrize(

@@ -169,7 +169,8 @@ class OpenSearchDouble:
             context.load_cert_chain(*self._tls)
             server.socket = context.wrap_socket(server.socket, server_side=True)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        # A short poll interval keeps stop() fast.
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
         self._thread.start()
         return self
 
@@ -738,6 +739,9 @@ class _Forbidden(ApiError):
 class _Handler(http.server.BaseHTTPRequestHandler):
     owner: OpenSearchDouble
     protocol_version = "HTTP/1.1"  # keep-alive, as clients expect
+    # Headers and body go out in separate writes; without this, Nagle's algorithm and the
+    # client's delayed ACK add 40 ms to each response.
+    disable_nagle_algorithm = True
 
     def _serve(self) -> None:
         if self.headers.get("transfer-encoding", "").lower() == "chunked":

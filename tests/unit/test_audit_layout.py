@@ -19,9 +19,7 @@ def test_key_is_prefix_table_partition_shard_and_first_position() -> None:
     key = ObjectLayout("audit/").object_key(
         "orders", partition_hour(event), event.position, event.event_id
     )
-    assert key == (
-        f"audit/table=orders/dt=2024-07-03/hour=22/{SHARD}/{sequence(0)}-3.ndjson.gz"
-    )
+    assert key == (f"audit/table=orders/dt=2024-07-03/hour=22/{SHARD}/{sequence(0)}-3.ndjson.gz")
 
 
 def test_partition_is_the_arrival_hour_when_there_is_one() -> None:

@@ -130,7 +130,7 @@ def test_iso_text_matches_the_records_iso_utc(us: int) -> None:
     assert iso_utc_us(us) == iso_utc(us)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(keys=KEYS, new_image=ITEMS)
 def test_any_change_round_trips(keys: dict[str, Any], new_image: dict[str, Any]) -> None:
     record = destination_record(serialize(keys), serialize(new_image), None)

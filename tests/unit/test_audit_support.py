@@ -94,15 +94,17 @@ def client_error(code: str, status: int) -> ClientError:
 @dataclass
 class MemoryStore:
     """An S3 bucket in memory. `failures` are raised by the next puts, in order; while
-    `gate` is set, puts wait for it to open."""
+    `gate` is set, puts wait for it to open. `called` is set by the first put."""
 
     objects: dict[str, bytes] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     failures: list[Exception] = field(default_factory=list)
     gate: asyncio.Event | None = None
+    called: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def put_object(self, **kwargs: Any) -> Any:
         self.requests.append(kwargs)
+        self.called.set()
         if self.gate is not None:
             await self.gate.wait()
         if self.failures:

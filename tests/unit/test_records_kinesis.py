@@ -222,6 +222,17 @@ def strict_image(event: ChangeEvent, label: str) -> Any:
     return event.new_image if label == "NewImage" else event.old_image
 
 
+def test_attribute_names_that_collide_with_record_keys() -> None:
+    # Found by the property test above against an earlier text-cutting fast path.
+    old = {"": {"L": []}, "NewImage": {"N": "0"}, "SizeBytes": {"S": "}"}}
+    record = destination_record({"k": {"S": "1"}}, None, old, event_name="REMOVE")
+    event = decode_both(compact(record))
+    assert event.new_image is None
+    assert event.old_image is not None
+    assert event.old_image.python == {"": [], "NewImage": Decimal(0), "SizeBytes": "}"}
+    assert event.size == 321
+
+
 def test_unknown_members_are_ignored() -> None:
     record = destination_record({"k": {"S": "1"}}, {"a": {"S": "x"}}, None)
     body = record["dynamodb"]

@@ -37,7 +37,7 @@ def test_a_remove_indexes_a_tombstone_rather_than_deleting() -> None:
 
 
 def test_chunks_respect_the_byte_limit_and_keep_order() -> None:
-    writes = plan_writes([insert(f"k{i}", 1_000, i) for i in range(20)]).writes
+    writes = plan_writes([insert(f"k{i:02d}", 1_000, 10 + i) for i in range(20)]).writes
     size = len(encode_write(writes[0]))
     chunks = list(bulk_chunks(writes, max_bytes=size * 3 + 1))
     assert [len(chunk) for chunk in chunks] == [3, 3, 3, 3, 3, 3, 2]

@@ -58,8 +58,8 @@ def test_signing_scope_comes_from_aws_endpoints() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"endpoint": "search.example.com"}, "http(s) URL"),
-        ({"endpoint": "ftp://x"}, "http(s) URL"),
+        ({"endpoint": "search.example.com"}, r"http\(s\) URL"),
+        ({"endpoint": "ftp://x"}, r"http\(s\) URL"),
         ({"endpoint": DOMAIN, "index": "Orders"}, "invalid index name"),
         ({"endpoint": DOMAIN, "index": "_x"}, "invalid index name"),
         ({"endpoint": DOMAIN, "auth_mode": "basic"}, "username and a password"),
@@ -78,18 +78,20 @@ def test_the_password_stays_out_of_repr() -> None:
     assert "hunter2" not in repr(settings)
 
 
-def test_the_client_verifies_certificates_and_host_names_by_default() -> None:
-    client = build_client(OpenSearchSettings(DOMAIN, auth_mode="none"))
-    context = connection(client)._ssl_context
-    assert context.verify_mode == ssl.CERT_REQUIRED
-    assert context.check_hostname is True
-    assert connection(client).host == DOMAIN + ":443"
+async def test_the_client_verifies_certificates_and_host_names_by_default() -> None:
+    # Entering the client creates its connections (no request is sent).
+    async with build_client(OpenSearchSettings(DOMAIN, auth_mode="none")) as client:
+        context = connection(client)._ssl_context
+        assert context.verify_mode == ssl.CERT_REQUIRED
+        assert context.check_hostname is True
+        assert connection(client).host == DOMAIN + ":443"
 
 
-def test_verification_can_be_turned_off_explicitly() -> None:
+async def test_verification_can_be_turned_off_explicitly() -> None:
+    settings = OpenSearchSettings(DOMAIN, auth_mode="none", verify_certs=False)
     with pytest.warns(UserWarning, match="verify_certs=False is insecure"):
-        client = build_client(OpenSearchSettings(DOMAIN, auth_mode="none", verify_certs=False))
-    assert connection(client)._ssl_context.verify_mode == ssl.CERT_NONE
+        async with build_client(settings) as client:
+            assert connection(client)._ssl_context.verify_mode == ssl.CERT_NONE
 
 
 def test_the_client_leaves_retries_to_the_sink() -> None:

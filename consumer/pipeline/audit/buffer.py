@@ -3,8 +3,8 @@
 A buffer is a list of segments; each segment becomes one object. A new segment starts when
 the record's partition hour differs from the open segment's, or when adding the record would
 take the open segment past the byte or record limit. These cuts depend only on the records, so
-a replay from the same first record cuts the same objects (same keys) until the first
-time-triggered flush; only flushes (`seal`) add cuts that depend on timing.
+a replay from the same first record cuts the same objects (same keys) up to its first flush;
+a flush (`seal`) cuts wherever the buffer stands then, which depends on batching and timing.
 
 De-duplication (the pipeline may deliver a record again):
 - a record whose (event_id, sequence_number, sub_sequence_number) is already buffered is
@@ -54,13 +54,16 @@ class Segment:
         if sequence is not None and (self.last_sequence is None or sequence > self.last_sequence):
             self.last_sequence = sequence
 
-    def take_lines(self) -> bytes:
-        """The NDJSON text; only for a sealed segment, whose lines are then released."""
+    def text(self) -> bytes:
+        """The NDJSON text of a sealed segment."""
         if not self.sealed:
             raise RuntimeError("only a sealed segment is written")
-        text = b"".join(self.lines)
+        return b"".join(self.lines)
+
+    def keep_body(self, body: bytes) -> None:
+        """Keeps the gzip body for every later attempt and releases the lines it holds."""
+        self.body = body
         self.lines = []
-        return text
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,14 @@ any point loses nothing: the records after the checkpoint are read again.
 Idempotence: object keys are deterministic (see `layout`): the object of a buffer is named by
 its first record, so re-reading from a checkpoint rewrites the same objects instead of adding
 copies, and a failed flush keeps its sealed objects and retries them with the same key and
-body. Duplicates that remain (the Kinesis destination delivering a change twice, a replay that
-cuts objects differently from the first attempt) differ at most by position; readers
-de-duplicate by event_id (the `audit_changes_dedup` view in infra/athena/).
+body. A record delivered again is dropped when it is still buffered or was written by this
+instance (see `buffer`). Duplicates that remain (the Kinesis destination delivering a change
+twice, a restart whose flushes cut objects elsewhere than the first attempt's) are lines with
+the same event_id: readers de-duplicate by it (the `audit_changes_dedup` view in
+infra/athena/).
+
+Rewrites under the same key assume one writer per shard: a worker that lost its lease must not
+flush (it should drop the sink: `aclose`), or its stale object could replace the new owner's.
 
 Bad input never raises: an event whose payload cannot be embedded is reported by index as a
 non-retryable SinkError, so the pipeline parks it in the dead-letter queue.
@@ -23,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from consumer.aws import AwsEndpoints
 from consumer.backoff import Backoff
@@ -45,7 +50,7 @@ from consumer.records import ChangeEvent
 # Give the event loop a turn every so many records of a large batch (building lines is CPU).
 _YIELD_EVERY = 2000
 
-BufferKey = tuple[str, str]  # (shard_id, table)
+BufferKey: TypeAlias = tuple[str, str]  # (shard_id, table)
 
 
 @dataclass
@@ -192,12 +197,16 @@ class AuditSink:
 
     async def _write_segment(self, store: ObjectStore, segment: Segment) -> None:
         settings = self.settings
-        if segment.body is None:
-            segment.body = await gzip_body(segment.take_lines(), settings.compress_level)
+        body = segment.body
+        if body is None:
+            # The lines are released only once the body exists: a flush cancelled while
+            # compressing must leave the segment as it was.
+            body = await gzip_body(segment.text(), settings.compress_level)
+            segment.keep_body(body)
         request: dict[str, Any] = {
             "Bucket": settings.bucket,
             "Key": segment.key,
-            "Body": segment.body,
+            "Body": body,
             "ContentType": CONTENT_TYPE,
             "ContentEncoding": CONTENT_ENCODING,
             "Metadata": {"records": str(segment.records)},
@@ -214,7 +223,7 @@ class AuditSink:
             on_retry=self._count_retry,
         )
         self.stats.objects_written += 1
-        self.stats.bytes_written += len(segment.body)
+        self.stats.bytes_written += len(body)
 
     def _count_retry(self) -> None:
         self.stats.put_retries += 1

@@ -29,7 +29,9 @@ from typing import Any
 from consumer.pipeline.search.document import ITEM_FIELD, DocumentWrite
 from consumer.records import JsonNumber, to_json_bytes
 
+# One transaction: creating a new index costs one sync to disk, not one per statement.
 _SCHEMA = """
+BEGIN;
 CREATE TABLE IF NOT EXISTS documents (
     id INTEGER PRIMARY KEY,
     doc_id TEXT NOT NULL UNIQUE,
@@ -40,6 +42,7 @@ CREATE TABLE IF NOT EXISTS documents (
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS documents_text
     USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
+COMMIT;
 """
 
 # Upsert that only replaces an older row; RETURNING yields the row id only if it wrote.
@@ -60,7 +63,8 @@ WHERE documents_text MATCH ? AND d.deleted = 0
 ORDER BY bm25(documents_text) LIMIT ?
 """
 
-SEQUENCE_WIDTH = 64  # 56 digits of sequence number, 8 of sub-sequence number
+# How SQLite words errors in an FTS5 query (as opposed to errors of the database itself).
+_QUERY_ERRORS = ("fts5:", "no such column", "unterminated string", "unknown special query")
 
 
 class IndexMissing(Exception):
@@ -213,7 +217,7 @@ class LocalIndexStore:
             rows = self._connection.execute(_SEARCH, (query, limit)).fetchall()
         except sqlite3.OperationalError as error:
             message = str(error)
-            if message.startswith("fts5:") or "no such column" in message:
+            if message.startswith(_QUERY_ERRORS):
                 raise SearchQueryError(message) from error
             raise
         return [

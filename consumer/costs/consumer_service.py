@@ -1,0 +1,107 @@
+"""This project's consumer service, per consuming application: Fargate tasks, the lease table
+and the dead-letter queue. The same for every Kinesis design; only the shard count differs.
+
+Per application (C applications cost C times this):
+
+    tasks T          = max(min_tasks, ceil(peak records/s / task_records_per_s))
+    Fargate          = T x 730 h x (vCPU x $/vCPU-h + GB x $/GB-h)
+    lease writes/s   = T / heartbeat_s                                    (one heartbeat per worker)
+                     + N x (1 - e^(-r x checkpoint_s)) / checkpoint_s     (checkpoints, N shards,
+                                                                           r records/s per shard)
+    lease reads/s    = T / scan_s x ceil((N + T) x lease_item_bytes / 4 KB)
+                       (strongly consistent scans: 1 read unit per 4 KB)
+    DLQ requests     = records x failure_rate x (2 x ceil(record / 64 KB) + 1)
+
+Lease items are under 1 KB, so every write is one write unit. Lease takes, hand-offs and shard
+sync are rare next to heartbeats and checkpoints and are not counted; nor is table storage.
+"""
+
+from __future__ import annotations
+
+import math
+
+from consumer.costs.breakdown import CostLine, count, usd
+from consumer.costs.dead_letters import dlq_line
+from consumer.costs.prices import PriceSheet
+from consumer.costs.scenario import Scenario
+from consumer.costs.traffic import Traffic, busy_windows_per_s
+from consumer.costs.units import HOURS_PER_MONTH, KIB, MILLION, SECONDS_PER_MONTH
+
+READ_UNIT_BYTES = 4 * KIB
+SQS_CHUNK_BYTES = 64 * KIB
+
+
+def tasks_needed(scenario: Scenario, traffic: Traffic) -> int:
+    """Fargate tasks per consuming application, sized for the peak rate."""
+    service = scenario.service
+    by_load = math.ceil(traffic.peak_writes_per_s / service.task_records_per_s - 1e-9)
+    return max(service.min_tasks, by_load)
+
+
+def service_lines(
+    scenario: Scenario, traffic: Traffic, prices: PriceSheet, shards: int
+) -> list[CostLine]:
+    """Fargate, lease-table and DLQ lines for all consumers of a stream with `shards` shards."""
+    service = scenario.service
+    consumers = scenario.workload.consumers
+    tasks = tasks_needed(scenario, traffic)
+    table = prices.prices
+    vcpu_price = table.fargate_vcpu_hour.value
+    gb_price = table.fargate_gb_hour.value
+    task_hour = service.task_vcpu * vcpu_price + service.task_memory_gb * gb_price
+    task_hours = consumers * tasks * HOURS_PER_MONTH
+
+    heartbeats_per_s = tasks / service.heartbeat_interval_s
+    checkpoints_per_s = shards * busy_windows_per_s(
+        traffic.writes_per_s / shards, service.checkpoint_interval_s
+    )
+    writes = consumers * (heartbeats_per_s + checkpoints_per_s) * SECONDS_PER_MONTH
+    write_price = table.dynamodb_on_demand_writes_million.value
+
+    units_per_scan = math.ceil((shards + tasks) * service.lease_item_bytes / READ_UNIT_BYTES)
+    scans_per_s = tasks / service.scan_interval_s
+    reads = consumers * scans_per_s * units_per_scan * SECONDS_PER_MONTH
+    read_price = table.dynamodb_on_demand_reads_million.value
+
+    chunks = traffic.mix(
+        math.ceil(traffic.one_image_record_bytes / SQS_CHUNK_BYTES),
+        math.ceil(traffic.two_image_record_bytes / SQS_CHUNK_BYTES),
+    )
+    failed = consumers * traffic.records_per_month * scenario.failure_rate
+    apps = f"{consumers} app{'s' if consumers > 1 else ''} x "
+    return [
+        CostLine(
+            component="Fargate tasks",
+            usd_per_month=task_hours * task_hour,
+            quantity=task_hours,
+            unit="task-hours",
+            price_key="fargate_vcpu_hour+fargate_gb_hour",
+            basis=(
+                f"{apps}{tasks} tasks x 730 h x ({service.task_vcpu:g} vCPU x {usd(vcpu_price)}"
+                f" + {service.task_memory_gb:g} GB x {usd(gb_price)})"
+            ),
+        ),
+        CostLine(
+            component="lease table writes",
+            usd_per_month=writes / MILLION * write_price,
+            quantity=writes,
+            unit="write request units",
+            price_key="dynamodb_on_demand_writes_million",
+            basis=(
+                f"{apps}({count(heartbeats_per_s)} heartbeats/s + {count(checkpoints_per_s)} "
+                f"checkpoints/s) = {count(writes)} x {usd(write_price)}/M"
+            ),
+        ),
+        CostLine(
+            component="lease table reads",
+            usd_per_month=reads / MILLION * read_price,
+            quantity=reads,
+            unit="read request units",
+            price_key="dynamodb_on_demand_reads_million",
+            basis=(
+                f"{apps}{count(scans_per_s)} scans/s x {units_per_scan} units "
+                f"({shards} leases + {tasks} workers) = {count(reads)} x {usd(read_price)}/M"
+            ),
+        ),
+        dlq_line(failed, 2 * chunks + 1, prices, "records with their payload"),
+    ]

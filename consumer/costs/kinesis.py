@@ -1,0 +1,328 @@
+"""The four Kinesis designs: on-demand or provisioned stream, read with enhanced fan-out (EFO)
+or shared polling, by this project's consumer service on Fargate.
+
+Stream-side formulas (R = records a month, C = consumers, N = shards; see docs/costs.md):
+
+    on-demand   stream      730 h x $/stream-hour
+                ingest      R x mean(ceil(record / 1 KB)) KB  -> GB x $/GB
+                retrieval   C x the same GB x $/GB (shared) or $/GB (EFO)
+                retention   GB/day x (min(D, 7) - 1) x $/GB-month  +  GB/day x max(D - 7, 0) x $/GB-month
+    provisioned shards      N = max(1, ceil(max(peak MB/s / 1 MB/s, peak records/s / 1000,
+                                             read MB/s needed / 2 MB/s)))
+                            read MB/s needed: C x peak MB/s (polling shares 2 MB/s per shard),
+                                              peak MB/s (EFO: 2 MB/s per consumer per shard)
+                stream      N x 730 h x $/shard-hour
+                ingest      R x mean(ceil(record / 25 KB)) x $/million PUT payload units
+                retrieval   polling: included; EFO: C x N x 730 h x $/consumer-shard-hour
+                                                   + C x GB read x $/GB
+                retention   D > 1: N x 730 h x $/extended-retention shard-hour
+                            D > 7: GB/day x (D - 7) x $/GB-month (long-term)
+    both        DynamoDB change data capture: R x ceil(item KB) x $/million units
+
+On-demand's shard count is not billed, but the lease table holds one lease per shard: an
+on-demand stream starts with 4 MB/s (4 shards) and keeps capacity for twice its peak, so
+N = max(4, ceil(2 x max(peak MB/s, peak records/s / 1000))).
+"""
+
+from __future__ import annotations
+
+import math
+
+from consumer.costs.breakdown import CostLine, Design, DesignCost, count, usd
+from consumer.costs.consumer_service import service_lines, tasks_needed
+from consumer.costs.prices import PriceSheet
+from consumer.costs.scenario import Scenario
+from consumer.costs.traffic import Traffic, traffic_of
+from consumer.costs.units import GIB, HOURS_PER_MONTH, KIB, MIB, MILLION
+
+# Per shard: 1 MB/s and 1,000 records/s in; 2 MB/s out (shared by pollers, per EFO consumer).
+SHARD_WRITE_MIB_PER_S = 1.0
+SHARD_WRITE_RECORDS_PER_S = 1_000.0
+SHARD_READ_MIB_PER_S = 2.0
+# On-demand: initial write capacity of 4 shards; capacity kept for 2x the peak.
+ON_DEMAND_MIN_SHARDS = 4
+ON_DEMAND_PEAK_MULTIPLE = 2.0
+# GetRecords: 5 calls/s per shard shared by the pollers; beyond ~5, each polls < 1/s.
+POLLING_CALLS_PER_S = 5
+MAX_POLLING_CONSUMERS = 5
+# RegisterStreamConsumer: 20 EFO consumers per stream (standard).
+MAX_EFO_CONSUMERS = 20
+MAX_RECORD_BYTES = 1 * MIB
+EPSILON = 1e-9
+NO_EXTENDED_RETENTION = "none: retention is the included 24 h"
+NO_LONG_TERM_RETENTION = "none: retention is at most 7 days"
+
+_ON_DEMAND = {True: Design.KINESIS_ON_DEMAND_EFO, False: Design.KINESIS_ON_DEMAND_POLLING}
+_PROVISIONED = {True: Design.KINESIS_PROVISIONED_EFO, False: Design.KINESIS_PROVISIONED_POLLING}
+
+
+def _ceil(value: float) -> int:
+    # Shard counts: 2.0000000001 from float noise is 2, not 3.
+    return math.ceil(value - EPSILON)
+
+
+def provisioned_shards(traffic: Traffic, consumers: int, efo: bool) -> int:
+    """Shards a provisioned stream needs for the peak write and read rates."""
+    read_mib = traffic.peak_mib_per_s * (1 if efo else consumers)
+    need = max(
+        traffic.peak_mib_per_s / SHARD_WRITE_MIB_PER_S,
+        traffic.peak_writes_per_s / SHARD_WRITE_RECORDS_PER_S,
+        read_mib / SHARD_READ_MIB_PER_S,
+    )
+    return max(1, _ceil(need))
+
+
+def on_demand_shards(traffic: Traffic) -> int:
+    """Shards an on-demand stream keeps for this peak (for the lease table only)."""
+    need = ON_DEMAND_PEAK_MULTIPLE * max(
+        traffic.peak_mib_per_s / SHARD_WRITE_MIB_PER_S,
+        traffic.peak_writes_per_s / SHARD_WRITE_RECORDS_PER_S,
+    )
+    return max(ON_DEMAND_MIN_SHARDS, _ceil(need))
+
+
+def _cdc_line(traffic: Traffic, prices: PriceSheet) -> CostLine:
+    price = prices.prices.dynamodb_cdc_units_million.value
+    units = traffic.records_per_month * traffic.cdc_units_per_write
+    return CostLine(
+        component="DynamoDB change data capture",
+        usd_per_month=units / MILLION * price,
+        quantity=units,
+        unit="change data capture units",
+        price_key="dynamodb_cdc_units_million",
+        basis=(
+            f"{count(traffic.records_per_month)} writes x {traffic.cdc_units_per_write} units "
+            f"(1 per KB of the larger image, rounded up) x {usd(price)}/M"
+        ),
+    )
+
+
+def _notes(scenario: Scenario, traffic: Traffic, efo: bool) -> tuple[list[str], bool]:
+    consumers = scenario.workload.consumers
+    notes: list[str] = []
+    viable = True
+    if efo and consumers > MAX_EFO_CONSUMERS:
+        viable = False
+        notes.append(
+            f"not viable: a stream takes at most {MAX_EFO_CONSUMERS} enhanced fan-out "
+            f"consumers, {consumers} asked"
+        )
+    if not efo:
+        polls = POLLING_CALLS_PER_S / consumers
+        if consumers > MAX_POLLING_CONSUMERS:
+            viable = False
+            notes.append(
+                f"not viable: {consumers} pollers share 5 GetRecords calls/s per shard, so each "
+                f"polls {polls:.2g} times/s (propagation over 1 s); use enhanced fan-out"
+            )
+        else:
+            notes.append(
+                f"each of {consumers} poller(s) may call GetRecords {polls:.2g} times/s per shard "
+                "(propagation ~200 ms with 1 consumer, ~1 s with 5; EFO ~70 ms)"
+            )
+    if traffic.two_image_record_bytes > MAX_RECORD_BYTES:
+        notes.append(
+            f"updates make ~{traffic.two_image_record_bytes / KIB:,.0f} KB records, over "
+            "Kinesis' 1 MB record limit: DynamoDB skips them (FailedToReplicateRecordCount)"
+        )
+    return notes, viable
+
+
+def on_demand_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> DesignCost:
+    """A Kinesis on-demand stream read with EFO (`efo`) or shared polling."""
+    traffic = traffic_of(scenario)
+    table = prices.prices
+    workload = scenario.workload
+    consumers = workload.consumers
+    shards = on_demand_shards(traffic)
+
+    stream_price = table.kinesis_on_demand_stream_hour.value
+    ingest_price = table.kinesis_on_demand_ingest_gb.value
+    billed_gb = traffic.records_per_month * traffic.billed_kib_per_record * KIB / GIB
+    read_key = "kinesis_on_demand_efo_read_gb" if efo else "kinesis_on_demand_read_gb"
+    read_price = getattr(table, read_key).value
+    read_gb = consumers * billed_gb
+    daily_gb = workload.writes_per_day * traffic.billed_kib_per_record * KIB / GIB
+    days = workload.retention_days
+    near_gb = daily_gb * (min(days, 7.0) - 1.0)
+    far_gb = daily_gb * max(days - 7.0, 0.0)
+    near_price = table.kinesis_on_demand_retention_7d_gb_month.value
+    far_price = table.kinesis_on_demand_retention_long_gb_month.value
+
+    lines = [
+        CostLine(
+            component="stream hours",
+            usd_per_month=HOURS_PER_MONTH * stream_price,
+            quantity=HOURS_PER_MONTH,
+            unit="stream-hours",
+            price_key="kinesis_on_demand_stream_hour",
+            basis=f"1 stream x 730 h x {usd(stream_price)}",
+        ),
+        CostLine(
+            component="ingest",
+            usd_per_month=billed_gb * ingest_price,
+            quantity=billed_gb,
+            unit="GB",
+            price_key="kinesis_on_demand_ingest_gb",
+            basis=(
+                f"{count(traffic.records_per_month)} records x "
+                f"{count(traffic.billed_kib_per_record)} KB (each rounded up to 1 KB) = "
+                f"{count(billed_gb)} GB x {usd(ingest_price)}"
+            ),
+        ),
+        CostLine(
+            component="retrieval (EFO)" if efo else "retrieval (shared)",
+            usd_per_month=read_gb * read_price,
+            quantity=read_gb,
+            unit="GB",
+            price_key=read_key,
+            basis=f"{consumers} consumer(s) x {count(billed_gb)} GB x {usd(read_price)}",
+        ),
+        CostLine(
+            component="retention 1-7 days",
+            usd_per_month=near_gb * near_price,
+            quantity=near_gb,
+            unit="GB-months",
+            price_key="kinesis_on_demand_retention_7d_gb_month",
+            basis=(
+                f"{count(daily_gb)} GB/day x {min(days, 7.0) - 1.0:g} days x {usd(near_price)}"
+                if days > 1.0
+                else NO_EXTENDED_RETENTION
+            ),
+        ),
+        CostLine(
+            component="retention beyond 7 days",
+            usd_per_month=far_gb * far_price,
+            quantity=far_gb,
+            unit="GB-months",
+            price_key="kinesis_on_demand_retention_long_gb_month",
+            basis=(
+                f"{count(daily_gb)} GB/day x {days - 7.0:g} days x {usd(far_price)}"
+                if days > 7.0
+                else NO_LONG_TERM_RETENTION
+            ),
+        ),
+        _cdc_line(traffic, prices),
+        *service_lines(scenario, traffic, prices, shards),
+    ]
+    notes, viable = _notes(scenario, traffic, efo)
+    return DesignCost(
+        design=_ON_DEMAND[efo],
+        lines=tuple(lines),
+        sizing=(("shards (estimated)", shards), ("tasks per consumer", tasks_needed(scenario, traffic))),
+        notes=tuple(notes),
+        viable=viable,
+    )
+
+
+def provisioned_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> DesignCost:
+    """A Kinesis provisioned stream, sized for the peak, read with EFO or shared polling."""
+    traffic = traffic_of(scenario)
+    table = prices.prices
+    workload = scenario.workload
+    consumers = workload.consumers
+    shards = provisioned_shards(traffic, consumers, efo)
+    shard_hours = shards * HOURS_PER_MONTH
+
+    shard_price = table.kinesis_shard_hour.value
+    put_price = table.kinesis_put_payload_units_million.value
+    put_units = traffic.records_per_month * traffic.put_payload_units_per_record
+    data_gb = traffic.bytes_per_month / GIB
+    daily_gb = workload.writes_per_day * traffic.mean_record_bytes / GIB
+    days = workload.retention_days
+    extended_price = table.kinesis_extended_retention_shard_hour.value
+    extended_hours = shard_hours if days > 1.0 else 0.0
+    far_gb = daily_gb * max(days - 7.0, 0.0)
+    far_price = table.kinesis_long_term_retention_gb_month.value
+
+    lines = [
+        CostLine(
+            component="shard hours",
+            usd_per_month=shard_hours * shard_price,
+            quantity=shard_hours,
+            unit="shard-hours",
+            price_key="kinesis_shard_hour",
+            basis=f"{shards} shard(s) x 730 h x {usd(shard_price)}",
+        ),
+        CostLine(
+            component="ingest (PUT payload units)",
+            usd_per_month=put_units / MILLION * put_price,
+            quantity=put_units,
+            unit="PUT payload units",
+            price_key="kinesis_put_payload_units_million",
+            basis=(
+                f"{count(traffic.records_per_month)} records x "
+                f"{count(traffic.put_payload_units_per_record)} units "
+                f"(25 KB each, rounded up per record) x {usd(put_price)}/M"
+            ),
+        ),
+    ]
+    if efo:
+        consumer_price = table.kinesis_efo_consumer_shard_hour.value
+        efo_read_price = table.kinesis_efo_read_gb.value
+        consumer_hours = consumers * shard_hours
+        lines += [
+            CostLine(
+                component="EFO consumer-shard hours",
+                usd_per_month=consumer_hours * consumer_price,
+                quantity=consumer_hours,
+                unit="consumer-shard-hours",
+                price_key="kinesis_efo_consumer_shard_hour",
+                basis=f"{consumers} consumer(s) x {shards} shard(s) x 730 h x {usd(consumer_price)}",
+            ),
+            CostLine(
+                component="retrieval (EFO)",
+                usd_per_month=consumers * data_gb * efo_read_price,
+                quantity=consumers * data_gb,
+                unit="GB",
+                price_key="kinesis_efo_read_gb",
+                basis=f"{consumers} consumer(s) x {count(data_gb)} GB x {usd(efo_read_price)}",
+            ),
+        ]
+    else:
+        lines.append(
+            CostLine(
+                component="retrieval (shared)",
+                usd_per_month=0.0,
+                quantity=consumers * data_gb,
+                unit="GB",
+                price_key="kinesis_shard_hour",
+                basis="included in shard hours (GetRecords, 2 MB/s per shard shared)",
+            )
+        )
+    lines += [
+        CostLine(
+            component="retention 1-7 days",
+            usd_per_month=extended_hours * extended_price,
+            quantity=extended_hours,
+            unit="shard-hours",
+            price_key="kinesis_extended_retention_shard_hour",
+            basis=(
+                f"{shards} shard(s) x 730 h x {usd(extended_price)} (retention {days:g} days)"
+                if days > 1.0
+                else NO_EXTENDED_RETENTION
+            ),
+        ),
+        CostLine(
+            component="retention beyond 7 days",
+            usd_per_month=far_gb * far_price,
+            quantity=far_gb,
+            unit="GB-months",
+            price_key="kinesis_long_term_retention_gb_month",
+            basis=(
+                f"{count(daily_gb)} GB/day x {days - 7.0:g} days x {usd(far_price)}"
+                if days > 7.0
+                else NO_LONG_TERM_RETENTION
+            ),
+        ),
+        _cdc_line(traffic, prices),
+        *service_lines(scenario, traffic, prices, shards),
+    ]
+    notes, viable = _notes(scenario, traffic, efo)
+    return DesignCost(
+        design=_PROVISIONED[efo],
+        lines=tuple(lines),
+        sizing=(("shards", shards), ("tasks per consumer", tasks_needed(scenario, traffic))),
+        notes=tuple(notes),
+        viable=viable,
+    )

@@ -1,0 +1,215 @@
+"""The baseline: the table's DynamoDB stream read by Lambda event source mappings.
+
+Stream shards. Roughly one stream shard per table partition; a partition takes 1,000 write
+units/s and 10 GB, and a new on-demand table starts with 4 partitions (4,000 writes/s):
+
+    S = --stream-shards, or max(4, ceil(peak writes/s x ceil(item KB) / 1000), ceil(table GB / 10))
+
+Batches. Lambda polls each shard 4 times a second (GetRecords by Lambda are free) and invokes
+with what it found, up to the batch size B (and at most 6 MB of payload). With r = average
+records/s per shard and Poisson arrivals:
+
+    batches/s = S x max(r / B, 4 x (1 - e^(-r / 4)))
+
+(about r when records are rare, each its own batch; 4 per shard when every poll finds a few;
+r / B when batches are full). Duration per invocation = batch_ms + record_ms x records.
+
+C <= 2 consumers: each is a function on the stream (DynamoDB Streams allows 2 readers per
+shard): C x batches invocations. C > 2: a fan-out: one dispatcher function on the stream
+publishes each batch to SNS (messages of up to 256 KB, billed per 64 KB chunk; SNS does not
+charge deliveries to SQS), SNS delivers to C SQS queues, each drained by a function with one
+message (= one stream batch) per invocation. A batch of b bytes is about b / 64 KB + 0.5 chunks
+and b / 256 KB + 0.5 messages (at least 1: half a unit of rounding on average). Per queue SQS
+bills the delivery (chunks), the receive (chunks), the delete (1 per message) and the idle long
+polls of Lambda's 5 pollers (one per 20 s each: 657,000 a month, an upper bound).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from consumer.costs.breakdown import CostLine, Design, DesignCost, count, usd
+from consumer.costs.dead_letters import dlq_line
+from consumer.costs.prices import PriceSheet
+from consumer.costs.scenario import Scenario
+from consumer.costs.traffic import Traffic, busy_windows_per_s, traffic_of
+from consumer.costs.units import KIB, MIB, MILLION, SECONDS_PER_MONTH
+
+POLLS_PER_S = 4.0
+MAX_DIRECT_READERS = 2
+LAMBDA_PAYLOAD_BYTES = 6 * MIB
+PARTITION_WRITE_UNITS_PER_S = 1_000.0
+PARTITION_GB = 10.0
+MIN_PARTITIONS = 4
+SNS_MESSAGE_BYTES = 256 * KIB
+CHUNK_BYTES = 64 * KIB
+SQS_IDLE_POLLERS = 5
+SQS_LONG_POLL_S = 20.0
+# One on-failure record (metadata of the failed batch) sent, received, deleted.
+DLQ_REQUESTS_PER_RECORD = 3.0
+EPSILON = 1e-9
+
+
+@dataclass(frozen=True)
+class StreamBatches:
+    """How Lambda cuts the stream into invocations (averages)."""
+
+    shards: int
+    batch_size: int
+    batches_per_s: float
+    records_per_batch: float
+
+
+def stream_shards(scenario: Scenario, traffic: Traffic) -> int:
+    """DynamoDB stream shards: the override, or one per estimated table partition."""
+    if scenario.lambdas.stream_shards is not None:
+        return scenario.lambdas.stream_shards
+    write_units = traffic.peak_writes_per_s * traffic.write_units_per_write
+    return max(
+        MIN_PARTITIONS,
+        math.ceil(write_units / PARTITION_WRITE_UNITS_PER_S - EPSILON),
+        math.ceil(scenario.workload.table_gb / PARTITION_GB - EPSILON),
+    )
+
+
+def stream_batches(scenario: Scenario, traffic: Traffic) -> StreamBatches:
+    """Batches per second Lambda invokes with, over all shards."""
+    shards = stream_shards(scenario, traffic)
+    by_payload = math.floor(LAMBDA_PAYLOAD_BYTES / traffic.mean_record_bytes)
+    batch_size = max(1, min(scenario.lambdas.batch_size, by_payload))
+    per_shard = traffic.writes_per_s / shards
+    per_shard_batches = max(per_shard / batch_size, busy_windows_per_s(per_shard, 1 / POLLS_PER_S))
+    batches = shards * per_shard_batches
+    return StreamBatches(
+        shards=shards,
+        batch_size=batch_size,
+        batches_per_s=batches,
+        records_per_batch=traffic.writes_per_s / batches,
+    )
+
+
+def _units(batch_bytes: float, unit_bytes: float) -> float:
+    return max(1.0, batch_bytes / unit_bytes + 0.5)
+
+
+def streams_lambda_cost(scenario: Scenario, prices: PriceSheet) -> DesignCost:
+    """DynamoDB Streams + Lambda, with the SNS/SQS fan-out when more than 2 consumers."""
+    traffic = traffic_of(scenario)
+    table = prices.prices
+    sizing = scenario.lambdas
+    consumers = scenario.workload.consumers
+    batches = stream_batches(scenario, traffic)
+    batches_month = batches.batches_per_s * SECONDS_PER_MONTH
+    records = traffic.records_per_month
+    memory_gb = sizing.lambda_memory_mb / 1024
+    request_price = table.lambda_requests_million.value
+    second_price = table.lambda_gb_second.value
+    reads_price = table.dynamodb_streams_reads_100k.value
+
+    lines = [
+        CostLine(
+            component="stream reads",
+            usd_per_month=0.0,
+            quantity=0.0,
+            unit="read request units",
+            price_key="dynamodb_streams_reads_100k",
+            basis=f"GetRecords by Lambda are free (others: {usd(reads_price)} per 100k)",
+        )
+    ]
+    notes = [
+        f"{batches.shards} stream shard(s), {count(batches.batches_per_s)} batches/s "
+        f"of {count(batches.records_per_batch)} records on average"
+    ]
+
+    def function_lines(label: str, invocations: float, milliseconds: float) -> list[CostLine]:
+        gb_seconds = milliseconds / 1000 * memory_gb
+        return [
+            CostLine(
+                component=f"Lambda requests{label}",
+                usd_per_month=invocations / MILLION * request_price,
+                quantity=invocations,
+                unit="requests",
+                price_key="lambda_requests_million",
+                basis=f"{count(invocations)} invocations x {usd(request_price)}/M",
+            ),
+            CostLine(
+                component=f"Lambda duration{label}",
+                usd_per_month=gb_seconds * second_price,
+                quantity=gb_seconds,
+                unit="GB-seconds",
+                price_key="lambda_gb_second",
+                basis=(
+                    f"{count(milliseconds / 1000)} s x {sizing.lambda_memory_mb} MB = "
+                    f"{count(gb_seconds)} GB-s x {usd(second_price)}"
+                ),
+            ),
+        ]
+
+    if consumers <= MAX_DIRECT_READERS:
+        invocations = consumers * batches_month
+        milliseconds = consumers * (
+            batches_month * sizing.lambda_batch_ms + records * sizing.lambda_record_ms
+        )
+        lines += function_lines("", invocations, milliseconds)
+    else:
+        batch_bytes = batches.records_per_batch * traffic.mean_record_bytes
+        chunks = batches_month * _units(batch_bytes, CHUNK_BYTES)
+        messages = batches_month * _units(batch_bytes, SNS_MESSAGE_BYTES)
+        sns_price = table.sns_publishes_million.value
+        sqs_price = table.sqs_requests_million.value
+        idle = SQS_IDLE_POLLERS * SECONDS_PER_MONTH / SQS_LONG_POLL_S
+        sqs_requests = consumers * (2 * chunks + messages + idle)
+        notes.append(
+            f"{consumers} consumers > {MAX_DIRECT_READERS} readers per stream shard: fan-out "
+            f"(dispatcher function -> SNS -> {consumers} SQS queues -> {consumers} functions)"
+        )
+        if traffic.two_image_record_bytes > SNS_MESSAGE_BYTES:
+            notes.append(
+                "some records exceed SNS's 256 KB message limit: the fan-out needs a claim "
+                "check (payload in S3), not priced here"
+            )
+        lines += function_lines(
+            " (dispatcher)", batches_month, batches_month * sizing.dispatcher_ms
+        )
+        lines += [
+            CostLine(
+                component="SNS publishes",
+                usd_per_month=chunks / MILLION * sns_price,
+                quantity=chunks,
+                unit="requests (64 KB chunks)",
+                price_key="sns_publishes_million",
+                basis=(
+                    f"{count(batches_month)} batches x {count(chunks / batches_month)} chunks "
+                    f"of 64 KB x {usd(sns_price)}/M"
+                ),
+            ),
+            CostLine(
+                component="SQS fan-out queues",
+                usd_per_month=sqs_requests / MILLION * sqs_price,
+                quantity=sqs_requests,
+                unit="requests",
+                price_key="sqs_requests_million",
+                basis=(
+                    f"{consumers} queues x (2 x {count(chunks)} chunks + {count(messages)} "
+                    f"deletes + {count(idle)} idle polls) x {usd(sqs_price)}/M"
+                ),
+            ),
+        ]
+        lines += function_lines(
+            " (consumers)",
+            consumers * messages,
+            consumers * (messages * sizing.lambda_batch_ms + records * sizing.lambda_record_ms),
+        )
+    failed = consumers * records * scenario.failure_rate
+    lines.append(dlq_line(failed, DLQ_REQUESTS_PER_RECORD, prices, "on-failure records"))
+    return DesignCost(
+        design=Design.STREAMS_LAMBDA,
+        lines=tuple(lines),
+        sizing=(
+            ("stream shards", batches.shards),
+            ("batches per second", batches.batches_per_s),
+            ("records per batch", batches.records_per_batch),
+        ),
+        notes=tuple(notes),
+    )

@@ -1,0 +1,105 @@
+"""What a scenario's writes become: change records, their sizes and their rates.
+
+A Kinesis destination record (and a DynamoDB Streams record, for the fan-out) is the JSON
+envelope plus the images in DynamoDB JSON: an update carries both images, an insert only the
+new one and a delete only the old one. With item size K KB, DynamoDB-JSON overhead h and
+envelope e bytes:
+
+    image         = K x 1024 x h bytes
+    one-image     = e + image           (inserts and deletes)
+    two-image     = e + 2 x image       (updates)
+
+Per-record quantities that are rounded per record (Kinesis' 1 KB and 25 KB units) are rounded
+for each record type first and then averaged over the mix (update share U):
+mean(f) = U x f(two-image) + (1 - U) x f(one-image).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from consumer.costs.scenario import Scenario
+from consumer.costs.units import DAYS_PER_MONTH, KIB, MIB, SECONDS_PER_DAY
+
+PUT_PAYLOAD_UNIT_BYTES = 25 * KIB
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Derived rates and sizes; averages unless the name says peak."""
+
+    writes_per_s: float
+    peak_writes_per_s: float
+    records_per_month: float
+    update_share: float
+    image_bytes: float
+    one_image_record_bytes: float
+    two_image_record_bytes: float
+    # DynamoDB change data capture units per write: ceil(item KB) (the larger image's size;
+    # old and new images are assumed equal).
+    cdc_units_per_write: int
+    # DynamoDB write capacity units per write (1 per KB, rounded up): sizes partitions.
+    write_units_per_write: int
+
+    def mix(self, one_image: float, two_images: float) -> float:
+        """Mean of a per-record quantity over the insert/delete vs update mix."""
+        return self.update_share * two_images + (1.0 - self.update_share) * one_image
+
+    @property
+    def mean_record_bytes(self) -> float:
+        return self.mix(self.one_image_record_bytes, self.two_image_record_bytes)
+
+    @property
+    def bytes_per_month(self) -> float:
+        return self.records_per_month * self.mean_record_bytes
+
+    @property
+    def peak_mib_per_s(self) -> float:
+        return self.peak_writes_per_s * self.mean_record_bytes / MIB
+
+    @property
+    def billed_kib_per_record(self) -> float:
+        """On-demand ingest: each record rounded up to 1 KB, averaged over the mix."""
+        return self.mix(
+            math.ceil(self.one_image_record_bytes / KIB),
+            math.ceil(self.two_image_record_bytes / KIB),
+        )
+
+    @property
+    def put_payload_units_per_record(self) -> float:
+        """Provisioned ingest: 25 KB units, each record rounded up, averaged over the mix."""
+        return self.mix(
+            math.ceil(self.one_image_record_bytes / PUT_PAYLOAD_UNIT_BYTES),
+            math.ceil(self.two_image_record_bytes / PUT_PAYLOAD_UNIT_BYTES),
+        )
+
+
+def traffic_of(scenario: Scenario) -> Traffic:
+    """The records `scenario`'s writes produce (one record per write)."""
+    workload = scenario.workload
+    image = workload.item_kb * KIB * scenario.records.json_overhead
+    envelope = scenario.records.envelope_bytes
+    writes_per_s = workload.writes_per_day / SECONDS_PER_DAY
+    return Traffic(
+        writes_per_s=writes_per_s,
+        peak_writes_per_s=writes_per_s * workload.peak_factor,
+        records_per_month=workload.writes_per_day * DAYS_PER_MONTH,
+        update_share=workload.update_share,
+        image_bytes=image,
+        one_image_record_bytes=envelope + image,
+        two_image_record_bytes=envelope + 2 * image,
+        cdc_units_per_write=math.ceil(workload.item_kb),
+        write_units_per_write=math.ceil(workload.item_kb),
+    )
+
+
+def busy_windows_per_s(records_per_s: float, window_s: float) -> float:
+    """Windows of `window_s` per second that see at least one record, for Poisson arrivals.
+
+    (1 - e^(-rate x window)) / window: about `records_per_s` when records are rare (each its
+    own window), and 1 / window when every window has records. Increasing in the rate.
+    """
+    if records_per_s <= 0:
+        return 0.0
+    return -math.expm1(-records_per_s * window_s) / window_s

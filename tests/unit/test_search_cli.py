@@ -1,0 +1,138 @@
+"""`consumer search QUERY`: the local index from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+import consumer.cli
+from consumer.cli import search_cmd
+from consumer.pipeline.search import LocalIndexSettings, LocalSearchIndex
+from tests.change_factory import change, remove
+
+BIG = "12345678901234567890123456789012345678"
+
+
+@pytest.fixture
+async def orders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory whose default local index holds three orders (one deleted)."""
+    monkeypatch.chdir(tmp_path)
+    index = LocalSearchIndex()  # the default: .local-search/items.sqlite3
+    await index.write(
+        [
+            change("INSERT", "o1", 1_000, new={"status": {"S": "shipped"}, "total": {"N": BIG}}),
+            change("INSERT", "o2", 1_000, new={"status": {"S": "pending"}, "city": {"S": "Oslo"}}),
+            change("INSERT", "o3", 1_000, new={"status": {"S": "shipped"}, "city": {"S": "Rome"}}),
+            remove("o3", 2_000),
+        ]
+    )
+    await index.aclose()
+    return tmp_path / ".local-search" / "items.sqlite3"
+
+
+def run(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="consumer")
+    search_cmd.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    status: int = args.handler(args)
+    return status
+
+
+@pytest.mark.usefixtures("orders")
+def test_prints_one_line_per_live_hit(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["search", "shipped"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1  # o3 was deleted
+    doc_id, score, summary = lines[0].split("\t")
+    assert doc_id == "o1" and float(score) >= 0  # BM25: near 0 in a tiny index
+    assert summary == f"status=shipped total={BIG}"
+
+
+@pytest.mark.usefixtures("orders")
+def test_json_lines_carry_the_document_with_exact_numbers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(["search", "shipped OR pending", "--json", "--limit", "5"]) == 0
+    out = capsys.readouterr().out
+    hits = [json.loads(line) for line in out.splitlines()]
+    assert sorted(hit["id"] for hit in hits) == ["o1", "o2"]
+    assert all(set(hit) == {"id", "score", "version", "document"} for hit in hits)
+    assert f'"total":{BIG}' in out
+    assert all(hit["document"]["deleted"] is False for hit in hits)
+
+
+@pytest.mark.usefixtures("orders")
+def test_limit_caps_the_hits(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["search", "shipped OR pending", "--limit", "1"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+
+
+def test_index_by_path_or_name(orders: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["search", "oslo", "--index", str(orders)]) == 0
+    assert capsys.readouterr().out.startswith("o2\t")
+    assert run(["search", "oslo", "--index", "items"]) == 0
+    assert capsys.readouterr().out.startswith("o2\t")
+
+
+@pytest.mark.usefixtures("orders")
+def test_no_match_is_not_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["search", "nothing"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_a_missing_index_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run(["search", "x", "--index", "orders"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "no local index at .local-search/orders.sqlite3" in err
+
+
+@pytest.mark.usefixtures("orders")
+def test_a_malformed_query_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["search", '"unbalanced']) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("consumer search: bad query")
+
+
+def test_limit_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        run(["search", "x", "--limit", "0"])
+    assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_summaries_are_clipped(tmp_path: Path) -> None:
+    settings = LocalIndexSettings(directory=tmp_path)
+    assert settings.file.parent == tmp_path
+    long = {f"a{i}": {"S": "word " * 30} for i in range(5)}
+    event = change("INSERT", "k", 1_000, new=long)
+
+    async def hit_summary() -> str:
+        index = LocalSearchIndex(settings)
+        try:
+            await index.write([event])
+            (hit,) = await index.search("word")
+            return search_cmd.summary(hit)
+        finally:
+            await index.aclose()
+
+    import asyncio
+
+    text = asyncio.run(hit_summary())
+    assert len(text) == search_cmd.SUMMARY_WIDTH and text.endswith("…")
+
+
+@pytest.mark.skipif(
+    "search_cmd" not in consumer.cli.COMMAND_MODULES,
+    reason="consumer.cli does not list search_cmd yet",
+)
+@pytest.mark.usefixtures("orders")
+def test_the_consumer_command_line_runs_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert consumer.cli.main(["search", "oslo"]) == 0
+    assert capsys.readouterr().out.startswith("o2\t")
