@@ -78,7 +78,6 @@ class _Held:
     key: str
     token: int
     handle: LeaseHandle
-    acquired_at: float
     task: asyncio.Task[None] | None = None
     handoff_task: asyncio.Task[None] | None = None
 
@@ -117,6 +116,8 @@ class Coordinator:
         self._held: dict[str, _Held] = {}
         self._my_requests: dict[str, float] = {}
         self._free_since: dict[str, float] = {}
+        # Lease key -> when it last entered or left `_held` (coordinator clock).
+        self._touched: dict[str, float] = {}
         self._snapshot = TableSnapshot()
         self._heartbeat_counter = 0
         self._registered = False
@@ -346,7 +347,7 @@ class Coordinator:
         held = {
             key: h.token
             for key, h in self._held.items()
-            if h.acquired_at < scan_started and not self._finished_here(snapshot, h)
+            if not self._finished_here(snapshot, h)
         }
         plan_input = PlanInput(
             me=self.worker_id,
@@ -362,9 +363,17 @@ class Coordinator:
             max_steals=self.settings.max_steals_per_interval,
             handoff_timeout_s=self.settings.handoff_timeout_s,
         )
+        self._touched = {k: at for k, at in self._touched.items() if now - at < 60.0}
         free = {lease.key for lease in balance(plan_input).free}
         self._free_since = {key: self._free_since.get(key, now) for key in free}
-        actions = plan(replace(plan_input, free_since=self._free_since))
+        # A lease whose local state changed while the scan ran (handed off, ended, lost) is
+        # seen stale in this snapshot: leave it to the next round instead of e.g. claiming
+        # back a lease we just handed away.
+        actions = [
+            action
+            for action in plan(replace(plan_input, free_since=self._free_since))
+            if self._touched.get(_key_of(action), float("-inf")) < scan_started
+        ]
         if actions:
             log.debug("lease plan", worker=self._worker_id, actions=[repr(a) for a in actions])
         await self._execute(actions)
@@ -458,8 +467,9 @@ class Coordinator:
         if not self.is_valid():
             return  # lapsed meanwhile: the table shows it ours; the next sync claims it
         handle = self._new_handle(lease)
-        held = _Held(lease.key, lease.counter, handle, acquired_at=self._clock())
+        held = _Held(lease.key, lease.counter, handle)
         self._held[lease.key] = held
+        self._touched[lease.key] = self._clock()
         if self._closing:
             return  # taken as we stop: not started, but released with the others
         held.task = self._spawn(self._run_processor(held), f"shard:{lease.key}")
@@ -484,8 +494,12 @@ class Coordinator:
         task.add_done_callback(self._shard_tasks.discard)
         return task
 
+    def _forget(self, key: str) -> _Held | None:
+        self._touched[key] = self._clock()
+        return self._held.pop(key, None)
+
     def _drop(self, key: str, reason: str) -> None:
-        held = self._held.pop(key, None)
+        held = self._forget(key)
         if held is None:
             return
         self.counters["leases_lost"] += 1
@@ -498,7 +512,7 @@ class Coordinator:
     def _on_shard_end(self, handle: LeaseHandle) -> None:
         held = self._held.get(handle.lease_key)
         if held is not None and held.handle is handle:
-            del self._held[handle.lease_key]
+            self._forget(handle.lease_key)
         self.counters["shards_ended"] += 1
         log.info("shard ended", worker=self._worker_id, shard=handle.shard_id)
         self._discover_now.set()  # create the children's leases now, not at the next period
@@ -563,7 +577,7 @@ class Coordinator:
                 await asyncio.sleep(self.settings.heartbeat_interval_s)
                 continue
             if self._held.get(held.key) is held:
-                del self._held[held.key]
+                self._forget(held.key)
             held.handle.request_stop(StopReason.LOST)  # the handle must not write again
             if moved:
                 self.counters["handoffs"] += 1
@@ -652,6 +666,10 @@ class Coordinator:
                      leases_created=made, leases_deleted=deleted)
         if created:
             self._wake.set()
+
+
+def _key_of(action: Action) -> str:
+    return action.worker_id if isinstance(action, DeleteWorker) else action.lease_key
 
 
 async def _cancel_all(tasks: Iterable[asyncio.Task[None]]) -> None:

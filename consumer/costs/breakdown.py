@@ -16,11 +16,12 @@ class Design(StrEnum):
     STREAMS_LAMBDA = "streams-lambda"
 
     @property
-    def title(self) -> str:
-        return _TITLES[self]
+    def label(self) -> str:
+        """The design's name for humans."""
+        return _LABELS[self]
 
 
-_TITLES = {
+_LABELS = {
     Design.KINESIS_ON_DEMAND_EFO: "Kinesis on-demand, enhanced fan-out",
     Design.KINESIS_ON_DEMAND_POLLING: "Kinesis on-demand, shared polling",
     Design.KINESIS_PROVISIONED_EFO: "Kinesis provisioned, enhanced fan-out",
@@ -62,7 +63,7 @@ class DesignCost:
 
     @property
     def title(self) -> str:
-        return self.design.title
+        return self.design.label
 
 
 def usd(value: float) -> str:

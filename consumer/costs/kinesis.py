@@ -6,7 +6,8 @@ Stream-side formulas (R = records a month, C = consumers, N = shards; see docs/c
     on-demand   stream      730 h x $/stream-hour
                 ingest      R x mean(ceil(record / 1 KB)) KB  -> GB x $/GB
                 retrieval   C x the same GB x $/GB (shared) or $/GB (EFO)
-                retention   GB/day x (min(D, 7) - 1) x $/GB-month  +  GB/day x max(D - 7, 0) x $/GB-month
+                retention   GB/day x (min(D, 7) - 1) x $/GB-month (to 7 days)
+                            + GB/day x max(D - 7, 0) x $/GB-month (beyond 7 days)
     provisioned shards      N = max(1, ceil(max(peak MB/s / 1 MB/s, peak records/s / 1000,
                                              read MB/s needed / 2 MB/s)))
                             read MB/s needed: C x peak MB/s (polling shares 2 MB/s per shard),
@@ -209,7 +210,10 @@ def on_demand_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> DesignC
     return DesignCost(
         design=_ON_DEMAND[efo],
         lines=tuple(lines),
-        sizing=(("shards (estimated)", shards), ("tasks per consumer", tasks_needed(scenario, traffic))),
+        sizing=(
+            ("shards (estimated)", shards),
+            ("tasks per consumer", tasks_needed(scenario, traffic)),
+        ),
         notes=tuple(notes),
         viable=viable,
     )
@@ -268,7 +272,9 @@ def provisioned_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> Desig
                 quantity=consumer_hours,
                 unit="consumer-shard-hours",
                 price_key="kinesis_efo_consumer_shard_hour",
-                basis=f"{consumers} consumer(s) x {shards} shard(s) x 730 h x {usd(consumer_price)}",
+                basis=(
+                    f"{consumers} consumer(s) x {shards} shard(s) x 730 h x {usd(consumer_price)}"
+                ),
             ),
             CostLine(
                 component="retrieval (EFO)",

@@ -117,10 +117,7 @@ def streams_lambda_cost(scenario: Scenario, prices: PriceSheet) -> DesignCost:
             basis=f"GetRecords by Lambda are free (others: {usd(reads_price)} per 100k)",
         )
     ]
-    notes = [
-        f"{batches.shards} stream shard(s), {count(batches.batches_per_s)} batches/s "
-        f"of {count(batches.records_per_batch)} records on average"
-    ]
+    notes: list[str] = []
 
     def function_lines(label: str, invocations: float, milliseconds: float) -> list[CostLine]:
         gb_seconds = milliseconds / 1000 * memory_gb

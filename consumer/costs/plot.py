@@ -63,7 +63,10 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> None:
             arrowprops={"arrowstyle": "-", "color": "grey"},
         )
     axes.axvline(
-        scenario.workload.writes_per_day, color="grey", linestyle="--", linewidth=1,
+        scenario.workload.writes_per_day,
+        color="grey",
+        linestyle="--",
+        linewidth=1,
         label="this scenario",
     )
     workload = scenario.workload

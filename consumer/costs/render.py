@@ -47,9 +47,7 @@ def _design_block(cost: DesignCost) -> list[str]:
     lines.append(f"  {'component':<{COMPONENT_WIDTH}}{'USD/month':>{AMOUNT_WIDTH}}  basis")
     for line in cost.lines:
         amount = f"{line.usd_per_month:,.2f}"
-        lines.append(
-            f"  {line.component:<{COMPONENT_WIDTH}}{amount:>{AMOUNT_WIDTH}}  {line.basis}"
-        )
+        lines.append(f"  {line.component:<{COMPONENT_WIDTH}}{amount:>{AMOUNT_WIDTH}}  {line.basis}")
     lines.append(f"  {'total':<{COMPONENT_WIDTH}}{cost.total:>{AMOUNT_WIDTH},.2f}")
     lines += [f"  note: {note}" for note in cost.notes]
     return lines
@@ -58,7 +56,7 @@ def _design_block(cost: DesignCost) -> list[str]:
 def _crossover_text(crossover: Crossover) -> str:
     return (
         f"  at {_writes(crossover.writes_per_day):>15} writes/day: "
-        f"{crossover.cheaper_above.title} becomes cheaper than {crossover.cheaper_below.title} "
+        f"{crossover.cheaper_above.label} becomes cheaper than {crossover.cheaper_below.label} "
         f"(~{_money(crossover.usd_per_month)}/month)"
     )
 

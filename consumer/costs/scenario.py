@@ -137,7 +137,9 @@ class ServiceSizing:
         _finite("task_vcpu", self.task_vcpu)
         if self.task_vcpu not in FARGATE_VCPU:
             sizes = ", ".join(f"{size:g}" for size in FARGATE_VCPU)
-            raise CostInputError("task_vcpu", f"must be a Fargate size ({sizes}), got {self.task_vcpu:g}")
+            raise CostInputError(
+                "task_vcpu", f"must be a Fargate size ({sizes}), got {self.task_vcpu:g}"
+            )
         _between("task_memory_gb", self.task_memory_gb, 0.5, 120.0)
         _positive("task_records_per_s", self.task_records_per_s)
         _whole("min_tasks", self.min_tasks, 1)

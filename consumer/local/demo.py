@@ -1,46 +1,64 @@
-"""`consumer demo`: the service end to end on the embedded local stack.
+"""`consumer demo`: the real service end to end on the embedded local stack.
 
-Brings the stack up, creates the source table (with its stream) and the Kinesis stream,
-writes sample order changes, bridges them into Kinesis in the destination's format (with
-duplicates and reorderings injected, as AWS may), reads them back through the consumer's
-enhanced fan-out reader, decodes them, prints a summary and shuts the stack down.
+Brings the stack up; creates the source table (with its stream), the Kinesis stream, the
+replica table, the audit bucket and the dead-letter queue; starts worker processes
+(`consumer run`, enhanced fan-out, all pipelines) that share the shards through the lease
+table; writes sample order changes while the destination bridge copies them into Kinesis with
+duplicates and reorderings injected, as AWS may; waits until the workers are idle; then checks
+that the replica and the search index equal the source table and that every change is in the
+audit trail, and prints one summary line.
 """
 
 from __future__ import annotations
 
-import asyncio
+import os
+import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from consumer.aws import AwsEndpoints
-from consumer.local.bridge import BridgeOptions, DestinationBridge
+from consumer.local.bridge import BridgeOptions, BridgeStats, DestinationBridge
 from consumer.local.sample_orders import (
+    ORDER_KEY,
     TTL_ATTRIBUTE,
     create_kinesis_stream,
     create_source_table,
     write_order_changes,
 )
-from consumer.local.stack import running_local_stack
-from consumer.records import DecodeError, RecordPosition, decode_kinesis_data
-from consumer.sources.efo import EfoReader
-from consumer.sources.initial_response import install_subscription_stream
-from consumer.sources.lean import install_lean_get_records
-from consumer.sources.model import ReadBatch, StartPosition
-from consumer.sources.registration import ensure_stream_consumer
+from consumer.local.stack import LocalStackState, running_local_stack
+from consumer.local.verify import (
+    Mismatches,
+    audit_event_ids,
+    compare_items,
+    create_replica,
+    replica_items,
+    search_documents,
+    source_items,
+)
+
+APPLICATION = "orders-demo"
+TABLE = "orders"
+STREAM = "orders-cdc"
+REPLICA = "orders-replica"
+BUCKET = "orders-audit"
+QUEUE = "orders-dlq"
 
 
 @dataclass(frozen=True)
 class DemoOptions:
-    changes: int = 400
-    shards: int = 2
+    changes: int = 2000
+    shards: int = 4
+    workers: int = 2
     duplicate_rate: float = 0.05
     reorder_rate: float = 0.1
     seed: int = 7
-    read_timeout_s: float = 120.0
+    idle_s: float = 8.0
+    timeout_s: float = 600.0
 
 
 _STARTED = time.monotonic()
@@ -50,62 +68,100 @@ def _say(message: str) -> None:
     print(f"demo: [{time.monotonic() - _STARTED:5.1f}s] {message}", flush=True)
 
 
-async def _read_back(
-    endpoints: AwsEndpoints, stream_arn: str, expected: int, timeout_s: float
-) -> list[ReadBatch]:
-    """Reads every shard through EFO until `expected` records arrived."""
-    batches: list[ReadBatch] = []
-    received = 0
-    done = asyncio.Event()
-    async with endpoints.aio_client("kinesis") as client:
-        install_lean_get_records(client)
-        install_subscription_stream(client)
-        consumer_arn = await ensure_stream_consumer(client, stream_arn, "consumer-demo")
-        _say("registered the enhanced fan-out consumer; subscribing to every shard")
-        shards = (await client.list_shards(StreamARN=stream_arn))["Shards"]
-        reader = EfoReader(client, consumer_arn)
+def worker_environment(stack: LocalStackState, search_dir: Path) -> dict[str, str]:
+    return {
+        "CONSUMER_APPLICATION": APPLICATION,
+        "CONSUMER_STREAM__NAME": STREAM,
+        "CONSUMER_STREAM__MODE": "efo",
+        "CONSUMER_AWS__REGION": "us-east-1",
+        "CONSUMER_AWS__ENDPOINT_KINESIS": stack.kinesis_url,
+        "CONSUMER_AWS__ENDPOINT_DYNAMODB": stack.moto_url,
+        "CONSUMER_AWS__ENDPOINT_DYNAMODBSTREAMS": stack.moto_url,
+        "CONSUMER_AWS__ENDPOINT_S3": stack.moto_url,
+        "CONSUMER_AWS__ENDPOINT_SQS": stack.moto_url,
+        "CONSUMER_AWS__ACCESS_KEY_ID": "000000000000",
+        "CONSUMER_AWS__SECRET_ACCESS_KEY": "local",
+        "CONSUMER_PIPELINES__REPLICATION__ENABLED": "true",
+        "CONSUMER_PIPELINES__REPLICATION__TABLE": REPLICA,
+        "CONSUMER_PIPELINES__AUDIT__ENABLED": "true",
+        "CONSUMER_PIPELINES__AUDIT__BUCKET": BUCKET,
+        "CONSUMER_PIPELINES__AUDIT__MAX_AGE_S": "2",
+        "CONSUMER_PIPELINES__SEARCH__ENABLED": "true",
+        "CONSUMER_PIPELINES__SEARCH__LOCAL_PATH": str(search_dir),
+        "CONSUMER_DLQ__QUEUE_URL": f"{stack.moto_url}/000000000000/{QUEUE}",
+        "CONSUMER_TELEMETRY__HEALTH_PORT": "0",
+        "CONSUMER_TELEMETRY__EMF": "false",
+        "CONSUMER_TELEMETRY__LOG_LEVEL": "warning",
+        "CONSUMER_LEASES__HEARTBEAT_INTERVAL_S": "1",
+        "CONSUMER_LEASES__TAKE_INTERVAL_S": "1",
+        "CONSUMER_CHECKPOINT_INTERVAL_S": "1",
+    }
 
-        async def read_shard(shard_id: str) -> None:
-            nonlocal received
-            async for batch in reader.read(shard_id, StartPosition.trim_horizon()):
-                batches.append(batch)
-                received += len(batch.records)
-                if received >= expected:
-                    done.set()
 
-        tasks = [asyncio.create_task(read_shard(shard["ShardId"])) for shard in shards]
+def _start_workers(
+    count: int, env: dict[str, str], idle_s: float, logs: Path
+) -> list[subprocess.Popen[bytes]]:
+    workers = []
+    for index in range(count):
+        log = (logs / f"worker-{index + 1}.log").open("wb")
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "consumer", "run", "--until-idle", str(idle_s)],
+                env={**os.environ, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+        log.close()
+    return workers
+
+
+def _pump_until(bridge: DestinationBridge, done: threading.Event) -> None:
+    bridge.run(done, interval_s=0.2)
+
+
+def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+    for worker in workers:
         try:
-            await asyncio.wait_for(done.wait(), timeout_s)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-    return batches
+            worker.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def _tail(path: Path, lines: int = 15) -> Iterator[str]:
+    yield from path.read_text(errors="replace").splitlines()[-lines:]
 
 
 def run_demo(options: DemoOptions) -> int:
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="consumer-demo-") as work_dir:
+    with tempfile.TemporaryDirectory(prefix="consumer-demo-") as work:
+        work_dir = Path(work)
         _say("starting the local stack (moto server + kinesis-mock)")
-        with running_local_stack(Path(work_dir)) as stack:
+        with running_local_stack(work_dir / "stack") as stack:
             endpoints = stack.endpoints()
             dynamodb = endpoints.client("dynamodb")
             kinesis = endpoints.client("kinesis")
-            streams = endpoints.client("dynamodbstreams")
-            create_source_table(dynamodb, "orders")
-            stream_arn = create_kinesis_stream(kinesis, "orders-cdc", options.shards)
-            _say(f"created table orders and stream orders-cdc ({options.shards} shards)")
-
-            counts = write_order_changes(dynamodb, "orders", options.changes, seed=options.seed)
+            create_source_table(dynamodb, TABLE)
+            create_kinesis_stream(kinesis, STREAM, options.shards)
+            create_replica(endpoints, REPLICA)
+            endpoints.client("s3").create_bucket(Bucket=BUCKET)
+            endpoints.client("sqs").create_queue(QueueName=QUEUE)
             _say(
-                f"wrote {counts.total} changes: {counts.inserts} inserts, {counts.modifies} "
-                f"modifies, {counts.removes} deletes, {counts.ttl_deletes} TTL-style deletes"
+                f"created table {TABLE} (with its stream), stream {STREAM} ({options.shards} "
+                f"shards), replica {REPLICA}, bucket {BUCKET}, queue {QUEUE}"
             )
+            search_dir = work_dir / "search"
+            workers = _start_workers(
+                options.workers, worker_environment(stack, search_dir), options.idle_s, work_dir
+            )
+            _say(f"started {options.workers} workers (consumer run, EFO, audit+search+replication)")
             bridge = DestinationBridge(
-                streams,
+                endpoints.client("dynamodbstreams"),
                 kinesis,
-                "orders",
-                "orders-cdc",
+                TABLE,
+                STREAM,
                 endpoints.region,
                 BridgeOptions(
                     duplicate_rate=options.duplicate_rate,
@@ -114,57 +170,65 @@ def run_demo(options: DemoOptions) -> int:
                     ttl_attribute=TTL_ATTRIBUTE,
                 ),
             )
-            while bridge.pump():
-                pass
-            stats = bridge.stats
-            _say(
-                f"bridged {stats.changes} changes into Kinesis as {stats.written} records "
-                f"({stats.duplicates} duplicates and {stats.reorderings} reorderings injected)"
-            )
+            done = threading.Event()
+            pump = threading.Thread(target=_pump_until, args=(bridge, done), daemon=True)
+            pump.start()
+            try:
+                counts = write_order_changes(dynamodb, TABLE, options.changes, seed=options.seed)
+                _say(
+                    f"wrote {counts.total} changes: {counts.inserts} inserts, {counts.modifies} "
+                    f"modifies, {counts.removes} deletes, {counts.ttl_deletes} TTL-style deletes"
+                )
+                done.set()
+                pump.join()
+                stats: BridgeStats = bridge.stats
+                _say(
+                    f"bridged {stats.changes} changes as {stats.written} Kinesis records: "
+                    f"{stats.duplicates} duplicates and {stats.reorderings} reorderings injected"
+                )
+                _say(f"waiting for the workers to go idle ({options.idle_s:g} s without records)")
+                deadline = time.monotonic() + options.timeout_s
+                for worker in workers:
+                    worker.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except BaseException:
+                _stop_workers(workers)
+                raise
+            failed = [i for i, w in enumerate(workers) if w.returncode != 0]
+            for index in failed:
+                code = workers[index].returncode
+                print(f"demo: worker {index + 1} exited with {code}:", file=sys.stderr)
+                for line in _tail(work_dir / f"worker-{index + 1}.log"):
+                    print(f"  {line}", file=sys.stderr)
 
-            batches = asyncio.run(
-                _read_back(endpoints, stream_arn, stats.written, options.read_timeout_s)
-            )
-            _say(f"read {sum(len(b.records) for b in batches)} records back; decoding")
-            names: Counter[str] = Counter()
-            ttl_events: set[str] = set()
-            event_ids: set[str] = set()
-            failures = 0
-            records = 0
-            for batch in batches:
-                for record in batch.records:
-                    records += 1
-                    position = RecordPosition(
-                        "orders-cdc",
-                        batch.shard_id,
-                        record.sequence_number,
-                        0,
-                        record.arrival_ms,
-                    )
-                    for result in decode_kinesis_data(record.data, position, strict=True):
-                        if isinstance(result, DecodeError):
-                            failures += 1
-                            print(f"demo: decode error: {result}", file=sys.stderr)
-                            continue
-                        if result.event_id in event_ids:
-                            continue  # an injected duplicate
-                        event_ids.add(result.event_id)
-                        names[result.event_name.value] += 1
-                        if result.ttl_delete:
-                            ttl_events.add(result.event_id)
-    elapsed = time.monotonic() - started
-    ttl_deletes = len(ttl_events)
-    ok = (
-        records == stats.written
-        and len(event_ids) == counts.total
-        and failures == 0
-        and ttl_deletes == counts.ttl_deletes
-    )
+            source = source_items(endpoints, TABLE)
+            replica = replica_items(endpoints, REPLICA)
+            documents = search_documents(search_dir)
+            audited = audit_event_ids(endpoints, BUCKET)
+            parked = _queue_depth(endpoints)
+            mismatches = Mismatches()
+            compare_items("replica", source, replica, ORDER_KEY, mismatches)
+            compare_items("search", source, documents, ORDER_KEY, mismatches)
+            missing_audit = stats.changes - len(audited)
+            if missing_audit:
+                mismatches.add(f"audit: {missing_audit} changes missing from the audit trail")
+    for line in mismatches.lines[:20]:
+        print(f"demo: mismatch: {line}", file=sys.stderr)
+    ok = not failed and not mismatches.lines and parked == 0
     print(
-        f"demo: {'OK' if ok else 'FAILED'} changes={counts.total} records={records} "
-        f"distinct={len(event_ids)} "
-        f"inserts={names['INSERT']} modifies={names['MODIFY']} removes={names['REMOVE']} "
-        f"ttl_deletes={ttl_deletes} duplicates={stats.duplicates} "
-        f"reorderings={stats.reorderings} decode_errors={failures} seconds={elapsed:.1f}"
+        f"demo: {'OK' if ok else 'FAILED'} changes={counts.total} audit={len(audited)} "
+        f"search={len(documents)} replica={len(replica)} source_items={len(source)} "
+        f"duplicates={stats.duplicates} reorderings={stats.reorderings} dlq={parked} "
+        f"mismatches={len(mismatches.lines)} seconds={time.monotonic() - _STARTED:.0f}"
     )
     return 0 if ok else 1
+
+
+def _queue_depth(endpoints: Any) -> int:
+    sqs = endpoints.client("sqs")
+    url = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+

@@ -132,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--handoff-timeout", type=float, default=10.0)
     parser.add_argument("--shard-sync", type=float, default=1.0)
     args = parser.parse_args(argv)
+    level = logging.DEBUG if os.environ.get("LEASES_WORKER_DEBUG") else logging.INFO
     structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
     asyncio.run(run(args))

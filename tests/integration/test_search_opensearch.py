@@ -280,6 +280,19 @@ async def test_failures_point_at_the_newest_change_of_a_document(
     assert list(failures) == [2]  # the older change to "a" is superseded in the batch
 
 
+async def test_a_document_too_large_for_any_request_is_that_records_failure() -> None:
+    with OpenSearchDouble(max_content_bytes=2048) as limited:
+        writer = OpenSearchSink(quick(limited.url, max_bulk_bytes=1024, create_index=False))
+        huge = change("INSERT", "huge", 1_000, new={"text": {"S": "x" * 4000}})
+        try:
+            failures = await writer.write([insert("a", 1_000, 1), huge, insert("b", 1_000, 2)])
+        finally:
+            await writer.aclose()
+        assert list(failures) == [1] and not failures[1].retryable
+        assert "too large" in str(failures[1])
+        assert limited.version("orders", "a") == limited.version("orders", "b") == 1_000
+
+
 async def test_invalid_changes_are_not_sent(sink: OpenSearchSink, double: OpenSearchDouble) -> None:
     failures = await sink.write([change("MODIFY", "a", 1_000), insert("b", 1_000, 1)])
     assert list(failures) == [0] and failures[0].retryable is False

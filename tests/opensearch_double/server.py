@@ -21,6 +21,9 @@ Faults: `fail_next_bulk(count, status)` fails whole bulk requests; `fail_documen
 times)` fails that document's bulk items (400 mapper_parsing_exception, 429
 es_rejected_execution_exception, 5xx unavailable_shards_exception).
 
+Limits: with `max_content_bytes`, larger request bodies get a 413, as Amazon OpenSearch
+Service answers requests over its payload limit.
+
 Security: optional TLS (`tls=(certfile, keyfile)`), and with `sigv4=SigV4Check(...)` every
 request must carry a valid AWS SigV4 signature for those credentials (else 403).
 """
@@ -142,9 +145,11 @@ class OpenSearchDouble:
         gc_deletes_s: float = 60.0,
         tls: tuple[str, str] | None = None,
         sigv4: SigV4Check | None = None,
+        max_content_bytes: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = Engine(gc_deletes_s, clock)
+        self.max_content_bytes = max_content_bytes
         self.requests: list[RecordedRequest] = []
         self.sigv4 = sigv4
         self._tls = tls
@@ -242,6 +247,15 @@ class OpenSearchDouble:
             try:
                 if self.sigv4 is not None:
                     _verify_sigv4(self.sigv4, method, target, headers, body)
+                if self.max_content_bytes is not None and len(body) > self.max_content_bytes:
+                    # As Amazon OpenSearch Service answers bodies over its payload limit.
+                    limit = self.max_content_bytes
+                    message = f"Request size exceeded {limit} bytes"
+                    response = _json(413, {"Message": message})
+                    self.requests.append(
+                        RecordedRequest(method, path, query, headers, body, response.status)
+                    )
+                    return response
                 response = self._route(method, path, dict(parse_qsl(query, True)), headers, body)
             except ApiError as error:
                 response = _json(error.status, error.body())

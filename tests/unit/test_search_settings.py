@@ -10,7 +10,12 @@ import pytest
 from opensearchpy import AWSV4SignerAsyncAuth
 
 from consumer.pipeline.search import LocalSearchIndex, OpenSearchSink, search_sink
-from consumer.pipeline.search.client import SearchConfigError, build_client, http_auth
+from consumer.pipeline.search.client import (
+    SearchConfigError,
+    basic_authorization,
+    build_client,
+    http_auth,
+)
 from consumer.pipeline.search.settings import (
     LocalIndexSettings,
     OpenSearchSettings,
@@ -60,6 +65,7 @@ def test_signing_scope_comes_from_aws_endpoints() -> None:
     [
         ({"endpoint": "search.example.com"}, r"http\(s\) URL"),
         ({"endpoint": "ftp://x"}, r"http\(s\) URL"),
+        ({"endpoint": "https://u:p@search.example.com"}, "not in the endpoint URL"),
         ({"endpoint": DOMAIN, "index": "Orders"}, "invalid index name"),
         ({"endpoint": DOMAIN, "index": "_x"}, "invalid index name"),
         ({"endpoint": DOMAIN, "auth_mode": "basic"}, "username and a password"),
@@ -119,9 +125,10 @@ def test_sigv4_without_a_region_is_a_clear_error() -> None:
         http_auth(OpenSearchSettings("https://search.example.com"))
 
 
-def test_basic_auth_uses_the_configured_user() -> None:
+def test_basic_auth_is_a_header_and_none_means_none() -> None:
     settings = OpenSearchSettings(DOMAIN, auth_mode="basic", username="u", password="p")
-    assert http_auth(settings) == ("u", "p")
+    assert basic_authorization(settings) == "Basic dTpw"
+    assert http_auth(settings) is None
     assert http_auth(OpenSearchSettings(DOMAIN, auth_mode="none")) is None
 
 

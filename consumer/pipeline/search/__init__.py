@@ -32,11 +32,12 @@ from consumer.pipeline.search.settings import (
     OpenSearchSettings,
     local_index_file,
 )
+from consumer.pipeline.sink import Sink
 
 
 def search_sink(
     opensearch: OpenSearchSettings | None, local: LocalIndexSettings | None = None
-) -> OpenSearchSink | LocalSearchIndex:
+) -> Sink:
     """The search sink: OpenSearch when an endpoint is configured, else the local index."""
     if opensearch is not None:
         return OpenSearchSink(opensearch)

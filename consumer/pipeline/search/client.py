@@ -7,16 +7,21 @@ a constructor. The client sends no request until it is used.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import boto3
 from opensearchpy import AsyncHttpConnection, AsyncOpenSearch, AWSV4SignerAsyncAuth
 
 from consumer.pipeline.search.settings import OpenSearchSettings
+from consumer.pipeline.sink import SinkError
 
 
-class SearchConfigError(Exception):
-    """Settings that cannot work: SigV4 without credentials or region."""
+class SearchConfigError(SinkError):
+    """Settings that cannot work (SigV4 without credentials or region): never retryable."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
 
 
 def build_client(settings: OpenSearchSettings) -> AsyncOpenSearch:
@@ -37,16 +42,23 @@ def build_client(settings: OpenSearchSettings) -> AsyncOpenSearch:
     }
     if settings.ca_certs is not None:
         options["ca_certs"] = settings.ca_certs
+    if settings.auth_mode == "basic":
+        # As a header: opensearch-py's basic auth goes through aiohttp.BasicAuth, deprecated.
+        options["headers"] = {"authorization": basic_authorization(settings)}
     auth = http_auth(settings)
     if auth is not None:
         options["http_auth"] = auth
     return AsyncOpenSearch(**options)
 
 
+def basic_authorization(settings: OpenSearchSettings) -> str:
+    """The Authorization header value for basic auth."""
+    credentials = f"{settings.username}:{settings.password}".encode()
+    return "Basic " + base64.b64encode(credentials).decode("ascii")
+
+
 def http_auth(settings: OpenSearchSettings) -> Any:
-    """The client's `http_auth` for the settings' auth mode (None for "none")."""
-    if settings.auth_mode == "basic":
-        return (settings.username, settings.password)
+    """The client's `http_auth`: a SigV4 signer for "sigv4", else None."""
     if settings.auth_mode == "sigv4":
         session = boto3.session.Session()
         region = settings.endpoint_region or session.region_name

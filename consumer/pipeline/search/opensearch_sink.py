@@ -34,6 +34,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+import structlog
 from opensearchpy import AsyncOpenSearch
 from opensearchpy.exceptions import ConnectionError as TransportConnectionError
 from opensearchpy.exceptions import RequestError, TransportError
@@ -47,6 +48,8 @@ from consumer.pipeline.sink import Failures, SinkError
 from consumer.records import ChangeEvent
 
 _T = TypeVar("_T")
+
+log = structlog.get_logger(__name__)
 
 # Created on first use when `create_index` is set. Item attributes are mapped dynamically.
 INDEX_BODY: dict[str, Any] = {
@@ -169,6 +172,7 @@ class OpenSearchSink:
                         failures[write.index] = error
             if not retry:
                 break
+            log.info("search documents resent", count=len(retry), round=round_number + 1)
             await backoff.sleep()
             pending = retry
         return failures
@@ -198,6 +202,7 @@ class OpenSearchSink:
                 failure = _request_failure(error, what)
                 if not failure.retryable or attempt >= self._settings.max_retries:
                     raise failure from error
+                log.info("search request retried", request=what, status=failure.status)
             attempt += 1
             await backoff.sleep()
 

@@ -82,6 +82,8 @@ class OpenSearchSettings:
             raise ValueError(f"endpoint must be an http(s) URL, got {self.endpoint!r}")
         if parts.query or parts.fragment:
             raise ValueError("endpoint must not have a query or fragment")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("put credentials in username/password, not in the endpoint URL")
         check_index_name(self.index)
         if self.auth_mode not in ("none", "basic", "sigv4"):
             raise ValueError(f"auth_mode must be none, basic or sigv4, got {self.auth_mode!r}")
