@@ -138,10 +138,14 @@ class SearchPipeline(_Pipeline):
     endpoint: str | None = None
     index: str = "changes"
     auth: Literal["none", "basic", "sigv4"] = "sigv4"
-    service: Literal["es", "aoss"] = "es"
+    # SigV4 service and region: inferred from *.es.amazonaws.com / *.aoss.amazonaws.com hosts.
+    service: Literal["es", "aoss"] | None = None
+    region: str | None = None
     username: str | None = None
     password: SecretStr | None = None
     verify_certs: bool = True
+    ca_certs: Path | None = None
+    timeout_s: float = Field(30.0, gt=0)
     local_path: Path = Path(".local-search")
 
 

@@ -12,8 +12,11 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser = subcommands.add_parser(
         "demo", help="run the service end to end on the embedded local stack"
     )
-    parser.add_argument("--changes", type=int, default=400, help="changes to write (default 400)")
-    parser.add_argument("--shards", type=int, default=2, help="Kinesis shards (default 2)")
+    parser.add_argument(
+        "--changes", type=int, default=2000, help="changes to write (default 2000)"
+    )
+    parser.add_argument("--shards", type=int, default=4, help="Kinesis shards (default 4)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument(
         "--duplicate-rate", type=float, default=0.05, help="share of changes sent twice"
     )
@@ -26,14 +29,15 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def run(args: argparse.Namespace) -> int:
     from consumer.local.demo import DemoOptions, run_demo
 
-    if args.changes < 1 or args.shards < 1:
-        print("demo: --changes and --shards must be at least 1", file=sys.stderr)
+    if args.changes < 1 or args.shards < 1 or args.workers < 1:
+        print("demo: --changes, --shards and --workers must be at least 1", file=sys.stderr)
         return 2
     try:
         return run_demo(
             DemoOptions(
                 changes=args.changes,
                 shards=args.shards,
+                workers=args.workers,
                 duplicate_rate=args.duplicate_rate,
                 reorder_rate=args.reorder_rate,
             )

@@ -79,3 +79,9 @@ def count(value: float) -> str:
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     return f"{value:.4g}"
+
+
+def rate(value: float) -> str:
+    """A rate such as writes/day for humans: 3 significant digits with separators (336,000)."""
+    rounded = float(f"{value:.3g}")
+    return f"{rounded:,.0f}" if rounded >= 1 else f"{rounded:g}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from consumer.costs.breakdown import rate
 from consumer.costs.compare import Comparison, ScanRange, total
 from consumer.costs.errors import CostError
 
@@ -22,6 +23,9 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> None:
     Viable designs are solid lines, others dotted; every pairwise crossover is a dot, changes
     of the cheapest design are labelled, and the scenario's own rate is a vertical line.
     """
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise PlotError(f"cannot write plot {path}: no directory {target.parent}")
     try:
         from matplotlib.figure import Figure
     except ImportError:
@@ -35,13 +39,18 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> None:
     axes.set_xscale("log")
     axes.set_yscale("log")
     colours: dict[str, str] = {}
-    for cost in comparison.costs:
+    for index, cost in enumerate(comparison.costs):
         totals = [total(cost.design, scenario, prices, writes) for writes in grid]
         label = cost.title if cost.viable else f"{cost.title} (not viable)"
-        (line,) = axes.plot(
-            grid, totals, label=label, linestyle="-" if cost.viable else ":", linewidth=1.6
+        colours[cost.design.value] = f"C{index}"  # the default colour cycle, in design order
+        axes.plot(
+            grid,
+            totals,
+            label=label,
+            color=colours[cost.design.value],
+            linestyle="-" if cost.viable else ":",
+            linewidth=1.6,
         )
-        colours[cost.design.value] = str(line.get_color())
     for crossover in comparison.crossovers:
         axes.plot(
             [crossover.writes_per_day],
@@ -54,7 +63,7 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> None:
         )
     for change in comparison.cheapest_changes:
         axes.annotate(
-            f"{change.writes_per_day:,.3g}/day",
+            f"{rate(change.writes_per_day)}/day",
             xy=(change.writes_per_day, change.usd_per_month),
             xytext=(0, 18),
             textcoords="offset points",
@@ -80,6 +89,6 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> None:
     axes.grid(True, which="both", linewidth=0.3)
     axes.legend(fontsize=8, loc="upper left")
     try:
-        figure.savefig(Path(path), format="png", dpi=110)
+        figure.savefig(target, format="png", dpi=110)
     except OSError as error:
         raise PlotError(f"cannot write plot {path}: {error.strerror or error}") from None

@@ -165,7 +165,8 @@ def _first_error(error: ValidationError) -> str:
         message = "missing key"
     elif first["type"] == "extra_forbidden":
         message = "unknown key"
-    more = f" (and {len(details) - 1} more problems)" if len(details) > 1 else ""
+    others = len(details) - 1
+    more = f" (and {others} more problem{'s' if others > 1 else ''})" if others else ""
     return f"{where}: {message}{more}"
 
 

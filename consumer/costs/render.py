@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from consumer.costs.breakdown import DesignCost, count
+from consumer.costs.breakdown import DesignCost, count, rate
 from consumer.costs.compare import Comparison, Crossover
 from consumer.costs.traffic import traffic_of
 
@@ -32,12 +32,6 @@ COMPONENT_WIDTH = 30
 
 def _money(value: float) -> str:
     return f"${value:,.2f}"
-
-
-def _writes(value: float) -> str:
-    """Writes/day for humans: 3 significant digits, with separators."""
-    rounded = float(f"{value:.3g}")
-    return f"{rounded:,.0f}" if rounded >= 1 else f"{rounded:g}"
 
 
 def _design_block(cost: DesignCost) -> list[str]:
@@ -55,7 +49,7 @@ def _design_block(cost: DesignCost) -> list[str]:
 
 def _crossover_text(crossover: Crossover) -> str:
     return (
-        f"  at {_writes(crossover.writes_per_day):>15} writes/day: "
+        f"  at {rate(crossover.writes_per_day):>15} writes/day: "
         f"{crossover.cheaper_above.label} becomes cheaper than {crossover.cheaper_below.label} "
         f"(~{_money(crossover.usd_per_month)}/month)"
     )
@@ -69,7 +63,7 @@ def render_text(comparison: Comparison, prices_origin: str) -> str:
     out = [
         f"Monthly cost (730 h), {comparison.prices.region}, prices: {prices_origin}",
         (
-            f"Workload: {_writes(workload.writes_per_day)} writes/day = "
+            f"Workload: {rate(workload.writes_per_day)} writes/day = "
             f"{traffic.writes_per_s:,.1f}/s average, {traffic.peak_writes_per_s:,.1f}/s peak "
             f"(x{workload.peak_factor:g}); item {workload.item_kb:g} KB; "
             f"updates {workload.update_share:.0%}; {workload.consumers} consumer(s); "
@@ -96,7 +90,7 @@ def render_text(comparison: Comparison, prices_origin: str) -> str:
     else:
         out.append("Cheapest: none of the designs is viable for this scenario")
     scan = comparison.scan
-    span = f"{_writes(scan.low)} to {_writes(scan.high)} writes/day"
+    span = f"{rate(scan.low)} to {rate(scan.high)} writes/day"
     if comparison.cheapest_changes:
         out.append(f"Cheapest design changes ({span}):")
         out += [_crossover_text(change) for change in comparison.cheapest_changes]

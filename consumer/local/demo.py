@@ -207,7 +207,7 @@ def run_demo(options: DemoOptions) -> int:
             parked = _queue_depth(endpoints)
             mismatches = Mismatches()
             compare_items("replica", source, replica, ORDER_KEY, mismatches)
-            compare_items("search", source, documents, ORDER_KEY, mismatches)
+            compare_items("search", source, documents, ORDER_KEY, mismatches, plain=True)
             missing_audit = stats.changes - len(audited)
             if missing_audit:
                 mismatches.add(f"audit: {missing_audit} changes missing from the audit trail")

@@ -12,6 +12,7 @@ import orjson
 
 from consumer.aws import AwsEndpoints
 from consumer.pipeline.replication import create_replica_table, live_items
+from consumer.pipeline.search import LocalIndexSettings, LocalIndexStore
 from consumer.records import item_to_json, to_json_bytes
 
 
@@ -110,5 +111,13 @@ def compare_items(
             mismatches.add(f"{label}: item {item_key} differs")
 
 
-def search_documents(search_dir: Path) -> list[dict[str, Any]]:
-    raise NotImplementedError("wired in once the search sink lands")
+def search_documents(search_dir: Path, index: str = "changes") -> list[dict[str, Any]]:
+    """The live documents' items in the local search index, as plain JSON."""
+    path = LocalIndexSettings(index=index, directory=search_dir).file
+    if not path.exists():
+        return []
+    store = LocalIndexStore.open(path, readonly=True)
+    try:
+        return [orjson.loads(doc.source)["item"] for doc in store.documents()]
+    finally:
+        store.close()

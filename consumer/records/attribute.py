@@ -173,6 +173,22 @@ def item_to_python(item: object) -> PythonItem:
     return out
 
 
+def item_to_python_sharing(item: object, known_wire: WireItem, known: PythonItem) -> PythonItem:
+    """item_to_python, reusing `known[name]` where `item[name]` equals `known_wire[name]`."""
+    mapping = _map(item)
+    shared: PythonItem = {}
+    rest: WireItem = {}
+    missing = object()
+    for name, value in mapping.items():
+        if known_wire.get(name, missing) == value and name in known:
+            shared[name] = known[name]
+        else:
+            rest[name] = value
+    converted = item_to_python(rest) if rest else {}
+    # Keep the attribute order of the item itself.
+    return {name: shared[name] if name in shared else converted[name] for name in mapping}
+
+
 def _python_list(value: object) -> list[Any]:
     out: list[Any] = []
     append = out.append

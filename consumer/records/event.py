@@ -76,10 +76,18 @@ class ChangeEvent:
     def validate(self) -> None:
         """Raise DecodeError now for anything a view of this event would raise on later.
 
-        Computes (and caches) the python view of every image.
+        Computes (and caches) the python view of every image: the new image first, then the
+        old image and the keys sharing what is equal to it.
         """
-        for image in self.images:
-            image.validate()
+        first = self.new_image or self.old_image
+        if first is not None:
+            first.validate()
+            for image in (self.old_image, self.keys):
+                if image is not None and image is not first:
+                    image.share_with(first)
+                    image.validate()
+        else:
+            self.keys.validate()
 
     def __hash__(self) -> int:
         return hash((self.position, self.event_id))

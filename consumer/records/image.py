@@ -12,6 +12,7 @@ from consumer.records.attribute import (
     item_to_client,
     item_to_json,
     item_to_python,
+    item_to_python_sharing,
 )
 from consumer.records.errors import DecodeError, InvalidAttribute
 from consumer.records.position import RecordPosition
@@ -42,9 +43,21 @@ class Image:
     Images compare equal when their wire forms are equal.
     """
 
-    __slots__ = ("_client", "_json", "_label", "_position", "_python", "_raw", "_wire")
+    __slots__ = (
+        "_client",
+        "_json",
+        "_label",
+        "_load",
+        "_position",
+        "_python",
+        "_raw",
+        "_reference",
+        "_wire",
+    )
 
-    _wire: WireItem
+    _wire: WireItem | None
+    _load: Callable[[], WireItem] | None
+    _reference: Image | None
     _raw: bytes
     _position: RecordPosition
     _label: str
@@ -53,10 +66,20 @@ class Image:
     _client: WireItem | None
 
     def __init__(
-        self, wire: WireItem, position: RecordPosition, label: str = "Image", raw: bytes = b""
+        self,
+        wire: WireItem | None,
+        position: RecordPosition,
+        label: str = "Image",
+        raw: bytes = b"",
+        load: Callable[[], WireItem] | None = None,
     ) -> None:
-        """An image whose typed JSON is already parsed. `label` names it in error messages."""
+        """An image whose typed JSON is `wire`, or, when `wire` is None, is parsed by `load` the
+        first time any view is asked for. `label` names it in error messages."""
+        if wire is None and load is None:
+            raise ValueError("an Image needs its typed JSON or a loader")
         self._wire = wire
+        self._load = load
+        self._reference = None
         self._raw = raw
         self._position = position
         self._label = label
@@ -71,13 +94,35 @@ class Image:
 
     @property
     def wire(self) -> WireItem:
-        return self._wire
+        wire = self._wire
+        if wire is None:
+            assert self._load is not None
+            wire = self._wire = self._load()
+        return wire
+
+    def share_with(self, reference: Image) -> None:
+        """Reuse `reference`'s python view for attributes whose typed JSON is equal to it.
+
+        A MODIFY's old and new images are mostly the same item, and Keys are a part of
+        either: an equality test in C is much cheaper than converting the value again. The
+        result is the same (conversion depends only on the typed JSON); the shared values are
+        read-only like every view.
+        """
+        self._reference = reference
 
     @property
     def python(self) -> PythonItem:
         value = self._python
         if value is None:
-            value = self._python = self._convert(item_to_python)
+            reference = self._reference
+            if reference is not None and reference._python is not None:
+                known_wire = reference.wire
+                known = reference._python
+                value = self._python = self._convert(
+                    lambda item: item_to_python_sharing(item, known_wire, known)
+                )
+            else:
+                value = self._python = self._convert(item_to_python)
         return value
 
     @property
@@ -122,4 +167,4 @@ class Image:
     __hash__ = None  # type: ignore[assignment]  # caches make it mutable inside
 
     def __repr__(self) -> str:
-        return f"Image({self._label}, {self._wire!r})"
+        return f"Image({self._label}, {self.wire!r})"

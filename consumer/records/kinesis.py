@@ -18,10 +18,12 @@ saves in CPython.
 from __future__ import annotations
 
 import binascii
+import threading
 from collections.abc import Mapping
 from typing import Any, TypeAlias
 
 import orjson
+import simdjson
 
 from consumer.records.envelope import (
     DYNAMODB_SOURCE,
@@ -38,6 +40,7 @@ from consumer.records.envelope import (
 )
 from consumer.records.errors import DecodeError, InvalidRecord
 from consumer.records.event import ChangeEvent, new_event
+from consumer.records.attribute import WireItem
 from consumer.records.image import Image
 from consumer.records.kpl import deaggregate
 from consumer.records.position import RecordPosition
@@ -60,6 +63,10 @@ def decode_destination_record(
     """
     if type(data) is not bytes:
         data = bytes(data)
+    if not strict:
+        fast = _envelope_event(data, position)
+        if fast is not None:
+            return fast
     try:
         try:
             parsed = _loads(data)
@@ -180,6 +187,128 @@ def _event(parsed: object, data: bytes, position: RecordPosition) -> ChangeEvent
         keys_view,
         None if new_image is None else Image(new_image, position, "NewImage", data),
         None if old_image is None else Image(old_image, position, "OldImage", data),
+        created_at_us,
+        False if identity is None else is_ttl_delete(name, identity),
+        size,
+        position,
+        data,
+    )
+
+
+# --- the envelope-only fast path ----------------------------------------------------------
+#
+# simdjson validates the whole record (so malformed JSON anywhere is still caught here) but
+# builds Python objects only for the fields we read: the envelope and the Keys. The images
+# stay as bytes until a sink asks for a view; then one orjson parse serves both images.
+# Anything irregular returns None and the record takes the full path above, which produces
+# the precise DecodeError. pysimdjson allows one live document per parser, and every proxy
+# object must be released before the parser is used again: proxies never leave
+# `_envelope_event`.
+
+_simd = threading.local()
+_SimdObject = simdjson.Object
+
+
+def _parser() -> simdjson.Parser:
+    parser: simdjson.Parser | None = getattr(_simd, "parser", None)
+    if parser is None:
+        parser = _simd.parser = simdjson.Parser()
+    return parser
+
+
+class _DeferredImages:
+    """Parses the record once, on the first image view asked for, for both images."""
+
+    __slots__ = ("_body", "_data")
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._body: dict[str, Any] | None = None
+
+    def _image(self, name: str) -> WireItem:
+        body = self._body
+        if body is None:
+            body = self._body = _loads(self._data)["dynamodb"]
+        image: WireItem = body[name]
+        return image
+
+    def new_image(self) -> WireItem:
+        return self._image("NewImage")
+
+    def old_image(self) -> WireItem:
+        return self._image("OldImage")
+
+
+def _envelope_event(data: bytes, position: RecordPosition) -> ChangeEvent | None:
+    try:
+        document = _parser().parse(data)
+    except ValueError:
+        return None  # not JSON: the full path says why
+    except RuntimeError:
+        _simd.parser = None  # a proxy outlived its document; start with a fresh parser
+        return None
+    if type(document) is not _SimdObject:
+        return None
+    body = document.get("dynamodb")
+    if type(body) is not _SimdObject:
+        return None
+    event_id = document.get("eventID")
+    table = document.get("tableName")
+    region = document.get("awsRegion")
+    name_text = document.get("eventName")
+    if (
+        type(event_id) is not str
+        or type(table) is not str
+        or type(region) is not str
+        or type(name_text) is not str
+        or document.get("eventSource", DYNAMODB_SOURCE) != DYNAMODB_SOURCE
+    ):
+        return None
+    name = EVENT_NAMES.get(name_text)
+    if name is None:
+        return None
+    identity_value = document.get("userIdentity")
+    if identity_value is None:
+        identity = None
+    elif type(identity_value) is _SimdObject:
+        identity = identity_value.as_dict()
+    else:
+        return None
+    keys_value = body.get("Keys")
+    if type(keys_value) is not _SimdObject or not len(keys_value):
+        return None
+    keys: WireItem = keys_value.as_dict()
+    new_value = body.get("NewImage")
+    old_value = body.get("OldImage")
+    if (new_value is not None and type(new_value) is not _SimdObject) or (
+        old_value is not None and type(old_value) is not _SimdObject
+    ):
+        return None
+    has_new = new_value is not None
+    has_old = old_value is not None
+    created = body.get("ApproximateCreationDateTime")
+    precision = body.get("ApproximateCreationDateTimePrecision")
+    size = body.get("SizeBytes")
+    # Release every proxy before anything else can use the parser.
+    del document, body, identity_value, keys_value, new_value, old_value
+    try:
+        if type(created) is int and precision == MICROSECOND and 0 <= created <= MAX_US:
+            created_at_us = created
+        else:
+            created_at_us = kinesis_created_at_us(created, precision)
+    except InvalidRecord:
+        return None
+    if type(size) is not int or size < 0:
+        return None
+    images = _DeferredImages(data)
+    return new_event(
+        event_id,
+        name,
+        table,
+        region,
+        Image(keys, position, "Keys", data),
+        Image(None, position, "NewImage", data, images.new_image) if has_new else None,
+        Image(None, position, "OldImage", data, images.old_image) if has_old else None,
         created_at_us,
         False if identity is None else is_ttl_delete(name, identity),
         size,

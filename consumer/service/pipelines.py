@@ -9,6 +9,7 @@ from typing import Any
 
 from consumer.aws import AwsEndpoints
 from consumer.pipeline.audit import AuditSettings, AuditSink, ServerSideEncryption
+from consumer.pipeline.search import LocalIndexSettings, OpenSearchSettings, search_sink
 from consumer.pipeline.dlq import DeadLetterQueue, ParkedRecord, SqsDeadLetterQueue
 from consumer.pipeline.filters import RecordFilter
 from consumer.pipeline.processor import OnFailure, RetryPolicy, Route

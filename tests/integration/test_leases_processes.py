@@ -28,10 +28,11 @@ pytestmark = pytest.mark.integration
 
 WORKER_SCRIPT = Path(__file__).with_name("test_leases_worker_process.py")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-HEARTBEAT_S = 0.4
-FAILOVER_S = 2.5
-MARGIN_S = 0.9
-TAKE_S = 0.4
+# Local expiry 3.0 - 1.0 = 2.0 s: four heartbeats, so a loaded CI machine does not lapse.
+HEARTBEAT_S = 0.5
+FAILOVER_S = 3.0
+MARGIN_S = 1.0
+TAKE_S = 0.5
 
 
 @dataclass

@@ -21,7 +21,7 @@ BIG = "12345678901234567890123456789012345678"
 async def orders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A working directory whose default local index holds three orders (one deleted)."""
     monkeypatch.chdir(tmp_path)
-    index = LocalSearchIndex()  # the default: .local-search/items.sqlite3
+    index = LocalSearchIndex()  # the default: .local-search/changes.sqlite3
     await index.write(
         [
             change("INSERT", "o1", 1_000, new={"status": {"S": "shipped"}, "total": {"N": BIG}}),
@@ -31,7 +31,7 @@ async def orders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ]
     )
     await index.aclose()
-    return tmp_path / ".local-search" / "items.sqlite3"
+    return tmp_path / ".local-search" / "changes.sqlite3"
 
 
 def run(argv: Sequence[str]) -> int:
@@ -74,7 +74,7 @@ def test_limit_caps_the_hits(capsys: pytest.CaptureFixture[str]) -> None:
 def test_index_by_path_or_name(orders: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["search", "oslo", "--index", str(orders)]) == 0
     assert capsys.readouterr().out.startswith("o2\t")
-    assert run(["search", "oslo", "--index", "items"]) == 0
+    assert run(["search", "oslo", "--index", "changes"]) == 0
     assert capsys.readouterr().out.startswith("o2\t")
 
 

@@ -134,7 +134,25 @@ async def test_the_index_survives_a_restart(tmp_path: Path) -> None:
         store.close()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+async def test_several_writers_on_one_file_converge(tmp_path: Path) -> None:
+    # The service may build one sink per shard: each has its own connection to the file.
+    settings_ = LocalIndexSettings(index="orders", directory=tmp_path)
+    writers = [LocalSearchIndex(settings_) for _ in range(3)]
+    try:
+        batches = [
+            [upsert(f"k{key}", 1_000 * step, step) for key in range(5)] for step in range(1, 10)
+        ]
+        results = await asyncio.gather(
+            *(writers[i % 3].write(batch) for i, batch in enumerate(reversed(batches)))
+        )
+        assert all(result == {} for result in results)
+        assert await live_values(writers[0]) == {f"k{key}": 9 for key in range(5)}
+    finally:
+        for writer in writers:
+            await writer.aclose()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(deliveries())
 def test_duplicates_and_disorder_converge_to_the_table(delivery: Delivery) -> None:
     async def deliver(directory: Path) -> dict[str, object]:

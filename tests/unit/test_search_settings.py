@@ -145,4 +145,4 @@ def test_index_arguments_name_an_index_or_a_file() -> None:
     assert local_index_file("orders") == Path(".local-search/orders.sqlite3")
     assert local_index_file("/tmp/x.sqlite3") == Path("/tmp/x.sqlite3")
     assert local_index_file("data/idx") == Path("data/idx")
-    assert LocalIndexSettings().file == Path(".local-search/items.sqlite3")
+    assert LocalIndexSettings().file == Path(".local-search/changes.sqlite3")

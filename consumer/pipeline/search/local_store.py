@@ -12,8 +12,9 @@ sequence) is greater than the stored one; duplicates and older changes leave the
 is; a REMOVE leaves a tombstone row, so a late, older INSERT never resurrects the item.
 
 A store is used from one thread (sqlite3's rule). Writes commit per batch in WAL mode with
-synchronous=FULL: committed batches survive a crash of the process or the machine; readers
-(the `consumer search` command) can read while the consumer writes.
+synchronous=FULL: committed batches survive a crash of the process or the machine. Several
+stores (threads, processes) may share a file: writers take turns (BEGIN IMMEDIATE, waiting
+up to 30 s for the lock), and readers such as `consumer search` read while others write.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from consumer.records import JsonNumber, to_json_bytes
 
 # One transaction: creating a new index costs one sync to disk, not one per statement.
 _SCHEMA = """
-BEGIN;
+BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS documents (
     id INTEGER PRIMARY KEY,
     doc_id TEXT NOT NULL UNIQUE,
@@ -167,7 +168,9 @@ class LocalIndexStore:
             connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
             return cls(connection, path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(path, timeout=30.0)
+        # Autocommit mode: transactions are explicit, and take the write lock up front
+        # (BEGIN IMMEDIATE), so concurrent writers wait for each other instead of failing.
+        connection = sqlite3.connect(path, timeout=30.0, isolation_level=None)
         try:
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = FULL")
@@ -183,9 +186,12 @@ class LocalIndexStore:
         """Apply `writes` in one transaction; per write, whether it changed the index (False:
         the stored version was newer or the same)."""
         applied: list[bool] = []
-        with self._connection:
+        connection = self._connection
+        connection.execute("BEGIN IMMEDIATE")
+        committed = False
+        try:
             for write in writes:
-                rows = self._connection.execute(
+                rows = connection.execute(
                     _UPSERT,
                     (
                         write.doc_id,
@@ -199,13 +205,18 @@ class LocalIndexStore:
                     applied.append(False)
                     continue
                 (row_id,) = rows[0]
-                self._connection.execute("DELETE FROM documents_text WHERE rowid = ?", (row_id,))
+                connection.execute("DELETE FROM documents_text WHERE rowid = ?", (row_id,))
                 if not write.deleted:
-                    self._connection.execute(
+                    connection.execute(
                         "INSERT INTO documents_text (rowid, text) VALUES (?, ?)",
                         (row_id, write.text),
                     )
                 applied.append(True)
+            connection.execute("COMMIT")
+            committed = True
+        finally:
+            if not committed:
+                connection.execute("ROLLBACK")
         return applied
 
     def search(self, query: str, limit: int = 10) -> list[SearchHit]:

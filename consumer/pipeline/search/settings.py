@@ -16,7 +16,8 @@ AuthMode = Literal["none", "basic", "sigv4"]
 # The SigV4 signing name: "es" for managed domains, "aoss" for serverless collections.
 SigningService = Literal["es", "aoss"]
 
-DEFAULT_INDEX = "items"
+# The same default as the service settings (consumer/settings.py, pipelines.search.index).
+DEFAULT_INDEX = "changes"
 DEFAULT_LOCAL_DIRECTORY = Path(".local-search")
 LOCAL_SUFFIX = ".sqlite3"
 
