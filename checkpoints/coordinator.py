@@ -433,7 +433,7 @@ class Coordinator:
                 case Take(key, owner, counter, fence):
                     if key in self._held:
                         return
-                    if fence is not None and await fences[fence] is not FenceOutcome.FENCED:
+                    if fence is not None and not (await fences[fence]).dead:
                         return
                     self._acquired("take", await self._table.take(key, owner, counter, me))
                 case Claim(key, counter):

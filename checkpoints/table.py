@@ -94,9 +94,14 @@ class TableStats:
 
 
 class FenceOutcome(StrEnum):
-    FENCED = "fenced"  # the worker is (now or already) fenced: its leases may be taken
+    FENCED = "fenced"  # we declared it dead now: its leases may be taken
+    ALREADY_FENCED = "already_fenced"  # someone else did: its leases may be taken too
     ALIVE = "alive"  # its heartbeat moved on: it is alive, take nothing
     GONE = "gone"  # it has no heartbeat item
+
+    @property
+    def dead(self) -> bool:
+        return self in (FenceOutcome.FENCED, FenceOutcome.ALREADY_FENCED)
 
 
 @dataclass(frozen=True)
@@ -634,7 +639,7 @@ class LeaseTable:
         if outcome.item is None:
             return FenceOutcome.GONE
         if Attr.FENCED_BY in outcome.item:
-            return FenceOutcome.FENCED
+            return FenceOutcome.ALREADY_FENCED
         return FenceOutcome.ALIVE
 
     async def delete_worker(self, worker_id: str, counter: int | None = None) -> bool:

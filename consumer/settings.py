@@ -312,17 +312,51 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise SettingsError([f"config file {path} cannot be read: {error}"]) from error
 
 
-def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from the environment and the optional TOML file; raises SettingsError."""
-    path = config_file or (
-        Path(os.environ[CONFIG_FILE_ENV]) if os.environ.get(CONFIG_FILE_ENV) else None
+# CONSUMER_* variables that are not settings.
+_NOT_SETTINGS = frozenset({CONFIG_FILE_ENV, "CONSUMER_KINESIS_MOCK_JS"})
+
+
+def _setting_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
+    paths: set[str] = set()
+    for name, field in model.model_fields.items():
+        path = f"{prefix}{name.upper()}"
+        paths.add(path)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths |= _setting_paths(annotation, f"{path}__")
+    return paths
+
+
+def _unknown_variables() -> list[str]:
+    known = _setting_paths(Settings)
+    return sorted(
+        key
+        for key in os.environ
+        if key.startswith(ENV_PREFIX)
+        and key not in _NOT_SETTINGS
+        and key.removeprefix(ENV_PREFIX) not in known
     )
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment and the optional TOML file; raises SettingsError.
+
+    A CONSUMER_* variable that names no setting is an error too (a typo would otherwise
+    silently leave the default in place)."""
+    env_file = os.environ.get(CONFIG_FILE_ENV)
+    path = config_file or (Path(env_file) if env_file else None)
     values: dict[str, Any] = read_config_file(path) if path else {}
     values.update(overrides)
+    unknown = [
+        f"{name} is not a setting (see `consumer config show`)" for name in _unknown_variables()
+    ]
     try:
-        return Settings(**values)
+        settings = Settings(**values)
     except ValidationError as error:
-        raise SettingsError(_describe(error)) from None
+        raise SettingsError(unknown + _describe(error)) from None
+    if unknown:
+        raise SettingsError(unknown)
+    return settings
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from typing import Any
 from consumer.aws import AwsEndpoints
 from consumer.pipeline.audit import AuditSettings, AuditSink, ServerSideEncryption
 from consumer.pipeline.search import LocalIndexSettings, OpenSearchSettings, search_sink
+from consumer.pipeline.audit import AuditSettings, AuditSink, ServerSideEncryption
+from consumer.pipeline.search import LocalIndexSettings, OpenSearchSettings, search_sink
 from consumer.pipeline.dlq import DeadLetterQueue, ParkedRecord, SqsDeadLetterQueue
 from consumer.pipeline.filters import RecordFilter
 from consumer.pipeline.processor import OnFailure, RetryPolicy, Route
@@ -137,5 +139,42 @@ def routes_factory(settings: Settings, clients: PipelineClients) -> RoutesFactor
 def extra_sink_builders(
     settings: Settings, clients: PipelineClients
 ) -> dict[str, Callable[[str], Sink]]:
-    """Audit and search sinks (wired in as they are built)."""
-    return {}
+    """The audit and search sinks (audit: one per shard, it buffers per shard; search: one per
+    process, it keeps no per-shard state and shares one connection)."""
+    builders: dict[str, Callable[[str], Sink]] = {}
+    audit = settings.pipelines.audit
+    if audit.enabled:
+        assert audit.bucket is not None
+        audit_settings = AuditSettings(
+            bucket=audit.bucket,
+            prefix=audit.prefix,
+            max_bytes=audit.max_bytes,
+            max_records=audit.max_records,
+            max_age_s=audit.max_age_s,
+            sse=None if audit.sse == "none" else ServerSideEncryption(audit.sse),
+            kms_key_id=audit.kms_key_id,
+        )
+        builders["audit"] = lambda shard_id: AuditSink(audit_settings, store=clients.s3)
+    search = settings.pipelines.search
+    if search.enabled:
+        opensearch = (
+            OpenSearchSettings(
+                endpoint=search.endpoint,
+                index=search.index,
+                auth_mode=search.auth,
+                service=search.service,
+                region=search.region or settings.aws.region,
+                username=search.username,
+                password=search.password.get_secret_value() if search.password else None,
+                verify_certs=search.verify_certs,
+                ca_certs=str(search.ca_certs) if search.ca_certs else None,
+                timeout_s=search.timeout_s,
+            )
+            if search.endpoint
+            else None
+        )
+        shared = search_sink(
+            opensearch, LocalIndexSettings(index=search.index, directory=search.local_path)
+        )
+        builders["search"] = lambda shard_id: shared
+    return builders

@@ -122,7 +122,7 @@ async def test_a_fenced_worker_cannot_heartbeat_until_it_registers_again(
     assert await table.heartbeat("w1", counter, 0) == counter + 1
     assert await table.fence_worker("w1", counter, "w2") is FenceOutcome.ALIVE  # it moved on
     assert await table.fence_worker("w1", counter + 1, "w2") is FenceOutcome.FENCED
-    assert await table.fence_worker("w1", counter + 1, "w3") is FenceOutcome.FENCED  # already
+    assert await table.fence_worker("w1", counter + 1, "w3") is FenceOutcome.ALREADY_FENCED
     assert await table.heartbeat("w1", counter + 1, 0) is None
     again = await table.register_worker("w1")
     assert await table.heartbeat("w1", again, 0) == again + 1

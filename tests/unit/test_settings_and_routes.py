@@ -1,0 +1,173 @@
+"""Settings: sources, precedence, one clear line per invalid setting; and the routes built
+from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from consumer.cli import main
+from consumer.service.pipelines import PipelineClients, routes_factory
+from consumer.settings import SettingsError, load_settings
+
+BASE = {"CONSUMER_STREAM__NAME": "orders-cdc", "CONSUMER_DLQ__QUEUE_URL": "https://sqs/q"}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("CONSUMER_"):
+            monkeypatch.delenv(key)
+
+
+def set_env(monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) -> None:
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+
+
+def test_environment_overrides_the_file_which_overrides_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "consumer.toml"
+    config.write_text(
+        'application = "orders"\n[stream]\nname = "from-file"\nmode = "polling"\n'
+        "polling_interval_s = 0.3\n"
+    )
+    set_env(monkeypatch, {"CONSUMER_STREAM__NAME": "from-env"})
+    settings = load_settings(config)
+    assert settings.application == "orders"
+    assert settings.stream.name == "from-env"
+    assert settings.stream.mode == "polling"
+    assert settings.stream.polling_interval_s == 0.3
+    assert settings.stop_timeout_s == 30
+    assert settings.lease_table == "orders-leases"
+    assert settings.consumer_name == "orders"
+
+
+def test_each_invalid_setting_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_env(
+        monkeypatch,
+        {
+            **BASE,
+            "CONSUMER_STREAM__POLLING_INTERVAL_S": "5",
+            "CONSUMER_STREAM__MODE": "carrier-pigeon",
+            "CONSUMER_TELEMETRY__HEALTH_PORT": "70000",
+        },
+    )
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    lines = raised.value.lines
+    assert len(lines) == 3
+    assert any(
+        "stream.polling_interval_s (CONSUMER_STREAM__POLLING_INTERVAL_S)" in l for l in lines
+    )
+    assert any("stream.mode" in l and "carrier-pigeon" in l for l in lines)
+    assert any("telemetry.health_port" in l for l in lines)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "stream.name or stream.arn is required"),
+        (
+            {**BASE, "CONSUMER_PIPELINES__REPLICATION__ENABLED": "true"},
+            "replication.table is required",
+        ),
+        ({**BASE, "CONSUMER_PIPELINES__AUDIT__ENABLED": "true"}, "audit.bucket is required"),
+        (
+            {"CONSUMER_STREAM__NAME": "s", "CONSUMER_PIPELINES__SEARCH__ENABLED": "true"},
+            "dlq.queue_url is required",
+        ),
+        ({**BASE, "CONSUMER_STREAM__MODE": "streams"}, "dynamodb_stream_arn is required"),
+        ({**BASE, "CONSUMER_APPLICATION": "has space"}, "application"),
+        ({**BASE, "CONSUMER_STREAM__INITIAL_POSITION": "YESTERDAY"}, "AT_TIMESTAMP="),
+        ({**BASE, "CONSUMER_STREAM__NMAE": "typo"}, "CONSUMER_STREAM__NMAE is not a setting"),
+    ],
+)
+def test_inconsistent_settings_are_refused(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    set_env(monkeypatch, env)
+    with pytest.raises(SettingsError, match=message):
+        load_settings()
+
+
+def test_missing_or_broken_config_files(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="does not exist"):
+        load_settings(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[stream\nname=")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(broken)
+
+
+def test_config_show_hides_secrets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_env(
+        monkeypatch,
+        {
+            **BASE,
+            "CONSUMER_PIPELINES__SEARCH__PASSWORD": "hunter2",
+            "CONSUMER_AWS__SECRET_ACCESS_KEY": "s3cr3t",
+        },
+    )
+    assert main(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out and "s3cr3t" not in out
+    assert '"orders-cdc"' in out
+
+
+def test_config_show_reports_bad_settings_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_env(monkeypatch, {**BASE, "CONSUMER_STOP_TIMEOUT_S": "-1"})
+    assert main(["config", "show"]) == 2
+    assert "stop_timeout_s" in capsys.readouterr().err
+
+
+def test_routes_cover_every_enabled_pipeline(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    set_env(
+        monkeypatch,
+        {
+            **BASE,
+            "CONSUMER_PIPELINES__AUDIT__ENABLED": "true",
+            "CONSUMER_PIPELINES__AUDIT__BUCKET": "audit",
+            "CONSUMER_PIPELINES__SEARCH__ENABLED": "true",
+            "CONSUMER_PIPELINES__SEARCH__LOCAL_PATH": str(tmp_path),
+            "CONSUMER_PIPELINES__REPLICATION__ENABLED": "true",
+            "CONSUMER_PIPELINES__REPLICATION__TABLE": "replica",
+            "CONSUMER_PIPELINES__REPLICATION__FILTERS": '[{"eventName": ["INSERT"]}]',
+        },
+    )
+    build = routes_factory(load_settings(), PipelineClients(s3=object()))
+    routes = build("shardId-000000000000")
+    assert sorted(route.sink.name for route in routes) == ["audit", "replication", "search"]
+    replication = next(r for r in routes if r.sink.name == "replication")
+    assert replication.record_filter.matches({"eventName": "INSERT"})
+    assert not replication.record_filter.matches({"eventName": "REMOVE"})
+    # Audit buffers per shard: a new instance per shard; search is shared.
+    other = build("shardId-000000000001")
+    by_name = {r.sink.name: r.sink for r in routes}
+    other_by_name = {r.sink.name: r.sink for r in other}
+    assert by_name["audit"] is not other_by_name["audit"]
+    assert by_name["search"] is other_by_name["search"]
+
+
+def test_a_bad_filter_or_transform_fails_at_startup(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_env(
+        monkeypatch,
+        {
+            **BASE,
+            "CONSUMER_PIPELINES__REPLICATION__ENABLED": "true",
+            "CONSUMER_PIPELINES__REPLICATION__TABLE": "replica",
+            "CONSUMER_PIPELINES__REPLICATION__TRANSFORM": "nowhere_module:fn",
+        },
+    )
+    with pytest.raises(ValueError, match="cannot be imported"):
+        routes_factory(load_settings(), PipelineClients())
