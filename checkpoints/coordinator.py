@@ -652,6 +652,11 @@ class Coordinator:
         for lease in created:  # parents first: a crash leaves a prefix the next round completes
             if await self._table.create_lease(lease):
                 made += 1
+            else:
+                # Another worker is creating the same list in the same order: leave the rest
+                # to it (a failed conditional put is billed too); the leader's next round
+                # fills any gap it leaves.
+                break
         for parent, children in children_to_record(shards, snapshot.leases).items():
             await self._table.add_children(parent, children)
         # An empty listing means a wrong stream or a broken call, never "all past retention".

@@ -216,9 +216,9 @@ def run_demo(options: DemoOptions) -> int:
     ok = not failed and not mismatches.lines and parked == 0
     print(
         f"demo: {'OK' if ok else 'FAILED'} changes={counts.total} audit={len(audited)} "
-        f"search={len(documents)} replica={len(replica)} source_items={len(source)} "
-        f"duplicates={stats.duplicates} reorderings={stats.reorderings} dlq={parked} "
-        f"mismatches={len(mismatches.lines)} seconds={time.monotonic() - _STARTED:.0f}"
+        f"search={len(documents)} replica={len(replica)} mismatches={len(mismatches.lines)} "
+        f"(table items={len(source)}, injected duplicates={stats.duplicates} "
+        f"reorderings={stats.reorderings}, dlq={parked}, {time.monotonic() - _STARTED:.0f} s)"
     )
     return 0 if ok else 1
 

@@ -352,7 +352,7 @@ async def test_a_worker_cut_off_from_the_table_stops_before_anyone_takes_its_sha
             stopped = recorder.lost_at[("a", shard)]
             taken = recorder.started_at[("b", shard)]
             assert stopped < taken, f"{shard}: a stopped {taken - stopped:.3f} s too late"
-            assert stopped - cut_at <= a.settings.local_expiry_s + 0.2
+            assert stopped - cut_at <= a.settings.local_expiry_s + 0.5  # + event-loop lag
         assert a.counters["local_expiries"] >= 1
 
         # a's checkpoints on its old leases are refused by the table too (fencing token).
