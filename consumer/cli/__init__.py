@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "search_cmd",
     "dlq_cmd",
     "compare_cmd",
+    "replay_cmd",
 )
 
 

@@ -47,7 +47,7 @@ class Moto:
 
     def client(self, service: str) -> Any:
         # Everything the stack creates lives in moto, Kinesis included (not kinesis-mock).
-        return boto3.session.Session().client(service, **self._kwargs)  # type: ignore[call-overload]
+        return boto3.session.Session().client(service, **self._kwargs)
 
 
 @pytest.fixture(scope="module")
