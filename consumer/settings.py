@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from consumer.aws import AwsEndpoints
 
 ENV_PREFIX = "CONSUMER_"
+PIPELINE_NAMES = ("audit", "search", "replication", "null")
 CONFIG_FILE_ENV = "CONSUMER_CONFIG_FILE"
 
 
@@ -168,10 +169,15 @@ class ReplicationPipeline(_Pipeline):
         return self
 
 
+class NullPipeline(_Pipeline):
+    """Applies nothing: for benchmarks (the consumer's own cost) and smoke tests."""
+
+
 class PipelinesSection(_Section):
     audit: AuditPipeline = Field(default_factory=AuditPipeline)
     search: SearchPipeline = Field(default_factory=SearchPipeline)
     replication: ReplicationPipeline = Field(default_factory=ReplicationPipeline)
+    null: NullPipeline = Field(default_factory=NullPipeline)
 
 
 class DlqSection(_Section):
@@ -225,13 +231,11 @@ class Settings(BaseSettings):
         elif not (self.stream.name or self.stream.arn):
             raise ValueError("stream.name or stream.arn is required")
         parks = [
-            pipeline
-            for pipeline in (
-                self.pipelines.audit,
-                self.pipelines.search,
-                self.pipelines.replication,
-            )
-            if pipeline.enabled and pipeline.retry.on_failure == "dlq"
+            name
+            for name in PIPELINE_NAMES
+            if name != "null"
+            and getattr(self.pipelines, name).enabled
+            and getattr(self.pipelines, name).retry.on_failure == "dlq"
         ]
         if parks and not self.dlq.queue_url:
             raise ValueError(
@@ -263,7 +267,7 @@ class Settings(BaseSettings):
     def enabled_pipelines(self) -> list[str]:
         return [
             name
-            for name in ("audit", "search", "replication")
+            for name in PIPELINE_NAMES
             if getattr(self.pipelines, name).enabled
         ]
 

@@ -140,6 +140,11 @@ def run(args: argparse.Namespace) -> int:
     except (ClientError, BotoCoreError) as error:
         print(f"consumer leases: AWS call failed: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`consumer leases list | head`): not an error. Point stdout
+        # at /dev/null so the interpreter's final flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _table_name(args: argparse.Namespace) -> str:

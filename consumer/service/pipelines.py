@@ -14,6 +14,7 @@ from consumer.pipeline.audit import AuditSettings, AuditSink, ServerSideEncrypti
 from consumer.pipeline.search import LocalIndexSettings, OpenSearchSettings, search_sink
 from consumer.pipeline.dlq import DeadLetterQueue, ParkedRecord, SqsDeadLetterQueue
 from consumer.pipeline.filters import RecordFilter
+from consumer.pipeline.null import NullSink
 from consumer.pipeline.processor import OnFailure, RetryPolicy, Route
 from consumer.pipeline.replication import (
     ReplicationSettings,
@@ -22,7 +23,7 @@ from consumer.pipeline.replication import (
     load_transform,
 )
 from consumer.pipeline.sink import Sink
-from consumer.settings import RetrySection, Settings
+from consumer.settings import PIPELINE_NAMES, RetrySection, Settings
 
 RoutesFactory = Callable[[str], list[Route]]
 
@@ -110,14 +111,8 @@ def routes_factory(settings: Settings, clients: PipelineClients) -> RoutesFactor
     transform: Transform | None = None
     if pipelines.replication.enabled and pipelines.replication.transform:
         transform = load_transform(pipelines.replication.transform)
-    filters = {
-        name: RecordFilter(getattr(pipelines, name).filters)
-        for name in ("audit", "search", "replication")
-    }
-    policies = {
-        name: retry_policy(getattr(pipelines, name).retry)
-        for name in ("audit", "search", "replication")
-    }
+    filters = {name: RecordFilter(getattr(pipelines, name).filters) for name in PIPELINE_NAMES}
+    policies = {name: retry_policy(getattr(pipelines, name).retry) for name in PIPELINE_NAMES}
     sink_builders: dict[str, Callable[[str], Sink]] = {}
     if pipelines.replication.enabled:
         replica = replication_settings(settings)
@@ -126,6 +121,8 @@ def routes_factory(settings: Settings, clients: PipelineClients) -> RoutesFactor
         )
     for name, builder in extra_sink_builders(settings, clients).items():
         sink_builders[name] = builder
+    if pipelines.null.enabled:
+        sink_builders["null"] = lambda shard_id: NullSink()
 
     def build(shard_id: str) -> list[Route]:
         return [

@@ -15,7 +15,7 @@ import structlog
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
 from checkpoints import LeaseTableMissing, LeaseTableUnavailable
-from consumer.service.worker import Worker
+from consumer.service.worker import RoutesHook, Worker
 from consumer.settings import Settings
 from consumer.sources.model import ReaderError
 from consumer.telemetry.health import HealthServer, Readiness
@@ -55,8 +55,13 @@ def _startup_error(error: BaseException) -> str | None:
     return None
 
 
-async def serve(settings: Settings, stop: asyncio.Event, until_idle_s: float | None = None) -> int:
-    worker = Worker(settings, until_idle_s)
+async def serve(
+    settings: Settings,
+    stop: asyncio.Event,
+    until_idle_s: float | None = None,
+    routes_hook: RoutesHook | None = None,
+) -> int:
+    worker = Worker(settings, until_idle_s, routes_hook)
     telemetry = settings.telemetry
     health = (
         HealthServer(telemetry.health_port, lambda: readiness(worker))

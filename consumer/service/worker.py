@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +21,7 @@ from checkpoints import Checkpoint, LeaseHandle, LeaseSettings, LeaseTable
 from checkpoints.coordinator import Coordinator
 from checkpoints.discovery import KinesisShardLister, ShardLister
 from consumer.pipeline.decoders import decode_kinesis, decode_streams
-from consumer.pipeline.processor import ShardPipeline
+from consumer.pipeline.processor import Route, ShardPipeline
 from consumer.service.pipelines import (
     build_dlq,
     open_pipeline_clients,
@@ -39,6 +40,9 @@ log = structlog.get_logger(__name__)
 
 # Leave the last part of ECS's stop timeout for closing clients and flushing telemetry.
 SHUTDOWN_SHARE = 0.8
+
+# Sees (and may wrap) the routes built for a shard, e.g. to observe sinks: (shard id, routes).
+RoutesHook = Callable[[str, list[Route]], list[Route]]
 
 
 def initial_checkpoint(value: str) -> Checkpoint:
@@ -84,11 +88,17 @@ class WorkerState:
 class Worker:
     """One consumer worker (one per ECS task). Constructing it does no I/O."""
 
-    def __init__(self, settings: Settings, until_idle_s: float | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        until_idle_s: float | None = None,
+        routes_hook: RoutesHook | None = None,
+    ) -> None:
         if until_idle_s is not None and until_idle_s <= 0:
             raise ValueError(f"--until-idle must be > 0 seconds, got {until_idle_s}")
         self.settings = settings
         self.until_idle_s = until_idle_s
+        self.routes_hook = routes_hook
         self.state = WorkerState(activity=ShardActivity(), pipelines={})
 
     async def _stream_arn(self, kinesis: Any) -> str:
@@ -104,13 +114,14 @@ class Worker:
         install_lean_get_records(client)
         install_subscription_stream(client)
         stream_arn = await self._stream_arn(client)
+        stream = self.settings.stream
         options = ReaderOptions(
             mode=ReadMode(self.settings.stream.mode),
             consumer_name=self.settings.consumer_name,
             fallback_to_polling=self.settings.stream.fallback_to_polling,
             polling=PollingOptions(interval_s=self.settings.stream.polling_interval_s),
         )
-        reader = await open_kinesis_reader(client, stream_arn, options)
+        reader = await open_kinesis_reader(client, stream_arn, options, stream.name)
         lister_client = await stack.enter_async_context(endpoints.aio_client("kinesis"))
         return reader, KinesisShardLister(lister_client, stream_arn=stream_arn), stream_arn
 
@@ -154,7 +165,13 @@ class Worker:
                 decoder = decode_kinesis
             clients = await open_pipeline_clients(settings, stack)
             dlq = build_dlq(settings, clients)
-            make_routes = routes_factory(settings, clients)
+            build_routes = routes_factory(settings, clients)
+            hook = self.routes_hook
+
+            def make_routes(shard_id: str) -> list[Route]:
+                routes = build_routes(shard_id)
+                return routes if hook is None else hook(shard_id, routes)
+
             activity = self.state.activity
             assert activity is not None and self.state.pipelines is not None
             pipelines = self.state.pipelines

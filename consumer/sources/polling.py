@@ -52,9 +52,17 @@ class PollingReader:
     """Reads a shard with GetRecords. `client` is an aiobotocore Kinesis client on which
     `install_lean_get_records` was called (it also works without, just slower)."""
 
-    def __init__(self, client: Any, stream_arn: str, options: PollingOptions | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        stream_arn: str,
+        options: PollingOptions | None = None,
+        stream_name: str | None = None,
+    ) -> None:
+        """`stream_name`, when given, names the stream in the calls instead of its ARN (same
+        account only; some emulators mishandle ARN-addressed GetRecords)."""
         self._client = client
-        self._stream_arn = stream_arn
+        self._stream = {"StreamName": stream_name} if stream_name else {"StreamARN": stream_arn}
         self._options = options or PollingOptions()
         self.throttled = 0
         self.iterator_refreshes = 0
@@ -64,7 +72,7 @@ class PollingReader:
         while True:
             try:
                 response = await self._client.get_shard_iterator(
-                    StreamARN=self._stream_arn, ShardId=shard_id, **start.iterator_args()
+                    **self._stream, ShardId=shard_id, **start.iterator_args()
                 )
                 return str(response["ShardIterator"])
             except ClientError as error:

@@ -71,9 +71,11 @@ class EfoWithFallbackReader:
             yield batch
 
 
-async def open_kinesis_reader(client: Any, stream_arn: str, options: ReaderOptions) -> ShardReader:
+async def open_kinesis_reader(
+    client: Any, stream_arn: str, options: ReaderOptions, stream_name: str | None = None
+) -> ShardReader:
     """A reader for `stream_arn`; `client` must have the lean hooks installed."""
-    polling = PollingReader(client, stream_arn, options.polling)
+    polling = PollingReader(client, stream_arn, options.polling, stream_name=stream_name)
     if options.mode is ReadMode.POLLING:
         return polling
     try:

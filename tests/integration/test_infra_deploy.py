@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,6 @@ class Moto:
 
 @pytest.fixture(scope="module")
 def deployed(endpoints: AwsEndpoints) -> Iterator[tuple[Moto, dict[str, Any], dict[str, str]]]:
-    import uuid
-
     moto = Moto(endpoints)
     name = f"infra-{uuid.uuid4().hex[:10]}"
     ec2 = moto.client("ec2")

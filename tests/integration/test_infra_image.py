@@ -10,10 +10,12 @@ Needs the package index (or pip's cache) for the wheelhouse: about a minute on a
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,8 +27,25 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("pyproject.toml", "README.md", "consumer", "checkpoints")
 
 
+def isolated(command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Runs outside the work tree (as the image's WORKDIR /tmp) and without PYTHONPATH, so
+    nothing but the installed wheels can be imported."""
+    env = {
+        k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("CONSUMER_")
+    }
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=tempfile.gettempdir(),
+        env=env,
+    )
+
+
 def run(command: list[str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    result = isolated(command, timeout)
     assert result.returncode == 0, (
         f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     )
@@ -100,12 +119,9 @@ def test_installed_package_is_the_wheel_not_the_work_tree(image_venv: Path) -> N
 
 def test_health_check_fails_cleanly_without_a_worker(image_venv: Path) -> None:
     port = free_port()
-    result = subprocess.run(
+    result = isolated(
         [str(image_venv / "bin" / "consumer"), "health", "--port", str(port), "--timeout", "2"],
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
     assert result.returncode == 1
     assert "is not answering" in result.stderr

@@ -45,7 +45,9 @@ class Fleet:
     directory: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, worker_id: str) -> None:
+    def start(self, worker_id: str, *, on_signal: bool = False) -> None:
+        """Starts a worker process; with `on_signal` it only imports and waits for
+        `go(worker_id)` (process start-up is slow on a busy machine; this hides it)."""
         command = [
             sys.executable,
             str(WORKER_SCRIPT),
@@ -59,6 +61,7 @@ class Fleet:
             "--failover", str(FAILOVER_S),
             "--margin", str(MARGIN_S),
             "--take", str(TAKE_S),
+            *(["--start-on-sigusr1"] if on_signal else []),
         ]
         log = (self.directory / f"{worker_id}.log").open("wb")
         env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
@@ -66,6 +69,11 @@ class Fleet:
             command, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env
         )
         log.close()
+
+    def go(self, worker_id: str) -> None:
+        log = self.directory / f"{worker_id}.log"
+        wait_for(lambda: "waiting for SIGUSR1" in log.read_text(), 60, self.log_tail)
+        self.signal(worker_id, signal.SIGUSR1)
 
     def signal(self, worker_id: str, sig: signal.Signals) -> None:
         self.processes[worker_id].send_signal(sig)
@@ -181,6 +189,7 @@ def test_a_fleet_of_worker_processes_through_converge_sigterm_join_reshard_and_k
     kinesis = create_stream(endpoints, fleet.stream, 12)
     for worker in ("w1", "w2", "w3"):
         fleet.start(worker)
+    fleet.start("w4", on_signal=True)  # joins in phase 3
     batches = 0
 
     def put(count: int) -> set[str]:
@@ -212,7 +221,7 @@ def test_a_fleet_of_worker_processes_through_converge_sigterm_join_reshard_and_k
     wait_for(lambda: shape() == [6, 6], 3 * TAKE_S + 10, describe)
 
     # 3. a newcomer takes its share by graceful handoffs.
-    fleet.start("w4")
+    fleet.go("w4")
     wait_for(lambda: shape() == [4, 4, 4], 60, describe)
     expected |= put(2)
     wait_for(lambda: delivered_all(fleet, expected), 30, fleet.log_tail)

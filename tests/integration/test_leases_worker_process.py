@@ -103,6 +103,12 @@ async def run(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
+    if args.start_on_sigusr1:
+        # Pre-spawned by a test: imports are done, the coordinator starts on its signal.
+        go = asyncio.Event()
+        loop.add_signal_handler(signal.SIGUSR1, go.set)
+        print("waiting for SIGUSR1", flush=True)
+        await go.wait()
     out_fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         async with endpoints.aio_client("kinesis") as kinesis:
@@ -131,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--take", type=float, default=0.5)
     parser.add_argument("--handoff-timeout", type=float, default=10.0)
     parser.add_argument("--shard-sync", type=float, default=1.0)
+    parser.add_argument("--start-on-sigusr1", action="store_true")
     args = parser.parse_args(argv)
     level = logging.DEBUG if os.environ.get("LEASES_WORKER_DEBUG") else logging.INFO
     structlog.configure(

@@ -10,7 +10,9 @@ test_infra_deploy.py) checks what moto can deploy; this checks everything, moto 
 
 from __future__ import annotations
 
+import argparse
 import itertools
+import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -18,13 +20,15 @@ from typing import Any
 
 import pytest
 
+# cfn-lint (dev extra) reads templates as CloudFormation does, short-form tags included.
+from cfnlint.decode import decode_str
+from pydantic import BaseModel
+
 from checkpoints.table import lease_table_definition
 from consumer.cli.health_cmd import register as register_health
 from consumer.pipeline.replication import EXPIRES_AT
 from consumer.settings import Settings, SettingsError, load_settings
 from consumer.telemetry.metrics import Snapshot, emf_line
-
-cfnlint_decode = pytest.importorskip("cfnlint.decode", reason="needs cfn-lint (dev extra)")
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "cloudformation" / "service.yaml"
@@ -36,7 +40,7 @@ SWITCHES = ("EnableReplication", "EnableOpenSearch", "CreateSourceTable")
 
 
 def load_template() -> Template:
-    template, matches = cfnlint_decode.decode_str(TEMPLATE.read_text())
+    template, matches = decode_str(TEMPLATE.read_text())
     assert not matches, matches
     assert template is not None
     return template
@@ -192,8 +196,6 @@ def environment(resolver: Resolver) -> dict[str, str]:
 
 def settings_from(env: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
     # Only the container's variables: none of this machine's CONSUMER_... may leak in.
-    import os
-
     for name in list(os.environ):
         if name.startswith("CONSUMER_"):
             monkeypatch.delenv(name)
@@ -205,8 +207,6 @@ def settings_from(env: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> Se
 def setting_exists(variable: str) -> bool:
     """Whether CONSUMER_A__B__C names a field a.b.c of Settings (pydantic-settings would
     silently ignore a misspelt one)."""
-    from pydantic import BaseModel
-
     assert variable.startswith("CONSUMER_")
     model: type[BaseModel] = Settings
     parts = variable.removeprefix("CONSUMER_").lower().split("__")
@@ -269,7 +269,11 @@ def test_efo_consumer_is_the_one_the_service_looks_for(
     assert consumer["StreamARN"] == settings.stream.arn
     # Tasks start only once the consumer exists, or they would register it first and the
     # stack's StreamConsumer would fail as a duplicate.
-    assert template["Resources"]["Service"]["DependsOn"] == "StreamConsumer"
+    resources = template["Resources"]
+    assert resources["Service"]["DependsOn"] == "StreamConsumerReady"
+    assert resolved.resolve(resources["StreamConsumerReady"]["Metadata"]) == {
+        "StreamConsumer": "<StreamConsumer>"
+    }
     role = resolved.properties("TaskRole")
     statements = {s["Sid"]: s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]}
     assert statements["EnhancedFanOut"]["Resource"] == (
@@ -287,6 +291,13 @@ def test_efo_consumer_is_the_one_the_service_looks_for(
     } <= set(statements["ReadStream"]["Action"])
 
 
+def test_polling_creates_no_consumer(template: Template, monkeypatch: pytest.MonkeyPatch) -> None:
+    resolved = resolver(template, ReadMode="polling")
+    assert settings_from(environment(resolved), monkeypatch).stream.mode == "polling"
+    assert not resolved.exists("StreamConsumer")
+    assert resolved.resolve(template["Resources"]["StreamConsumerReady"]["Metadata"]) == {}
+
+
 def test_stop_timeout_matches_the_drain_budget(
     template: Template, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -298,8 +309,6 @@ def test_stop_timeout_matches_the_drain_budget(
 def test_health_check_is_consumer_health_on_the_health_port(
     template: Template, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import argparse
-
     resolved = resolver(template)
     definition = container(resolved)
     assert definition["HealthCheck"]["Command"] == ["CMD", "consumer", "health"]

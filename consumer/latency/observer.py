@@ -1,0 +1,164 @@
+"""Recording when each sink applied each probe.
+
+`ProbeObserver.wrap_routes` is a worker routes hook: it wraps every route's sink in a
+`MeasuringSink`, which delegates to the real sink and reports each probe it applied, with the
+wall time at which that became true: when `write` returned (for a sink that is not buffered)
+or when the next `flush` returned (for a buffered one, whose records are durable only then).
+The first apply of a probe per sink counts; a duplicate delivery is ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+
+from consumer.latency.clock import WallClockUs, wall_us
+from consumer.latency.probes import ProbeStamp, read_probe
+from consumer.pipeline.processor import Route
+from consumer.pipeline.sink import Failures, Sink
+from consumer.records import ChangeEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """One sink's first apply of one probe.
+
+    `shard_id`: the shard it was read from; `arrival_ms`: the Kinesis ApproximateArrivalTimestamp
+    of the record that carried it (None when read from a DynamoDB stream); `created_at_us`:
+    its ApproximateCreationDateTime.
+    """
+
+    sink: str
+    stamp: ProbeStamp
+    applied_us: int
+    shard_id: str
+    arrival_ms: int | None
+    created_at_us: int
+
+
+class ProbeObserver:
+    """Collects probe applies. Used from the worker's event loop only (not thread-safe)."""
+
+    def __init__(self, clock_us: WallClockUs = wall_us) -> None:
+        self.clock_us = clock_us
+        self._sinks: list[str] = []
+        self._applied: dict[tuple[str, str], dict[int, Applied]] = {}
+
+    @property
+    def sinks(self) -> list[str]:
+        """The names of the sinks the worker has built routes for, in route order."""
+        return list(self._sinks)
+
+    def wrap_routes(self, shard_id: str, routes: list[Route]) -> list[Route]:
+        """A routes hook for `serve`: the same routes, each sink wrapped in a MeasuringSink."""
+        for route in routes:
+            if route.sink.name not in self._sinks:
+                self._sinks.append(route.sink.name)
+        return [dataclasses.replace(r, sink=MeasuringSink(r.sink, self)) for r in routes]
+
+    def note(self, sink: str, stamp: ProbeStamp, event: ChangeEvent, applied_us: int) -> None:
+        """Sink `sink` made probe `stamp` (carried by `event`) durable at `applied_us`."""
+        seen = self._applied.setdefault((stamp.tag, sink), {})
+        if stamp.seq not in seen:
+            position = event.position
+            seen[stamp.seq] = Applied(
+                sink, stamp, applied_us, position.shard_id, position.arrival_ms, event.created_at_us
+            )
+
+    def applied(self, tag: str, sink: str) -> Mapping[int, Applied]:
+        """The probes of `tag` that `sink` applied, by probe number."""
+        return self._applied.get((tag, sink), {})
+
+    def complete(self, tag: str, count: int | None = None) -> bool:
+        """True when every sink has applied probes 0..count-1 of `tag` (with no count: at
+        least one of them). False before the worker has built any route."""
+        if not self._sinks:
+            return False
+        for sink in self._sinks:
+            seen = self.applied(tag, sink)
+            if count is None and not seen:
+                return False
+            if count is not None and any(seq not in seen for seq in range(count)):
+                return False
+        return True
+
+    def covered(self, tag: str, shards: AbstractSet[str]) -> bool:
+        """True when every sink has applied a probe of `tag` read from each of `shards` (with
+        no shards given: any probe of `tag`). False before the worker has built any route."""
+        if not shards:
+            return self.complete(tag)
+        if not self._sinks:
+            return False
+        return all(
+            shards <= {applied.shard_id for applied in self.applied(tag, sink).values()}
+            for sink in self._sinks
+        )
+
+    async def wait_until(
+        self,
+        done: Callable[[], bool],
+        timeout_s: float,
+        poll_s: float = 0.02,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> bool:
+        """Waits until `done()` is true (returns True) or `timeout_s` passed (returns False).
+        Polling does not affect the measurement: apply times are taken in the sinks."""
+        deadline = monotonic() + timeout_s
+        while not done():
+            if monotonic() >= deadline:
+                return False
+            await asyncio.sleep(poll_s)
+        return True
+
+
+class MeasuringSink:
+    """A Sink that delegates everything to `inner` and reports probes to the observer.
+
+    It changes nothing about the sink's behaviour or failures; records reported as failed by
+    `write` are not counted as applied (the pipeline retries them; the retry is counted).
+    """
+
+    def __init__(self, inner: Sink, observer: ProbeObserver) -> None:
+        self._inner = inner
+        self._observer = observer
+        self._pending: list[tuple[ProbeStamp, ChangeEvent]] = []
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    @property
+    def buffered(self) -> bool:
+        return self._inner.buffered
+
+    async def write(self, events: Sequence[ChangeEvent]) -> Failures:
+        failures = await self._inner.write(events)
+        applied_us = self._observer.clock_us()
+        for index, event in enumerate(events):
+            if index in failures:
+                continue
+            stamp = read_probe(event)
+            if stamp is None:
+                continue
+            if self._inner.buffered:
+                self._pending.append((stamp, event))
+            else:
+                self._observer.note(self.name, stamp, event, applied_us)
+        return failures
+
+    def wants_flush(self, now_monotonic: float) -> bool:
+        return self._inner.wants_flush(now_monotonic)
+
+    async def flush(self) -> None:
+        await self._inner.flush()
+        applied_us = self._observer.clock_us()
+        for stamp, event in self._pending:
+            self._observer.note(self.name, stamp, event, applied_us)
+        self._pending.clear()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

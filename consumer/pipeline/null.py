@@ -1,0 +1,31 @@
+"""A sink that applies nothing: for benchmarks and for measuring the consumer's own cost."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from consumer.pipeline.sink import NO_FAILURES, Failures
+from consumer.records import ChangeEvent
+
+
+class NullSink:
+    """Accepts every change and counts it."""
+
+    name = "null"
+    buffered = False
+
+    def __init__(self) -> None:
+        self.changes = 0
+
+    async def write(self, events: Sequence[ChangeEvent]) -> Failures:
+        self.changes += len(events)
+        return NO_FAILURES
+
+    def wants_flush(self, now_monotonic: float) -> bool:
+        return False
+
+    async def flush(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None

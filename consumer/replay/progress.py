@@ -1,0 +1,206 @@
+"""Progress of a replay: the math (pure) and its two renderings.
+
+- per shard, the share of the time range done: (arrival time of the last record applied -
+  start) / (--to - start), 100 % once the shard is settled (see `status`);
+- overall: the mean of the shard shares; records (all workers), the recent rate (records/s
+  over the last `RATE_WINDOW_S`), and an ETA that extrapolates the elapsed time by the share
+  still to do;
+- on a terminal: one line rewritten in place (carriage return); otherwise a structured log
+  line every `log_interval_s`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+import structlog
+
+from consumer.replay.status import ReplayState, ShardStatus, settlement
+from consumer.replay.times import clock_text
+
+log = structlog.get_logger(__name__)
+
+RATE_WINDOW_S = 10.0
+_GLYPHS = " ▁▂▃▄▅▆▇█"
+_SHOW_PERCENT_UP_TO = 4  # shards; more are drawn one glyph each
+
+
+def shard_share(status: ShardStatus, settled: bool, start_ms: int, to_ms: int) -> float:
+    """The share of [start, --to] one shard has covered, 0..1 (1 only once settled)."""
+    if settled:
+        return 1.0
+    if status.at_ms is None:
+        return 0.0
+    span = to_ms - start_ms
+    if span <= 0:
+        return 0.99
+    return min(0.99, max(0.0, (status.at_ms - start_ms) / span))
+
+
+def eta_s(elapsed_s: float, share: float) -> float | None:
+    """Time left, extrapolating the elapsed time by the share still to do (None: unknown)."""
+    if share >= 1.0:
+        return 0.0
+    if share < 0.005 or elapsed_s <= 0:
+        return None
+    return elapsed_s * (1.0 - share) / share
+
+
+@dataclass
+class RateMeter:
+    """Records per second over the last `window_s`, from cumulative counts."""
+
+    window_s: float = RATE_WINDOW_S
+    _samples: deque[tuple[float, int]] | None = None
+
+    def add(self, now: float, records: int) -> float:
+        samples = self._samples if self._samples is not None else deque()
+        self._samples = samples
+        samples.append((now, records))
+        while len(samples) > 2 and now - samples[1][0] >= self.window_s:
+            samples.popleft()
+        first_time, first_records = samples[0]
+        if now - first_time <= 0:
+            return 0.0
+        return max(0.0, (records - first_records) / (now - first_time))
+
+
+@dataclass(frozen=True)
+class ProgressSnapshot:
+    """What both renderings show."""
+
+    records: int
+    share: float
+    shard_shares: tuple[tuple[str, float], ...]
+    settled: int
+    rate: float
+    eta_s: float | None
+    elapsed_s: float
+
+    @property
+    def shards(self) -> int:
+        return len(self.shard_shares)
+
+
+def snapshot(
+    state: ReplayState, start_ms: int, to_ms: int, elapsed_s: float, rate: float
+) -> ProgressSnapshot:
+    verdicts = settlement(state, to_ms)
+    shares = tuple(
+        (s.shard_id, shard_share(s, verdicts.get(s.shard_id) is not None, start_ms, to_ms))
+        for s in state.shards
+    )
+    overall = sum(share for _, share in shares) / len(shares) if shares else 0.0
+    return ProgressSnapshot(
+        records=sum(s.records for s in state.shards),
+        share=overall,
+        shard_shares=shares,
+        settled=sum(1 for verdict in verdicts.values() if verdict is not None),
+        rate=rate,
+        eta_s=eta_s(elapsed_s, overall),
+        elapsed_s=elapsed_s,
+    )
+
+
+def short_shard(shard_id: str) -> str:
+    """`shardId-000000000012` -> `12`."""
+    tail = shard_id.rsplit("-", 1)[-1]
+    if not tail.isdigit():
+        return shard_id
+    return tail.lstrip("0") or "0"
+
+
+def progress_line(progress: ProgressSnapshot, width: int = 100) -> str:
+    """One terminal line: records, a bar, per-shard shares, rate and ETA."""
+    filled = round(progress.share * 20)
+    bar = "#" * filled + "-" * (20 - filled)
+    if progress.shards <= _SHOW_PERCENT_UP_TO:
+        shards = " ".join(
+            f"{short_shard(shard)}:{share * 100:.0f}%" for shard, share in progress.shard_shares
+        )
+    else:
+        shards = "".join(
+            _GLYPHS[round(share * (len(_GLYPHS) - 1))] for _, share in progress.shard_shares
+        )
+    eta = clock_text(progress.eta_s) if progress.eta_s is not None else "--:--:--"
+    line = (
+        f"replay [{bar}] {progress.share * 100:5.1f}%  {progress.records:,} records  "
+        f"{progress.rate:,.0f}/s  ETA {eta}  shards {progress.settled}/{progress.shards} "
+        f"[{shards}]"
+    )
+    return line[: max(20, width - 1)]
+
+
+def progress_fields(progress: ProgressSnapshot) -> dict[str, object]:
+    """The same as structured log fields."""
+    return {
+        "records": progress.records,
+        "done_pct": round(progress.share * 100, 1),
+        "rate_per_s": round(progress.rate, 1),
+        "eta_s": round(progress.eta_s) if progress.eta_s is not None else None,
+        "shards_settled": progress.settled,
+        "shards": progress.shards,
+        "shard_pct": {
+            shard: round(share * 100, 1) for shard, share in progress.shard_shares
+        },
+    }
+
+
+class ProgressReporter:
+    """Renders replay states as they come: a live line on a terminal, log lines otherwise.
+
+    `mode`: "bar" (carriage-return line on `out`), "log" (structlog every `log_interval_s`),
+    or "none". `start_ms`/`to_ms` bound the time range shares are measured on.
+    """
+
+    def __init__(
+        self,
+        mode: str,
+        start_ms: int,
+        to_ms: int,
+        out: TextIO | None = None,
+        log_interval_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        width: int = 100,
+    ) -> None:
+        if mode not in ("bar", "log", "none"):
+            raise ValueError(f"progress mode must be bar, log or none, got {mode!r}")
+        self.mode = mode
+        self._start_ms = start_ms
+        self._to_ms = to_ms
+        self._out = out or sys.stdout
+        self._log_interval_s = log_interval_s
+        self._clock = clock
+        self._width = width
+        self._started = clock()
+        self._last_log = float("-inf")
+        self._rate = RateMeter()
+        self._drawn = False
+        self.last: ProgressSnapshot | None = None
+
+    def update(self, state: ReplayState) -> ProgressSnapshot:
+        now = self._clock()
+        records = sum(s.records for s in state.shards)
+        rate = self._rate.add(now, records)
+        current = snapshot(state, self._start_ms, self._to_ms, now - self._started, rate)
+        self.last = current
+        if self.mode == "bar":
+            self._out.write("\r" + progress_line(current, self._width) + "\x1b[K")
+            self._out.flush()
+            self._drawn = True
+        elif self.mode == "log" and now - self._last_log >= self._log_interval_s:
+            self._last_log = now
+            log.info("replay.progress", **progress_fields(current))
+        return current
+
+    def finish(self) -> None:
+        """Ends the live line (so later output starts on a fresh line)."""
+        if self._drawn:
+            self._out.write("\n")
+            self._out.flush()
+            self._drawn = False

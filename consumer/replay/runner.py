@@ -1,0 +1,315 @@
+"""A whole replay as the command line runs it: check the request, look at the source, then
+dry-run or replay with progress, and report. Returns the exit code:
+
+0 complete (or a dry run), 1 the replay failed (a shard stopped, an AWS call failed, a worker
+process failed), 2 bad input, 130 interrupted (the lease table is kept: run the printed
+command to resume).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+
+from consumer.replay.archive import ArchiveReplay
+from consumer.replay.archive_index import HOUR_MS, find_table, list_objects
+from consumer.replay.dry_run import dry_run_stream, render
+from consumer.replay.errors import ReplayError, ReplayInputError
+from consumer.replay.outcome import ReplayOutcome
+from consumer.replay.progress import ProgressReporter
+from consumer.replay.request import (
+    ReplayRequest,
+    Source,
+    check_workers,
+    replay_name,
+    select_pipelines,
+)
+from consumer.replay.stream import StreamReplay, plan_stream_replay
+from consumer.replay.times import iso_ms
+from consumer.replay.window import ReplayWindow, window_from_input
+from consumer.replay.workers import spawn_workers, stop_workers, wait_workers, worker_argv
+from consumer.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """The command line, as typed (checked by `run_replay`)."""
+
+    from_text: str
+    to_text: str | None = None
+    pipelines: tuple[str, ...] | None = None
+    workers: int = 1
+    source: Source = Source.STREAM
+    dry_run: bool = False
+    replay_name: str | None = None
+    table: str | None = None
+    archive_bucket: str | None = None
+    archive_prefix: str | None = None
+    grace_s: float = 60.0
+    progress: str = "auto"  # auto | bar | log | none
+    keep_lease_table: bool = False
+    worker_process: bool = False  # started by another replay's --workers
+    config: Path | None = None
+
+
+@dataclass
+class Console:
+    """Where the report goes: results on `out`, warnings and errors on `err`."""
+
+    out: TextIO
+    err: TextIO
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    def warn(self, line: str) -> None:
+        print(f"consumer replay: warning: {line}", file=self.err, flush=True)
+
+
+def progress_mode(requested: str, out: TextIO) -> str:
+    if requested != "auto":
+        return requested
+    isatty = getattr(out, "isatty", None)
+    return "bar" if isatty is not None and isatty() else "log"
+
+
+def build_request(
+    settings: Settings, options: ReplayOptions, now_ms: int
+) -> tuple[ReplayRequest, list[str]]:
+    """The checked request and the warnings to show; ReplayInputError for bad input."""
+    window = window_from_input(
+        options.from_text, options.to_text, now_ms, round(options.grace_s * 1000)
+    )
+    warnings = check_workers(options.workers, options.source)
+    if options.source is Source.STREAM:
+        if settings.stream.mode == "streams":
+            raise ReplayInputError(
+                "replay reads a Kinesis stream, and the settings are in streams mode "
+                "(DynamoDB Streams has no AT_TIMESTAMP and keeps 24 h): use --source archive"
+            )
+        if not (settings.stream.name or settings.stream.arn):
+            raise ReplayInputError("set stream.name or stream.arn (the stream to replay)")
+    pipelines = select_pipelines(settings, options.pipelines, options.source)
+    name = replay_name(settings, window.from_ms, options.replay_name)
+    workers = 1 if options.source is Source.ARCHIVE else options.workers
+    return ReplayRequest(window, pipelines, options.source, name, workers), warnings
+
+
+async def run_replay(
+    settings: Settings,
+    options: ReplayOptions,
+    stop: asyncio.Event,
+    console: Console | None = None,
+    now_ms: int | None = None,
+) -> int:
+    """Runs the replay the options ask for; see the module docstring for the exit codes."""
+    console = console or Console(sys.stdout, sys.stderr)
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    try:
+        request, warnings = build_request(settings, options, now_ms)
+        for warning in warnings:
+            console.warn(warning)
+        if request.source is Source.ARCHIVE:
+            return await _archive(settings, options, request, stop, console)
+        return await _stream(settings, options, request, stop, console, now_ms)
+    except ReplayInputError as error:
+        print(f"consumer replay: {error}", file=console.err, flush=True)
+        return 2
+    except ReplayError as error:
+        print(f"consumer replay: {error}", file=console.err, flush=True)
+        return 1
+    except ClientError as error:
+        detail = error.response.get("Error", {})
+        operation = getattr(error, "operation_name", "an AWS call")
+        print(
+            f"consumer replay: {operation} failed with {detail.get('Code', '')}: "
+            f"{detail.get('Message', '')}",
+            file=console.err,
+            flush=True,
+        )
+        return 1
+    except BotoCoreError as error:
+        print(f"consumer replay: AWS call failed: {error}", file=console.err, flush=True)
+        return 1
+
+
+async def _stream(
+    settings: Settings,
+    options: ReplayOptions,
+    request: ReplayRequest,
+    stop: asyncio.Event,
+    console: Console,
+    now_ms: int,
+) -> int:
+    window = request.window
+    plan = await plan_stream_replay(settings, window, now_ms)
+    if not options.worker_process:
+        if plan.horizon.warning:
+            console.warn(plan.horizon.warning)
+        if plan.horizon.note:
+            console.say(plan.horizon.note)
+    reporter = ProgressReporter(
+        progress_mode(options.progress, console.out), plan.horizon.start_ms, window.to_ms,
+        out=console.out,
+    )
+    if options.dry_run:
+        result = await dry_run_stream(settings, window, plan, reporter.update)
+        reporter.finish()
+        for line in render(result, window, settings.aws.region):
+            console.say(line)
+        return 0
+    if not options.worker_process:
+        console.say(
+            f"replay {request.name}: {len(plan.shards)} shards of {plan.facts.name} into "
+            f"{', '.join(request.pipelines)}, {_span(window)}"
+        )
+    processes = []
+    if request.workers > 1:
+        argv = worker_argv(request, options.config, options.keep_lease_table)
+        processes = spawn_workers(argv, request.workers - 1)
+    started = time.monotonic()
+    replay = StreamReplay(
+        settings,
+        request,
+        plan,
+        on_state=reporter.update,
+        keep_lease_table=options.keep_lease_table,
+    )
+    try:
+        outcome = await replay.run(stop)
+    finally:
+        reporter.finish()
+        if stop.is_set():
+            stop_workers(processes)
+    codes = await asyncio.to_thread(wait_workers, processes, settings.stop_timeout_s + 30)
+    if options.worker_process:
+        return _exit_code(outcome, codes)
+    _report(console, request, outcome, time.monotonic() - started, codes)
+    if outcome.interrupted:
+        console.say(f"resume with: {_resume_command(request, options)}")
+    return _exit_code(outcome, codes)
+
+
+async def _archive(
+    settings: Settings,
+    options: ReplayOptions,
+    request: ReplayRequest,
+    stop: asyncio.Event,
+    console: Console,
+) -> int:
+    audit = settings.pipelines.audit
+    bucket = options.archive_bucket or audit.bucket
+    if not bucket:
+        raise ReplayInputError(
+            "--source archive needs the audit bucket: set pipelines.audit.bucket "
+            "or pass --archive-bucket"
+        )
+    prefix = audit.prefix if options.archive_prefix is None else options.archive_prefix
+    window = request.window
+    async with settings.aws.endpoints().aio_client("s3") as s3:
+        location = await find_table(s3, bucket, prefix, options.table)
+        objects = await list_objects(s3, location, window)
+    if not objects:
+        console.warn(
+            f"no audit objects in s3://{bucket}/{location.table_prefix} for {_span(window)}"
+        )
+    start_ms = window.from_ms
+    if start_ms is None:
+        start_ms = objects[0].hour * HOUR_MS if objects else window.to_ms - 1
+    reporter = ProgressReporter(
+        progress_mode(options.progress, console.out), start_ms, window.to_ms, out=console.out
+    )
+    replay = ArchiveReplay(settings, request, location, objects, on_state=reporter.update)
+    if options.dry_run:
+        result = await replay.count(stop)
+        reporter.finish()
+        for line in render(result, window, settings.aws.region):
+            console.say(line)
+        return 0
+    console.say(
+        f"replay from the archive s3://{bucket}/{location.table_prefix}: {len(objects)} objects "
+        f"into {', '.join(request.pipelines)}, {_span(window)}"
+    )
+    started = time.monotonic()
+    try:
+        outcome = await replay.run(stop)
+    finally:
+        reporter.finish()
+    totals = replay.totals
+    _report(console, request, outcome, time.monotonic() - started, [])
+    console.say(
+        f"  archive: {totals.objects} objects, {totals.lines:,} lines, "
+        f"{totals.duplicates:,} duplicates skipped, {totals.outside_window:,} outside the window"
+        + (f", {totals.bad_lines} unreadable lines" if totals.bad_lines else "")
+    )
+    if outcome.interrupted:
+        console.say("interrupted: an archive replay starts over when run again")
+    return _exit_code(outcome, [])
+
+
+def _span(window: ReplayWindow) -> str:
+    start = "the oldest record" if window.from_ms is None else iso_ms(window.from_ms)
+    return f"changes from {start} to {iso_ms(window.to_ms)}"
+
+
+def _report(
+    console: Console,
+    request: ReplayRequest,
+    outcome: ReplayOutcome,
+    elapsed_s: float,
+    worker_codes: list[int],
+) -> None:
+    local = outcome.local
+    verdict = "complete" if outcome.complete else (
+        "interrupted" if outcome.interrupted else "incomplete"
+    )
+    console.say(
+        f"replay {request.name} {verdict}: {outcome.records:,} records applied in "
+        f"{elapsed_s:.1f} s"
+        + (f" ({local.records:,} by this process)" if request.workers > 1 else "")
+    )
+    if local.skipped_after_to:
+        console.say(f"  {local.skipped_after_to:,} changes made after --to were read and skipped")
+    if local.parked:
+        console.say(f"  {local.parked:,} records parked in the dead-letter queue (consumer dlq)")
+    for shard, error in sorted(outcome.stopped.items()):
+        console.say(f"  shard {shard} stopped: {error}")
+    failed = [code for code in worker_codes if code not in (0, 130)]
+    if failed:
+        console.say(f"  {len(failed)} worker process(es) failed (exit codes {failed})")
+    if request.source is Source.STREAM and not outcome.lease_table_deleted:
+        console.say(f"  lease table {request.lease_table} kept")
+
+
+def _exit_code(outcome: ReplayOutcome, worker_codes: list[int]) -> int:
+    if outcome.stopped or any(code not in (0, 130) for code in worker_codes):
+        return 1
+    if outcome.interrupted:
+        return 130
+    return 0 if outcome.complete else 1
+
+
+def _resume_command(request: ReplayRequest, options: ReplayOptions) -> str:
+    window = request.window
+    start = "TRIM_HORIZON" if window.from_ms is None else iso_ms(window.from_ms)
+    parts = [
+        "consumer replay",
+        f"--from {start}",
+        f"--to {iso_ms(window.to_ms)}",
+        f"--replay-name {request.name}",
+        f"--pipelines {','.join(request.pipelines)}",
+    ]
+    if options.config is not None:
+        parts.append(f"--config {options.config}")
+    if request.workers > 1:
+        parts.append(f"--workers {request.workers}")
+    return " ".join(parts)

@@ -1,0 +1,267 @@
+"""Stream replay: the chosen pipelines fed from the Kinesis stream, under the replay's own
+lease table, by one or more replay workers.
+
+Wiring (like `consumer.service.worker.Worker`, composed from the same pieces):
+- shards: `FilteredShardLister` (ListShards FROM_TIMESTAMP / FROM_TRIM_HORIZON), so the
+  coordinator creates leases only for the shards of the window; roots start AT_TIMESTAMP
+  `--from` (or TRIM_HORIZON), children after their parents' SHARD_END (invariant 4, the
+  coordinator's rule);
+- reads: shared-throughput polling (GetRecords). A replay is bound by throughput, not
+  latency, so EFO's lower propagation delay buys nothing, while registering a consumer would
+  take one of the stream's 20 consumer slots and bill consumer-shard-hours. Polling shares the
+  shard's 5 GetRecords calls/s and 2 MiB/s with other polling consumers; a live service that
+  uses EFO is not slowed at all;
+- each leased shard: `shard_task.replay_shard` (cut-off at `--to + grace`, change-time filter
+  at `--to`, the service's `ShardPipeline` for retries, bisection, the DLQ and checkpoints).
+
+Completion: every worker scans the lease table once per `poll_s` (`marks.ReplayMarks.state`)
+and leaves when every shard is settled (`status.is_complete`); its coordinator then stops
+gracefully. The last worker out deletes the lease table (unless asked to keep it); an
+interrupted replay keeps it, and running the same replay again resumes from its checkpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, replace
+from typing import Any
+
+import structlog
+from botocore.exceptions import BotoCoreError, ClientError
+
+from checkpoints import Checkpoint, LeaseHandle, LeaseTable
+from checkpoints.coordinator import Coordinator
+from checkpoints.discovery import ShardInfo
+from checkpoints.retry import error_code
+from consumer.pipeline.decoders import decode_kinesis
+from consumer.pipeline.processor import ShardPipeline
+from consumer.replay.cutoff import ChangeTimeFilter
+from consumer.replay.horizon import (
+    HorizonCheck,
+    StreamFacts,
+    check_horizon,
+    describe_stream,
+    oldest_arrival_ms,
+)
+from consumer.replay.marks import ReplayMarks
+from consumer.replay.outcome import LocalTotals, ReplayOutcome
+from consumer.replay.request import ReplayRequest, replay_settings
+from consumer.replay.shard_task import replay_shard
+from consumer.replay.shards import FilteredShardLister
+from consumer.replay.status import ReplayState, is_complete
+from consumer.replay.window import ReplayWindow
+from consumer.service.pipelines import build_dlq, open_pipeline_clients, routes_factory
+from consumer.service.worker import lease_settings
+from consumer.settings import Settings
+from consumer.sources.lean import install_lean_get_records
+from consumer.sources.polling import PollingOptions, PollingReader
+
+log = structlog.get_logger(__name__)
+
+StateListener = Callable[[ReplayState], object]
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """What the replay found out about the stream before starting."""
+
+    facts: StreamFacts
+    horizon: HorizonCheck
+    shards: tuple[ShardInfo, ...]
+
+    @property
+    def shard_ids(self) -> frozenset[str]:
+        return frozenset(shard.shard_id for shard in self.shards)
+
+
+async def plan_stream_replay(settings: Settings, window: ReplayWindow, now_ms: int) -> StreamPlan:
+    """Describes the stream, lists the window's shards and checks `--from` against the trim
+    horizon (reading the oldest record only when `--from` is at or before the horizon)."""
+    stream = settings.stream
+    async with settings.aws.endpoints().aio_client("kinesis") as client:
+        install_lean_get_records(client)
+        facts = await describe_stream(client, stream.name, stream.arn)
+        horizon_ms = now_ms - facts.retention_hours * 3_600_000
+        if window.from_ms is None or window.from_ms < horizon_ms:
+            facts = replace(facts, oldest_arrival_ms=await oldest_arrival_ms(client, facts.arn))
+        shards = await FilteredShardLister(client, facts.arn, window.from_ms).list_shards()
+    return StreamPlan(
+        facts=facts,
+        horizon=check_horizon(window.from_ms, facts, now_ms),
+        shards=tuple(shards),
+    )
+
+
+class StreamReplay:
+    """One replay worker. Constructing it does no I/O; `run(stop)` replays until the whole
+    replay is complete (all workers' shards) or `stop` is set."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        request: ReplayRequest,
+        plan: StreamPlan,
+        *,
+        worker_id: str | None = None,
+        on_state: StateListener | None = None,
+        poll_s: float = 1.0,
+        keep_lease_table: bool = False,
+    ) -> None:
+        self.settings = replay_settings(settings, request)
+        self.request = request
+        self.plan = plan
+        self.worker_id = worker_id
+        self._on_state = on_state or (lambda state: None)
+        self._poll_s = poll_s
+        self._keep_lease_table = keep_lease_table
+        self._last_state = ReplayState()
+        self.totals = LocalTotals()
+
+    def _initial_position(self) -> Checkpoint:
+        from_ms = self.request.window.from_ms
+        return Checkpoint.trim_horizon() if from_ms is None else Checkpoint.at_timestamp(from_ms)
+
+    async def run(self, stop: asyncio.Event) -> ReplayOutcome:
+        settings = self.settings
+        window = self.request.window
+        endpoints = settings.aws.endpoints()
+        arn = self.plan.facts.arn
+        async with AsyncExitStack() as stack:
+            kinesis = await stack.enter_async_context(endpoints.aio_client("kinesis"))
+            install_lean_get_records(kinesis)
+            reader = PollingReader(
+                kinesis, arn, PollingOptions(interval_s=settings.stream.polling_interval_s)
+            )
+            lister_client = await stack.enter_async_context(endpoints.aio_client("kinesis"))
+            lister = FilteredShardLister(lister_client, arn, window.from_ms)
+            clients = await open_pipeline_clients(settings, stack)
+            dlq = build_dlq(settings, clients)
+            make_routes = routes_factory(settings, clients)
+            decoder = ChangeTimeFilter(decode_kinesis, window)
+            leases = replace(
+                lease_settings(settings, arn),
+                initial_position=self._initial_position(),
+                worker_id=self.worker_id,
+            )
+            table = await stack.enter_async_context(
+                LeaseTable.open(endpoints, leases.lease_table, leases.retry)
+            )
+            dynamodb = await stack.enter_async_context(endpoints.aio_client("dynamodb"))
+            marks = ReplayMarks(dynamodb, leases.lease_table)
+
+            def make_pipeline(handle: LeaseHandle) -> ShardPipeline:
+                return ShardPipeline(
+                    arn,
+                    handle.shard_id,
+                    make_routes(handle.shard_id),
+                    dlq,
+                    handle,
+                    decoder=decoder,
+                    checkpoint_interval_s=settings.checkpoint_interval_s,
+                )
+
+            async def process(handle: LeaseHandle) -> None:
+                pipelines: list[ShardPipeline] = []
+
+                def tracked(handle: LeaseHandle) -> ShardPipeline:
+                    pipeline = make_pipeline(handle)
+                    pipelines.append(pipeline)
+                    return pipeline
+
+                try:
+                    await replay_shard(
+                        handle,
+                        reader,
+                        tracked,
+                        marks,
+                        window,
+                        settings.stream.read_ahead_batches,
+                    )
+                finally:
+                    for pipeline in pipelines:
+                        self.totals.add(pipeline)
+
+            coordinator = Coordinator(
+                leases, table, lister, process, worker_id=self.worker_id
+            )
+            log.info(
+                "replay.start",
+                replay=self.request.name,
+                stream=arn,
+                pipelines=list(self.request.pipelines),
+                lease_table=leases.lease_table,
+                shards=len(self.plan.shard_ids),
+            )
+            async with coordinator:
+                complete = await self._watch(marks, stop)
+            state = await self._final_state(marks)
+            self.totals.skipped_after_to = decoder.skipped.after_to
+            complete = complete or is_complete(state, window.to_ms, self.plan.shard_ids)
+            deleted = False
+            if complete and not self._keep_lease_table:
+                deleted = await self._delete_lease_table(dynamodb, leases.lease_table, state)
+            log.info(
+                "replay.stopped",
+                complete=complete,
+                records=self.totals.records,
+                lease_table_deleted=deleted,
+            )
+            return ReplayOutcome(
+                complete=complete,
+                interrupted=stop.is_set() and not complete,
+                state=state,
+                local=self.totals,
+                lease_table_deleted=deleted,
+            )
+
+    async def _watch(self, marks: ReplayMarks, stop: asyncio.Event) -> bool:
+        """Polls the lease table until the replay is complete (True) or `stop` is set."""
+        to_ms = self.request.window.to_ms
+        while not stop.is_set():
+            try:
+                state = await marks.state()
+            except ClientError as error:
+                if error_code(error) == "ResourceNotFoundException":
+                    # Only the last worker of a complete replay deletes the table.
+                    log.info("replay.lease_table_gone", table=marks.table_name)
+                    return True
+                log.warning("replay.state_unavailable", error=str(error))
+            except BotoCoreError as error:
+                log.warning("replay.state_unavailable", error=str(error))
+            else:
+                self._last_state = state
+                self._on_state(state)
+                if is_complete(state, to_ms, self.plan.shard_ids):
+                    return True
+            try:
+                await asyncio.wait_for(stop.wait(), self._poll_s)
+            except TimeoutError:
+                continue
+        return False
+
+    async def _final_state(self, marks: ReplayMarks) -> ReplayState:
+        """The table after our coordinator left; the last state seen if another worker has
+        deleted the table meanwhile (it does so only once the replay is complete)."""
+        try:
+            state = await marks.state()
+        except ClientError as error:
+            if error_code(error) != "ResourceNotFoundException":
+                raise
+            return self._last_state
+        self._last_state = state
+        return state
+
+    async def _delete_lease_table(self, client: Any, name: str, state: ReplayState) -> bool:
+        """The last worker out deletes the lease table; others leave it to that one."""
+        if state.workers:
+            log.info("replay.lease_table_kept", table=name, other_workers=sorted(state.workers))
+            return False
+        try:
+            await client.delete_table(TableName=name)
+        except ClientError as error:
+            if error_code(error) not in ("ResourceNotFoundException", "ResourceInUseException"):
+                raise
+            return False
+        return True

@@ -1,0 +1,94 @@
+"""`--workers N`: N-1 extra replay worker processes next to this one.
+
+Each is `consumer replay` with the same replay name and the same exact window (so "now" and
+relative times mean the same instant in all of them), sharing the shards through the replay's
+lease table like any other replay workers, which may as well run on other hosts. Processes,
+not coroutines: decoding is CPU work, and one Python process uses one core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from consumer.replay.request import ReplayRequest
+from consumer.replay.times import iso_ms
+
+CHILD_LOG_LEVEL = "warning"
+
+
+def worker_argv(
+    request: ReplayRequest, config: Path | None, keep_lease_table: bool
+) -> list[str]:
+    """The command line of one extra worker."""
+    window = request.window
+    argv = [
+        sys.executable,
+        "-m",
+        "consumer",
+        "replay",
+        "--from",
+        "TRIM_HORIZON" if window.from_ms is None else iso_ms(window.from_ms),
+        "--to",
+        iso_ms(window.to_ms),
+        "--to-grace",
+        f"{window.grace_ms / 1000:g}",
+        "--replay-name",
+        request.name,
+        "--pipelines",
+        ",".join(request.pipelines),
+        "--workers",
+        "1",
+        "--progress",
+        "none",
+        "--worker-process",
+    ]
+    if config is not None:
+        argv += ["--config", str(config)]
+    if keep_lease_table:
+        argv.append("--keep-lease-table")
+    return argv
+
+
+def spawn_workers(argv: Sequence[str], count: int) -> list[subprocess.Popen[bytes]]:
+    """Starts `count` workers. Their logs (warnings and up) go to our stderr."""
+    env = {**os.environ, "CONSUMER_TELEMETRY__LOG_LEVEL": CHILD_LOG_LEVEL}
+    try:
+        output: int | None = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        output = None  # stderr is not a file (captured): inherit
+    return [
+        subprocess.Popen(list(argv), env=env, stdout=output, stderr=output)
+        for _ in range(count)
+    ]
+
+
+def stop_workers(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    """Asks every worker still running to stop gracefully (SIGTERM)."""
+    for process in processes:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+
+
+def wait_workers(processes: Sequence[subprocess.Popen[bytes]], timeout_s: float) -> list[int]:
+    """Waits for the workers (a complete replay ends them all by itself); the ones still
+    running after `timeout_s` are stopped, then killed. Returns their exit codes."""
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+    stop_workers(processes)
+    codes = []
+    for process in processes:
+        try:
+            codes.append(process.wait(timeout=30))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            codes.append(process.wait())
+    return codes

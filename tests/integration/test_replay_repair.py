@@ -1,0 +1,238 @@
+"""`consumer replay` on the local stack: repair a replica from a time T and rebuild it from the
+trim horizon, from the stream and from the audit archive; stop exactly at --to; share the
+shards between replay workers.
+
+The history (once per module): a first batch of changes, then a time T (on a whole-second
+boundary margin, because the local bridge's change times have second precision), then a
+second batch; the live service (replication + audit) applies both, so the replica equals the
+table and the archive holds every change.
+
+"Corrupting" the replica models a bad deploy that wrote wrong data: the item's attributes are
+changed and its `_cdc_version` set to 0. A replay's write wins only over an *older* stored
+version (sinks never regress newer state), so an item a bad deploy wrote with a current
+version would not be repaired by any replay; one with an old version is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from consumer.cli import main as cli_main
+from consumer.local.bridge import DestinationBridge
+from consumer.local.sample_orders import write_order_changes
+from consumer.local.stack import LocalStackState
+from consumer.replay import ReplayOptions, Source, run_replay
+from consumer.replay.runner import Console, build_request
+from consumer.replay.stream import StreamReplay, plan_stream_replay
+from consumer.replay.times import iso_ms
+from tests.service_harness import Deployment, by_key
+
+pytestmark = pytest.mark.integration
+
+AUDIT_BUCKET_SUFFIX = "-audit"
+
+
+@dataclass
+class History:
+    app: Deployment
+    env: dict[str, str]
+    t_ms: int
+    at_t: dict[str, dict[str, Any]]  # the source table as of T
+    changed_after_t: list[str]  # keys whose state changed after T (deleted ones included)
+    unchanged: list[str]  # keys not changed after T
+
+
+def _sleep_past_second(margin_s: float) -> None:
+    now = time.time()
+    time.sleep(int(now) + 1 + margin_s - now)
+
+
+@pytest.fixture(scope="module")
+def history(local_stack: LocalStackState) -> Iterator[History]:
+    name = f"r-{uuid.uuid4().hex[:10]}"
+    app = Deployment(local_stack, name)
+    app.create()
+    bucket = name + AUDIT_BUCKET_SUFFIX
+    app.endpoints.client("s3").create_bucket(Bucket=bucket)
+    dynamodb = app.endpoints.client("dynamodb")
+    # One bridge for both batches (a new one would copy the first batch again, after T).
+    bridge = DestinationBridge(
+        app.endpoints.client("dynamodbstreams"),
+        app.endpoints.client("kinesis"),
+        app.table,
+        app.stream,
+        app.endpoints.region,
+    )
+    write_order_changes(dynamodb, app.table, 80, seed=11)
+    while bridge.pump():
+        pass
+    at_t = by_key(app.source_items())
+    # Change times have whole-second precision locally: keep T clear of both batches.
+    _sleep_past_second(0.3)
+    t_ms = int(time.time() * 1000)
+    _sleep_past_second(0.1)
+    write_order_changes(dynamodb, app.table, 60, seed=12)  # re-puts, updates and deletes
+    while bridge.pump():
+        pass
+    env = {
+        "CONSUMER_PIPELINES__AUDIT__ENABLED": "true",
+        "CONSUMER_PIPELINES__AUDIT__BUCKET": bucket,
+        "CONSUMER_PIPELINES__AUDIT__SSE": "none",
+        "CONSUMER_PIPELINES__AUDIT__MAX_AGE_S": "1",
+    }
+    assert app.run_in_process(until_idle_s=2.0, **env) == 0
+    final = by_key(app.source_items())
+    assert by_key(app.replica_items()) == final
+    keys = sorted(set(at_t) | set(final))
+    changed = [key for key in keys if at_t.get(key) != final.get(key)]
+    unchanged = [key for key in keys if key not in changed and key in final]
+    assert len(changed) >= 10 and unchanged, "the workload must change some items, not all"
+    yield History(app, env, t_ms, at_t, changed, unchanged)
+
+
+def _replica_client(history: History) -> Any:
+    return history.app.endpoints.client("dynamodb")
+
+
+def _corrupt(history: History, keys: list[str]) -> None:
+    """A bad deploy: wrong attributes under an old version; one item lost, deleted ones back."""
+    client = _replica_client(history)
+    table = history.app.replica
+    for index, key in enumerate(keys):
+        if index == 0:
+            client.delete_item(TableName=table, Key={"pk": {"S": key}})
+            continue
+        client.put_item(
+            TableName=table,
+            Item={
+                "pk": {"S": key},
+                "status": {"S": "CORRUPTED"},
+                "_cdc_version": {"N": "0"},
+                "_cdc_seq": {"S": "0"},
+            },
+        )
+
+
+def _wipe_replica(history: History) -> None:
+    client = _replica_client(history)
+    client.delete_table(TableName=history.app.replica)
+    history.app.create_replica()
+    assert history.app.replica_items() == []
+
+
+def _replay(history: History, **options: Any) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    settings = history.app.settings(**history.env)
+    code = asyncio.run(
+        asyncio.wait_for(
+            run_replay(
+                settings,
+                ReplayOptions(pipelines=("replication",), progress="none", **options),
+                asyncio.Event(),
+                Console(out, err),
+            ),
+            timeout=90,
+        )
+    )
+    return code, out.getvalue(), err.getvalue()
+
+
+def _assert_replica_equals_table(history: History) -> None:
+    assert by_key(history.app.replica_items()) == by_key(history.app.source_items())
+
+
+def test_two_stream_replay_workers_from_t_repair_every_item_changed_since_t(
+    history: History,
+) -> None:
+    app = history.app
+    control = history.unchanged[0]
+    original_control = by_key(app.replica_items())[control]
+    _corrupt(history, history.changed_after_t)
+    _corrupt(history, ["-", control])  # changed before T: a replay from T leaves it alone
+    settings = app.settings(**history.env)
+    options = ReplayOptions(from_text=iso_ms(history.t_ms), pipelines=("replication",))
+
+    async def two_workers() -> list[Any]:
+        now_ms = int(time.time() * 1000)
+        request, _ = build_request(settings, options, now_ms)
+        plan = await plan_stream_replay(settings, request.window, now_ms)
+        assert plan.horizon.warning is None
+        workers = [
+            StreamReplay(settings, request, plan, worker_id=f"replay-{n}", poll_s=0.3)
+            for n in range(2)
+        ]
+        stop = asyncio.Event()
+        return await asyncio.wait_for(
+            asyncio.gather(*(worker.run(stop) for worker in workers)), timeout=90
+        )
+
+    outcomes = asyncio.run(two_workers())
+    assert all(outcome.complete for outcome in outcomes)
+    assert all(outcome.local.records > 0 for outcome in outcomes), "both workers read shards"
+    replica = by_key(app.replica_items())
+    source = by_key(app.source_items())
+    assert replica[control]["status"] == {"S": "CORRUPTED"}  # before T: not replayed
+    replica.pop(control)
+    source.pop(control)
+    assert replica == source
+    _replica_client(history).put_item(
+        TableName=app.replica,
+        Item={**original_control, "_cdc_version": {"N": "1"}, "_cdc_seq": {"S": "0"}},
+    )  # restored (a version no replay beats: the item is final)
+    _assert_replica_equals_table(history)
+    lease_tables = app.endpoints.client("dynamodb").list_tables()["TableNames"]
+    assert not [t for t in lease_tables if "-replay-" in t], "a complete replay cleans up"
+
+
+def test_stream_replay_from_before_the_trim_horizon_rebuilds_an_empty_replica(
+    history: History, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _wipe_replica(history)
+    for key, value in history.app.environment(**history.env).items():
+        monkeypatch.setenv(key, value)
+    code = cli_main(
+        ["replay", "--from", "-2d", "--pipelines", "replication", "--workers", "2",
+         "--progress", "log"]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-2000:]
+    assert "before the trim horizon" in captured.err
+    assert "24.0 h of the requested history is missing" in captured.err
+    assert "complete" in captured.out
+    _assert_replica_equals_table(history)
+
+
+def test_stream_replay_to_t_rebuilds_the_state_as_of_t(history: History) -> None:
+    _wipe_replica(history)
+    code, out, err = _replay(
+        history, from_text="TRIM_HORIZON", to_text=iso_ms(history.t_ms)
+    )
+    assert code == 0, err
+    assert "changes made after --to were read and skipped" in out
+    assert by_key(history.app.replica_items()) == history.at_t
+    code, out, err = _replay(history, from_text=iso_ms(history.t_ms))  # and on to now
+    assert code == 0, err
+    _assert_replica_equals_table(history)
+
+
+def test_archive_replay_from_t_repairs_every_item_changed_since_t(history: History) -> None:
+    _corrupt(history, history.changed_after_t)
+    code, out, err = _replay(history, from_text=iso_ms(history.t_ms), source=Source.ARCHIVE)
+    assert code == 0, err
+    assert "outside the window" in out
+    _assert_replica_equals_table(history)
+
+
+def test_archive_replay_from_the_start_rebuilds_an_empty_replica(history: History) -> None:
+    _wipe_replica(history)
+    code, out, err = _replay(history, from_text="TRIM_HORIZON", source=Source.ARCHIVE)
+    assert code == 0, err
+    _assert_replica_equals_table(history)
