@@ -46,9 +46,8 @@ async def _apply(route: Route, events: Sequence[ChangeEvent]) -> set[str]:
     """The sequence numbers this route could not apply."""
     selected: list[ChangeEvent] = []
     for event in events:
-        if route.record_filter:
-            if not route.record_filter.matches(orjson.loads(event.raw)):
-                continue
+        if route.record_filter and not route.record_filter.matches(orjson.loads(event.raw)):
+            continue
         selected.append(event)
     if not selected:
         return set()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from consumer.aws import AwsEndpoints
-from consumer.local.bridge import BridgeOptions, DestinationBridge, BridgeStats
+from consumer.local.bridge import BridgeOptions, BridgeStats, DestinationBridge
 from consumer.local.sample_orders import create_kinesis_stream, create_source_table
 from consumer.local.stack import LocalStackState
 from consumer.pipeline.replication import create_replica_table, live_items
@@ -118,7 +118,9 @@ class Deployment:
             node[path[-1]] = value
         return Settings(**values)
 
-    def run_in_process(self, until_idle_s: float = 3.0, timeout_s: float = 120, **extra: str) -> int:
+    def run_in_process(
+        self, until_idle_s: float = 3.0, timeout_s: float = 120, **extra: str
+    ) -> int:
         async def main() -> int:
             return await asyncio.wait_for(
                 serve(self.settings(**extra), asyncio.Event(), until_idle_s), timeout_s
@@ -126,7 +128,9 @@ class Deployment:
 
         return asyncio.run(main())
 
-    def spawn_worker(self, until_idle_s: float | None = None, **extra: str) -> subprocess.Popen[bytes]:
+    def spawn_worker(
+        self, until_idle_s: float | None = None, **extra: str
+    ) -> subprocess.Popen[bytes]:
         args = [sys.executable, "-m", "consumer", "run"]
         if until_idle_s is not None:
             args += ["--until-idle", str(until_idle_s)]

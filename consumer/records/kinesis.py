@@ -25,6 +25,7 @@ from typing import Any, TypeAlias
 import orjson
 import simdjson
 
+from consumer.records.attribute import WireItem
 from consumer.records.envelope import (
     DYNAMODB_SOURCE,
     EVENT_NAMES,
@@ -40,7 +41,6 @@ from consumer.records.envelope import (
 )
 from consumer.records.errors import DecodeError, InvalidRecord
 from consumer.records.event import ChangeEvent, new_event
-from consumer.records.attribute import WireItem
 from consumer.records.image import Image
 from consumer.records.kpl import deaggregate
 from consumer.records.position import RecordPosition

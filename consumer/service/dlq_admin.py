@@ -32,7 +32,9 @@ class ReplayReport:
     errors: list[str] = field(default_factory=list)
 
 
-async def _open_dlq(settings: Settings, stack: AsyncExitStack) -> tuple[SqsDeadLetterQueue, Callable[[str], list[Route]]]:
+async def _open_dlq(
+    settings: Settings, stack: AsyncExitStack
+) -> tuple[SqsDeadLetterQueue, Callable[[str], list[Route]]]:
     if not settings.dlq.queue_url:
         raise ValueError("no dead-letter queue is configured (dlq.queue_url)")
     clients = await open_pipeline_clients(settings, stack)
@@ -99,9 +101,7 @@ async def replay_parked(
                     )
                     retry_later.append(message)
                     continue
-                raw = RawRecord(
-                    record.raw, record.sequence_number, record.arrival_ms or 0, ""
-                )
+                raw = RawRecord(record.raw, record.sequence_number, record.arrival_ms or 0, "")
                 results = decoder(raw, record.stream, record.shard_id)
                 problem = next((r for r in results if isinstance(r, DecodeError)), None)
                 if problem is not None:

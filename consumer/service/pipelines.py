@@ -9,9 +9,6 @@ from typing import Any
 
 from consumer.aws import AwsEndpoints
 from consumer.pipeline.audit import AuditSettings, AuditSink, ServerSideEncryption
-from consumer.pipeline.search import LocalIndexSettings, OpenSearchSettings, search_sink
-from consumer.pipeline.audit import AuditSettings, AuditSink, ServerSideEncryption
-from consumer.pipeline.search import LocalIndexSettings, OpenSearchSettings, search_sink
 from consumer.pipeline.dlq import DeadLetterQueue, ParkedRecord, SqsDeadLetterQueue
 from consumer.pipeline.filters import RecordFilter
 from consumer.pipeline.null import NullSink
@@ -22,6 +19,7 @@ from consumer.pipeline.replication import (
     Transform,
     load_transform,
 )
+from consumer.pipeline.search import LocalIndexSettings, OpenSearchSettings, search_sink
 from consumer.pipeline.sink import Sink
 from consumer.settings import PIPELINE_NAMES, RetrySection, Settings
 

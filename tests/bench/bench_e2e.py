@@ -175,7 +175,7 @@ async def measure_peer(stream: str, kinesis_url: str, expected: int) -> float:
         max_queue_size=10_000,
     ) as consumer:
         while got < expected:
-            async for item in consumer:
+            async for _item in consumer:
                 if started is None:
                     started = time.process_time()
                 got += 1

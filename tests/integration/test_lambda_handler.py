@@ -44,7 +44,8 @@ def test_a_streams_event_replicates_and_reports_nothing_failed(
     dynamodb = app.endpoints.client("dynamodb")
     for n in range(20):
         dynamodb.put_item(
-            TableName=app.table, Item={"pk": {"S": f"k{n % 6}"}, "n": {"N": str(n)}, "b": {"B": b"\x01"}}
+            TableName=app.table,
+            Item={"pk": {"S": f"k{n % 6}"}, "n": {"N": str(n)}, "b": {"B": b"\x01"}},
         )
     dynamodb.delete_item(TableName=app.table, Key={"pk": {"S": "k0"}})
     event = lambda_event(app)
@@ -76,6 +77,8 @@ def test_failures_report_the_lowest_sequence_number_not_applied(
     response = asyncio.run(handle_event(event, settings))
     assert response == {"batchItemFailures": [{"itemIdentifier": sequence[1]}]}
 
-    broken = {"Records": [dict(event["Records"][0]), {**event["Records"][2], "eventName": "UPSERT"}]}
+    broken = {
+        "Records": [dict(event["Records"][0]), {**event["Records"][2], "eventName": "UPSERT"}]
+    }
     response = asyncio.run(handle_event(broken, settings))
     assert response == {"batchItemFailures": [{"itemIdentifier": sequence[2]}]}

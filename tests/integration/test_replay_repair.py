@@ -199,8 +199,17 @@ def test_stream_replay_from_before_the_trim_horizon_rebuilds_an_empty_replica(
     for key, value in history.app.environment(**history.env).items():
         monkeypatch.setenv(key, value)
     code = cli_main(
-        ["replay", "--from", "-2d", "--pipelines", "replication", "--workers", "2",
-         "--progress", "log"]
+        [
+            "replay",
+            "--from",
+            "-2d",
+            "--pipelines",
+            "replication",
+            "--workers",
+            "2",
+            "--progress",
+            "log",
+        ]
     )
     captured = capsys.readouterr()
     assert code == 0, captured.err[-2000:]
@@ -212,9 +221,7 @@ def test_stream_replay_from_before_the_trim_horizon_rebuilds_an_empty_replica(
 
 def test_stream_replay_to_t_rebuilds_the_state_as_of_t(history: History) -> None:
     _wipe_replica(history)
-    code, out, err = _replay(
-        history, from_text="TRIM_HORIZON", to_text=iso_ms(history.t_ms)
-    )
+    code, out, err = _replay(history, from_text="TRIM_HORIZON", to_text=iso_ms(history.t_ms))
     assert code == 0, err
     assert "changes made after --to were read and skipped" in out
     assert by_key(history.app.replica_items()) == history.at_t

@@ -87,7 +87,10 @@ def test_a_sink_outage_holds_the_checkpoint_and_loses_nothing(
             time.sleep(0.5)
         assert by_key(app.replica_items()) == by_key(app.source_items())
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and app.lease_items()[0]["checkpoint"]["S"] == "TRIM_HORIZON":
+        while (
+            time.monotonic() < deadline
+            and app.lease_items()[0]["checkpoint"]["S"] == "TRIM_HORIZON"
+        ):
             time.sleep(0.3)
         assert app.lease_items()[0]["checkpoint"]["S"] != "TRIM_HORIZON"
     finally:

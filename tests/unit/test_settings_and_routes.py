@@ -62,10 +62,10 @@ def test_each_invalid_setting_is_one_line_naming_it(monkeypatch: pytest.MonkeyPa
     lines = raised.value.lines
     assert len(lines) == 3
     assert any(
-        "stream.polling_interval_s (CONSUMER_STREAM__POLLING_INTERVAL_S)" in l for l in lines
+        "stream.polling_interval_s (CONSUMER_STREAM__POLLING_INTERVAL_S)" in line for line in lines
     )
-    assert any("stream.mode" in l and "carrier-pigeon" in l for l in lines)
-    assert any("telemetry.health_port" in l for l in lines)
+    assert any("stream.mode" in line and "carrier-pigeon" in line for line in lines)
+    assert any("telemetry.health_port" in line for line in lines)
 
 
 @pytest.mark.parametrize(
