@@ -129,12 +129,16 @@ class StreamReplay:
         endpoints = settings.aws.endpoints()
         arn = self.plan.facts.arn
         async with AsyncExitStack() as stack:
-            kinesis = await stack.enter_async_context(endpoints.aio_client("kinesis"))
+            # One session for our clients: each new session parses the service models again.
+            session = endpoints.aio_session()
+            kinesis = await stack.enter_async_context(endpoints.aio_client("kinesis", session))
             install_lean_get_records(kinesis)
             reader = PollingReader(
                 kinesis, arn, PollingOptions(interval_s=settings.stream.polling_interval_s)
             )
-            lister_client = await stack.enter_async_context(endpoints.aio_client("kinesis"))
+            lister_client = await stack.enter_async_context(
+                endpoints.aio_client("kinesis", session)
+            )
             lister = FilteredShardLister(lister_client, arn, window.from_ms)
             clients = await open_pipeline_clients(settings, stack)
             dlq = build_dlq(settings, clients)
@@ -148,7 +152,7 @@ class StreamReplay:
             table = await stack.enter_async_context(
                 LeaseTable.open(endpoints, leases.lease_table, leases.retry)
             )
-            dynamodb = await stack.enter_async_context(endpoints.aio_client("dynamodb"))
+            dynamodb = await stack.enter_async_context(endpoints.aio_client("dynamodb", session))
             marks = ReplayMarks(dynamodb, leases.lease_table)
 
             def make_pipeline(handle: LeaseHandle) -> ShardPipeline:

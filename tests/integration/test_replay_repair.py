@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import structlog
 
 from consumer.cli import main as cli_main
 from consumer.local.bridge import DestinationBridge
@@ -48,6 +49,7 @@ class History:
     at_t: dict[str, dict[str, Any]]  # the source table as of T
     changed_after_t: list[str]  # keys whose state changed after T (deleted ones included)
     unchanged: list[str]  # keys not changed after T
+    dynamodb: Any  # a boto3 client (building one takes a while here)
 
 
 def _sleep_past_second(margin_s: float) -> None:
@@ -71,7 +73,7 @@ def history(local_stack: LocalStackState) -> Iterator[History]:
         app.stream,
         app.endpoints.region,
     )
-    write_order_changes(dynamodb, app.table, 80, seed=11)
+    write_order_changes(dynamodb, app.table, 60, seed=11)
     while bridge.pump():
         pass
     at_t = by_key(app.source_items())
@@ -79,7 +81,7 @@ def history(local_stack: LocalStackState) -> Iterator[History]:
     _sleep_past_second(0.3)
     t_ms = int(time.time() * 1000)
     _sleep_past_second(0.1)
-    write_order_changes(dynamodb, app.table, 60, seed=12)  # re-puts, updates and deletes
+    write_order_changes(dynamodb, app.table, 40, seed=12)  # re-puts, updates and deletes
     while bridge.pump():
         pass
     env = {
@@ -95,11 +97,19 @@ def history(local_stack: LocalStackState) -> Iterator[History]:
     changed = [key for key in keys if at_t.get(key) != final.get(key)]
     unchanged = [key for key in keys if key not in changed and key in final]
     assert len(changed) >= 10 and unchanged, "the workload must change some items, not all"
-    yield History(app, env, t_ms, at_t, changed, unchanged)
+    yield History(app, env, t_ms, at_t, changed, unchanged, dynamodb)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """The CLI configures structlog to print to the (captured, later closed) stdout."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def _replica_client(history: History) -> Any:
-    return history.app.endpoints.client("dynamodb")
+    return history.dynamodb
 
 
 def _corrupt(history: History, keys: list[str]) -> None:
@@ -188,10 +198,11 @@ def test_two_stream_replay_workers_from_t_repair_every_item_changed_since_t(
         Item={**original_control, "_cdc_version": {"N": "1"}, "_cdc_seq": {"S": "0"}},
     )  # restored (a version no replay beats: the item is final)
     _assert_replica_equals_table(history)
-    lease_tables = app.endpoints.client("dynamodb").list_tables()["TableNames"]
+    lease_tables = history.dynamodb.list_tables()["TableNames"]
     assert not [t for t in lease_tables if "-replay-" in t], "a complete replay cleans up"
 
 
+@pytest.mark.usefixtures("restore_logging")
 def test_stream_replay_from_before_the_trim_horizon_rebuilds_an_empty_replica(
     history: History, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -231,7 +242,7 @@ def test_stream_replay_to_t_rebuilds_the_state_as_of_t(history: History) -> None
 
 
 def test_archive_replay_from_t_repairs_every_item_changed_since_t(history: History) -> None:
-    _corrupt(history, history.changed_after_t)
+    _corrupt(history, history.changed_after_t)  # (or left as of T by the test before)
     code, out, err = _replay(history, from_text=iso_ms(history.t_ms), source=Source.ARCHIVE)
     assert code == 0, err
     assert "outside the window" in out

@@ -1,0 +1,174 @@
+"""LOCAL ONLY: fault proxies between the chaos workers and moto server.
+
+- `OutageProxy`: a TCP proxy; while "down" it drops every open connection and closes new ones
+  at once (the replica sink's endpoint: a sink outage).
+- `ThrottlingProxy`: an HTTP proxy for DynamoDB that forwards to moto but answers a fraction
+  of requests with DynamoDB's ProvisionedThroughputExceededException (the lease table).
+- `ProxyThread`: runs both on one asyncio loop in a daemon thread; control is thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+import threading
+from collections.abc import Coroutine
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+LOOPBACK = "127.0.0.1"
+THROTTLE_BODY = (
+    b'{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",'
+    b'"message":"Rate exceeded"}'
+)
+# Hop-by-hop and framing headers are the proxy's own business, never forwarded.
+_SKIP_REQUEST = frozenset({"host", "content-length", "connection", "transfer-encoding"})
+_SKIP_RESPONSE = frozenset({"content-length", "connection", "transfer-encoding"})
+_PIPE_CHUNK = 65536
+
+
+class OutageProxy:
+    """Forwards TCP connections to (host, port) unless it is down."""
+
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        self._upstream = (upstream_host, upstream_port)
+        self._down = False
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+        self.port = 0
+        self.refused = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, LOOPBACK, 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        self.set_down(True)
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def set_down(self, down: bool) -> None:
+        self._down = down
+        if down:
+            for writer in list(self._writers):
+                writer.transport.abort()
+            self._writers.clear()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._down:
+            self.refused += 1
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._upstream)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update((writer, up_writer))
+        try:
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        finally:
+            for each in (writer, up_writer):
+                self._writers.discard(each)
+                each.transport.abort()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    # A connection aborted by an outage (or by its peer) just ends this direction.
+    with contextlib.suppress(ConnectionError, OSError):
+        while True:
+            data = await reader.read(_PIPE_CHUNK)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+    with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+        if writer.can_write_eof():
+            writer.write_eof()
+
+
+class ThrottlingProxy:
+    """An HTTP proxy to a DynamoDB endpoint that throttles `rate` of the requests."""
+
+    def __init__(self, upstream_url: str, seed: int) -> None:
+        self._upstream = upstream_url.rstrip("/")
+        self._random = random.Random(seed)
+        self.rate = 0.0
+        self.port = 0
+        self.requests = 0
+        self.throttled = 0
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(auto_decompress=False)
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind((LOOPBACK, 0))
+        self.port = int(sock.getsockname()[1])
+        await web.SockSite(self._runner, sock).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        body = await request.read()
+        if self.rate > 0 and self._random.random() < self.rate:
+            self.throttled += 1
+            return web.Response(
+                status=400,
+                body=THROTTLE_BODY,
+                headers={"Content-Type": "application/x-amz-json-1.0"},
+            )
+        assert self._session is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _SKIP_REQUEST}
+        async with self._session.request(
+            request.method, self._upstream + request.path_qs, headers=headers, data=body
+        ) as upstream:
+            payload = await upstream.read()
+            out = {k: v for k, v in upstream.headers.items() if k.lower() not in _SKIP_RESPONSE}
+            return web.Response(status=upstream.status, body=payload, headers=out)
+
+
+class ProxyThread:
+    """Both proxies on one event loop in a daemon thread."""
+
+    def __init__(self, outage: OutageProxy, throttle: ThrottlingProxy) -> None:
+        self.outage = outage
+        self.throttle = throttle
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._call(self.outage.start())
+        self._call(self.throttle.start())
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        self._call(self.outage.stop())
+        self._call(self.throttle.stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    def _call(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=30)
+
+    def set_outage(self, down: bool) -> None:
+        self._loop.call_soon_threadsafe(self.outage.set_down, down)
+
+    def set_throttle_rate(self, rate: float) -> None:
+        self._loop.call_soon_threadsafe(setattr, self.throttle, "rate", rate)

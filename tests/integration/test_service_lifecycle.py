@@ -1,0 +1,144 @@
+"""`consumer run` as ECS runs it: health endpoints, metrics, a clean SIGTERM drain within the
+stop timeout, and one clear line for the errors a user can fix."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import orjson
+import pytest
+
+from consumer.local.sample_orders import write_order_changes
+from consumer.local.stack import LocalStackState
+from tests.service_harness import Deployment, by_key
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(url: str, timeout_s: float = 60) -> bytes:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return bytes(response.read())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def test_health_metrics_and_a_graceful_sigterm(
+    local_stack: LocalStackState, unique_name: str
+) -> None:
+    app = Deployment(local_stack, unique_name)
+    app.create()
+    write_order_changes(app.endpoints.client("dynamodb"), app.table, 60, seed=2)
+    app.bridge()
+    health, metrics = free_port(), free_port()
+    worker = app.spawn_worker(
+        CONSUMER_TELEMETRY__HEALTH_PORT=str(health),
+        CONSUMER_TELEMETRY__PROMETHEUS_PORT=str(metrics),
+        CONSUMER_TELEMETRY__EMF="true",
+        CONSUMER_TELEMETRY__METRICS_INTERVAL_S="1",
+    )
+    try:
+        assert orjson.loads(wait_for(f"http://127.0.0.1:{health}/healthz")) == {"status": "alive"}
+        ready = orjson.loads(wait_for(f"http://127.0.0.1:{health}/readyz"))
+        assert ready["ready"] is True
+        deadline = time.monotonic() + 60
+        while by_key(app.replica_items()) != by_key(app.source_items()):
+            assert time.monotonic() < deadline, "the replica never caught up"
+            time.sleep(0.5)
+        text = wait_for(f"http://127.0.0.1:{metrics}/metrics").decode()
+        assert "consumer_records_total" in text
+        assert "consumer_leases_held" in text
+        started = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        output = worker.communicate(timeout=40)[0].decode()
+        stopped_in = time.monotonic() - started
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, output[-2000:]
+    assert stopped_in < 30
+    lines = [orjson.loads(line) for line in output.splitlines() if line.startswith("{")]
+    events = [line.get("event") for line in lines]
+    assert "worker.signal" in events and "worker.stopped" in events
+    assert any("_aws" in line for line in lines), "no EMF metric line was written"
+    # The leases were handed back with their final checkpoints.
+    for lease in app.lease_items():
+        assert "leaseOwner" not in lease or lease["leaseOwner"]["S"] != ""
+        assert lease["checkpoint"]["S"] != "TRIM_HORIZON"
+
+
+def test_a_missing_stream_is_one_clear_line(local_stack: LocalStackState, unique_name: str) -> None:
+    app = Deployment(local_stack, unique_name)
+    env = app.environment(CONSUMER_STREAM__NAME="no-such-stream")
+    import os
+
+    result = subprocess.run(
+        [sys.executable, "-m", "consumer", "run", "--until-idle", "1"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("consumer:")]
+    assert len(errors) == 1
+    assert "ResourceNotFoundException" in errors[0]
+
+
+def test_invalid_settings_exit_2_naming_each(local_stack: LocalStackState) -> None:
+    import os
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CONSUMER_")}
+    env.update({"CONSUMER_STREAM__NAME": "s", "CONSUMER_STREAM__POLLING_INTERVAL_S": "9"})
+    result = subprocess.run(
+        [sys.executable, "-m", "consumer", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "stream.polling_interval_s" in result.stderr
+
+
+def test_an_unreachable_endpoint_is_one_clear_line(unique_name: str) -> None:
+    import os
+
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CONSUMER_")}
+    env.update(
+        {
+            "CONSUMER_STREAM__NAME": "s",
+            "CONSUMER_AWS__ENDPOINT_KINESIS": f"http://127.0.0.1:{port}",
+            "CONSUMER_AWS__ACCESS_KEY_ID": "x",
+            "CONSUMER_AWS__SECRET_ACCESS_KEY": "y",
+            "CONSUMER_TELEMETRY__HEALTH_PORT": "0",
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "consumer", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "cannot reach an AWS endpoint" in result.stderr
