@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import random
 import signal
@@ -207,7 +208,7 @@ def merge_shards(kinesis: Any, stream: str, rng: random.Random) -> str:
     shards = _open_shards(kinesis, stream)
     pairs = [
         (a, b)
-        for a, b in zip(shards, shards[1:], strict=False)
+        for a, b in itertools.pairwise(shards)
         if int(a["HashKeyRange"]["EndingHashKey"]) + 1 == int(b["HashKeyRange"]["StartingHashKey"])
     ]
     if not pairs:
@@ -223,13 +224,12 @@ def merge_shards(kinesis: Any, stream: str, rng: random.Random) -> str:
 
 
 def wait_for_takeover(
-    leases: Callable[[], list[dict[str, Any]]], dead_owner: str, timeout_s: float
+    leases: Callable[[], list[dict[str, Any]]], dead_owner: str, since: float, timeout_s: float
 ) -> float | None:
-    """Seconds until no unfinished shard is still leased to `dead_owner` (None: timed out).
-
-    A shard already checkpointed at SHARD_END needs no new owner; it is done.
+    """Seconds from `since` (monotonic, the kill) until no unfinished shard is still leased
+    to `dead_owner` (None: timed out). A shard checkpointed at SHARD_END needs no new owner.
     """
-    start = time.monotonic()
+    start = since
     held = {
         item["leaseKey"]["S"]
         for item in leases()

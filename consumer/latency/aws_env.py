@@ -14,13 +14,13 @@ trail gets those records twice). Use a settings file with only the pipelines to 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from consumer.latency.environment import LatencyError, Mode, ModeTarget, check_mode
+from consumer.latency.environment import LatencyError, Mode, ModeTarget, check_settings
 from consumer.latency.probes import ProbeKeys
 from consumer.latency.writer import ProbeWriter, WrittenProbe
 from consumer.settings import Settings
@@ -65,50 +65,17 @@ class AwsEnvironment:
                 raise LatencyError(
                     f"cannot describe source table {self._table}: {_code(error)}"
                 ) from error
+            except BotoCoreError as error:
+                raise LatencyError(
+                    f"cannot describe source table {self._table}: {error}"
+                ) from error
             self._description = table
         return self._description
-
-    def _mode_settings(self, mode: Mode, table: dict[str, Any]) -> Settings:
-        base = self._settings
-        stream_update: dict[str, Any] = {
-            "mode": mode,
-            "initial_position": "LATEST",
-            "fallback_to_polling": False,
-            "consumer_name": None,
-        }
-        if mode == "streams":
-            arn = base.stream.dynamodb_stream_arn or table.get("LatestStreamArn")
-            enabled = table.get("StreamSpecification", {}).get("StreamEnabled", False)
-            if not arn or not (enabled or base.stream.dynamodb_stream_arn):
-                raise LatencyError(
-                    f"table {self._table} has no DynamoDB stream: enable one "
-                    "(NEW_AND_OLD_IMAGES) or leave streams out of --modes"
-                )
-            stream_update["dynamodb_stream_arn"] = arn
-        elif not (base.stream.name or base.stream.arn):
-            raise LatencyError(
-                f"mode {mode} needs stream.name or stream.arn in the settings (the Kinesis "
-                f"stream that table {self._table} streams its changes to)"
-            )
-        room = APPLICATION_LIMIT - len(SUFFIX) - len(mode)
-        application = f"{base.application[:room]}{SUFFIX}{mode}"
-        settings = base.model_copy(
-            update={
-                "application": application,
-                "stream": base.stream.model_copy(update=stream_update),
-                "leases": base.leases.model_copy(update={"table": None, "worker_id": None}),
-                "telemetry": base.telemetry.model_copy(
-                    update={"health_port": None, "prometheus_port": None, "emf": False}
-                ),
-            }
-        )
-        check_mode(settings, mode)
-        return settings
 
     def prepare(self, mode: Mode, run_id: str) -> ModeTarget:
         dynamodb = self._settings.aws.endpoints().client("dynamodb")
         table = self._table_description(dynamodb)
-        settings = self._mode_settings(mode, table)
+        settings = mode_settings(self._settings, mode, self._table, table)
         self._lease_tables.append(settings.lease_table)
         if mode == "efo":
             self._efo_consumers.append(settings.consumer_name)
@@ -135,6 +102,49 @@ class AwsEnvironment:
             for consumer in self._efo_consumers:
                 lines.append(_deregister(kinesis, self._settings, consumer))
         return lines
+
+
+def mode_settings(
+    base: Settings, mode: Mode, table_name: str, table: Mapping[str, Any]
+) -> Settings:
+    """The settings of `mode`'s worker: `base` under the application
+    `<application>-latency-<mode>` (so its own lease table and EFO consumer), reading from
+    LATEST without falling back from EFO to polling, with no health server, Prometheus port or
+    EMF metrics. `table` is DescribeTable's `Table` of `table_name`. Raises LatencyError."""
+    stream_update: dict[str, Any] = {
+        "mode": mode,
+        "initial_position": "LATEST",
+        "fallback_to_polling": False,
+        "consumer_name": None,
+    }
+    if mode == "streams":
+        arn = base.stream.dynamodb_stream_arn or table.get("LatestStreamArn")
+        enabled = table.get("StreamSpecification", {}).get("StreamEnabled", False)
+        if not arn or not (enabled or base.stream.dynamodb_stream_arn):
+            raise LatencyError(
+                f"table {table_name} has no DynamoDB stream: enable one "
+                "(NEW_AND_OLD_IMAGES) or leave streams out of --modes"
+            )
+        stream_update["dynamodb_stream_arn"] = arn
+    elif not (base.stream.name or base.stream.arn):
+        raise LatencyError(
+            f"mode {mode} needs stream.name or stream.arn in the settings (the Kinesis "
+            f"stream that table {table_name} streams its changes to)"
+        )
+    room = APPLICATION_LIMIT - len(SUFFIX) - len(mode)
+    application = f"{base.application[:room]}{SUFFIX}{mode}"
+    settings = base.model_copy(
+        update={
+            "application": application,
+            "stream": base.stream.model_copy(update=stream_update),
+            "leases": base.leases.model_copy(update={"table": None, "worker_id": None}),
+            "telemetry": base.telemetry.model_copy(
+                update={"health_port": None, "prometheus_port": None, "emf": False}
+            ),
+        }
+    )
+    check_settings(settings, mode)
+    return settings
 
 
 def _delete_table(dynamodb: Any, table: str) -> str:

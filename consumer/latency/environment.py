@@ -34,9 +34,12 @@ class ModeTarget:
     dynamodb: Any
 
 
-def check_mode(settings: Settings, mode: Mode) -> None:
-    """Raises LatencyError when the settings do not read the way `mode` says (an environment
-    variable such as CONSUMER_STREAM__MODE overrides what the run asked for)."""
+def check_settings(settings: Settings, mode: Mode) -> None:
+    """Raises LatencyError when the settings enable no pipeline (nothing to measure) or do
+    not read the way `mode` says (CONSUMER_STREAM__MODE in the environment overrides what the
+    run asked for)."""
+    if not settings.enabled_pipelines():
+        raise LatencyError("the settings enable no pipeline: there is no sink to measure")
     if settings.stream.mode != mode:
         raise LatencyError(
             f"the settings for mode {mode} read in mode {settings.stream.mode}: unset "

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from consumer.aws import AwsEndpoints
-from consumer.latency.environment import LatencyError, Mode, ModeTarget, check_mode
+from consumer.latency.environment import LatencyError, Mode, ModeTarget, check_settings
 from consumer.latency.probes import KeyAttribute, ProbeKeys
 from consumer.latency.writer import WrittenProbe
 from consumer.local.bridge import BridgeOptions, DestinationBridge
@@ -114,7 +114,7 @@ class LocalEnvironment:
             telemetry={"health_port": None, "emf": False, "log_level": "warning"},
             checkpoint_interval_s=1.0,
         )
-        check_mode(settings, mode)
+        check_settings(settings, mode)
         return ModeTarget(mode, settings, table, ProbeKeys(KeyAttribute(ORDER_KEY, "S")), dynamodb)
 
     @contextmanager

@@ -25,6 +25,10 @@ from consumer.service.runtime import serve
 
 @dataclass(frozen=True)
 class SessionOptions:
+    """How one mode is measured: `probes` at `rate_per_s`; a warm-up probe every
+    `warmup_interval_s` for at most `warmup_timeout_s`; at most `settle_timeout_s` of waiting
+    for the last applies after the last write."""
+
     probes: int = 50
     rate_per_s: float = 20.0
     warmup_timeout_s: float = 60.0

@@ -31,7 +31,7 @@ from consumer.replay.request import (
     replay_name,
     select_pipelines,
 )
-from consumer.replay.stream import StreamReplay, plan_stream_replay
+from consumer.replay.stream import StreamReplay, delete_idle_lease_table, plan_stream_replay
 from consumer.replay.times import iso_ms
 from consumer.replay.window import ReplayWindow, window_from_input
 from consumer.replay.workers import spawn_workers, stop_workers, wait_workers, worker_argv
@@ -174,15 +174,14 @@ async def _stream(
         )
     processes = []
     if request.workers > 1:
-        argv = worker_argv(request, options.config, options.keep_lease_table)
-        processes = spawn_workers(argv, request.workers - 1)
+        processes = spawn_workers(worker_argv(request, options.config), request.workers - 1)
     started = time.monotonic()
     replay = StreamReplay(
         settings,
         request,
         plan,
         on_state=reporter.update,
-        keep_lease_table=options.keep_lease_table,
+        keep_lease_table=options.keep_lease_table or bool(processes),
     )
     try:
         outcome = await replay.run(stop)
@@ -191,6 +190,10 @@ async def _stream(
         if stop.is_set():
             stop_workers(processes)
     codes = await asyncio.to_thread(wait_workers, processes, settings.stop_timeout_s + 30)
+    if processes and outcome.complete and not options.keep_lease_table:
+        outcome.lease_table_deleted = await delete_idle_lease_table(
+            replay.settings, request.lease_table
+        )
     if options.worker_process:
         return _exit_code(outcome, codes)
     _report(console, request, outcome, time.monotonic() - started, codes)

@@ -258,14 +258,31 @@ class StreamReplay:
         return state
 
     async def _delete_lease_table(self, client: Any, name: str, state: ReplayState) -> bool:
-        """The last worker out deletes the lease table; others leave it to that one."""
-        if state.workers:
-            log.info("replay.lease_table_kept", table=name, other_workers=sorted(state.workers))
-            return False
+        return await delete_lease_table(client, name, state)
+
+
+async def delete_lease_table(client: Any, name: str, state: ReplayState) -> bool:
+    """The last worker out deletes the lease table; while other workers still have a
+    heartbeat item, it is left to them. True if deleted here."""
+    if state.workers:
+        log.info("replay.lease_table_kept", table=name, other_workers=sorted(state.workers))
+        return False
+    try:
+        await client.delete_table(TableName=name)
+    except ClientError as error:
+        if error_code(error) not in ("ResourceNotFoundException", "ResourceInUseException"):
+            raise
+        return False
+    return True
+
+
+async def delete_idle_lease_table(settings: Settings, name: str) -> bool:
+    """Deletes a replay's lease table if no worker has a heartbeat item in it any more."""
+    async with settings.aws.endpoints().aio_client("dynamodb") as client:
         try:
-            await client.delete_table(TableName=name)
+            state = await ReplayMarks(client, name).state()
         except ClientError as error:
-            if error_code(error) not in ("ResourceNotFoundException", "ResourceInUseException"):
-                raise
-            return False
-        return True
+            if error_code(error) == "ResourceNotFoundException":
+                return False
+            raise
+        return await delete_lease_table(client, name, state)

@@ -22,10 +22,10 @@ from consumer.replay.times import iso_ms
 CHILD_LOG_LEVEL = "warning"
 
 
-def worker_argv(
-    request: ReplayRequest, config: Path | None, keep_lease_table: bool
-) -> list[str]:
-    """The command line of one extra worker."""
+def worker_argv(request: ReplayRequest, config: Path | None) -> list[str]:
+    """The command line of one extra worker. It keeps the lease table: the worker that
+    started it deletes the table once every extra worker has exited (a worker starting after
+    the table is gone would replay everything again)."""
     window = request.window
     argv = [
         sys.executable,
@@ -47,11 +47,10 @@ def worker_argv(
         "--progress",
         "none",
         "--worker-process",
+        "--keep-lease-table",
     ]
     if config is not None:
         argv += ["--config", str(config)]
-    if keep_lease_table:
-        argv.append("--keep-lease-table")
     return argv
 
 

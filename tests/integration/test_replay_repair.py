@@ -30,6 +30,7 @@ from consumer.cli import main as cli_main
 from consumer.local.bridge import DestinationBridge
 from consumer.local.sample_orders import write_order_changes
 from consumer.local.stack import LocalStackState
+from consumer.pipeline.replication import DELETED, RESERVED
 from consumer.replay import ReplayOptions, Source, run_replay
 from consumer.replay.runner import Console, build_request
 from consumer.replay.stream import StreamReplay, plan_stream_replay
@@ -58,7 +59,7 @@ def _sleep_past_second(margin_s: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def history(local_stack: LocalStackState) -> Iterator[History]:
+def history(local_stack: LocalStackState) -> History:
     name = f"r-{uuid.uuid4().hex[:10]}"
     app = Deployment(local_stack, name)
     app.create()
@@ -85,6 +86,7 @@ def history(local_stack: LocalStackState) -> Iterator[History]:
     while bridge.pump():
         pass
     env = {
+        "CONSUMER_STREAM__MODE": "polling",
         "CONSUMER_PIPELINES__AUDIT__ENABLED": "true",
         "CONSUMER_PIPELINES__AUDIT__BUCKET": bucket,
         "CONSUMER_PIPELINES__AUDIT__SSE": "none",
@@ -92,12 +94,13 @@ def history(local_stack: LocalStackState) -> Iterator[History]:
     }
     assert app.run_in_process(until_idle_s=2.0, **env) == 0
     final = by_key(app.source_items())
-    assert by_key(app.replica_items()) == final
     keys = sorted(set(at_t) | set(final))
     changed = [key for key in keys if at_t.get(key) != final.get(key)]
     unchanged = [key for key in keys if key not in changed and key in final]
     assert len(changed) >= 10 and unchanged, "the workload must change some items, not all"
-    yield History(app, env, t_ms, at_t, changed, unchanged, dynamodb)
+    made = History(app, env, t_ms, at_t, changed, unchanged, dynamodb)
+    _assert_replica_equals_table(made)
+    return made
 
 
 @pytest.fixture
@@ -131,11 +134,41 @@ def _corrupt(history: History, keys: list[str]) -> None:
         )
 
 
+def _scan(history: History, table: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    while True:
+        page = history.dynamodb.scan(**kwargs)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _replica(history: History) -> dict[str, dict[str, Any]]:
+    """The replica's live items without the version attributes (as `live_items`)."""
+    return by_key(
+        [
+            {name: value for name, value in item.items() if name not in RESERVED}
+            for item in _scan(history, history.app.replica)
+            if not item.get(DELETED, {}).get("BOOL")
+        ]
+    )
+
+
+def _source(history: History) -> dict[str, dict[str, Any]]:
+    return by_key(_scan(history, history.app.table))
+
+
 def _wipe_replica(history: History) -> None:
-    client = _replica_client(history)
-    client.delete_table(TableName=history.app.replica)
-    history.app.create_replica()
-    assert history.app.replica_items() == []
+    """Every item and tombstone gone."""
+    table = history.app.replica
+    keys = [{"pk": item["pk"]} for item in _scan(history, table)]
+    for start in range(0, len(keys), 25):
+        history.dynamodb.batch_write_item(
+            RequestItems={table: [{"DeleteRequest": {"Key": k}} for k in keys[start : start + 25]]}
+        )
+    assert _scan(history, table) == []
 
 
 def _replay(history: History, **options: Any) -> tuple[int, str, str]:
@@ -156,7 +189,7 @@ def _replay(history: History, **options: Any) -> tuple[int, str, str]:
 
 
 def _assert_replica_equals_table(history: History) -> None:
-    assert by_key(history.app.replica_items()) == by_key(history.app.source_items())
+    assert _replica(history) == _source(history)
 
 
 def test_two_stream_replay_workers_from_t_repair_every_item_changed_since_t(
@@ -164,7 +197,7 @@ def test_two_stream_replay_workers_from_t_repair_every_item_changed_since_t(
 ) -> None:
     app = history.app
     control = history.unchanged[0]
-    original_control = by_key(app.replica_items())[control]
+    original_control = by_key(_scan(history, app.replica))[control]
     _corrupt(history, history.changed_after_t)
     _corrupt(history, ["-", control])  # changed before T: a replay from T leaves it alone
     settings = app.settings(**history.env)
@@ -187,23 +220,23 @@ def test_two_stream_replay_workers_from_t_repair_every_item_changed_since_t(
     outcomes = asyncio.run(two_workers())
     assert all(outcome.complete for outcome in outcomes)
     assert all(outcome.local.records > 0 for outcome in outcomes), "both workers read shards"
-    replica = by_key(app.replica_items())
-    source = by_key(app.source_items())
+    replica = _replica(history)
+    source = _source(history)
     assert replica[control]["status"] == {"S": "CORRUPTED"}  # before T: not replayed
     replica.pop(control)
     source.pop(control)
     assert replica == source
     _replica_client(history).put_item(
         TableName=app.replica,
-        Item={**original_control, "_cdc_version": {"N": "1"}, "_cdc_seq": {"S": "0"}},
-    )  # restored (a version no replay beats: the item is final)
+        Item=original_control,
+    )  # restored
     _assert_replica_equals_table(history)
     lease_tables = history.dynamodb.list_tables()["TableNames"]
     assert not [t for t in lease_tables if "-replay-" in t], "a complete replay cleans up"
 
 
 @pytest.mark.usefixtures("restore_logging")
-def test_stream_replay_from_before_the_trim_horizon_rebuilds_an_empty_replica(
+def test_two_replay_processes_from_before_the_trim_horizon_rebuild_an_empty_replica(
     history: History, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _wipe_replica(history)
@@ -235,7 +268,7 @@ def test_stream_replay_to_t_rebuilds_the_state_as_of_t(history: History) -> None
     code, out, err = _replay(history, from_text="TRIM_HORIZON", to_text=iso_ms(history.t_ms))
     assert code == 0, err
     assert "changes made after --to were read and skipped" in out
-    assert by_key(history.app.replica_items()) == history.at_t
+    assert _replica(history) == history.at_t
     code, out, err = _replay(history, from_text=iso_ms(history.t_ms))  # and on to now
     assert code == 0, err
     _assert_replica_equals_table(history)
@@ -251,6 +284,6 @@ def test_archive_replay_from_t_repairs_every_item_changed_since_t(history: Histo
 
 def test_archive_replay_from_the_start_rebuilds_an_empty_replica(history: History) -> None:
     _wipe_replica(history)
-    code, out, err = _replay(history, from_text="TRIM_HORIZON", source=Source.ARCHIVE)
+    code, _, err = _replay(history, from_text="TRIM_HORIZON", source=Source.ARCHIVE)
     assert code == 0, err
     _assert_replica_equals_table(history)

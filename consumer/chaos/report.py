@@ -1,0 +1,151 @@
+"""LOCAL ONLY: the chaos run's checks, computed from what the run left behind.
+
+- duplicates: the same Kinesis record (shard, sequence, sub-sequence) handed to the replica
+  sink by two different worker processes (from the `hooks` delivery logs). A duplicate whose
+  earlier process was stopped with SIGTERM is a duplicate on a planned move (invariant 5: there
+  must be none); after `kill -9` duplicates are allowed (at least once).
+- poison: distinct poison records in the DLQ (an undecodable payload, or a "bad…" item the
+  transform rejects), counted once each even if parked twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from consumer.chaos.faults import WorkerProcess
+
+
+@dataclass(frozen=True)
+class Delivery:
+    pid: int
+    at: float
+    position: tuple[str, str, int]
+    key: str
+
+
+def read_deliveries(directory: Path) -> list[Delivery]:
+    deliveries: list[Delivery] = []
+    for path in sorted(directory.glob("deliveries-*.log")):
+        for line in path.read_text().splitlines():
+            parts = line.split(" ")
+            if len(parts) != 6:
+                continue  # a line torn by kill -9 mid-write
+            pid, at, shard, seq, sub, key = parts
+            deliveries.append(Delivery(int(pid), float(at), (shard, seq, int(sub)), key))
+    return deliveries
+
+
+@dataclass
+class DuplicateCounts:
+    planned: int = 0
+    after_kill: int = 0
+    other: int = 0  # the earlier process was still running: a rebalance or a lost lease
+    examples: list[str] = field(default_factory=list)
+
+
+def classify_duplicates(
+    deliveries: list[Delivery], workers: dict[int, WorkerProcess]
+) -> DuplicateCounts:
+    first_by_pid: dict[tuple[str, str, int], dict[int, float]] = defaultdict(dict)
+    for delivery in deliveries:
+        seen = first_by_pid[delivery.position]
+        seen[delivery.pid] = min(seen.get(delivery.pid, delivery.at), delivery.at)
+    counts = DuplicateCounts()
+    for position, seen in first_by_pid.items():
+        ordered = sorted(seen.items(), key=lambda pid_at: pid_at[1])
+        for (earlier, _), (later, _) in itertools.pairwise(ordered):
+            worker = workers.get(earlier)
+            how = worker.stopped_by if worker else None
+            if how == "sigterm":
+                counts.planned += 1
+                if len(counts.examples) < 5:
+                    later_id = workers[later].worker_id if later in workers else str(later)
+                    counts.examples.append(
+                        f"{position[0]} {position[1]}: {worker.worker_id if worker else earlier}"
+                        f" (SIGTERM) then {later_id}"
+                    )
+            elif how == "kill9":
+                counts.after_kill += 1
+            else:
+                counts.other += 1
+    return counts
+
+
+def poison_identity(message_body: str) -> str | None:
+    """Which planted poison a DLQ message is ("record:<payload>" or "item:<pk>"), if any."""
+    message = orjson.loads(message_body)
+    raw = base64.b64decode(message.get("raw_b64", ""))
+    if message.get("pipeline") == "decode":
+        text = raw.decode(errors="replace")
+        return f"record:{text}" if text.startswith("chaos-poison") else None
+    try:
+        record: Any = orjson.loads(raw)
+        key = record["dynamodb"]["Keys"]["pk"]["S"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    return f"item:{key}" if str(key).startswith("bad") else None
+
+
+def read_dlq(sqs: Any, queue_url: str) -> list[str]:
+    """Every message body in the queue (each stays hidden for a minute after this)."""
+    bodies: list[str] = []
+    for _ in range(100):
+        response = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=60, WaitTimeSeconds=0
+        )
+        messages = response.get("Messages", [])
+        if not messages:
+            break
+        bodies.extend(str(m["Body"]) for m in messages)
+    return bodies
+
+
+@dataclass
+class ChaosResult:
+    lost: int
+    mismatches: int
+    planned_duplicates: int
+    poison_found: int
+    poison_expected: int
+    takeovers_s: list[float]
+    takeover_timeouts: int
+    info: dict[str, str] = field(default_factory=dict)
+    details: list[str] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[str]:
+        failed = []
+        if self.lost:
+            failed.append("chaos_lost")
+        if self.mismatches:
+            failed.append("chaos_mismatches")
+        if self.planned_duplicates:
+            failed.append("chaos_duplicates_on_planned_moves")
+        if self.poison_found != self.poison_expected:
+            failed.append("chaos_poison_in_dlq")
+        if self.takeover_timeouts:
+            failed.append("chaos_takeover_timeouts")
+        return failed
+
+    def lines(self) -> list[str]:
+        takeover = max(self.takeovers_s) if self.takeovers_s else 0.0
+        out = [f"chaos_info {name} {value}" for name, value in self.info.items()]
+        out += [f"chaos_detail {line}" for line in self.details[:20]]
+        out += [
+            f"chaos_lost {self.lost}",
+            f"chaos_mismatches {self.mismatches}",
+            f"chaos_duplicates_on_planned_moves {self.planned_duplicates}",
+            f"chaos_poison_in_dlq {self.poison_found}/{self.poison_expected}",
+            f"chaos_takeover_s_max {takeover:.1f}",
+        ]
+        if self.takeover_timeouts:
+            out.append(f"chaos_takeover_timeouts {self.takeover_timeouts}")
+        out.append("chaos_result " + ("FAIL " + ",".join(self.failures) if self.failures else "OK"))
+        return out
