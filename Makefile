@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 KINESIS_MOCK := infra/kinesis-mock
 KINESIS_MOCK_JS := $(KINESIS_MOCK)/node_modules/kinesis-local/main.js
 
-.PHONY: demo test unit lint bench chaos clean install
+.PHONY: demo test unit lint bench chaos clean install lock checkov image
 
 install: $(VENV)/.installed $(KINESIS_MOCK_JS)
 
@@ -37,7 +37,21 @@ unit: install
 bench: install
 	@for f in tests/bench/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
+# The image's pinned runtime dependencies (regenerate after changing pyproject's dependencies).
+lock: $(VENV)/.installed
+	$(BIN)/python infra/freeze_runtime.py > infra/requirements.lock
+
+# checkov pins old boto3/packaging, so it lives in its own venv.
+checkov:
+	test -x .venv-checkov/bin/checkov || ($(PYTHON) -m venv .venv-checkov && .venv-checkov/bin/pip install --quiet checkov==3.3.30)
+	.venv-checkov/bin/checkov --compact --skip-download --framework cloudformation -f infra/cloudformation/service.yaml
+	.venv-checkov/bin/checkov --compact --skip-download --framework dockerfile -f infra/Dockerfile
+
+# Needs a Docker engine (none on the development machines here).
+image:
+	docker build -f infra/Dockerfile -t ddb-cdc-consumer:0.1.0 .
+
 clean:
 	-$(BIN)/consumer local down 2>/dev/null
-	rm -rf $(VENV) $(KINESIS_MOCK)/node_modules .local-stack build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-checkov $(KINESIS_MOCK)/node_modules .local-stack .local-search build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from consumer.aws import AwsEndpoints
 from consumer.local.stack import LocalStack, LocalStackState
@@ -31,3 +32,10 @@ def endpoints(local_stack: LocalStackState) -> AwsEndpoints:
 def unique_name() -> str:
     """A fresh resource name per test, so tests sharing the stack never collide."""
     return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(autouse=True)
+def reset_logging() -> Iterator[None]:
+    """Commands under test configure structlog globally; undo that after every test."""
+    yield
+    structlog.reset_defaults()

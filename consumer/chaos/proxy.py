@@ -134,12 +134,15 @@ class ThrottlingProxy:
             )
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _SKIP_REQUEST}
-        async with self._session.request(
-            request.method, self._upstream + request.path_qs, headers=headers, data=body
-        ) as upstream:
-            payload = await upstream.read()
-            out = {k: v for k, v in upstream.headers.items() if k.lower() not in _SKIP_RESPONSE}
-            return web.Response(status=upstream.status, body=payload, headers=out)
+        try:
+            async with self._session.request(
+                request.method, self._upstream + request.path_qs, headers=headers, data=body
+            ) as upstream:
+                payload = await upstream.read()
+                out = {k: v for k, v in upstream.headers.items() if k.lower() not in _SKIP_RESPONSE}
+                return web.Response(status=upstream.status, body=payload, headers=out)
+        except aiohttp.ClientError as error:  # moto unreachable: a 5xx the client retries
+            return web.Response(status=502, text=f"chaos proxy: upstream failed: {error!r}")
 
 
 class ProxyThread:

@@ -195,11 +195,12 @@ class ChaosRun:
         )
         self.run_state = RunState()
         self.outage_until = 0.0
-        base = _worker_environment(state, self.names, self.proxies, work_dir)
-        self.pool = WorkerPool(
-            lambda worker_id: {**base, "CONSUMER_LEASES__WORKER_ID": worker_id},
-            work_dir / "workers",
-        )
+        self.pool = WorkerPool(self.worker_environment, work_dir / "workers")
+
+    def worker_environment(self, worker_id: str) -> dict[str, str]:
+        # Built per spawn: the proxies' ports are known only once they started.
+        base = _worker_environment(self.state, self.names, self.proxies, self.work_dir)
+        return {**base, "CONSUMER_LEASES__WORKER_ID": worker_id}
 
     # --- setup ------------------------------------------------------------------------
 
@@ -232,13 +233,19 @@ class ChaosRun:
 
     # --- faults -------------------------------------------------------------------------
 
-    def _victim(self) -> WorkerProcess | None:
-        alive = self.pool.alive()
-        if not alive:
-            return None
-        held = self.owners()
-        holding = [w for w in alive if held.get(w.worker_id)]
-        return self.rng.choice(holding or alive)
+    def _victim(self, wait_s: float = 20.0) -> WorkerProcess | None:
+        """A random live worker that holds a shard (waiting up to `wait_s` for one: new
+        workers take several seconds to start on a busy machine), else any live worker."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            alive = self.pool.alive()
+            held = self.owners()
+            holding = [w for w in alive if held.get(w.worker_id)]
+            if holding:
+                return self.rng.choice(holding)
+            if time.monotonic() >= deadline:
+                return self.rng.choice(alive) if alive else None
+            time.sleep(0.5)
 
     def apply(self, fault: Fault, elapsed: float) -> None:
         kinesis = self.endpoints.client("kinesis")
@@ -250,8 +257,11 @@ class ChaosRun:
             killed_at = time.monotonic()
             self.pool.kill9(victim)
             replacement = self.pool.spawn()
+            held = self.owners().get(victim.worker_id, 0)
             took = wait_for_takeover(self.leases, victim.worker_id, killed_at, 45.0)
-            if took is None:
+            if not held:
+                note = f"kill -9 {victim.worker_id} (+{replacement.worker_id}), it held no shard"
+            elif took is None:
                 self.run_state.takeover_timeouts += 1
                 note = f"kill -9 {victim.worker_id} (+{replacement.worker_id}), takeover timed out"
             else:

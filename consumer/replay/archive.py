@@ -146,9 +146,7 @@ class ArchiveReplay:
     async def run(self, stop: asyncio.Event) -> ReplayOutcome:
         settings = self.settings
         window = self.request.window
-        self.totals.shards = {
-            item.shard_id: ArchiveShard(item.shard_id) for item in self.objects
-        }
+        self.totals.shards = {item.shard_id: ArchiveShard(item.shard_id) for item in self.objects}
         decoder = ChangeTimeFilter(decode_archived, window)
         async with AsyncExitStack() as stack:
             s3 = await stack.enter_async_context(settings.aws.endpoints().aio_client("s3"))

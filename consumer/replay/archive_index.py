@@ -76,11 +76,7 @@ def parse_object_key(key: str, table_prefix: str, size: int = 0) -> ArchiveObjec
     hour = int(day.timestamp()) // 3600 + hour_of_day
     name = parts[3][: -len(SUFFIX)]
     sequence, _, sub = name.rpartition("-")
-    first = (
-        (int(sequence), int(sub))
-        if sequence.isdigit() and sub.isdigit()
-        else _NO_SEQUENCE
-    )
+    first = (int(sequence), int(sub)) if sequence.isdigit() and sub.isdigit() else _NO_SEQUENCE
     return ArchiveObject(hour, unquote(parts[2]), first, key, size)
 
 

@@ -86,4 +86,3 @@ class ChangeTimeFilter:
         ]
         self.skipped.after_to += len(results) - len(kept)
         return kept
-

@@ -117,8 +117,8 @@ def short_shard(shard_id: str) -> str:
 
 def progress_line(progress: ProgressSnapshot, width: int = 100) -> str:
     """One terminal line: records, a bar, per-shard shares, rate and ETA."""
-    filled = round(progress.share * 20)
-    bar = "#" * filled + "-" * (20 - filled)
+    filled = round(progress.share * 16)
+    bar = "#" * filled + "-" * (16 - filled)
     if progress.shards <= _SHOW_PERCENT_UP_TO:
         shards = " ".join(
             f"{short_shard(shard)}:{share * 100:.0f}%" for shard, share in progress.shard_shares
@@ -145,9 +145,7 @@ def progress_fields(progress: ProgressSnapshot) -> dict[str, object]:
         "eta_s": round(progress.eta_s) if progress.eta_s is not None else None,
         "shards_settled": progress.settled,
         "shards": progress.shards,
-        "shard_pct": {
-            shard: round(share * 100, 1) for shard, share in progress.shard_shares
-        },
+        "shard_pct": {shard: round(share * 100, 1) for shard, share in progress.shard_shares},
     }
 
 

@@ -9,6 +9,7 @@ command to resume).
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -73,6 +74,12 @@ class Console:
 
     def warn(self, line: str) -> None:
         print(f"consumer replay: warning: {line}", file=self.err, flush=True)
+
+
+def reporter_for(requested: str, out: TextIO, start_ms: int, to_ms: int) -> ProgressReporter:
+    mode = progress_mode(requested, out)
+    width = shutil.get_terminal_size((100, 24)).columns if mode == "bar" else 100
+    return ProgressReporter(mode, start_ms, to_ms, out=out, width=width)
 
 
 def progress_mode(requested: str, out: TextIO) -> str:
@@ -157,10 +164,7 @@ async def _stream(
             console.warn(plan.horizon.warning)
         if plan.horizon.note:
             console.say(plan.horizon.note)
-    reporter = ProgressReporter(
-        progress_mode(options.progress, console.out), plan.horizon.start_ms, window.to_ms,
-        out=console.out,
-    )
+    reporter = reporter_for(options.progress, console.out, plan.horizon.start_ms, window.to_ms)
     if options.dry_run:
         result = await dry_run_stream(settings, window, plan, reporter.update)
         reporter.finish()
@@ -228,9 +232,7 @@ async def _archive(
     start_ms = window.from_ms
     if start_ms is None:
         start_ms = objects[0].hour * HOUR_MS if objects else window.to_ms - 1
-    reporter = ProgressReporter(
-        progress_mode(options.progress, console.out), start_ms, window.to_ms, out=console.out
-    )
+    reporter = reporter_for(options.progress, console.out, start_ms, window.to_ms)
     replay = ArchiveReplay(settings, request, location, objects, on_state=reporter.update)
     if options.dry_run:
         result = await replay.count(stop)
@@ -272,8 +274,8 @@ def _report(
     worker_codes: list[int],
 ) -> None:
     local = outcome.local
-    verdict = "complete" if outcome.complete else (
-        "interrupted" if outcome.interrupted else "incomplete"
+    verdict = (
+        "complete" if outcome.complete else ("interrupted" if outcome.interrupted else "incomplete")
     )
     console.say(
         f"replay {request.name} {verdict}: {outcome.records:,} records applied in "

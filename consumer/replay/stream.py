@@ -50,7 +50,7 @@ from consumer.replay.outcome import LocalTotals, ReplayOutcome
 from consumer.replay.request import ReplayRequest, replay_settings
 from consumer.replay.shard_task import replay_shard
 from consumer.replay.shards import FilteredShardLister
-from consumer.replay.status import ReplayState, is_complete
+from consumer.replay.status import ReplayState, ShardStatus, is_complete
 from consumer.replay.window import ReplayWindow
 from consumer.service.pipelines import build_dlq, open_pipeline_clients, routes_factory
 from consumer.service.worker import lease_settings
@@ -187,9 +187,7 @@ class StreamReplay:
                     for pipeline in pipelines:
                         self.totals.add(pipeline)
 
-            coordinator = Coordinator(
-                leases, table, lister, process, worker_id=self.worker_id
-            )
+            coordinator = Coordinator(leases, table, lister, process, worker_id=self.worker_id)
             log.info(
                 "replay.start",
                 replay=self.request.name,
@@ -236,7 +234,7 @@ class StreamReplay:
                 log.warning("replay.state_unavailable", error=str(error))
             else:
                 self._last_state = state
-                self._on_state(state)
+                self._on_state(with_expected(state, self.plan.shard_ids))
                 if is_complete(state, to_ms, self.plan.shard_ids):
                     return True
             try:
@@ -259,6 +257,18 @@ class StreamReplay:
 
     async def _delete_lease_table(self, client: Any, name: str, state: ReplayState) -> bool:
         return await delete_lease_table(client, name, state)
+
+
+def with_expected(state: ReplayState, shard_ids: frozenset[str]) -> ReplayState:
+    """`state` plus the listed shards that have no lease yet (for the progress display)."""
+    missing = shard_ids - {shard.shard_id for shard in state.shards}
+    if not missing:
+        return state
+    shards = sorted(
+        (*state.shards, *(ShardStatus(shard_id) for shard_id in missing)),
+        key=lambda shard: shard.shard_id,
+    )
+    return ReplayState(tuple(shards), state.workers)
 
 
 async def delete_lease_table(client: Any, name: str, state: ReplayState) -> bool:

@@ -78,9 +78,7 @@ def window_from_input(
             "leave --to out to replay up to now"
         )
     if from_ms is not None and to_ms <= from_ms:
-        raise ReplayInputError(
-            f"--to {iso_ms(to_ms)} is not after --from {iso_ms(from_ms)}"
-        )
+        raise ReplayInputError(f"--to {iso_ms(to_ms)} is not after --from {iso_ms(from_ms)}")
     if grace_ms < 0:
         raise ReplayInputError(f"--to-grace must be >= 0 seconds, got {grace_ms / 1000:g}")
     return ReplayWindow(from_ms, to_ms, grace_ms)

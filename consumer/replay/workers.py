@@ -62,8 +62,7 @@ def spawn_workers(argv: Sequence[str], count: int) -> list[subprocess.Popen[byte
     except (AttributeError, OSError, ValueError):
         output = None  # stderr is not a file (captured): inherit
     return [
-        subprocess.Popen(list(argv), env=env, stdout=output, stderr=output)
-        for _ in range(count)
+        subprocess.Popen(list(argv), env=env, stdout=output, stderr=output) for _ in range(count)
     ]
 
 

@@ -35,7 +35,9 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        # No file bound here: each logger writes to whatever sys.stdout is when it is made
+        # (tests swap it; a bound file object could be closed by then).
+        logger_factory=structlog.PrintLoggerFactory(),
         cache_logger_on_first_use=False,
     )
     # Libraries' own logging (botocore, aiohttp) only from warnings up, on stderr.
@@ -47,5 +49,10 @@ def quiet_logging() -> None:
     structlog.configure(
         processors=[structlog.processors.add_log_level, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=_stderr_logger,
+        cache_logger_on_first_use=False,
     )
+
+
+def _stderr_logger(*args: object) -> structlog.PrintLogger:
+    return structlog.PrintLogger(sys.stderr)
