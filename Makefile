@@ -34,6 +34,10 @@ test: install lint
 unit: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
 
+# The full chaos suite (several minutes); a short form runs in `make test`. SEED=N to repeat one.
+chaos: install
+	$(BIN)/python -m consumer.chaos $(if $(SEED),--seed $(SEED))
+
 bench: install
 	@for f in tests/bench/bench_*.py; do $(BIN)/python $$f || exit 1; done
 

@@ -1,9 +1,10 @@
 """LOCAL ONLY: the chaos run's checks, computed from what the run left behind.
 
 - duplicates: the same Kinesis record (shard, sequence, sub-sequence) handed to the replica
-  sink by two different worker processes (from the `hooks` delivery logs). A duplicate whose
-  earlier process was stopped with SIGTERM is a duplicate on a planned move (invariant 5: there
-  must be none); after `kill -9` duplicates are allowed (at least once).
+  sink by two different worker processes (from the `hooks` delivery logs), attributed to how
+  the earlier process gave the shard up (`classify_duplicates`). One after a SIGTERM or a
+  rebalance handoff is a duplicate on a planned move (invariant 5: there must be none); after
+  `kill -9` or an involuntary lease loss duplicates are allowed (at least once).
 - poison: distinct poison records in the DLQ (an undecodable payload, or a "bad…" item the
   transform rejects), counted once each even if parked twice.
 """
@@ -14,6 +15,7 @@ import base64
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +46,50 @@ def read_deliveries(directory: Path) -> list[Delivery]:
 
 @dataclass
 class DuplicateCounts:
-    planned: int = 0
-    after_kill: int = 0
-    other: int = 0  # the earlier process was still running: a rebalance or a lost lease
+    planned: int = 0  # after a SIGTERM or a rebalance handoff (invariant 5: must be none)
+    after_kill: int = 0  # after kill -9: allowed (at least once)
+    lease_lost: int = 0  # the earlier owner lost its lease involuntarily: allowed
+    other: int = 0  # not explained by the logs (informational)
     examples: list[str] = field(default_factory=list)
 
 
+LeaseEvents = dict[tuple[str, str], list[tuple[float, str]]]
+_LEASE_EVENTS = {"lease handed off": "handoff", "lease lost": "lost"}
+
+
+def read_lease_events(workers: list[WorkerProcess]) -> LeaseEvents:
+    """(worker id, shard) -> [(time, "handoff" | "lost")] from the workers' JSON logs."""
+    events: LeaseEvents = defaultdict(list)
+    for worker in workers:
+        try:
+            lines = worker.log_path.read_bytes().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if not line.startswith(b"{"):
+                continue
+            try:
+                entry: Any = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue  # a line torn by kill -9
+            kind = _LEASE_EVENTS.get(str(entry.get("event")))
+            if kind and "shard" in entry and "timestamp" in entry:
+                at = datetime.fromisoformat(str(entry["timestamp"]).replace("Z", "+00:00"))
+                events[(worker.worker_id, str(entry["shard"]))].append((at.timestamp(), kind))
+    return events
+
+
+def _last_event(events: LeaseEvents, worker_id: str, shard: str, before: float) -> str | None:
+    earlier = [(at, kind) for at, kind in events.get((worker_id, shard), []) if at <= before]
+    return max(earlier)[1] if earlier else None
+
+
 def classify_duplicates(
-    deliveries: list[Delivery], workers: dict[int, WorkerProcess]
+    deliveries: list[Delivery], workers: dict[int, WorkerProcess], events: LeaseEvents
 ) -> DuplicateCounts:
+    """Each pair of consecutive processes that were handed the same record is one duplicate,
+    attributed to how the earlier process gave the shard up: kill -9, an involuntary lease
+    loss (its log says "lease lost"), or a planned move (SIGTERM, or "lease handed off")."""
     first_by_pid: dict[tuple[str, str, int], dict[int, float]] = defaultdict(dict)
     for delivery in deliveries:
         seen = first_by_pid[delivery.position]
@@ -60,19 +97,26 @@ def classify_duplicates(
     counts = DuplicateCounts()
     for position, seen in first_by_pid.items():
         ordered = sorted(seen.items(), key=lambda pid_at: pid_at[1])
-        for (earlier, _), (later, _) in itertools.pairwise(ordered):
+        for (earlier, _), (later, later_at) in itertools.pairwise(ordered):
             worker = workers.get(earlier)
-            how = worker.stopped_by if worker else None
-            if how == "sigterm":
+            if worker is None:
+                counts.other += 1
+                continue
+            if worker.stopped_by == "kill9":
+                counts.after_kill += 1
+                continue
+            last = _last_event(events, worker.worker_id, position[0], later_at)
+            if last == "lost":
+                counts.lease_lost += 1
+            elif last == "handoff" or worker.stopped_by == "sigterm":
                 counts.planned += 1
                 if len(counts.examples) < 5:
                     later_id = workers[later].worker_id if later in workers else str(later)
+                    how = "SIGTERM" if worker.stopped_by == "sigterm" else "handoff"
                     counts.examples.append(
-                        f"{position[0]} {position[1]}: {worker.worker_id if worker else earlier}"
-                        f" (SIGTERM) then {later_id}"
+                        f"duplicate {position[0]} {position[1]}: {worker.worker_id} ({how}) "
+                        f"then {later_id}"
                     )
-            elif how == "kill9":
-                counts.after_kill += 1
             else:
                 counts.other += 1
     return counts

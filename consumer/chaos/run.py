@@ -35,6 +35,7 @@ from consumer.chaos.report import (
     poison_identity,
     read_deliveries,
     read_dlq,
+    read_lease_events,
 )
 from consumer.local.bridge import BridgeOptions, DestinationBridge
 from consumer.local.sample_orders import create_kinesis_stream, create_source_table
@@ -343,11 +344,25 @@ class ChaosRun:
     def state_queue_url(self) -> str:
         return f"{self.state.moto_url}/000000000000/{self.names.queue}"
 
+    def dlq_depth(self) -> int:
+        attributes = self.endpoints.client("sqs").get_queue_attributes(
+            QueueUrl=self.state_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes.get("ApproximateNumberOfMessages", 0))
+
     def converge(self, timeout_s: float) -> float:
+        """Waits until the replica and the search index match the table and the DLQ holds at
+        least as many messages as poison was planted (the exact count is checked after: a
+        receive hides the messages, so it is done once)."""
         start = time.monotonic()
+        expected_poison = self.run_state.poison_records + self.run_state.poison_items
         while time.monotonic() - start < timeout_s:
             replica_lines, search_lines = self.compare()
-            if not replica_lines.lines and not search_lines.lines:
+            if (
+                not replica_lines.lines
+                and not search_lines.lines
+                and self.dlq_depth() >= expected_poison
+            ):
                 break
             time.sleep(2)
         return time.monotonic() - start
@@ -410,7 +425,9 @@ class ChaosRun:
         lost = sum(1 for line in replica_lines.lines if line.endswith(("is missing", "differs")))
         found, messages = self.poison_found()
         duplicates = classify_duplicates(
-            read_deliveries(self.work_dir / "deliveries"), self.pool.by_pid()
+            read_deliveries(self.work_dir / "deliveries"),
+            self.pool.by_pid(),
+            read_lease_events(self.pool.workers),
         )
         stats = pump.bridge.stats
         throttle, outage = self.proxies.throttle, self.proxies.outage
@@ -426,11 +443,11 @@ class ChaosRun:
             "replica_connections_refused": str(outage.refused),
             "dlq_messages": str(messages),
             "duplicates_after_kill9": str(duplicates.after_kill),
-            "duplicates_other": str(duplicates.other),
+            "duplicates_after_lease_lost": str(duplicates.lease_lost),
+            "duplicates_unexplained": str(duplicates.other),
             "elapsed_s": f"{elapsed:.0f}",
         }
         details = [*replica_lines.lines, *search_lines.lines, *duplicates.examples]
-        details += [f"fault {line}" for line in self.run_state.faults_applied]
         details += stop_problems
         for thread_error in (writer.error, pump.error):
             if thread_error is not None:

@@ -35,10 +35,19 @@ from consumer.replay.request import (
 from consumer.replay.stream import StreamReplay, delete_idle_lease_table, plan_stream_replay
 from consumer.replay.times import iso_ms
 from consumer.replay.window import ReplayWindow, window_from_input
-from consumer.replay.workers import spawn_workers, stop_workers, wait_workers, worker_argv
+from consumer.replay.workers import (
+    WorkerExit,
+    spawn_workers,
+    stop_workers,
+    wait_workers,
+    worker_argv,
+)
 from consumer.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+# How long extra workers get to notice by themselves that the replay is complete.
+WORKER_GRACE_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -159,6 +168,8 @@ async def _stream(
 ) -> int:
     window = request.window
     plan = await plan_stream_replay(settings, window, now_ms)
+    if stop.is_set():
+        return 130  # stopped while starting (an extra worker of a replay that is over)
     if not options.worker_process:
         if plan.horizon.warning:
             console.warn(plan.horizon.warning)
@@ -189,21 +200,26 @@ async def _stream(
     )
     try:
         outcome = await replay.run(stop)
+    except BaseException:
+        stop_workers(processes)  # no orphans: this worker cannot go on
+        raise
     finally:
         reporter.finish()
         if stop.is_set():
             stop_workers(processes)
-    codes = await asyncio.to_thread(wait_workers, processes, settings.stop_timeout_s + 30)
+    exits = await asyncio.to_thread(
+        wait_workers, processes, WORKER_GRACE_S, settings.stop_timeout_s + 30
+    )
     if processes and outcome.complete and not options.keep_lease_table:
         outcome.lease_table_deleted = await delete_idle_lease_table(
             replay.settings, request.lease_table
         )
     if options.worker_process:
-        return _exit_code(outcome, codes)
-    _report(console, request, outcome, time.monotonic() - started, codes)
+        return _exit_code(outcome, exits)
+    _report(console, request, outcome, time.monotonic() - started, exits)
     if outcome.interrupted:
         console.say(f"resume with: {_resume_command(request, options)}")
-    return _exit_code(outcome, codes)
+    return _exit_code(outcome, exits)
 
 
 async def _archive(
@@ -271,7 +287,7 @@ def _report(
     request: ReplayRequest,
     outcome: ReplayOutcome,
     elapsed_s: float,
-    worker_codes: list[int],
+    workers: list[WorkerExit],
 ) -> None:
     local = outcome.local
     verdict = (
@@ -288,15 +304,15 @@ def _report(
         console.say(f"  {local.parked:,} records parked in the dead-letter queue (consumer dlq)")
     for shard, error in sorted(outcome.stopped.items()):
         console.say(f"  shard {shard} stopped: {error}")
-    failed = [code for code in worker_codes if code not in (0, 130)]
+    failed = [worker.code for worker in workers if worker.failed]
     if failed:
         console.say(f"  {len(failed)} worker process(es) failed (exit codes {failed})")
     if request.source is Source.STREAM and not outcome.lease_table_deleted:
         console.say(f"  lease table {request.lease_table} kept")
 
 
-def _exit_code(outcome: ReplayOutcome, worker_codes: list[int]) -> int:
-    if outcome.stopped or any(code not in (0, 130) for code in worker_codes):
+def _exit_code(outcome: ReplayOutcome, workers: list[WorkerExit]) -> int:
+    if outcome.stopped or any(worker.failed for worker in workers):
         return 1
     if outcome.interrupted:
         return 130

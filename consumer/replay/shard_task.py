@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from botocore.exceptions import BotoCoreError, ClientError
 
 from checkpoints import LeaseHandle, LeaseLost, StopReason
+from consumer.backoff import Backoff
 from consumer.pipeline.processor import ShardPipeline, ShardStopped
 from consumer.replay.cutoff import ShardEnd, cut_batch
 from consumer.replay.marks import ReplayMarks
@@ -37,6 +39,7 @@ from consumer.sources.prefetch import prefetch
 log = structlog.get_logger(__name__)
 
 PipelineFactory = Callable[[LeaseHandle], ShardPipeline]
+MARK_ATTEMPTS = 10
 
 
 @dataclass
@@ -61,16 +64,32 @@ class ShardProgressWriter:
             await self.write_now()
 
     async def write_now(self) -> None:
+        """Best effort: progress is for display, so a failed write is retried next time."""
         if self.pending_records:
-            await self.marks.add_progress(self.handle, self.pending_records, self.at_ms)
+            try:
+                await self.marks.add_progress(self.handle, self.pending_records, self.at_ms)
+            except (ClientError, BotoCoreError) as error:
+                log.warning("replay.progress_write_failed", error=str(error))
+                return
             self.pending_records = 0
         self._last_write = self.clock()
 
     async def end(self, end: str, to_ms: int | None, error: str | None = None) -> None:
-        await self.marks.mark_end(
-            self.handle, end, to_ms, self.pending_records, self.at_ms, error=error
-        )
-        self.pending_records = 0
+        """Marks the shard ended, retried: without the mark the replay would never complete.
+        (A lease lost meanwhile is not an error: its next owner reads on and marks it.)"""
+        backoff = Backoff(base_s=0.2, cap_s=5.0)
+        for attempt in range(1, MARK_ATTEMPTS + 1):
+            try:
+                await self.marks.mark_end(
+                    self.handle, end, to_ms, self.pending_records, self.at_ms, error=error
+                )
+                self.pending_records = 0
+                return
+            except (ClientError, BotoCoreError) as failure:
+                if attempt == MARK_ATTEMPTS:
+                    raise
+                log.warning("replay.mark_failed", error=str(failure), attempt=attempt)
+                await backoff.sleep()
 
 
 async def replay_shard(

@@ -106,15 +106,18 @@ class StreamReplay:
         *,
         worker_id: str | None = None,
         on_state: StateListener | None = None,
-        poll_s: float = 1.0,
+        poll_s: float | None = None,
         keep_lease_table: bool = False,
     ) -> None:
+        """`poll_s`: how often the lease table is read for completion and progress (default:
+        the lease take interval, within 0.5-2 s; each read is a scan of the whole table)."""
         self.settings = replay_settings(settings, request)
         self.request = request
         self.plan = plan
         self.worker_id = worker_id
         self._on_state = on_state or (lambda state: None)
-        self._poll_s = poll_s
+        take_s = self.settings.leases.take_interval_s
+        self._poll_s = poll_s if poll_s is not None else min(2.0, max(0.5, take_s))
         self._keep_lease_table = keep_lease_table
         self._last_state = ReplayState()
         self.totals = LocalTotals()

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from consumer.replay.request import ReplayRequest
@@ -74,19 +75,36 @@ def stop_workers(processes: Sequence[subprocess.Popen[bytes]]) -> None:
                 process.terminate()
 
 
-def wait_workers(processes: Sequence[subprocess.Popen[bytes]], timeout_s: float) -> list[int]:
-    """Waits for the workers (a complete replay ends them all by itself); the ones still
-    running after `timeout_s` are stopped, then killed. Returns their exit codes."""
-    deadline = time.monotonic() + timeout_s
+@dataclass(frozen=True)
+class WorkerExit:
+    """How an extra worker ended; `stopped` when we stopped it (the replay was over)."""
+
+    code: int
+    stopped: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return not self.stopped and self.code not in (0, 130)
+
+
+def wait_workers(
+    processes: Sequence[subprocess.Popen[bytes]], grace_s: float, timeout_s: float
+) -> list[WorkerExit]:
+    """After this worker is done: gives the others `grace_s` to end by themselves (a complete
+    replay ends every worker), then stops the rest gracefully (SIGTERM; they may still be
+    starting up, with nothing left to do), and kills what is left after `timeout_s`."""
+    deadline = time.monotonic() + grace_s
     for process in processes:
         with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            process.wait(timeout=max(0.01, deadline - time.monotonic()))
+    running = {id(process) for process in processes if process.poll() is None}
     stop_workers(processes)
-    codes = []
+    exits = []
     for process in processes:
         try:
-            codes.append(process.wait(timeout=30))
+            code = process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             process.kill()
-            codes.append(process.wait())
-    return codes
+            code = process.wait()
+        exits.append(WorkerExit(code, stopped=id(process) in running))
+    return exits

@@ -92,7 +92,7 @@ def history(local_stack: LocalStackState) -> History:
         "CONSUMER_PIPELINES__AUDIT__SSE": "none",
         "CONSUMER_PIPELINES__AUDIT__MAX_AGE_S": "1",
     }
-    assert app.run_in_process(until_idle_s=2.0, **env) == 0
+    assert app.run_in_process(2.0, 120, **env) == 0
     final = by_key(app.source_items())
     keys = sorted(set(at_t) | set(final))
     changed = [key for key in keys if at_t.get(key) != final.get(key)]
@@ -236,7 +236,7 @@ def test_two_stream_replay_workers_from_t_repair_every_item_changed_since_t(
 
 
 @pytest.mark.usefixtures("restore_logging")
-def test_two_replay_processes_from_before_the_trim_horizon_rebuild_an_empty_replica(
+def test_stream_replay_from_before_the_trim_horizon_rebuilds_an_empty_replica(
     history: History, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _wipe_replica(history)

@@ -20,7 +20,9 @@ def record(sequence: int, arrival_ms: int, created_us: int = 1) -> RawRecord:
     return RawRecord(data, str(sequence), arrival_ms, "pk")
 
 
-def batch(*arrivals: int, behind: int | None = 1000, children: tuple[str, ...] | None = None):
+def batch(
+    *arrivals: int, behind: int | None = 1000, children: tuple[str, ...] | None = None
+) -> ReadBatch:
     records = [record(n + 1, arrival) for n, arrival in enumerate(arrivals)]
     resume = records[-1].sequence_number if records else None
     return ReadBatch(SHARD, records, behind, resume, children)

@@ -5,11 +5,10 @@ SHARD_END finishes it; a pipeline that stops marks it stopped."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
-import pytest
 
 from checkpoints import Checkpoint, Lease, LeaseHandle, StopReason
 from consumer.pipeline.decoders import decode_kinesis
@@ -93,8 +92,12 @@ def batch(
 
 
 async def run(
-    batches: Sequence[ReadBatch], sink: MemorySink, policy: RetryPolicy | None = None
+    batches: Sequence[ReadBatch],
+    sink: MemorySink,
+    policy: RetryPolicy | None = None,
+    settled: Callable[[TableWrites], bool] = lambda table: False,
 ) -> tuple[asyncio.Task[None], LeaseHandle, TableWrites, ScriptedReader]:
+    """Starts the shard task; returns once the shard ended (or `settled` says so)."""
     table = TableWrites()
     lease = Lease(SHARD, SHARD, owner="me", counter=1, checkpoint=Checkpoint.at_timestamp(0))
     handle = LeaseHandle(lease, "me", 1, table)
@@ -115,7 +118,7 @@ async def run(
         replay_shard(handle, reader, make_pipeline, ReplayMarks(table, "leases"), WINDOW)
     )
     for _ in range(200):
-        if table.marked(END) or table.finished is not None or task.done():
+        if table.marked(END) or table.finished is not None or task.done() or settled(table):
             break
         await asyncio.sleep(0.01)
     return task, handle, table, reader
@@ -179,13 +182,10 @@ async def test_a_pipeline_that_stops_marks_the_shard_stopped() -> None:
 
 
 async def test_a_lost_lease_writes_nothing_more() -> None:
-    task, handle, table, _ = await run([batch(record(1, 100))], MemorySink())
-    await asyncio.sleep(0.05)
+    sink = MemorySink()
+    task, handle, table, _ = await run(
+        [batch(record(1, 100))], sink, settled=lambda table: bool(sink.state)
+    )
     handle.request_stop(StopReason.LOST)
     await asyncio.wait_for(task, 1)
     assert table.checkpoints == [] and table.marked(END) == []
-
-
-@pytest.fixture(autouse=True)
-def _fast_progress(monkeypatch: pytest.MonkeyPatch) -> None:
-    return None
