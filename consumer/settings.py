@@ -317,7 +317,15 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 
 # CONSUMER_* variables that are not settings.
-_NOT_SETTINGS = frozenset({CONFIG_FILE_ENV, "CONSUMER_KINESIS_MOCK_JS"})
+_NOT_SETTINGS = frozenset(
+    {
+        CONFIG_FILE_ENV,
+        "CONSUMER_KINESIS_MOCK_JS",
+        # Read by `consumer leases` (which needs no full settings), not by Settings.
+        "CONSUMER_ENDPOINT_DYNAMODB",
+        "CONSUMER_ENDPOINT_KINESIS",
+    }
+)
 
 
 def _setting_paths(model: type[BaseModel], prefix: str = "") -> set[str]:

@@ -293,8 +293,9 @@ def _report(
     verdict = (
         "complete" if outcome.complete else ("interrupted" if outcome.interrupted else "incomplete")
     )
+    what = f"replay {request.name}" if request.source is Source.STREAM else "archive replay"
     console.say(
-        f"replay {request.name} {verdict}: {outcome.records:,} records applied in "
+        f"{what} {verdict}: {outcome.records:,} records applied in "
         f"{elapsed_s:.1f} s"
         + (f" ({local.records:,} by this process)" if request.workers > 1 else "")
     )

@@ -206,7 +206,7 @@ class StreamReplay:
             complete = complete or is_complete(state, window.to_ms, self.plan.shard_ids)
             deleted = False
             if complete and not self._keep_lease_table:
-                deleted = await self._delete_lease_table(dynamodb, leases.lease_table, state)
+                deleted = await delete_lease_table(dynamodb, leases.lease_table, state)
             log.info(
                 "replay.stopped",
                 complete=complete,
@@ -257,9 +257,6 @@ class StreamReplay:
             return self._last_state
         self._last_state = state
         return state
-
-    async def _delete_lease_table(self, client: Any, name: str, state: ReplayState) -> bool:
-        return await delete_lease_table(client, name, state)
 
 
 def with_expected(state: ReplayState, shard_ids: frozenset[str]) -> ReplayState:

@@ -62,8 +62,11 @@ def spawn_workers(argv: Sequence[str], count: int) -> list[subprocess.Popen[byte
         output: int | None = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):
         output = None  # stderr is not a file (captured): inherit
+    # Their own session: a Ctrl-C on the terminal reaches only us, and we pass on one SIGTERM
+    # (a worker that got both would take the second signal as "stop without draining").
     return [
-        subprocess.Popen(list(argv), env=env, stdout=output, stderr=output) for _ in range(count)
+        subprocess.Popen(list(argv), env=env, stdout=output, stderr=output, start_new_session=True)
+        for _ in range(count)
     ]
 
 
