@@ -49,6 +49,7 @@ class ShardActivity:
 
     last_record_at: dict[str, float] = field(default_factory=dict)
     last_batch_at: dict[str, float] = field(default_factory=dict)
+    started_at: dict[str, float] = field(default_factory=dict)
     millis_behind: dict[str, int] = field(default_factory=dict)
     records: int = 0
 
@@ -80,6 +81,7 @@ async def run_shard(
     pipeline = make_pipeline(handle)
     start = start_position(handle.start_position)
     bound.info("shard.start", start=str(start.kind), sequence_number=start.sequence_number)
+    activity.started_at[handle.shard_id] = clock()
     batches: AsyncGenerator[ReadBatch, None] = prefetch(
         reader.read(handle.shard_id, start), read_ahead_batches
     )

@@ -135,9 +135,32 @@ class Worker:
         return reader, StreamsShardLister(client, stream_arn), stream_arn
 
     def _idle(self, now: float) -> bool:
+        """Burst mode: nothing left to do for `until_idle_s`.
+
+        Every held shard must have been read up to the tip at least once (a shard that is
+        still starting or behind is not idle), and no record may have arrived for
+        `until_idle_s`. A worker that never held a lease also waits out one failover time
+        and take interval, so slow starts and leases of dead workers are not mistaken for
+        an empty stream.
+        """
         activity = self.state.activity
+        coordinator = self.state.coordinator
         assert activity is not None and self.until_idle_s is not None
-        last = max([self.state.started_at, *activity.last_record_at.values()], default=now)
+        held = coordinator.held_shards() if coordinator is not None else frozenset()
+        for shard in held:
+            if shard not in activity.last_batch_at or activity.millis_behind.get(shard, 0) > 0:
+                return False
+        if not activity.started_at:
+            leases = self.settings.leases
+            grace = leases.failover_s + leases.take_interval_s
+            return now - self.state.started_at >= self.until_idle_s + grace
+        last = max(
+            [
+                self.state.started_at,
+                *activity.started_at.values(),
+                *activity.last_record_at.values(),
+            ]
+        )
         return now - last >= self.until_idle_s
 
     async def _wait(self, stop: asyncio.Event) -> None:
