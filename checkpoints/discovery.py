@@ -53,11 +53,18 @@ class KinesisShardLister:
         stream_name: str | None = None,
         stream_arn: str | None = None,
         retry: RetryPolicy | None = None,
+        shard_filter: Mapping[str, Any] | None = None,
     ) -> None:
+        """`shard_filter` (ListShards' ShardFilter) goes with the first page only: a NextToken
+        carries the whole request."""
         if not stream_name and not stream_arn:
             raise ValueError("a stream name or ARN is needed to list shards")
         self._client = client
-        self._stream = {"StreamARN": stream_arn} if stream_arn else {"StreamName": stream_name}
+        self._stream: dict[str, Any] = (
+            {"StreamARN": stream_arn} if stream_arn else {"StreamName": stream_name}
+        )
+        if shard_filter is not None:
+            self._stream["ShardFilter"] = dict(shard_filter)
         self._retry = retry or RetryPolicy()
         self.stats = RetryStats()
         self.calls = 0

@@ -10,15 +10,11 @@ treated by Kinesis as the trim horizon.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from checkpoints.discovery import ShardInfo, shard_from_api
-from checkpoints.retry import RetryPolicy, RetryStats, call_with_retry, error_code
+from checkpoints.discovery import KinesisShardLister
+from checkpoints.retry import RetryPolicy
 
 
 def shard_filter(from_ms: int | None) -> dict[str, Any]:
@@ -28,7 +24,7 @@ def shard_filter(from_ms: int | None) -> dict[str, Any]:
     return {"Type": "FROM_TIMESTAMP", "Timestamp": datetime.fromtimestamp(from_ms / 1000, UTC)}
 
 
-class FilteredShardLister:
+class FilteredShardLister(KinesisShardLister):
     """A `checkpoints.discovery.ShardLister` that lists only the replay's shards.
 
     The filter goes with the first page only: a NextToken carries the whole request (and a
@@ -43,36 +39,6 @@ class FilteredShardLister:
         from_ms: int | None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self._client = client
-        self._stream_arn = stream_arn
-        self._filter = shard_filter(from_ms)
-        self._retry = retry or RetryPolicy()
-        self.stats = RetryStats()
-        self.calls = 0
-
-    async def list_shards(self) -> list[ShardInfo]:
-        for _ in range(3):
-            shards: list[ShardInfo] = []
-            params: dict[str, Any] = {
-                "StreamARN": self._stream_arn,
-                "ShardFilter": self._filter,
-                "MaxResults": 1000,
-            }
-            try:
-                while True:
-                    page = await call_with_retry(
-                        functools.partial(self._client.list_shards, **params),
-                        self._retry,
-                        self.stats,
-                    )
-                    self.calls += 1
-                    shards.extend(shard_from_api(shard) for shard in page.get("Shards", []))
-                    token = page.get("NextToken")
-                    if not token:
-                        return shards
-                    params = {"NextToken": token, "MaxResults": 1000}
-            except ClientError as error:
-                if error_code(error) != "ExpiredNextTokenException":
-                    raise
-                await asyncio.sleep(0.1)
-        raise RuntimeError("ListShards: the listing kept expiring")
+        super().__init__(
+            client, stream_arn=stream_arn, retry=retry, shard_filter=shard_filter(from_ms)
+        )
