@@ -92,6 +92,15 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.write_eof()
 
 
+_WRITE_OPERATIONS = (
+    ".PutItem",
+    ".UpdateItem",
+    ".DeleteItem",
+    ".BatchWriteItem",
+    ".TransactWriteItems",
+)
+
+
 class ThrottlingProxy:
     """An HTTP proxy to a DynamoDB endpoint that throttles `rate` of the requests."""
 
@@ -102,6 +111,7 @@ class ThrottlingProxy:
         self.port = 0
         self.requests = 0
         self.throttled = 0
+        self.writes = 0  # requests that DynamoDB bills as writes (the benchmarks count them)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -124,6 +134,9 @@ class ThrottlingProxy:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
+        target = request.headers.get("X-Amz-Target", "")
+        if target.endswith(_WRITE_OPERATIONS):
+            self.writes += 1
         body = await request.read()
         if self.rate > 0 and self._random.random() < self.rate:
             self.throttled += 1
