@@ -35,7 +35,7 @@ def test_defaults_meet_the_kcl_comparison() -> None:
 def test_invalid_settings_are_refused(overrides: dict[str, object], message: str) -> None:
     arguments: dict[str, object] = {"application_name": "app", **overrides}
     with pytest.raises(ValueError, match=message):
-        LeaseSettings(**arguments)  # type: ignore[arg-type]
+        LeaseSettings(**arguments)
 
 
 def test_worker_id_is_the_ecs_task_arn_when_on_ecs() -> None:

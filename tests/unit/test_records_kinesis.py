@@ -393,7 +393,7 @@ def test_deep_json_is_a_decode_error() -> None:
 def test_creation_time_in_microseconds(
     created: float, precision: str | None, expected_us: int
 ) -> None:
-    record = destination_record({"k": {"S": "1"}}, None, None, created=created, precision=precision)  # type: ignore[arg-type]
+    record = destination_record({"k": {"S": "1"}}, None, None, created=created, precision=precision)
     assert decode_both(compact(record)).created_at_us == expected_us
 
 
@@ -493,7 +493,7 @@ def test_events_are_hashable_and_immutable() -> None:
     event = decode_both(compact(DOC_RECORDS[0]))
     assert hash(event) == hash(decode_destination_record(compact(DOC_RECORDS[0]), POSITION))
     with pytest.raises(AttributeError):
-        event.table = "other"  # type: ignore[misc]
+        event.table = "other"  # deliberately: frozen
     assert not hasattr(event, "__dict__")
 
 

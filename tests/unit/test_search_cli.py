@@ -128,10 +128,6 @@ def test_summaries_are_clipped(tmp_path: Path) -> None:
     assert len(text) == search_cmd.SUMMARY_WIDTH and text.endswith("…")
 
 
-@pytest.mark.skipif(
-    "search_cmd" not in consumer.cli.COMMAND_MODULES,
-    reason="consumer.cli does not list search_cmd yet",
-)
 @pytest.mark.usefixtures("orders")
 def test_the_consumer_command_line_runs_it(capsys: pytest.CaptureFixture[str]) -> None:
     assert consumer.cli.main(["search", "oslo"]) == 0
