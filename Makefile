@@ -29,9 +29,11 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy --strict consumer checkpoints
 
 # Three pytest workers (each with its own local stack): the integration tests mostly wait on
-# emulators and timers, so this cuts the wall time on 2 cores without starving them.
+# emulators and timers, so this cuts the wall time on 2 cores. Timing-sensitive tests (marked
+# serial in tests/conftest.py) then run alone.
 test: install lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 3 --dist loadfile
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 3 --dist loadfile -m "not serial"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m serial
 
 unit: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit

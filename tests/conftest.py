@@ -39,3 +39,17 @@ def reset_logging() -> Iterator[None]:
     """Commands under test configure structlog globally; undo that after every test."""
     yield
     structlog.reset_defaults()
+
+
+# Tests that assert timings (failover bounds, planned moves without duplicates) or run many
+# worker processes: `make test` runs them after the parallel phase, alone on the machine, so
+# CPU contention from other test workers cannot make a healthy heartbeat look late.
+SERIAL_MODULES = frozenset(
+    {"test_leases_coordinators.py", "test_leases_processes.py", "test_chaos.py"}
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SERIAL_MODULES:
+            item.add_marker(pytest.mark.serial)
