@@ -348,6 +348,11 @@ async def test_a_worker_cut_off_from_the_table_stops_before_anyone_takes_its_sha
         table_a = a.table
         monkeypatch.setattr(table_a, "heartbeat", unreachable)
         await eventually(lambda: cut_off <= b.held_shards(), FAILOVER_S + TAKE_S + 5, "taken")
+        # held_shards() changes when the lease is won; b's processor task records its start a
+        # moment later.
+        await eventually(
+            lambda: all(("b", shard) in recorder.started_at for shard in cut_off), 5, "started"
+        )
         for shard in cut_off:
             stopped = recorder.lost_at[("a", shard)]
             taken = recorder.started_at[("b", shard)]
