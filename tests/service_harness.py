@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from consumer.aws import AwsEndpoints
+from consumer.local import verify
 from consumer.local.bridge import BridgeOptions, BridgeStats, DestinationBridge
 from consumer.local.sample_orders import create_kinesis_stream, create_source_table
 from consumer.local.stack import LocalStackState
-from consumer.pipeline.replication import create_replica_table, live_items
 from consumer.service.runtime import serve
 from consumer.settings import Settings
 
@@ -56,16 +56,7 @@ class Deployment:
             self.create_replica()
 
     def create_replica(self) -> None:
-        async def create() -> None:
-            async with self.endpoints.aio_client("dynamodb") as client:
-                await create_replica_table(
-                    client,
-                    self.replica,
-                    [{"AttributeName": "pk", "KeyType": "HASH"}],
-                    [{"AttributeName": "pk", "AttributeType": "S"}],
-                )
-
-        asyncio.run(create())
+        verify.create_replica(self.endpoints, self.replica)
 
     def bridge(self, options: BridgeOptions | None = None) -> BridgeStats:
         endpoints = self.endpoints
@@ -138,22 +129,10 @@ class Deployment:
         return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def source_items(self) -> list[dict[str, Any]]:
-        client = self.endpoints.client("dynamodb")
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}
-        while True:
-            page = client.scan(**kwargs)
-            items.extend(page["Items"])
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return verify.source_items(self.endpoints, self.table)
 
     def replica_items(self) -> list[dict[str, Any]]:
-        async def read() -> list[dict[str, Any]]:
-            async with self.endpoints.aio_client("dynamodb") as client:
-                return await live_items(client, self.replica)
-
-        return asyncio.run(read())
+        return verify.replica_items(self.endpoints, self.replica)
 
     def lease_items(self) -> list[dict[str, Any]]:
         client = self.endpoints.client("dynamodb")

@@ -237,7 +237,7 @@ def test_nesting_to_dynamodbs_32_levels() -> None:
 def test_nesting_far_beyond_the_recursion_limit_is_a_decode_error() -> None:
     view = image({"deep": nested(5000, {"S": "x"})})
     with pytest.raises(DecodeError, match="nested too deeply"):
-        view.python  # noqa: B018
+        view.python  # noqa: B018 (evaluated for the error it raises)
 
 
 BAD_VALUES = [
@@ -298,7 +298,7 @@ def test_bad_attribute_values_raise_decode_error_from_every_view(value: Any, rea
 def test_error_path_names_the_nested_value() -> None:
     wire = {"order": {"M": {"lines": {"L": [{"S": "a"}, {"M": {"price": {"N": "x1"}}}]}}}}
     with pytest.raises(DecodeError) as raised:
-        image(wire).python  # noqa: B018
+        image(wire).python  # noqa: B018 (evaluated for the error it raises)
     assert raised.value.reason.startswith("NewImage['order']['lines'][1]['price']:")
 
 

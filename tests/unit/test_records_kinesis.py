@@ -251,9 +251,9 @@ def test_invalid_attribute_values_surface_lazily_or_strictly() -> None:
     assert event.old_image is not None
     assert event.old_image.wire["Awards"] == {"N": "ten"}
     with pytest.raises(DecodeError, match=r"OldImage\['Awards'\]"):
-        event.old_image.python  # noqa: B018
+        event.old_image.python  # noqa: B018 (evaluated for the error it raises)
     with pytest.raises(DecodeError, match=r"OldImage\['Awards'\]"):
-        event.old_image.json  # noqa: B018
+        event.old_image.json  # noqa: B018 (evaluated for the error it raises)
     with pytest.raises(DecodeError, match=r"OldImage\['Awards'\]"):
         decode_destination_record(data, POSITION, strict=True)
 
@@ -361,9 +361,9 @@ def decode_fully(data: bytes, *, strict: bool) -> DecodeError | None:
     try:
         event = decode_destination_record(data, POSITION, strict=strict)
         for image in event.images:
-            image.python  # noqa: B018
-            image.json  # noqa: B018
-            image.client  # noqa: B018
+            image.python  # noqa: B018 (evaluated for the error it raises)
+            image.json  # noqa: B018 (evaluated for the error it raises)
+            image.client  # noqa: B018 (evaluated for the error it raises)
     except DecodeError as error:
         return error
     return None

@@ -171,7 +171,7 @@ def test_a_bad_lambda_record_does_not_take_the_batch_with_it() -> None:
     assert isinstance(lazy[2], ChangeEvent)
     assert lazy[2].old_image is not None
     with pytest.raises(DecodeError):
-        lazy[2].old_image.python  # noqa: B018
+        lazy[2].old_image.python  # noqa: B018 (evaluated for the error it raises)
 
 
 @pytest.mark.parametrize(
