@@ -9,8 +9,9 @@ KINESIS_MOCK_JS := $(KINESIS_MOCK)/node_modules/kinesis-local/main.js
 
 install: $(VENV)/.installed $(KINESIS_MOCK_JS)
 
-# Re-installs only when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml
+# Re-installs only when pyproject.toml or the C fast path of the decoder changes (the editable
+# install compiles consumer/records/_speedups.c in place; gcc and the Python headers needed).
+$(VENV)/.installed: pyproject.toml consumer/records/_speedups.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -72,9 +72,11 @@ class Image:
         label: str = "Image",
         raw: bytes = b"",
         load: Callable[[], WireItem] | None = None,
+        python: PythonItem | None = None,
     ) -> None:
         """An image whose typed JSON is `wire`, or, when `wire` is None, is parsed by `load` the
-        first time any view is asked for. `label` names it in error messages."""
+        first time any view is asked for. `label` names it in error messages. `python`, when
+        given, is its python view, already computed (and so validated) by the decoder."""
         if wire is None and load is None:
             raise ValueError("an Image needs its typed JSON or a loader")
         self._wire = wire
@@ -83,7 +85,7 @@ class Image:
         self._raw = raw
         self._position = position
         self._label = label
-        self._python = None
+        self._python = python
         self._json = None
         self._client = None
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import binascii
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias
 
 import orjson
 import simdjson
 
+from consumer.records import attribute
 from consumer.records.attribute import WireItem
 from consumer.records.envelope import (
     DYNAMODB_SOURCE,
@@ -51,6 +52,8 @@ DecodeResult: TypeAlias = ChangeEvent | DecodeError
 
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
+# The C one-pass parser of strict decoding, when the extension was built (see attribute.py).
+_parse_change = attribute.native_parse_change()
 
 
 def decode_destination_record(
@@ -67,6 +70,15 @@ def decode_destination_record(
         fast = _envelope_event(data, position)
         if fast is not None:
             return fast
+    elif _parse_change is not None:
+        # One C pass builds the python views of the images directly; None means it did not
+        # handle this record (or it is invalid) and the general path below decides.
+        parsed_views = _parse_change(data)
+        if parsed_views is not None:
+            try:
+                return _event(parsed_views, data, position, _DeferredImages(data))
+            except InvalidRecord as error:
+                raise DecodeError(position, error.reason, data) from None
     try:
         try:
             parsed = _loads(data)
@@ -137,9 +149,13 @@ def decode_kinesis_record(
     return decode_kinesis_data(data, position, strict=strict)
 
 
-def _event(parsed: object, data: bytes, position: RecordPosition) -> ChangeEvent:
+def _event(
+    parsed: object, data: bytes, position: RecordPosition, views: _DeferredImages | None = None
+) -> ChangeEvent:
     # The common path reads each field once with inline checks; when a check fails, the
     # envelope helper for that field runs and raises with a reason that names the problem.
+    # With `views`, the images in `parsed` are python views (from _speedups.parse_change) and
+    # `views` loads their typed JSON when another view is asked for.
     record = parsed if type(parsed) is dict else record_object(parsed)
     body = record.get("dynamodb")
     if type(body) is not dict:
@@ -160,9 +176,9 @@ def _event(parsed: object, data: bytes, position: RecordPosition) -> ChangeEvent
     identity = record.get("userIdentity")
     keys = body.get("Keys")
     keys_view = (
-        Image(keys, position, "Keys", data)
+        _image(keys, position, "Keys", data, views)
         if type(keys) is dict and keys
-        else keys_image(body, position, data)
+        else keys_image(body, position, data)  # raises: no keys
     )
     new_image = body.get("NewImage")
     if new_image is not None and type(new_image) is not dict:
@@ -185,14 +201,26 @@ def _event(parsed: object, data: bytes, position: RecordPosition) -> ChangeEvent
         table,
         region,
         keys_view,
-        None if new_image is None else Image(new_image, position, "NewImage", data),
-        None if old_image is None else Image(old_image, position, "OldImage", data),
+        None if new_image is None else _image(new_image, position, "NewImage", data, views),
+        None if old_image is None else _image(old_image, position, "OldImage", data, views),
         created_at_us,
         False if identity is None else is_ttl_delete(name, identity),
         size,
         position,
         data,
     )
+
+
+def _image(
+    value: dict[str, Any],
+    position: RecordPosition,
+    label: str,
+    data: bytes,
+    views: _DeferredImages | None,
+) -> Image:
+    if views is None:
+        return Image(value, position, label, data)
+    return Image(None, position, label, data, views.loader(label), python=value)
 
 
 # --- the envelope-only fast path ----------------------------------------------------------
@@ -237,6 +265,10 @@ class _DeferredImages:
 
     def old_image(self) -> WireItem:
         return self._image("OldImage")
+
+    def loader(self, label: str) -> Callable[[], WireItem]:
+        """The loader of the image `label` ("Keys", "NewImage" or "OldImage")."""
+        return lambda: self._image(label)
 
 
 def _envelope_event(data: bytes, position: RecordPosition) -> ChangeEvent | None:

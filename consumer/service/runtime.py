@@ -15,6 +15,7 @@ import structlog
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
 from checkpoints import LeaseTableMissing, LeaseTableUnavailable
+from consumer.records.attribute import NATIVE_PYTHON_VIEW
 from consumer.service.worker import RoutesHook, Worker
 from consumer.settings import Settings
 from consumer.sources.model import ReaderError
@@ -69,6 +70,12 @@ async def serve(
         else None
     )
     metrics = MetricsReporter(settings, worker.state)
+    if not NATIVE_PYTHON_VIEW:
+        # Works, but full decoding (python views) is several times slower: say so once.
+        log.warning(
+            "decoder.pure_python",
+            reason="consumer/records/_speedups.c was not compiled at install (no C compiler?)",
+        )
     run = asyncio.create_task(worker.run(stop), name="worker")
     try:
         if health is not None:

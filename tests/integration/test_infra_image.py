@@ -70,7 +70,9 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in SOURCES:
         source = ROOT / name
         if source.is_dir():
-            shutil.copytree(source, context / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(
+                source, context / name, ignore=shutil.ignore_patterns("__pycache__", "*.so")
+            )
         else:
             shutil.copy2(source, context / name)
     wheels = work / "wheels"
@@ -115,6 +117,12 @@ def test_installed_package_is_the_wheel_not_the_work_tree(image_venv: Path) -> N
     python = str(image_venv / "bin" / "python")
     result = run([python, "-c", "import consumer, checkpoints; print(consumer.__file__)"])
     assert str(image_venv) in result.stdout
+
+
+def test_the_wheel_carries_the_compiled_decoder(image_venv: Path) -> None:
+    python = str(image_venv / "bin" / "python")
+    check = "from consumer.records.attribute import NATIVE_PYTHON_VIEW as N; print(N)"
+    assert run([python, "-c", check]).stdout.strip() == "True"
 
 
 def test_health_check_fails_cleanly_without_a_worker(image_venv: Path) -> None:

@@ -37,6 +37,7 @@ from tests.unit.test_records_strategies import (
     KEYS,
     POSITION,
     compact,
+    damaged,
     deserialize,
     destination_record,
     serialize,
@@ -339,20 +340,9 @@ def test_bad_records_raise_one_typed_error_with_the_position(data: bytes, reason
 @settings(max_examples=300, deadline=None)
 @given(st.data())
 def test_arbitrary_damage_gives_an_event_or_a_decode_error(data: st.DataObject) -> None:
-    payload = bytearray(compact(ALL_TYPES if data.draw(st.booleans()) else DOC_RECORDS[1]))
-    for _ in range(data.draw(st.integers(1, 4))):
-        action = data.draw(st.sampled_from(["flip", "cut", "insert"]))
-        at = data.draw(st.integers(0, len(payload) - 1))
-        if action == "flip":
-            payload[at] = data.draw(st.integers(0, 255))
-        elif action == "cut":
-            del payload[at : at + data.draw(st.integers(1, 40))]
-        else:
-            payload[at:at] = data.draw(st.sampled_from([b'"', b"{", b"}", b",", b"\\", b"[1]"]))
-        if not payload:
-            payload = bytearray(b"x")
+    payload = damaged(data, compact(ALL_TYPES if data.draw(st.booleans()) else DOC_RECORDS[1]))
     for strict in (False, True):
-        outcome = decode_fully(bytes(payload), strict=strict)
+        outcome = decode_fully(payload, strict=strict)
         assert outcome is None or outcome.position == POSITION
 
 

@@ -161,6 +161,28 @@ def destination_record(
     }
 
 
+INSERTIONS = (b'"', b"{", b"}", b",", b"\\", b"[1]")
+
+
+def damaged(
+    data: st.DataObject, payload: bytes, insertions: tuple[bytes, ...] = INSERTIONS
+) -> bytes:
+    """`payload` with 1-4 random bytes flipped, runs cut or JSON syntax inserted."""
+    damaged_payload = bytearray(payload)
+    for _ in range(data.draw(st.integers(1, 4))):
+        action = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        at = data.draw(st.integers(0, len(damaged_payload) - 1))
+        if action == "flip":
+            damaged_payload[at] = data.draw(st.integers(0, 255))
+        elif action == "cut":
+            del damaged_payload[at : at + data.draw(st.integers(1, 40))]
+        else:
+            damaged_payload[at:at] = data.draw(st.sampled_from(insertions))
+        if not damaged_payload:
+            damaged_payload = bytearray(b"x")
+    return bytes(damaged_payload)
+
+
 def compact(record: dict[str, Any]) -> bytes:
     """The record as DynamoDB writes it: compact JSON, UTF-8."""
     return orjson.dumps(record)

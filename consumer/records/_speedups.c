@@ -1,0 +1,985 @@
+/*
+ * consumer.records._speedups: the happy path of the python view of an item image, in C.
+ *
+ * DynamoDB typed JSON ({"name": {"S": "x"}, ...}, as orjson parses it) to native Python values,
+ * the same values consumer.records.attribute's pure-Python converter gives. Only regular input
+ * is converted here: anything irregular (a wrong shape, an unknown tag, a number the decimal
+ * context rejects, bad base64) makes these functions return None, and the caller runs the
+ * pure-Python converter, which either gives the same result or raises the error that names the
+ * problem. So error reporting lives in one place, and this file never decides what is valid
+ * on its own beyond "the obvious regular case".
+ *
+ * Numbers are made by the caller's decimal context (create_number, given to configure()), so
+ * their values and validation are exactly the pure-Python path's; binary values go through the
+ * caller's strict base64 decoder.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+/* Set by configure(): DYNAMODB_NUMBERS.create_decimal and the strict binary decoder. */
+static PyObject *create_number = NULL;
+static PyObject *decode_binary = NULL;
+
+/* Raised internally for irregular input; never escapes the module. */
+static PyObject *Irregular = NULL;
+
+static PyObject *convert_item(PyObject *item);
+static PyObject *convert_value(PyObject *value);
+
+static PyObject *
+irregular(void)
+{
+    PyErr_SetNone(Irregular);
+    return NULL;
+}
+
+/* The tag as a short ASCII string, or NULL if it is not one. */
+static const char *
+tag_text(PyObject *tag, Py_ssize_t *length)
+{
+    if (!PyUnicode_CheckExact(tag) || !PyUnicode_IS_COMPACT_ASCII(tag)) {
+        return NULL;
+    }
+    *length = PyUnicode_GET_LENGTH(tag);
+    return (const char *)PyUnicode_DATA(tag);
+}
+
+/* A number payload: only digits, signs, '.', 'e' and 'E' (so never NaN or Infinity), then the
+ * caller's decimal context, which checks digits and exponent range. */
+static PyObject *
+convert_number(PyObject *payload)
+{
+    if (!PyUnicode_CheckExact(payload) || !PyUnicode_IS_COMPACT_ASCII(payload)) {
+        return irregular();
+    }
+    Py_ssize_t length = PyUnicode_GET_LENGTH(payload);
+    const char *text = (const char *)PyUnicode_DATA(payload);
+    if (length == 0) {
+        return irregular();
+    }
+    for (Py_ssize_t i = 0; i < length; i++) {
+        char c = text[i];
+        if (!((c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' ||
+              c == 'E')) {
+            return irregular();
+        }
+    }
+    return PyObject_CallOneArg(create_number, payload);
+}
+
+static PyObject *
+convert_list(PyObject *payload)
+{
+    if (!PyList_CheckExact(payload)) {
+        return irregular();
+    }
+    Py_ssize_t size = PyList_GET_SIZE(payload);
+    PyObject *out = PyList_New(size);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < size; i++) {
+        PyObject *member = convert_value(PyList_GET_ITEM(payload, i));
+        if (member == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, member);
+    }
+    return out;
+}
+
+/* SS, NS or BS: a set of converted members. `kind` is 'S', 'N' or 'B'. */
+static PyObject *
+convert_set(PyObject *payload, char kind)
+{
+    if (!PyList_CheckExact(payload)) {
+        return irregular();
+    }
+    PyObject *out = PySet_New(NULL);
+    if (out == NULL) {
+        return NULL;
+    }
+    Py_ssize_t size = PyList_GET_SIZE(payload);
+    for (Py_ssize_t i = 0; i < size; i++) {
+        PyObject *member = PyList_GET_ITEM(payload, i);
+        PyObject *converted;
+        if (kind == 'S') {
+            if (!PyUnicode_CheckExact(member)) {
+                Py_DECREF(out);
+                return irregular();
+            }
+            converted = Py_NewRef(member);
+        }
+        else if (kind == 'N') {
+            converted = convert_number(member);
+        }
+        else {
+            converted = PyObject_CallOneArg(decode_binary, member);
+        }
+        if (converted == NULL || PySet_Add(out, converted) < 0) {
+            Py_XDECREF(converted);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(converted);
+    }
+    return out;
+}
+
+/* One attribute value: {"TAG": payload}. */
+static PyObject *
+convert_value(PyObject *value)
+{
+    if (!PyDict_CheckExact(value) || PyDict_GET_SIZE(value) != 1) {
+        return irregular();
+    }
+    Py_ssize_t position = 0;
+    PyObject *tag, *payload;
+    PyDict_Next(value, &position, &tag, &payload);
+    Py_ssize_t length;
+    const char *name = tag_text(tag, &length);
+    if (name == NULL) {
+        return irregular();
+    }
+    if (length == 1) {
+        switch (name[0]) {
+        case 'S':
+            if (!PyUnicode_CheckExact(payload)) {
+                return irregular();
+            }
+            return Py_NewRef(payload);
+        case 'N':
+            return convert_number(payload);
+        case 'M':
+            return convert_item(payload);
+        case 'L': {
+            if (Py_EnterRecursiveCall(" converting an L value")) {
+                return NULL;
+            }
+            PyObject *out = convert_list(payload);
+            Py_LeaveRecursiveCall();
+            return out;
+        }
+        case 'B':
+            return PyObject_CallOneArg(decode_binary, payload);
+        default:
+            return irregular();
+        }
+    }
+    if (length == 2 && name[1] == 'S' &&
+        (name[0] == 'S' || name[0] == 'N' || name[0] == 'B')) {
+        return convert_set(payload, name[0]);
+    }
+    if (length == 4 && memcmp(name, "BOOL", 4) == 0) {
+        if (!PyBool_Check(payload)) {
+            return irregular();
+        }
+        return Py_NewRef(payload);
+    }
+    if (length == 4 && memcmp(name, "NULL", 4) == 0) {
+        if (payload != Py_True) {
+            return irregular();
+        }
+        Py_RETURN_NONE;
+    }
+    return irregular();
+}
+
+/* An item or an M payload: name -> converted value, in the item's order. */
+static PyObject *
+convert_item(PyObject *item)
+{
+    if (!PyDict_CheckExact(item)) {
+        return irregular();
+    }
+    if (Py_EnterRecursiveCall(" converting an M value")) {
+        return NULL;
+    }
+    PyObject *out = PyDict_New();
+    if (out == NULL) {
+        Py_LeaveRecursiveCall();
+        return NULL;
+    }
+    Py_ssize_t position = 0;
+    PyObject *name, *value;
+    while (PyDict_Next(item, &position, &name, &value)) {
+        PyObject *converted = convert_value(value);
+        if (converted == NULL || PyDict_SetItem(out, name, converted) < 0) {
+            Py_XDECREF(converted);
+            Py_DECREF(out);
+            Py_LeaveRecursiveCall();
+            return NULL;
+        }
+        Py_DECREF(converted);
+    }
+    Py_LeaveRecursiveCall();
+    return out;
+}
+
+/* The result of a conversion for Python: irregular input and the errors of the caller's
+ * converters (Exception subclasses) become None, so the pure-Python path can say why. */
+static PyObject *
+finish(PyObject *result)
+{
+    if (result == NULL && PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return result;
+}
+
+static int
+configured(void)
+{
+    if (create_number == NULL || decode_binary == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_speedups.configure() was not called");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *
+item_to_python(PyObject *module, PyObject *item)
+{
+    if (!configured()) {
+        return NULL;
+    }
+    return finish(convert_item(item));
+}
+
+static PyObject *
+item_to_python_sharing(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "item_to_python_sharing(item, known_wire, known) takes 3 arguments");
+        return NULL;
+    }
+    if (!configured()) {
+        return NULL;
+    }
+    PyObject *item = args[0], *known_wire = args[1], *known = args[2];
+    if (!PyDict_CheckExact(item) || !PyDict_CheckExact(known_wire) ||
+        !PyDict_CheckExact(known)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *out = PyDict_New();
+    if (out == NULL) {
+        return NULL;
+    }
+    Py_ssize_t position = 0;
+    PyObject *name, *value;
+    while (PyDict_Next(item, &position, &name, &value)) {
+        /* Reuse the known conversion where the typed JSON is equal (the same test as the
+         * pure-Python path: known_wire[name] == value and name in known). */
+        PyObject *converted = NULL;
+        PyObject *wire = PyDict_GetItemWithError(known_wire, name);
+        if (wire != NULL) {
+            int equal = wire == value ? 1 : PyObject_RichCompareBool(wire, value, Py_EQ);
+            if (equal < 0) {
+                Py_DECREF(out);
+                return finish(NULL);
+            }
+            if (equal) {
+                converted = Py_XNewRef(PyDict_GetItemWithError(known, name));
+            }
+        }
+        if (converted == NULL && PyErr_Occurred()) {
+            Py_DECREF(out);
+            return finish(NULL);
+        }
+        if (converted == NULL) {
+            converted = convert_value(value);
+        }
+        if (converted == NULL || PyDict_SetItem(out, name, converted) < 0) {
+            Py_XDECREF(converted);
+            Py_DECREF(out);
+            return finish(NULL);
+        }
+        Py_DECREF(converted);
+    }
+    return out;
+}
+
+/* --- a one-pass parser of a whole Kinesis destination record -------------------------------
+ *
+ * parse_change(data) parses a record's JSON and builds the python views of dynamodb.Keys,
+ * dynamodb.NewImage and dynamodb.OldImage directly, without the typed-JSON wrapper dicts a
+ * generic parser makes (those dicts cost more than everything else). The rest of the record
+ * becomes plain values (dict, list, str, int, True/False/None). Anything this parser does not
+ * handle, or that is not valid, makes it return None: floats or integers over 18 digits outside
+ * the images, lone surrogate escapes, duplicate keys, nesting over MAX_DEPTH, and every kind of
+ * invalid JSON or irregular typed value. The caller then parses the record the general way,
+ * which gives the same result or the precise error.
+ */
+
+#define MAX_DEPTH 200
+#define SEEN_NUMBERS 48
+
+typedef struct {
+    const char *text; /* in the record's bytes */
+    Py_ssize_t length;
+    PyObject *number;
+} SeenNumber;
+
+typedef struct {
+    const char *p;
+    const char *end;
+    int depth;
+    /* The numbers made so far in this record, by text: a MODIFY's two images repeat most of
+     * their numbers, and a Decimal costs more than a short scan of this list. */
+    int seen_count;
+    SeenNumber seen[SEEN_NUMBERS];
+} Parser;
+
+/* Attribute names and envelope keys repeat in every record: short ASCII ones are kept in a
+ * small direct-mapped cache, so they are neither allocated nor hashed again. Bounded memory:
+ * KEY_CACHE_SIZE strings of at most KEY_CACHE_LENGTH characters. */
+#define KEY_CACHE_SIZE 2048
+#define KEY_CACHE_LENGTH 64
+static PyObject *key_cache[KEY_CACHE_SIZE];
+
+static PyObject *
+cached_key(const char *start, Py_ssize_t length)
+{
+    uint32_t hash = 2166136261u; /* FNV-1a */
+    for (Py_ssize_t i = 0; i < length; i++) {
+        hash = (hash ^ (unsigned char)start[i]) * 16777619u;
+    }
+    PyObject **slot = &key_cache[hash & (KEY_CACHE_SIZE - 1)];
+    PyObject *key = *slot;
+    if (key != NULL && PyUnicode_GET_LENGTH(key) == length &&
+        memcmp(PyUnicode_1BYTE_DATA(key), start, (size_t)length) == 0) {
+        return Py_NewRef(key);
+    }
+    key = PyUnicode_New(length, 127);
+    if (key == NULL) {
+        return NULL;
+    }
+    memcpy(PyUnicode_1BYTE_DATA(key), start, (size_t)length);
+    if (PyObject_Hash(key) == -1) { /* computed once, kept in the str */
+        Py_DECREF(key);
+        return NULL;
+    }
+    Py_XSETREF(*slot, Py_NewRef(key));
+    return key;
+}
+
+/* Where an object is: what its members' values are (see parse_member). */
+enum { LEVEL_RECORD, LEVEL_BODY, LEVEL_OTHER, LEVEL_ITEM };
+
+static PyObject *parse_generic(Parser *parser, int level);
+static PyObject *parse_object(Parser *parser, int level);
+static PyObject *parse_attribute(Parser *parser);
+
+static inline void
+skip_space(Parser *parser)
+{
+    const char *p = parser->p, *end = parser->end;
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) {
+        p++;
+    }
+    parser->p = p;
+}
+
+static inline int
+expect(Parser *parser, char c)
+{
+    skip_space(parser);
+    if (parser->p < parser->end && *parser->p == c) {
+        parser->p++;
+        return 1;
+    }
+    return 0;
+}
+
+/* The next non-space character, not consumed; 0 at the end. */
+static inline char
+peek(Parser *parser)
+{
+    skip_space(parser);
+    return parser->p < parser->end ? *parser->p : 0;
+}
+
+static int
+hex_value(const char *p, unsigned int *value)
+{
+    unsigned int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') {
+            v |= (unsigned int)(c - '0');
+        }
+        else if (c >= 'a' && c <= 'f') {
+            v |= (unsigned int)(c - 'a' + 10);
+        }
+        else if (c >= 'A' && c <= 'F') {
+            v |= (unsigned int)(c - 'A' + 10);
+        }
+        else {
+            return 0;
+        }
+    }
+    *value = v;
+    return 1;
+}
+
+/* A string with escapes: decode them into UTF-8, then let CPython validate and build it. */
+static PyObject *
+unescape_string(const char *start, const char *stop)
+{
+    char *buffer = PyMem_Malloc((size_t)(stop - start) + 1);
+    if (buffer == NULL) {
+        return PyErr_NoMemory();
+    }
+    char *out = buffer;
+    const char *p = start;
+    while (p < stop) {
+        char c = *p++;
+        if (c != '\\') {
+            *out++ = c;
+            continue;
+        }
+        c = *p++; /* the scan guaranteed a character after every backslash */
+        switch (c) {
+        case '"': *out++ = '"'; break;
+        case '\\': *out++ = '\\'; break;
+        case '/': *out++ = '/'; break;
+        case 'b': *out++ = '\b'; break;
+        case 'f': *out++ = '\f'; break;
+        case 'n': *out++ = '\n'; break;
+        case 'r': *out++ = '\r'; break;
+        case 't': *out++ = '\t'; break;
+        case 'u': {
+            unsigned int code;
+            if (stop - p < 4 || !hex_value(p, &code)) {
+                goto bad;
+            }
+            p += 4;
+            if (code >= 0xD800 && code <= 0xDBFF) {
+                unsigned int low;
+                if (stop - p < 6 || p[0] != '\\' || p[1] != 'u' || !hex_value(p + 2, &low) ||
+                    low < 0xDC00 || low > 0xDFFF) {
+                    goto bad; /* a lone surrogate: left to the general parser */
+                }
+                p += 6;
+                code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+            }
+            else if (code >= 0xDC00 && code <= 0xDFFF) {
+                goto bad;
+            }
+            if (code < 0x80) {
+                *out++ = (char)code;
+            }
+            else if (code < 0x800) {
+                *out++ = (char)(0xC0 | (code >> 6));
+                *out++ = (char)(0x80 | (code & 0x3F));
+            }
+            else if (code < 0x10000) {
+                *out++ = (char)(0xE0 | (code >> 12));
+                *out++ = (char)(0x80 | ((code >> 6) & 0x3F));
+                *out++ = (char)(0x80 | (code & 0x3F));
+            }
+            else {
+                *out++ = (char)(0xF0 | (code >> 18));
+                *out++ = (char)(0x80 | ((code >> 12) & 0x3F));
+                *out++ = (char)(0x80 | ((code >> 6) & 0x3F));
+                *out++ = (char)(0x80 | (code & 0x3F));
+            }
+            break;
+        }
+        default:
+            goto bad;
+        }
+    }
+    PyObject *text = PyUnicode_DecodeUTF8(buffer, out - buffer, "strict");
+    PyMem_Free(buffer);
+    return text;
+bad:
+    PyMem_Free(buffer);
+    return irregular();
+}
+
+/* A JSON string at parser->p (after optional space) as a str. */
+static PyObject *
+parse_string(Parser *parser)
+{
+    if (!expect(parser, '"')) {
+        return irregular();
+    }
+    const char *start = parser->p, *p = start, *end = parser->end;
+    int escaped = 0, wide = 0;
+    while (1) {
+        if (p >= end) {
+            return irregular();
+        }
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') {
+            break;
+        }
+        if (c == '\\') {
+            escaped = 1;
+            p += 2;
+            continue;
+        }
+        if (c < 0x20) {
+            return irregular(); /* control characters must be escaped */
+        }
+        wide |= c >= 0x80;
+        p++;
+    }
+    parser->p = p + 1;
+    if (escaped) {
+        return unescape_string(start, p);
+    }
+    if (wide) {
+        return PyUnicode_DecodeUTF8(start, p - start, "strict");
+    }
+    PyObject *text = PyUnicode_New(p - start, 127);
+    if (text != NULL) {
+        memcpy(PyUnicode_1BYTE_DATA(text), start, (size_t)(p - start));
+    }
+    return text;
+}
+
+/* An object key: from the key cache when it is short plain ASCII, else parse_string. */
+static PyObject *
+parse_key(Parser *parser)
+{
+    skip_space(parser);
+    const char *p = parser->p, *end = parser->end;
+    if (p < end && *p == '"') {
+        const char *start = ++p;
+        while (p < end && (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x80 && *p != '"' &&
+               *p != '\\') {
+            p++;
+        }
+        if (p < end && *p == '"' && p - start <= KEY_CACHE_LENGTH) {
+            parser->p = p + 1;
+            return cached_key(start, p - start);
+        }
+    }
+    return parse_string(parser);
+}
+
+/* The raw bytes of a key that has no escapes (the type tags), without making a str. */
+static int
+raw_key(Parser *parser, const char **start, Py_ssize_t *length)
+{
+    if (!expect(parser, '"')) {
+        return 0;
+    }
+    const char *p = parser->p, *end = parser->end;
+    while (p < end && *p != '"' && *p != '\\') {
+        p++;
+    }
+    if (p >= end || *p != '"') {
+        return 0;
+    }
+    *start = parser->p;
+    *length = p - parser->p;
+    parser->p = p + 1;
+    return expect(parser, ':');
+}
+
+static int
+literal(Parser *parser, const char *word, Py_ssize_t length)
+{
+    skip_space(parser);
+    if (parser->end - parser->p >= length && memcmp(parser->p, word, (size_t)length) == 0) {
+        parser->p += length;
+        return 1;
+    }
+    return 0;
+}
+
+/* An N payload: a string of digits, signs, '.', 'e', 'E', made into a Decimal by the caller's
+ * context, once per distinct text in the record. */
+static PyObject *
+parse_number_payload(Parser *parser)
+{
+    if (!expect(parser, '"')) {
+        return irregular();
+    }
+    const char *start = parser->p, *p = start, *end = parser->end;
+    while (p < end && ((*p >= '0' && *p <= '9') || *p == '-' || *p == '+' || *p == '.' ||
+                       *p == 'e' || *p == 'E')) {
+        p++;
+    }
+    if (p >= end || *p != '"' || p == start) {
+        return irregular(); /* escapes, spaces, letters...: left to the general path */
+    }
+    parser->p = p + 1;
+    Py_ssize_t length = p - start;
+    for (int i = 0; i < parser->seen_count; i++) {
+        SeenNumber *seen = &parser->seen[i];
+        if (seen->length == length && memcmp(seen->text, start, (size_t)length) == 0) {
+            return Py_NewRef(seen->number);
+        }
+    }
+    PyObject *text = PyUnicode_New(length, 127);
+    if (text == NULL) {
+        return NULL;
+    }
+    memcpy(PyUnicode_1BYTE_DATA(text), start, (size_t)length);
+    PyObject *number = PyObject_CallOneArg(create_number, text);
+    Py_DECREF(text);
+    if (number != NULL && parser->seen_count < SEEN_NUMBERS) {
+        SeenNumber *seen = &parser->seen[parser->seen_count++];
+        seen->text = start;
+        seen->length = length;
+        seen->number = Py_NewRef(number);
+    }
+    return number;
+}
+
+/* The closing bracket of a container whose members are all read: `out`, or irregular (and
+ * `out` released) if the bracket is not there. */
+static PyObject *
+close_container(Parser *parser, PyObject *out, char bracket)
+{
+    if (!expect(parser, bracket)) {
+        Py_DECREF(out);
+        return irregular();
+    }
+    parser->depth--;
+    return out;
+}
+
+static int
+enter(Parser *parser)
+{
+    if (++parser->depth > MAX_DEPTH) {
+        irregular();
+        return 0;
+    }
+    return 1;
+}
+
+/* `[` member (`,` member)* `]` or `[]`, with `member` one of: 'A' attribute value, 'S' string,
+ * 'N' number payload, 'B' binary, 'G' any JSON value outside the images; into a list (A, G)
+ * or a set (the others). */
+static PyObject *
+parse_members(Parser *parser, char kind)
+{
+    if (!expect(parser, '[') || !enter(parser)) {
+        return irregular();
+    }
+    int list = kind == 'A' || kind == 'G';
+    PyObject *out = list ? PyList_New(0) : PySet_New(NULL);
+    if (out == NULL) {
+        return NULL;
+    }
+    if (peek(parser) == ']') {
+        parser->p++;
+        parser->depth--;
+        return out;
+    }
+    do {
+        PyObject *member;
+        if (kind == 'A') {
+            member = parse_attribute(parser);
+        }
+        else if (kind == 'G') {
+            member = parse_generic(parser, LEVEL_OTHER);
+        }
+        else if (kind == 'S') {
+            member = parse_string(parser);
+        }
+        else if (kind == 'N') {
+            member = parse_number_payload(parser);
+        }
+        else {
+            PyObject *text = parse_string(parser);
+            member = text == NULL ? NULL : PyObject_CallOneArg(decode_binary, text);
+            Py_XDECREF(text);
+        }
+        int added = member == NULL ? -1
+                    : list         ? PyList_Append(out, member)
+                                   : PySet_Add(out, member);
+        Py_XDECREF(member);
+        if (added < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    } while (expect(parser, ','));
+    return close_container(parser, out, ']');
+}
+
+/* One attribute value, {"TAG": payload}, as its python value. */
+static PyObject *
+parse_attribute(Parser *parser)
+{
+    const char *tag;
+    Py_ssize_t length;
+    if (!expect(parser, '{') || !raw_key(parser, &tag, &length)) {
+        return irregular();
+    }
+    PyObject *value = NULL;
+    if (length == 1) {
+        switch (tag[0]) {
+        case 'S':
+            value = parse_string(parser);
+            break;
+        case 'N':
+            value = parse_number_payload(parser);
+            break;
+        case 'M':
+            value = parse_object(parser, LEVEL_ITEM);
+            break;
+        case 'L':
+            value = parse_members(parser, 'A');
+            break;
+        case 'B': {
+            PyObject *text = parse_string(parser);
+            value = text == NULL ? NULL : PyObject_CallOneArg(decode_binary, text);
+            Py_XDECREF(text);
+            break;
+        }
+        default:
+            return irregular();
+        }
+    }
+    else if (length == 2 && tag[1] == 'S' && (tag[0] == 'S' || tag[0] == 'N' || tag[0] == 'B')) {
+        value = parse_members(parser, tag[0]);
+    }
+    else if (length == 4 && memcmp(tag, "BOOL", 4) == 0) {
+        if (literal(parser, "true", 4)) {
+            value = Py_NewRef(Py_True);
+        }
+        else if (literal(parser, "false", 5)) {
+            value = Py_NewRef(Py_False);
+        }
+        else {
+            return irregular();
+        }
+    }
+    else if (length == 4 && memcmp(tag, "NULL", 4) == 0) {
+        if (!literal(parser, "true", 4)) {
+            return irregular();
+        }
+        value = Py_NewRef(Py_None);
+    }
+    else {
+        return irregular();
+    }
+    if (value != NULL && !expect(parser, '}')) {
+        Py_DECREF(value); /* more than one tag: left to the general parser */
+        return irregular();
+    }
+    return value;
+}
+
+static int
+is_image_key(PyObject *name)
+{
+    return PyUnicode_CompareWithASCIIString(name, "Keys") == 0 ||
+           PyUnicode_CompareWithASCIIString(name, "NewImage") == 0 ||
+           PyUnicode_CompareWithASCIIString(name, "OldImage") == 0;
+}
+
+/* The value of the member `name` of an object at `level`. In an item (an image or an M payload)
+ * every value is an attribute value; the record's dynamodb object holds the images. */
+static PyObject *
+parse_member(Parser *parser, int level, PyObject *name)
+{
+    if (level == LEVEL_ITEM) {
+        return parse_attribute(parser);
+    }
+    if (level == LEVEL_BODY && is_image_key(name)) {
+        /* Anything but an object (null: no image) is read as it is, and the caller judges. */
+        return peek(parser) == '{' ? parse_object(parser, LEVEL_ITEM)
+                                   : parse_generic(parser, LEVEL_OTHER);
+    }
+    if (level == LEVEL_RECORD && PyUnicode_CompareWithASCIIString(name, "dynamodb") == 0) {
+        return parse_generic(parser, LEVEL_BODY);
+    }
+    return parse_generic(parser, LEVEL_OTHER);
+}
+
+/* An object as a dict; duplicate keys are irregular (left to the general parser). */
+static PyObject *
+parse_object(Parser *parser, int level)
+{
+    if (!expect(parser, '{') || !enter(parser)) {
+        return irregular();
+    }
+    PyObject *out = PyDict_New();
+    if (out == NULL) {
+        return NULL;
+    }
+    if (peek(parser) == '}') {
+        parser->p++;
+        parser->depth--;
+        return out;
+    }
+    Py_ssize_t count = 0;
+    do {
+        PyObject *name = parse_key(parser);
+        PyObject *value = NULL;
+        if (name != NULL) {
+            value = expect(parser, ':') ? parse_member(parser, level, name) : irregular();
+        }
+        if (value == NULL || PyDict_SetItem(out, name, value) < 0 ||
+            PyDict_GET_SIZE(out) != ++count) {
+            if (value != NULL && !PyErr_Occurred()) {
+                irregular(); /* a duplicate key */
+            }
+            Py_XDECREF(name);
+            Py_XDECREF(value);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(name);
+        Py_DECREF(value);
+    } while (expect(parser, ','));
+    return close_container(parser, out, '}');
+}
+
+/* A JSON integer (at most 18 digits); anything else that starts like a number is irregular. */
+static PyObject *
+parse_integer(Parser *parser)
+{
+    const char *p = parser->p, *end = parser->end;
+    int negative = 0;
+    if (p < end && *p == '-') {
+        negative = 1;
+        p++;
+    }
+    const char *digits = p;
+    long long value = 0;
+    while (p < end && *p >= '0' && *p <= '9') {
+        value = value * 10 + (*p - '0');
+        p++;
+        if (p - digits > 18) {
+            return irregular();
+        }
+    }
+    Py_ssize_t count = p - digits;
+    if (count == 0 || (count > 1 && digits[0] == '0') ||
+        (p < end && (*p == '.' || *p == 'e' || *p == 'E'))) {
+        return irregular();
+    }
+    parser->p = p;
+    return PyLong_FromLongLong(negative ? -value : value);
+}
+
+/* Any JSON value outside the images, at `level` (see parse_member). */
+static PyObject *
+parse_generic(Parser *parser, int level)
+{
+    char c = peek(parser);
+    if (c == '"') {
+        return parse_string(parser);
+    }
+    if (c == '{') {
+        return parse_object(parser, level);
+    }
+    if (c == '[') {
+        return parse_members(parser, 'G');
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        return parse_integer(parser);
+    }
+    if (literal(parser, "true", 4)) {
+        Py_RETURN_TRUE;
+    }
+    if (literal(parser, "false", 5)) {
+        Py_RETURN_FALSE;
+    }
+    if (literal(parser, "null", 4)) {
+        Py_RETURN_NONE;
+    }
+    return irregular();
+}
+
+static PyObject *
+parse_change(PyObject *module, PyObject *data)
+{
+    if (!configured()) {
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(data)) {
+        Py_RETURN_NONE;
+    }
+    Parser parser;
+    parser.p = PyBytes_AS_STRING(data);
+    parser.end = parser.p + PyBytes_GET_SIZE(data);
+    parser.depth = 0;
+    parser.seen_count = 0;
+    PyObject *record = NULL;
+    if (peek(&parser) == '{') {
+        record = parse_object(&parser, LEVEL_RECORD);
+    }
+    else {
+        irregular();
+    }
+    for (int i = 0; i < parser.seen_count; i++) {
+        Py_DECREF(parser.seen[i].number);
+    }
+    if (record != NULL) {
+        skip_space(&parser);
+        if (parser.p != parser.end) {
+            Py_CLEAR(record); /* trailing data */
+            irregular();
+        }
+    }
+    return finish(record);
+}
+
+static PyObject *
+configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyCallable_Check(args[0]) || !PyCallable_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "configure(create_number, decode_binary) takes two callables");
+        return NULL;
+    }
+    Py_XSETREF(create_number, Py_NewRef(args[0]));
+    Py_XSETREF(decode_binary, Py_NewRef(args[1]));
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
+     "configure(create_number, decode_binary): the number and binary converters to use."},
+    {"parse_change", parse_change, METH_O,
+     "parse_change(data): a destination record with its images as python views, or None."},
+    {"item_to_python", item_to_python, METH_O,
+     "item_to_python(item): the python view of a regular item, or None."},
+    {"item_to_python_sharing", (PyCFunction)(void (*)(void))item_to_python_sharing,
+     METH_FASTCALL,
+     "item_to_python_sharing(item, known_wire, known): item_to_python reusing known values "
+     "where the typed JSON is equal, or None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_definition = {
+    PyModuleDef_HEAD_INIT,
+    "consumer.records._speedups",
+    "The python view of regular DynamoDB typed JSON, in C (see attribute.py).",
+    -1,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    PyObject *module = PyModule_Create(&module_definition);
+    if (module == NULL) {
+        return NULL;
+    }
+    Irregular = PyErr_NewException("consumer.records._speedups.Irregular", NULL, NULL);
+    if (Irregular == NULL) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

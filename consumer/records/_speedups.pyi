@@ -1,0 +1,22 @@
+"""Types of the C fast path of the python view (see _speedups.c and attribute.py)."""
+
+from collections.abc import Callable
+from typing import Any
+
+def configure(
+    create_number: Callable[[str], Any], decode_binary: Callable[[object], bytes]
+) -> None:
+    """The number and binary converters every conversion uses."""
+
+def parse_change(data: bytes) -> dict[str, Any] | None:
+    """A destination record parsed, with dynamodb.Keys/NewImage/OldImage as python views; None
+    for anything it does not handle or that is not valid."""
+
+def item_to_python(item: object) -> dict[str, Any] | None:
+    """The python view of a regular item; None for anything irregular."""
+
+def item_to_python_sharing(
+    item: object, known_wire: dict[str, Any], known: dict[str, Any]
+) -> dict[str, Any] | None:
+    """item_to_python, reusing known[name] where item[name] == known_wire[name]; None if
+    irregular."""
