@@ -304,8 +304,8 @@ NATIVE_PYTHON_VIEW = _speedups is not None
 
 
 def native_parse_change() -> Callable[[bytes], dict[str, Any] | None] | None:
-    """The C one-pass parser of whole destination records (kinesis.py), configured like the
-    converters above, or None without the extension."""
+    """The C one-pass parser of whole destination records (used by kinesis.py), configured
+    like the converters above, or None without the extension."""
     return None if _speedups is None else _speedups.parse_change
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import binascii
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeAlias
 
 import orjson
@@ -72,11 +72,12 @@ def decode_destination_record(
             return fast
     elif _parse_change is not None:
         # One C pass builds the python views of the images directly; None means it did not
-        # handle this record (or it is invalid) and the general path below decides.
-        parsed_views = _parse_change(data)
-        if parsed_views is not None:
+        # handle this record (or it is invalid) and the general path below decides, with the
+        # precise error.
+        parsed = _parse_change(data)
+        if parsed is not None:
             try:
-                return _event(parsed_views, data, position, _DeferredImages(data))
+                return _event(parsed, data, position, _DeferredImages(data, position))
             except InvalidRecord as error:
                 raise DecodeError(position, error.reason, data) from None
     try:
@@ -220,7 +221,7 @@ def _image(
 ) -> Image:
     if views is None:
         return Image(value, position, label, data)
-    return Image(None, position, label, data, views.loader(label), python=value)
+    return views.image(value, label)
 
 
 # --- the envelope-only fast path ----------------------------------------------------------
@@ -247,10 +248,11 @@ def _parser() -> simdjson.Parser:
 class _DeferredImages:
     """Parses the record once, on the first image view asked for, for both images."""
 
-    __slots__ = ("_body", "_data")
+    __slots__ = ("_body", "_data", "_position")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, position: RecordPosition) -> None:
         self._data = data
+        self._position = position
         self._body: dict[str, Any] | None = None
 
     def _image(self, name: str) -> WireItem:
@@ -266,9 +268,9 @@ class _DeferredImages:
     def old_image(self) -> WireItem:
         return self._image("OldImage")
 
-    def loader(self, label: str) -> Callable[[], WireItem]:
-        """The loader of the image `label` ("Keys", "NewImage" or "OldImage")."""
-        return lambda: self._image(label)
+    def image(self, value: Any, label: str) -> Image:
+        """The Image whose python view is `value`; its typed JSON is parsed when asked for."""
+        return Image(None, self._position, label, self._data, lambda: self._image(label), value)
 
 
 def _envelope_event(data: bytes, position: RecordPosition) -> ChangeEvent | None:
@@ -332,7 +334,7 @@ def _envelope_event(data: bytes, position: RecordPosition) -> ChangeEvent | None
         return None
     if type(size) is not int or size < 0:
         return None
-    images = _DeferredImages(data)
+    images = _DeferredImages(data, position)
     return new_event(
         event_id,
         name,

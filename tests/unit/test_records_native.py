@@ -64,11 +64,12 @@ def python_only() -> Iterator[None]:
         attribute._native_item, attribute._native_sharing, kinesis._parse_change = saved
 
 
-def outcome(data: bytes) -> tuple[Any, ...]:
-    """Everything strict decoding says about `data`: the event's fields and every view of
-    every image, or the DecodeError's reason."""
+def outcome(data: bytes, *, strict: bool = True) -> tuple[Any, ...]:
+    """Everything decoding says about `data`: the event's fields and every view of every
+    image, or the DecodeError's reason (strict), or just that there was one (lazy: when an
+    error is raised, at decoding or at a view, differs between the paths)."""
     try:
-        event = decode_destination_record(data, POSITION, strict=True)
+        event = decode_destination_record(data, POSITION, strict=strict)
         views = [
             (image.label, image.python, image.json, image.client, image.wire)
             for image in event.images
@@ -83,6 +84,8 @@ def outcome(data: bytes) -> tuple[Any, ...]:
             event.size,
         )
     except DecodeError as error:
+        if not strict:
+            return ("error", error.position, error.raw)
         return ("error", error.reason, error.position, error.raw)
     return ("event", fields, _typed(views))
 
@@ -100,11 +103,14 @@ def _typed(value: Any) -> Any:
 
 
 def assert_same(data: bytes) -> Any:
-    """Strict decoding of `data` with the C path and without it; both must say the same."""
-    native = outcome(data)
+    """Decoding `data` with the C path and without it, strictly and lazily: both paths must
+    say the same."""
+    native, native_lazy = outcome(data), outcome(data, strict=False)
     with python_only():
-        pure = outcome(data)
+        pure, pure_lazy = outcome(data), outcome(data, strict=False)
     assert native == pure
+    assert native_lazy == pure_lazy
+    assert native_lazy[0] == native[0]
     return native
 
 
@@ -246,6 +252,42 @@ HANDLED_IN_C += ["attributes named as tags"]
 def test_regular_cases_do_not_fall_back(what: str) -> None:
     (image,) = [text for text, name in RAW_IMAGES if name == what]
     assert _speedups.parse_change(raw_record(image)) is not None
+
+
+NOT_JSON_IMAGES = [
+    (b'{"a":{"S":"\xc0\x80"}}', "an overlong UTF-8 form"),
+    (b'{"a":{"S":"\xed\xa0\x80"}}', "a UTF-8 surrogate"),
+    (b'{"a":{"S":"\xf4\x90\x80\x80"}}', "UTF-8 above U+10FFFF"),
+    (b'{"a":{"S":"\xe2\x82"}}', "a truncated UTF-8 sequence"),
+    (b'{"a":{"S":"\xff"}}', "a byte that is never UTF-8"),
+    (b'{"a":{"S":"\\x"}}', "an unknown escape"),
+    (b'{"a":{"S":"\\u12"}}', "a short \\u escape"),
+    (b'{"a":{"S":"a\x01b"}}', "a raw control character"),
+    (b'{"a":{"N":01}}', "a leading zero"),
+    (b'{"a":{"N":1.}}', "a bare decimal point"),
+    (b'{"a":{"N":-}}', "a lone minus"),
+    (b'{"a":{"N":1e}}', "an empty exponent"),
+    (b'{"a":{"L":[1,]}}', "a trailing comma"),
+    (b'{"a":{"L":[1}}', "mismatched brackets"),
+    (b'{"a" {"S":"x"}}', "a missing colon"),
+    (b'{"a":{"S":"x"} "b":{"S":"y"}}', "a missing comma"),
+    (b'{"a":{"BOOL":True}}', "a capitalized literal"),
+    (b'{a:{"S":"x"}}', "an unquoted key"),
+]
+
+
+@pytest.mark.parametrize(
+    "image", [text for text, _ in NOT_JSON_IMAGES], ids=[what for _, what in NOT_JSON_IMAGES]
+)
+def test_malformed_json_inside_an_image_fails_at_decoding(image: bytes) -> None:
+    marker = b'{"placeholder":{"NULL":true}}'
+    data = compact(record_with({"placeholder": {"NULL": True}})).replace(marker, image)
+    assert image in data
+    assert _speedups.parse_change(data) is None
+    for strict in (False, True):
+        with pytest.raises(DecodeError, match="not JSON"):
+            decode_destination_record(data, POSITION, strict=strict)
+    assert_same(data)
 
 
 ENVELOPES = [
