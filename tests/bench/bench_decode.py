@@ -6,7 +6,9 @@ an order item with strings, numbers, a bool, a null, a string set, a nested map 
 
 - naive: `json.loads` + boto3's TypeDeserializer on Keys, NewImage and OldImage.
 - full: `decode_destination_record(..., strict=True)`: the envelope plus the python view of
-  the keys and both images (equal to the naive result, checked before timing).
+  the keys and both images (equal to the naive result, checked before timing). With the C fast
+  path (consumer/records/_speedups.c) when it is built, as the service runs it.
+- full_pure_python: the same with the C fast path switched off, for context.
 - envelope: `decode_destination_record(...)`: the event with images kept as received.
 - parse_only: `orjson.loads` alone, for context: the ceiling of any decoder that parses the
   whole record once (the envelope path does; see consumer/records/kinesis.py).
@@ -22,7 +24,8 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import orjson
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from consumer.records import RecordPosition, decode_destination_record
+from consumer.records import RecordPosition, attribute, decode_destination_record, kinesis
 
 RECORDS = 200  # distinct records, so no cache sees the same bytes twice in a row
 PASSES = 2  # passes over the records per timed run (short runs: more chances of a quiet one)
@@ -129,7 +132,28 @@ def check(records: list[bytes]) -> None:
         assert ours == naive(data)
 
 
+@contextmanager
+def c_fast_path_off() -> Iterator[None]:
+    saved = (attribute._native_item, attribute._native_sharing, kinesis._parse_change)
+    attribute._native_item = attribute._native_sharing = kinesis._parse_change = None
+    try:
+        yield
+    finally:
+        attribute._native_item, attribute._native_sharing, kinesis._parse_change = saved
+
+
 def records_per_second(decode: Callable[[bytes], object], records: list[bytes]) -> float:
+    if decode is full_pure_python:
+        with c_fast_path_off():
+            return _records_per_second(full, records)
+    return _records_per_second(decode, records)
+
+
+def full_pure_python(data: bytes) -> object:
+    return full(data)  # run by records_per_second with the C fast path off
+
+
+def _records_per_second(decode: Callable[[bytes], object], records: list[bytes]) -> float:
     gc.collect()
     gc.disable()
     try:
@@ -149,6 +173,7 @@ def main() -> None:
     decoders: dict[str, Callable[[bytes], object]] = {
         "naive": naive,
         "full": full,
+        "full_pure_python": full_pure_python,
         "envelope": envelope,
         "parse_only": parse_only,
     }
@@ -164,7 +189,9 @@ def main() -> None:
     print(f"decode_record_bytes {size:.0f} bytes")
     for name in decoders:
         print(f"decode_{name}_records_per_s {best[name]:.0f} records/s")
+    print(f"decode_c_fast_path_built {int(attribute.NATIVE_PYTHON_VIEW)} flag")
     print(f"decode_speedup_vs_naive {best['full'] / best['naive']:.2f} x")
+    print(f"decode_pure_python_speedup_vs_naive {best['full_pure_python'] / best['naive']:.2f} x")
     print(f"decode_envelope_speedup_vs_naive {best['envelope'] / best['naive']:.2f} x")
 
 
