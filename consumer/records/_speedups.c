@@ -852,11 +852,11 @@ parse_integer(Parser *parser)
     const char *digits = p;
     long long value = 0;
     while (p < end && *p >= '0' && *p <= '9') {
+        if (p - digits == 18) {
+            return irregular(); /* a 19th digit could overflow: left to the general parser */
+        }
         value = value * 10 + (*p - '0');
         p++;
-        if (p - digits > 18) {
-            return irregular();
-        }
     }
     Py_ssize_t count = p - digits;
     if (count == 0 || (count > 1 && digits[0] == '0') ||
