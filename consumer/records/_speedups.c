@@ -17,15 +17,20 @@
 #include <Python.h>
 #include <string.h>
 
-/* Set by configure(): DYNAMODB_NUMBERS.create_decimal and the strict binary decoder. */
+/* Set by configure(), from attribute.py: DYNAMODB_NUMBERS.create_decimal, the strict binary
+ * decoder (base64 text -> bytes), JsonNumber, and the binary checker of the json view. */
 static PyObject *create_number = NULL;
 static PyObject *decode_binary = NULL;
+static PyObject *json_number = NULL;
+static PyObject *binary_text = NULL;
+static PyObject *decimal_new = NULL; /* Decimal.__new__, to make a JsonNumber without Python */
+static PyObject *literal_name = NULL; /* "literal", JsonNumber's slot */
 
 /* Raised internally for irregular input; never escapes the module. */
 static PyObject *Irregular = NULL;
 
-static PyObject *convert_item(PyObject *item);
-static PyObject *convert_value(PyObject *value);
+static PyObject *convert_item(PyObject *item, int view);
+static PyObject *convert_value(PyObject *value, int view);
 
 static PyObject *
 irregular(void)
@@ -45,10 +50,55 @@ tag_text(PyObject *tag, Py_ssize_t *length)
     return (const char *)PyUnicode_DATA(tag);
 }
 
+/* The three views of an image (see image.py): what each converter makes of a value. In the
+ * client view nothing is converted (binary text would be: that is left to Python), so a
+ * regular value gives back the value itself, checked. */
+enum { VIEW_PYTHON, VIEW_JSON, VIEW_CLIENT };
+
+/* Whether text is a number in JSON's grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int
+is_json_number(const char *text, Py_ssize_t length)
+{
+    Py_ssize_t i = 0, start;
+    if (i < length && text[i] == '-') {
+        i++;
+    }
+    if (i < length && text[i] == '0') {
+        i++;
+    }
+    else {
+        for (start = i; i < length && text[i] >= '0' && text[i] <= '9'; i++) {
+        }
+        if (i == start) {
+            return 0;
+        }
+    }
+    if (i < length && text[i] == '.') {
+        for (start = ++i; i < length && text[i] >= '0' && text[i] <= '9'; i++) {
+        }
+        if (i == start) {
+            return 0;
+        }
+    }
+    if (i < length && (text[i] == 'e' || text[i] == 'E')) {
+        i++;
+        if (i < length && (text[i] == '+' || text[i] == '-')) {
+            i++;
+        }
+        for (start = i; i < length && text[i] >= '0' && text[i] <= '9'; i++) {
+        }
+        if (i == start) {
+            return 0;
+        }
+    }
+    return i == length;
+}
+
 /* A number payload: only digits, signs, '.', 'e' and 'E' (so never NaN or Infinity), then the
- * caller's decimal context, which checks digits and exponent range. */
+ * caller's decimal context (python and client views) or JsonNumber (json view), which check
+ * digits and exponent range. */
 static PyObject *
-convert_number(PyObject *payload)
+convert_number(PyObject *payload, int view)
 {
     if (!PyUnicode_CheckExact(payload) || !PyUnicode_IS_COMPACT_ASCII(payload)) {
         return irregular();
@@ -65,11 +115,49 @@ convert_number(PyObject *payload)
             return irregular();
         }
     }
-    return PyObject_CallOneArg(create_number, payload);
+    PyObject *number = PyObject_CallOneArg(create_number, payload);
+    if (view != VIEW_JSON || number == NULL) {
+        return number;
+    }
+    if (!is_json_number(text, length)) {
+        Py_DECREF(number); /* JsonNumber writes a normalized literal: its own job */
+        return PyObject_CallOneArg(json_number, payload);
+    }
+    /* What JsonNumber(text) does, without running Python: Decimal.__new__(JsonNumber, the
+     * checked value), with the text DynamoDB sent as its literal. */
+    PyObject *json = PyObject_CallFunctionObjArgs(decimal_new, json_number, number, NULL);
+    Py_DECREF(number);
+    if (json != NULL && PyObject_SetAttr(json, literal_name, payload) < 0) {
+        Py_CLEAR(json);
+    }
+    return json;
 }
 
+/* A binary payload: bytes (python), canonical base64 text (json), or, in the client view,
+ * only bytes pass: base64 text must become bytes, which the Python path does. */
 static PyObject *
-convert_list(PyObject *payload)
+convert_binary(PyObject *payload, int view)
+{
+    if (view == VIEW_CLIENT) {
+        return PyBytes_CheckExact(payload) ? Py_NewRef(payload) : irregular();
+    }
+    return PyObject_CallOneArg(view == VIEW_JSON ? binary_text : decode_binary, payload);
+}
+
+/* In the client view a checked container is itself: drop the converted copy. */
+static PyObject *
+client_result(PyObject *converted, PyObject *original)
+{
+    if (converted == NULL) {
+        return NULL;
+    }
+    Py_DECREF(converted);
+    return Py_NewRef(original);
+}
+
+/* L: a list of converted members. */
+static PyObject *
+convert_list(PyObject *payload, int view)
 {
     if (!PyList_CheckExact(payload)) {
         return irregular();
@@ -80,7 +168,7 @@ convert_list(PyObject *payload)
         return NULL;
     }
     for (Py_ssize_t i = 0; i < size; i++) {
-        PyObject *member = convert_value(PyList_GET_ITEM(payload, i));
+        PyObject *member = convert_value(PyList_GET_ITEM(payload, i), view);
         if (member == NULL) {
             Py_DECREF(out);
             return NULL;
@@ -90,14 +178,15 @@ convert_list(PyObject *payload)
     return out;
 }
 
-/* SS, NS or BS: a set of converted members. `kind` is 'S', 'N' or 'B'. */
+/* SS, NS or BS (`kind` 'S', 'N' or 'B'): a set of converted members (python view), a list of
+ * them in the order received (json view). */
 static PyObject *
-convert_set(PyObject *payload, char kind)
+convert_set(PyObject *payload, char kind, int view)
 {
     if (!PyList_CheckExact(payload)) {
         return irregular();
     }
-    PyObject *out = PySet_New(NULL);
+    PyObject *out = view == VIEW_PYTHON ? PySet_New(NULL) : PyList_New(0);
     if (out == NULL) {
         return NULL;
     }
@@ -106,31 +195,29 @@ convert_set(PyObject *payload, char kind)
         PyObject *member = PyList_GET_ITEM(payload, i);
         PyObject *converted;
         if (kind == 'S') {
-            if (!PyUnicode_CheckExact(member)) {
-                Py_DECREF(out);
-                return irregular();
-            }
-            converted = Py_NewRef(member);
+            converted = PyUnicode_CheckExact(member) ? Py_NewRef(member) : irregular();
         }
         else if (kind == 'N') {
-            converted = convert_number(member);
+            converted = convert_number(member, view);
         }
         else {
-            converted = PyObject_CallOneArg(decode_binary, member);
+            converted = convert_binary(member, view);
         }
-        if (converted == NULL || PySet_Add(out, converted) < 0) {
-            Py_XDECREF(converted);
+        int added = converted == NULL       ? -1
+                    : view == VIEW_PYTHON ? PySet_Add(out, converted)
+                                          : PyList_Append(out, converted);
+        Py_XDECREF(converted);
+        if (added < 0) {
             Py_DECREF(out);
             return NULL;
         }
-        Py_DECREF(converted);
     }
     return out;
 }
 
-/* One attribute value: {"TAG": payload}. */
+/* One attribute value, {"TAG": payload}, in `view`. */
 static PyObject *
-convert_value(PyObject *value)
+convert_value(PyObject *value, int view)
 {
     if (!PyDict_CheckExact(value) || PyDict_GET_SIZE(value) != 1) {
         return irregular();
@@ -143,53 +230,46 @@ convert_value(PyObject *value)
     if (name == NULL) {
         return irregular();
     }
-    if (length == 1) {
-        switch (name[0]) {
-        case 'S':
-            if (!PyUnicode_CheckExact(payload)) {
-                return irregular();
-            }
-            return Py_NewRef(payload);
-        case 'N':
-            return convert_number(payload);
-        case 'M':
-            return convert_item(payload);
-        case 'L': {
-            if (Py_EnterRecursiveCall(" converting an L value")) {
-                return NULL;
-            }
-            PyObject *out = convert_list(payload);
-            Py_LeaveRecursiveCall();
-            return out;
-        }
-        case 'B':
-            return PyObject_CallOneArg(decode_binary, payload);
-        default:
-            return irregular();
-        }
+    PyObject *out;
+    if (length == 1 && name[0] == 'S') {
+        out = PyUnicode_CheckExact(payload) ? Py_NewRef(payload) : irregular();
     }
-    if (length == 2 && name[1] == 'S' &&
-        (name[0] == 'S' || name[0] == 'N' || name[0] == 'B')) {
-        return convert_set(payload, name[0]);
+    else if (length == 1 && name[0] == 'N') {
+        out = convert_number(payload, view);
     }
-    if (length == 4 && memcmp(name, "BOOL", 4) == 0) {
-        if (!PyBool_Check(payload)) {
-            return irregular();
+    else if (length == 1 && name[0] == 'M') {
+        out = convert_item(payload, view);
+    }
+    else if (length == 1 && name[0] == 'L') {
+        if (Py_EnterRecursiveCall(" converting an L value")) {
+            return NULL;
         }
-        return Py_NewRef(payload);
+        out = convert_list(payload, view);
+        Py_LeaveRecursiveCall();
     }
-    if (length == 4 && memcmp(name, "NULL", 4) == 0) {
-        if (payload != Py_True) {
-            return irregular();
-        }
-        Py_RETURN_NONE;
+    else if (length == 1 && name[0] == 'B') {
+        out = convert_binary(payload, view);
     }
-    return irregular();
+    else if (length == 2 && name[1] == 'S' &&
+             (name[0] == 'S' || name[0] == 'N' || name[0] == 'B')) {
+        out = convert_set(payload, name[0], view);
+    }
+    else if (length == 4 && memcmp(name, "BOOL", 4) == 0) {
+        out = PyBool_Check(payload) ? Py_NewRef(payload) : irregular();
+    }
+    else if (length == 4 && memcmp(name, "NULL", 4) == 0) {
+        out = payload == Py_True ? Py_NewRef(Py_None) : irregular();
+    }
+    else {
+        return irregular();
+    }
+    return view == VIEW_CLIENT ? client_result(out, value) : out;
 }
 
-/* An item or an M payload: name -> converted value, in the item's order. */
+/* An item or an M payload: name -> converted value, in the item's order (the client view: the
+ * item itself, checked). */
 static PyObject *
-convert_item(PyObject *item)
+convert_item(PyObject *item, int view)
 {
     if (!PyDict_CheckExact(item)) {
         return irregular();
@@ -197,25 +277,25 @@ convert_item(PyObject *item)
     if (Py_EnterRecursiveCall(" converting an M value")) {
         return NULL;
     }
-    PyObject *out = PyDict_New();
-    if (out == NULL) {
+    PyObject *out = view == VIEW_CLIENT ? NULL : PyDict_New();
+    if (out == NULL && view != VIEW_CLIENT) {
         Py_LeaveRecursiveCall();
         return NULL;
     }
     Py_ssize_t position = 0;
     PyObject *name, *value;
     while (PyDict_Next(item, &position, &name, &value)) {
-        PyObject *converted = convert_value(value);
-        if (converted == NULL || PyDict_SetItem(out, name, converted) < 0) {
-            Py_XDECREF(converted);
-            Py_DECREF(out);
+        PyObject *converted = convert_value(value, view);
+        int failed = converted == NULL || (out != NULL && PyDict_SetItem(out, name, converted) < 0);
+        Py_XDECREF(converted);
+        if (failed) {
+            Py_XDECREF(out);
             Py_LeaveRecursiveCall();
             return NULL;
         }
-        Py_DECREF(converted);
     }
     Py_LeaveRecursiveCall();
-    return out;
+    return out == NULL ? Py_NewRef(item) : out;
 }
 
 /* The result of a conversion for Python: irregular input and the errors of the caller's
@@ -233,7 +313,8 @@ finish(PyObject *result)
 static int
 configured(void)
 {
-    if (create_number == NULL || decode_binary == NULL) {
+    if (create_number == NULL || decode_binary == NULL || json_number == NULL ||
+        binary_text == NULL || decimal_new == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "_speedups.configure() was not called");
         return 0;
     }
@@ -243,10 +324,19 @@ configured(void)
 static PyObject *
 item_to_python(PyObject *module, PyObject *item)
 {
-    if (!configured()) {
-        return NULL;
-    }
-    return finish(convert_item(item));
+    return configured() ? finish(convert_item(item, VIEW_PYTHON)) : NULL;
+}
+
+static PyObject *
+item_to_json(PyObject *module, PyObject *item)
+{
+    return configured() ? finish(convert_item(item, VIEW_JSON)) : NULL;
+}
+
+static PyObject *
+item_to_client(PyObject *module, PyObject *item)
+{
+    return configured() ? finish(convert_item(item, VIEW_CLIENT)) : NULL;
 }
 
 static PyObject *
@@ -291,7 +381,7 @@ item_to_python_sharing(PyObject *module, PyObject *const *args, Py_ssize_t nargs
             return finish(NULL);
         }
         if (converted == NULL) {
-            converted = convert_value(value);
+            converted = convert_value(value, VIEW_PYTHON);
         }
         if (converted == NULL || PyDict_SetItem(out, name, converted) < 0) {
             Py_XDECREF(converted);
@@ -933,19 +1023,37 @@ parse_change(PyObject *module, PyObject *data)
 static PyObject *
 configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyCallable_Check(args[0]) || !PyCallable_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "configure(create_number, decode_binary) takes two callables");
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "configure(create_number, decode_binary, json_number, "
+                                         "binary_text, decimal_new) takes five callables");
         return NULL;
     }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        if (!PyCallable_Check(args[i])) {
+            PyErr_SetString(PyExc_TypeError, "configure() takes callables");
+            return NULL;
+        }
+    }
+    if (literal_name == NULL && (literal_name = PyUnicode_InternFromString("literal")) == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(decimal_new, Py_NewRef(args[4]));
     Py_XSETREF(create_number, Py_NewRef(args[0]));
     Py_XSETREF(decode_binary, Py_NewRef(args[1]));
+    Py_XSETREF(json_number, Py_NewRef(args[2]));
+    Py_XSETREF(binary_text, Py_NewRef(args[3]));
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
-     "configure(create_number, decode_binary): the number and binary converters to use."},
+     "configure(create_number, decode_binary, json_number, binary_text, decimal_new): the "
+     "number and binary converters to use."},
+    {"item_to_json", item_to_json, METH_O,
+     "item_to_json(item): the json view of a regular item, or None."},
+    {"item_to_client", item_to_client, METH_O,
+     "item_to_client(item): the item itself if it is regular and holds no binary text, or "
+     "None."},
     {"parse_change", parse_change, METH_O,
      "parse_change(data): a destination record with its images as python views, or None."},
     {"item_to_python", item_to_python, METH_O,

@@ -4,7 +4,11 @@ from collections.abc import Callable
 from typing import Any
 
 def configure(
-    create_number: Callable[[str], Any], decode_binary: Callable[[object], bytes]
+    create_number: Callable[[str], Any],
+    decode_binary: Callable[[object], bytes],
+    json_number: Callable[[str], Any],
+    binary_text: Callable[[object], str],
+    decimal_new: Callable[..., Any],
 ) -> None:
     """The number and binary converters every conversion uses."""
 
@@ -20,3 +24,10 @@ def item_to_python_sharing(
 ) -> dict[str, Any] | None:
     """item_to_python, reusing known[name] where item[name] == known_wire[name]; None if
     irregular."""
+
+def item_to_json(item: object) -> dict[str, Any] | None:
+    """The json view of a regular item; None for anything irregular."""
+
+def item_to_client(item: object) -> dict[str, Any] | None:
+    """The item itself if it is regular and holds no binary text (the client view); None
+    otherwise."""

@@ -20,18 +20,18 @@ All three validate the same things (type tags, value types, numbers, base64) and
 InvalidAttribute, whose path names the bad value. The loops are written out per view, with
 inline paths for the commonest types, because this is the hot path of every pipeline.
 
-The python view has a C fast path (`_speedups.c`, built at install; `NATIVE_PYTHON_VIEW` says
-whether it is there). It converts regular input only, with this module's own number context and
-base64 decoder, and hands anything irregular back to the pure-Python converter below, which
-gives the same result or the error that names the problem. Python-level walking costs about a
-microsecond per attribute value here, several times what parsing the JSON costs.
+The three views have a C fast path (`_speedups.c`, built at install; `NATIVE_PYTHON_VIEW` says
+whether it is there). It converts regular input only, with this module's own number context,
+JsonNumber and base64 checks, and hands anything irregular back to the pure-Python converters
+below, which give the same result or the error that names the problem. Python-level walking
+costs about a microsecond per attribute value here, several times what parsing the JSON costs.
 """
 
 from __future__ import annotations
 
 import binascii
 from collections.abc import Callable
-from decimal import InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any, TypeAlias
 
 from consumer.records.errors import InvalidAttribute
@@ -288,21 +288,6 @@ def value_to_python(value: object) -> Any:
         raise _explain(error, value, None) from error
 
 
-# The C fast path, configured with this module's number context and binary decoder so that
-# its results are exactly the pure-Python path's.
-if _speedups is not None:
-    _speedups.configure(create_number, _binary)
-    _native_item: Callable[[object], PythonItem | None] | None = _speedups.item_to_python
-    _native_sharing: Callable[[object, WireItem, PythonItem], PythonItem | None] | None = (
-        _speedups.item_to_python_sharing
-    )
-else:
-    _native_item = None
-    _native_sharing = None
-
-NATIVE_PYTHON_VIEW = _speedups is not None
-
-
 def native_parse_change() -> Callable[[bytes], dict[str, Any] | None] | None:
     """The C one-pass parser of whole destination records (used by kinesis.py), configured
     like the converters above, or None without the extension."""
@@ -314,6 +299,14 @@ def native_parse_change() -> Callable[[bytes], dict[str, Any] | None] | None:
 
 def item_to_json(item: object) -> JsonItem:
     """An item (or M value) as JSON-native values; numbers exact (JsonNumber)."""
+    if _native_json is not None:
+        converted = _native_json(item)
+        if converted is not None:
+            return converted
+    return _item_to_json(item)
+
+
+def _item_to_json(item: object) -> JsonItem:
     out: JsonItem = {}
     for name, value in _map(item).items():
         try:
@@ -351,7 +344,7 @@ def _json_value(value: object) -> Any:
     if tag == "N":
         return JsonNumber(_number_text(payload))
     if tag == "M":
-        return item_to_json(payload)
+        return _item_to_json(payload)
     if tag == "L":
         return _json_list(payload)
     if tag == "BOOL":
@@ -392,6 +385,14 @@ def item_to_client(item: object) -> WireItem:
     Returns `item` itself when it holds no base64 text (copy on write), so for images without
     binary attributes this costs one validating walk and no copies.
     """
+    if _native_client is not None:
+        checked = _native_client(item)
+        if checked is not None:
+            return checked
+    return _item_to_client(item)
+
+
+def _item_to_client(item: object) -> WireItem:
     source = _map(item)
     out: WireItem | None = None
     for name, value in source.items():
@@ -434,7 +435,7 @@ def _client_value(value: object) -> Any:
     elif tag == "N":
         parse_number(payload)
     elif tag == "M":
-        converted = item_to_client(payload)
+        converted = _item_to_client(payload)
         if converted is not payload:
             return {"M": converted}
     elif tag == "L":
@@ -460,6 +461,24 @@ def _client_value(value: object) -> Any:
     else:
         raise InvalidAttribute(f"unknown type tag {tag!r}")
     return value
+
+
+# The C fast path, configured with this module's number context, JsonNumber and binary checks,
+# so that its results are exactly the pure-Python path's.
+_NativeConverter: TypeAlias = Callable[[object], dict[str, Any] | None]
+if _speedups is not None:
+    _speedups.configure(create_number, _binary, JsonNumber, _binary_text, Decimal.__new__)
+    _native_item: _NativeConverter | None = _speedups.item_to_python
+    _native_json: _NativeConverter | None = _speedups.item_to_json
+    _native_client: _NativeConverter | None = _speedups.item_to_client
+    _native_sharing: Callable[[object, WireItem, PythonItem], PythonItem | None] | None = (
+        _speedups.item_to_python_sharing
+    )
+else:
+    _native_item = _native_json = _native_client = None
+    _native_sharing = None
+
+NATIVE_PYTHON_VIEW = _speedups is not None
 
 
 # --- errors ---------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ an order item with strings, numbers, a bool, a null, a string set, a nested map 
   path (consumer/records/_speedups.c) when it is built, as the service runs it.
 - full_pure_python: the same with the C fast path switched off, for context.
 - envelope: `decode_destination_record(...)`: the event with images kept as received.
+- views: the json and client views of a NewImage (what search and replication ask for), with
+  and without the C fast path.
 - parse_only: `orjson.loads` alone, for context: the ceiling of any decoder that parses the
   whole record once (the envelope path does; see consumer/records/kinesis.py).
 
@@ -24,8 +26,8 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import nullcontext
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import orjson
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from consumer.records import RecordPosition, attribute, decode_destination_record, kinesis
+from consumer.records import RecordPosition, attribute, decode_destination_record
+from consumer.records.attribute import item_to_client, item_to_json
+from tests.unit.test_records_strategies import python_only
 
 RECORDS = 200  # distinct records, so no cache sees the same bytes twice in a row
 PASSES = 2  # passes over the records per timed run (short runs: more chances of a quiet one)
@@ -132,19 +136,9 @@ def check(records: list[bytes]) -> None:
         assert ours == naive(data)
 
 
-@contextmanager
-def c_fast_path_off() -> Iterator[None]:
-    saved = (attribute._native_item, attribute._native_sharing, kinesis._parse_change)
-    attribute._native_item = attribute._native_sharing = kinesis._parse_change = None
-    try:
-        yield
-    finally:
-        attribute._native_item, attribute._native_sharing, kinesis._parse_change = saved
-
-
 def records_per_second(decode: Callable[[bytes], object], records: list[bytes]) -> float:
     if decode is full_pure_python:
-        with c_fast_path_off():
+        with python_only():
             return _records_per_second(full, records)
     return _records_per_second(decode, records)
 
@@ -193,6 +187,22 @@ def main() -> None:
     print(f"decode_speedup_vs_naive {best['full'] / best['naive']:.2f} x")
     print(f"decode_pure_python_speedup_vs_naive {best['full_pure_python'] / best['naive']:.2f} x")
     print(f"decode_envelope_speedup_vs_naive {best['envelope'] / best['naive']:.2f} x")
+    views(records)
+
+
+def views(records: list[bytes]) -> None:
+    """The views sinks ask for (search: json, replication: client), per NewImage already parsed
+    (typed JSON), with the C fast path and without it."""
+    images = [orjson.loads(data)["dynamodb"]["NewImage"] for data in records]
+    for name, convert in (("json", item_to_json), ("client", item_to_client)):
+        best: dict[str, float] = {}
+        for _ in range(REPETITIONS // 3):
+            for mode in ("c", "pure_python"):
+                with python_only() if mode == "pure_python" else nullcontext():
+                    per_second = _records_per_second(convert, images)
+                best[mode] = max(best.get(mode, 0.0), per_second)
+        for mode, per_second in best.items():
+            print(f"view_{name}_{mode}_us_per_image {1e6 / per_second:.1f} us")
 
 
 if __name__ == "__main__":

@@ -113,9 +113,7 @@ async def run(endpoints: AwsEndpoints) -> None:
             before_cp
         )
         read_units = sum(c.table_stats.estimated_read_units for c in coordinators) - sum(before_ru)
-        retries = sum(c.table_stats.retry.total_retries for c in coordinators) - sum(
-            before_retries
-        )
+        retries = sum(c.table_stats.retry.total_retries for c in coordinators) - sum(before_retries)
         per_hour = writes * 3600 / window
 
         victim, *survivors = coordinators

@@ -13,8 +13,8 @@ import copy
 import json
 import sys
 import tracemalloc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from decimal import Decimal
 from typing import Any
 
@@ -30,16 +30,23 @@ from consumer.records import (
     decode_destination_record,
     kinesis,
 )
-from consumer.records.attribute import item_to_python, item_to_python_sharing
+from consumer.records.attribute import (
+    item_to_client,
+    item_to_json,
+    item_to_python,
+    item_to_python_sharing,
+)
 from tests.unit.test_records_kinesis import ALL_TYPES, DOC_RECORDS, adversarial_records
 from tests.unit.test_records_strategies import (
     INSERTIONS,
     ITEMS,
     KEYS,
     POSITION,
+    base64_binaries,
     compact,
     damaged,
     destination_record,
+    python_only,
     serialize,
 )
 
@@ -51,17 +58,6 @@ def test_the_c_fast_path_is_built() -> None:
     # on); without it the service still works, several times slower at full decoding.
     assert NATIVE, "consumer/records/_speedups.c was not compiled: run `make install`"
     assert kinesis._parse_change is not None
-
-
-@contextmanager
-def python_only() -> Iterator[None]:
-    """The pure-Python decoder, with the C fast path switched off, inside the block."""
-    saved = (attribute._native_item, attribute._native_sharing, kinesis._parse_change)
-    attribute._native_item = attribute._native_sharing = kinesis._parse_change = None
-    try:
-        yield
-    finally:
-        attribute._native_item, attribute._native_sharing, kinesis._parse_change = saved
 
 
 def outcome(data: bytes, *, strict: bool = True) -> tuple[Any, ...]:
@@ -135,6 +131,24 @@ def test_the_c_converters_equal_the_python_ones(
     shared = item_to_python_sharing(old_wire, new_wire, expected_new)
     assert _typed(shared) == _typed(attribute._item_to_python(old_wire))
     assert list(shared) == list(old_wire)
+    for wire in (new_wire, base64_binaries(new_wire)):  # binary as bytes, then as base64 text
+        assert _typed(item_to_json(wire)) == _typed(attribute._item_to_json(wire))
+        client = item_to_client(wire)
+        assert _typed(client) == _typed(attribute._item_to_client(wire))
+        if client == wire:
+            assert client is wire  # nothing to convert: the item itself, as in Python
+
+
+def test_each_c_converter_handles_regular_items_itself() -> None:
+    wire = serialize(
+        {"s": "x", "n": Decimal("1.5"), "m": {"l": [True, None]}, "ss": {"a"}, "ns": {Decimal(2)}}
+    )
+    assert _speedups.item_to_python(wire) is not None
+    assert _speedups.item_to_json(wire) is not None
+    assert _speedups.item_to_client(wire) is wire
+    with_text = {"b": {"B": "AAE="}}
+    assert _speedups.item_to_client(with_text) is None  # base64 text to bytes: Python's job
+    assert item_to_client(with_text) == {"b": {"B": b"\x00\x01"}}
 
 
 @settings(max_examples=300, deadline=None)

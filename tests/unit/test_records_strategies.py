@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +19,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumer.records import RecordPosition
+from consumer.records import RecordPosition, attribute, kinesis
 
 SERIALIZER = TypeSerializer()
 DESERIALIZER = TypeDeserializer()
@@ -181,6 +183,23 @@ def damaged(
         if not damaged_payload:
             damaged_payload = bytearray(b"x")
     return bytes(damaged_payload)
+
+
+@contextmanager
+def python_only() -> Iterator[None]:
+    """The pure-Python decoder inside the block: the C fast path (consumer/records/_speedups.c)
+    switched off, for the tests and benchmarks that compare the two."""
+    names = ("_native_item", "_native_sharing", "_native_json", "_native_client")
+    saved = [getattr(attribute, name) for name in names], kinesis._parse_change
+    for name in names:
+        setattr(attribute, name, None)
+    kinesis._parse_change = None
+    try:
+        yield
+    finally:
+        for name, value in zip(names, saved[0], strict=True):
+            setattr(attribute, name, value)
+        kinesis._parse_change = saved[1]
 
 
 def compact(record: dict[str, Any]) -> bytes:
