@@ -55,6 +55,13 @@ tag_text(PyObject *tag, Py_ssize_t *length)
  * regular value gives back the value itself, checked. */
 enum { VIEW_PYTHON, VIEW_JSON, VIEW_CLIENT };
 
+/* The characters a regular N payload is made of: no letters, so never NaN or Infinity. */
+static inline int
+is_number_char(char c)
+{
+    return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+}
+
 /* Whether text is a number in JSON's grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
 static int
 is_json_number(const char *text, Py_ssize_t length)
@@ -110,8 +117,7 @@ convert_number(PyObject *payload, int view)
     }
     for (Py_ssize_t i = 0; i < length; i++) {
         char c = text[i];
-        if (!((c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' ||
-              c == 'E')) {
+        if (!is_number_char(c)) {
             return irregular();
         }
     }
@@ -695,8 +701,7 @@ parse_number_payload(Parser *parser)
         return irregular();
     }
     const char *start = parser->p, *p = start, *end = parser->end;
-    while (p < end && ((*p >= '0' && *p <= '9') || *p == '-' || *p == '+' || *p == '.' ||
-                       *p == 'e' || *p == 'E')) {
+    while (p < end && is_number_char(*p)) {
         p++;
     }
     if (p >= end || *p != '"' || p == start) {

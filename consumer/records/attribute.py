@@ -40,7 +40,7 @@ from consumer.records.number import JsonNumber, create_number, parse_number
 try:
     from consumer.records import _speedups
 except ImportError:  # not compiled (no C compiler at install): the pure-Python path does it all
-    _speedups = None  # type: ignore[assignment]
+    _speedups = None  # type: ignore[assignment]  # a module or None; mypy sees only the module
 
 # An item image in DynamoDB's typed JSON, as received: attribute name -> {"TAG": value}.
 WireItem: TypeAlias = dict[str, Any]

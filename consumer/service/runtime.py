@@ -71,7 +71,7 @@ async def serve(
     )
     metrics = MetricsReporter(settings, worker.state)
     if not NATIVE_PYTHON_VIEW:
-        # Works, but full decoding (python views) is several times slower: say so once.
+        # Works, but full decoding and the images' views are several times slower: say so once.
         log.warning(
             "decoder.pure_python",
             reason="consumer/records/_speedups.c was not compiled at install (no C compiler?)",

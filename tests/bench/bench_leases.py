@@ -38,8 +38,8 @@ from checkpoints import (  # noqa: E402 (after the path set-up, for `python test
     LeaseSettings,
     LeaseTable,
 )
-from consumer.aws import AwsEndpoints  # noqa: E402
-from consumer.local.stack import LocalStack  # noqa: E402
+from consumer.aws import AwsEndpoints  # noqa: E402 (after the path set-up, as above)
+from consumer.local.stack import LocalStack  # noqa: E402 (after the path set-up, as above)
 
 SHARDS = 100
 WORKERS = 4
