@@ -16,11 +16,9 @@ Like the service's `consumer.service.shard_task.run_shard`, with three differenc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
@@ -34,7 +32,7 @@ from consumer.replay.status import STOPPED
 from consumer.replay.window import ReplayWindow
 from consumer.service.shard_task import start_position
 from consumer.sources.model import ReadBatch, ShardReader
-from consumer.sources.prefetch import prefetch
+from consumer.sources.prefetch import Stopped, next_unless_stopped, prefetch
 
 log = structlog.get_logger(__name__)
 
@@ -120,8 +118,10 @@ async def replay_shard(
         bound.warning("replay.lease_lost")
     finally:
         stop.cancel()
-        await batches.aclose()
-        await pipeline.aclose()
+        try:
+            await batches.aclose()
+        finally:
+            await pipeline.aclose()
 
 
 async def _read_until_end(
@@ -137,21 +137,15 @@ async def _read_until_end(
     asked for, or SHARD_END released the lease)."""
     bound = log.bind(shard_id=handle.shard_id)
     while True:
-        next_batch = asyncio.ensure_future(anext(batches))
-        waiting: set[asyncio.Future[Any]] = {next_batch, stop}
-        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        if stop.done():
-            next_batch.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await next_batch
+        try:
+            batch = await next_unless_stopped(batches, stop)
+        except StopAsyncIteration:
+            bound.info("replay.reader_ended")
+            return False
+        if isinstance(batch, Stopped):
             if stop.result() is not StopReason.LOST:
                 await pipeline.drain()
                 await progress.maybe_write()
-            return False
-        try:
-            batch = next_batch.result()
-        except StopAsyncIteration:
-            bound.info("replay.reader_ended")
             return False
         cut = cut_batch(batch, window.cutoff_ms)
         progress.saw(cut.batch)

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ import structlog
 from checkpoints import Checkpoint, LeaseHandle, LeaseLost, Position, StopReason
 from consumer.pipeline.processor import ShardPipeline
 from consumer.sources.model import ReadBatch, ShardReader, StartPosition
-from consumer.sources.prefetch import prefetch
+from consumer.sources.prefetch import Stopped, next_unless_stopped, prefetch
 
 log = structlog.get_logger(__name__)
 
@@ -88,21 +87,16 @@ async def run_shard(
     stop = asyncio.ensure_future(handle.wait_stop())
     try:
         while True:
-            next_batch = asyncio.ensure_future(anext(batches))
-            await asyncio.wait({next_batch, stop}, return_when=asyncio.FIRST_COMPLETED)
-            if stop.done():
-                next_batch.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await next_batch
+            try:
+                batch = await next_unless_stopped(batches, stop)
+            except StopAsyncIteration:
+                bound.info("shard.reader_ended")
+                return
+            if isinstance(batch, Stopped):
                 reason = stop.result()
                 if reason is not StopReason.LOST:
                     await pipeline.drain()
                 bound.info("shard.stopped", reason=str(reason))
-                return
-            try:
-                batch = next_batch.result()
-            except StopAsyncIteration:
-                bound.info("shard.reader_ended")
                 return
             activity.saw(batch, clock())
             await pipeline.process(batch)
@@ -114,5 +108,7 @@ async def run_shard(
     finally:
         stop.cancel()
         activity.forget(handle.shard_id)
-        await batches.aclose()
-        await pipeline.aclose()
+        try:
+            await batches.aclose()
+        finally:
+            await pipeline.aclose()

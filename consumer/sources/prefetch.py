@@ -11,9 +11,10 @@ with EFO (max_batches + 1) events of a few MiB plus socket buffers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -59,3 +60,31 @@ async def prefetch(source: AsyncIterator[T], max_batches: int = 2) -> AsyncGener
         aclose = getattr(source, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+class Stopped:
+    """What `next_unless_stopped` returns when the stop future completed first."""
+
+
+STOPPED = Stopped()
+
+
+async def next_unless_stopped(items: AsyncIterator[T], stop: asyncio.Future[Any]) -> T | Stopped:
+    """The next item of `items`, or STOPPED as soon as `stop` is done (a stop wins a tie).
+
+    Raises StopAsyncIteration at the end of `items`. The pending read never outlives this
+    call, cancellation included: otherwise a later `aclose()` of the generator fails with
+    "asynchronous generator is already running", and the read-ahead task and the reader
+    behind it (an EFO subscription, a polling loop) keep reading after the lease is gone.
+    """
+    pending = asyncio.ensure_future(anext(items))
+    try:
+        await asyncio.wait({pending, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
+                await pending
+    if stop.done() or pending.cancelled():
+        return STOPPED
+    return pending.result()
