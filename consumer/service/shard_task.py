@@ -18,8 +18,10 @@ import structlog
 
 from checkpoints import Checkpoint, LeaseHandle, LeaseLost, Position, StopReason
 from consumer.pipeline.processor import ShardPipeline
+from consumer.settings import StreamSection
+from consumer.sources.budget import ByteBudget, default_worker_budget, memory_limit_bytes
 from consumer.sources.model import ReadBatch, ShardReader, StartPosition
-from consumer.sources.prefetch import Stopped, next_unless_stopped, prefetch
+from consumer.sources.prefetch import ReadAheadLimits, Stopped, next_unless_stopped, prefetch
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +69,19 @@ class ShardActivity:
 PipelineFactory = Callable[[LeaseHandle], ShardPipeline]
 
 
+def read_ahead_limits(stream: StreamSection) -> ReadAheadLimits:
+    """The worker's read-ahead budgets from its settings (one worker budget for all shards)."""
+    worker_bytes = stream.read_ahead_bytes_per_worker or default_worker_budget(
+        memory_limit_bytes()
+    )
+    return ReadAheadLimits(stream.read_ahead_bytes_per_shard, ByteBudget(worker_bytes))
+
+
+def payload_bytes(batch: ReadBatch) -> int:
+    """What a batch weighs against the read-ahead budgets: its records' payload."""
+    return sum(len(record.data) for record in batch.records)
+
+
 async def run_shard(
     handle: LeaseHandle,
     reader: ShardReader,
@@ -74,6 +89,7 @@ async def run_shard(
     activity: ShardActivity,
     read_ahead_batches: int = 2,
     clock: Callable[[], float] = time.monotonic,
+    limits: ReadAheadLimits | None = None,
 ) -> None:
     """Processes one leased shard until it ends or the lease asks it to stop."""
     bound = log.bind(shard_id=handle.shard_id)
@@ -82,7 +98,10 @@ async def run_shard(
     bound.info("shard.start", start=str(start.kind), sequence_number=start.sequence_number)
     activity.started_at[handle.shard_id] = clock()
     batches: AsyncGenerator[ReadBatch, None] = prefetch(
-        reader.read(handle.shard_id, start), read_ahead_batches
+        reader.read(handle.shard_id, start),
+        read_ahead_batches,
+        size=payload_bytes,
+        limits=limits,
     )
     stop = asyncio.ensure_future(handle.wait_stop())
     try:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
+
+from consumer.sources.budget import DEFAULT_PER_SHARD_BYTES, ByteBudget
 
 T = TypeVar("T")
 
@@ -24,22 +26,64 @@ class _Slot(Generic[T]):
     value: T | None = None
     error: Exception | None = None
     done: bool = False
+    size: int = 0
 
 
-async def prefetch(source: AsyncIterator[T], max_batches: int = 2) -> AsyncGenerator[T, None]:
+@dataclass(frozen=True)
+class ReadAheadLimits:
+    """How far a shard may read ahead of its pipeline: `per_shard_bytes` of record payload
+    (KCL's 8 MiB), shared with every shard of the worker through `worker` when given."""
+
+    per_shard_bytes: int = DEFAULT_PER_SHARD_BYTES
+    worker: ByteBudget | None = None
+
+
+async def prefetch(
+    source: AsyncIterator[T],
+    max_batches: int = 2,
+    *,
+    size: Callable[[T], int] = lambda _: 0,
+    limits: ReadAheadLimits | None = None,
+) -> AsyncGenerator[T, None]:
     """Yields what `source` yields, reading up to `max_batches` items ahead in a task.
 
+    With `limits`, the read-ahead is also bounded in bytes (`size` of each item): before each
+    read the task reserves as many bytes as the last item had, in the shard's budget and in the
+    worker's, and waits for room. An item's bytes are held until the consumer asks for the next
+    one (it is being processed until then); all are returned when this iterator closes.
     Errors of the source are raised here, after the items read before them. Closing this
     iterator cancels the read-ahead task.
     """
     if max_batches < 1:
         raise ValueError(f"max_batches must be at least 1, got {max_batches}")
     queue: asyncio.Queue[_Slot[T]] = asyncio.Queue(maxsize=max_batches)
+    budgets = _budgets(limits)
+    held = [0] * len(budgets)  # bytes held in each budget: reserved, queued and in processing
+
+    def give_back(amount: int) -> None:
+        for index, budget in enumerate(budgets):
+            held[index] -= amount
+            budget.release(amount)
 
     async def pump() -> None:
+        estimate = 0
         try:
-            async for item in source:
-                await queue.put(_Slot(value=item))
+            while True:
+                for index, budget in enumerate(budgets):  # room first, then the read
+                    # A shard that holds nothing may always read: no shard starves.
+                    await budget.reserve(estimate, always=held[index] == 0)
+                    held[index] += estimate
+                try:
+                    item = await anext(source)
+                except StopAsyncIteration:
+                    give_back(estimate)
+                    break
+                actual = size(item) if budgets else 0
+                for index, budget in enumerate(budgets):
+                    budget.adjust(estimate, actual)
+                    held[index] += actual - estimate
+                estimate = actual
+                await queue.put(_Slot(value=item, size=actual))
         except Exception as error:  # handed to the consumer side, raised there
             await queue.put(_Slot(error=error))
             return
@@ -54,12 +98,22 @@ async def prefetch(source: AsyncIterator[T], max_batches: int = 2) -> AsyncGener
             if slot.error is not None:
                 raise slot.error
             yield cast(T, slot.value)
+            give_back(slot.size)  # the consumer asks for the next one: this one is processed
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        for index, budget in enumerate(budgets):
+            budget.release(held[index])
         aclose = getattr(source, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def _budgets(limits: ReadAheadLimits | None) -> list[ByteBudget]:
+    if limits is None:
+        return []
+    shard = ByteBudget(limits.per_shard_bytes)
+    return [shard] if limits.worker is None else [shard, limits.worker]
 
 
 class Stopped:
