@@ -80,6 +80,10 @@ class StreamSection(_Section):
     fallback_to_polling: bool = True
     polling_interval_s: float = Field(0.5, ge=0.2, le=1.0)
     read_ahead_batches: int = Field(2, ge=1, le=64)
+    # Read-ahead bounded in bytes of record payload: per shard (KCL's 8 MiB), and for all
+    # shards of a worker (default: an eighth of the container's memory limit, else 256 MiB).
+    read_ahead_bytes_per_shard: int = Field(8 * 1024 * 1024, ge=64 * 1024, le=1024**3)
+    read_ahead_bytes_per_worker: int | None = Field(None, ge=1024 * 1024)
     # Where a shard with no checkpoint starts: TRIM_HORIZON, LATEST or AT_TIMESTAMP=<ISO time>.
     initial_position: str = "TRIM_HORIZON"
     # Streams mode: the DynamoDB stream ARN (or the table, whose latest stream is used).

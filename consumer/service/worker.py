@@ -27,8 +27,9 @@ from consumer.service.pipelines import (
     open_pipeline_clients,
     routes_factory,
 )
-from consumer.service.shard_task import ShardActivity, run_shard
+from consumer.service.shard_task import ShardActivity, read_ahead_limits, run_shard
 from consumer.settings import Settings
+from consumer.sources.budget import ByteBudget
 from consumer.sources.initial_response import install_subscription_stream
 from consumer.sources.lean import install_lean_get_records
 from consumer.sources.model import ShardReader
@@ -83,6 +84,7 @@ class WorkerState:
     coordinator: Coordinator | None = None
     activity: ShardActivity | None = None
     pipelines: dict[str, ShardPipeline] | None = None
+    read_ahead: ByteBudget | None = None
 
 
 class Worker:
@@ -212,6 +214,9 @@ class Worker:
                 pipelines[handle.shard_id] = pipeline
                 return pipeline
 
+            read_ahead = read_ahead_limits(settings.stream)
+            self.state.read_ahead = read_ahead.worker
+
             async def process(handle: LeaseHandle) -> None:
                 try:
                     await run_shard(
@@ -220,6 +225,7 @@ class Worker:
                         make_pipeline,
                         activity,
                         settings.stream.read_ahead_batches,
+                        limits=read_ahead,
                     )
                 finally:
                     pipelines.pop(handle.shard_id, None)
