@@ -121,7 +121,11 @@ class Worker:
             mode=ReadMode(self.settings.stream.mode),
             consumer_name=self.settings.consumer_name,
             fallback_to_polling=self.settings.stream.fallback_to_polling,
-            polling=PollingOptions(interval_s=self.settings.stream.polling_interval_s),
+            polling=PollingOptions(
+                interval_s=self.settings.stream.polling_interval_s,
+                # half a shard's read-ahead: one batch in processing, one read ahead
+                batch_bytes=self.settings.stream.read_ahead_bytes_per_shard // 2,
+            ),
         )
         reader = await open_kinesis_reader(client, stream_arn, options, stream.name)
         lister_client = await stack.enter_async_context(endpoints.aio_client("kinesis"))

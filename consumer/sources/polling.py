@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from consumer.sources.errors import (
     is_throttling,
 )
 from consumer.sources.lean import child_shard_ids, kinesis_records, lean_body
-from consumer.sources.model import ReadBatch, ShardGoneError, StartPosition
+from consumer.sources.model import RawRecord, ReadBatch, ShardGoneError, StartPosition
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +37,9 @@ class PollingOptions:
 
     interval_s: float = 0.5
     limit: int = 10_000
+    # Records per call are also cut so that a batch weighs about this much (by the records
+    # read so far): a 10,000-record call of 2 KB records is 20 MiB, past a shard's read-ahead.
+    batch_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if not MIN_POLL_INTERVAL_S <= self.interval_s <= MAX_POLL_INTERVAL_S:
@@ -46,6 +49,26 @@ class PollingOptions:
             )
         if not 1 <= self.limit <= 10_000:
             raise ValueError(f"polling limit must be between 1 and 10000, got {self.limit}")
+
+
+class RecordLimit:
+    """GetRecords' `Limit` for a byte target per batch, from the mean record size seen."""
+
+    def __init__(self, most: int, batch_bytes: int | None) -> None:
+        self._most = most
+        self._batch_bytes = batch_bytes
+        self._records = 0
+        self._bytes = 0
+
+    def saw(self, records: Sequence[RawRecord]) -> None:
+        self._records += len(records)
+        self._bytes += sum(len(record.data) for record in records)
+
+    def next(self) -> int:
+        if self._batch_bytes is None or not self._records:
+            return self._most
+        mean = max(1, self._bytes // self._records)
+        return max(1, min(self._most, self._batch_bytes // mean))
 
 
 class PollingReader:
@@ -91,6 +114,7 @@ class PollingReader:
         backoff = Backoff(base_s=self._options.interval_s, cap_s=10.0)
         last_call = 0.0
         pause = self._options.interval_s
+        limit = RecordLimit(self._options.limit, self._options.batch_bytes)
         while True:
             wait = pause - (time.monotonic() - last_call)
             if wait > 0:
@@ -98,7 +122,7 @@ class PollingReader:
             last_call = time.monotonic()
             try:
                 response = await self._client.get_records(
-                    ShardIterator=iterator, Limit=self._options.limit
+                    ShardIterator=iterator, Limit=limit.next()
                 )
             except ClientError as error:
                 code = error_code(error)
@@ -122,6 +146,7 @@ class PollingReader:
             backoff.reset()
             body = lean_body(response)
             records = kinesis_records(body.get("Records") or [])
+            limit.saw(records)
             if records:
                 resume_after = records[-1].sequence_number
             next_iterator = body.get("NextShardIterator")

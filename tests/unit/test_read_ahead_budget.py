@@ -123,3 +123,17 @@ def test_worker_budget_is_a_share_of_the_memory_limit() -> None:
     assert default_worker_budget(None) == DEFAULT_WORKER_BYTES
     assert default_worker_budget(2 * 1024**3) == 256 * MIB
     assert default_worker_budget(64 * MIB) == MIN_WORKER_BYTES
+
+
+def test_polling_cuts_records_per_call_to_the_batch_byte_target() -> None:
+    from consumer.sources.model import RawRecord
+    from consumer.sources.polling import RecordLimit
+
+    limit = RecordLimit(10_000, batch_bytes=4 * MIB)
+    assert limit.next() == 10_000  # nothing seen yet: the API's own limit
+    limit.saw([RawRecord(b"x" * 2048, str(n), 0, "k") for n in range(10)])
+    assert limit.next() == 2048  # 4 MiB of 2 KiB records
+    assert RecordLimit(10_000, batch_bytes=None).next() == 10_000
+    huge = RecordLimit(10_000, batch_bytes=1024)
+    huge.saw([RawRecord(b"x" * 5000, "1", 0, "k")])
+    assert huge.next() == 1
