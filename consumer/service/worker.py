@@ -123,8 +123,8 @@ class Worker:
             fallback_to_polling=self.settings.stream.fallback_to_polling,
             polling=PollingOptions(
                 interval_s=self.settings.stream.polling_interval_s,
-                # half a shard's read-ahead: one batch in processing, one read ahead
-                batch_bytes=self.settings.stream.read_ahead_bytes_per_shard // 2,
+                # a quarter of a shard's read-ahead: a batch in processing, some read ahead
+                batch_bytes=self.settings.stream.read_ahead_bytes_per_shard // 4,
             ),
         )
         reader = await open_kinesis_reader(client, stream_arn, options, stream.name)

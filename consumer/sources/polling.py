@@ -25,6 +25,7 @@ log = structlog.get_logger(__name__)
 
 MIN_POLL_INTERVAL_S = 0.2  # 5 GetRecords calls/s per shard, shared by all pollers
 MAX_POLL_INTERVAL_S = 1.0
+ASSUMED_RECORD_BYTES = 2048  # a change record with both images of a small item
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,11 @@ class RecordLimit:
         self._bytes += sum(len(record.data) for record in records)
 
     def next(self) -> int:
-        if self._batch_bytes is None or not self._records:
+        if self._batch_bytes is None:
             return self._most
-        mean = max(1, self._bytes // self._records)
+        # Before any record is seen, assume records of ASSUMED_RECORD_BYTES: a first call of
+        # 10,000 large records on each of 100 shards would be gigabytes.
+        mean = max(1, self._bytes // self._records) if self._records else ASSUMED_RECORD_BYTES
         return max(1, min(self._most, self._batch_bytes // mean))
 
 

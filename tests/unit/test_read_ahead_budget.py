@@ -130,7 +130,7 @@ def test_polling_cuts_records_per_call_to_the_batch_byte_target() -> None:
     from consumer.sources.polling import RecordLimit
 
     limit = RecordLimit(10_000, batch_bytes=4 * MIB)
-    assert limit.next() == 10_000  # nothing seen yet: the API's own limit
+    assert limit.next() == 2048  # nothing seen yet: records of 2 KiB assumed
     limit.saw([RawRecord(b"x" * 2048, str(n), 0, "k") for n in range(10)])
     assert limit.next() == 2048  # 4 MiB of 2 KiB records
     assert RecordLimit(10_000, batch_bytes=None).next() == 10_000
