@@ -1,27 +1,29 @@
-"""End to end: the service in burst mode against the pure-Python peer async-kinesis.
+"""End to end, measured fairly: the service, async-kinesis and a bare aiobotocore loop.
 
-Run by `make bench`. N pre-loaded Kinesis destination records (MODIFY, both images, ~1.7 KB)
-over 4 shards go through the whole consumer: reading, decoding, a null sink and checkpoints in
-the lease table. The same stream is then read by async-kinesis with its in-memory checkpointer.
-Both run in this process; CPU is this process's CPU time (user + system) from the first
-record read to the last, divided by the records. The emulators run in other processes and are
-not counted.
+Run by `make bench`. N (BENCH_E2E_RECORDS, default 100,000) destination records (MODIFY, both
+images, ~1.7 KB) are preloaded over 4 shards of moto's Kinesis. Each consumer then reads the
+whole stream alone, in its own process (tests/bench/e2e_consumers.py), and its CPU is counted
+from building it to the N-th distinct eventID:
+- the service: the worker with its real lease table on moto, polling;
+- async-kinesis 3 with its library defaults and its in-memory checkpointer;
+- a raw aiobotocore GetRecords + `json.loads` loop (no leases, no checkpoints).
+This is repeated BENCH_E2E_ROUNDS times (default 3), the order rotating each round; the
+ratios are the median of the per-round ratios (the machines are shared and noisy), and the
+machine's 1-minute load average is printed beside them. The emulators' CPU is not counted.
+The service is also measured once in EFO mode on kinesis-mock (BENCH_E2E_EFO_RECORDS, 4,000).
 
-- polling: on moto's Kinesis (fast to load, so N is large: BENCH_E2E_RECORDS, default 20,000)
-- efo: on kinesis-mock (slow to load: BENCH_E2E_EFO_RECORDS, default 4,000)
-
-Prints `e2e_cpu_us_per_record_polling N`, `e2e_cpu_us_per_record_efo N`,
-`peer_async_kinesis_cpu_us_per_record N` and `e2e_cpu_vs_async_kinesis X` (polling vs the peer
-on the same stream, in the same run).
+Prints `e2e_cpu_us_per_record_polling`, `e2e_cpu_us_per_record_efo`,
+`peer_async_kinesis_cpu_us_per_record`, `raw_loop_cpu_us_per_record`,
+`e2e_cpu_vs_async_kinesis` and `e2e_cpu_vs_raw_loop`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -29,16 +31,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import orjson
-import structlog
 
 from consumer.aws import AwsEndpoints
 from consumer.local.sample_orders import create_kinesis_stream
-from consumer.local.stack import LocalStack, LocalStackState
-from consumer.service.worker import Worker
-from consumer.settings import Settings
+from consumer.local.stack import LocalStack
 
 SHARDS = 4
-POLLING_RECORDS = int(os.environ.get("BENCH_E2E_RECORDS", "20000"))
+POLLING_RECORDS = int(os.environ.get("BENCH_E2E_RECORDS", "100000"))
+ROUNDS = int(os.environ.get("BENCH_E2E_ROUNDS", "3"))
 EFO_RECORDS = int(os.environ.get("BENCH_E2E_EFO_RECORDS", "4000"))
 
 
@@ -120,78 +120,28 @@ def preload(kinesis: Any, stream: str, count: int) -> int:
     return size
 
 
-def settings_for(state: LocalStackState, stream: str, kinesis_url: str, mode: str) -> Settings:
-    return Settings(
-        application=f"bench-{mode}-{uuid.uuid4().hex[:6]}",
-        stream={"name": stream, "mode": mode, "polling_interval_s": 0.2},
-        aws={
-            "endpoint_kinesis": kinesis_url,
-            "endpoint_dynamodb": state.moto_url,
-            "access_key_id": "000000000000",
-            "secret_access_key": "local",
-        },
-        pipelines={"null": {"enabled": True}},
-        telemetry={"emf": False, "health_port": None, "log_level": "error"},
-        leases={"take_interval_s": 0.5, "heartbeat_interval_s": 1.0},
-        checkpoint_interval_s=1.0,
+CONSUMERS = ("service", "peer", "raw")
+CHILD = Path(__file__).with_name("e2e_consumers.py")
+
+
+def run_child(which: str, stream: str, kinesis: str, dynamodb: str, n: int, mode: str) -> float:
+    """CPU µs per record of one consumer, run alone in its own process."""
+    done = subprocess.run(
+        [sys.executable, str(CHILD), which, stream, kinesis, dynamodb, str(n), mode],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
     )
-
-
-async def measure_service(settings: Settings, expected: int, timeout_s: float = 600) -> float:
-    """CPU seconds per record from the first record read to the last."""
-    worker = Worker(settings, until_idle_s=None)
-    stop = asyncio.Event()
-    run = asyncio.create_task(worker.run(stop))
-    activity = worker.state.activity
-    assert activity is not None
-    deadline = time.monotonic() + timeout_s
-    started: float | None = None
-    while activity.records < expected:
-        if run.done():
-            run.result()
-            raise RuntimeError("the worker stopped early")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"read {activity.records} of {expected} records")
-        if started is None and activity.records:
-            started = time.process_time()
-        await asyncio.sleep(0.005)
-    cpu = time.process_time() - (started or time.process_time())
-    stop.set()
-    await run
-    return cpu / expected
-
-
-async def measure_peer(stream: str, kinesis_url: str, expected: int) -> float:
-    from kinesis import Consumer, MemoryCheckPointer
-
-    got = 0
-    started: float | None = None
-    async with Consumer(
-        stream_name=stream,
-        endpoint_url=kinesis_url,
-        region_name="us-east-1",
-        checkpointer=MemoryCheckPointer(name="bench"),
-        sleep_time_no_records=0.2,
-        max_queue_size=10_000,
-    ) as consumer:
-        while got < expected:
-            async for _item in consumer:
-                if started is None:
-                    started = time.process_time()
-                got += 1
-                if got >= expected:
-                    break
-            else:
-                await asyncio.sleep(0.05)
-    return (time.process_time() - (started or time.process_time())) / expected
+    for line in done.stdout.splitlines():
+        if line.startswith("cpu_us_per_record "):
+            return float(line.split()[1])
+    raise RuntimeError(f"{which} failed (exit {done.returncode}): {done.stderr[-3000:]}")
 
 
 def main() -> None:
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "000000000000")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    results: dict[str, float] = {}
+    per_round: dict[str, list[float]] = {name: [] for name in CONSUMERS}
+    loads: list[float] = []
     with tempfile.TemporaryDirectory() as work:
         stack = LocalStack(Path(work))
         state = stack.start()
@@ -203,28 +153,45 @@ def main() -> None:
             )
             size = preload_stream(moto.client("kinesis"), "bench-polling", POLLING_RECORDS)
             print(f"e2e_record_bytes {size} bytes")
-            results["polling"] = asyncio.run(
-                measure_service(
-                    settings_for(state, "bench-polling", state.moto_url, "polling"),
-                    POLLING_RECORDS,
-                )
-            )
-            results["peer"] = asyncio.run(
-                measure_peer("bench-polling", state.moto_url, POLLING_RECORDS)
-            )
+            for round_index in range(ROUNDS):
+                # Rotate the order: a consumer that always ran first or last would meet a
+                # systematically different machine.
+                order = CONSUMERS[round_index % 3 :] + CONSUMERS[: round_index % 3]
+                for which in order:
+                    loads.append(os.getloadavg()[0])
+                    per_round[which].append(
+                        run_child(
+                            which,
+                            "bench-polling",
+                            state.moto_url,
+                            state.moto_url,
+                            POLLING_RECORDS,
+                            "polling",
+                        )
+                    )
             mock = state.endpoints()
             preload_stream(mock.client("kinesis"), "bench-efo", EFO_RECORDS)
-            results["efo"] = asyncio.run(
-                measure_service(
-                    settings_for(state, "bench-efo", state.kinesis_url, "efo"), EFO_RECORDS
-                )
+            efo = run_child(
+                "service", "bench-efo", state.kinesis_url, state.moto_url, EFO_RECORDS, "efo"
             )
         finally:
             stack.stop()
-    print(f"e2e_cpu_us_per_record_polling {results['polling'] * 1e6:.1f} us/record")
-    print(f"e2e_cpu_us_per_record_efo {results['efo'] * 1e6:.1f} us/record")
-    print(f"peer_async_kinesis_cpu_us_per_record {results['peer'] * 1e6:.1f} us/record")
-    print(f"e2e_cpu_vs_async_kinesis {results['polling'] / results['peer']:.2f} ratio")
+    service, peer, raw = (statistics.median(per_round[name]) for name in CONSUMERS)
+    vs_peer = statistics.median(
+        s / p for s, p in zip(per_round["service"], per_round["peer"], strict=True)
+    )
+    vs_raw = statistics.median(
+        s / r for s, r in zip(per_round["service"], per_round["raw"], strict=True)
+    )
+    print(f"e2e_records {POLLING_RECORDS} records")
+    print(f"e2e_rounds {ROUNDS} rounds")
+    print(f"e2e_machine_load_1m {statistics.median(loads):.2f} load")
+    print(f"e2e_cpu_us_per_record_polling {service:.1f} us/record")
+    print(f"e2e_cpu_us_per_record_efo {efo:.1f} us/record")
+    print(f"peer_async_kinesis_cpu_us_per_record {peer:.1f} us/record")
+    print(f"raw_loop_cpu_us_per_record {raw:.1f} us/record")
+    print(f"e2e_cpu_vs_async_kinesis {vs_peer:.2f} ratio")
+    print(f"e2e_cpu_vs_raw_loop {vs_raw:.2f} ratio")
 
 
 def preload_stream(kinesis: Any, stream: str, count: int) -> int:
