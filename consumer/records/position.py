@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,11 @@ class RecordPosition:
 
     def with_sub_sequence(self, sub_sequence_number: int) -> RecordPosition:
         """The same position for the user record with that index inside an aggregate."""
-        return replace(self, sub_sequence_number=sub_sequence_number)
+        if sub_sequence_number == self.sub_sequence_number:
+            return self  # frozen: sharing is safe, and the common case (no aggregate) is free
+        return RecordPosition(
+            self.stream, self.shard_id, self.sequence_number, sub_sequence_number, self.arrival_ms
+        )
 
     def __str__(self) -> str:
         where = f"{self.stream}/{self.shard_id}" if self.shard_id else self.stream

@@ -58,6 +58,8 @@ def kinesis_records(records: list[dict[str, Any]]) -> list[RawRecord]:
 
 
 def _epoch_ms(value: Any) -> int:
+    if type(value) is float:  # the lean path's JSON number, per record: checked first
+        return int(value * 1000)
     if value is None:
         return 0
     if isinstance(value, int | float):
