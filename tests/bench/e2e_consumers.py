@@ -61,6 +61,8 @@ class DistinctEvents:
 
 
 async def run_service(stream: str, kinesis: str, dynamodb: str, n: int, mode: str) -> float:
+    """With BENCH_SINKS (JSON: a `pipelines` section and more), those sinks run too."""
+    extra: dict[str, Any] = json.loads(os.environ.get("BENCH_SINKS", "{}"))
     started = time.process_time()
     settings = Settings(
         application=f"bench-{mode}-{uuid.uuid4().hex[:6]}",
@@ -77,7 +79,11 @@ async def run_service(stream: str, kinesis: str, dynamodb: str, n: int, mode: st
         checkpoint_interval_s=1.0,
     )
     sink = DistinctEvents()
-    worker = Worker(settings, routes_hook=lambda _shard, _routes: [Route(sink)])
+    if extra:  # real sinks configured: they all run, and the collector beside them
+        settings = Settings(**{**settings.model_dump(), **extra})
+        worker = Worker(settings, routes_hook=lambda _shard, routes: [*routes, Route(sink)])
+    else:
+        worker = Worker(settings, routes_hook=lambda _shard, _routes: [Route(sink)])
     stop = asyncio.Event()
     run = asyncio.create_task(worker.run(stop))
     while len(sink.seen) < n:
