@@ -7,7 +7,10 @@ Run by `make bench`. Prints:
 - `lease_table_writes_per_hour_200_shards`: writes to the lease table in steady state (counted
   by a proxy in front of moto's DynamoDB), extrapolated to an hour, and its ratio to KCL's
   renewal writes at that size (200 leases renewed every ~3.3 s: ~218,000/h);
-- `rss_mb_per_shard`: the workers' resident memory per owned shard, above a worker that owns one.
+- `rss_mb_per_shard_idle`: the workers' resident memory per owned shard, above a worker that owns
+  one, with nothing to read (under backlog: `rss_mb_per_shard` of bench_backlog.py);
+- `startup_cpu_s`, `startup_s_200_shards_one_worker`: CPU and wall time of ONE worker from its
+  process start to holding all 200 leases (imports, settings, clients, lease table, takes).
 The workers poll (1 s interval) with a null sink; kinesis-mock serves the stream.
 """
 
@@ -103,6 +106,31 @@ def leases_read(dynamodb: Any, table: str) -> tuple[int, int]:
     return owned, read
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU of a process so far (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def one_worker_startup(env: dict[str, str], dynamodb: Any, work_dir: Path) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of one worker from process start to all 200 leases held."""
+    started = time.monotonic()
+    worker = spawn(env, work_dir / "one.log")
+    try:
+        deadline = started + 600
+        while leases_read(dynamodb, "scale-one-leases")[0] < SHARDS:
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the single worker did not take every lease")
+            time.sleep(0.1)
+        return cpu_s(worker.pid), time.monotonic() - started
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         work_dir = Path(work)
@@ -145,6 +173,9 @@ def main() -> None:
                 time.sleep(0.5)
             time.sleep(5)
             baseline_mb = rss_mb(baseline.pid)
+            startup_cpu_s, startup_one_s = one_worker_startup(
+                environment(state, "scale-one", "scale", state.moto_url), dynamodb, work_dir
+            )
         finally:
             for worker in workers:
                 worker.terminate()
@@ -163,7 +194,9 @@ def main() -> None:
     print(f"lease_writes_vs_kcl_200_shards {writes_per_hour / kcl:.3f} ratio")
     print(f"rss_mb_worker_{per_worker:.0f}_shards {sum(rss) / len(rss):.1f} MB")
     print(f"rss_mb_worker_1_shard {baseline_mb:.1f} MB")
-    print(f"rss_mb_per_shard {per_shard:.2f} MB")
+    print(f"rss_mb_per_shard_idle {per_shard:.2f} MB")
+    print(f"startup_cpu_s {startup_cpu_s:.2f} s")
+    print(f"startup_s_200_shards_one_worker {startup_one_s:.1f} s")
 
 
 if __name__ == "__main__":
