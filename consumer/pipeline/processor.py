@@ -34,6 +34,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from consumer.backoff import Backoff
+from consumer.pipeline.added_latency import AddedLatency
 from consumer.pipeline.decoders import Decoder, decode_kinesis
 from consumer.pipeline.dlq import DeadLetterQueue, ParkedRecord
 from consumer.pipeline.filters import RecordFilter
@@ -152,6 +153,7 @@ class ShardPipeline:
         self._checkpointed: tuple[str, int] | None = None
         self._last_checkpoint_at = clock()
         self.stats = PipelineStats()
+        self.added_latency = AddedLatency()
 
     # --- decoding and parking -----------------------------------------------------------
 
@@ -307,6 +309,13 @@ class ShardPipeline:
                 await backoff.sleep()
                 work.appendleft((retry, attempts))
 
+    async def _deliver_timed(
+        self, route: Route, events: Sequence[ChangeEvent], batch: ReadBatch
+    ) -> None:
+        await self._deliver(route, events)
+        if batch.read_at is not None and events:
+            self.added_latency.add(route.sink.name, self._clock() - batch.read_at, len(events))
+
     def _selected(
         self, route: Route, events: Sequence[ChangeEvent], parsed: dict[int, Any]
     ) -> list[ChangeEvent]:
@@ -339,7 +348,7 @@ class ShardPipeline:
                 async with asyncio.TaskGroup() as deliveries:
                     for route in self._routes:
                         selected = self._selected(route, events, parsed)
-                        deliveries.create_task(self._deliver(route, selected))
+                        deliveries.create_task(self._deliver_timed(route, selected, batch))
             except* ShardStopped as stopped:
                 raise stopped.exceptions[0] from None
             newest_us = max(event.created_at_us for event in events)

@@ -9,8 +9,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -77,6 +78,20 @@ def read_ahead_limits(stream: StreamSection) -> ReadAheadLimits:
     return ReadAheadLimits(stream.read_ahead_bytes_per_shard, ByteBudget(worker_bytes))
 
 
+async def stamped(
+    batches: AsyncIterator[ReadBatch], clock: Callable[[], float]
+) -> AsyncGenerator[ReadBatch, None]:
+    """Each batch with the time it was read, as the reader hands it over (the added latency's
+    start: the reader yields right after parsing the response or event off the socket)."""
+    try:
+        async for batch in batches:
+            yield dataclasses.replace(batch, read_at=clock())
+    finally:
+        aclose = getattr(batches, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 def payload_bytes(batch: ReadBatch) -> int:
     """What a batch weighs against the read-ahead budgets: its records' payload."""
     return sum(len(record.data) for record in batch.records)
@@ -98,7 +113,7 @@ async def run_shard(
     bound.info("shard.start", start=str(start.kind), sequence_number=start.sequence_number)
     activity.started_at[handle.shard_id] = clock()
     batches: AsyncGenerator[ReadBatch, None] = prefetch(
-        reader.read(handle.shard_id, start),
+        stamped(reader.read(handle.shard_id, start), clock),
         read_ahead_batches,
         size=payload_bytes,
         limits=limits,

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ import structlog
 from checkpoints import Checkpoint, LeaseHandle, LeaseSettings, LeaseTable
 from checkpoints.coordinator import Coordinator
 from checkpoints.discovery import KinesisShardLister, ShardLister
+from consumer.pipeline.added_latency import AddedLatency
 from consumer.pipeline.decoders import decode_kinesis, decode_streams
 from consumer.pipeline.processor import Route, ShardPipeline
 from consumer.service.pipelines import (
@@ -85,6 +86,15 @@ class WorkerState:
     activity: ShardActivity | None = None
     pipelines: dict[str, ShardPipeline] | None = None
     read_ahead: ByteBudget | None = None
+    retired_latency: AddedLatency = field(default_factory=AddedLatency)
+
+    def added_latency(self) -> AddedLatency:
+        """The consumer's added latency over every shard this worker has processed."""
+        total = AddedLatency()
+        total.merge(self.retired_latency)
+        for pipeline in (self.pipelines or {}).values():
+            total.merge(pipeline.added_latency)
+        return total
 
 
 class Worker:
@@ -232,7 +242,9 @@ class Worker:
                         limits=read_ahead,
                     )
                 finally:
-                    pipelines.pop(handle.shard_id, None)
+                    retired = pipelines.pop(handle.shard_id, None)
+                    if retired is not None:  # kept: the worker's figures never go backwards
+                        self.state.retired_latency.merge(retired.added_latency)
 
             leases = lease_settings(settings, stream_arn)
             table = await stack.enter_async_context(

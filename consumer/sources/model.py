@@ -89,7 +89,8 @@ class ReadBatch:
 
     `resume_after` is the sequence number to resume after (the last record's, or the EFO
     continuation number, which advances even when no record came). `child_shard_ids` is set
-    only on the last batch of a closed shard (SHARD_END).
+    only on the last batch of a closed shard (SHARD_END). `read_at` is when its bytes were
+    read (monotonic seconds; set by the read-ahead), for the consumer's own added latency.
     """
 
     shard_id: str
@@ -97,6 +98,7 @@ class ReadBatch:
     millis_behind_latest: int | None
     resume_after: str | None
     child_shard_ids: tuple[str, ...] | None = None
+    read_at: float | None = None
 
     @property
     def shard_end(self) -> bool:
