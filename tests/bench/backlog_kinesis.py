@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,7 +30,11 @@ class Backlog:
     shards: int
     records_per_shard: int
     make_record: Callable[[int], bytes]
+    # With a rate, records arrive over time (that many per second per shard from the first read),
+    # as on a live stream; without, all are there from the start (a backlog).
+    rate_per_shard: float | None = None
     served: int = 0
+    started_at: float = 0.0
     _encoded: dict[int, str] = field(default_factory=dict)
 
     @property
@@ -40,17 +45,27 @@ class Backlog:
         return f"shardId-{index:012d}"
 
     def data(self, n: int) -> str:
-        # Records repeat with a period of 1,000: the payload's content does not matter here,
-        # only its size and shape, and encoding 2 million records would dominate the run.
-        key = n % 1000
+        # Without a rate (a backlog of millions), records repeat with a period of 1,000: only
+        # their size and shape matter there, and encoding 2 million would dominate the run.
+        # A live stream's records are all distinct (consumers count distinct eventIDs).
+        key = n if self.rate_per_shard is not None else n % 1000
         if key not in self._encoded:
             self._encoded[key] = base64.b64encode(self.make_record(key)).decode()
         return self._encoded[key]
 
+    def available(self) -> int:
+        if self.rate_per_shard is None:
+            return self.records_per_shard
+        if not self.started_at:  # the live stream starts with the first read
+            self.started_at = time.monotonic()
+        arrived = int((time.monotonic() - self.started_at) * self.rate_per_shard)
+        return min(self.records_per_shard, arrived)
+
     def get_records(self, shard: int, position: int, limit: int) -> dict[str, object]:
         records: list[str] = []
         size = 0
-        end = min(self.records_per_shard, position + limit)
+        available = self.available()
+        end = min(available, position + limit)
         while position < end:
             data = self.data(shard * self.records_per_shard + position)
             if records and size + len(data) > MAX_RESPONSE_BYTES:
@@ -63,7 +78,7 @@ class Backlog:
             size += len(data)
             position += 1
         self.served += len(records)
-        behind = 1000 if position < self.records_per_shard else 0
+        behind = 1000 if position < available else 0
         return {
             "_records": records,
             "NextShardIterator": f"{shard}:{position}",

@@ -40,7 +40,7 @@ from consumer.settings import Settings
 class DistinctEvents:
     """A sink that only collects eventIDs (what the peers are measured on too)."""
 
-    name = "null"
+    name = "collector"
     buffered = False
 
     def __init__(self) -> None:
@@ -58,6 +58,16 @@ class DistinctEvents:
 
     async def aclose(self) -> None:
         return None
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 async def run_service(stream: str, kinesis: str, dynamodb: str, n: int, mode: str) -> float:
@@ -80,18 +90,31 @@ async def run_service(stream: str, kinesis: str, dynamodb: str, n: int, mode: st
     )
     sink = DistinctEvents()
     if extra:  # real sinks configured: they all run, and the collector beside them
-        settings = Settings(**{**settings.model_dump(), **extra})
+        settings = Settings(**deep_merge(settings.model_dump(), extra))
         worker = Worker(settings, routes_hook=lambda _shard, routes: [*routes, Route(sink)])
     else:
         worker = Worker(settings, routes_hook=lambda _shard, _routes: [Route(sink)])
     stop = asyncio.Event()
     run = asyncio.create_task(worker.run(stop))
+    warmup = int(os.environ.get("BENCH_WARMUP_RECORDS", "0"))
     while len(sink.seen) < n:
+        if warmup and len(sink.seen) >= warmup:  # start-up catch-up is not the steady state
+            warmup = 0
+            from consumer.pipeline.added_latency import AddedLatency
+
+            worker.state.retired_latency = AddedLatency()
+            for pipeline in (worker.state.pipelines or {}).values():
+                pipeline.added_latency = AddedLatency()
         if run.done():
             run.result()
             raise RuntimeError("the worker stopped early")
         await asyncio.sleep(0.005)
     cpu = time.process_time() - started
+    for name, histogram in sorted(worker.state.added_latency().by_sink.items()):
+        if name == DistinctEvents.name and extra:
+            continue  # beside real sinks it is not one of them
+        p50, p99 = histogram.percentile_ms(50), histogram.percentile_ms(99)
+        print(f"added_ms {name} {p50 or 0:.2f} {p99 or 0:.2f}")
     stop.set()
     await run
     return cpu
