@@ -120,6 +120,45 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, TRANSIENT_NETWORK_ERRORS)
 
 
+def _kind(error: BaseException) -> str:
+    """What a log line may say of an error: its type, never its text (sink and transform
+    errors can carry attribute values; DESIGN.md: no item contents in logs)."""
+    return type(error).__name__
+
+
+def _item_key(event: ChangeEvent) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((name, repr(value)) for name, value in event.keys.wire.items()))
+
+
+def _superseded_by(
+    chunk: Sequence[ChangeEvent], rejected: Sequence[ChangeEvent]
+) -> list[ChangeEvent]:
+    """The changes of `chunk` that share an item key with a rejected one, minus the rejected."""
+    rejected_ids = {id(event) for event in rejected}
+    keys = {_item_key(event) for event in rejected}
+    return [e for e in chunk if id(e) not in rejected_ids and _item_key(e) in keys]
+
+
+class RateLimitedLog:
+    """Logs an event at most once per `interval_s` per event name, with how many were held
+    back since: a throttled destination retried for an hour must not write a line per try."""
+
+    def __init__(self, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic):
+        self._interval_s = interval_s
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def warning(self, event: str, **fields: Any) -> None:
+        now = self._clock()
+        last = self._last.get(event)
+        if last is not None and now - last < self._interval_s:
+            self._held[event] = self._held.get(event, 0) + 1
+            return
+        self._last[event] = now
+        log.warning(event, suppressed=self._held.pop(event, 0), **fields)
+
+
 class ShardPipeline:
     """Runs one shard's batches through every route and checkpoints behind them.
 
@@ -154,6 +193,7 @@ class ShardPipeline:
         self._last_checkpoint_at = clock()
         self.stats = PipelineStats()
         self.added_latency = AddedLatency()
+        self._retry_log = RateLimitedLog(clock=clock)
 
     # --- decoding and parking -----------------------------------------------------------
 
@@ -274,7 +314,9 @@ class ShardPipeline:
             except Exception as error:  # classified below; nothing is dropped
                 self.stats.retries += 1
                 if is_transient(error):
-                    log.warning("sink.transient_error", sink=route.sink.name, error=str(error))
+                    self._retry_log.warning(
+                        "sink.transient_error", sink=route.sink.name, error_type=_kind(error)
+                    )
                     await backoff.sleep()
                     work.appendleft((chunk, attempts))
                 elif policy.bisect and len(chunk) > 1:
@@ -284,27 +326,39 @@ class ShardPipeline:
                 elif policy.max_attempts != -1 and attempts + 1 >= policy.max_attempts:
                     await self._give_up(route, [(e, error, attempts + 1) for e in chunk])
                 else:
-                    log.warning("sink.batch_error", sink=route.sink.name, error=repr(error))
+                    self._retry_log.warning(
+                        "sink.batch_error", sink=route.sink.name, error_type=_kind(error)
+                    )
                     await backoff.sleep()
                     work.appendleft((chunk, attempts + 1))
                 continue
-            backoff.reset()
             if not failures:
+                backoff.reset()
                 continue
+            retry = [
+                chunk[index] for index, failure in sorted(failures.items()) if failure.retryable
+            ]
+            if len(retry) < len(chunk):
+                backoff.reset()  # progress: only a run of failed writes backs off further
             rejected = [
                 (chunk[index], failure, attempts + 1)
                 for index, failure in sorted(failures.items())
                 if not failure.retryable
             ]
             await self._give_up(route, rejected)
-            retry = [
-                chunk[index] for index, failure in sorted(failures.items()) if failure.retryable
-            ]
+            if rejected and getattr(route.sink, "collapses_per_key", False):
+                # The sink wrote only the newest change of each key, and that one failed: the
+                # changes it superseded were never written. Deliver them again without it, so
+                # the newest change that can be applied is applied (and only the bad one parked).
+                work.append((_superseded_by(chunk, [event for event, _, _ in rejected]), attempts))
             if retry:
                 self.stats.retries += 1
                 first = next(f for f in failures.values() if f.retryable)
-                log.warning(
-                    "sink.records_retry", sink=route.sink.name, records=len(retry), error=str(first)
+                self._retry_log.warning(
+                    "sink.records_retry",
+                    sink=route.sink.name,
+                    records=len(retry),
+                    error_type=_kind(first),
                 )
                 await backoff.sleep()
                 work.appendleft((retry, attempts))

@@ -129,6 +129,8 @@ class ReplicationSink:
 
     name = "replication"
     buffered = False
+    # Writes only the newest change per item key of a batch (see ShardPipeline._deliver).
+    collapses_per_key = True
 
     def __init__(
         self,
@@ -238,9 +240,14 @@ class ReplicationSink:
                 raise result  # whole-batch failure (table missing, credentials, a bug)
             else:
                 raise result
-            # Superseded changes share the fate of their newest: retried or parked with it.
-            for member in (index, *winners[index]):
-                failures[member] = error
+            if error.retryable:
+                # Superseded changes are retried with their newest (any of them may win then).
+                for member in (index, *winners[index]):
+                    failures[member] = error
+            else:
+                # Only the change that failed is reported: the pipeline delivers the ones it
+                # superseded again without it (collapses_per_key), so the newest good one wins.
+                failures[index] = error
         return failures
 
     def wants_flush(self, now_monotonic: float) -> bool:

@@ -16,6 +16,12 @@ Failures are reported, never swallowed:
   outlasted its own retries, a bug). The pipeline retries, and bisects the batch to isolate a
   poison record when errors persist.
 
+Collapsing: a sink that writes only the newest change per item key of a batch (replication,
+search) says so with `collapses_per_key = True`, and reports a non-retryable failure only for
+the change whose write failed. The pipeline then delivers the changes that failed one
+superseded again, without it, so the newest change that can be applied is applied and only the
+bad record is parked. Retryable failures may be reported for every change of the key.
+
 Durability: when `write` returns, every record not reported as failed is either durably applied,
 or (for a buffering sink, `buffered = True`) accepted into the sink's buffer. Accepted records
 become durable when `flush` returns. The pipeline never checkpoints past a record that is not

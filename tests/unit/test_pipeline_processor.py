@@ -249,3 +249,35 @@ def test_invalid_policies_are_clear_errors() -> None:
         RetryPolicy(max_attempts=0)
     with pytest.raises(ValueError, match="max_record_age_s"):
         RetryPolicy(max_record_age_s=0.5)
+
+
+async def test_backoff_grows_while_writes_make_no_progress_and_warnings_are_capped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 21.3: a write that returns only retryable failures is no progress, so the next
+    sleep must be longer (it was reset to the first step after every such write)."""
+    from consumer.backoff import Backoff
+    from consumer.pipeline.processor import Route, ShardPipeline
+    from tests.change_factory import upsert
+    from tests.pipeline_fakes import MemoryCheckpointer, MemoryDlq, MemorySink, sink_error
+
+    ceilings: list[float] = []
+
+    async def no_sleep(self: Backoff) -> None:
+        ceilings.append(min(self.cap_s, self.base_s * 2**self.attempts))
+        self.attempts += 1
+
+    monkeypatch.setattr(Backoff, "sleep", no_sleep)
+    throttled = 6
+    sink = MemorySink(
+        fail=lambda events, call: (
+            {i: sink_error(retryable=True) for i in range(len(events))} if call <= throttled
+            else None
+        )
+    )
+    pipeline = ShardPipeline("s", "shard-0", [Route(sink)], MemoryDlq(), MemoryCheckpointer())
+    await pipeline._deliver(Route(sink), [upsert("a", 1, 1), upsert("b", 2, 1)])
+    assert len(ceilings) == throttled
+    assert ceilings == sorted(ceilings) and ceilings[-1] >= 8 * ceilings[0]
+    assert len(sink.state) == 2
+    assert capsys.readouterr().out.count("sink.records_retry") == 1  # one line per interval

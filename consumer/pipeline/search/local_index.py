@@ -52,6 +52,11 @@ class LocalSearchIndex:
         return False
 
     @property
+    def collapses_per_key(self) -> bool:
+        """Writes only the newest change per document of a batch (see ShardPipeline)."""
+        return True
+
+    @property
     def settings(self) -> LocalIndexSettings:
         return self._settings
 

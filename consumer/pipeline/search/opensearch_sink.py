@@ -105,6 +105,11 @@ class OpenSearchSink:
         return False
 
     @property
+    def collapses_per_key(self) -> bool:
+        """Writes only the newest change per document of a batch (see ShardPipeline)."""
+        return True
+
+    @property
     def settings(self) -> OpenSearchSettings:
         return self._settings
 
