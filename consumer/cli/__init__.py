@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from consumer import __version__
+from consumer.early_signals import hold_stop_signals
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if next((a for a in arguments if not a.startswith("-")), None) == "run":
+        hold_stop_signals()  # before the heavy imports: a SIGTERM now is a graceful stop
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)

@@ -9,6 +9,7 @@ import sys
 
 import structlog
 
+from consumer import early_signals
 from consumer.cli.options import add_config_option, settings_or_exit
 from consumer.service.runtime import serve
 from consumer.telemetry.logs import configure_logging
@@ -59,6 +60,8 @@ async def _main(settings: object, until_idle_s: float | None) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    for held in early_signals.received():  # arrived while starting: stop as gracefully
+        on_signal(held)
     try:
         return await serve(settings, stop, until_idle_s)
     except asyncio.CancelledError:

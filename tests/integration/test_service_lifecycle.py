@@ -142,3 +142,24 @@ def test_an_unreachable_endpoint_is_one_clear_line(unique_name: str) -> None:
     )
     assert result.returncode == 1
     assert "cannot reach an AWS endpoint" in result.stderr
+
+
+@pytest.mark.parametrize("delay_s", [0.15, 0.2, 0.6])
+def test_a_sigterm_right_after_start_is_a_graceful_stop(
+    local_stack: LocalStackState, unique_name: str, delay_s: float
+) -> None:
+    """Issue 21: a SIGTERM ~0.2 s after start killed the worker with -15 (Python's default
+    action, before the event loop's handlers were installed). Held from the CLI's first line
+    on; only the interpreter's own start (a few tens of ms) is before that."""
+    app = Deployment(local_stack, unique_name)
+    app.create()
+    worker = app.spawn_worker()
+    try:
+        time.sleep(delay_s)
+        worker.send_signal(signal.SIGTERM)
+        output = worker.communicate(timeout=60)[0].decode()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, output[-2000:]
+    assert "worker.signal" in output
