@@ -176,7 +176,13 @@ class LeaseHandle:
             raise CheckpointRejected(f"shard {self.shard_id} is already at SHARD_END")
         return self._checkpoint.is_behind(target)
 
-    def _ensure_owned(self) -> None:
+    def ensure_owned(self) -> None:
+        """Raises LeaseLost unless the lease is still ours by this worker's own clock.
+
+        The pipeline calls it before every sink write, as the handle does before every
+        checkpoint: after an event-loop stall longer than the failover time, another worker
+        may own the shard already, and our heartbeat has had no chance to find out.
+        """
         if self.lost.is_set():
             raise LeaseLost(self.lease_key, "the lease was lost")
         if not self._is_valid():
@@ -187,7 +193,7 @@ class LeaseHandle:
         """A fenced write, retried while the lease is still ours (throttling never surfaces
         to the processor; losing the lease does)."""
         while True:
-            self._ensure_owned()
+            self.ensure_owned()
             try:
                 await write()
                 return

@@ -88,7 +88,11 @@ class Route:
 
 
 class Checkpointer(Protocol):
-    """Where progress goes (a lease handle in the service). Raises when the lease is lost."""
+    """Where progress goes (a lease handle in the service). Raises when the lease is lost.
+
+    A checkpointer may also have `ensure_owned()`, which raises unless the lease is still
+    valid by the local clock: the pipeline calls it before every sink write.
+    """
 
     async def checkpoint(self, sequence_number: str, sub_sequence_number: int = 0) -> object: ...
 
@@ -118,6 +122,22 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, ClientError):
         return is_throttling(error) or is_server_error(error)
     return isinstance(error, TRANSIENT_NETWORK_ERRORS)
+
+
+def _decisive(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The exception a failed batch raises: a ShardStopped if any route stopped, else the
+    first (e.g. the lease's LeaseLost)."""
+    leaves: list[BaseException] = []
+
+    def walk(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                walk(inner)
+        else:
+            leaves.append(error)
+
+    walk(group)
+    return next((e for e in leaves if isinstance(e, ShardStopped)), leaves[0])
 
 
 def _kind(error: BaseException) -> str:
@@ -194,6 +214,9 @@ class ShardPipeline:
         self.stats = PipelineStats()
         self.added_latency = AddedLatency()
         self._retry_log = RateLimitedLog(clock=clock)
+        self._ensure_owned: Callable[[], None] = getattr(
+            checkpointer, "ensure_owned", lambda: None
+        )
 
     # --- decoding and parking -----------------------------------------------------------
 
@@ -285,6 +308,7 @@ class ShardPipeline:
         return (self._wall_ms() - arrival) / 1000 > policy.max_record_age_s
 
     async def _write(self, sink: Sink, chunk: Sequence[ChangeEvent]) -> Any:
+        self._ensure_owned()  # fencing: never write for a shard we may no longer own
         started = time.perf_counter()
         try:
             return await sink.write(chunk)
@@ -403,8 +427,10 @@ class ShardPipeline:
                     for route in self._routes:
                         selected = self._selected(route, events, parsed)
                         deliveries.create_task(self._deliver_timed(route, selected, batch))
-            except* ShardStopped as stopped:
-                raise stopped.exceptions[0] from None
+            except BaseExceptionGroup as failed:
+                # One route's failure (a stop, a lost lease) ends the batch; callers handle
+                # the exception itself, not a group of them.
+                raise _decisive(failed) from None
             newest_us = max(event.created_at_us for event in events)
             self.stats.last_change_age_ms = max(0, self._wall_ms() - newest_us // 1000)
         if batch.records:
