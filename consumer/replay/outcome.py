@@ -40,5 +40,5 @@ class ReplayOutcome:
 
     @property
     def records(self) -> int:
-        """Records applied, over all workers."""
+        """Records read (applied, parked or skipped after --to), over all workers and runs."""
         return sum(shard.records for shard in self.state.shards)

@@ -23,6 +23,7 @@ from consumer.replay.archive import ArchiveReplay
 from consumer.replay.archive_index import HOUR_MS, find_table, list_objects
 from consumer.replay.dry_run import dry_run_stream, render
 from consumer.replay.errors import ReplayError, ReplayInputError
+from consumer.replay.identity import RecordedWindow, reconcile, recorded_window
 from consumer.replay.outcome import ReplayOutcome
 from consumer.replay.progress import ProgressReporter
 from consumer.replay.request import (
@@ -33,7 +34,7 @@ from consumer.replay.request import (
     select_pipelines,
 )
 from consumer.replay.stream import StreamReplay, delete_idle_lease_table, plan_stream_replay
-from consumer.replay.times import iso_ms
+from consumer.replay.times import iso_ms, iso_us
 from consumer.replay.window import ReplayWindow, window_from_input
 from consumer.replay.workers import (
     WorkerExit,
@@ -158,6 +159,21 @@ async def run_replay(
         return 1
 
 
+async def _same_window(
+    settings: Settings, request: ReplayRequest, options: ReplayOptions, console: Console
+) -> ReplayRequest:
+    """The request to run, given the window recorded on an existing lease table of this name
+    (consumer.replay.identity: a rerun only ever continues the same window)."""
+    async with settings.aws.endpoints().aio_client("dynamodb") as client:
+        found = await recorded_window(client, request.lease_table)
+    if found is None:
+        return request
+    resumed = reconcile(request, found[1], explicit_to=options.to_text is not None)
+    if not options.worker_process:
+        console.say(f"resuming replay {request.name}: {RecordedWindow.of(resumed).describe()}")
+    return resumed
+
+
 async def _stream(
     settings: Settings,
     options: ReplayOptions,
@@ -166,6 +182,7 @@ async def _stream(
     console: Console,
     now_ms: int,
 ) -> int:
+    request = await _same_window(settings, request, options, console)
     window = request.window
     plan = await plan_stream_replay(settings, window, now_ms)
     if stop.is_set():
@@ -197,6 +214,7 @@ async def _stream(
         plan,
         on_state=reporter.update,
         keep_lease_table=options.keep_lease_table or bool(processes),
+        window_to_given=None if options.worker_process else options.to_text is not None,
     )
     try:
         outcome = await replay.run(stop)
@@ -294,13 +312,14 @@ def _report(
         "complete" if outcome.complete else ("interrupted" if outcome.interrupted else "incomplete")
     )
     what = f"replay {request.name}" if request.source is Source.STREAM else "archive replay"
+    applied = local.changes - local.parked
+    by = "this process" if request.workers > 1 else "this run"
     console.say(
-        f"{what} {verdict}: {outcome.records:,} records applied in "
-        f"{elapsed_s:.1f} s"
-        + (f" ({local.records:,} by this process)" if request.workers > 1 else "")
+        f"{what} {verdict} in {elapsed_s:.1f} s: {by} read {local.records:,} records, "
+        f"applied {applied:,} changes, skipped {local.skipped_after_to:,} made after --to"
     )
-    if local.skipped_after_to:
-        console.say(f"  {local.skipped_after_to:,} changes made after --to were read and skipped")
+    if request.source is Source.STREAM and outcome.records != local.records:
+        console.say(f"  {outcome.records:,} records read over all runs and workers of this replay")
     if local.parked:
         console.say(f"  {local.parked:,} records parked in the dead-letter queue (consumer dlq)")
     for shard, error in sorted(outcome.stopped.items()):
@@ -326,7 +345,7 @@ def _resume_command(request: ReplayRequest, options: ReplayOptions) -> str:
     parts = [
         "consumer replay",
         f"--from {start}",
-        f"--to {iso_ms(window.to_ms)}",
+        f"--to {iso_us(window.to_us)}",
         f"--replay-name {request.name}",
         f"--pipelines {','.join(request.pipelines)}",
     ]

@@ -45,6 +45,7 @@ from consumer.replay.horizon import (
     describe_stream,
     oldest_arrival_ms,
 )
+from consumer.replay.identity import record_window
 from consumer.replay.marks import ReplayMarks
 from consumer.replay.outcome import LocalTotals, ReplayOutcome
 from consumer.replay.request import ReplayRequest, replay_settings
@@ -108,6 +109,7 @@ class StreamReplay:
         on_state: StateListener | None = None,
         poll_s: float | None = None,
         keep_lease_table: bool = False,
+        window_to_given: bool | None = True,
     ) -> None:
         """`poll_s`: how often the lease table is read for completion and progress (default:
         the lease take interval, within 0.5-2 s; each read is a scan of the whole table)."""
@@ -119,6 +121,9 @@ class StreamReplay:
         take_s = self.settings.leases.take_interval_s
         self._poll_s = poll_s if poll_s is not None else min(2.0, max(0.5, take_s))
         self._keep_lease_table = keep_lease_table
+        # How the window is recorded on a new lease table (identity.py); None: not by us
+        # (an extra worker process: the replay that started it records it).
+        self._window_to_given = window_to_given
         self._last_state = ReplayState()
         self.totals = LocalTotals()
 
@@ -156,6 +161,11 @@ class StreamReplay:
                 LeaseTable.open(endpoints, leases.lease_table, leases.retry)
             )
             dynamodb = await stack.enter_async_context(endpoints.aio_client("dynamodb", session))
+            if self._window_to_given is not None:
+                await table.create_if_missing()  # the coordinator would; the tag needs it now
+                await record_window(
+                    dynamodb, leases.lease_table, self.request, self._window_to_given
+                )
             marks = ReplayMarks(dynamodb, leases.lease_table)
 
             def make_pipeline(handle: LeaseHandle) -> ShardPipeline:

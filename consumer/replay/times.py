@@ -13,10 +13,11 @@ ReplayInputError with one line naming the option.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from consumer.replay.errors import ReplayInputError
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EARLIEST_WORDS = frozenset({"trim_horizon", "earliest"})
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _RELATIVE = re.compile(r"^-(?:\d+(?:\.\d+)?[smhdw])+$")
@@ -25,13 +26,19 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 
 def parse_time(text: str, option: str, now_ms: int) -> int:
     """`text` as epoch milliseconds; `now_ms` anchors relative times and `now`."""
+    return parse_time_us(text, option, now_ms) // 1000
+
+
+def parse_time_us(text: str, option: str, now_ms: int) -> int:
+    """`text` as epoch microseconds, exactly as typed (change times are microseconds:
+    `--to ...527400Z` must keep a change made at ...527001)."""
     value = text.strip()
     lowered = value.lower()
     if lowered == "now":
-        return now_ms
+        return now_ms * 1000
     if _RELATIVE.match(lowered):
         back = sum(round(float(amount) * _UNIT_MS[unit]) for amount, unit in _PART.findall(lowered))
-        return now_ms - back
+        return (now_ms - back) * 1000
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -43,7 +50,10 @@ def parse_time(text: str, option: str, now_ms: int) -> int:
         raise ReplayInputError(
             f"{option} {text!r} has no time zone: add Z or an offset (2026-11-27T21:00:00Z)"
         )
-    return round(moment.timestamp() * 1000)
+    try:
+        return (moment - _EPOCH) // timedelta(microseconds=1)
+    except OverflowError:
+        raise ReplayInputError(f"{option} {text!r} is out of range") from None
 
 
 def parse_from(text: str, now_ms: int) -> int | None:
@@ -59,6 +69,14 @@ def iso_ms(ms: int) -> str:
     if ms % 1000:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_us(us: int) -> str:
+    """Epoch µs as ISO 8601 UTC, with as many fractional digits as it needs."""
+    if us % 1000 == 0:
+        return iso_ms(us // 1000)
+    moment = datetime.fromtimestamp(us // 1_000_000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{us % 1_000_000:06d}Z"
 
 
 def compact_ms(ms: int | None) -> str:

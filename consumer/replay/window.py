@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from consumer.replay.errors import ReplayInputError
-from consumer.replay.times import iso_ms, parse_from, parse_time
+from consumer.replay.times import iso_ms, parse_from, parse_time_us
 
 DEFAULT_GRACE_MS = 60_000
 
@@ -33,10 +33,14 @@ class ReplayWindow:
     from_ms: int | None
     to_ms: int
     grace_ms: int = DEFAULT_GRACE_MS
+    # The microseconds of `--to` below the millisecond (change times are microseconds).
+    to_extra_us: int = 0
 
     def __post_init__(self) -> None:
         if self.grace_ms < 0:
             raise ValueError(f"grace_ms must be >= 0, got {self.grace_ms}")
+        if not 0 <= self.to_extra_us < 1000:
+            raise ValueError(f"to_extra_us must be in 0..999, got {self.to_extra_us}")
         if self.from_ms is not None and self.to_ms <= self.from_ms:
             raise ValueError("the window's end must be after its start")
 
@@ -47,7 +51,7 @@ class ReplayWindow:
 
     @property
     def to_us(self) -> int:
-        return self.to_ms * 1000
+        return self.to_ms * 1000 + self.to_extra_us
 
     def applies(self, created_at_us: int) -> bool:
         """True for a change made at or before `--to` (microsecond change time)."""
@@ -71,7 +75,8 @@ def window_from_input(
         raise ReplayInputError(
             f"--from {iso_ms(from_ms)} is in the future (now is {iso_ms(now_ms)})"
         )
-    to_ms = now_ms if to_text is None else parse_time(to_text, "--to", now_ms)
+    to_us = now_ms * 1000 if to_text is None else parse_time_us(to_text, "--to", now_ms)
+    to_ms = to_us // 1000
     if to_ms > now_ms:
         raise ReplayInputError(
             f"--to {iso_ms(to_ms)} is in the future (now is {iso_ms(now_ms)}); "
@@ -81,4 +86,4 @@ def window_from_input(
         raise ReplayInputError(f"--to {iso_ms(to_ms)} is not after --from {iso_ms(from_ms)}")
     if grace_ms < 0:
         raise ReplayInputError(f"--to-grace must be >= 0 seconds, got {grace_ms / 1000:g}")
-    return ReplayWindow(from_ms, to_ms, grace_ms)
+    return ReplayWindow(from_ms, to_ms, grace_ms, to_us % 1000)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from consumer.replay.request import ReplayRequest
-from consumer.replay.times import iso_ms
+from consumer.replay.times import iso_ms, iso_us
 
 CHILD_LOG_LEVEL = "warning"
 
@@ -36,7 +36,7 @@ def worker_argv(request: ReplayRequest, config: Path | None) -> list[str]:
         "--from",
         "TRIM_HORIZON" if window.from_ms is None else iso_ms(window.from_ms),
         "--to",
-        iso_ms(window.to_ms),
+        iso_us(window.to_us),
         "--to-grace",
         f"{window.grace_ms / 1000:g}",
         "--replay-name",
