@@ -13,7 +13,6 @@ pipeline does not move its checkpoint past them (nothing is lost when the DLQ is
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -55,6 +54,7 @@ class ParkedRecord:
     def to_message(self) -> dict[str, Any]:
         message = asdict(self)
         del message["raw"]
+        message["error"] = _text(self.error)
         message["format"] = MESSAGE_FORMAT
         message["parked_at"] = self.parked_at or datetime.now(UTC).isoformat()
         message["raw_b64"] = base64.b64encode(self.raw).decode()
@@ -100,11 +100,58 @@ class DlqUnavailableError(RuntimeError):
     """The dead-letter queue did not accept the records after retries."""
 
 
+class DlqRejectedError(DlqUnavailableError):
+    """The dead-letter queue refused records in a way no retry can fix (too large with no
+    overflow bucket, a request SQS calls invalid, no queue configured at all)."""
+
+
+# Characters SQS accepts in a message body: #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD
+# #x10000-#x10FFFF (SendMessage, API reference). orjson escapes the control characters below
+# #x20 already; the two non-characters #xFFFE and #xFFFF it writes raw, so they are escaped.
+_NOT_ALLOWED = {0xFFFE: "\\ufffe", 0xFFFF: "\\uffff"}
+
+
+def sqs_safe(body: str) -> str:
+    """A JSON message body with only the characters SQS accepts (still the same JSON)."""
+    if "\ufffe" in body or "\uffff" in body:
+        return body.translate(_NOT_ALLOWED)
+    return body
+
+
+def _text(value: str) -> str:
+    """Error text as valid Unicode: a lone surrogate (from a bad decode) cannot be encoded."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+async def queue_max_message_bytes(sqs_client: Any, queue_url: str) -> int:
+    """The queue's MaximumMessageSize (1 KiB-1 MiB; 256 KiB by default)."""
+    response = await sqs_client.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["MaximumMessageSize"]
+    )
+    return int(response.get("Attributes", {}).get("MaximumMessageSize", 262_144))
+
+
 def overflow_key(prefix: str, record: ParkedRecord) -> str:
     return (
         f"{prefix}{record.pipeline}/{record.shard_id or 'no-shard'}/"
         f"{record.sequence_number}-{record.sub_sequence_number}.json"
     )
+
+
+def batches(
+    bodies: Sequence[tuple[int, bytes]], max_bytes: int
+) -> list[list[tuple[int, bytes]]]:
+    """SendMessageBatch requests: at most 10 messages and `max_bytes` in all (SQS limits the
+    whole batch's payload to the queue's maximum message size, BatchRequestTooLong)."""
+    out: list[list[tuple[int, bytes]]] = []
+    size = 0
+    for item in bodies:
+        if not out or len(out[-1]) == SQS_BATCH or size + len(item[1]) > max_bytes:
+            out.append([])
+            size = 0
+        out[-1].append(item)
+        size += len(item[1])
+    return out
 
 
 class SqsDeadLetterQueue:
@@ -117,8 +164,10 @@ class SqsDeadLetterQueue:
         s3_client: Any | None = None,
         overflow_bucket: str | None = None,
         overflow_prefix: str = "dlq-overflow/",
-        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_message_bytes: int | None = None,
     ) -> None:
+        """`max_message_bytes`: the queue's limit; by default read from the queue's
+        MaximumMessageSize attribute at the first `park` (a queue may be set below 256 KiB)."""
         self._sqs = sqs_client
         self._queue_url = queue_url
         self._s3 = s3_client
@@ -127,21 +176,35 @@ class SqsDeadLetterQueue:
         self._max_bytes = max_message_bytes
         self.parked = 0
 
+    async def _limit(self) -> int:
+        if self._max_bytes is None:
+            try:
+                queue_limit = await queue_max_message_bytes(self._sqs, self._queue_url)
+            except ClientError as error:
+                if is_throttling(error) or is_server_error(error):
+                    raise  # an outage: the pipeline waits and tries again
+                raise DlqRejectedError(f"DLQ {self._queue_url} is not usable: {error}") from error
+            # A margin for the request's own framing; the limit counts the whole batch too.
+            self._max_bytes = min(DEFAULT_MAX_MESSAGE_BYTES, queue_limit - 1024)
+        return self._max_bytes
+
     async def _body(self, record: ParkedRecord) -> bytes:
         message = record.to_message()
-        body = orjson.dumps(message)
-        if len(body) <= self._max_bytes:
+        body = sqs_safe(orjson.dumps(message).decode()).encode()
+        if len(body) <= await self._limit():
             return body
         if self._s3 is None or self._bucket is None:
-            raise DlqUnavailableError(
+            raise DlqRejectedError(
                 f"record {record.shard_id}@{record.sequence_number} is {len(body)} bytes as a "
-                "DLQ message, over the SQS limit, and no overflow bucket is configured"
+                "DLQ message, over the queue's limit, and no overflow bucket is configured "
+                "(dlq.overflow_bucket)"
             )
         key = overflow_key(self._prefix, record)
         await self._s3.put_object(Bucket=self._bucket, Key=key, Body=record.raw)
         del message["raw_b64"]
         message["raw_s3"] = {"bucket": self._bucket, "key": key}
-        return orjson.dumps(message)
+        message["error"] = message["error"][:4096]  # the record is in S3; keep the rest small
+        return sqs_safe(orjson.dumps(message).decode()).encode()
 
     async def park(self, records: Sequence[ParkedRecord]) -> None:
         if not records:
@@ -149,11 +212,10 @@ class SqsDeadLetterQueue:
         bodies = [await self._body(record) for record in records]
         pending = dict(enumerate(bodies))
         backoff = Backoff(base_s=0.2, cap_s=5.0)
+        limit = await self._limit()
         for _ in range(PARK_ATTEMPTS):
             failed: dict[int, bytes] = {}
-            items = list(pending.items())
-            for start in range(0, len(items), SQS_BATCH):
-                chunk = items[start : start + SQS_BATCH]
+            for chunk in batches(list(pending.items()), limit):
                 try:
                     response = await self._sqs.send_message_batch(
                         QueueUrl=self._queue_url,
@@ -164,14 +226,18 @@ class SqsDeadLetterQueue:
                     )
                 except ClientError as error:
                     if not (is_throttling(error) or is_server_error(error)):
-                        raise DlqUnavailableError(f"DLQ send failed: {error}") from error
+                        raise DlqRejectedError(f"DLQ send failed: {error}") from error
                     failed.update(chunk)
                     continue
                 except TRANSIENT_NETWORK_ERRORS as error:
-                    log.warning("dlq.send_retry", error=str(error))
+                    log.warning("dlq.send_retry", error_type=type(error).__name__)
                     failed.update(chunk)
                     continue
                 for entry in response.get("Failed", []):
+                    if entry.get("SenderFault"):
+                        raise DlqRejectedError(
+                            f"DLQ refused a message: {entry.get('Code')}: {entry.get('Message')}"
+                        )
                     index = int(entry["Id"])
                     failed[index] = pending[index]
             self.parked += len(pending) - len(failed)
@@ -240,6 +306,3 @@ class SqsDeadLetterQueue:
             attributes.get("ApproximateNumberOfMessagesNotVisible", 0)
         )
 
-
-def now_iso() -> str:
-    return datetime.fromtimestamp(time.time(), UTC).isoformat()

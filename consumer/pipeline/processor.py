@@ -36,7 +36,7 @@ from botocore.exceptions import ClientError
 from consumer.backoff import Backoff
 from consumer.pipeline.added_latency import AddedLatency
 from consumer.pipeline.decoders import Decoder, decode_kinesis
-from consumer.pipeline.dlq import DeadLetterQueue, ParkedRecord
+from consumer.pipeline.dlq import DeadLetterQueue, DlqRejectedError, ParkedRecord
 from consumer.pipeline.filters import RecordFilter
 from consumer.pipeline.sink import Sink, SinkError
 from consumer.records import ChangeEvent, DecodeError
@@ -46,6 +46,8 @@ from consumer.sources.model import RawRecord, ReadBatch
 log = structlog.get_logger(__name__)
 
 DECODE_PIPELINE = "decode"
+# Tries of a DLQ that refuses records for good before the shard stops (see _park).
+PARK_REFUSALS = 3
 
 
 class OnFailure(enum.StrEnum):
@@ -108,6 +110,7 @@ class PipelineStats:
     records: int = 0
     changes: int = 0
     parked: int = 0
+    park_refusals: int = 0
     retries: int = 0
     checkpoints: int = 0
     # Wall time from the newest change's ApproximateCreationDateTime to its apply everywhere.
@@ -264,10 +267,13 @@ class ShardPipeline:
         )
 
     async def _park(self, records: Sequence[ParkedRecord]) -> None:
-        """Parks durably; while the DLQ is down the shard waits (nothing may be lost)."""
+        """Parks durably; while the DLQ is down the shard waits (nothing may be lost). A DLQ
+        that refuses the records for good (DlqRejectedError) stops the shard after a few
+        tries, with one line naming the first record: never a silent retry forever."""
         if not records:
             return
         backoff = Backoff(base_s=self._outage_base_s, cap_s=30.0)
+        refusals = 0
         while True:
             try:
                 await self._dlq.park(records)
@@ -281,8 +287,20 @@ class ShardPipeline:
                         error_type=record.error_type,
                     )
                 return
-            except Exception as error:  # any DLQ failure: wait and retry, never drop
-                log.error("dlq.unavailable", error=str(error), records=len(records))
+            except DlqRejectedError as error:
+                refusals += 1
+                self.stats.park_refusals += 1
+                first = records[0]
+                if refusals >= PARK_REFUSALS:
+                    raise ShardStopped(
+                        f"cannot park record {first.shard_id}@{first.sequence_number} "
+                        f"({first.pipeline}: {first.error_type}) in the dead-letter queue: "
+                        f"{error}"
+                    ) from None
+                log.error("dlq.refused", error_type=type(error).__name__, records=len(records))
+                await backoff.sleep()
+            except Exception as error:  # any other DLQ failure: an outage, wait, never drop
+                log.error("dlq.unavailable", error_type=type(error).__name__, records=len(records))
                 await backoff.sleep()
 
     async def _give_up(

@@ -9,7 +9,12 @@ from typing import Any
 
 from consumer.aws import AwsEndpoints
 from consumer.pipeline.audit import AuditSettings, AuditSink, ServerSideEncryption
-from consumer.pipeline.dlq import DeadLetterQueue, ParkedRecord, SqsDeadLetterQueue
+from consumer.pipeline.dlq import (
+    DeadLetterQueue,
+    DlqRejectedError,
+    ParkedRecord,
+    SqsDeadLetterQueue,
+)
 from consumer.pipeline.filters import RecordFilter
 from consumer.pipeline.null import NullSink
 from consumer.pipeline.processor import OnFailure, RetryPolicy, Route
@@ -39,7 +44,7 @@ class NoDeadLetterQueue:
     """Used when no pipeline parks records (all use on_failure=stop); parking is a bug then."""
 
     async def park(self, records: Sequence[ParkedRecord]) -> None:
-        raise RuntimeError("no dead-letter queue is configured (dlq.queue_url)")
+        raise DlqRejectedError("no dead-letter queue is configured (dlq.queue_url)")
 
 
 @dataclass

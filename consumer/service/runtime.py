@@ -36,6 +36,11 @@ def readiness(worker: Worker) -> Readiness:
         return Readiness(False, "starting", details)
     if not coordinator.is_valid():
         return Readiness(False, "lease table heartbeat lapsed", details)
+    stopped = state.activity.stopped if state.activity else {}
+    if stopped:
+        shard, why = sorted(stopped.items())[0]
+        details["stopped_shards"] = sorted(stopped)
+        return Readiness(False, f"shard {shard} stopped: {why}", details)
     return Readiness(True, "ok", details)
 
 

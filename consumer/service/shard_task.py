@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import structlog
 
 from checkpoints import Checkpoint, LeaseHandle, LeaseLost, Position, StopReason
-from consumer.pipeline.processor import ShardPipeline
+from consumer.pipeline.processor import ShardPipeline, ShardStopped
 from consumer.settings import StreamSection
 from consumer.sources.budget import ByteBudget, default_worker_budget, memory_limit_bytes
 from consumer.sources.model import ReadBatch, ShardReader, StartPosition
@@ -54,6 +54,8 @@ class ShardActivity:
     started_at: dict[str, float] = field(default_factory=dict)
     millis_behind: dict[str, int] = field(default_factory=dict)
     records: int = 0
+    # Shards stopped by a record that could not be applied nor parked: shard -> why.
+    stopped: dict[str, str] = field(default_factory=dict)
 
     def saw(self, batch: ReadBatch, now: float) -> None:
         self.last_batch_at[batch.shard_id] = now
@@ -65,6 +67,7 @@ class ShardActivity:
 
     def forget(self, shard_id: str) -> None:
         self.millis_behind.pop(shard_id, None)
+        self.stopped.pop(shard_id, None)
 
 
 PipelineFactory = Callable[[LeaseHandle], ShardPipeline]
@@ -139,6 +142,13 @@ async def run_shard(
                 return
     except LeaseLost:
         bound.warning("shard.lease_lost")
+    except ShardStopped as stopped:
+        # As a Lambda mapping without a destination: the shard waits at this record (its
+        # lease held, nothing read past it) until an operator acts; readiness reports it.
+        bound.error("shard.stopped_on_failure", reason=str(stopped))
+        activity.stopped[handle.shard_id] = str(stopped)
+        await batches.aclose()
+        await stop
     finally:
         stop.cancel()
         activity.forget(handle.shard_id)
