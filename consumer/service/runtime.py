@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, NoCredenti
 
 from checkpoints import LeaseTableMissing, LeaseTableUnavailable
 from consumer.records.attribute import NATIVE_PYTHON_VIEW
+from consumer.service.preflight import PreflightError
 from consumer.service.worker import RoutesHook, Worker
 from consumer.settings import Settings
 from consumer.sources.model import ReaderError
@@ -46,6 +47,8 @@ def readiness(worker: Worker) -> Readiness:
 
 def _startup_error(error: BaseException) -> str | None:
     """One line for the errors a user can fix (wrong stream, endpoint, credentials)."""
+    if isinstance(error, PreflightError):
+        return str(error)
     if isinstance(error, EndpointConnectionError):
         return f"cannot reach an AWS endpoint: {error}"
     if isinstance(error, NoCredentialsError):

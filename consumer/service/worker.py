@@ -28,6 +28,7 @@ from consumer.service.pipelines import (
     open_pipeline_clients,
     routes_factory,
 )
+from consumer.service.preflight import check_destinations, check_stream
 from consumer.service.shard_task import ShardActivity, read_ahead_limits, run_shard
 from consumer.settings import Settings
 from consumer.sources.budget import ByteBudget
@@ -125,6 +126,7 @@ class Worker:
         client = await stack.enter_async_context(endpoints.aio_client("kinesis"))
         install_lean_get_records(client)
         install_subscription_stream(client)
+        await check_stream(self.settings, client)
         stream_arn = await self._stream_arn(client)
         stream = self.settings.stream
         options = ReaderOptions(
@@ -206,6 +208,8 @@ class Worker:
             dlq = build_dlq(settings, clients)
             build_routes = routes_factory(settings, clients)
             hook = self.routes_hook
+            # Before any lease: a destination we cannot write would hold shards hostage.
+            await check_destinations(settings, clients, build_routes("preflight"))
 
             def make_routes(shard_id: str) -> list[Route]:
                 routes = build_routes(shard_id)

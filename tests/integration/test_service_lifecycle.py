@@ -12,6 +12,7 @@ import urllib.request
 
 import orjson
 import pytest
+from botocore.exceptions import ClientError
 
 from consumer.local.sample_orders import write_order_changes
 from consumer.local.stack import LocalStackState
@@ -163,3 +164,63 @@ def test_a_sigterm_right_after_start_is_a_graceful_stop(
             worker.kill()
     assert worker.returncode == 0, output[-2000:]
     assert "worker.signal" in output
+
+
+def _run_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "consumer", "run", "--until-idle", "1"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("setting", "variables"),
+    [
+        (
+            "pipelines.replication.table",
+            {"CONSUMER_PIPELINES__REPLICATION__TABLE": "no-such-replica"},
+        ),
+        (
+            "pipelines.audit.bucket",
+            {
+                "CONSUMER_PIPELINES__AUDIT__ENABLED": "true",
+                "CONSUMER_PIPELINES__AUDIT__BUCKET": "no-such-bucket",
+            },
+        ),
+        ("dlq.queue_url", {"CONSUMER_DLQ__QUEUE_URL": "QUEUE/000000000000/no-such-queue"}),
+        (
+            "stream.arn",
+            {
+                "CONSUMER_STREAM__NAME": "",
+                "CONSUMER_STREAM__ARN": "arn:aws:kinesis:us-east-1:000000000000:stream/nope",
+            },
+        ),
+    ],
+)
+def test_a_missing_destination_is_one_line_before_any_lease(
+    local_stack: LocalStackState, unique_name: str, setting: str, variables: dict[str, str]
+) -> None:
+    """Issues 15.2 and 20: a worker with a replica table that does not exist took two leases
+    and held them for 45 s; a wrong stream.arn ran forever with /readyz ready."""
+    app = Deployment(local_stack, unique_name)
+    app.create()
+    env = app.environment(**variables)
+    if env.get("CONSUMER_DLQ__QUEUE_URL", "").startswith("QUEUE"):
+        env["CONSUMER_DLQ__QUEUE_URL"] = env["CONSUMER_DLQ__QUEUE_URL"].replace(
+            "QUEUE", local_stack.moto_url
+        )
+    if not env.get("CONSUMER_STREAM__NAME"):
+        env.pop("CONSUMER_STREAM__NAME", None)
+    result = _run_once(env)
+    assert result.returncode == 1, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("consumer:")]
+    assert len(errors) == 1 and setting in errors[0], result.stderr[-2000:]
+    # No lease was taken: the lease table was not even created.
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        app.lease_items()

@@ -127,6 +127,10 @@ class OpenSearchSink:
     async def flush(self) -> None:
         return None
 
+    async def check(self) -> None:
+        """At start-up: the endpoint answers and the index exists (or is created)."""
+        await self._ready_client()
+
     async def aclose(self) -> None:
         client, self._client = self._client, None
         if client is not None:

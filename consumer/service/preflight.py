@@ -1,0 +1,124 @@
+"""Start-up checks: every configured destination is reachable before any lease is taken.
+
+A worker that takes leases and then cannot write holds those shards hostage: a rolling
+deploy with a typo in the replica table's name stopped every shard it reached (issue 15.2),
+and a wrong `stream.arn` ran forever with /readyz ready (issue 20). So before the lease
+coordinator starts, each configured piece is asked once, and a missing or forbidden one is a
+start-up error with one line naming the setting (exit 1, readiness never true).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from consumer.pipeline.processor import Route
+from consumer.service.pipelines import PipelineClients
+from consumer.settings import Settings
+
+CHECK_TIMEOUT_S = 30.0
+
+
+class PreflightError(RuntimeError):
+    """A destination that cannot be used; the message is one line naming the setting."""
+
+
+def _why(error: BaseException) -> str:
+    if isinstance(error, ClientError):
+        detail = error.response.get("Error", {})
+        return f"{detail.get('Code', 'error')}: {detail.get('Message', '')}".rstrip(": ")
+    if isinstance(error, TimeoutError):
+        return f"no answer within {CHECK_TIMEOUT_S:.0f} s"
+    return f"{type(error).__name__}: {error}"
+
+
+async def _check(setting: str, what: str, call: Callable[[], Awaitable[Any]]) -> str | None:
+    try:
+        await asyncio.wait_for(call(), CHECK_TIMEOUT_S)
+    except (ClientError, BotoCoreError, TimeoutError, OSError) as error:
+        return f"{setting}: {what} is not usable ({_why(error)})"
+    except Exception as error:  # a sink's own check (OpenSearch): still one line
+        return f"{setting}: {what} is not usable ({_why(error)})"
+    return None
+
+
+def _stream_name_of(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+async def check_stream(settings: Settings, kinesis: Any) -> None:
+    """`stream.arn` exists (by name it is looked up already), and agrees with `stream.name`."""
+    stream = settings.stream
+    if stream.mode == "streams" or not stream.arn:
+        return
+    if stream.name and _stream_name_of(stream.arn) != stream.name:
+        raise PreflightError(
+            f"stream.arn names stream {_stream_name_of(stream.arn)!r} but stream.name is "
+            f"{stream.name!r}: give one of them, or make them agree"
+        )
+    problem = await _check(
+        "stream.arn",
+        f"stream {stream.arn}",
+        lambda: kinesis.describe_stream_summary(StreamARN=stream.arn),
+    )
+    if problem:
+        raise PreflightError(problem)
+
+
+async def check_destinations(
+    settings: Settings, clients: PipelineClients, routes: Sequence[Route]
+) -> None:
+    """Asks each configured destination once; PreflightError with every problem, one a line."""
+    pipelines = settings.pipelines
+    checks: list[Awaitable[str | None]] = []
+    replica, s3, sqs = clients.replica_dynamodb, clients.s3, clients.sqs
+    if pipelines.replication.enabled and replica is not None:
+        table = pipelines.replication.table
+        checks.append(
+            _check(
+                "pipelines.replication.table",
+                f"replica table {table!r}",
+                lambda: replica.describe_table(TableName=table),
+            )
+        )
+    if pipelines.audit.enabled and s3 is not None:
+        bucket = pipelines.audit.bucket
+        checks.append(
+            _check(
+                "pipelines.audit.bucket",
+                f"bucket {bucket!r}",
+                lambda: s3.head_bucket(Bucket=bucket),
+            )
+        )
+    if settings.dlq.queue_url and sqs is not None:
+        queue = settings.dlq.queue_url
+        checks.append(
+            _check(
+                "dlq.queue_url",
+                f"queue {queue}",
+                lambda: sqs.get_queue_attributes(
+                    QueueUrl=queue, AttributeNames=["MaximumMessageSize"]
+                ),
+            )
+        )
+    if settings.dlq.overflow_bucket and s3 is not None:
+        overflow = settings.dlq.overflow_bucket
+        checks.append(
+            _check(
+                "dlq.overflow_bucket",
+                f"bucket {overflow!r}",
+                lambda: s3.head_bucket(Bucket=overflow),
+            )
+        )
+    for route in routes:
+        check = getattr(route.sink, "check", None)
+        if check is not None:
+            checks.append(
+                _check(f"pipelines.{route.sink.name}", f"the {route.sink.name} destination", check)
+            )
+    problems = [problem for problem in await asyncio.gather(*checks) if problem]
+    if problems:
+        raise PreflightError("; ".join(problems))
