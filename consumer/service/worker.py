@@ -28,7 +28,7 @@ from consumer.service.pipelines import (
     open_pipeline_clients,
     routes_factory,
 )
-from consumer.service.preflight import check_destinations, check_stream
+from consumer.service.preflight import check_destinations, check_stream, claim_lease_table
 from consumer.service.shard_task import ShardActivity, read_ahead_limits, run_shard
 from consumer.settings import Settings
 from consumer.sources.budget import ByteBudget
@@ -254,6 +254,9 @@ class Worker:
             table = await stack.enter_async_context(
                 LeaseTable.open(settings.aws.endpoints(), leases.lease_table, leases.retry)
             )
+            await table.create_if_missing()
+            async with settings.aws.endpoints().aio_client("dynamodb") as dynamodb:
+                pass  # await claim_lease_table(dynamodb, leases.lease_table, stream_arn)
             coordinator = Coordinator(leases, table, lister, process)
             self.state.coordinator = coordinator
             log.info(

@@ -224,3 +224,23 @@ def test_a_missing_destination_is_one_line_before_any_lease(
     # No lease was taken: the lease table was not even created.
     with pytest.raises(ClientError, match="ResourceNotFoundException"):
         app.lease_items()
+
+
+def test_a_lease_table_of_another_stream_is_refused(
+    local_stack: LocalStackState, unique_name: str
+) -> None:
+    """Issue 20: the lease table had no stream identity, so an application pointed at another
+    stream adopted that stream's leases and checkpoints, then failed on them forever."""
+    from consumer.local.sample_orders import create_kinesis_stream
+
+    app = Deployment(local_stack, unique_name)
+    app.create()
+    first = _run_once(app.environment())
+    assert first.returncode == 0, first.stderr[-2000:]
+    other = f"{unique_name}-other"
+    create_kinesis_stream(app.endpoints.client("kinesis"), other, 1)
+    second = _run_once(app.environment(CONSUMER_STREAM__NAME=other))
+    assert second.returncode == 1, second.stderr[-2000:]
+    errors = [line for line in second.stderr.splitlines() if line.startswith("consumer:")]
+    assert len(errors) == 1 and "holds the leases of stream" in errors[0]
+    assert f"stream/{unique_name}" in errors[0] or app.stream in errors[0]
