@@ -132,14 +132,19 @@ async def claim_lease_table(dynamodb: Any, table: str, stream_arn: str) -> None:
     invisible to the lease code and to KCL), compared at every start after. An application
     pointed at another stream would otherwise adopt that stream's leases and checkpoints and
     then fail on them forever."""
-    arn = str((await dynamodb.describe_table(TableName=table))["Table"]["TableArn"])
-    tags = (await dynamodb.list_tags_of_resource(ResourceArn=arn)).get("Tags", [])
-    recorded = next((t["Value"] for t in tags if t.get("Key") == STREAM_TAG), None)
-    if recorded is None:
-        await dynamodb.tag_resource(
-            ResourceArn=arn, Tags=[{"Key": STREAM_TAG, "Value": stream_arn}]
-        )
-    elif recorded != stream_arn:
+    try:
+        arn = str((await dynamodb.describe_table(TableName=table))["Table"]["TableArn"])
+        tags = (await dynamodb.list_tags_of_resource(ResourceArn=arn)).get("Tags", [])
+        recorded = next((t["Value"] for t in tags if t.get("Key") == STREAM_TAG), None)
+        if recorded is None:
+            await dynamodb.tag_resource(
+                ResourceArn=arn, Tags=[{"Key": STREAM_TAG, "Value": stream_arn}]
+            )
+    except (ClientError, BotoCoreError) as error:  # e.g. a role without ListTagsOfResource
+        raise PreflightError(
+            f"leases.table: cannot read or record the stream of {table!r} ({_why(error)})"
+        ) from error
+    if recorded is not None and recorded != stream_arn:
         raise PreflightError(
             f"leases.table {table!r} holds the leases of stream {recorded}, not of "
             f"{stream_arn}: use another application name (or leases.table) for this stream"

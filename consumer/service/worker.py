@@ -256,7 +256,7 @@ class Worker:
             )
             await table.create_if_missing()
             async with settings.aws.endpoints().aio_client("dynamodb") as dynamodb:
-                pass  # await claim_lease_table(dynamodb, leases.lease_table, stream_arn)
+                await claim_lease_table(dynamodb, leases.lease_table, stream_arn)
             coordinator = Coordinator(leases, table, lister, process)
             self.state.coordinator = coordinator
             log.info(
