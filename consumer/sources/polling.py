@@ -163,6 +163,7 @@ class PollingReader:
             if not next_iterator:
                 return
             iterator = next_iterator
-            # Behind the tip: read again as soon as the shard's call rate allows.
-            behind = bool(records) and body.get("MillisBehindLatest", 0) > 0
+            # Behind the tip: read again as soon as the shard's call rate allows, also after an
+            # empty batch (Kinesis returns those across sparse history while still behind).
+            behind = (body.get("MillisBehindLatest") or 0) > 0
             pause = MIN_POLL_INTERVAL_S if behind else self._options.interval_s
