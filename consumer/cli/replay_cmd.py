@@ -95,6 +95,12 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="live line on a terminal, log lines otherwise (auto)",
     )
     parser.add_argument(
+        "--accept-expired-tombstones",
+        action="store_true",
+        help="replay into replication from before its tombstones' lifetime "
+        "(pipelines.replication.tombstone_ttl_s): deleted items may come back",
+    )
+    parser.add_argument(
         "--keep-lease-table",
         action="store_true",
         help="keep the replay's lease table after a complete replay",
@@ -126,6 +132,7 @@ def options_from(args: argparse.Namespace) -> ReplayOptions:
         grace_s=args.to_grace,
         progress=args.progress,
         keep_lease_table=args.keep_lease_table,
+        accept_expired_tombstones=args.accept_expired_tombstones,
         worker_process=args.worker_process,
         config=args.config,
     )

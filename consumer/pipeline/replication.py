@@ -300,6 +300,9 @@ async def create_replica_table(
             TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRES_AT},
         )
     except ClientError as error:
-        # Already enabled (ValidationException "TimeToLive is already enabled") is fine.
-        if error_code(error) != "ValidationException":
+        # Only "already enabled" (on this attribute) is fine. Anything else, such as TTL
+        # active on another attribute, would leave tombstones forever or expire the wrong
+        # items: the caller must hear of it.
+        message = str(error.response.get("Error", {}).get("Message", ""))
+        if error_code(error) != "ValidationException" or "already enabled" not in message:
             raise

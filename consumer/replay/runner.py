@@ -68,6 +68,7 @@ class ReplayOptions:
     grace_s: float = 60.0
     progress: str = "auto"  # auto | bar | log | none
     keep_lease_table: bool = False
+    accept_expired_tombstones: bool = False
     worker_process: bool = False  # started by another replay's --workers
     config: Path | None = None
 
@@ -97,6 +98,41 @@ def progress_mode(requested: str, out: TextIO) -> str:
         return requested
     isatty = getattr(out, "isatty", None)
     return "bar" if isatty is not None and isatty() else "log"
+
+
+def check_tombstones(
+    settings: Settings,
+    request: ReplayRequest,
+    options: ReplayOptions,
+    start_ms: int,
+    now_ms: int,
+    console: Console,
+) -> None:
+    """A replay into replication that reads changes older than the replica's tombstones asks
+    for --accept-expired-tombstones (ReplayInputError naming the span at risk otherwise)."""
+    if "replication" not in request.pipelines or options.worker_process:
+        return
+    risk = expired_tombstones(start_ms, now_ms, settings.pipelines.replication.tombstone_ttl_s)
+    if risk is None:
+        return
+    if not options.accept_expired_tombstones:
+        raise ReplayInputError(f"{risk}; add --accept-expired-tombstones to go on")
+    console.warn(risk)
+
+
+def expired_tombstones(start_ms: int, now_ms: int, ttl_s: int) -> str | None:
+    """What a replay into replication risks when it reads changes from before the replica's
+    tombstones still exist (None when it does not): a delete leaves a tombstone for `ttl_s`,
+    and only that keeps an older replayed change from bringing the item back."""
+    expired_before = now_ms - ttl_s * 1000
+    if start_ms >= expired_before:
+        return None
+    since = iso_ms(start_ms)
+    return (
+        f"the replica's tombstones last pipelines.replication.tombstone_ttl_s = {ttl_s} s: items "
+        f"deleted between {since} and {iso_ms(expired_before)} have none left, and a replay "
+        f"from {since} can bring them back"
+    )
 
 
 def build_request(
@@ -187,6 +223,7 @@ async def _stream(
     plan = await plan_stream_replay(settings, window, now_ms)
     if stop.is_set():
         return 130  # stopped while starting (an extra worker of a replay that is over)
+    check_tombstones(settings, request, options, plan.horizon.start_ms, now_ms, console)
     if not options.worker_process:
         if plan.horizon.warning:
             console.warn(plan.horizon.warning)
@@ -266,6 +303,7 @@ async def _archive(
     start_ms = window.from_ms
     if start_ms is None:
         start_ms = objects[0].hour * HOUR_MS if objects else window.to_ms - 1
+    check_tombstones(settings, request, options, start_ms, int(time.time() * 1000), console)
     reporter = reporter_for(options.progress, console.out, start_ms, window.to_ms)
     replay = ArchiveReplay(settings, request, location, objects, on_state=reporter.update)
     if options.dry_run:
