@@ -195,6 +195,14 @@ def _run_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         ),
         ("dlq.queue_url", {"CONSUMER_DLQ__QUEUE_URL": "QUEUE/000000000000/no-such-queue"}),
         (
+            "pipelines.search",
+            {  # port 9 (discard) on loopback: nothing listens, the connection is refused
+                "CONSUMER_PIPELINES__SEARCH__ENABLED": "true",
+                "CONSUMER_PIPELINES__SEARCH__ENDPOINT": "http://127.0.0.1:9",
+                "CONSUMER_PIPELINES__SEARCH__AUTH": "none",
+            },
+        ),
+        (
             "stream.arn",
             {
                 "CONSUMER_STREAM__NAME": "",
