@@ -68,6 +68,17 @@ async def check_stream(settings: Settings, kinesis: Any) -> None:
         raise PreflightError(problem)
 
 
+async def check_dynamodb_stream(stream_arn: str, streams: Any) -> None:
+    """Streams mode: `stream.dynamodb_stream_arn` names a DynamoDB stream that exists."""
+    problem = await _check(
+        "stream.dynamodb_stream_arn",
+        f"DynamoDB stream {stream_arn}",
+        lambda: streams.describe_stream(StreamArn=stream_arn, Limit=1),
+    )
+    if problem:
+        raise PreflightError(problem)
+
+
 async def check_destinations(
     settings: Settings, clients: PipelineClients, routes: Sequence[Route]
 ) -> None:

@@ -28,7 +28,12 @@ from consumer.service.pipelines import (
     open_pipeline_clients,
     routes_factory,
 )
-from consumer.service.preflight import check_destinations, check_stream, claim_lease_table
+from consumer.service.preflight import (
+    check_destinations,
+    check_dynamodb_stream,
+    check_stream,
+    claim_lease_table,
+)
 from consumer.service.shard_task import ShardActivity, read_ahead_limits, run_shard
 from consumer.settings import Settings
 from consumer.sources.budget import ByteBudget
@@ -149,6 +154,7 @@ class Worker:
         install_lean_streams(client)
         stream_arn = self.settings.stream.dynamodb_stream_arn
         assert stream_arn is not None
+        await check_dynamodb_stream(stream_arn, client)
         reader = DynamoDBStreamsReader(client, stream_arn)
         return reader, StreamsShardLister(client, stream_arn), stream_arn
 

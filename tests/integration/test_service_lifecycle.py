@@ -203,6 +203,14 @@ def _run_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
             },
         ),
         (
+            "stream.dynamodb_stream_arn",
+            {
+                "CONSUMER_STREAM__MODE": "streams",
+                "CONSUMER_STREAM__DYNAMODB_STREAM_ARN": "arn:aws:dynamodb:us-east-1:"
+                "000000000000:table/nope/stream/2026-01-01T00:00:00.000",
+            },
+        ),
+        (
             "stream.arn",
             {
                 "CONSUMER_STREAM__NAME": "",
