@@ -9,6 +9,7 @@ Every invalid setting is reported on one line that names it (`SettingsError`).
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 from consumer.aws import AwsEndpoints
 
@@ -288,6 +290,28 @@ def _env_name(location: tuple[int | str, ...]) -> str:
     return ENV_PREFIX + "__".join(str(part).upper() for part in location)
 
 
+# Settings whose values are never echoed in an error (nor are unknown settings', which may be
+# a mistyped secret such as CONSUMER_PIPELINES__SEARCH__PASSWROD).
+_SECRET_NAME = re.compile(r"pass|secret|token|credential|key_id|auth", re.IGNORECASE)
+
+
+def _echoes_input(problem: Any, location: tuple[int | str, ...]) -> bool:
+    if problem["type"] in ("missing", "extra_forbidden") or isinstance(problem["input"], dict):
+        return False
+    return not any(_SECRET_NAME.search(str(part)) for part in location)
+
+
+def _describe_env_error(error: Exception) -> str:
+    found = re.search(r'field "([^"]+)"', str(error))
+    field = found.group(1) if found else "?"
+    variable = ENV_PREFIX + field.upper()
+    return (
+        f"setting {field} ({variable} or {variable}__*): a value is not valid JSON; give "
+        f"sections field by field ({variable}__<FIELD>=...) and lists such as filters as JSON "
+        '(e.g. [{"eventName": ["INSERT"]}])'
+    )
+
+
 def _describe(error: ValidationError) -> list[str]:
     lines = []
     for problem in error.errors():
@@ -297,11 +321,7 @@ def _describe(error: ValidationError) -> list[str]:
             dotted = ".".join(str(part) for part in location)
             lines.append(
                 f"setting {dotted} ({_env_name(location)}): {message}"
-                + (
-                    f" (got {problem['input']!r})"
-                    if problem["type"] != "missing" and not isinstance(problem["input"], dict)
-                    else ""
-                )
+                + (f" (got {problem['input']!r})" if _echoes_input(problem, location) else "")
             )
         else:
             lines.append(f"settings: {message}")
@@ -316,6 +336,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise SettingsError([f"config file {path} does not exist"]) from error
     except tomllib.TOMLDecodeError as error:
         raise SettingsError([f"config file {path} is not valid TOML: {error}"]) from error
+    except UnicodeDecodeError as error:
+        raise SettingsError(
+            [f"config file {path} is not UTF-8 text (byte {error.start} is invalid)"]
+        ) from error
     except OSError as error:
         raise SettingsError([f"config file {path} cannot be read: {error}"]) from error
 
@@ -370,12 +394,25 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         settings = Settings(**values)
     except ValidationError as error:
         raise SettingsError(unknown + _describe(error)) from None
+    except PydanticSettingsError as error:  # a CONSUMER_* value that is not the JSON it needs
+        raise SettingsError([*unknown, _describe_env_error(error)]) from None
     if unknown:
         raise SettingsError(unknown)
     return settings
 
 
 def redacted(settings: Settings) -> dict[str, Any]:
-    """The effective settings as plain data, secrets shown as '********'."""
-    data: dict[str, Any] = settings.model_dump(mode="json")
+    """The effective settings as plain data, secrets shown as '********' (credentials inside
+    URLs, such as https://user:password@host, included)."""
+    data: dict[str, Any] = _without_url_credentials(settings.model_dump(mode="json"))
     return data
+
+
+def _without_url_credentials(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_url_credentials(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_url_credentials(item) for item in value]
+    if isinstance(value, str) and "://" in value and "@" in value:
+        return re.sub(r"(://)[^/@\s]*@", r"\1********@", value)
+    return value

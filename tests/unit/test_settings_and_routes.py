@@ -171,3 +171,63 @@ def test_a_bad_filter_or_transform_fails_at_startup(monkeypatch: pytest.MonkeyPa
     )
     with pytest.raises(ValueError, match="cannot be imported"):
         routes_factory(load_settings(), PipelineClients())
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "names"),
+    [
+        ("CONSUMER_PIPELINES__NULL__FILTERS", "notjson", "CONSUMER_PIPELINES"),
+        ("CONSUMER_STREAM", "polling", "CONSUMER_STREAM"),
+    ],
+)
+def test_a_value_that_is_not_the_json_it_needs_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, names: str
+) -> None:
+    """Issue 20.1: these were pydantic-settings tracebacks."""
+    set_env(monkeypatch, {"CONSUMER_STREAM__NAME": "s", variable: value})
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    (line,) = refused.value.lines
+    assert names in line and "JSON" in line
+
+
+def test_a_mistyped_secret_is_named_but_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20.5: `(got {input!r})` printed a mistyped CONSUMER_PIPELINES__SEARCH__PASSWROD."""
+    set_env(
+        monkeypatch,
+        {
+            "CONSUMER_STREAM__NAME": "s",
+            "CONSUMER_PIPELINES__SEARCH__PASSWROD": "hunter2-canary",
+            "CONSUMER_AWS__SECRET_ACCESS_KEY": "",
+        },
+    )
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    text = "\n".join(refused.value.lines)
+    assert "PASSWROD" in text
+    assert "hunter2-canary" not in text
+
+
+def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_bytes(b'application = "caf\xe9"\n')
+    with pytest.raises(SettingsError) as refused:
+        load_settings(config)
+    (line,) = refused.value.lines
+    assert "not UTF-8" in line
+
+
+def test_config_show_hides_credentials_inside_urls(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_env(
+        monkeypatch,
+        {
+            "CONSUMER_STREAM__NAME": "s",
+            "CONSUMER_PIPELINES__SEARCH__ENDPOINT": "https://bob:hunter2-canary@search.example.com",
+        },
+    )
+    assert main(["config", "show"]) == 0
+    shown = capsys.readouterr().out
+    assert "hunter2-canary" not in shown
+    assert "https://********@search.example.com" in shown
