@@ -68,6 +68,36 @@ async def check_stream(settings: Settings, kinesis: Any) -> None:
         raise PreflightError(problem)
 
 
+class KeySchemaMismatch(Exception):
+    """The replica's primary key is not the source table's: every PutItem would fail."""
+
+
+def _key_schema(description: Any) -> list[tuple[str, str]]:
+    return sorted((k["AttributeName"], k["KeyType"]) for k in description["Table"]["KeySchema"])
+
+
+def _source_table(settings: Settings) -> str | None:
+    """The source table when it is known: Streams mode names it in the stream's ARN
+    (arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/LABEL); Kinesis mode does not."""
+    arn = settings.stream.dynamodb_stream_arn
+    if settings.stream.mode != "streams" or not arn or "/stream/" not in arn:
+        return None
+    return arn.split(":table/", 1)[-1].split("/stream/", 1)[0]
+
+
+async def _check_replica(settings: Settings, replica: Any, table: str) -> None:
+    replica_keys = _key_schema(await replica.describe_table(TableName=table))
+    source = _source_table(settings)
+    if source is None:
+        return
+    async with settings.aws.endpoints().aio_client("dynamodb") as dynamodb:
+        source_keys = _key_schema(await dynamodb.describe_table(TableName=source))
+    if replica_keys != source_keys:
+        raise KeySchemaMismatch(
+            f"its key {replica_keys} is not the key {source_keys} of source table {source!r}"
+        )
+
+
 async def check_dynamodb_stream(stream_arn: str, streams: Any) -> None:
     """Streams mode: `stream.dynamodb_stream_arn` names a DynamoDB stream that exists."""
     problem = await _check(
@@ -87,12 +117,12 @@ async def check_destinations(
     checks: list[Awaitable[str | None]] = []
     replica, s3, sqs = clients.replica_dynamodb, clients.s3, clients.sqs
     if pipelines.replication.enabled and replica is not None:
-        table = pipelines.replication.table
+        table = str(pipelines.replication.table)
         checks.append(
             _check(
                 "pipelines.replication.table",
                 f"replica table {table!r}",
-                lambda: replica.describe_table(TableName=table),
+                lambda: _check_replica(settings, replica, table),
             )
         )
     if pipelines.audit.enabled and s3 is not None:

@@ -260,3 +260,26 @@ def test_a_lease_table_of_another_stream_is_refused(
     errors = [line for line in second.stderr.splitlines() if line.startswith("consumer:")]
     assert len(errors) == 1 and "holds the leases of stream" in errors[0]
     assert f"stream/{unique_name}" in errors[0] or app.stream in errors[0]
+
+
+def test_a_replica_with_another_key_than_the_source_is_refused(
+    local_stack: LocalStackState, unique_name: str
+) -> None:
+    """Issue 15.2: the start-up check covers the replica's key schema against the source table
+    when the source is known (Streams mode): with another key every PutItem fails."""
+    from consumer.local import verify
+
+    app = Deployment(local_stack, unique_name)
+    app.create(replica=False)
+    verify.create_replica(app.endpoints, app.replica, key="other")
+    source = app.endpoints.client("dynamodb").describe_table(TableName=app.table)["Table"]
+    result = _run_once(
+        app.environment(
+            CONSUMER_STREAM__MODE="streams",
+            CONSUMER_STREAM__DYNAMODB_STREAM_ARN=source["LatestStreamArn"],
+        )
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("consumer:")]
+    assert len(errors) == 1 and "pipelines.replication.table" in errors[0], result.stderr
+    assert "KeySchemaMismatch" in errors[0] and app.table in errors[0]
