@@ -7,14 +7,16 @@ import sys
 import urllib.error
 import urllib.request
 
+from consumer.cli.options import port_number, positive_seconds
+
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subcommands.add_parser("health", help="check the local worker's health endpoint")
-    parser.add_argument("--port", type=int, default=8080, help="health port (default 8080)")
+    parser.add_argument("--port", type=port_number, default=8080, help="health port (default 8080)")
     parser.add_argument(
         "--live", action="store_true", help="only check that it is alive (/healthz), not ready"
     )
-    parser.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
+    parser.add_argument("--timeout", type=positive_seconds, default=3.0, help="seconds (default 3)")
     parser.set_defaults(handler=run)
 
 

@@ -13,7 +13,7 @@ import re
 import signal
 import sys
 
-from consumer.cli.options import add_config_option, settings_or_exit
+from consumer.cli.options import add_config_option, non_negative_seconds, settings_or_exit
 from consumer.replay import PIPELINES, ReplayOptions, Source, run_replay
 from consumer.settings import Settings
 from consumer.telemetry.logs import configure_logging, quiet_logging
@@ -83,7 +83,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     parser.add_argument(
         "--to-grace",
-        type=float,
+        type=non_negative_seconds,
         default=60.0,
         metavar="SECONDS",
         help="read records that arrived up to this long after --to (late changes)",

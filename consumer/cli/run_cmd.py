@@ -10,7 +10,7 @@ import sys
 import structlog
 
 from consumer import early_signals
-from consumer.cli.options import add_config_option, settings_or_exit
+from consumer.cli.options import add_config_option, positive_seconds, settings_or_exit
 from consumer.service.runtime import serve
 from consumer.telemetry.logs import configure_logging
 
@@ -22,7 +22,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     add_config_option(parser)
     parser.add_argument(
         "--until-idle",
-        type=float,
+        type=positive_seconds,
         default=None,
         metavar="SECONDS",
         help="burst mode: stop once no shard has delivered a record for SECONDS",

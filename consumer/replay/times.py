@@ -38,6 +38,8 @@ def parse_time_us(text: str, option: str, now_ms: int) -> int:
         return now_ms * 1000
     if _RELATIVE.match(lowered):
         back = sum(round(float(amount) * _UNIT_MS[unit]) for amount, unit in _PART.findall(lowered))
+        if back > now_ms:
+            raise ReplayInputError(f"{option} {text!r} is before 1970")
         return (now_ms - back) * 1000
     try:
         moment = datetime.fromisoformat(value)

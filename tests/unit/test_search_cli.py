@@ -104,7 +104,7 @@ def test_a_malformed_query_is_a_one_line_error(capsys: pytest.CaptureFixture[str
 def test_limit_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         run(["search", "x", "--limit", "0"])
-    assert "must be at least 1" in capsys.readouterr().err
+    assert "must be between 1 and 10000" in capsys.readouterr().err
 
 
 def test_summaries_are_clipped(tmp_path: Path) -> None:
