@@ -29,7 +29,7 @@ duplicates. Cost: one heartbeat write per worker per interval instead of one ren
 """
 
 from checkpoints.coordinator import Coordinator, ShardProcessor, open_coordinator
-from checkpoints.discovery import KinesisShardLister, ShardInfo, ShardLister, StaticShardLister
+from checkpoints.discovery import KinesisShardLister, ShardInfo, ShardLister
 from checkpoints.errors import (
     CheckpointRejected,
     LeaseError,
@@ -62,7 +62,6 @@ __all__ = [
     "ShardInfo",
     "ShardLister",
     "ShardProcessor",
-    "StaticShardLister",
     "StopReason",
     "TableStats",
     "WorkerHeartbeat",

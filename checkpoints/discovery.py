@@ -101,16 +101,6 @@ class KinesisShardLister:
         raise RuntimeError("ListShards: the listing kept expiring")
 
 
-@dataclass(frozen=True)
-class StaticShardLister:
-    """A fixed list of shards (tests and tools)."""
-
-    shards: Sequence[ShardInfo]
-
-    async def list_shards(self) -> list[ShardInfo]:
-        return list(self.shards)
-
-
 def plan_new_leases(
     shards: Sequence[ShardInfo],
     leases: Sequence[Lease],

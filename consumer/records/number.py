@@ -79,10 +79,5 @@ class JsonNumber(Decimal):
         return f"JsonNumber({self.literal!r})"
 
 
-def is_json_number_literal(text: str) -> bool:
-    """Whether `text` is valid JSON number syntax (RFC 8259)."""
-    return _JSON_NUMBER.fullmatch(text) is not None
-
-
 def _clip(text: str) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
