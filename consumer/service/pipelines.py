@@ -7,6 +7,8 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
+
 from consumer.aws import AwsEndpoints
 from consumer.pipeline.audit import AuditSettings, AuditSink, ServerSideEncryption
 from consumer.pipeline.dlq import (
@@ -27,6 +29,8 @@ from consumer.pipeline.replication import (
 from consumer.pipeline.search import LocalIndexSettings, OpenSearchSettings, search_sink
 from consumer.pipeline.sink import Sink
 from consumer.settings import PIPELINE_NAMES, RetrySection, Settings
+
+log = structlog.get_logger(__name__)
 
 RoutesFactory = Callable[[str], list[Route]]
 
@@ -81,8 +85,22 @@ async def open_pipeline_clients(settings: Settings, stack: AsyncExitStack) -> Pi
 
 
 def build_dlq(settings: Settings, clients: PipelineClients) -> DeadLetterQueue:
+    """The worker's DLQ; says once, at start, what happens to records it cannot take."""
     if not settings.dlq.queue_url:
+        # Settings allow this only when every sink pipeline stops on failure; decode failures
+        # can still happen, and with nowhere to park them the shard stops at that record.
+        log.warning(
+            "dlq.none",
+            message="no dead-letter queue (dlq.queue_url): a record that cannot be decoded "
+            "or applied stops its shard at that record",
+        )
         return NoDeadLetterQueue()
+    if not settings.dlq.overflow_bucket:
+        log.info(
+            "dlq.no_overflow_bucket",
+            message="no dlq.overflow_bucket: a record too large for an SQS message stops "
+            "its shard instead of being parked",
+        )
     return SqsDeadLetterQueue(
         clients.sqs,
         settings.dlq.queue_url,
