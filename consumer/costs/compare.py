@@ -4,7 +4,7 @@ Crossovers are found by evaluating every design on a logarithmic grid of writes/
 per decade configurable) and bisecting, in log space, each grid interval where the sign of
 (total A - total B) changes. Two crossings closer together than one grid step can be missed;
 step changes (a shard or a task more) count as crossings when they reverse an order.
-Only viable designs are ranked or crossed.
+Only viable designs are ranked or crossed, at the scenario's rate and at each crossing.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from consumer.costs.errors import CostInputError
 from consumer.costs.kinesis import on_demand_cost, provisioned_cost
 from consumer.costs.lambda_streams import streams_lambda_cost
 from consumer.costs.prices import PriceSheet
-from consumer.costs.scenario import Scenario
+from consumer.costs.scenario import MAX_WRITES_PER_DAY, Scenario
 
 DesignModel = Callable[[Scenario, PriceSheet], DesignCost]
 
@@ -50,6 +50,10 @@ class ScanRange:
         for name, value in (("scan_min", self.low), ("scan_max", self.high)):
             if not math.isfinite(value) or value <= 0:
                 raise CostInputError(name, f"must be a finite number greater than 0, got {value:g}")
+        if self.high > MAX_WRITES_PER_DAY:
+            raise CostInputError(
+                "scan_max", f"must be at most {MAX_WRITES_PER_DAY:g}, got {self.high:g}"
+            )
         if self.high <= self.low:
             raise CostInputError("scan_max", f"must be greater than scan_min ({self.low:g})")
         if self.points_per_decade < 2:
@@ -104,6 +108,15 @@ def total(design: Design, scenario: Scenario, prices: PriceSheet, writes_per_day
     return MODELS[design](scenario.at_writes_per_day(writes_per_day), prices).total
 
 
+def _cheapest_viable(costs: dict[Design, DesignCost]) -> Design | None:
+    viable = [cost for cost in costs.values() if cost.viable]
+    return min(viable, key=lambda cost: cost.total).design if viable else None
+
+
+def _viable(design: Design, scenario: Scenario, prices: PriceSheet, writes_per_day: float) -> bool:
+    return MODELS[design](scenario.at_writes_per_day(writes_per_day), prices).viable
+
+
 def _bisect(
     first: Design, second: Design, scenario: Scenario, prices: PriceSheet, low: float, high: float
 ) -> Crossover:
@@ -137,9 +150,11 @@ def find_crossovers(
 ) -> tuple[list[Crossover], list[Crossover]]:
     """Pairwise crossovers of `designs`, and the rates where the cheapest design changes."""
     grid = scan.grid()
-    totals = [
-        {design: total(design, scenario, prices, writes) for design in designs} for writes in grid
+    evaluated = [
+        {design: MODELS[design](scenario.at_writes_per_day(writes), prices) for design in designs}
+        for writes in grid
     ]
+    totals = [{design: cost.total for design, cost in row.items()} for row in evaluated]
     pairwise: list[Crossover] = []
     for first, second in combinations(designs, 2):
         last_index: int | None = None
@@ -154,11 +169,19 @@ def find_crossovers(
                     _bisect(first, second, scenario, prices, grid[last_index], grid[index])
                 )
             last_index, last_sign = index, sign
+    # Viability can depend on the rate (Lambda's ParallelizationFactor): a crossing where
+    # either design cannot serve that rate is no choice, and only viable designs lead.
+    pairwise = [
+        crossover
+        for crossover in pairwise
+        if _viable(crossover.cheaper_below, scenario, prices, crossover.writes_per_day)
+        and _viable(crossover.cheaper_above, scenario, prices, crossover.writes_per_day)
+    ]
     changes: list[Crossover] = []
-    leaders = [min(designs, key=row.__getitem__) for row in totals]
+    leaders = [_cheapest_viable(row) for row in evaluated]
     for index in range(1, len(grid)):
         before, after = leaders[index - 1], leaders[index]
-        if before != after:
+        if before is not None and after is not None and before != after:
             changes.append(_bisect(before, after, scenario, prices, grid[index - 1], grid[index]))
     pairwise.sort(key=lambda crossover: crossover.writes_per_day)
     return pairwise, changes

@@ -5,6 +5,13 @@ units/s and 10 GB, and a new on-demand table starts with 4 partitions (4,000 wri
 
     S = --stream-shards, or max(4, ceil(peak writes/s x ceil(item KB) / 1000), ceil(table GB / 10))
 
+Throughput per shard. An event source mapping runs one batch per shard at a time; with
+ParallelizationFactor P (1-10) up to P batches of one shard run at once (order per item key is
+kept). A full batch of B records takes batch_ms + record_ms x B (the dispatcher: dispatcher_ms),
+so a shard carries P x B / that duration records/s. The peak rate per shard decides P:
+
+    P = ceil(peak records/s per shard / (B / batch duration)); over 10 the design is not viable
+
 Batches. Lambda polls each shard 4 times a second (GetRecords by Lambda are free) and invokes
 with what it found, up to the batch size B (and at most 6 MB of payload). With r = average
 records/s per shard and Poisson arrivals:
@@ -49,6 +56,8 @@ SQS_LONG_POLL_S = 20.0
 # One on-failure record (metadata of the failed batch) sent, received, deleted.
 DLQ_REQUESTS_PER_RECORD = 3.0
 EPSILON = 1e-9
+# Concurrent batches per shard an event source mapping allows (ParallelizationFactor).
+MAX_PARALLELIZATION_FACTOR = 10
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,64 @@ def stream_batches(scenario: Scenario, traffic: Traffic) -> StreamBatches:
     )
 
 
+@dataclass(frozen=True)
+class ShardThroughput:
+    """Whether the stream's reader function keeps up with a shard at the peak."""
+
+    peak_records_per_s: float
+    batch_ms: float
+    records_per_s_per_batch: float
+    parallelization_factor: int
+
+    @property
+    def viable(self) -> bool:
+        return self.parallelization_factor <= MAX_PARALLELIZATION_FACTOR
+
+
+def shard_throughput(
+    scenario: Scenario, traffic: Traffic, batches: StreamBatches
+) -> ShardThroughput:
+    """The ParallelizationFactor the function reading the stream needs at the peak rate.
+
+    The reader is each consumer's function (up to 2 consumers) or the fan-out's dispatcher;
+    the fan-out's consumer functions read SQS, which has no per-shard limit.
+    """
+    sizing = scenario.lambdas
+    if scenario.workload.consumers <= MAX_DIRECT_READERS:
+        batch_ms = sizing.lambda_batch_ms + sizing.lambda_record_ms * batches.batch_size
+    else:
+        batch_ms = sizing.dispatcher_ms
+    per_batch = batches.batch_size / (batch_ms / 1000)
+    peak = traffic.peak_writes_per_s / batches.shards
+    return ShardThroughput(
+        peak_records_per_s=peak,
+        batch_ms=batch_ms,
+        records_per_s_per_batch=per_batch,
+        parallelization_factor=max(1, math.ceil(peak / per_batch - EPSILON)),
+    )
+
+
+def _throughput_note(throughput: ShardThroughput, batch_size: int) -> str | None:
+    factor = throughput.parallelization_factor
+    carries = (
+        f"one batch of {batch_size} at a time ({throughput.batch_ms:g} ms each) carries "
+        f"{throughput.records_per_s_per_batch:,.0f}/s"
+    )
+    peak = f"{throughput.peak_records_per_s:,.0f} records/s per stream shard at peak"
+    if not throughput.viable:
+        return (
+            f"not viable: {peak} needs ParallelizationFactor {factor}, over Lambda's maximum of "
+            f"{MAX_PARALLELIZATION_FACTOR} ({carries}): raise --batch-size or shorten the "
+            "function's duration"
+        )
+    if factor > 1:
+        return (
+            f"{peak}; {carries}: set ParallelizationFactor {factor} on the event source "
+            "mapping (order per item is kept)"
+        )
+    return None
+
+
 def _units(batch_bytes: float, unit_bytes: float) -> float:
     return max(1.0, batch_bytes / unit_bytes + 0.5)
 
@@ -100,6 +167,7 @@ def streams_lambda_cost(scenario: Scenario, prices: PriceSheet) -> DesignCost:
     sizing = scenario.lambdas
     consumers = scenario.workload.consumers
     batches = stream_batches(scenario, traffic)
+    throughput = shard_throughput(scenario, traffic, batches)
     batches_month = batches.batches_per_s * SECONDS_PER_MONTH
     records = traffic.records_per_month
     memory_gb = sizing.lambda_memory_mb / 1024
@@ -118,6 +186,9 @@ def streams_lambda_cost(scenario: Scenario, prices: PriceSheet) -> DesignCost:
         )
     ]
     notes: list[str] = []
+    throughput_note = _throughput_note(throughput, batches.batch_size)
+    if throughput_note is not None:
+        notes.append(throughput_note)
 
     def function_lines(label: str, invocations: float, milliseconds: float) -> list[CostLine]:
         gb_seconds = milliseconds / 1000 * memory_gb
@@ -207,6 +278,8 @@ def streams_lambda_cost(scenario: Scenario, prices: PriceSheet) -> DesignCost:
             ("stream shards", batches.shards),
             ("batches per second", batches.batches_per_s),
             ("records per batch", batches.records_per_batch),
+            ("parallelization factor", throughput.parallelization_factor),
         ),
         notes=tuple(notes),
+        viable=throughput.viable,
     )

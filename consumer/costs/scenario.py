@@ -19,6 +19,10 @@ MIN_RETENTION_DAYS = 1.0
 MAX_RETENTION_DAYS = 365.0
 # Fargate's task sizes (vCPU); memory must fit the size's range (not checked here).
 FARGATE_VCPU = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+# The writes/day the model is built for: 1e11 is 1.16 M writes/s on average, 30x DynamoDB's
+# default per-table quota (40,000 writes/s) and thousands of shards; beyond that a price list
+# says nothing useful (quotas, partitioning and the design need a review first).
+MAX_WRITES_PER_DAY = 1e11
 
 
 def _finite(name: str, value: float) -> None:
@@ -80,6 +84,12 @@ class Workload:
 
     def __post_init__(self) -> None:
         _positive("writes_per_day", self.writes_per_day)
+        if self.writes_per_day > MAX_WRITES_PER_DAY:
+            raise CostInputError(
+                "writes_per_day",
+                f"must be at most {MAX_WRITES_PER_DAY:g} (supported range: more than 0 up to "
+                f"{MAX_WRITES_PER_DAY:g} writes/day), got {self.writes_per_day:g}",
+            )
         _positive("item_kb", self.item_kb)
         if self.item_kb > MAX_ITEM_KB:
             raise CostInputError(

@@ -136,14 +136,15 @@ def test_reference_kinesis_on_demand_efo() -> None:
     # 304,166,667 records x 5 KB = 1,450.38 GB x $0.08 = $116.03
     billed_gb = RECORDS * 5 / 1024**2
     assert line(cost, "ingest") == pytest.approx(billed_gb * 0.08)
-    # EFO reads on the same billed size: 1,450.38 GB x $0.05 = $72.52
-    assert line(cost, "retrieval (EFO)") == pytest.approx(billed_gb * 0.05)
+    # EFO reads on the records' bytes (the 1 KB rounding is published for Data-In only):
+    # 304,166,667 x 4,493.6 B = 1,272.94 GB x $0.05 = $63.65
+    assert line(cost, "retrieval (EFO)") == pytest.approx(RECORDS * 4_493.6 / GIB * 0.05)
     # Lease table: on-demand keeps max(4, ceil(2 x 0.992)) = 4 shards;
     # writes (0.8 + 4 x 0.1)/s = 1.2/s x 2,628,000 = 3,153,600 x $0.625/M = $1.971
     assert dict(cost.sizing)["shards (estimated)"] == 4
     assert line(cost, "lease table writes") == pytest.approx(1.2 * MONTH_S / 1e6 * 0.625)
-    # 29.20 + 116.03 + 72.52 + 60.833 + 18.020 + 1.971 + 0.1314 + 0.0365 = 298.74
-    assert cost.total == pytest.approx(298.74, abs=0.01)
+    # 29.20 + 116.03 + 63.647 + 60.833 + 18.020 + 1.971 + 0.1314 + 0.0365 = 289.87
+    assert cost.total == pytest.approx(289.87, abs=0.01)
 
 
 def test_reference_streams_lambda() -> None:
@@ -253,10 +254,11 @@ def test_provisioned_shards_by_bytes_records_and_shared_reads() -> None:
 
 
 def test_retention_beyond_24_hours() -> None:
-    # On-demand, 30 days: 1e7 writes/day x 5 KB = 47.684 GB/day;
-    # 6 days x 47.684 = 286.10 GB-months x $0.10 = $28.61; 23 days = 1,096.7 x $0.023 = $25.22
+    # On-demand, 30 days, on the records' bytes (no 1 KB rounding is published for retention):
+    # 1e7 writes/day x 4,493.6 B = 41.851 GB/day;
+    # 6 days x 41.851 = 251.11 GB-months x $0.10 = $25.11; 23 days = 962.6 x $0.023 = $22.14
     scenario = Scenario(Workload(writes_per_day=10_000_000, item_kb=2, retention_days=30))
-    daily_billed = 10_000_000 * 5 / 1024**2
+    daily_billed = 10_000_000 * 4_493.6 / GIB
     on_demand = on_demand_cost(scenario, PRICES, efo=False)
     assert line(on_demand, "retention 1-7 days") == pytest.approx(daily_billed * 6 * 0.10)
     assert line(on_demand, "retention beyond 7 days") == pytest.approx(daily_billed * 23 * 0.023)
@@ -267,7 +269,7 @@ def test_retention_beyond_24_hours() -> None:
     assert line(provisioned, "retention beyond 7 days") == pytest.approx(
         10_000_000 * 4_493.6 / GIB * 23 * 0.023
     )
-    # 3 days, on-demand: 2 days x 47.684 GB = 95.37 GB-months x $0.10 = $9.54; nothing long-term
+    # 3 days, on-demand: 2 days x 41.851 GB = 83.70 GB-months x $0.10 = $8.37; nothing long-term
     three = Scenario(Workload(writes_per_day=10_000_000, item_kb=2, retention_days=3))
     short = on_demand_cost(three, PRICES, efo=False)
     assert line(short, "retention 1-7 days") == pytest.approx(daily_billed * 2 * 0.10)
