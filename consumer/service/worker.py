@@ -140,8 +140,9 @@ class Worker:
             fallback_to_polling=self.settings.stream.fallback_to_polling,
             polling=PollingOptions(
                 interval_s=self.settings.stream.polling_interval_s,
-                # a quarter of a shard's read-ahead: a batch in processing, some read ahead
-                batch_bytes=self.settings.stream.read_ahead_bytes_per_shard // 4,
+                # an eighth of a shard's read-ahead: a batch in processing, several read ahead,
+                # and a worker catching up on 100 shards holds ~100 MiB in first batches
+                batch_bytes=self.settings.stream.read_ahead_bytes_per_shard // 8,
             ),
         )
         reader = await open_kinesis_reader(client, stream_arn, options, stream.name)
