@@ -208,7 +208,7 @@ def test_bulk_bodies_must_be_json_or_ndjson(double: OpenSearchDouble) -> None:
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/idx/_mapping"),
+        ("PUT", "/idx/_mapping"),
         ("POST", "/idx/_doc"),
         ("PUT", "/idx/_doc/a"),
         ("GET", "/_cat/indices"),

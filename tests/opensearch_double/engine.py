@@ -6,7 +6,9 @@ What it models, as OpenSearch does it:
   a conflict is 409 version_conflict_engine_exception with OpenSearch's reason text);
 - deletes remember their version for `gc_deletes_s` (index.gc_deletes, 60 s by default): a
   versioned write older than a remembered delete conflicts; after that window it is a create;
-- GET is real time; search and count see the documents as of the last refresh.
+- GET is real time; search and count see the documents as of the last refresh;
+- every indexed document goes through the index's mapping first (`mapping.py`: explicit
+  mappings, dynamic mapping, the field and depth limits), before its version is checked.
 
 Queries: match_all, term, terms, match, query_string (terms, optional `field:term`, OR),
 exists and bool (must, filter, should, must_not). Anything else is a parsing_exception.
@@ -22,25 +24,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from tests.opensearch_double.errors import ApiError
+from tests.opensearch_double.mapping import Mappings
+
 MAX_VERSION = 2**63 - 1
-
-
-class ApiError(Exception):
-    """An error OpenSearch answers with `status` and an error object of `type`/`reason`."""
-
-    def __init__(self, status: int, kind: str, reason: str, **extra: Any) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.kind = kind
-        self.reason = reason
-        self.extra = extra
-
-    def error_object(self) -> dict[str, Any]:
-        cause = {"type": self.kind, "reason": self.reason, **self.extra}
-        return {**cause, "root_cause": [cause]}
-
-    def body(self) -> dict[str, Any]:
-        return {"error": self.error_object(), "status": self.status}
 
 
 def parse_json(data: bytes) -> Any:
@@ -61,7 +48,7 @@ class Document:
 class Index:
     name: str
     uuid: str
-    mappings: dict[str, Any] = field(default_factory=dict)
+    mapping: Mappings
     docs: dict[str, Document] = field(default_factory=dict)
     # id -> (version, monotonic time of the delete)
     deletes: dict[str, tuple[int, float]] = field(default_factory=dict)
@@ -100,9 +87,13 @@ class Engine:
                 f"index [{name}/{self.indices[name].uuid}] already exists",
                 index=name,
             )
+        spec = body or {}
+        settings = spec.get("settings", {})
+        if not isinstance(settings, dict):
+            raise ApiError(400, "settings_exception", "Failed to load settings from [settings]")
+        mapping = Mappings(name, spec.get("mappings", {}), settings)
         self._uuids += 1
-        mappings = (body or {}).get("mappings", {})
-        index = Index(name, f"uuid{self._uuids:06d}", mappings)
+        index = Index(name, f"uuid{self._uuids:06d}", mapping)
         self.indices[name] = index
         return index
 
@@ -130,6 +121,8 @@ class Engine:
         parsed = parse_json(source)
         if not isinstance(parsed, dict):
             raise ApiError(400, "mapper_parsing_exception", "failed to parse")
+        # OpenSearch parses (and maps) the document before the engine checks its version.
+        index.mapping.apply(parsed, doc_id)
         current = self._current_version(index, doc_id)
         exists = doc_id in index.docs
         if op_type == "create" and exists:

@@ -5,6 +5,7 @@ OpenSearch answers):
 
     HEAD|GET /                          cluster info
     HEAD /{index}   PUT /{index}        index exists / create (settings, mappings, aliases)
+    GET /{index}/_mapping               the index's mapping (explicit and dynamic fields)
     POST|PUT /_bulk   POST|PUT /{index}/_bulk      NDJSON: index, create, delete actions
     GET|DELETE /{index}/_doc/{id}       real-time get; delete (optionally versioned)
     POST|GET /_refresh   POST|GET /{index}/_refresh
@@ -17,9 +18,18 @@ bytes, `version` with internal versioning, an external version type without a va
 create with external versioning) fail the whole request with action_request_validation_exception;
 version conflicts are per-item 409s; response items are in request order.
 
+Mappings: every indexed document is mapped first, as OpenSearch does (see mapping.py):
+dynamic mapping with its type, range, date-detection and limit failures as per-item 400s.
+
 Faults: `fail_next_bulk(count, status)` fails whole bulk requests; `fail_document(id, status,
 times)` fails that document's bulk items (400 mapper_parsing_exception, 429
 es_rejected_execution_exception, 5xx unavailable_shards_exception).
+`block_writes(index, times)`: the index is write-blocked (index.blocks.write, or the block
+Amazon OpenSearch Service sets under storage or JVM memory pressure): each index, create or
+delete item for it fails with 403 cluster_block_exception until `unblock_writes` (or after
+`times` items: it lifts by itself). `deny_requests(status, times)`: whole requests are refused
+with 401 or 403 security_exception, as the security plugin (fine-grained access control)
+answers an unknown user or a role without the permission.
 
 Limits: with `max_content_bytes`, larger request bodies get a 413, as Amazon OpenSearch
 Service answers requests over its payload limit.
@@ -110,6 +120,13 @@ class RecordedRequest:
     status: int
 
 
+_SECURITY_FAULTS = {
+    401: "Authentication finally failed",
+    403: "no permissions for [indices:data/write/bulk] and User [name=consumer, backend_roles=[], "
+    "requestedTenant=null]",
+}
+
+
 @dataclass
 class _DocumentFault:
     status: int
@@ -156,6 +173,8 @@ class OpenSearchDouble:
         self._lock = threading.Lock()
         self._bulk_faults: list[int] = []
         self._document_faults: dict[str, _DocumentFault] = {}
+        self._write_blocks: dict[str, _DocumentFault] = {}
+        self._denials: _DocumentFault | None = None
         self._server: http.server.ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -214,10 +233,34 @@ class OpenSearchDouble:
         with self._lock:
             self._document_faults[doc_id] = _DocumentFault(status, times)
 
+    def block_writes(self, index: str, times: int | None = None) -> None:
+        """Writes to `index` fail per item with 403 cluster_block_exception (`times` items,
+        or until `unblock_writes`)."""
+        with self._lock:
+            self._write_blocks[index] = _DocumentFault(403, times)
+
+    def unblock_writes(self, index: str) -> None:
+        with self._lock:
+            self._write_blocks.pop(index, None)
+
+    def deny_requests(self, status: int = 403, times: int | None = None) -> None:
+        """Every request is refused with `status` (401 or 403) security_exception (`times`
+        requests, or until `clear_faults`)."""
+        assert status in _SECURITY_FAULTS, status
+        with self._lock:
+            self._denials = _DocumentFault(status, times)
+
     def clear_faults(self) -> None:
         with self._lock:
             self._bulk_faults.clear()
             self._document_faults.clear()
+            self._write_blocks.clear()
+            self._denials = None
+
+    def mapping(self, index: str) -> dict[str, Any]:
+        """The index's mapping as GET /{index}/_mapping shows it."""
+        with self._lock:
+            return self.engine.index(index).mapping.as_json()
 
     # --- inspection (no HTTP) -------------------------------------------------------------
 
@@ -247,6 +290,13 @@ class OpenSearchDouble:
             try:
                 if self.sigv4 is not None:
                     _verify_sigv4(self.sigv4, method, target, headers, body)
+                denial = self._denials
+                if denial is not None and denial.remaining != 0:
+                    if denial.remaining is not None:
+                        denial.remaining -= 1
+                    raise ApiError(
+                        denial.status, "security_exception", _SECURITY_FAULTS[denial.status]
+                    )
                 if self.max_content_bytes is not None and len(body) > self.max_content_bytes:
                     # As Amazon OpenSearch Service answers bodies over its payload limit.
                     limit = self.max_content_bytes
@@ -299,6 +349,10 @@ class OpenSearchDouble:
                 _check_params(path, params, frozenset())
                 self.engine.index(name).refresh()
                 return _json(200, _shards())
+            if action == "_mapping" and method == "GET":
+                _check_params(path, params, frozenset())
+                mapping = self.engine.index(name).mapping.as_json()
+                return _json(200, {name: {"mappings": mapping}})
             if action == "_count" and method in ("GET", "POST"):
                 _check_params(path, params, frozenset())
                 return self._count(self.engine.index(name), body)
@@ -386,6 +440,15 @@ class OpenSearchDouble:
                     fault.remaining -= 1
                 kind, reason = _DOCUMENT_FAULTS[fault.status]
                 raise ApiError(fault.status, kind, reason)
+            block = self._write_blocks.get(action.index)
+            if block is not None and block.remaining != 0:
+                if block.remaining is not None:
+                    block.remaining -= 1
+                raise ApiError(
+                    403,
+                    "cluster_block_exception",
+                    f"index [{action.index}] blocked by: [FORBIDDEN/8/index write (api)];",
+                )
             index = self.engine.index(action.index, auto_create=True)
             if action.op == "delete":
                 result = self.engine.delete(

@@ -14,6 +14,7 @@ from consumer.pipeline.search.bulk import (
     item_outcomes,
 )
 from consumer.pipeline.search.document import plan_writes
+from consumer.pipeline.search.faults import DestinationRefused
 from consumer.pipeline.sink import SinkError
 from tests.change_factory import change, insert, remove
 
@@ -72,7 +73,14 @@ def test_a_version_conflict_means_newer_state_is_there_a_success() -> None:
         (400, "mapper_parsing_exception", False),
         (400, "illegal_argument_exception", False),
         (409, "some_other_conflict", False),
-        (404, "index_not_found_exception", False),
+        (400, "strict_dynamic_mapping_exception", False),
+        # Destination faults (faults.py): the index is missing, write-blocked or access is
+        # denied; every record would fail the same way, so they wait instead of parking.
+        (404, "index_not_found_exception", True),
+        (403, "cluster_block_exception", True),
+        (429, "cluster_block_exception", True),
+        (403, "security_exception", True),
+        (401, "security_exception", True),
     ],
 )
 def test_failed_items_say_whether_to_retry(status: int, kind: str, retryable: bool) -> None:
@@ -80,6 +88,7 @@ def test_failed_items_say_whether_to_retry(status: int, kind: str, retryable: bo
     assert error is not None
     assert error.retryable is retryable
     assert kind in str(error) and "document k" in str(error)
+    assert isinstance(error, DestinationRefused) is (status in (401, 403, 404) or "block" in kind)
 
 
 def test_long_reasons_are_clipped() -> None:

@@ -24,6 +24,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from consumer.pipeline.search.document import DocumentWrite
+from consumer.pipeline.search.faults import DestinationRefused, is_destination_fault, is_transient
+from consumer.pipeline.search.mapping import encode_document
 from consumer.pipeline.sink import SinkError
 from consumer.records import to_json_bytes
 
@@ -36,11 +38,12 @@ EncodedWrite = tuple[DocumentWrite, bytes]
 
 
 def encode_write(write: DocumentWrite) -> bytes:
-    """The action and source lines of one write. Numbers keep DynamoDB's exact digits."""
+    """The action and source lines of one write (the document with its searchable fields,
+    `mapping.py`). Numbers keep DynamoDB's exact digits."""
     action = {
         "index": {"_id": write.doc_id, "version": write.version, "version_type": VERSION_TYPE}
     }
-    return to_json_bytes(action) + b"\n" + to_json_bytes(write.source) + b"\n"
+    return to_json_bytes(action) + b"\n" + encode_document(write) + b"\n"
 
 
 def bulk_chunks(writes: Sequence[DocumentWrite], max_bytes: int) -> Iterator[list[EncodedWrite]]:
@@ -83,8 +86,9 @@ def item_error(item: object, doc_id: str) -> SinkError | None:
     """The error of one bulk response item, None for success.
 
     2xx is success, and so is 409 version_conflict_engine_exception (newer state is there).
-    429 and 5xx are retryable; any other status means the document itself was refused
-    (mapping, size, invalid id) and is not.
+    A destination fault (401/403, a write block, a missing index: `faults.py`) is a
+    DestinationRefused, retryable; 429 and 5xx are retryable; any other status means the
+    document itself was refused (mapping, size, invalid id) and is not.
     """
     if not isinstance(item, dict) or len(item) != 1:
         return SinkError(f"document {doc_id}: malformed bulk response item", retryable=True)
@@ -98,8 +102,10 @@ def item_error(item: object, doc_id: str) -> SinkError | None:
     kind, reason = _describe(error)
     if status == 409 and kind == _CONFLICT:
         return None
-    retryable = status == 429 or status >= 500
-    return SinkError(f"document {doc_id}: {status} {kind}: {reason}", retryable=retryable)
+    message = f"document {doc_id}: {status} {kind}: {reason}"
+    if is_destination_fault(status, kind):
+        return DestinationRefused(message, kind=kind, status=status)
+    return SinkError(message, retryable=is_transient(status))
 
 
 def _describe(error: object) -> tuple[str, str]:

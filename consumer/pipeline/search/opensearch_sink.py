@@ -5,16 +5,25 @@ One document per item key (`document.py`), written with external versioning thro
 harmless, and deletes leave versioned tombstones, so the index converges to the table
 (DESIGN.md invariant 2). Searches must leave tombstones out (`queries.live_only`).
 
-Failures:
+The index: created with the sink's explicit mapping (`mapping.py`) when it is missing, and
+checked at start (`check`) when it exists: an index whose mapping cannot hold every item is
+one start-up error naming the fields, never a stream of parked records.
+
+Failures (record faults are parked, destination faults hold the shard: `faults.py`):
 - a bulk item refused with 429 or 5xx is sent again, with backoff, up to `max_retries` more
   rounds; if it still fails it is reported as a retryable per-record failure;
+- a bulk item refused by the destination (403 cluster_block_exception: the index is
+  write-blocked; 401/403 security_exception; 404 index_not_found_exception) is reported at
+  once as a retryable DestinationRefused, counted in `destination_faults` and logged;
 - a bulk item refused otherwise (mapper_parsing_exception, an invalid id, ...) is reported as
   a non-retryable per-record failure (the pipeline parks it in the dead-letter queue), and so
   is a change whose key or document is invalid;
 - a whole request that was throttled (429), failed with a 5xx, timed out or could not connect
   is retried with backoff up to `max_retries` times, then `write` raises a retryable
-  SinkError; other request failures (authentication, TLS verification, a malformed request)
-  raise at once. A single document too large for a request (413) is that record's failure.
+  SinkError; a request refused with 401/403 or failing TLS verification raises a retryable
+  DestinationRefused at once (at start-up: a start-up error); other request failures (a
+  malformed request) raise a non-retryable error. A single document too large for a request
+  (413) is that record's failure.
 
 Tombstones are kept forever: removing one is safe only once no older change of that key can
 arrive any more, and `consumer replay` can re-deliver changes as old as the stream's
@@ -31,9 +40,12 @@ serverless collections do not offer.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+import orjson
 import structlog
 from opensearchpy import AsyncOpenSearch
 from opensearchpy.exceptions import ConnectionError as TransportConnectionError
@@ -43,6 +55,8 @@ from consumer.backoff import Backoff
 from consumer.pipeline.search.bulk import EncodedWrite, bulk_body, bulk_chunks, item_outcomes
 from consumer.pipeline.search.client import build_client
 from consumer.pipeline.search.document import DocumentWrite, plan_writes
+from consumer.pipeline.search.faults import ACCESS_DENIED_STATUSES, DestinationRefused
+from consumer.pipeline.search.mapping import INDEX_BODY, mapping_problems
 from consumer.pipeline.search.settings import OpenSearchSettings
 from consumer.pipeline.sink import Failures, SinkError
 from consumer.records import ChangeEvent
@@ -51,34 +65,31 @@ _T = TypeVar("_T")
 
 log = structlog.get_logger(__name__)
 
-# Created on first use when `create_index` is set. Item attributes are mapped dynamically.
-INDEX_BODY: dict[str, Any] = {
-    "mappings": {
-        "properties": {
-            "deleted": {"type": "boolean"},
-            "keys": {"type": "object"},
-            "item": {"type": "object"},
-            "change": {
-                "properties": {
-                    "event_id": {"type": "keyword"},
-                    "event_name": {"type": "keyword"},
-                    "table": {"type": "keyword"},
-                    "created_at": {"type": "date"},
-                    "version": {"type": "long"},
-                    "ttl_delete": {"type": "boolean"},
-                }
-            },
-        }
-    }
-}
+# A destination fault is logged at most this often per error type (it lasts: a write block,
+# revoked access); `destination_faults` counts every one.
+_FAULT_LOG_INTERVAL_S = 10.0
+
+__all__ = ["INDEX_BODY", "OpenSearchSink", "RequestFailed"]
 
 
 class RequestFailed(SinkError):
-    """A whole request failed; `status` is its HTTP status, or None (no response)."""
+    """A whole request failed; `status` is its HTTP status, or None (no response).
+    `retried_here`: worth another try at once (throttled, 5xx, no connection)."""
 
-    def __init__(self, message: str, *, status: int | None, retryable: bool) -> None:
+    def __init__(
+        self, message: str, *, status: int | None, retryable: bool, retried_here: bool = False
+    ) -> None:
         super().__init__(message, retryable=retryable)
         self.status = status
+        self.retried_here = retried_here
+
+
+class IndexUnusable(RequestFailed):
+    """The index is missing (and may not be created) or its mapping cannot hold every item.
+    Retryable: while the sink runs, that holds the shard; at start it is a start-up error."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=None, retryable=True)
 
 
 class OpenSearchSink:
@@ -94,7 +105,10 @@ class OpenSearchSink:
     ) -> None:
         self._settings = settings
         self._client = client
-        self._index_ready = not settings.create_index
+        self._index_ready = False
+        # Destination faults by OpenSearch error type, since start (metrics read it).
+        self.destination_faults: Counter[str] = Counter()
+        self._fault_logged_at: dict[str, float] = {}
 
     @property
     def name(self) -> str:
@@ -128,7 +142,8 @@ class OpenSearchSink:
         return None
 
     async def check(self) -> None:
-        """At start-up: the endpoint answers and the index exists (or is created)."""
+        """At start-up: the endpoint answers, the index exists (or is created) and its mapping
+        can hold every item."""
         await self._ready_client()
 
     async def aclose(self) -> None:
@@ -149,16 +164,30 @@ class OpenSearchSink:
 
     async def _ensure_index(self, client: AsyncOpenSearch) -> None:
         index = self._settings.index
-        if await self._call(lambda: client.indices.exists(index=index), "index check"):
-            return
-        try:
-            await self._call(lambda: client.indices.create(index=index, body=INDEX_BODY), "create")
-        except RequestFailed as error:
-            # Another worker created it first.
-            if not isinstance(error.__cause__, RequestError) or (
-                error.__cause__.error != "resource_already_exists_exception"
-            ):
-                raise
+        if not await self._call(lambda: client.indices.exists(index=index), "index check"):
+            if not self._settings.create_index:
+                raise IndexUnusable(
+                    f"search index {index} does not exist and create_index is off: create it "
+                    "with infra/opensearch/index.json"
+                )
+            try:
+                await self._call(
+                    lambda: client.indices.create(index=index, body=INDEX_BODY), "create"
+                )
+            except RequestFailed as error:
+                # Another worker created it first.
+                if not isinstance(error.__cause__, RequestError) or (
+                    error_type(error.__cause__) != "resource_already_exists_exception"
+                ):
+                    raise
+        response = await self._call(lambda: client.indices.get_mapping(index=index), "mapping")
+        problems = _mapping_problems(response)
+        if problems:
+            raise IndexUnusable(
+                f"search index {index} has an incompatible mapping ({'; '.join(problems)}): "
+                "point pipelines.search.index at a new index, which the sink creates, and "
+                "replay into it (README: Search index)"
+            )
 
     async def _write_all(
         self, client: AsyncOpenSearch, writes: Sequence[DocumentWrite]
@@ -175,7 +204,12 @@ class OpenSearchSink:
                 ):
                     if error is None:
                         continue
-                    if error.retryable and round_number < self._settings.max_retries:
+                    if isinstance(error, DestinationRefused):
+                        # It lasts (a write block, revoked access): the pipeline's backoff
+                        # waits it out, holding the shard.
+                        self._count_fault(error)
+                        failures[write.index] = error
+                    elif error.retryable and round_number < self._settings.max_retries:
                         retry.append(write)
                     else:
                         failures[write.index] = error
@@ -209,7 +243,10 @@ class OpenSearchSink:
                 return await request()
             except TransportError as error:
                 failure = _request_failure(error, what)
-                if not failure.retryable or attempt >= self._settings.max_retries:
+                if isinstance(failure, DestinationRefused):
+                    self._count_fault(failure)
+                    raise failure from error
+                if not failure.retried_here or attempt >= self._settings.max_retries:
                     raise failure from error
                 log.info("search request retried", request=what, status=failure.status)
             attempt += 1
@@ -218,19 +255,66 @@ class OpenSearchSink:
     def _backoff(self) -> Backoff:
         return Backoff(base_s=self._settings.retry_base_s, cap_s=self._settings.retry_cap_s)
 
+    def _count_fault(self, fault: DestinationRefused) -> None:
+        kind = fault.kind
+        self.destination_faults[kind] += 1
+        now = time.monotonic()
+        if now - self._fault_logged_at.get(kind, -_FAULT_LOG_INTERVAL_S) >= _FAULT_LOG_INTERVAL_S:
+            self._fault_logged_at[kind] = now
+            log.warning(
+                "search.destination_refused",
+                error_type=kind,
+                status=fault.status,
+                total=self.destination_faults[kind],
+            )
 
-def _request_failure(error: TransportError, what: str) -> RequestFailed:
-    """Classify a failed request: 429, 5xx, timeouts and connection failures are retryable;
-    certificate failures, 4xx and anything else are not."""
+
+def _mapping_problems(response: Mapping[str, Any]) -> list[str]:
+    """The problems of the (single) index in a GET _mapping response."""
+    indices = list(response.values())
+    if len(indices) != 1 or not isinstance(indices[0], Mapping):
+        return ["GET _mapping did not return one index"]
+    mappings = indices[0].get("mappings", {})
+    return mapping_problems(mappings if isinstance(mappings, Mapping) else {})
+
+
+def _request_failure(error: TransportError, what: str) -> RequestFailed | DestinationRefused:
+    """Classify a failed request: 429, 5xx, timeouts and connection failures are retried here
+    and then retryable; 401/403 and TLS failures are destination faults (retryable, not
+    retried here); other 4xx are not retryable."""
     if isinstance(error, TransportConnectionError):
         cause = error.info
         if isinstance(cause, ssl.SSLError):
-            return RequestFailed(
-                f"search {what}: TLS failure: {cause}", status=None, retryable=False
-            )
-        return RequestFailed(f"search {what}: {error.error}", status=None, retryable=True)
+            message = f"search {what}: TLS failure: {cause}"
+            return DestinationRefused(message, kind="tls_failure", status=None)
+        return RequestFailed(
+            f"search {what}: {error.error}", status=None, retryable=True, retried_here=True
+        )
     status = error.status_code if isinstance(error.status_code, int) else None
-    retryable = status is not None and (status == 429 or status >= 500)
-    return RequestFailed(
-        f"search {what}: HTTP {status}: {error.error}", status=status, retryable=retryable
-    )
+    kind = error_type(error)
+    message = f"search {what}: HTTP {status}: {kind}"
+    if status in ACCESS_DENIED_STATUSES:
+        # security_exception from the security plugin; IAM denials have no error type.
+        kind = kind if kind == "security_exception" else "access_denied"
+        return DestinationRefused(message, kind=kind, status=status)
+    transient = status is not None and (status == 429 or status >= 500)
+    return RequestFailed(message, status=status, retryable=transient, retried_here=transient)
+
+
+def error_type(error: TransportError) -> str:
+    """OpenSearch's error type (`error.type` of the body). The async connection hands over
+    the raw body text, so it is parsed here; a body without one gives "error"."""
+    body: object = error.info
+    if not isinstance(body, dict) and isinstance(error.error, str | bytes):
+        try:
+            body = orjson.loads(error.error)
+        except orjson.JSONDecodeError:
+            body = None
+    if isinstance(body, dict):
+        inner = body.get("error")
+        if isinstance(inner, dict) and isinstance(inner.get("type"), str):
+            return str(inner["type"])
+        if isinstance(inner, str) and inner.isidentifier():
+            return inner
+    plain = error.error
+    return plain if isinstance(plain, str) and plain.isidentifier() else "error"

@@ -1,0 +1,174 @@
+"""The search index's mapping: fixed, so that every DynamoDB item can be indexed.
+
+OpenSearch maps unknown fields dynamically, and DynamoDB items break that in many ways: the
+first type seen for a field fixes it (an attribute that is a number in one item and a map in
+another is then a 400), integers beyond 64 bits are out of range, decimals become `float`
+(38 digits cut to 7) and 1E+125 is not a finite float, date-like strings become dates that
+later strings cannot fill, and an index takes at most 1000 fields and 20 levels of objects
+(DynamoDB: any number of attributes, 32 levels). Each of those documents was refused, its
+record parked and the document left stale.
+
+So the index has an explicit mapping with a fixed set of fields, whatever the items hold:
+
+- `item` and `keys` (the item and its key as JSON, exact digits) are stored in `_source` and
+  returned by GET and search, but not indexed (`"enabled": false`): any shape, any number.
+- `search.keys`: one keyword per key attribute, `name=value`.
+- `search.values`: one keyword per value in the item, `path=value`, where path is the
+  attribute names from the top joined with "." (list positions add nothing; each set member
+  is a value of its own), and value is the string, the number in canonical form (`0.10` is
+  `0.1`, `1.0E+3` is `1000`), `true`/`false`, `null`, or binary as base64. Values longer than
+  `IGNORE_ABOVE` characters are not indexed (Lucene cannot hold a term over 32,766 bytes).
+- `search.text`: every string in the item, analysed, for full-text `match` queries.
+- `deleted` and `change.*` as before.
+
+The root is `dynamic: strict` (any other field is a bug: refused, never guessed) with no date
+or numeric detection. No item can add a field, so the field and depth limits never apply, and
+there is nothing to conflict with.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from typing import Any
+
+from consumer.pipeline.search.document import (
+    CHANGE_FIELD,
+    DELETED_FIELD,
+    ITEM_FIELD,
+    KEYS_FIELD,
+    DocumentWrite,
+    canonical_number,
+)
+from consumer.records import to_json_bytes
+
+SEARCH_FIELD = "search"
+# Characters: a keyword term is at most 32,766 UTF-8 bytes, 4 bytes per character at most.
+IGNORE_ABOVE = 8191
+
+_KEYWORD: dict[str, Any] = {"type": "keyword", "ignore_above": IGNORE_ABOVE}
+_STORED_ONLY: dict[str, Any] = {"type": "object", "enabled": False}
+
+INDEX_MAPPINGS: dict[str, Any] = {
+    "dynamic": "strict",
+    "date_detection": False,
+    "properties": {
+        KEYS_FIELD: _STORED_ONLY,
+        ITEM_FIELD: _STORED_ONLY,
+        DELETED_FIELD: {"type": "boolean"},
+        CHANGE_FIELD: {
+            "properties": {
+                "event_id": {"type": "keyword"},
+                "event_name": {"type": "keyword"},
+                "table": {"type": "keyword"},
+                "created_at": {"type": "date"},
+                "version": {"type": "long"},
+                "ttl_delete": {"type": "boolean"},
+            }
+        },
+        SEARCH_FIELD: {
+            "properties": {
+                "keys": _KEYWORD,
+                "values": _KEYWORD,
+                "text": {"type": "text"},
+            }
+        },
+    },
+}
+
+# What `PUT /<index>` sends (also infra/opensearch/index.json, for creating it by hand).
+INDEX_BODY: dict[str, Any] = {"mappings": INDEX_MAPPINGS}
+
+
+def indexed_document(write: DocumentWrite) -> dict[str, Any]:
+    """The document as sent to OpenSearch: the stored source plus its searchable fields."""
+    keys = write.event.keys.python
+    search: dict[str, Any] = {"keys": [_token(name, keys[name]) for name in sorted(keys)]}
+    if not write.deleted and write.event.new_image is not None:
+        item = write.event.new_image.python
+        search["values"] = list(dict.fromkeys(_tokens(item, "")))
+        search["text"] = list(_strings(item))
+    return {**write.source, SEARCH_FIELD: search}
+
+
+def encode_document(write: DocumentWrite) -> bytes:
+    return to_json_bytes(indexed_document(write))
+
+
+def _token(path: str, value: object) -> str:
+    return f"{path}={_text(value)}"
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return canonical_number(value)
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    return str(value)
+
+
+def _tokens(value: object, path: str) -> Iterator[str]:
+    if isinstance(value, Mapping):
+        for name, member in value.items():
+            yield from _tokens(member, f"{path}.{name}" if path else name)
+    elif isinstance(value, list | set | frozenset):
+        for member in value:
+            yield from _tokens(member, path)
+    else:
+        yield _token(path, value)
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        if value:
+            yield value
+    elif isinstance(value, Mapping):
+        for member in value.values():
+            yield from _strings(member)
+    elif isinstance(value, list | set | frozenset):
+        for member in value:
+            yield from _strings(member)
+
+
+# --- checking an existing index -------------------------------------------------------------
+
+
+def mapping_problems(actual: Mapping[str, Any]) -> list[str]:
+    """How an index's mapping (as GET /<index>/_mapping shows it) differs from what the sink
+    needs: every field of INDEX_MAPPINGS with the same type, and the stored-only objects not
+    indexed. Extra fields are fine. Empty when compatible."""
+    return list(_differences(INDEX_MAPPINGS.get("properties", {}), _properties(actual), ""))
+
+
+def _properties(node: Mapping[str, Any]) -> Mapping[str, Any]:
+    properties = node.get("properties", {})
+    return properties if isinstance(properties, Mapping) else {}
+
+
+def _type(node: Mapping[str, Any]) -> str:
+    kind = node.get("type")
+    return str(kind) if kind is not None else "object"
+
+
+def _differences(
+    wanted: Mapping[str, Any], actual: Mapping[str, Any], prefix: str
+) -> Iterator[str]:
+    for name, want in wanted.items():
+        path = f"{prefix}{name}"
+        have = actual.get(name)
+        if not isinstance(have, Mapping):
+            yield f"{path} is not mapped"
+            continue
+        if _type(have) != _type(want):
+            yield f"{path} is {_type(have)}, needs {_type(want)}"
+            continue
+        if want.get("enabled") is False and str(have.get("enabled", True)).lower() != "false":
+            yield f"{path} is an indexed object (dynamic fields), needs enabled: false"
+            continue
+        if _type(want) == "object":
+            yield from _differences(_properties(want), _properties(have), f"{path}.")
