@@ -21,11 +21,13 @@ def destination_record(
     old: dict[str, Any] | None = None,
     table: str = "orders",
     ttl: bool = False,
+    precision: str = "MICROSECOND",
 ) -> dict[str, Any]:
+    """`created_us` is written as is: epoch milliseconds when `precision` is MILLISECOND."""
     keys = {"pk": {"S": key}}
     body: dict[str, Any] = {
         "ApproximateCreationDateTime": created_us,
-        "ApproximateCreationDateTimePrecision": "MICROSECOND",
+        "ApproximateCreationDateTimePrecision": precision,
         "Keys": keys,
         "SizeBytes": 100,
     }
@@ -56,8 +58,9 @@ def change(
     shard_id: str = "shardId-000000000000",
     sequence: int | None = None,
     arrival_ms: int | None = None,
+    precision: str = "MICROSECOND",
 ) -> ChangeEvent:
-    record = destination_record(event_name, key, created_us, new, old)
+    record = destination_record(event_name, key, created_us, new, old, precision=precision)
     position = RecordPosition(
         "stream",
         shard_id,

@@ -1,19 +1,30 @@
 """Replication into another DynamoDB table (any region or endpoint), versioned and idempotent.
 
 Every replica item carries the version of the change that wrote it: `_cdc_version`
-(ApproximateCreationDateTime in microseconds) and `_cdc_seq` (the change's sequence number,
-zero-padded so strings compare like numbers) as a tie-break. Each write is a conditional
-PutItem that succeeds only if the stored version is older, so duplicates and late changes
-never overwrite newer state, whatever order they arrive in; a failed condition means newer
-state is already there, which counts as applied.
+(ApproximateCreationDateTime in microseconds), `_cdc_seq` (the change's sequence number,
+zero-padded so strings compare like numbers), the digest of the source item's state that
+change left (`_cdc_state`) and the states it is known to follow at its version
+(`_cdc_prior`, digests joined by spaces). Each write is a conditional PutItem that succeeds
+only if the stored version is older, so duplicates and late changes never overwrite newer
+state, whatever order they arrive in; a failed condition means newer state is already there,
+which counts as applied.
+
+Two changes with the same version (a MILLISECOND tie) are ordered by the states they connect
+(`consumer.records.ordering`). When the condition fails, DynamoDB returns the stored item
+(ReturnValuesOnConditionCheckFailure=ALL_OLD, no extra read); at the same version
+`tie_wins` decides: this change follows the stored one (write), the stored one follows it or
+is the same state (skip), or nothing decides (the later in shard order wins, counted as an
+ambiguous tie). A win is written on condition that the stored change is still the one
+decided against, so a concurrent writer is never overwritten blindly.
 
 A REMOVE writes a tombstone (the key, the version, `_cdc_deleted = true` and
 `_cdc_expires_at`, an epoch-seconds TTL attribute, so DynamoDB's TTL removes it after
 `tombstone_ttl_s`), so a late INSERT or MODIFY cannot resurrect the item. Readers of the
 replica skip items with `_cdc_deleted`; `live_items` does that.
 
-Within one batch only the newest change per key is written (others are superseded), and the
-writes run concurrently: with versioned conditions their order does not matter.
+Within one batch only the newest change per key is written (others are superseded; see
+`consumer.pipeline.newest`), and the writes run concurrently: with versioned conditions their
+order does not matter.
 """
 
 from __future__ import annotations
@@ -28,8 +39,19 @@ from typing import Any
 import structlog
 from botocore.exceptions import ClientError
 
+from consumer.pipeline.newest import Newest, newest_per_key
 from consumer.pipeline.sink import Failures, SinkError
 from consumer.records import ChangeEvent, DecodeError, EventName
+from consumer.records.ordering import (
+    AMBIGUOUS_TIES,
+    UNKNOWN,
+    StoredChange,
+    Transition,
+    decode_states,
+    encode_states,
+    history_after_tie,
+    tie_wins,
+)
 from consumer.sources.errors import (
     TRANSIENT_NETWORK_ERRORS,
     error_code,
@@ -41,18 +63,21 @@ log = structlog.get_logger(__name__)
 
 VERSION = "_cdc_version"
 SEQUENCE = "_cdc_seq"
+STATE = "_cdc_state"
+PRIOR = "_cdc_prior"
 DELETED = "_cdc_deleted"
 EXPIRES_AT = "_cdc_expires_at"
-RESERVED = frozenset({VERSION, SEQUENCE, DELETED, EXPIRES_AT})
+RESERVED = frozenset({VERSION, SEQUENCE, STATE, PRIOR, DELETED, EXPIRES_AT})
 SEQUENCE_WIDTH = 64  # Kinesis sequence numbers have up to 56 digits; sub-sequence adds 8
 
 # A transform takes the change and the item about to be written (typed JSON, client view) and
 # returns the item to write, or None to skip this change for the replica.
 Transform = Callable[[ChangeEvent, dict[str, Any]], dict[str, Any] | None]
 
-_NEWER_WINS = (
-    f"attribute_not_exists({VERSION}) OR {VERSION} < :v OR ({VERSION} = :v AND {SEQUENCE} < :s)"
-)
+_NEWER = f"attribute_not_exists({VERSION}) OR {VERSION} < :v"
+# Replaces exactly the stored change that a tie was decided against.
+_REPLACES = f"{VERSION} = :v AND {SEQUENCE} = :stored_seq"
+TIE_ROUNDS = 3  # re-decisions when another writer changes the item under a tie
 # Errors that say this record can never be written as it is (too large, invalid key, ...).
 _RECORD_ERRORS = frozenset({"ValidationException", "ItemCollectionSizeLimitExceededException"})
 
@@ -106,22 +131,15 @@ def _key_token(event: ChangeEvent) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((name, repr(value)) for name, value in event.keys.wire.items()))
 
 
-def newest_per_key(events: Sequence[ChangeEvent]) -> dict[int, list[int]]:
-    """Index of the newest change per item key -> indexes of the changes it supersedes."""
-    newest: dict[tuple[tuple[str, str], ...], int] = {}
-    superseded: dict[int, list[int]] = {}
-    for index, event in enumerate(events):
-        key = _key_token(event)
-        best = newest.get(key)
-        if best is None:
-            newest[key] = index
-            superseded[index] = []
-        elif event.sort_key > events[best].sort_key:
-            superseded[index] = [best, *superseded.pop(best)]
-            newest[key] = index
-        else:
-            superseded[best].append(index)
-    return superseded
+def _stored_change(item: Mapping[str, Any]) -> StoredChange:
+    """What the replica item says of the change that wrote it (UNKNOWN states for items
+    written before states were recorded)."""
+    token = str(item.get(SEQUENCE, {}).get("S", "0"))
+    return StoredChange(
+        str(item.get(STATE, {}).get("S", UNKNOWN)),
+        decode_states(str(item.get(PRIOR, {}).get("S", ""))),
+        (int(token[:-8] or 0), int(token[-8:] or 0)),
+    )
 
 
 class ReplicationSink:
@@ -158,10 +176,11 @@ class ReplicationSink:
             if name in keys or ((include is None or name in include) and name not in exclude)
         }
 
-    def _item_for(self, event: ChangeEvent) -> dict[str, Any] | None:
+    def _item_for(self, event: ChangeEvent, transition: Transition) -> dict[str, Any] | None:
         version = {
             VERSION: {"N": str(event.version)},
             SEQUENCE: {"S": sequence_token(event)},
+            STATE: {"S": transition.after},
         }
         if event.event_name is EventName.REMOVE:
             expires = int(self._clock()) + self._settings.tombstone_ttl_s
@@ -191,45 +210,74 @@ class ReplicationSink:
             raise SinkError(f"item uses reserved attributes {sorted(clash)}", retryable=False)
         return {**item, **version}
 
-    async def _put(self, event: ChangeEvent) -> None:
+    async def _put(self, event: ChangeEvent, newest: Newest) -> None:
         try:
-            item = self._item_for(event)
+            item = self._item_for(event, newest.transition)
         except DecodeError as error:
             raise SinkError(str(error), retryable=False) from error
         if item is None:
             return
+        item[PRIOR] = {"S": encode_states(newest.follows_states)}
+        condition, values = _NEWER, {":v": item[VERSION]}
         async with self._limit:
-            try:
-                await self._client.put_item(
-                    TableName=self._settings.table,
-                    Item=item,
-                    ConditionExpression=_NEWER_WINS,
-                    ExpressionAttributeValues={":v": item[VERSION], ":s": item[SEQUENCE]},
-                )
-                self.writes += 1
-            except ClientError as error:
-                code = error_code(error)
-                if code == "ConditionalCheckFailedException":
+            for _ in range(TIE_ROUNDS):
+                stored_item = await self._conditional_put(item, condition, values)
+                if stored_item is None:
+                    self.writes += 1
+                    return
+                if stored_item.get(VERSION) != item[VERSION] or SEQUENCE not in stored_item:
                     self.conditional_skips += 1  # newer state is already there
                     return
-                if code in _RECORD_ERRORS:
-                    raise SinkError(f"{code}: {error}", retryable=False) from error
-                if code == "ResourceNotFoundException":
-                    # The replica table is missing: an outage, not a bad record. The pipeline
-                    # retries (and the shard waits) until it exists again.
-                    raise SinkError(f"replica table missing: {error}", retryable=True) from error
-                if is_throttling(error) or is_server_error(error):
-                    raise SinkError(f"{code}: {error}", retryable=True) from error
-                raise
+                stored = _stored_change(stored_item)
+                wins, ambiguous = tie_wins(newest.transition, newest.follows_states, stored)
+                if ambiguous:
+                    AMBIGUOUS_TIES.count(event.position.shard_id, self.name)
+                if not wins:
+                    self.conditional_skips += 1
+                    return
+                history = history_after_tie(newest.follows_states, stored)
+                item[PRIOR] = {"S": encode_states(history)}
+                condition = _REPLACES
+                values = {":v": item[VERSION], ":stored_seq": stored_item[SEQUENCE]}
+            raise SinkError("the replica item kept changing under a tie", retryable=True)
+
+    async def _conditional_put(
+        self, item: dict[str, Any], condition: str, values: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Writes `item` if `condition` holds; None if written, else the stored item."""
+        try:
+            await self._client.put_item(
+                TableName=self._settings.table,
+                Item=item,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return None
+        except ClientError as error:
+            code = error_code(error)
+            if code == "ConditionalCheckFailedException":
+                stored: dict[str, Any] = error.response.get("Item") or {}
+                return stored
+            if code in _RECORD_ERRORS:
+                raise SinkError(f"{code}: {error}", retryable=False) from error
+            if code == "ResourceNotFoundException":
+                # The replica table is missing: an outage, not a bad record. The pipeline
+                # retries (and the shard waits) until it exists again.
+                raise SinkError(f"replica table missing: {error}", retryable=True) from error
+            if is_throttling(error) or is_server_error(error):
+                raise SinkError(f"{code}: {error}", retryable=True) from error
+            raise
 
     async def write(self, events: Sequence[ChangeEvent]) -> Failures:
-        winners = newest_per_key(events)
-        order = list(winners)
+        newest = list(newest_per_key(events, _key_token, self.name).values())
         results = await asyncio.gather(
-            *(self._put(events[index]) for index in order), return_exceptions=True
+            *(self._put(events[chosen.index], chosen) for chosen in newest),
+            return_exceptions=True,
         )
         failures: dict[int, SinkError] = {}
-        for index, result in zip(order, results, strict=True):
+        for chosen, result in zip(newest, results, strict=True):
+            index = chosen.index
             if result is None:
                 continue
             if isinstance(result, SinkError):
@@ -242,7 +290,7 @@ class ReplicationSink:
                 raise result
             if error.retryable:
                 # Superseded changes are retried with their newest (any of them may win then).
-                for member in (index, *winners[index]):
+                for member in (index, *chosen.superseded):
                     failures[member] = error
             else:
                 # Only the change that failed is reported: the pipeline delivers the ones it

@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from consumer.records.image import Image
+from consumer.records.ordering import ABSENT, UNKNOWN, Transition, state_digest
 from consumer.records.position import RecordPosition
 from consumer.records.timestamps import datetime_from_us
 
@@ -61,10 +62,29 @@ class ChangeEvent:
 
     @property
     def sort_key(self) -> tuple[int, int, int]:
-        """(created_at_us, sequence number, sub-sequence number): newest-wins order with a
-        deterministic tie-break for changes made in the same microsecond."""
+        """(created_at_us, sequence number, sub-sequence number): shard order within one
+        version. Which of two changes with the same version is newer is decided by
+        `consumer.records.ordering` (their images), not by this key alone."""
         sequence, sub_sequence = self.position.sequence_key
         return self.created_at_us, sequence, sub_sequence
+
+    @property
+    def transition(self) -> Transition:
+        """The item states this change connects (digests of its OldImage and NewImage, ABSENT
+        for no item), to decide ties in `version` (see `consumer.records.ordering`)."""
+        if self.event_name is EventName.INSERT:
+            before = ABSENT
+        else:
+            before = state_digest(self.old_image.wire) if self.old_image is not None else UNKNOWN
+        if self.event_name is EventName.REMOVE:
+            after = ABSENT
+        else:
+            after = state_digest(self.new_image.wire) if self.new_image is not None else UNKNOWN
+        try:
+            sequence = self.position.sequence_key
+        except ValueError:  # not from a stream (no numeric sequence number): first in order
+            sequence = (-1, 0)
+        return Transition(before, after, sequence)
 
     @property
     def images(self) -> tuple[Image, ...]:

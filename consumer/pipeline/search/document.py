@@ -34,9 +34,11 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
+from consumer.pipeline.newest import newest_per_key
 from consumer.pipeline.sink import SinkError
 from consumer.records import ChangeEvent, DecodeError, EventName, Image, iso_utc
 from consumer.records.number import DYNAMODB_NUMBERS
+from consumer.records.ordering import UNKNOWN, Transition
 
 KEYS_FIELD = "keys"
 ITEM_FIELD = "item"
@@ -44,6 +46,7 @@ DELETED_FIELD = "deleted"
 CHANGE_FIELD = "change"
 
 MAX_READABLE_ID = 256
+NO_TRANSITION = Transition(UNKNOWN, UNKNOWN, (-1, 0))  # states not known (a built-by-hand write)
 _HASHED_PREFIX = 180
 _HASHED_MARKER = "~~"
 
@@ -129,12 +132,15 @@ def document_source(event: ChangeEvent) -> dict[str, Any]:
 class DocumentWrite:
     """The newest change of one document in a batch, ready to write. `index` is the change's
     index in the batch; the batch's older changes to the same document are moot (superseded),
-    so they are neither written nor reported."""
+    so they are neither written nor reported. `transition` and `follows_states` decide a tie
+    with the stored document's version (`consumer.records.ordering`)."""
 
     index: int
     doc_id: str
     event: ChangeEvent
     source: dict[str, Any]
+    transition: Transition = NO_TRANSITION
+    follows_states: frozenset[str] = frozenset()
 
     @property
     def version(self) -> int:
@@ -153,33 +159,36 @@ class WritePlan:
     failures: dict[int, SinkError]
 
 
-def plan_writes(events: Sequence[ChangeEvent]) -> WritePlan:
+def plan_writes(events: Sequence[ChangeEvent], sink: str = "search") -> WritePlan:
     """The newest change per document of `events`, with its document built.
 
-    Newest is the highest version, and for equal versions the later one in the batch: a
-    batch holds one shard's changes in shard order, so that is the sort_key order. Changes
-    whose key or document is invalid are failures (not retryable), by index.
+    Newest is the highest version; changes with equal versions are ordered by the item states
+    they connect (`consumer.pipeline.newest`). Changes whose key or document is invalid are
+    failures (not retryable), by index.
     """
     failures: dict[int, SinkError] = {}
-    newest: dict[str, int] = {}
+    valid: list[int] = []
+    doc_ids: dict[int, str] = {}
     for index, event in enumerate(events):
         try:
-            doc_id = document_id(event.keys)
+            doc_ids[id(event)] = document_id(event.keys)
         except (DecodeError, SinkError) as error:
             failures[index] = _as_sink_error(error)
             continue
-        best = newest.get(doc_id)
-        if best is None or event.version >= events[best].version:
-            newest[doc_id] = index
+        valid.append(index)
+    chosen = newest_per_key([events[index] for index in valid], lambda e: doc_ids[id(e)], sink)
     writes: list[DocumentWrite] = []
-    for doc_id, index in sorted(newest.items(), key=lambda entry: entry[1]):
+    for doc_id, newest in sorted(chosen.items(), key=lambda entry: entry[1].index):
+        index = valid[newest.index]
         event = events[index]
         try:
             source = document_source(event)
         except (DecodeError, SinkError) as error:
             failures[index] = _as_sink_error(error)
             continue
-        writes.append(DocumentWrite(index, doc_id, event, source))
+        writes.append(
+            DocumentWrite(index, doc_id, event, source, newest.transition, newest.follows_states)
+        )
     return WritePlan(writes, failures)
 
 

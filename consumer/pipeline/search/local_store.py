@@ -2,14 +2,18 @@
 
 Tables:
 - `documents`: one row per document id with its version (created_at_us), a sequence token
-  (the change's sequence number, zero-padded so text order is numeric order), a deleted flag
-  (a tombstone) and the JSON document (`document.py`), exact numbers and all.
+  (the change's sequence number, zero-padded so text order is numeric order), the digest of
+  the item state the change left (`state`) and of the states it is known to follow at its
+  version (`prior`, space-separated; `consumer.records.ordering`), a deleted flag (a tombstone)
+  and the JSON document (`document.py`), exact numbers and all.
 - `documents_text`: FTS5 over the text of live documents (the item's string and number
   values), rowid = the document's row. Tombstones have no text row.
 
-Versioning is the sink contract's exactly: a change is applied only if its (version,
-sequence) is greater than the stored one; duplicates and older changes leave the row as it
-is; a REMOVE leaves a tombstone row, so a late, older INSERT never resurrects the item.
+Versioning is the sink contract's exactly: a change is applied only if its version is greater
+than the stored one, or equal and newer by the states the two changes connect
+(`consumer.records.ordering.tie_wins`: a MILLISECOND tie); duplicates and older changes leave
+the row as it is; a REMOVE leaves a tombstone row, so a late, older INSERT never resurrects
+the item.
 
 A store is used from one thread (sqlite3's rule). Writes commit per batch in WAL mode with
 synchronous=FULL: committed batches survive a crash of the process or the machine. Several
@@ -27,8 +31,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from consumer.pipeline.search.document import ITEM_FIELD, DocumentWrite
+from consumer.pipeline.search.document import ITEM_FIELD, NO_TRANSITION, DocumentWrite
 from consumer.records import JsonNumber, to_json_bytes
+from consumer.records.ordering import (
+    AMBIGUOUS_TIES,
+    StoredChange,
+    Transition,
+    decode_states,
+    encode_states,
+    history_after_tie,
+    tie_wins,
+)
 
 # One transaction: creating a new index costs one sync to disk, not one per statement.
 _SCHEMA = """
@@ -38,6 +51,8 @@ CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT NOT NULL UNIQUE,
     version INTEGER NOT NULL,
     sequence TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT '?',
+    prior TEXT NOT NULL DEFAULT '?',
     deleted INTEGER NOT NULL,
     source TEXT NOT NULL
 );
@@ -46,14 +61,19 @@ CREATE VIRTUAL TABLE IF NOT EXISTS documents_text
 COMMIT;
 """
 
-# Upsert that only replaces an older row; RETURNING yields the row id only if it wrote.
+# Indexes written before state digests were kept get the columns (unknown states).
+_STATE_COLUMNS = (
+    "ALTER TABLE documents ADD COLUMN state TEXT NOT NULL DEFAULT '?'",
+    "ALTER TABLE documents ADD COLUMN prior TEXT NOT NULL DEFAULT '?'",
+)
+_STORED = "SELECT version, sequence, state, prior FROM documents WHERE doc_id = ?"
+# Upsert of a write already decided to be newer (in the same transaction); yields the row id.
 _UPSERT = """
-INSERT INTO documents (doc_id, version, sequence, deleted, source) VALUES (?, ?, ?, ?, ?)
+INSERT INTO documents (doc_id, version, sequence, state, prior, deleted, source)
+VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (doc_id) DO UPDATE SET
-    version = excluded.version, sequence = excluded.sequence,
-    deleted = excluded.deleted, source = excluded.source
-WHERE excluded.version > documents.version
-   OR (excluded.version = documents.version AND excluded.sequence > documents.sequence)
+    version = excluded.version, sequence = excluded.sequence, state = excluded.state,
+    prior = excluded.prior, deleted = excluded.deleted, source = excluded.source
 RETURNING id
 """
 
@@ -86,6 +106,9 @@ class LocalWrite:
     deleted: bool
     source: bytes
     text: str
+    transition: Transition = NO_TRANSITION
+    follows_states: frozenset[str] = frozenset()
+    shard_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +153,38 @@ def local_write(write: DocumentWrite) -> LocalWrite:
         token = ""  # no numeric sequence number (not from a stream): sorts before any
     text = "" if write.deleted else " ".join(_texts(write.source.get(ITEM_FIELD)))
     return LocalWrite(
-        write.doc_id, write.version, token, write.deleted, to_json_bytes(write.source), text
+        write.doc_id,
+        write.version,
+        token,
+        write.deleted,
+        to_json_bytes(write.source),
+        text,
+        write.transition,
+        write.follows_states,
+        write.event.position.shard_id,
     )
+
+
+def _history_if_newer(
+    write: LocalWrite, stored: tuple[int, str, str, str] | None
+) -> frozenset[str] | None:
+    """The states to store with `write` if it replaces the stored row, else None."""
+    if stored is None:
+        return write.follows_states
+    version, sequence, state, prior = stored
+    if write.version != version:
+        return write.follows_states if write.version > version else None
+    stored_change = StoredChange(state, decode_states(prior), _sequence_of(sequence))
+    wins, ambiguous = tie_wins(write.transition, write.follows_states, stored_change)
+    if ambiguous:
+        AMBIGUOUS_TIES.count(write.shard_id, "search")
+    return history_after_tie(write.follows_states, stored_change) if wins else None
+
+
+def _sequence_of(token: str) -> tuple[int, int]:
+    if not token.isdigit() or len(token) <= 8:
+        return (-1, 0)
+    return int(token[:-8]), int(token[-8:])
 
 
 def _texts(value: object) -> Iterator[str]:
@@ -175,6 +228,14 @@ class LocalIndexStore:
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = FULL")
             connection.executescript(_SCHEMA)
+            columns = {row[1] for row in connection.execute("PRAGMA table_info(documents)")}
+            if "state" not in columns:
+                for statement in _STATE_COLUMNS:
+                    try:
+                        connection.execute(statement)
+                    except sqlite3.OperationalError as error:
+                        if "duplicate column" not in str(error):  # another writer added it
+                            raise
         except sqlite3.OperationalError as error:
             connection.close()
             if "fts5" in str(error):
@@ -191,20 +252,23 @@ class LocalIndexStore:
         committed = False
         try:
             for write in writes:
-                rows = connection.execute(
+                stored = connection.execute(_STORED, (write.doc_id,)).fetchone()
+                history = _history_if_newer(write, stored)
+                if history is None:
+                    applied.append(False)
+                    continue
+                (row_id,) = connection.execute(
                     _UPSERT,
                     (
                         write.doc_id,
                         write.version,
                         write.sequence,
+                        write.transition.after,
+                        encode_states(history),
                         int(write.deleted),
                         write.source.decode("utf-8"),
                     ),
-                ).fetchall()
-                if not rows:
-                    applied.append(False)
-                    continue
-                (row_id,) = rows[0]
+                ).fetchone()
                 connection.execute("DELETE FROM documents_text WHERE rowid = ?", (row_id,))
                 if not write.deleted:
                     connection.execute(
