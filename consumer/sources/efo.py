@@ -4,6 +4,11 @@ A subscription pushes `SubscribeToShardEvent`s for up to 5 minutes; the reader t
 again AFTER the last ContinuationSequenceNumber (which advances even when no record came). After
 any error it resubscribes from the same place, and it drops any record at or below the last one
 it delivered, so nothing is skipped or repeated across renewals.
+
+Shard end: the event with a null continuation and ChildShards, or, when a subscription idles at
+the tip, the stream's shard list saying the shard is closed and read to its end
+(closed_shards.py). ResourceNotFoundException means the shard is gone only if the consumer still
+exists: a deregistered consumer is registered again and reading goes on (registration.py).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from botocore.eventstream import EventStreamBuffer
 from botocore.exceptions import ClientError
 
 from consumer.backoff import Backoff
+from consumer.sources.closed_shards import ClosedShardCheck
 from consumer.sources.errors import (
     TRANSIENT_NETWORK_ERRORS,
     error_code,
@@ -35,12 +41,16 @@ from consumer.sources.model import (
     ShardGoneError,
     StartPosition,
 )
+from consumer.sources.registration import ACCESS_DENIED_CODES, StreamConsumer
 
 log = structlog.get_logger(__name__)
 
 SUBSCRIBE_MIN_INTERVAL_S = 1.0  # SubscribeToShard: 1 call/s per consumer per shard
 RESOURCE_IN_USE_WAIT_S = 5.0  # a new call takes over an existing subscription after 5 s
-ACCESS_DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied"})
+__all__ = ["ACCESS_DENIED_CODES", "EfoReader", "InStreamError", "StreamEvent", "stream_events"]
+# Idle checks of a closed shard that found records still to come, before warning that the
+# subscription is not delivering them.
+STALLED_CHECKS_BEFORE_WARNING = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,32 +90,51 @@ async def stream_events(stream: SubscriptionStream) -> AsyncIterator[StreamEvent
             yield StreamEvent(str(headers.get(":event-type", "")), payload)
 
 
+class _ConsumerGone(Exception):
+    """ResourceNotFoundException, and the consumer (not the shard) is what is missing."""
+
+
 class EfoReader:
     """Reads shards through one registered stream consumer.
 
     `client` is an aiobotocore Kinesis client prepared with `install_subscription_stream`.
+    `consumer` is the consumer's ARN or a StreamConsumer shared by the worker's readers.
+    `closed_check` decides shard end from the shard list when the event stream never says so
+    (by default one for the consumer's stream, checking an idle shard every 10 s).
     """
 
     def __init__(
         self,
         client: Any,
-        consumer_arn: str,
+        consumer: str | StreamConsumer,
         min_subscribe_interval_s: float = SUBSCRIBE_MIN_INTERVAL_S,
         in_use_wait_s: float = RESOURCE_IN_USE_WAIT_S,
+        closed_check: ClosedShardCheck | None = None,
     ) -> None:
         self._client = client
-        self._consumer_arn = consumer_arn
+        self.consumer = (
+            consumer if isinstance(consumer, StreamConsumer) else StreamConsumer(client, consumer)
+        )
         self._min_interval_s = min_subscribe_interval_s
         self._in_use_wait_s = in_use_wait_s
+        self.closed_check = closed_check or ClosedShardCheck(client, self.consumer.stream_arn)
         self.subscriptions = 0
         self.resubscribes_after_error = 0
+        self.shard_ends_from_shard_list = 0
+
+    async def _not_found(self, shard_id: str, consumer_arn: str, error: Exception) -> None:
+        """Raises what a ResourceNotFoundException means: _ConsumerGone or ShardGoneError."""
+        if await self.consumer.is_gone(consumer_arn):
+            raise _ConsumerGone(str(error)) from error
+        raise ShardGoneError(f"shard {shard_id}: {error}") from error
 
     async def _subscribe(self, shard_id: str, position: StartPosition) -> SubscriptionStream:
         backoff = Backoff(base_s=self._min_interval_s, cap_s=10.0)
         while True:
+            consumer_arn = self.consumer.arn
             try:
                 response = await self._client.subscribe_to_shard(
-                    ConsumerARN=self._consumer_arn,
+                    ConsumerARN=consumer_arn,
                     ShardId=shard_id,
                     StartingPosition=position.subscribe_args(),
                 )
@@ -120,11 +149,16 @@ class EfoReader:
             except ClientError as error:
                 code = error_code(error)
                 if code == "ResourceNotFoundException":
-                    raise ShardGoneError(f"shard {shard_id}: {error}") from error
+                    try:
+                        await self._not_found(shard_id, consumer_arn, error)
+                    except _ConsumerGone:
+                        await self.consumer.reregister(consumer_arn)
+                        continue
                 if code in ACCESS_DENIED_CODES:
                     raise EfoUnavailableError(f"SubscribeToShard denied: {error}") from error
                 if code == "ResourceInUseException":
-                    # Our previous subscription (or another worker's) is still live.
+                    # A subscription (ours before a reconnect, or a dead owner's) was made less
+                    # than 5 s ago; after 5 s a new call takes over. Retry within that bound.
                     await asyncio.sleep(self._in_use_wait_s * (0.5 + backoff.rng.random() / 2))
                     continue
                 if not (is_throttling(error) or is_server_error(error)):
@@ -138,12 +172,15 @@ class EfoReader:
         last_delivered: int | None = None
         last_subscribe = 0.0
         backoff = Backoff(base_s=self._min_interval_s, cap_s=10.0)
+        idle_since_check = time.monotonic()
+        stalled_checks = 0
         while True:
             wait = self._min_interval_s - (time.monotonic() - last_subscribe)
             if wait > 0:
                 await asyncio.sleep(wait)
             last_subscribe = time.monotonic()
             stream = await self._subscribe(shard_id, position)
+            consumer_arn = self.consumer.arn
             try:
                 async for event in stream_events(stream):
                     if event.event_type != "SubscribeToShardEvent":
@@ -157,21 +194,55 @@ class EfoReader:
                     continuation = body.get("ContinuationSequenceNumber")
                     if continuation:
                         position = StartPosition.after(continuation)
+                    elif records:
+                        position = StartPosition.after(records[-1].sequence_number)
                     ended = continuation is None and "ChildShards" in body
+                    children = child_shard_ids(body) if ended else None
+                    at_tip = not records and not body.get("MillisBehindLatest")
+                    if not at_tip:
+                        idle_since_check = time.monotonic()
+                    elif (
+                        not ended
+                        and time.monotonic() - idle_since_check >= self.closed_check.interval_s
+                    ):
+                        idle_since_check = time.monotonic()
+                        state = await self.closed_check.state(shard_id, position)
+                        children, ended = state.children, state.ended
+                        stalled_checks = stalled_checks + 1 if state.closed else 0
+                        if ended:
+                            self.shard_ends_from_shard_list += 1
+                            log.warning(
+                                "efo.shard_end_from_shard_list",
+                                shard_id=shard_id,
+                                children=list(children or ()),
+                                reason="closed in ListShards and read to its end, but the "
+                                "subscription never ended with ChildShards",
+                            )
+                        elif stalled_checks == STALLED_CHECKS_BEFORE_WARNING:
+                            log.warning(
+                                "efo.closed_shard_not_delivering",
+                                shard_id=shard_id,
+                                reason="the shard is closed and has records after the last "
+                                "one delivered, but the subscription sends none",
+                            )
                     yield ReadBatch(
                         shard_id=shard_id,
                         records=records,
                         millis_behind_latest=body.get("MillisBehindLatest"),
                         resume_after=continuation
                         or (records[-1].sequence_number if records else None),
-                        child_shard_ids=child_shard_ids(body) if ended else None,
+                        child_shard_ids=children if ended else None,
                     )
                     backoff.reset()
                     if ended:
                         return
             except InStreamError as error:
                 if error.code == "ResourceNotFoundException":
-                    raise ShardGoneError(f"shard {shard_id}: {error}") from error
+                    try:
+                        await self._not_found(shard_id, consumer_arn, error)
+                    except _ConsumerGone:
+                        await self.consumer.reregister(consumer_arn)
+                        continue
                 if error.code in ACCESS_DENIED_CODES:
                     raise EfoUnavailableError(f"subscription denied: {error}") from error
                 self.resubscribes_after_error += 1

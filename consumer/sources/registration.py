@@ -9,11 +9,12 @@ from typing import Any
 import structlog
 from botocore.exceptions import ClientError
 
-from consumer.sources.efo import ACCESS_DENIED_CODES
 from consumer.sources.errors import error_code, is_throttling
-from consumer.sources.model import EfoUnavailableError
+from consumer.sources.model import EfoUnavailableError, ShardGoneError
 
 log = structlog.get_logger(__name__)
+
+ACCESS_DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied"})
 
 
 async def _describe(client: Any, stream_arn: str, name: str) -> dict[str, Any] | None:
@@ -64,3 +65,67 @@ async def ensure_stream_consumer(
                 raise
         await asyncio.sleep(poll_interval_s)
     raise EfoUnavailableError(f"EFO consumer {name} did not become ACTIVE within {timeout_s} s")
+
+
+def stream_arn_of(consumer_arn: str) -> str:
+    """The stream ARN inside a consumer ARN (`<stream ARN>/consumer/<name>:<timestamp>`)."""
+    stream_arn, separator, _ = consumer_arn.partition("/consumer/")
+    if not separator:
+        raise ValueError(f"not a stream consumer ARN: {consumer_arn}")
+    return stream_arn
+
+
+def consumer_name_of(consumer_arn: str) -> str:
+    return consumer_arn.partition("/consumer/")[2].rsplit(":", 1)[0]
+
+
+class StreamConsumer:
+    """The application's registered EFO consumer, shared by every shard's subscription.
+
+    Someone may deregister it while we read (a cleanup script, a stack update). Kinesis then
+    answers SubscribeToShard with ResourceNotFoundException, the same code as for a shard that
+    does not exist; `is_gone` tells the two apart with DescribeStreamConsumer, and
+    `reregister` registers it again once for all shards (the new registration has a new ARN).
+    """
+
+    def __init__(self, client: Any, consumer_arn: str) -> None:
+        self._client = client
+        self.arn = consumer_arn
+        self.stream_arn = stream_arn_of(consumer_arn)
+        self.name = consumer_name_of(consumer_arn)
+        self._lock = asyncio.Lock()
+        self.reregistrations = 0
+
+    async def is_gone(self, consumer_arn: str) -> bool:
+        """True when `consumer_arn` is no longer an ACTIVE consumer of the stream."""
+        if consumer_arn != self.arn:
+            return True  # already replaced by another shard's re-registration
+        try:
+            response = await self._client.describe_stream_consumer(ConsumerARN=consumer_arn)
+        except ClientError as error:
+            if error_code(error) == "ResourceNotFoundException":
+                return True
+            raise
+        return bool(response["ConsumerDescription"]["ConsumerStatus"] != "ACTIVE")
+
+    async def reregister(self, stale_arn: str) -> str:
+        """The ARN to subscribe with after `stale_arn` was found gone: registers the consumer
+        again, or returns the ARN another shard's re-registration already got."""
+        async with self._lock:
+            if self.arn != stale_arn:
+                return self.arn
+            log.warning(
+                "efo.consumer_reregistering",
+                consumer=self.name,
+                stale_arn=stale_arn,
+                reason="the stream consumer was deregistered while in use",
+            )
+            try:
+                self.arn = await ensure_stream_consumer(self._client, self.stream_arn, self.name)
+            except ClientError as error:
+                if error_code(error) == "ResourceNotFoundException":
+                    raise ShardGoneError(f"stream {self.stream_arn}: {error}") from error
+                raise
+            self.reregistrations += 1
+            log.warning("efo.consumer_reregistered", consumer=self.name, arn=self.arn)
+            return self.arn

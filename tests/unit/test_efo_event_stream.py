@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from consumer.aws import AwsEndpoints
 from consumer.sources.efo import EfoReader
@@ -33,10 +34,31 @@ CONSUMER_ARN = "arn:aws:kinesis:us-east-1:000000000000:stream/s/consumer/c:1"
 SHARD = "shardId-000000000000"
 
 
+class FakeKinesisWithConsumer(FakeKinesis):
+    """The scripted SubscribeToShard, plus DescribeStreamConsumer saying the consumer is
+    ACTIVE: so a ResourceNotFoundException is about the shard, not the consumer."""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("X-Amz-Target", "").endswith("DescribeStreamConsumer"):
+            return web.json_response(
+                {
+                    "ConsumerDescription": {
+                        "ConsumerName": "c",
+                        "ConsumerARN": CONSUMER_ARN,
+                        "ConsumerStatus": "ACTIVE",
+                        "ConsumerCreationTimestamp": 1_700_000_000,
+                        "StreamARN": CONSUMER_ARN.split("/consumer/")[0],
+                    }
+                },
+                content_type="application/x-amz-json-1.1",
+            )
+        return await super().handle(request)
+
+
 async def read_all(
     script: Script, limit: int = 100, chunk_size: int | None = None
 ) -> tuple[list[ReadBatch], FakeKinesis]:
-    fake = FakeKinesis(script, chunk_size=chunk_size)
+    fake = FakeKinesisWithConsumer(script, chunk_size=chunk_size)
     batches: list[ReadBatch] = []
     async with serve(fake) as url:
         endpoints = AwsEndpoints(

@@ -1,0 +1,105 @@
+"""Shard end for enhanced fan-out, decided from the stream's shard list.
+
+AWS ends a subscription on a closed shard with a SubscribeToShardEvent whose
+ContinuationSequenceNumber is null and whose ChildShards name the children. A reader that only
+trusts that event waits forever when it never comes: kinesis-mock keeps sending empty events on
+a closed shard after UpdateShardCount, and a subscription could be cut just before the last
+event. So when a subscription is idle at the tip, the EFO reader asks `ClosedShardCheck` now
+and then whether its shard is closed and read to its end:
+
+- closed: ListShards (every page) lists it with an EndingSequenceNumber; the listing is shared
+  by all shards of the reader and cached for a few seconds, so 100 idle shards cost one call;
+- reached: one GetRecords after the reader's position returns no record and no next iterator
+  (the polling API's SHARD_END), which also names the children; the shard list's children
+  (shards whose parents include it) are the fallback.
+
+Only then does the reader end the shard (and the pipeline checkpoint SHARD_END), with a warning,
+since on AWS this means the event stream did not deliver what the documentation promises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from checkpoints.discovery import KinesisShardLister, ShardInfo
+from consumer.sources.lean import child_shard_ids, lean_body
+from consumer.sources.model import StartPosition
+
+log = structlog.get_logger(__name__)
+
+LISTING_TTL_S = 5.0
+CHECK_INTERVAL_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ShardState:
+    """What the shard list and one GetRecords say about a shard: `closed` (an
+    EndingSequenceNumber is listed) and, when nothing is left after the reader's position,
+    its `children` (SHARD_END)."""
+
+    closed: bool
+    children: tuple[str, ...] | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.children is not None
+
+
+class ClosedShardCheck:
+    """Whether a shard is closed and read to its end, from ListShards and one GetRecords.
+
+    `client` is the reader's aiobotocore Kinesis client (lean GetRecords installed or not).
+    Constructing it does no I/O.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        stream_arn: str,
+        interval_s: float = CHECK_INTERVAL_S,
+        listing_ttl_s: float = LISTING_TTL_S,
+    ) -> None:
+        self._client = client
+        self._stream_arn = stream_arn
+        self._lister = KinesisShardLister(client, stream_arn=stream_arn)
+        self.interval_s = interval_s
+        self._listing_ttl_s = listing_ttl_s
+        self._listing: list[ShardInfo] = []
+        self._listed_at = float("-inf")
+        self._lock = asyncio.Lock()
+        self.checks = 0
+
+    async def _shards(self) -> list[ShardInfo]:
+        async with self._lock:
+            if time.monotonic() - self._listed_at >= self._listing_ttl_s:
+                self._listing = await self._lister.list_shards()
+                self._listed_at = time.monotonic()
+            return self._listing
+
+    async def state(self, shard_id: str, position: StartPosition) -> ShardState:
+        """Whether the shard is closed, and if so whether anything is left after `position`
+        (an unlisted shard counts as open: the reader's own errors handle a deleted one)."""
+        self.checks += 1
+        shards = await self._shards()
+        shard = next((s for s in shards if s.shard_id == shard_id), None)
+        if shard is None or not shard.closed:
+            return ShardState(closed=False)
+        iterator = await self._client.get_shard_iterator(
+            StreamARN=self._stream_arn, ShardId=shard_id, **position.iterator_args()
+        )
+        page = lean_body(
+            await self._client.get_records(
+                StreamARN=self._stream_arn, ShardIterator=iterator["ShardIterator"], Limit=1
+            )
+        )
+        if page.get("Records") or page.get("NextShardIterator"):
+            return ShardState(closed=True)
+        children = child_shard_ids(page) or tuple(
+            sorted(s.shard_id for s in shards if shard_id in s.parent_shard_ids)
+        )
+        return ShardState(closed=True, children=children)
