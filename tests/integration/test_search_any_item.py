@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer.pipeline.processor import Route, RetryPolicy, ShardPipeline
+from consumer.pipeline.processor import RetryPolicy, Route, ShardPipeline
 from consumer.pipeline.search import OpenSearchSettings, OpenSearchSink
 from consumer.sources.model import RawRecord, ReadBatch
 from tests.change_factory import destination_record
