@@ -117,6 +117,9 @@ class PipelineStats:
     last_change_age_ms: int = 0
     sink_seconds: dict[str, float] = field(default_factory=dict)
     sink_failures: dict[str, int] = field(default_factory=dict)
+    # Per sink: writes the shard waited on because the destination refused or failed them
+    # (transient errors: throttled, 5xx, unreachable, write-blocked, access denied).
+    sink_waits: dict[str, int] = field(default_factory=dict)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -356,6 +359,7 @@ class ShardPipeline:
             except Exception as error:  # classified below; nothing is dropped
                 self.stats.retries += 1
                 if is_transient(error):
+                    self._count_wait(route.sink.name)
                     self._retry_log.warning(
                         "sink.transient_error", sink=route.sink.name, error_type=_kind(error)
                     )
@@ -395,6 +399,7 @@ class ShardPipeline:
                 work.append((_superseded_by(chunk, [event for event, _, _ in rejected]), attempts))
             if retry:
                 self.stats.retries += 1
+                self._count_wait(route.sink.name)
                 first = next(f for f in failures.values() if f.retryable)
                 self._retry_log.warning(
                     "sink.records_retry",
@@ -404,6 +409,9 @@ class ShardPipeline:
                 )
                 await backoff.sleep()
                 work.appendleft((retry, attempts))
+
+    def _count_wait(self, sink: str) -> None:
+        self.stats.sink_waits[sink] = self.stats.sink_waits.get(sink, 0) + 1
 
     async def _deliver_timed(
         self, route: Route, events: Sequence[ChangeEvent], batch: ReadBatch

@@ -37,6 +37,7 @@ class Snapshot:
     change_age_ms_max: int = 0
     sink_seconds_total: dict[str, float] = field(default_factory=dict)
     sink_failures_total: dict[str, int] = field(default_factory=dict)
+    sink_waits_total: dict[str, int] = field(default_factory=dict)
 
 
 def take_snapshot(state: WorkerState) -> Snapshot:
@@ -55,6 +56,8 @@ def take_snapshot(state: WorkerState) -> Snapshot:
             snapshot.sink_seconds_total[name] = snapshot.sink_seconds_total.get(name, 0) + seconds
         for name, count in stats.sink_failures.items():
             snapshot.sink_failures_total[name] = snapshot.sink_failures_total.get(name, 0) + count
+        for name, count in stats.sink_waits.items():
+            snapshot.sink_waits_total[name] = snapshot.sink_waits_total.get(name, 0) + count
     coordinator = state.coordinator
     if coordinator is not None:
         snapshot.leases_held = len(coordinator.held_shards())
@@ -77,6 +80,9 @@ def emf_line(
         "ChangesPerSecond": (current.changes_total - previous.changes_total) / rate,
         "ParkedRecords": current.parked_total - previous.parked_total,
         "SinkRetries": current.retries_total - previous.retries_total,
+        # Destination faults the shards waited on, all sinks (alarm: <app>-destination-refusing).
+        "SinkWaits": sum(current.sink_waits_total.values())
+        - sum(previous.sink_waits_total.values()),
         "LeasesHeld": current.leases_held,
         "LeaseTableWrites": current.lease_table_writes_total - previous.lease_table_writes_total,
         "MillisBehindLatest": max(current.millis_behind_latest.values(), default=0),
@@ -87,6 +93,7 @@ def emf_line(
         "ChangesPerSecond": "Count/Second",
         "ParkedRecords": "Count",
         "SinkRetries": "Count",
+        "SinkWaits": "Count",
         "LeasesHeld": "Count",
         "LeaseTableWrites": "Count",
         "MillisBehindLatest": "Milliseconds",
@@ -99,6 +106,10 @@ def emf_line(
     for name, failures in current.sink_failures_total.items():
         key = f"SinkFailures_{name}"
         values[key] = failures - previous.sink_failures_total.get(name, 0)
+        units[key] = "Count"
+    for name, waits in current.sink_waits_total.items():
+        key = f"SinkWaits_{name}"
+        values[key] = waits - previous.sink_waits_total.get(name, 0)
         units[key] = "Count"
     document = {
         "_aws": {
@@ -135,6 +146,8 @@ def prometheus_text(application: str, snapshot: Snapshot) -> str:
         lines.append(f'consumer_sink_seconds_total{{{label},sink="{sink}"}} {seconds:.6f}')
     for sink, failures in sorted(snapshot.sink_failures_total.items()):
         lines.append(f'consumer_sink_failures_total{{{label},sink="{sink}"}} {failures}')
+    for sink, waits in sorted(snapshot.sink_waits_total.items()):
+        lines.append(f'consumer_sink_waits_total{{{label},sink="{sink}"}} {waits}')
     return "\n".join(lines) + "\n"
 
 

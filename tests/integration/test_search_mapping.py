@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import orjson
@@ -23,7 +23,9 @@ from consumer.pipeline.processor import RetryPolicy, Route, ShardPipeline
 from consumer.pipeline.search import OpenSearchSettings, OpenSearchSink, live_search_body
 from consumer.pipeline.search.mapping import INDEX_BODY
 from consumer.pipeline.sink import SinkError
+from consumer.service.worker import WorkerState
 from consumer.sources.model import RawRecord, ReadBatch
+from consumer.telemetry.metrics import Snapshot, emf_line, prometheus_text, take_snapshot
 from tests.change_factory import destination_record, insert
 from tests.opensearch_double import OpenSearchDouble
 from tests.pipeline_fakes import MemoryCheckpointer, MemoryDlq
@@ -218,7 +220,7 @@ async def test_a_missing_index_is_an_error_when_the_sink_may_not_create_it(
 
 async def hold_then_release(
     double: OpenSearchDouble, sink: OpenSearchSink, release: Any
-) -> tuple[MemoryDlq, MemoryCheckpointer, Sequence[RawRecord]]:
+) -> ShardPipeline:
     """Process one batch while the destination refuses; it must hold (no checkpoint, nothing
     parked) until `release()` is called, then apply everything."""
     dlq, checkpoints = MemoryDlq(), MemoryCheckpointer()
@@ -234,7 +236,15 @@ async def hold_then_release(
     assert dlq.parked == []
     assert checkpoints.checkpoints[-1][0] == records[-1].sequence_number
     assert all(double.source("orders", f"k{i}") is not None for i in range(3))
-    return dlq, checkpoints, records
+    # The wait is counted: SinkWaits (EMF, alarm <app>-destination-refusing) and Prometheus.
+    assert pipeline.stats.sink_waits["search"] > 0
+    snapshot = take_snapshot(WorkerState(pipelines={SHARD: pipeline}))
+    emf = orjson.loads(emf_line("ns", "app", 0, snapshot, Snapshot(), 60.0))
+    assert emf["SinkWaits"] == emf["SinkWaits_search"] == pipeline.stats.sink_waits["search"]
+    assert 'consumer_sink_waits_total{application="app",sink="search"}' in prometheus_text(
+        "app", snapshot
+    )
+    return pipeline
 
 
 async def test_a_write_blocked_index_holds_the_shard_until_it_lifts(
