@@ -20,3 +20,10 @@ def explode_on_bad(event: ChangeEvent, item: dict[str, Any]) -> dict[str, Any] |
     if event.keys.python["pk"] == "bad":
         raise RuntimeError("cannot transform this one")
     return item
+
+
+def explode_on_poison_note(event: ChangeEvent, item: dict[str, Any]) -> dict[str, Any] | None:
+    """Refuses any change whose new image has note = "poison" (a hook's own poison record)."""
+    if item.get("note") == {"S": "poison"}:
+        raise ValueError("this change cannot be transformed")
+    return item
