@@ -125,7 +125,7 @@ async def test_replication_parks_only_the_poison_and_applies_the_newest_good(
     replica: tuple[Any, str], case: Case
 ) -> None:
     client, table = replica
-    order, poison, newest_good = case
+    order, _, newest_good = case
     dlq = await deliver(ReplicationSink(client, ReplicationSettings(table)), order)
     assert parked_created(dlq) == expected_parked(case)
     (item,) = await live_items(client, table)
@@ -137,7 +137,7 @@ async def test_replication_hook_poison_parks_only_itself(
     replica: tuple[Any, str], case: Case
 ) -> None:
     client, table = replica
-    order, poison, newest_good = case
+    order, _, newest_good = case
     hook = load_transform("tests.replication_hooks:explode_on_poison_note")
     dlq = await deliver(ReplicationSink(client, ReplicationSettings(table), hook), order)
     assert parked_created(dlq) == expected_parked(case)
@@ -156,7 +156,7 @@ def double() -> AsyncIterator[OpenSearchDouble]:
 async def test_opensearch_parks_only_the_poison_and_indexes_the_newest_good(
     double: OpenSearchDouble, case: Case
 ) -> None:
-    order, poison, newest_good = case
+    order, _, newest_good = case
     sink = OpenSearchSink(OpenSearchSettings(endpoint=double.url, auth_mode="none"))
     try:
         dlq = await deliver(sink, order)
@@ -172,7 +172,7 @@ async def test_opensearch_parks_only_the_poison_and_indexes_the_newest_good(
 async def test_local_index_parks_only_the_poison_and_indexes_the_newest_good(
     tmp_path: Path, case: Case
 ) -> None:
-    order, poison, newest_good = case
+    order, _, newest_good = case
     index = LocalSearchIndex(LocalIndexSettings(directory=tmp_path))
     try:
         dlq = await deliver(index, order)
