@@ -23,6 +23,8 @@ Item = Mapping[str, AttributeValue]
 
 # Heartbeat items share the table with leases; this prefix cannot be a Kinesis shard id.
 WORKER_KEY_PREFIX = "__worker__#"
+# Backfill and verify keep their segment leases here too (consumer.snapshot); not shards.
+SNAPSHOT_KEY_PREFIX = "__snapshot__#"
 
 
 class Attr:
@@ -374,6 +376,8 @@ def snapshot_from_items(items: Iterable[Item]) -> TableSnapshot:
         if is_worker_key(key):
             heartbeat = heartbeat_from_item(item)
             workers[heartbeat.worker_id] = heartbeat
+        elif key.startswith(SNAPSHOT_KEY_PREFIX):
+            continue
         else:
             leases.append(lease_from_item(item))
     leases.sort(key=lambda lease: lease.key)

@@ -63,6 +63,7 @@ PRICE_UNITS: dict[str, str] = {
     "dynamodb_streams_reads_100k": "USD per 100,000 read request units",
     "dynamodb_on_demand_writes_million": "USD per million write request units",
     "dynamodb_on_demand_reads_million": "USD per million read request units",
+    "dynamodb_export_gb": "USD per GB",
     "lambda_requests_million": "USD per million requests",
     "lambda_gb_second": "USD per GB-second",
     "fargate_vcpu_hour": "USD per vCPU-hour",
@@ -125,6 +126,7 @@ class Prices(BaseModel):
     dynamodb_streams_reads_100k: Price
     dynamodb_on_demand_writes_million: Price
     dynamodb_on_demand_reads_million: Price
+    dynamodb_export_gb: Price
     lambda_requests_million: Price
     lambda_gb_second: Price
     fargate_vcpu_hour: Price

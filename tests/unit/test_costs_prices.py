@@ -50,9 +50,10 @@ def test_packaged_prices_are_the_facts_numbers() -> None:
 
 
 def test_unverified_prices_are_marked() -> None:
-    # FACTS.md calls the CDC unit price unverified; SNS is not in FACTS.md at all.
+    # FACTS.md calls the CDC unit price unverified; SNS and exports are not in FACTS.md at all.
     assert load_region("us-east-1").unverified() == [
         "dynamodb_cdc_units_million",
+        "dynamodb_export_gb",
         "sns_publishes_million",
     ]
 

@@ -1,0 +1,60 @@
+"""A read-unit limiter: at most R read capacity units per second, as DynamoDB reports them.
+
+A token bucket refilled at `units_per_s`, holding at most one second of units. A caller waits
+until the bucket is not in debt, makes its call, then pays what the call consumed (Scan's
+ConsumedCapacity with ReturnConsumedCapacity=TOTAL). The price of a call is known only after
+it, so the bucket may go into debt by one page; the next call waits it off. Over any long
+window the rate stays at or under R.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+
+class ReadUnitLimiter:
+    """Shared by every reader of one process (`--max-read-units` is per process)."""
+
+    def __init__(
+        self,
+        units_per_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if units_per_s <= 0:
+            raise ValueError(f"read units per second must be > 0, got {units_per_s}")
+        self.units_per_s = units_per_s
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = units_per_s
+        self._updated = clock()
+        self.consumed = 0.0
+
+    def _refill(self) -> None:
+        now = self._clock()
+        elapsed = now - self._updated
+        self._updated = now
+        self._tokens = min(self.units_per_s, self._tokens + elapsed * self.units_per_s)
+
+    async def acquire(self) -> None:
+        """Waits until a call may be made (the bucket holds at least one unit)."""
+        while True:
+            self._refill()
+            if self._tokens >= min(1.0, self.units_per_s):
+                return
+            await self._sleep((1.0 - self._tokens) / self.units_per_s)
+
+    def pay(self, units: float) -> None:
+        """Records what a call consumed."""
+        self._refill()
+        self._tokens -= units
+        self.consumed += units
+
+    def page_limit(self, average_item_units: float) -> int | None:
+        """A Scan `Limit` keeping one page within one second of units (None: no limit needed;
+        a 1 MB page costs 128 units at eventual consistency)."""
+        if self.units_per_s >= 128 or average_item_units <= 0:
+            return None
+        return max(1, int(self.units_per_s / average_item_units))

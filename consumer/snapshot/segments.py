@@ -1,0 +1,463 @@
+"""Snapshot parts (Scan segments or export data files) leased and checkpointed in the lease table.
+
+The items live in the service's lease table beside the shard leases, under keys that cannot be
+shard ids (`__snapshot__#…`, skipped by the shard coordinator):
+
+- `__snapshot__#current#<table>`: which snapshot of the table is running (its id), so workers
+  started later, or restarted after a `kill -9`, join it instead of starting another.
+- `__snapshot__#<id>`: the snapshot itself: source, table, version time, parts, export ARN.
+- `__snapshot__#<id>#<part>`: one part's lease and progress: `leaseOwner`, `leaseCounter`
+  (the fencing token, +1 on every take), `expiresAtMs` (wall clock; a part whose owner stopped
+  renewing is taken after it), `position` (the resume state: a Scan's LastEvaluatedKey or a
+  file's line number, as JSON), `ordinal` (items read before that position), `items`,
+  `bytes`, `startedUs` (a segment's scan start, kept across restarts), `finished`, `failed`.
+
+Every ownership change and checkpoint is a conditional write on (leaseOwner, leaseCounter),
+as for shards, so a worker that lost a part can no longer checkpoint it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+from botocore.exceptions import ClientError
+
+from checkpoints.model import SNAPSHOT_KEY_PREFIX
+
+CONDITIONAL_FAILED = "ConditionalCheckFailedException"
+
+# The resume state of one part: {"key": LastEvaluatedKey} or {"line": n}; None = the start.
+ResumeState = Mapping[str, Any] | None
+
+
+class PartLost(RuntimeError):
+    """Another worker took the part (our lease expired): stop reading it."""
+
+
+class SnapshotConflict(RuntimeError):
+    """A snapshot of this table is already running with other options (one line)."""
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """One snapshot: `version_us` is the version its items are applied with (export time or,
+    for a scan, 0: each segment has its own scan start)."""
+
+    snapshot_id: str
+    purpose: str  # "backfill" or "verify": one running snapshot per table and purpose
+    table: str
+    source: str  # "scan" or "export"
+    parts: tuple[str, ...]
+    version_us: int
+    export_arn: str | None
+    pipelines: tuple[str, ...]
+    created_us: int
+
+
+@dataclass(frozen=True)
+class PartState:
+    """A part as stored."""
+
+    name: str
+    owner: str | None
+    counter: int
+    expires_at_ms: int
+    position: ResumeState
+    ordinal: int
+    items: int
+    size: int
+    started_us: int | None
+    finished: bool
+    failed: str | None
+    detail: str | None  # the data file's S3 key for export parts
+
+    def available(self, me: str, now_ms: int) -> bool:
+        return not self.finished and (
+            self.owner is None or self.owner == me or self.expires_at_ms <= now_ms
+        )
+
+
+@dataclass
+class PartLease:
+    """Our hold on one part; `counter` is the fencing token of every write."""
+
+    part: PartState
+    owner: str
+    counter: int
+    expires_at_ms: int
+
+    @property
+    def name(self) -> str:
+        return self.part.name
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _text(item: Mapping[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    return None if value is None or "S" not in value else str(value["S"])
+
+
+def _int(item: Mapping[str, Any], name: str, default: int = 0) -> int:
+    value = item.get(name)
+    return default if value is None or "N" not in value else int(value["N"])
+
+
+def part_from_item(item: Mapping[str, Any]) -> PartState:
+    position = _text(item, "position")
+    started = item.get("startedUs")
+    return PartState(
+        name=_text(item, "partName") or "",
+        owner=_text(item, "leaseOwner"),
+        counter=_int(item, "leaseCounter"),
+        expires_at_ms=_int(item, "expiresAtMs"),
+        position=orjson.loads(position) if position else None,
+        ordinal=_int(item, "ordinal"),
+        items=_int(item, "items"),
+        size=_int(item, "bytes"),
+        started_us=None if started is None else int(started["N"]),
+        finished=bool(item.get("finished", {}).get("BOOL", False)),
+        failed=_text(item, "failed"),
+        detail=_text(item, "detail"),
+    )
+
+
+class SnapshotLeases:
+    """The lease-table side of one table's snapshots. Constructors do no I/O."""
+
+    def __init__(
+        self,
+        client: Any,
+        lease_table: str,
+        *,
+        lease_s: float = 30.0,
+        wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self._client = client
+        self._table = lease_table
+        self.lease_ms = int(lease_s * 1000)
+        self._wall_ms = wall_ms
+        self.writes = 0
+
+    def now_ms(self) -> int:
+        return self._wall_ms()
+
+    # --- keys ---------------------------------------------------------------------------
+
+    @staticmethod
+    def current_key(purpose: str, table: str) -> str:
+        return f"{SNAPSHOT_KEY_PREFIX}current#{purpose}#{table}"
+
+    @staticmethod
+    def snapshot_key(snapshot_id: str) -> str:
+        return f"{SNAPSHOT_KEY_PREFIX}{snapshot_id}"
+
+    @staticmethod
+    def part_key(snapshot_id: str, part: str) -> str:
+        return f"{SNAPSHOT_KEY_PREFIX}{snapshot_id}#{part}"
+
+    # --- snapshots ----------------------------------------------------------------------
+
+    async def _get(self, key: str) -> dict[str, Any] | None:
+        answer = await self._client.get_item(
+            TableName=self._table, Key={"leaseKey": _s(key)}, ConsistentRead=True
+        )
+        item: dict[str, Any] | None = answer.get("Item")
+        return item
+
+    async def current(self, purpose: str, table: str) -> SnapshotInfo | None:
+        """The running snapshot of `table` for `purpose`, if any."""
+        pointer = await self._get(self.current_key(purpose, table))
+        if pointer is None:
+            return None
+        snapshot_id = _text(pointer, "snapshotId") or ""
+        return await self.describe(snapshot_id)
+
+    async def describe(self, snapshot_id: str) -> SnapshotInfo | None:
+        item = await self._get(self.snapshot_key(snapshot_id))
+        if item is None:
+            return None
+        return SnapshotInfo(
+            snapshot_id=snapshot_id,
+            purpose=_text(item, "purpose") or "",
+            table=_text(item, "table") or "",
+            source=_text(item, "source") or "",
+            parts=tuple(orjson.loads(_text(item, "parts") or "[]")),
+            version_us=_int(item, "versionUs"),
+            export_arn=_text(item, "exportArn"),
+            pipelines=tuple(orjson.loads(_text(item, "pipelines") or "[]")),
+            created_us=_int(item, "createdUs"),
+        )
+
+    async def begin(
+        self, info: SnapshotInfo, part_details: Mapping[str, str] | None = None
+    ) -> SnapshotInfo:
+        """Starts `info` as the table's running snapshot, or joins the one already running.
+        Creates the part items (idempotent: a part that exists is left as it is)."""
+        existing = await self.current(info.purpose, info.table)
+        if existing is None:
+            item = {
+                "leaseKey": _s(self.snapshot_key(info.snapshot_id)),
+                "purpose": _s(info.purpose),
+                "table": _s(info.table),
+                "source": _s(info.source),
+                "parts": _s(orjson.dumps(list(info.parts)).decode()),
+                "versionUs": _n(info.version_us),
+                "pipelines": _s(orjson.dumps(list(info.pipelines)).decode()),
+                "createdUs": _n(info.created_us),
+            }
+            if info.export_arn:
+                item["exportArn"] = _s(info.export_arn)
+            await self._client.put_item(TableName=self._table, Item=item)
+            try:
+                await self._client.put_item(
+                    TableName=self._table,
+                    Item={
+                        "leaseKey": _s(self.current_key(info.purpose, info.table)),
+                        "snapshotId": _s(info.snapshot_id),
+                    },
+                    ConditionExpression="attribute_not_exists(leaseKey)",
+                )
+                self.writes += 2
+            except ClientError as error:
+                if error.response["Error"]["Code"] != CONDITIONAL_FAILED:
+                    raise
+            existing = await self.current(info.purpose, info.table)
+            assert existing is not None
+        if existing.source != info.source or existing.pipelines != info.pipelines:
+            raise SnapshotConflict(
+                f"snapshot {existing.snapshot_id} of table {info.table} is still running "
+                f"(source {existing.source}, pipelines {','.join(existing.pipelines)}); "
+                "run the same command to resume it, or end it first with --abandon"
+            )
+        await self.add_parts(existing.snapshot_id, existing.parts, part_details or {})
+        return existing
+
+    async def add_parts(
+        self, snapshot_id: str, parts: Sequence[str], details: Mapping[str, str]
+    ) -> None:
+        for part in parts:
+            item = {
+                "leaseKey": _s(self.part_key(snapshot_id, part)),
+                "partName": _s(part),
+                "leaseCounter": _n(0),
+                "expiresAtMs": _n(0),
+                "ordinal": _n(0),
+                "items": _n(0),
+                "bytes": _n(0),
+                "finished": {"BOOL": False},
+            }
+            if part in details:
+                item["detail"] = _s(details[part])
+            try:
+                await self._client.put_item(
+                    TableName=self._table,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(leaseKey)",
+                )
+                self.writes += 1
+            except ClientError as error:
+                if error.response["Error"]["Code"] != CONDITIONAL_FAILED:
+                    raise
+
+    async def set_parts(self, info: SnapshotInfo, parts: Sequence[str]) -> SnapshotInfo:
+        """Records the parts of a snapshot whose parts were not known at its start (an
+        export's data files, known when it completes)."""
+        await self._client.update_item(
+            TableName=self._table,
+            Key={"leaseKey": _s(self.snapshot_key(info.snapshot_id))},
+            UpdateExpression="SET #p = :p",
+            ExpressionAttributeNames={"#p": "parts"},
+            ExpressionAttributeValues={":p": _s(orjson.dumps(list(parts)).decode())},
+        )
+        self.writes += 1
+        return replace(info, parts=tuple(parts))
+
+    async def set_version(self, info: SnapshotInfo, version_us: int) -> SnapshotInfo:
+        await self._client.update_item(
+            TableName=self._table,
+            Key={"leaseKey": _s(self.snapshot_key(info.snapshot_id))},
+            UpdateExpression="SET versionUs = :v",
+            ExpressionAttributeValues={":v": _n(version_us)},
+        )
+        self.writes += 1
+        return replace(info, version_us=version_us)
+
+    async def end(self, info: SnapshotInfo) -> None:
+        """The snapshot is done: the table has no running snapshot any more."""
+        try:
+            await self._client.delete_item(
+                TableName=self._table,
+                Key={"leaseKey": _s(self.current_key(info.purpose, info.table))},
+                ConditionExpression="snapshotId = :id",
+                ExpressionAttributeValues={":id": _s(info.snapshot_id)},
+            )
+            self.writes += 1
+        except ClientError as error:
+            if error.response["Error"]["Code"] != CONDITIONAL_FAILED:
+                raise
+
+    # --- parts --------------------------------------------------------------------------
+
+    async def parts(self, snapshot_id: str) -> list[PartState]:
+        """Every part of the snapshot, strongly consistent."""
+        prefix = self.part_key(snapshot_id, "")
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "ConsistentRead": True,
+            "FilterExpression": "begins_with(leaseKey, :p)",
+            "ExpressionAttributeValues": {":p": _s(prefix)},
+        }
+        found: list[PartState] = []
+        while True:
+            page = await self._client.scan(**params)
+            found.extend(part_from_item(item) for item in page.get("Items", []))
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return sorted(found, key=lambda part: part.name)
+            params["ExclusiveStartKey"] = start
+
+    async def take(self, snapshot_id: str, me: str, part: PartState) -> PartLease | None:
+        """Takes an available part (free, ours, or its owner's lease expired). None if another
+        worker got it first."""
+        now = self._wall_ms()
+        expires = now + self.lease_ms
+        values: dict[str, Any] = {
+            ":me": _s(me),
+            ":next": _n(part.counter + 1),
+            ":seen": _n(part.counter),
+            ":exp": _n(expires),
+            ":now": _n(now),
+        }
+        try:
+            await self._client.update_item(
+                TableName=self._table,
+                Key={"leaseKey": _s(self.part_key(snapshot_id, part.name))},
+                UpdateExpression=(
+                    "SET leaseOwner = :me, leaseCounter = :next, expiresAtMs = :exp, "
+                    "startedUs = if_not_exists(startedUs, :started)"
+                ),
+                ConditionExpression=(
+                    "leaseCounter = :seen AND finished = :false AND "
+                    "(attribute_not_exists(leaseOwner) OR leaseOwner = :me OR expiresAtMs <= :now)"
+                ),
+                ExpressionAttributeValues={
+                    **values,
+                    ":started": _n(now * 1000),
+                    ":false": {"BOOL": False},
+                },
+            )
+            self.writes += 1
+        except ClientError as error:
+            if error.response["Error"]["Code"] == CONDITIONAL_FAILED:
+                return None
+            raise
+        fresh = await self._get(self.part_key(snapshot_id, part.name))
+        if fresh is None:
+            return None
+        state = part_from_item(fresh)
+        if state.owner != me or state.counter != part.counter + 1:
+            return None  # moto's conditions are not atomic under concurrency: re-check
+        return PartLease(state, me, state.counter, expires)
+
+    async def _owned_update(
+        self,
+        snapshot_id: str,
+        lease: PartLease,
+        update: str,
+        values: Mapping[str, Any],
+        names: Mapping[str, str] | None = None,
+    ) -> None:
+        now = self._wall_ms()
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"leaseKey": _s(self.part_key(snapshot_id, lease.name))},
+            "UpdateExpression": update,
+            "ConditionExpression": "leaseOwner = :me AND leaseCounter = :token",
+            "ExpressionAttributeValues": {
+                ":me": _s(lease.owner),
+                ":token": _n(lease.counter),
+                **values,
+            },
+        }
+        if names:
+            params["ExpressionAttributeNames"] = dict(names)
+        try:
+            await self._client.update_item(**params)
+            self.writes += 1
+        except ClientError as error:
+            if error.response["Error"]["Code"] == CONDITIONAL_FAILED:
+                raise PartLost(f"part {lease.name} was taken by another worker") from None
+            raise
+        lease.expires_at_ms = now + self.lease_ms
+
+    async def checkpoint(
+        self,
+        snapshot_id: str,
+        lease: PartLease,
+        position: ResumeState,
+        ordinal: int,
+        items: int,
+        size: int,
+    ) -> None:
+        """Resume after `position` (`ordinal` items read before it); renews the lease."""
+        await self._owned_update(
+            snapshot_id,
+            lease,
+            "SET #pos = :pos, ordinal = :ord, #items = :items, #bytes = :bytes, expiresAtMs = :exp",
+            {
+                ":pos": _s(orjson.dumps(position).decode()),
+                ":ord": _n(ordinal),
+                ":items": _n(items),
+                ":bytes": _n(size),
+                ":exp": _n(self._wall_ms() + self.lease_ms),
+            },
+            {"#pos": "position", "#items": "items", "#bytes": "bytes"},
+        )
+
+    async def renew(self, snapshot_id: str, lease: PartLease) -> None:
+        await self._owned_update(
+            snapshot_id,
+            lease,
+            "SET expiresAtMs = :exp",
+            {":exp": _n(self._wall_ms() + self.lease_ms)},
+        )
+
+    async def finish(
+        self,
+        snapshot_id: str,
+        lease: PartLease,
+        items: int,
+        size: int,
+        failed: str | None = None,
+    ) -> None:
+        """The part is done (or failed for good, `failed` saying why); releases it."""
+        update = "SET finished = :true, #items = :items, #bytes = :bytes REMOVE leaseOwner"
+        values: dict[str, Any] = {
+            ":true": {"BOOL": True},
+            ":items": _n(items),
+            ":bytes": _n(size),
+        }
+        if failed is not None:
+            update = (
+                "SET finished = :true, #items = :items, #bytes = :bytes, failed = :failed "
+                "REMOVE leaseOwner"
+            )
+            values[":failed"] = _s(failed)
+        await self._owned_update(
+            snapshot_id, lease, update, values, {"#items": "items", "#bytes": "bytes"}
+        )
+
+    def still_owned(self, lease: PartLease, margin_ms: int = 2000) -> bool:
+        """By our clock, the lease has not (nearly) expired."""
+        return self._wall_ms() < lease.expires_at_ms - margin_ms

@@ -1,0 +1,349 @@
+"""The shared table reader: a parallel, rate-limited, leased, resumable Scan of the source table.
+
+Used by `consumer backfill` (apply every item through the versioned sinks) and `consumer verify`
+(compare every item with the sinks). A snapshot of a table is split into Scan segments
+(`TotalSegments`); its parts are leased and checkpointed in the lease table like shards
+(`consumer.snapshot.segments`), so several workers, in one process or many, share a table and a
+worker killed with `kill -9` resumes where it was.
+
+The partitions, bytewax-style:
+
+- A partition is one Scan segment, named `segment-NNNN`. Its resume state is the
+  LastEvaluatedKey after the last committed page (None: the segment's start), with the number
+  of items read before it (`ordinal`), kept in the part's lease item.
+- `read_segments` is one worker's loop: take an available segment (free, or its owner's lease
+  expired), read it page by page from its resume state, yield each page, and take the next
+  segment when it is done. It returns when every segment of the snapshot is finished; while
+  other live workers still hold segments it waits for them (taking over any whose owner stops
+  renewing), so every worker's loop ends only when the whole table has been read.
+- Resume rule: a restarted reader resumes *after the last committed page*: pages yielded but
+  not committed are read again (at least once). With `auto_commit` (verify) a page is committed
+  when the caller asks for the next one, i.e. once the caller is done with it; without it
+  (backfill) the caller commits with `await page.commit()` once the page is durable in every
+  sink, and committing a segment's last page (`page.last`) finishes the segment.
+- `page.scan_start_us` is when the segment's scan first started (epoch microseconds), kept
+  across restarts. Every item the segment yields was read at or after it, so it reflects every
+  change made before that time: the version a backfill applies the segment's items with.
+- Rate: every Scan waits for the process's `ReadUnitLimiter` and pays the ConsumedCapacity the
+  call returned (ReturnConsumedCapacity=TOTAL; estimated from the page's size where the service
+  reports none), so the process reads at most R read units per second, on on-demand and
+  provisioned tables alike. Throttling and 5xx are retried with backoff.
+- A lost lease (another worker took the segment after ours expired): the page's `commit`
+  raises `PartLost`, and the reader drops that segment before its next page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import structlog
+from botocore.exceptions import ClientError
+
+from consumer.backoff import Backoff
+from consumer.snapshot.rate import ReadUnitLimiter
+from consumer.snapshot.segments import (
+    PartLease,
+    PartLost,
+    PartState,
+    ResumeState,
+    SnapshotInfo,
+    SnapshotLeases,
+)
+from consumer.sources.errors import TRANSIENT_NETWORK_ERRORS, is_server_error, is_throttling
+
+log = structlog.get_logger(__name__)
+
+# One DynamoDB item in the wire format (typed JSON, as the low-level client returns it).
+WireItem = dict[str, Any]
+SEGMENT_PREFIX = "segment-"
+# Eventually consistent reads: half a unit per 4 KB, summed over the page.
+_UNIT_BYTES = 4096
+
+
+def segment_names(segments: int) -> tuple[str, ...]:
+    return tuple(f"{SEGMENT_PREFIX}{index:04d}" for index in range(segments))
+
+
+def segment_index(name: str) -> int:
+    return int(name.removeprefix(SEGMENT_PREFIX))
+
+
+def wire_size(items: list[WireItem]) -> int:
+    """The page's size in bytes, as its typed JSON (binaries in base64)."""
+    return len(orjson.dumps(items, default=_bytes_default))
+
+
+def _bytes_default(value: object) -> str:
+    import base64
+
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    raise TypeError(type(value).__name__)
+
+
+@dataclass
+class Page:
+    """One page of one part: its items (wire format), where it starts (`first_ordinal` items
+    of the part come before it), and whether it is the part's last (`last`)."""
+
+    part: str
+    items: list[WireItem]
+    scan_start_us: int
+    first_ordinal: int
+    last: bool
+    size: int
+    size_through: int  # bytes of the part up to and including this page
+    resume: ResumeState
+    lease: PartLease = field(repr=False)
+    _commit: Callable[[Page], Awaitable[None]] = field(repr=False)
+    committed: bool = False
+    # Export files only: each item's ordinal (line number) when lines were skipped, the lines
+    # that are not items (ordinal, raw line, reason), and why the part ends early (a file
+    # missing or corrupt), recorded when its last page is committed.
+    item_ordinals: list[int] | None = None
+    bad: list[tuple[int, bytes, str]] = field(default_factory=list)
+    failed: str | None = None
+
+    @property
+    def count(self) -> int:
+        """Entries of the part this page covers (items and bad lines)."""
+        return len(self.items) + len(self.bad)
+
+    def ordinals(self) -> list[int]:
+        if self.item_ordinals is not None:
+            return self.item_ordinals
+        return list(range(self.first_ordinal, self.first_ordinal + len(self.items)))
+
+    async def commit(self) -> None:
+        """Resume after this page from now on (finishes the part after its last page).
+        Raises PartLost if another worker holds the part now."""
+        if not self.committed:
+            await self._commit(self)
+            self.committed = True
+
+
+@dataclass
+class ReaderStats:
+    pages: int = 0
+    items: int = 0
+    size: int = 0
+    read_units: float = 0.0
+    throttles: int = 0
+    parts_done: int = 0
+
+
+class TableReader:
+    """Reads one scan snapshot's segments for one worker. Constructors do no I/O."""
+
+    def __init__(
+        self,
+        client: Any,
+        snapshot: SnapshotInfo,
+        leases: SnapshotLeases,
+        worker_id: str,
+        *,
+        limiter: ReadUnitLimiter | None = None,
+        auto_commit: bool = True,
+        poll_s: float = 1.0,
+        page_items: int | None = None,
+    ) -> None:
+        self._client = client
+        self.snapshot = snapshot
+        self._leases = leases
+        self.worker_id = worker_id
+        self._limiter = limiter
+        self._auto_commit = auto_commit
+        self._poll_s = poll_s
+        self._page_items = page_items
+        self.stats = ReaderStats()
+
+    async def _commit(self, page: Page) -> None:
+        await commit_page(self._leases, self.snapshot, page)
+        if page.last:
+            self.stats.parts_done += 1
+
+    async def _scan(self, params: dict[str, Any]) -> dict[str, Any]:
+        backoff = Backoff(base_s=0.2, cap_s=10.0)
+        while True:
+            if self._limiter is not None:
+                await self._limiter.acquire()
+            try:
+                answer: dict[str, Any] = await self._client.scan(**params)
+                return answer
+            except ClientError as error:
+                if not (is_throttling(error) or is_server_error(error)):
+                    raise
+                self.stats.throttles += 1
+            except TRANSIENT_NETWORK_ERRORS:
+                self.stats.throttles += 1
+            await backoff.sleep()
+
+    async def _read_part(self, lease: PartLease) -> AsyncIterator[Page]:
+        part = lease.part
+        started_us = part.started_us or 0
+        position = part.position
+        ordinal = part.ordinal
+        size_through = part.size
+        params: dict[str, Any] = {
+            "TableName": self.snapshot.table,
+            "Segment": segment_index(part.name),
+            "TotalSegments": len(self.snapshot.parts),
+            "ReturnConsumedCapacity": "TOTAL",
+        }
+        average_units = 0.0
+        while True:
+            if lease.expires_at_ms - self._leases.lease_ms // 2 <= self._leases.now_ms():
+                await self._leases.renew(self.snapshot.snapshot_id, lease)
+            if position is not None:
+                params["ExclusiveStartKey"] = position["key"]
+            limit = self._page_items
+            if self._limiter is not None:
+                limit = _min_limit(limit, self._limiter.page_limit(average_units))
+            if limit is not None:
+                params["Limit"] = limit
+            answer = await self._scan(params)
+            items: list[WireItem] = answer.get("Items", [])
+            size = wire_size(items)
+            units = float(answer.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0) or 0.0)
+            if units <= 0:
+                units = math.ceil(size / _UNIT_BYTES) * 0.5
+            if self._limiter is not None:
+                self._limiter.pay(units)
+            if items:
+                average_units = units / len(items)
+            next_key = answer.get("LastEvaluatedKey")
+            size_through += size
+            self.stats.pages += 1
+            self.stats.items += len(items)
+            self.stats.size += size
+            self.stats.read_units += units
+            page = Page(
+                part=part.name,
+                items=items,
+                scan_start_us=started_us,
+                first_ordinal=ordinal,
+                last=next_key is None,
+                size=size,
+                size_through=size_through,
+                resume=None if next_key is None else {"key": next_key},
+                lease=lease,
+                _commit=self._commit,
+            )
+            yield page
+            if self._auto_commit:
+                await page.commit()
+            if next_key is None:
+                return
+            position = {"key": next_key}
+            ordinal += len(items)
+
+    async def _next_part(self) -> PartLease | bool | None:
+        """A part we now hold; None if none is available yet; False if all are finished."""
+        parts = await self._leases.parts(self.snapshot.snapshot_id)
+        if parts and all(part.finished for part in parts):
+            return False
+        now = self._leases.now_ms()
+        mine_first = sorted(parts, key=lambda p: (p.owner != self.worker_id, p.name))
+        for part in mine_first:
+            if part.available(self.worker_id, now):
+                lease = await self._leases.take(self.snapshot.snapshot_id, self.worker_id, part)
+                if lease is not None:
+                    return lease
+        return None
+
+    async def pages(self) -> AsyncIterator[Page]:
+        """Every page of every segment this worker reads (see the module docstring)."""
+        while True:
+            taken = await self._next_part()
+            if taken is False:
+                return
+            if taken is None or taken is True:
+                await asyncio.sleep(self._poll_s)
+                continue
+            log.info("snapshot.part_taken", part=taken.name, worker=self.worker_id)
+            try:
+                async for page in self._read_part(taken):
+                    yield page
+            except PartLost:
+                log.warning("snapshot.part_lost", part=taken.name, worker=self.worker_id)
+
+
+async def commit_page(leases: SnapshotLeases, snapshot: SnapshotInfo, page: Page) -> None:
+    """Checkpoint after `page` (finish its part if it is the last): the part's counters are
+    the items and bytes up to and including it."""
+    items = page.first_ordinal + page.count
+    if page.last:
+        await leases.finish(
+            snapshot.snapshot_id, page.lease, items, page.size_through, failed=page.failed
+        )
+    else:
+        await leases.checkpoint(
+            snapshot.snapshot_id, page.lease, page.resume, items, items, page.size_through
+        )
+
+
+def _min_limit(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+async def read_segments(
+    client: Any,
+    snapshot: SnapshotInfo,
+    leases: SnapshotLeases,
+    worker_id: str,
+    *,
+    limiter: ReadUnitLimiter | None = None,
+    auto_commit: bool = True,
+) -> AsyncIterator[Page]:
+    """One worker's pages of a scan snapshot (see the module docstring for the contract)."""
+    reader = TableReader(
+        client, snapshot, leases, worker_id, limiter=limiter, auto_commit=auto_commit
+    )
+    async for page in reader.pages():
+        yield page
+
+
+async def begin_scan_snapshot(
+    leases: SnapshotLeases,
+    *,
+    snapshot_id: str,
+    purpose: str,
+    table: str,
+    segments: int,
+    pipelines: tuple[str, ...],
+    now_us: int,
+) -> SnapshotInfo:
+    """Starts a scan snapshot of `table` in `segments` parts, or joins the one running."""
+    info = SnapshotInfo(
+        snapshot_id=snapshot_id,
+        purpose=purpose,
+        table=table,
+        source="scan",
+        parts=segment_names(segments),
+        version_us=0,
+        export_arn=None,
+        pipelines=pipelines,
+        created_us=now_us,
+    )
+    return await leases.begin(info)
+
+
+__all__ = [
+    "Page",
+    "PartState",
+    "ReaderStats",
+    "TableReader",
+    "WireItem",
+    "begin_scan_snapshot",
+    "read_segments",
+    "segment_names",
+]
