@@ -90,6 +90,8 @@ class StreamSection(_Section):
     initial_position: str = "TRIM_HORIZON"
     # Streams mode: the DynamoDB stream ARN (or the table, whose latest stream is used).
     dynamodb_stream_arn: str | None = None
+    # Kinesis mode: the source table, to check its destination's timestamp precision at start.
+    source_table: str | None = None
 
     @field_validator("initial_position")
     @classmethod

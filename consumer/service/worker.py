@@ -28,6 +28,7 @@ from consumer.service.pipelines import (
     open_pipeline_clients,
     routes_factory,
 )
+from consumer.service.precision_check import warn_unless_microsecond
 from consumer.service.preflight import (
     check_destinations,
     check_dynamodb_stream,
@@ -134,6 +135,8 @@ class Worker:
         await check_stream(self.settings, client)
         stream_arn = await self._stream_arn(client)
         stream = self.settings.stream
+        async with endpoints.aio_client("dynamodb") as dynamodb:  # warns on MILLISECOND ties
+            await warn_unless_microsecond(dynamodb, stream.source_table, stream_arn)
         options = ReaderOptions(
             mode=ReadMode(self.settings.stream.mode),
             consumer_name=self.settings.consumer_name,

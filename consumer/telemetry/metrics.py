@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from consumer.records.ordering import AMBIGUOUS_TIES
+
 if TYPE_CHECKING:
     from consumer.service.worker import WorkerState
     from consumer.settings import Settings
@@ -38,10 +40,12 @@ class Snapshot:
     sink_seconds_total: dict[str, float] = field(default_factory=dict)
     sink_failures_total: dict[str, int] = field(default_factory=dict)
     sink_waits_total: dict[str, int] = field(default_factory=dict)
+    # Ties in ApproximateCreationDateTime the images could not order (consumer.records.ordering).
+    ambiguous_ties_total: int = 0
 
 
 def take_snapshot(state: WorkerState) -> Snapshot:
-    snapshot = Snapshot()
+    snapshot = Snapshot(ambiguous_ties_total=AMBIGUOUS_TIES.total)
     if state.activity is not None:
         snapshot.millis_behind_latest = dict(state.activity.millis_behind)
         snapshot.records_total = state.activity.records
@@ -87,6 +91,7 @@ def emf_line(
         "LeaseTableWrites": current.lease_table_writes_total - previous.lease_table_writes_total,
         "MillisBehindLatest": max(current.millis_behind_latest.values(), default=0),
         "ChangeAgeMillis": current.change_age_ms_max,
+        "AmbiguousTies": current.ambiguous_ties_total - previous.ambiguous_ties_total,
     }
     units = {
         "RecordsPerSecond": "Count/Second",
@@ -98,6 +103,7 @@ def emf_line(
         "LeaseTableWrites": "Count",
         "MillisBehindLatest": "Milliseconds",
         "ChangeAgeMillis": "Milliseconds",
+        "AmbiguousTies": "Count",
     }
     for name, seconds in current.sink_seconds_total.items():
         key = f"SinkSeconds_{name}"
@@ -139,6 +145,7 @@ def prometheus_text(application: str, snapshot: Snapshot) -> str:
         f"consumer_leases_held{{{label}}} {snapshot.leases_held}",
         f"consumer_lease_table_writes_total{{{label}}} {snapshot.lease_table_writes_total}",
         f"consumer_change_age_milliseconds{{{label}}} {snapshot.change_age_ms_max}",
+        f"consumer_ambiguous_ties_total{{{label}}} {snapshot.ambiguous_ties_total}",
     ]
     for shard, behind in sorted(snapshot.millis_behind_latest.items()):
         lines.append(f'consumer_millis_behind_latest{{{label},shard="{shard}"}} {behind}')
