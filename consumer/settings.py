@@ -8,13 +8,15 @@ Every invalid setting is reported on one line that names it (`SettingsError`).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -26,26 +28,43 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as PydanticSettingsError
 
+from consumer import setting_rules as rules
 from consumer.aws import AwsEndpoints
+from consumer.pipeline.filters import FilterSyntaxError, RecordFilter
 
 ENV_PREFIX = "CONSUMER_"
 PIPELINE_NAMES = ("audit", "search", "replication", "null")
 CONFIG_FILE_ENV = "CONSUMER_CONFIG_FILE"
 
 
+# Names and URLs checked against the services' own rules (see setting_rules.py).
+Region = Annotated[str, AfterValidator(rules.region_name)]
+EndpointUrl = Annotated[str, AfterValidator(rules.endpoint_url)]
+TableName = Annotated[str, AfterValidator(rules.dynamodb_table_name)]
+BucketName = Annotated[str, AfterValidator(rules.bucket_name)]
+# An SQS queue URL, https://sqs.REGION.amazonaws.com/ACCOUNT/NAME (any http(s) host, so VPC
+# endpoints and the local stack work), ending in a queue name: 1-80 of [a-zA-Z0-9_-], .fifo.
+QueueUrl = Annotated[
+    str,
+    AfterValidator(rules.endpoint_url),
+    Field(pattern=r"^[^?#]*/[a-zA-Z0-9_-]{1,80}(\.fifo)?$"),
+]
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and nan are never meaningful here (an infinite heartbeat never fences).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class AwsSection(_Section):
     """Region and optional endpoint URLs (for the local stack or VPC endpoints)."""
 
-    region: str = "us-east-1"
-    endpoint_kinesis: str | None = None
-    endpoint_dynamodb: str | None = None
-    endpoint_dynamodbstreams: str | None = None
-    endpoint_s3: str | None = None
-    endpoint_sqs: str | None = None
+    region: Region = "us-east-1"
+    endpoint_kinesis: EndpointUrl | None = None
+    endpoint_dynamodb: EndpointUrl | None = None
+    endpoint_dynamodbstreams: EndpointUrl | None = None
+    endpoint_s3: EndpointUrl | None = None
+    endpoint_sqs: EndpointUrl | None = None
     # Static credentials are for the local stack only; on ECS the task role is used.
     access_key_id: str | None = None
     secret_access_key: SecretStr | None = None
@@ -74,8 +93,8 @@ class AwsSection(_Section):
 class StreamSection(_Section):
     """What to read and how."""
 
-    name: str | None = None
-    arn: str | None = None
+    name: Annotated[str, AfterValidator(rules.kinesis_stream_name)] | None = None
+    arn: Annotated[str, AfterValidator(rules.kinesis_stream_arn)] | None = None
     mode: Literal["efo", "polling", "streams"] = "efo"
     # EFO consumer name; default: the application name.
     consumer_name: str | None = None
@@ -88,35 +107,73 @@ class StreamSection(_Section):
     read_ahead_bytes_per_worker: int | None = Field(None, ge=1024 * 1024)
     # Where a shard with no checkpoint starts: TRIM_HORIZON, LATEST or AT_TIMESTAMP=<ISO time>.
     initial_position: str = "TRIM_HORIZON"
-    # Streams mode: the DynamoDB stream ARN (or the table, whose latest stream is used).
-    dynamodb_stream_arn: str | None = None
+    # Streams mode: the DynamoDB stream's ARN (DescribeTable's LatestStreamArn).
+    dynamodb_stream_arn: Annotated[str, AfterValidator(rules.dynamodb_stream_arn)] | None = None
     # Kinesis mode: the source table, to check its destination's timestamp precision at start.
     source_table: str | None = None
 
     @field_validator("initial_position")
     @classmethod
     def _position(cls, value: str) -> str:
-        if value in ("TRIM_HORIZON", "LATEST") or value.startswith("AT_TIMESTAMP="):
+        if value in ("TRIM_HORIZON", "LATEST"):
             return value
+        if value.startswith("AT_TIMESTAMP="):
+            return rules.timestamp_position(value)
         raise ValueError("must be TRIM_HORIZON, LATEST or AT_TIMESTAMP=<ISO 8601 time>")
+
+    @model_validator(mode="after")
+    def _name_and_arn_agree(self) -> StreamSection:
+        if self.name and self.arn and rules.stream_name_of_arn(self.arn) != self.name:
+            raise ValueError(
+                f"stream.name {self.name!r} and stream.arn (stream "
+                f"{rules.stream_name_of_arn(self.arn)!r}) name different streams; give one"
+            )
+        return self
 
 
 class LeasesSection(_Section):
-    table: str | None = None
-    heartbeat_interval_s: float = Field(2.5, gt=0)
-    failover_s: float = Field(10.0, gt=0)
-    take_interval_s: float = Field(5.0, gt=0)
+    table: TableName | None = None
+    heartbeat_interval_s: float = Field(2.5, gt=0, le=3600)
+    failover_s: float = Field(10.0, gt=0, le=3600)
+    take_interval_s: float = Field(5.0, gt=0, le=3600)
     max_steals_per_interval: int = Field(2, ge=0)
-    worker_id: str | None = None
+    # Stored in the lease table as the owner (default: host name and process id).
+    worker_id: str | None = Field(None, min_length=1, max_length=256, pattern=r"^\S+$")
+
+    @model_validator(mode="after")
+    def _failover_fits_heartbeats(self) -> LeasesSection:
+        # The worker fences itself min(3 s, failover/3) before its failover time; two
+        # heartbeats must fit before that, or one slow write drops every lease.
+        expiry = self.failover_s - min(3.0, self.failover_s / 3)
+        if expiry < 2 * self.heartbeat_interval_s:
+            raise ValueError(
+                f"leases.failover_s ({self.failover_s:g}) is too short for "
+                f"leases.heartbeat_interval_s ({self.heartbeat_interval_s:g}): failover_s minus "
+                "min(3, failover_s/3) must be at least 2 x heartbeat_interval_s"
+            )
+        return self
 
 
 class RetrySection(_Section):
     """Per-pipeline failure policy (as Lambda's event source mapping)."""
 
-    max_attempts: int = 3
-    max_record_age_s: float = -1
+    # -1: forever; else 1 to 10,000 (Lambda's MaximumRetryAttempts bound).
+    max_attempts: int = Field(3, ge=-1, le=10_000)
+    # -1: no limit; else 1 s to 365 days (Kinesis' longest retention).
+    max_record_age_s: float = Field(-1, ge=-1, le=365 * 86_400)
     bisect: bool = True
     on_failure: Literal["dlq", "stop"] = "dlq"
+
+    @model_validator(mode="after")
+    def _bounds(self) -> RetrySection:
+        if self.max_attempts == 0:
+            raise ValueError("retry.max_attempts must be -1 (forever) or 1-10000, got 0")
+        if self.max_record_age_s != -1 and self.max_record_age_s < 1:
+            raise ValueError(
+                "retry.max_record_age_s must be -1 (no limit) or at least 1 second, got "
+                f"{self.max_record_age_s:g}"
+            )
+        return self
 
 
 class _Pipeline(_Section):
@@ -125,9 +182,18 @@ class _Pipeline(_Section):
     filters: list[dict[str, Any]] = Field(default_factory=list)
     retry: RetrySection = Field(default_factory=RetrySection)
 
+    @field_validator("filters")
+    @classmethod
+    def _filters(cls, patterns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        try:
+            RecordFilter(patterns)
+        except FilterSyntaxError as error:
+            raise ValueError(str(error)) from None
+        return patterns
+
 
 class AuditPipeline(_Pipeline):
-    bucket: str | None = None
+    bucket: BucketName | None = None
     prefix: str = "audit/"
     max_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     max_records: int = Field(100_000, ge=1)
@@ -139,33 +205,64 @@ class AuditPipeline(_Pipeline):
     def _bucket(self) -> AuditPipeline:
         if self.enabled and not self.bucket:
             raise ValueError("pipelines.audit.bucket is required when the audit pipeline is on")
+        if self.kms_key_id and self.sse != "aws:kms":
+            raise ValueError(
+                f'pipelines.audit.kms_key_id needs pipelines.audit.sse = "aws:kms" '
+                f"(sse is {self.sse!r}, so the key would be ignored)"
+            )
         return self
 
 
 class SearchPipeline(_Pipeline):
     # No endpoint: the embedded local index (SQLite FTS5) at local_path.
-    endpoint: str | None = None
-    index: str = "changes"
+    endpoint: EndpointUrl | None = None
+    index: Annotated[str, AfterValidator(rules.index_name)] = "changes"
     auth: Literal["none", "basic", "sigv4"] = "sigv4"
     # SigV4 service and region: inferred from *.es.amazonaws.com / *.aoss.amazonaws.com hosts.
     service: Literal["es", "aoss"] | None = None
-    region: str | None = None
+    region: Region | None = None
     username: str | None = None
     password: SecretStr | None = None
+    # Where the password lives in Secrets Manager. On ECS the task definition's `Secrets:`
+    # injects it as CONSUMER_PIPELINES__SEARCH__PASSWORD, so it never sits in the template.
+    password_secret_arn: Annotated[str, AfterValidator(rules.secret_arn)] | None = None
     verify_certs: bool = True
     ca_certs: Path | None = None
-    timeout_s: float = Field(30.0, gt=0)
+    timeout_s: float = Field(30.0, gt=0, le=600)
     local_path: Path = Path(".local-search")
+
+    @field_validator("ca_certs")
+    @classmethod
+    def _ca_certs(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file (a PEM bundle of CA certificates)")
+        return value
+
+    @model_validator(mode="after")
+    def _basic_auth(self) -> SearchPipeline:
+        if self.auth != "basic" or not self.endpoint:
+            return self
+        if self.endpoint.startswith("http://"):
+            raise ValueError(
+                "pipelines.search.auth = basic over http:// would send the password in clear "
+                "text; use an https:// endpoint"
+            )
+        if not self.username or not (self.password or self.password_secret_arn):
+            raise ValueError(
+                "pipelines.search.auth = basic needs pipelines.search.username and "
+                "pipelines.search.password (or password_secret_arn)"
+            )
+        return self
 
 
 class ReplicationPipeline(_Pipeline):
-    table: str | None = None
-    region: str | None = None
-    endpoint: str | None = None
+    table: TableName | None = None
+    region: Region | None = None
+    endpoint: EndpointUrl | None = None
     tombstone_ttl_s: int = Field(7 * 86_400, ge=60)
     include_attributes: list[str] | None = None
     exclude_attributes: list[str] = Field(default_factory=list)
-    transform: str | None = None
+    transform: Annotated[str, AfterValidator(rules.transform_reference)] | None = None
     concurrency: int = Field(16, ge=1, le=256)
 
     @model_validator(mode="after")
@@ -189,9 +286,30 @@ class PipelinesSection(_Section):
 
 
 class DlqSection(_Section):
-    queue_url: str | None = None
-    overflow_bucket: str | None = None
+    queue_url: QueueUrl | None = None
+    overflow_bucket: BucketName | None = None
     overflow_prefix: str = "dlq-overflow/"
+
+
+class BackfillSection(_Section):
+    """`consumer backfill`: where exports go, and the version margin of snapshot items."""
+
+    # ExportTableToPointInTime writes here (default: the audit bucket).
+    export_bucket: str | None = None
+    export_prefix: str = "backfill-exports"
+    # Snapshot items are applied with version = snapshot time minus this margin, so a change
+    # made just after the snapshot always wins despite clock skew and millisecond precision.
+    version_margin_s: float = Field(300.0, ge=0, le=86_400)
+    # A worker's hold on a segment or file lasts this long without renewal.
+    lease_s: float = Field(30.0, ge=2, le=3600)
+
+
+def _ip_address(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError("must be an IP address (0.0.0.0: all interfaces)") from None
+    return value
 
 
 class TelemetrySection(_Section):
@@ -202,6 +320,17 @@ class TelemetrySection(_Section):
     metrics_interval_s: float = Field(60.0, gt=0)
     prometheus_port: int | None = Field(None, ge=0, le=65535)
     health_port: int | None = Field(8080, ge=0, le=65535)
+    # The address /healthz, /readyz and /metrics listen on (127.0.0.1 keeps them local).
+    bind_address: Annotated[str, AfterValidator(_ip_address)] = "0.0.0.0"
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> TelemetrySection:
+        if self.prometheus_port and self.prometheus_port == self.health_port:
+            raise ValueError(
+                f"telemetry.prometheus_port and telemetry.health_port are both "
+                f"{self.health_port}; give them different ports"
+            )
+        return self
 
 
 class Settings(BaseSettings):
@@ -212,6 +341,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        allow_inf_nan=False,
     )
 
     application: str = "ddb-cdc-consumer"
@@ -220,6 +350,7 @@ class Settings(BaseSettings):
     leases: LeasesSection = Field(default_factory=LeasesSection)
     pipelines: PipelinesSection = Field(default_factory=PipelinesSection)
     dlq: DlqSection = Field(default_factory=DlqSection)
+    backfill: BackfillSection = Field(default_factory=BackfillSection)
     telemetry: TelemetrySection = Field(default_factory=TelemetrySection)
     stop_timeout_s: float = Field(30.0, gt=0, le=120)
     checkpoint_interval_s: float = Field(10.0, gt=0)
@@ -321,9 +452,15 @@ def _describe(error: ValidationError) -> list[str]:
         message = problem["msg"].removeprefix("Value error, ")
         if location:
             dotted = ".".join(str(part) for part in location)
+            if problem["type"] == "extra_forbidden":
+                message = "is not a setting (see `consumer config show`)"
             lines.append(
                 f"setting {dotted} ({_env_name(location)}): {message}"
-                + (f" (got {problem['input']!r})" if _echoes_input(problem, location) else "")
+                + (
+                    f" (got {_without_url_credentials(problem['input'])!r})"
+                    if _echoes_input(problem, location)
+                    else ""
+                )
             )
         else:
             lines.append(f"settings: {message}")
@@ -395,7 +532,11 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         settings = Settings(**values)
     except ValidationError as error:
-        raise SettingsError(unknown + _describe(error)) from None
+        described = _describe(error)
+        # An unknown variable is also an "extra" field of its section: say it once.
+        named = {line.split(" ", 1)[0] for line in unknown}
+        described = [line for line in described if not any(f"({n})" in line for n in named)]
+        raise SettingsError(unknown + described) from None
     except PydanticSettingsError as error:  # a CONSUMER_* value that is not the JSON it needs
         raise SettingsError([*unknown, _describe_env_error(error)]) from None
     if unknown:

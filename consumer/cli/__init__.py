@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dlq_cmd",
     "compare_cmd",
     "replay_cmd",
+    "backfill_cmd",
 )
 
 

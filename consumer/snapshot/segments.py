@@ -283,6 +283,25 @@ class SnapshotLeases:
         self.writes += 1
         return replace(info, parts=tuple(parts))
 
+    async def set_export_arn(self, info: SnapshotInfo, export_arn: str) -> SnapshotInfo:
+        """Records the export this snapshot reads; the first worker to record one wins."""
+        try:
+            await self._client.update_item(
+                TableName=self._table,
+                Key={"leaseKey": _s(self.snapshot_key(info.snapshot_id))},
+                UpdateExpression="SET exportArn = :a",
+                ConditionExpression="attribute_not_exists(exportArn)",
+                ExpressionAttributeValues={":a": _s(export_arn)},
+            )
+            self.writes += 1
+            return replace(info, export_arn=export_arn)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != CONDITIONAL_FAILED:
+                raise
+        stored = await self.describe(info.snapshot_id)
+        assert stored is not None
+        return stored
+
     async def set_version(self, info: SnapshotInfo, version_us: int) -> SnapshotInfo:
         await self._client.update_item(
             TableName=self._table,

@@ -197,8 +197,7 @@ class TableReader:
         }
         average_units = 0.0
         while True:
-            if lease.expires_at_ms - self._leases.lease_ms // 2 <= self._leases.now_ms():
-                await self._leases.renew(self.snapshot.snapshot_id, lease)
+            await self._renew_if_due(lease)
             if position is not None:
                 params["ExclusiveStartKey"] = position["key"]
             limit = self._page_items
@@ -242,6 +241,11 @@ class TableReader:
             position = {"key": next_key}
             ordinal += len(items)
 
+    async def _renew_if_due(self, lease: PartLease) -> None:
+        """Renews the lease once half of it has passed (checkpoints renew it too)."""
+        if lease.expires_at_ms - self._leases.lease_ms // 2 <= self._leases.now_ms():
+            await self._leases.renew(self.snapshot.snapshot_id, lease)
+
     async def _next_part(self) -> PartLease | bool | None:
         """A part we now hold; None if none is available yet; False if all are finished."""
         parts = await self._leases.parts(self.snapshot.snapshot_id)
@@ -268,6 +272,7 @@ class TableReader:
             log.info("snapshot.part_taken", part=taken.name, worker=self.worker_id)
             try:
                 async for page in self._read_part(taken):
+                    await self._renew_if_due(taken)
                     yield page
             except PartLost:
                 log.warning("snapshot.part_lost", part=taken.name, worker=self.worker_id)

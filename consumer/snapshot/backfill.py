@@ -1,0 +1,528 @@
+"""`consumer backfill`: bring a sink up to the existing table, stitched to the stream.
+
+One process runs `workers` readers (asyncio tasks); any number of processes (ECS tasks) can run
+the same backfill: they join the table's running snapshot through the lease table and share its
+parts. Each page of a part is turned into change records (`consumer.snapshot.records`) with
+version = snapshot time - margin, and applied by a `ShardPipeline` per part, the same retry,
+bisection, DLQ and checkpoint rules as a shard: the part's checkpoint (the lease item) moves
+only past pages that every sink holds durably, so a `kill -9` loses nothing and a restart
+resumes at the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from botocore.exceptions import ClientError
+
+from consumer.pipeline.processor import Route, ShardPipeline
+from consumer.service.pipelines import (
+    build_dlq,
+    open_pipeline_clients,
+    routes_factory,
+)
+from consumer.service.preflight import check_destinations
+from consumer.settings import Settings
+from consumer.snapshot.export_reader import (
+    DynamoDbExports,
+    ExportApi,
+    ExportProblem,
+    ExportReader,
+    begin_export_snapshot,
+    check_export,
+    load_manifest,
+)
+from consumer.snapshot.progress import Progress, ProgressView
+from consumer.snapshot.rate import ReadUnitLimiter
+from consumer.snapshot.records import page_batch
+from consumer.snapshot.segments import (
+    PartLease,
+    PartLost,
+    SnapshotInfo,
+    SnapshotLeases,
+)
+from consumer.snapshot.stitch import (
+    StitchError,
+    StitchFacts,
+    check_consumer_position,
+    check_static,
+    lease_table_leases,
+)
+from consumer.snapshot.table_reader import Page, TableReader, begin_scan_snapshot
+
+log = structlog.get_logger(__name__)
+
+PURPOSE = "backfill"
+SNAPSHOT_PIPELINES = ("audit", "search", "replication", "null")
+
+
+class BackfillError(RuntimeError):
+    """A backfill that cannot start or go on; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class BackfillRequest:
+    table: str
+    source: str = "scan"  # "scan" or "export"
+    pipelines: tuple[str, ...] = ()
+    segments: int = 8
+    workers: int = 1
+    max_read_units: float | None = None
+    export_arn: str | None = None
+    worker_id: str = "backfill"
+    check_stitching: bool = True
+    export_poll_s: float = 10.0
+    page_items: int | None = None
+
+
+@dataclass
+class BackfillOutcome:
+    snapshot_id: str
+    source: str
+    items: int = 0
+    size: int = 0
+    parts: int = 0
+    failed_parts: list[str] = field(default_factory=list)
+    parked: int = 0
+    read_here: int = 0
+    elapsed_s: float = 0.0
+    finished: bool = False
+
+
+def backfill_settings(settings: Settings, pipelines: tuple[str, ...], snapshot_id: str) -> Settings:
+    """The settings with only `pipelines` enabled, audit writing under `snapshot=<id>/`."""
+    section = settings.pipelines
+    updates: dict[str, Any] = {}
+    for name in SNAPSHOT_PIPELINES:
+        pipeline = getattr(section, name)
+        change: dict[str, Any] = {"enabled": name in pipelines}
+        if name == "audit":
+            change["prefix"] = f"{pipeline.prefix}snapshot={snapshot_id}/"
+        updates[name] = pipeline.model_copy(update=change)
+    return settings.model_copy(update={"pipelines": section.model_copy(update=updates)})
+
+
+def chosen_pipelines(settings: Settings, requested: tuple[str, ...]) -> tuple[str, ...]:
+    enabled = [name for name in SNAPSHOT_PIPELINES if getattr(settings.pipelines, name).enabled]
+    if not requested:
+        chosen = tuple(name for name in enabled if name != "null") or tuple(enabled)
+        if not chosen:
+            raise BackfillError("no pipeline is enabled in the settings: nothing to backfill")
+        return chosen
+    for name in requested:
+        if name not in SNAPSHOT_PIPELINES:
+            raise BackfillError(
+                f"unknown pipeline {name!r} (choose from {', '.join(SNAPSHOT_PIPELINES[:3])})"
+            )
+        if name not in enabled:
+            raise BackfillError(
+                f"pipeline {name} is not enabled in the settings (pipelines.{name}.enabled)"
+            )
+    return tuple(name for name in SNAPSHOT_PIPELINES if name in requested)
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def new_snapshot_id(table: str, now_us: int) -> str:
+    stamp = datetime.fromtimestamp(now_us / 1_000_000, UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{table}-{stamp}"
+
+
+def access_denied_line(error: ClientError) -> str | None:
+    code = error.response.get("Error", {}).get("Code", "")
+    if "AccessDenied" in code or code in ("UnauthorizedOperation", "UnrecognizedClientException"):
+        return (
+            f"missing permission for {error.operation_name} ({code}): grant the backfill "
+            "task role the BackfillPolicy of infra/cloudformation/service.yaml"
+        )
+    return None
+
+
+class PartCheckpointer:
+    """The checkpointer `ShardPipeline` moves for one part: a checkpoint at a record commits
+    the page that record ends; SHARD_END commits the part's last page (finishing the part)."""
+
+    def __init__(self, leases: SnapshotLeases, lease: PartLease) -> None:
+        self._leases = leases
+        self.lease = lease
+        self._pages: dict[str, Page] = {}
+        self._last: Page | None = None
+
+    def track(self, page: Page, last_sequence: str | None) -> None:
+        if last_sequence is not None:
+            self._pages[last_sequence] = page
+        if page.last:
+            self._last = page
+
+    def ensure_owned(self) -> None:
+        if not self._leases.still_owned(self.lease, margin_ms=0):
+            raise PartLost(f"part {self.lease.name}: our lease expired")
+
+    async def checkpoint(self, sequence_number: str, sub_sequence_number: int = 0) -> object:
+        page = self._pages.get(sequence_number)
+        if page is None:
+            return None
+        await page.commit()
+        for key in [k for k, p in self._pages.items() if p.first_ordinal <= page.first_ordinal]:
+            del self._pages[key]
+        return None
+
+    async def checkpoint_shard_end(self, child_shard_ids: object = ()) -> None:
+        if self._last is not None:
+            await self._last.commit()
+
+
+class Backfill:
+    """One process's part of a backfill. Constructors do no I/O; `run` does it all."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        request: BackfillRequest,
+        *,
+        export_api: Callable[[Any], ExportApi] = DynamoDbExports,
+        view: ProgressView | None = None,
+        now_us: Callable[[], int] = _now_us,
+    ) -> None:
+        self.settings = settings
+        self.request = request
+        self._export_api = export_api
+        self._view = view
+        self._now_us = now_us
+        self.outcome: BackfillOutcome | None = None
+        self._pipelines: list[ShardPipeline] = []
+
+    @property
+    def margin_us(self) -> int:
+        return int(self.settings.backfill.version_margin_s * 1_000_000)
+
+    async def run(self) -> BackfillOutcome:
+        try:
+            return await self._run()
+        except ClientError as error:
+            line = access_denied_line(error)
+            if line is None:
+                raise
+            raise BackfillError(line) from None
+        except (ExportProblem, StitchError) as error:
+            raise BackfillError(str(error)) from None
+
+    async def _run(self) -> BackfillOutcome:
+        settings, request = self.settings, self.request
+        started = time.monotonic()
+        pipelines = chosen_pipelines(settings, request.pipelines)
+        endpoints = settings.aws.endpoints()
+        async with AsyncExitStack() as stack:
+            dynamodb = await stack.enter_async_context(endpoints.aio_client("dynamodb"))
+            table = await self._describe_table(dynamodb)
+            key_names = [key["AttributeName"] for key in table["KeySchema"]]
+            leases = SnapshotLeases(
+                dynamodb, settings.lease_table, lease_s=settings.backfill.lease_s
+            )
+            running = await self._current(leases)
+            s3 = None
+            if request.source == "export":
+                s3 = await stack.enter_async_context(endpoints.aio_client("s3"))
+            if running is None:
+                snapshot_us = self._now_us()
+                description = None
+                if request.source == "export" and request.export_arn:
+                    description = await self._export_api(dynamodb).describe(request.export_arn)
+                    check_export(description, table["TableArn"])
+                    if "ExportTime" in description:
+                        snapshot_us = int(description["ExportTime"].timestamp() * 1_000_000)
+                if request.check_stitching:
+                    await self._check_stitching(stack, dynamodb, snapshot_us, pipelines)
+                info = await self._begin(leases, pipelines, snapshot_us)
+            else:
+                info = running
+                log.info("backfill.joined", snapshot=info.snapshot_id)
+            sub_settings = backfill_settings(settings, pipelines, info.snapshot_id)
+            bucket = ""
+            if request.source == "export":
+                info, bucket = await self._export_parts(dynamodb, s3, leases, table, info)
+            clients = await open_pipeline_clients(sub_settings, stack)
+            dlq = build_dlq(sub_settings, clients)
+            build_routes = routes_factory(sub_settings, clients)
+            await check_destinations(sub_settings, clients, build_routes("preflight"))
+            limiter = ReadUnitLimiter(request.max_read_units) if request.max_read_units else None
+            total = int(table.get("ItemCount", 0)) or None
+            progress = Progress(leases, info, total, self._view)
+            readers: list[TableReader] = []
+            for index in range(max(1, request.workers)):
+                worker = f"{request.worker_id}-{index}"
+                if request.source == "export":
+                    readers.append(
+                        ExportReader(s3, bucket, info, leases, worker, auto_commit=False)
+                    )
+                else:
+                    readers.append(
+                        TableReader(
+                            dynamodb,
+                            info,
+                            leases,
+                            worker,
+                            limiter=limiter,
+                            auto_commit=False,
+                            page_items=request.page_items,
+                        )
+                    )
+            progress_task = asyncio.create_task(progress.run(readers))
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for reader in readers:
+                        group.create_task(
+                            self._work(reader, leases, info, key_names, build_routes, dlq)
+                        )
+            finally:
+                progress_task.cancel()
+                await asyncio.gather(progress_task, return_exceptions=True)
+            parts = await leases.parts(info.snapshot_id)
+            outcome = BackfillOutcome(snapshot_id=info.snapshot_id, source=info.source)
+            outcome.parts = len(parts)
+            outcome.items = sum(part.items for part in parts)
+            outcome.size = sum(part.size for part in parts)
+            outcome.failed_parts = [part.failed for part in parts if part.failed]
+            outcome.finished = bool(parts) and all(part.finished for part in parts)
+            outcome.parked = sum(p.stats.parked for p in self._pipelines)
+            outcome.read_here = sum(reader.stats.items for reader in readers)
+            if outcome.finished:
+                await leases.end(info)
+            await progress.done(outcome.items, outcome.size)
+            outcome.elapsed_s = time.monotonic() - started
+            self.outcome = outcome
+            return outcome
+
+    async def _describe_table(self, dynamodb: Any) -> dict[str, Any]:
+        try:
+            answer = await dynamodb.describe_table(TableName=self.request.table)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ResourceNotFoundException":
+                raise BackfillError(
+                    f"table {self.request.table!r} does not exist in "
+                    f"{self.settings.aws.region} (--table)"
+                ) from None
+            raise
+        table: dict[str, Any] = answer["Table"]
+        return table
+
+    async def _current(self, leases: SnapshotLeases) -> SnapshotInfo | None:
+        try:
+            return await leases.current(PURPOSE, self.request.table)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ResourceNotFoundException":
+                raise BackfillError(
+                    f"lease table {self.settings.lease_table!r} does not exist: start "
+                    "`consumer run` first (it creates it), or set leases.table"
+                ) from None
+            raise
+
+    async def _check_stitching(
+        self, stack: AsyncExitStack, dynamodb: Any, snapshot_us: int, pipelines: tuple[str, ...]
+    ) -> None:
+        settings = self.settings
+        now = self._now_us()
+        replication = settings.pipelines.replication
+        retention: int | None
+        if settings.stream.mode == "streams":
+            retention = 24
+            kinesis = None
+        else:
+            kinesis = await stack.enter_async_context(
+                settings.aws.endpoints().aio_client("kinesis")
+            )
+            stream = self._stream_name()
+            try:
+                summary = await kinesis.describe_stream_summary(StreamName=stream)
+            except ClientError as error:
+                if error.response["Error"]["Code"] == "ResourceNotFoundException":
+                    raise BackfillError(
+                        f"stream {stream!r} does not exist (stream.name): the stream must "
+                        "carry the table's changes before a backfill"
+                    ) from None
+                raise
+            retention = int(summary["StreamDescriptionSummary"]["RetentionPeriodHours"])
+        facts = StitchFacts(
+            snapshot_us=snapshot_us,
+            version_us=snapshot_us - self.margin_us,
+            now_us=now,
+            retention_hours=retention,
+            initial_position=settings.stream.initial_position,
+            tombstone_ttl_s=replication.tombstone_ttl_s if "replication" in pipelines else None,
+        )
+        check_static(facts)
+        if kinesis is not None:
+            shard_leases = await lease_table_leases(dynamodb, settings.lease_table)
+            await check_consumer_position(kinesis, self._stream_name(), shard_leases, facts)
+
+    def _stream_name(self) -> str:
+        stream = self.settings.stream
+        if stream.name:
+            return stream.name
+        assert stream.arn is not None
+        return stream.arn.rsplit("/", 1)[-1]
+
+    async def _begin(
+        self, leases: SnapshotLeases, pipelines: tuple[str, ...], now_us: int
+    ) -> SnapshotInfo:
+        request = self.request
+        snapshot_id = new_snapshot_id(request.table, now_us)
+        if request.source == "scan":
+            return await begin_scan_snapshot(
+                leases,
+                snapshot_id=snapshot_id,
+                purpose=PURPOSE,
+                table=request.table,
+                segments=request.segments,
+                pipelines=pipelines,
+                now_us=now_us,
+            )
+        info = SnapshotInfo(
+            snapshot_id=snapshot_id,
+            purpose=PURPOSE,
+            table=request.table,
+            source="export",
+            parts=(),
+            version_us=0,
+            export_arn=request.export_arn,
+            pipelines=pipelines,
+            created_us=now_us,
+        )
+        return await leases.begin(info)
+
+    async def _export_parts(
+        self,
+        dynamodb: Any,
+        s3: Any,
+        leases: SnapshotLeases,
+        table: dict[str, Any],
+        info: SnapshotInfo,
+    ) -> tuple[SnapshotInfo, str]:
+        """Starts the export if the snapshot has none yet, waits for it, reads its
+        manifests and records its data files as the parts."""
+        api = self._export_api(dynamodb)
+        if info.export_arn is None:
+            info = await self._start_export(api, leases, table, info)
+        assert info.export_arn is not None
+        if self.request.export_arn and self.request.export_arn != info.export_arn:
+            raise BackfillError(
+                f"the running backfill of {info.table} uses export {info.export_arn}, not "
+                f"{self.request.export_arn}: run it without --export-arn, or --abandon it"
+            )
+        description = await self._wait_for_export(api, info.export_arn, table["TableArn"])
+        manifest = await load_manifest(s3, description)
+        if manifest.table_arn != table["TableArn"]:
+            raise BackfillError(
+                f"export {manifest.export_arn} is of {manifest.table_arn}, not {table['TableArn']}"
+            )
+        if not info.parts:
+            info = await begin_export_snapshot(leases, info, manifest)
+        if self._view is not None:
+            self._view.note(
+                f"export {manifest.export_arn}: {len(manifest.files)} data files, "
+                f"{manifest.item_count} items"
+            )
+        return info, manifest.bucket
+
+    async def _start_export(
+        self, api: ExportApi, leases: SnapshotLeases, table: dict[str, Any], info: SnapshotInfo
+    ) -> SnapshotInfo:
+        backfill = self.settings.backfill
+        bucket = backfill.export_bucket or self.settings.pipelines.audit.bucket
+        if not bucket:
+            raise BackfillError(
+                "no bucket for the export: set backfill.export_bucket (or pass --export-arn)"
+            )
+        export_time = datetime.fromtimestamp(info.created_us / 1_000_000, UTC)
+        try:
+            description = await api.start(
+                table["TableArn"], bucket, backfill.export_prefix, export_time
+            )
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            if code == "PointInTimeRecoveryUnavailableException":
+                raise BackfillError(
+                    f"table {info.table} has no point-in-time recovery, which exports need: "
+                    f"enable it (aws dynamodb update-continuous-backups --table-name "
+                    f"{info.table} --point-in-time-recovery-specification "
+                    "PointInTimeRecoveryEnabled=true) or use --source scan"
+                ) from None
+            raise
+        arn = str(description["ExportArn"])
+        return await leases.set_export_arn(info, arn)
+
+    async def _wait_for_export(
+        self, api: ExportApi, export_arn: str, table_arn: str
+    ) -> dict[str, Any]:
+        started = time.monotonic()
+        while True:
+            description = await api.describe(export_arn)
+            check_export(description, table_arn)
+            status = description.get("ExportStatus")
+            if status == "COMPLETED":
+                return description
+            waited = time.monotonic() - started
+            message = f"export {export_arn} is {status} ({waited:.0f} s)"
+            if self._view is not None:
+                self._view.note(message)
+            log.info("backfill.export_waiting", export=export_arn, status=status)
+            await asyncio.sleep(self.request.export_poll_s)
+
+    async def _work(
+        self,
+        reader: TableReader,
+        leases: SnapshotLeases,
+        info: SnapshotInfo,
+        key_names: list[str],
+        build_routes: Callable[[str], list[Route]],
+        dlq: Any,
+    ) -> None:
+        settings = self.settings
+        stream = f"snapshot/{info.snapshot_id}"
+        pipelines: dict[str, tuple[ShardPipeline, PartCheckpointer]] = {}
+        region = settings.aws.region
+        interval = min(settings.checkpoint_interval_s, 5.0)
+        while True:
+            try:
+                async for page in reader.pages():
+                    entry = pipelines.get(page.part)
+                    if entry is None or entry[1].lease is not page.lease:
+                        checkpointer = PartCheckpointer(leases, page.lease)
+                        pipeline = ShardPipeline(
+                            stream,
+                            page.part,
+                            build_routes(page.part),
+                            dlq,
+                            checkpointer,
+                            checkpoint_interval_s=interval,
+                        )
+                        self._pipelines.append(pipeline)
+                        entry = pipelines[page.part] = (pipeline, checkpointer)
+                    pipeline, checkpointer = entry
+                    batch = page_batch(
+                        page,
+                        key_names,
+                        table=info.table,
+                        region=region,
+                        snapshot_id=info.snapshot_id,
+                        version_us=page.scan_start_us - self.margin_us,
+                        read_ms=int(time.time() * 1000),
+                    )
+                    last = batch.records[-1].sequence_number if batch.records else None
+                    checkpointer.track(page, last)
+                    await pipeline.process(batch)
+                    if page.last:
+                        del pipelines[page.part]
+                return
+            except PartLost as lost:
+                log.warning("backfill.part_lost", worker=reader.worker_id, reason=str(lost))
+                pipelines.clear()

@@ -1,0 +1,169 @@
+"""Backfill progress: a one-line bar on a terminal, log lines otherwise.
+
+Figures are the whole snapshot's, from the lease table (every worker's committed counters), so
+each process shows the same totals: items and bytes applied, parts done, rate and ETA (against
+the table's ItemCount, which DynamoDB refreshes about every six hours: an estimate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+import structlog
+
+from consumer.snapshot.segments import SnapshotInfo, SnapshotLeases
+from consumer.snapshot.table_reader import TableReader
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ProgressFigures:
+    items: int
+    size: int
+    parts_done: int
+    parts: int
+    rate_items_s: float
+    total_items: int | None
+
+    @property
+    def eta_s(self) -> float | None:
+        if not self.total_items or self.rate_items_s <= 0:
+            return None
+        return max(0.0, (self.total_items - self.items) / self.rate_items_s)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
+
+
+def progress_line(figures: ProgressFigures) -> str:
+    share = ""
+    if figures.total_items:
+        share = f" ({min(100.0, 100 * figures.items / figures.total_items):.0f}%)"
+    return (
+        f"{figures.items} items{share}, {_megabytes(figures.size)}, "
+        f"{figures.parts_done}/{figures.parts} parts, {figures.rate_items_s:.0f} items/s, "
+        f"ETA {_duration(figures.eta_s)}"
+    )
+
+
+class ProgressView:
+    """A bar redrawn in place on a TTY; otherwise a log line every `log_interval_s`."""
+
+    def __init__(
+        self, out: TextIO = sys.stderr, tty: bool | None = None, log_interval_s: float = 10.0
+    ) -> None:
+        self._out = out
+        self._tty = out.isatty() if tty is None else tty
+        self._log_interval_s = log_interval_s
+        self._last_log = 0.0
+        self._drawn = False
+
+    def note(self, message: str) -> None:
+        if self._tty:
+            self._clear()
+            print(f"backfill: {message}", file=self._out, flush=True)
+        else:
+            log.info("backfill.note", message=message)
+
+    def _clear(self) -> None:
+        if self._drawn:
+            self._out.write("\r\x1b[K")
+            self._drawn = False
+
+    def update(self, figures: ProgressFigures) -> None:
+        line = progress_line(figures)
+        if self._tty:
+            width = 24
+            done = figures.items / figures.total_items if figures.total_items else 0.0
+            filled = int(width * min(1.0, done))
+            bar = "#" * filled + "-" * (width - filled)
+            self._out.write(f"\r\x1b[K[{bar}] {line}")
+            self._out.flush()
+            self._drawn = True
+            return
+        now = time.monotonic()
+        if now - self._last_log >= self._log_interval_s:
+            self._last_log = now
+            log.info(
+                "backfill.progress",
+                items=figures.items,
+                bytes=figures.size,
+                parts_done=figures.parts_done,
+                parts=figures.parts,
+                items_per_s=round(figures.rate_items_s),
+                eta_s=None if figures.eta_s is None else round(figures.eta_s),
+            )
+
+    def finish(self) -> None:
+        if self._tty and self._drawn:
+            self._out.write("\n")
+            self._out.flush()
+            self._drawn = False
+
+
+class Progress:
+    """Polls the lease table and feeds the view until cancelled."""
+
+    def __init__(
+        self,
+        leases: SnapshotLeases,
+        info: SnapshotInfo,
+        total_items: int | None,
+        view: ProgressView | None,
+        interval_s: float = 1.0,
+    ) -> None:
+        self._leases = leases
+        self._info = info
+        self._total = total_items
+        self._view = view
+        self._interval_s = interval_s
+
+    async def _figures(self, started: float, first_items: int | None) -> ProgressFigures:
+        parts = await self._leases.parts(self._info.snapshot_id)
+        items = sum(part.items for part in parts)
+        elapsed = time.monotonic() - started
+        base = items if first_items is None else first_items
+        rate = (items - base) / elapsed if elapsed > 0 else 0.0
+        return ProgressFigures(
+            items=items,
+            size=sum(part.size for part in parts),
+            parts_done=sum(1 for part in parts if part.finished),
+            parts=len(parts),
+            rate_items_s=rate,
+            total_items=self._total,
+        )
+
+    async def run(self, readers: Sequence[TableReader]) -> None:
+        if self._view is None:
+            return
+        started = time.monotonic()
+        first: int | None = None
+        while True:
+            try:
+                figures = await self._figures(started, first)
+                if first is None:
+                    first = figures.items
+                self._view.update(figures)
+            except Exception as error:  # progress must never stop the backfill
+                log.debug("backfill.progress_failed", error=str(error))
+            await asyncio.sleep(self._interval_s)
+
+    async def done(self, items: int, size: int) -> None:
+        if self._view is not None:
+            self._view.finish()

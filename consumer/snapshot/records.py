@@ -1,0 +1,107 @@
+"""Snapshot items as change records the pipelines already apply.
+
+A snapshot item becomes a synthetic Kinesis-destination record: `MODIFY` with the item as its
+NewImage and no OldImage, `ApproximateCreationDateTime` = the snapshot version in microseconds
+(MICROSECOND precision), `eventID` = `snapshot:<id>:<part>:<ordinal>`, and a `snapshot` field
+naming the snapshot. It goes through the same decoder, retry, bisection and DLQ as stream
+records (`ShardPipeline`) into the same versioned sinks, which therefore need no snapshot API.
+
+Why MODIFY without OldImage: a change's OldImage names the state it replaced, which the sinks use
+to order changes of equal version (`consumer.records.ordering`). A snapshot item replaces an
+unknown state; as an INSERT it would claim to follow "no item" and so beat a tombstone of the
+same version. Its sequence number is its ordinal in the part (tiny next to Kinesis sequence
+numbers), so at an exact tie the stream's change wins, which is always safe: the stream's change
+is a real change at or after the snapshot's version.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+
+import orjson
+
+from consumer.snapshot.table_reader import Page, WireItem
+from consumer.sources.model import RawRecord, ReadBatch
+
+
+def _bytes_default(value: object) -> str:
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    raise TypeError(type(value).__name__)
+
+
+def snapshot_record_data(
+    item: WireItem,
+    key_names: Sequence[str],
+    *,
+    table: str,
+    region: str,
+    snapshot_id: str,
+    part: str,
+    ordinal: int,
+    version_us: int,
+) -> bytes:
+    """The record bytes of one snapshot item (binaries as base64, as in stream records)."""
+    keys = {name: item[name] for name in key_names if name in item}
+    image = orjson.dumps(item, default=_bytes_default)
+    record = {
+        "awsRegion": region,
+        "eventID": f"snapshot:{snapshot_id}:{part}:{ordinal}",
+        "eventName": "MODIFY",
+        "recordFormat": "application/json",
+        "tableName": table,
+        "dynamodb": {
+            "ApproximateCreationDateTime": version_us,
+            "ApproximateCreationDateTimePrecision": "MICROSECOND",
+            "Keys": keys,
+            "NewImage": orjson.Fragment(image),
+            "SizeBytes": len(image),
+        },
+        "eventSource": "aws:dynamodb",
+        "snapshot": snapshot_id,
+    }
+    return orjson.dumps(record, default=_bytes_default)
+
+
+def page_batch(
+    page: Page,
+    key_names: Sequence[str],
+    *,
+    table: str,
+    region: str,
+    snapshot_id: str,
+    version_us: int,
+    read_ms: int,
+) -> ReadBatch:
+    """The page as one batch of its part, in ordinal order; a part's last page ends the part
+    (SHARD_END). Bad export lines stay in the batch as they were, so the decoder parks them."""
+    entries: list[tuple[int, bytes]] = [
+        (
+            ordinal,
+            snapshot_record_data(
+                item,
+                key_names,
+                table=table,
+                region=region,
+                snapshot_id=snapshot_id,
+                part=page.part,
+                ordinal=ordinal,
+                version_us=version_us,
+            ),
+        )
+        for ordinal, item in zip(page.ordinals(), page.items, strict=True)
+    ]
+    entries.extend((ordinal, raw) for ordinal, raw, _ in page.bad)
+    entries.sort(key=lambda entry: entry[0])
+    records = [
+        RawRecord(data=data, sequence_number=str(ordinal), arrival_ms=read_ms, partition_key="")
+        for ordinal, data in entries
+    ]
+    return ReadBatch(
+        shard_id=page.part,
+        records=records,
+        millis_behind_latest=None,
+        resume_after=None,
+        child_shard_ids=() if page.last else None,
+    )
