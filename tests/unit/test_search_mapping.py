@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 
-from consumer.pipeline.search.document import DocumentWrite, document_id, document_source
+from consumer.pipeline.search.document import (
+    DocumentWrite,
+    canonical_number,
+    document_id,
+    document_source,
+)
 from consumer.pipeline.search.mapping import (
     IGNORE_ABOVE,
     INDEX_BODY,
     INDEX_MAPPINGS,
     indexed_document,
     mapping_problems,
+    number_text,
 )
 from tests.change_factory import change, remove
+from tests.unit.test_records_strategies import dynamodb_numbers
 
 INDEX_FILE = Path(__file__).resolve().parents[2] / "infra" / "opensearch" / "index.json"
 
@@ -126,3 +135,9 @@ def test_a_dynamic_index_of_the_earlier_sink_is_refused() -> None:
     problems = mapping_problems(earlier)
     assert "item is an indexed object (dynamic fields), needs enabled: false" in problems
     assert "search is not mapped" in problems
+
+
+@settings(max_examples=500)
+@given(number=dynamodb_numbers(boto3_range=False))
+def test_number_terms_are_the_canonical_form(number: Decimal) -> None:
+    assert number_text(number) == canonical_number(number)

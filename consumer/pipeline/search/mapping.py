@@ -84,11 +84,9 @@ INDEX_BODY: dict[str, Any] = {"mappings": INDEX_MAPPINGS}
 def indexed_document(write: DocumentWrite) -> dict[str, Any]:
     """The document as sent to OpenSearch: the stored source plus its searchable fields."""
     keys = write.event.keys.python
-    search: dict[str, Any] = {"keys": [_token(name, keys[name]) for name in sorted(keys)]}
+    search: dict[str, Any] = {"keys": [f"{name}={_text(keys[name])}" for name in sorted(keys)]}
     if not write.deleted and write.event.new_image is not None:
-        item = write.event.new_image.python
-        search["values"] = list(dict.fromkeys(_tokens(item, "")))
-        search["text"] = list(_strings(item))
+        search["values"], search["text"] = item_terms(write.event.new_image.python)
     return {**write.source, SEARCH_FIELD: search}
 
 
@@ -96,43 +94,56 @@ def encode_document(write: DocumentWrite) -> bytes:
     return to_json_bytes(indexed_document(write))
 
 
-def _token(path: str, value: object) -> str:
-    return f"{path}={_text(value)}"
-
-
 def _text(value: object) -> str:
+    if isinstance(value, str):
+        return value
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):
-        return canonical_number(value)
+        return number_text(value)
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode("ascii")
     return str(value)
 
 
-def _tokens(value: object, path: str) -> Iterator[str]:
-    if isinstance(value, Mapping):
-        for name, member in value.items():
-            yield from _tokens(member, f"{path}.{name}" if path else name)
-    elif isinstance(value, list | set | frozenset):
-        for member in value:
-            yield from _tokens(member, path)
-    else:
-        yield _token(path, value)
+def number_text(value: Decimal) -> str:
+    """`canonical_number(value)`, fast for the usual numbers: str() of a Decimal is already
+    canonical when it has no exponent, no trailing fractional zero and is not -0."""
+    text = str(value)
+    if "E" not in text and text != "-0" and not ("." in text and text.endswith("0")):
+        return text
+    return canonical_number(value)
 
 
-def _strings(value: object) -> Iterator[str]:
-    if isinstance(value, str):
-        if value:
-            yield value
-    elif isinstance(value, Mapping):
-        for member in value.values():
-            yield from _strings(member)
-    elif isinstance(value, list | set | frozenset):
-        for member in value:
-            yield from _strings(member)
+def item_terms(item: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """One pass over an item (python view): its `path=value` terms (in order, without
+    repeats) and its non-empty strings. Exact type checks and local names: this runs for
+    every value of every document."""
+    values: dict[str, None] = {}
+    texts: list[str] = []
+    containers = (list, set, frozenset)
+
+    def visit(value: object, path: str) -> None:
+        kind = type(value)
+        if kind is str:
+            values[f"{path}={value}"] = None
+            if value:
+                texts.append(value)  # type: ignore[arg-type]
+        elif kind is dict:
+            prefix = f"{path}." if path else ""
+            for name, member in value.items():  # type: ignore[attr-defined]
+                visit(member, prefix + name)
+        elif kind in containers:
+            for member in value:  # type: ignore[attr-defined]
+                visit(member, path)
+        else:
+            values[f"{path}={_text(value)}"] = None
+
+    for name, member in item.items():
+        visit(member, name)
+    return list(values), texts
 
 
 # --- checking an existing index -------------------------------------------------------------
