@@ -200,6 +200,8 @@ async def _same_window(
 ) -> ReplayRequest:
     """The request to run, given the window recorded on an existing lease table of this name
     (consumer.replay.identity: a rerun only ever continues the same window)."""
+    if options.worker_process:
+        return request  # started by the replay that checked and recorded the window
     async with settings.aws.endpoints().aio_client("dynamodb") as client:
         found = await recorded_window(client, request.lease_table)
     if found is None:

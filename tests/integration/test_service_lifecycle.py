@@ -145,7 +145,7 @@ def test_an_unreachable_endpoint_is_one_clear_line(unique_name: str) -> None:
     assert "cannot reach an AWS endpoint" in result.stderr
 
 
-@pytest.mark.parametrize("delay_s", [0.15, 0.2, 0.6])
+@pytest.mark.parametrize("delay_s", [0.25, 0.6])
 def test_a_sigterm_right_after_start_is_a_graceful_stop(
     local_stack: LocalStackState, unique_name: str, delay_s: float
 ) -> None:
