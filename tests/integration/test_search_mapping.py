@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -19,6 +22,7 @@ import orjson
 import pytest
 from opensearchpy import AsyncOpenSearch
 
+from consumer.local.stack import LocalStackState
 from consumer.pipeline.processor import RetryPolicy, Route, ShardPipeline
 from consumer.pipeline.search import OpenSearchSettings, OpenSearchSink, live_search_body
 from consumer.pipeline.search.mapping import INDEX_BODY
@@ -29,6 +33,7 @@ from consumer.telemetry.metrics import Snapshot, emf_line, prometheus_text, take
 from tests.change_factory import destination_record, insert
 from tests.opensearch_double import OpenSearchDouble
 from tests.pipeline_fakes import MemoryCheckpointer, MemoryDlq
+from tests.service_harness import Deployment
 
 SHARD = "shardId-000000000000"
 _sequence = itertools.count(1)
@@ -285,3 +290,44 @@ async def test_access_denied_at_start_is_a_start_up_error(
         await sink.check()
     assert str(status) in str(raised.value)
     assert len(double.requests) == 1  # not retried: one line at start, at once
+
+
+# --- start-up, end to end -----------------------------------------------------------------
+
+
+def _run_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "consumer", "run", "--until-idle", "1"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("fault", ["incompatible_mapping", "access_denied"])
+def test_an_unusable_index_stops_the_worker_in_one_line_before_any_lease(
+    local_stack: LocalStackState, unique_name: str, double: OpenSearchDouble, fault: str
+) -> None:
+    """`consumer run` with an index whose mapping cannot hold every item (as an earlier
+    version created it) or with access denied: one line naming pipelines.search, exit 1."""
+    if fault == "incompatible_mapping":
+        double.engine.create_index(unique_name, {"mappings": {"properties": {"item": {}}}})
+    else:
+        double.deny_requests(403)
+    app = Deployment(local_stack, unique_name)
+    app.create()
+    env = app.environment(
+        CONSUMER_PIPELINES__SEARCH__ENABLED="true",
+        CONSUMER_PIPELINES__SEARCH__ENDPOINT=double.url,
+        CONSUMER_PIPELINES__SEARCH__AUTH="none",
+        CONSUMER_PIPELINES__SEARCH__INDEX=unique_name,
+    )
+    result = _run_once(env)
+    assert result.returncode == 1, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("consumer:")]
+    assert len(errors) == 1 and "pipelines.search" in errors[0], result.stderr[-2000:]
+    expected = "incompatible mapping" if fault == "incompatible_mapping" else "403"
+    assert expected in errors[0]
+    assert not double.bulk_requests()

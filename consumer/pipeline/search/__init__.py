@@ -2,7 +2,9 @@
 the table despite duplicates and disorder.
 
 - `OpenSearchSink`: OpenSearch through `_bulk`, external versioning from the change time,
-  tombstones for deletes, per-item failure handling, SigV4 or basic auth, TLS verified.
+  tombstones for deletes, per-item failure handling, SigV4 or basic auth, TLS verified; an
+  index with a fixed mapping every item fits (`mapping.py`); refusals sorted into record and
+  destination faults (`faults.py`).
 - `LocalSearchIndex`: the default when no endpoint is configured, an embedded SQLite FTS5
   index with the same documents and versioning, queried by `consumer search QUERY`.
 - `search_sink(opensearch, local)`: the one to use for the settings given.

@@ -58,7 +58,9 @@ class OpenSearchSettings:
       `retry_cap_s`, full jitter.
     - `max_bulk_bytes`: a batch is sent as bulk requests of at most this many bytes (a single
       larger document goes alone). Managed domains accept 10 MiB or more per request.
-    - `create_index`: create the index with the sink's mappings on first use if it is missing.
+    - `create_index`: create the index with the sink's mapping (`mapping.py`) on first use if
+      it is missing; when off, a missing index is an error. An existing index's mapping is
+      checked either way.
     """
 
     endpoint: str
