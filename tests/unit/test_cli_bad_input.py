@@ -37,9 +37,9 @@ def test_a_relative_time_before_1970_is_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for name, value in {
-        "CONSUMER_STREAM__NAME": "s",
+        "CONSUMER_STREAM__NAME": "orders",
         "CONSUMER_PIPELINES__REPLICATION__ENABLED": "true",
-        "CONSUMER_PIPELINES__REPLICATION__TABLE": "t",
+        "CONSUMER_PIPELINES__REPLICATION__TABLE": "orders-replica",
         "CONSUMER_DLQ__QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/q",
         "CONSUMER_TELEMETRY__LOG_LEVEL": "error",
     }.items():

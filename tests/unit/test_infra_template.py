@@ -55,7 +55,8 @@ class Resolver:
     """Evaluates the intrinsic functions this template uses, for given parameter values.
 
     A resource's Ref is "<Logical>" and its attributes "<Logical.Attribute>", so a test can
-    tell which resource a value names."""
+    tell which resource a value names; the few the settings read (REALISTIC_REFS) look like
+    real names, ARNs and URLs."""
 
     def __init__(self, template: Template, parameters: Mapping[str, str]) -> None:
         self.template = template
@@ -105,11 +106,11 @@ class Resolver:
         if name in self.values:
             return self.values[name]
         assert self.exists(name), f"Ref to {name}, which this configuration does not create"
-        return f"<{name}>"
+        return REALISTIC_REFS.get(name, f"<{name}>")
 
     def _get_att(self, logical_id: str, attribute: str) -> str:
         assert self.exists(logical_id), f"GetAtt of {logical_id}, which is not created"
-        return f"<{logical_id}.{attribute}>"
+        return REALISTIC_ATTRIBUTES.get((logical_id, attribute), f"<{logical_id}.{attribute}>")
 
     def _sub(self, text: str, variables: Mapping[str, Any]) -> str:
         def replace(match: re.Match[str]) -> str:
@@ -160,6 +161,23 @@ class Resolver:
             self.template["Resources"][logical_id].get("Properties", {})
         )
         return properties
+
+
+# What the settings read must look like the real thing (the settings check names, ARNs and
+# URLs against AWS's rules); every other resource resolves to "<Logical>" / "<Logical.Attr>".
+REALISTIC_REFS = {
+    "ChangeStream": "orders-cdc-changes",
+    "LeaseTable": "orders-cdc-leases",
+    "ReplicaTable": "orders-replica",
+    "AuditBucket": "orders-cdc-audit-123456789012",
+    "DeadLetterQueue": "https://sqs.eu-west-1.amazonaws.com/123456789012/orders-cdc-dlq",
+}
+STREAM_ARN = "arn:aws:kinesis:eu-west-1:123456789012:stream/orders-cdc-changes"
+SEARCH_HOST = "search-orders-cdc-abc123.eu-west-1.es.amazonaws.com"
+REALISTIC_ATTRIBUTES = {
+    ("ChangeStream", "Arn"): STREAM_ARN,
+    ("SearchDomain", "DomainEndpoint"): SEARCH_HOST,
+}
 
 
 def configurations() -> Iterator[dict[str, str]]:
@@ -241,21 +259,23 @@ def test_container_environment_loads_into_settings(
 
     assert settings.application == "orders-cdc"
     assert settings.aws.region == "eu-west-1"
-    assert settings.stream.name == "<ChangeStream>"
-    assert settings.stream.arn == "<ChangeStream.Arn>"
+    assert settings.stream.name == REALISTIC_REFS["ChangeStream"]
+    assert settings.stream.arn == STREAM_ARN
     assert settings.stream.mode == "efo"
-    assert settings.lease_table == "<LeaseTable>"
+    assert settings.lease_table == REALISTIC_REFS["LeaseTable"]
     assert settings.pipelines.audit.enabled
-    assert settings.pipelines.audit.bucket == "<AuditBucket>"
-    assert settings.dlq.queue_url == "<DeadLetterQueue>"
-    assert settings.dlq.overflow_bucket == "<AuditBucket>"
+    assert settings.pipelines.audit.bucket == REALISTIC_REFS["AuditBucket"]
+    assert settings.dlq.queue_url == REALISTIC_REFS["DeadLetterQueue"]
+    assert settings.dlq.overflow_bucket == REALISTIC_REFS["AuditBucket"]
     replication = switches["EnableReplication"] == "true"
     assert settings.pipelines.replication.enabled is replication
-    assert settings.pipelines.replication.table == ("<ReplicaTable>" if replication else None)
+    assert settings.pipelines.replication.table == (
+        REALISTIC_REFS["ReplicaTable"] if replication else None
+    )
     search = switches["EnableOpenSearch"] == "true"
     assert settings.pipelines.search.enabled is search
     assert settings.pipelines.search.endpoint == (
-        "https://<SearchDomain.DomainEndpoint>" if search else None
+        f"https://{SEARCH_HOST}" if search else None
     )
 
 
@@ -277,7 +297,7 @@ def test_efo_consumer_is_the_one_the_service_looks_for(
     role = resolved.properties("TaskRole")
     statements = {s["Sid"]: s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]}
     assert statements["EnhancedFanOut"]["Resource"] == (
-        f"<ChangeStream.Arn>/consumer/{settings.consumer_name}:*"
+        f"{STREAM_ARN}/consumer/{settings.consumer_name}:*"
     )
     assert {"kinesis:SubscribeToShard", "kinesis:DescribeStreamConsumer"} <= set(
         statements["EnhancedFanOut"]["Action"]
@@ -359,7 +379,7 @@ def test_source_table_streams_to_kinesis_in_microseconds(template: Template) -> 
     resolved = resolver(template)
     source = resolved.properties("SourceTable")
     assert source["KinesisStreamSpecification"] == {
-        "StreamArn": "<ChangeStream.Arn>",
+        "StreamArn": STREAM_ARN,
         "ApproximateCreationDateTimePrecision": "MICROSECOND",
     }
     assert "StreamSpecification" not in source

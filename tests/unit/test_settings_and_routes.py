@@ -11,7 +11,10 @@ from consumer.cli import main
 from consumer.service.pipelines import PipelineClients, routes_factory
 from consumer.settings import SettingsError, load_settings
 
-BASE = {"CONSUMER_STREAM__NAME": "orders-cdc", "CONSUMER_DLQ__QUEUE_URL": "https://sqs/q"}
+BASE = {
+    "CONSUMER_STREAM__NAME": "orders-cdc",
+    "CONSUMER_DLQ__QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/orders-dlq",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -231,3 +234,159 @@ def test_config_show_hides_credentials_inside_urls(
     shown = capsys.readouterr().out
     assert "hunter2-canary" not in shown
     assert "https://********@search.example.com" in shown
+
+
+# Issue 20.3: settings that `config show` used to accept; each is now one line naming it.
+# Rules: ARN format (IAM User Guide, "IAM identifiers / ARNs"); Kinesis stream names
+# (CreateStream: [a-zA-Z0-9_.-]+, 1-128); DynamoDB table names (Developer Guide, "Naming
+# rules": 3-255 of [a-zA-Z0-9_.-]); S3 bucket naming rules (User Guide); OpenSearch index
+# names (lowercase, no spaces or \ / * ? " < > | , #, not starting with _ - +); Lambda
+# MaximumRetryAttempts / MaximumRecordAgeInSeconds for the retry bounds.
+SILENTLY_ACCEPTED = [
+    ("stream.arn", {"CONSUMER_STREAM__ARN": "arn:aws:kinesis:us-east-1:123456789012:orders"}),
+    ("stream.arn", {"CONSUMER_STREAM__ARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t"}),
+    ("stream.arn", {"CONSUMER_STREAM__ARN": "orders-cdc"}),
+    (
+        "CONSUMER_STREAM)",  # name and ARN disagree: the section is named
+        {"CONSUMER_STREAM__ARN": "arn:aws:kinesis:us-east-1:123456789012:stream/other"},
+    ),
+    (
+        "stream.dynamodb_stream_arn",
+        {
+            "CONSUMER_STREAM__MODE": "streams",
+            "CONSUMER_STREAM__DYNAMODB_STREAM_ARN": "arn:aws:dynamodb:us-east-1:123456789012:"
+            "table/orders",
+        },
+    ),
+    ("stream.initial_position", {"CONSUMER_STREAM__INITIAL_POSITION": "AT_TIMESTAMP="}),
+    ("stream.initial_position", {"CONSUMER_STREAM__INITIAL_POSITION": "AT_TIMESTAMP=soon"}),
+    ("leases.heartbeat_interval_s", {"CONSUMER_LEASES__HEARTBEAT_INTERVAL_S": "inf"}),
+    ("leases.failover_s", {"CONSUMER_LEASES__FAILOVER_S": "nan"}),
+    ("leases.failover_s", {"CONSUMER_LEASES__FAILOVER_S": "2"}),
+    ("leases.worker_id", {"CONSUMER_LEASES__WORKER_ID": ""}),
+    ("leases.table", {"CONSUMER_LEASES__TABLE": "x"}),
+    ("leases.table", {"CONSUMER_LEASES__TABLE": "my leases"}),
+    (
+        "pipelines.audit.bucket",
+        {
+            "CONSUMER_PIPELINES__AUDIT__ENABLED": "true",
+            "CONSUMER_PIPELINES__AUDIT__BUCKET": "My_Bucket",
+        },
+    ),
+    ("dlq.overflow_bucket", {"CONSUMER_DLQ__OVERFLOW_BUCKET": "192.168.0.1"}),
+    ("pipelines.search.index", {"CONSUMER_PIPELINES__SEARCH__INDEX": "Orders"}),
+    ("pipelines.search.index", {"CONSUMER_PIPELINES__SEARCH__INDEX": "_orders"}),
+    ("pipelines.null.retry", {"CONSUMER_PIPELINES__NULL__RETRY__MAX_ATTEMPTS": "0"}),
+    ("pipelines.null.retry.max_attempts", {"CONSUMER_PIPELINES__NULL__RETRY__MAX_ATTEMPTS": "-2"}),
+    ("pipelines.null.retry", {"CONSUMER_PIPELINES__NULL__RETRY__MAX_RECORD_AGE_S": "0.5"}),
+    (
+        "pipelines.null.filters",
+        {"CONSUMER_PIPELINES__NULL__FILTERS": '[{"eventName": [{"nope": 1}]}]'},
+    ),
+    (
+        "pipelines.replication.transform",
+        {"CONSUMER_PIPELINES__REPLICATION__TRANSFORM": "no_such_module_anywhere:fn"},
+    ),
+    ("pipelines.replication.transform", {"CONSUMER_PIPELINES__REPLICATION__TRANSFORM": "json"}),
+    ("aws.endpoint_kinesis", {"CONSUMER_AWS__ENDPOINT_KINESIS": "localhost:4566"}),
+    ("pipelines.search.endpoint", {"CONSUMER_PIPELINES__SEARCH__ENDPOINT": "http://[::1"}),
+    ("dlq.queue_url", {"CONSUMER_DLQ__QUEUE_URL": "garbage"}),
+    ("aws.region", {"CONSUMER_AWS__REGION": "us-moon-1"}),
+    ("pipelines.replication.region", {"CONSUMER_PIPELINES__REPLICATION__REGION": "useast1"}),
+    ("pipelines.audit.kms_key_id", {"CONSUMER_PIPELINES__AUDIT__KMS_KEY_ID": "alias/audit"}),
+    (
+        "pipelines.search.auth",
+        {
+            "CONSUMER_PIPELINES__SEARCH__ENDPOINT": "http://search.internal:9200",
+            "CONSUMER_PIPELINES__SEARCH__AUTH": "basic",
+            "CONSUMER_PIPELINES__SEARCH__USERNAME": "bob",
+            "CONSUMER_PIPELINES__SEARCH__PASSWORD": "pw",
+        },
+    ),
+    ("pipelines.search.ca_certs", {"CONSUMER_PIPELINES__SEARCH__CA_CERTS": "/no/such/ca.pem"}),
+    (
+        "telemetry.prometheus_port",
+        {"CONSUMER_TELEMETRY__PROMETHEUS_PORT": "8080", "CONSUMER_TELEMETRY__HEALTH_PORT": "8080"},
+    ),
+    ("telemetry.bind_address", {"CONSUMER_TELEMETRY__BIND_ADDRESS": "everywhere"}),
+    (
+        "pipelines.search.password_secret_arn",
+        {"CONSUMER_PIPELINES__SEARCH__PASSWORD_SECRET_ARN": "arn:aws:s3:::bucket"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("names", "values"),
+    SILENTLY_ACCEPTED,
+    ids=[f"{n}-{i}" for i, (n, _) in enumerate(SILENTLY_ACCEPTED)],
+)
+def test_nonsense_is_refused_on_one_line_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, names: str, values: dict[str, str]
+) -> None:
+    set_env(monkeypatch, {**BASE, **values})
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    (line,) = refused.value.lines
+    assert names in line
+
+
+def test_the_rules_accept_real_names(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    set_env(
+        monkeypatch,
+        {
+            **BASE,
+            "CONSUMER_STREAM__ARN": "arn:aws:kinesis:eu-west-1:123456789012:stream/orders-cdc",
+            "CONSUMER_STREAM__INITIAL_POSITION": "AT_TIMESTAMP=2026-01-31T12:00:00Z",
+            "CONSUMER_AWS__REGION": "eu-west-1",
+            "CONSUMER_LEASES__TABLE": "orders-cdc.leases_v2",
+            "CONSUMER_LEASES__FAILOVER_S": "6",
+            "CONSUMER_LEASES__HEARTBEAT_INTERVAL_S": "2",
+            "CONSUMER_PIPELINES__AUDIT__BUCKET": "orders.audit-123456789012",
+            "CONSUMER_PIPELINES__AUDIT__SSE": "aws:kms",
+            "CONSUMER_PIPELINES__AUDIT__KMS_KEY_ID": "alias/audit",
+            "CONSUMER_PIPELINES__SEARCH__ENDPOINT": "https://search.example.com:9200",
+            "CONSUMER_PIPELINES__SEARCH__AUTH": "basic",
+            "CONSUMER_PIPELINES__SEARCH__USERNAME": "bob",
+            "CONSUMER_PIPELINES__SEARCH__PASSWORD_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:"
+            "123456789012:secret:orders/search-AbC123",
+            "CONSUMER_PIPELINES__SEARCH__CA_CERTS": str(ca),
+            "CONSUMER_PIPELINES__SEARCH__INDEX": "orders-changes.v1",
+            "CONSUMER_PIPELINES__REPLICATION__TRANSFORM": "json:loads",
+            "CONSUMER_PIPELINES__NULL__RETRY__MAX_ATTEMPTS": "-1",
+            "CONSUMER_PIPELINES__NULL__RETRY__MAX_RECORD_AGE_S": "60",
+            "CONSUMER_DLQ__QUEUE_URL": "http://127.0.0.1:4566/000000000000/orders-dlq.fifo",
+            "CONSUMER_TELEMETRY__BIND_ADDRESS": "127.0.0.1",
+            "CONSUMER_TELEMETRY__PROMETHEUS_PORT": "9102",
+        },
+    )
+    monkeypatch.delenv("CONSUMER_STREAM__NAME")
+    settings = load_settings()
+    assert settings.stream.arn and settings.stream.arn.endswith("stream/orders-cdc")
+    assert settings.telemetry.bind_address == "127.0.0.1"
+
+
+def test_an_endpoint_with_credentials_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20.5: `(got {input!r})` would print the password inside a malformed URL."""
+    set_env(
+        monkeypatch,
+        {
+            **BASE,
+            "CONSUMER_PIPELINES__SEARCH__ENDPOINT": "htps://bob:hunter2-canary@search.example.com",
+        },
+    )
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    (line,) = refused.value.lines
+    assert "pipelines.search.endpoint" in line
+    assert "hunter2-canary" not in line
+
+
+def test_a_mistyped_setting_is_named_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_env(monkeypatch, {**BASE, "CONSUMER_PIPELINES__SEARCH__PASSWROD": "x"})
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    (line,) = refused.value.lines
+    assert "CONSUMER_PIPELINES__SEARCH__PASSWROD is not a setting" in line

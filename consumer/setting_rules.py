@@ -1,0 +1,198 @@
+"""The AWS and OpenSearch naming rules a setting must follow, as plain checks.
+
+Each check returns the value or raises ValueError with a short reason; settings.py attaches
+them to fields, so a bad value is refused on one line naming the setting instead of being
+accepted and failing (or hanging) later. Sources of each rule are given next to it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import ipaddress
+import re
+from datetime import datetime
+from urllib.parse import urlsplit
+
+import botocore.loaders
+
+# ARN syntax: arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE
+# (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html).
+_ARN = re.compile(
+    r"arn:(?P<partition>aws[a-z-]*):(?P<service>[a-z0-9-]+):(?P<region>[a-z0-9-]*):"
+    r"(?P<account>\d{12}|):(?P<resource>.+)"
+)
+# Kinesis stream names: 1-128 of [a-zA-Z0-9_.-] (Kinesis API Reference, CreateStream).
+_KINESIS_STREAM_NAME = r"[a-zA-Z0-9_.-]{1,128}"
+# DynamoDB table names: 3-255 of [a-zA-Z0-9_.-] (DynamoDB Developer Guide, Naming rules).
+_DYNAMODB_TABLE_NAME = re.compile(r"[a-zA-Z0-9_.-]{3,255}")
+# Secrets Manager secret ARNs end in the name plus "-" and 6 random characters.
+_SECRET_RESOURCE = re.compile(r"secret:[a-zA-Z0-9/_+=.@-]{1,512}-[a-zA-Z0-9]{6}")
+# S3 general purpose bucket naming rules (S3 User Guide, "Bucket naming rules"): 3-63
+# characters, lowercase letters, digits, dots and hyphens, beginning and ending with a letter
+# or digit, no two adjacent dots, not an IP address, no reserved prefixes or suffixes.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+# OpenSearch index names (OpenSearch docs, "Index APIs / Create index", naming restrictions):
+# lowercase, none of  : " * + / \ | ? # > < , or space, not starting with _ - +, not . or ..,
+# at most 255 bytes.
+_INDEX_FORBIDDEN = set(' :"*+/\\|?#><,')
+
+
+def _arn_parts(value: str) -> re.Match[str]:
+    found = _ARN.fullmatch(value)
+    if found is None:
+        raise ValueError(
+            "is not an ARN (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE, e.g. "
+            "arn:aws:kinesis:us-east-1:123456789012:stream/orders)"
+        )
+    return found
+
+
+def kinesis_stream_arn(value: str) -> str:
+    parts = _arn_parts(value)
+    resource = parts["resource"]
+    shape = "(arn:aws:kinesis:REGION:ACCOUNT:stream/NAME)"
+    if parts["service"] != "kinesis":
+        raise ValueError(f"is a {parts['service']} ARN, not a Kinesis stream's {shape}")
+    if not re.fullmatch(f"stream/{_KINESIS_STREAM_NAME}", resource):
+        raise ValueError(f"is not a Kinesis stream ARN {shape}")
+    region_name(parts["region"])
+    return value
+
+
+def kinesis_stream_name(value: str) -> str:
+    if not re.fullmatch(_KINESIS_STREAM_NAME, value):
+        raise ValueError("must be 1-128 letters, digits, '_', '.' or '-' (a Kinesis stream name)")
+    return value
+
+
+def stream_name_of_arn(arn: str) -> str:
+    return arn.split(":stream/", 1)[1]
+
+
+def dynamodb_stream_arn(value: str) -> str:
+    """arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/LABEL (DescribeStream's StreamArn)."""
+    parts = _arn_parts(value)
+    resource = parts["resource"]
+    if parts["service"] != "dynamodb" or not re.fullmatch(
+        r"table/[a-zA-Z0-9_.-]{3,255}/stream/[^/\s]{1,64}", resource
+    ):
+        raise ValueError(
+            "is not a DynamoDB stream ARN (arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/"
+            "LABEL; DescribeTable's LatestStreamArn)"
+        )
+    region_name(parts["region"])
+    return value
+
+
+def secret_arn(value: str) -> str:
+    parts = _arn_parts(value)
+    if parts["service"] != "secretsmanager" or not _SECRET_RESOURCE.fullmatch(parts["resource"]):
+        raise ValueError(
+            "is not a Secrets Manager secret ARN "
+            "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-AbCdEf)"
+        )
+    region_name(parts["region"])
+    return value
+
+
+def dynamodb_table_name(value: str) -> str:
+    if not _DYNAMODB_TABLE_NAME.fullmatch(value):
+        raise ValueError("must be 3-255 letters, digits, '_', '.' or '-' (a DynamoDB table name)")
+    return value
+
+
+def bucket_name(value: str) -> str:
+    problem = None
+    if not _BUCKET.fullmatch(value):
+        problem = "3-63 lowercase letters, digits, '.' or '-', starting and ending alphanumeric"
+    elif ".." in value:
+        problem = "no two adjacent dots"
+    elif value.startswith(_BUCKET_RESERVED_PREFIXES) or value.endswith(_BUCKET_RESERVED_SUFFIXES):
+        problem = "no reserved prefix (xn--, sthree-) or suffix (-s3alias, --ol-s3)"
+    else:
+        try:
+            ipaddress.IPv4Address(value)
+            problem = "not an IP address"
+        except ValueError:
+            pass
+    if problem:
+        raise ValueError(f"is not an S3 bucket name: {problem}")
+    return value
+
+
+def index_name(value: str) -> str:
+    problem = None
+    if not value or value in (".", "..") or len(value.encode()) > 255:
+        problem = "1-255 bytes, not '.' or '..'"
+    elif value != value.lower():
+        problem = "lowercase only"
+    elif value[0] in "_-+":
+        problem = "must not start with '_', '-' or '+'"
+    elif _INDEX_FORBIDDEN & set(value):
+        problem = 'none of  : " * + / \\ | ? # > < , or space'
+    if problem:
+        raise ValueError(f"is not an OpenSearch index name: {problem}")
+    return value
+
+
+def endpoint_url(value: str) -> str:
+    """An http(s) URL with a host (what botocore and opensearch-py accept as an endpoint)."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as error:
+        raise ValueError(f"is not a URL ({error})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("is not an http:// or https:// URL with a host")
+    del port  # parsed only to refuse a port that is not a number
+    return value
+
+
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """Every region in the installed botocore's endpoint data (all partitions)."""
+    endpoints = botocore.loaders.create_loader().load_data("endpoints")
+    return frozenset(
+        region for partition in endpoints["partitions"] for region in partition["regions"]
+    )
+
+
+def region_name(value: str) -> str:
+    if value not in known_regions():
+        raise ValueError(
+            "is not an AWS region this botocore knows (e.g. us-east-1, eu-west-1; a region "
+            "newer than botocore needs a newer botocore)"
+        )
+    return value
+
+
+def timestamp_position(value: str) -> str:
+    """AT_TIMESTAMP=<ISO 8601 time with a zone>, as the worker parses it."""
+    text = value.removeprefix("AT_TIMESTAMP=")
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            "AT_TIMESTAMP needs an ISO 8601 time with a zone, e.g. "
+            "AT_TIMESTAMP=2026-01-31T12:00:00Z"
+        ) from None
+    if when.tzinfo is None:
+        raise ValueError("AT_TIMESTAMP needs a time zone (e.g. Z or +00:00)")
+    return value
+
+
+def transform_reference(value: str) -> str:
+    """`module:function` whose module can be found, without running the module's code."""
+    module, sep, function = value.partition(":")
+    if not sep or not module or not function.isidentifier():
+        raise ValueError("must be module:function (e.g. my_package.hooks:redact)")
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError) as error:
+        raise ValueError(f"module {module!r} cannot be imported ({error})") from None
+    if found is None:
+        raise ValueError(f"module {module!r} cannot be imported (not on the Python path)")
+    return value
