@@ -21,10 +21,13 @@ from consumer.settings import Settings
 NOW = 1_795_813_200_000
 
 
+STREAMS_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2026-01-01T00:00:00.000"
+
+
 def settings(mode: str = "polling") -> Settings:
     values: dict[str, Any] = {
         "application": "orders-cdc",
-        "stream": {"name": "orders", "mode": mode, "dynamodb_stream_arn": "arn:x"},
+        "stream": {"name": "orders", "mode": mode, "dynamodb_stream_arn": STREAMS_ARN},
         "dlq": {"queue_url": "https://sqs/q"},
         "pipelines": {"replication": {"enabled": True, "table": "replica"}},
     }
