@@ -7,6 +7,11 @@ on AWS, DynamoDB itself writes these records.
 
 Like AWS, it may deliver a change twice and out of order; switches inject duplicates and
 reorderings at a given rate, and the bridge counts what it injected so tests can check it.
+
+Precision: MICROSECOND gives every change its own time. MILLISECOND (the destination's
+default) truncates times to the millisecond, and the bridge then lets
+`changes_per_millisecond` consecutive changes share one, as a busy item on AWS does: with
+duplicates, a late copy of the older change of a tie arrives with a higher sequence number.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ class BridgeOptions:
     # change time is labelled a TTL delete (the DynamoDB service principal in userIdentity).
     ttl_attribute: str | None = None
     precision: str = "MICROSECOND"
+    # MILLISECOND only: how many consecutive changes share one millisecond (ties).
+    changes_per_millisecond: int = 4
 
     def __post_init__(self) -> None:
         for name in ("duplicate_rate", "reorder_rate"):
@@ -58,6 +65,10 @@ class BridgeOptions:
                 raise ValueError(f"{name} must be between 0 and 1, got {rate}")
         if self.precision not in ("MICROSECOND", "MILLISECOND"):
             raise ValueError(f"precision must be MICROSECOND or MILLISECOND, got {self.precision}")
+        if not 1 <= self.changes_per_millisecond <= 1000:
+            raise ValueError(
+                f"changes_per_millisecond must be 1..1000, got {self.changes_per_millisecond}"
+            )
 
 
 def _wire_value(value: Any) -> Any:
@@ -108,6 +119,7 @@ class DestinationBridge:
         self._cursors: dict[str, _ShardCursor] = {}
         self._stream_arn: str | None = None
         self._last_us = 0
+        self._in_tick = 0  # changes given the current millisecond (MILLISECOND mode)
         self._lock = threading.Lock()
 
     # --- reading the DynamoDB Stream --------------------------------------------------
@@ -148,9 +160,20 @@ class DestinationBridge:
     # --- writing the destination format ---------------------------------------------
 
     def _next_time_us(self, source_us: int) -> int:
-        # The source stream has second precision; keep true order by making times unique
-        # and increasing, as MICROSECOND precision on AWS effectively does.
-        self._last_us = max(source_us, self._last_us + 1)
+        # Keep true order by making times unique and increasing, as MICROSECOND precision on
+        # AWS effectively does.
+        if self.options.precision != "MILLISECOND":
+            self._last_us = max(source_us, self._last_us + 1)
+            return self._last_us
+        # MILLISECOND: every `changes_per_millisecond` consecutive changes share the
+        # millisecond of the first of them (local writes are slower than AWS's busy items);
+        # the next group starts at its own time, at least a millisecond later.
+        if self._in_tick >= self.options.changes_per_millisecond or not self._last_us:
+            tick = max(source_us // 1000 * 1000, self._last_us // 1000 * 1000 + 1000)
+            self._last_us, self._in_tick = tick, 0
+        else:
+            self._last_us += 1
+        self._in_tick += 1
         return self._last_us
 
     def destination_record(self, change: Mapping[str, Any]) -> dict[str, Any]:
