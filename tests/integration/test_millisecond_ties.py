@@ -1,6 +1,8 @@
-"""Ties in ApproximateCreationDateTime across batches (issue 14.4), replication (moto) and the
-local search index: the stored version keeps enough (the state written and the states it
-follows) that a late copy of an older change of the same millisecond never wins.
+"""Ties in ApproximateCreationDateTime across batches (issue 14.4), for replication (moto), the
+local search index and OpenSearch (the double, which applies external versions as OpenSearch
+does: "external" refuses an equal version with 409, "external_gte" accepts it): the stored
+version keeps enough (the state written and the states it follows) that a late copy of an
+older change of the same millisecond never wins.
 
 AWS: the destination's precision defaults to MILLISECOND, and its records may be duplicated
 and out of order (Kinesis Data Streams for DynamoDB, "Change data capture for Kinesis Data
@@ -14,6 +16,7 @@ import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
+import orjson
 import pytest
 import pytest_asyncio
 
@@ -25,11 +28,13 @@ from consumer.pipeline.replication import (
     live_items,
 )
 from consumer.pipeline.search.local_index import LocalSearchIndex
-from consumer.pipeline.search.settings import LocalIndexSettings
+from consumer.pipeline.search.opensearch_sink import OpenSearchSink
+from consumer.pipeline.search.settings import LocalIndexSettings, OpenSearchSettings
 from consumer.pipeline.sink import Sink
 from consumer.records import ChangeEvent
 from consumer.records.ordering import AMBIGUOUS_TIES
 from tests.change_factory import change
+from tests.opensearch_double import OpenSearchDouble
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +51,7 @@ def step(name: str, before: int | None, after: int | None, sequence: int) -> Cha
 Reader = Callable[[], Awaitable[str | None]]
 
 
-@pytest_asyncio.fixture(params=["replication", "local-index"])
+@pytest_asyncio.fixture(params=["replication", "local-index", "opensearch"])
 async def sink(
     request: pytest.FixtureRequest, endpoints: AwsEndpoints, unique_name: str, tmp_path: Path
 ) -> AsyncIterator[tuple[Sink, Reader]]:
@@ -64,6 +69,23 @@ async def sink(
                 return str(items[0]["qty"]["N"]) if items else None
 
             yield ReplicationSink(client, ReplicationSettings(unique_name)), replica_qty
+        return
+    if request.param == "opensearch":
+        with OpenSearchDouble() as double:
+            sink = OpenSearchSink(OpenSearchSettings(endpoint=double.url, auth_mode="none"))
+
+            async def document_qty() -> str | None:
+                docs = double.engine.indices["changes"].docs
+                sources = [
+                    orjson.loads(double.source("changes", doc_id) or b"{}") for doc_id in docs
+                ]
+                live = [source for source in sources if not source["deleted"]]
+                return str(live[0]["item"]["qty"]) if live else None
+
+            try:
+                yield sink, document_qty
+            finally:
+                await sink.aclose()
         return
     index = LocalSearchIndex(LocalIndexSettings(directory=tmp_path))
 

@@ -1,21 +1,19 @@
 """The `_bulk` protocol of the OpenSearch sink: NDJSON request bodies and per-item outcomes.
 
 Every write is an `index` action with external versioning, the change's version
-(`created_at_us`) and `version_type` "external_gte": OpenSearch applies it only if that
-version is greater than or equal to the stored one, else answers 409
-version_conflict_engine_exception, which here means newer (or the same) state is already
-there: success. A REMOVE indexes a tombstone document the same way (see `document.py`), so
-the delete's version stays in the index for good; OpenSearch's own versioned deletes forget
-their version after `index.gc_deletes` (60 s), after which a late, older INSERT would
-resurrect the item.
+(`created_at_us`) and `version_type` "external": OpenSearch applies it only if that
+version is greater than the stored one, else answers 409 version_conflict_engine_exception,
+which means newer state, or a change of the same version, is already there: not an error.
+Conflicts are listed (`conflicts`) so that the sink can decide ties of equal versions from
+the images (`ties.py`) and write a winner again with "external_gte". A REMOVE indexes a
+tombstone document the same way (see `document.py`), so the delete's version stays in the
+index for good; OpenSearch's own versioned deletes forget their version after
+`index.gc_deletes` (60 s), after which a late, older INSERT would resurrect the item.
 
-Why "external_gte" rather than "external" (strictly greater): the two differ only for two
-changes with the same version, which happens when the stream's timestamps have millisecond
-precision and one item changes twice in a millisecond. Changes arrive in shard order unless
-redelivered, so letting the later arrival win is right in the usual case; with "external"
-the first would stick. A redelivered copy of the older one of such a pair can then win again;
-MICROSECOND precision (DESIGN.md) makes such ties practically impossible. An exact duplicate
-re-indexes the same document.
+Why not "external_gte" at once: the two differ only for two changes with the same version,
+which happens when the stream's timestamps have millisecond precision and one item changes
+twice in a millisecond. "external_gte" lets the later arrival win, and a redelivered copy of
+the older change of such a pair arrives later: the index would go back in time.
 """
 
 from __future__ import annotations
@@ -29,7 +27,8 @@ from consumer.pipeline.search.mapping import encode_document
 from consumer.pipeline.sink import SinkError
 from consumer.records import to_json_bytes
 
-VERSION_TYPE = "external_gte"
+VERSION_TYPE = "external"
+TIE_VERSION_TYPE = "external_gte"  # a tie decided for the incoming change (ties.py)
 _CONFLICT = "version_conflict_engine_exception"
 _REASON_LIMIT = 300
 
@@ -37,22 +36,24 @@ _REASON_LIMIT = 300
 EncodedWrite = tuple[DocumentWrite, bytes]
 
 
-def encode_write(write: DocumentWrite) -> bytes:
+def encode_write(write: DocumentWrite, version_type: str = VERSION_TYPE) -> bytes:
     """The action and source lines of one write (the document with its searchable fields,
     `mapping.py`). Numbers keep DynamoDB's exact digits."""
     action = {
-        "index": {"_id": write.doc_id, "version": write.version, "version_type": VERSION_TYPE}
+        "index": {"_id": write.doc_id, "version": write.version, "version_type": version_type}
     }
     return to_json_bytes(action) + b"\n" + encode_document(write) + b"\n"
 
 
-def bulk_chunks(writes: Sequence[DocumentWrite], max_bytes: int) -> Iterator[list[EncodedWrite]]:
+def bulk_chunks(
+    writes: Sequence[DocumentWrite], max_bytes: int, version_type: str = VERSION_TYPE
+) -> Iterator[list[EncodedWrite]]:
     """`writes` encoded and grouped, in order, into request bodies of at most `max_bytes`
     (a single larger write goes alone)."""
     chunk: list[EncodedWrite] = []
     size = 0
     for write in writes:
-        lines = encode_write(write)
+        lines = encode_write(write, version_type)
         if chunk and size + len(lines) > max_bytes:
             yield chunk
             chunk, size = [], 0
@@ -80,6 +81,23 @@ def item_outcomes(
             f"bulk response lists {count} items for {len(chunk)} actions", retryable=True
         )
     return [item_error(item, write.doc_id) for item, (write, _) in zip(items, chunk, strict=True)]
+
+
+def conflicts(response: Mapping[str, Any], chunk: Sequence[EncodedWrite]) -> list[DocumentWrite]:
+    """The writes of `chunk` that OpenSearch answered with a version conflict (409)."""
+    items = response.get("items")
+    if not isinstance(items, list):
+        return []
+    conflicted = []
+    for item, (write, _) in zip(items, chunk, strict=False):
+        result = next(iter(item.values()), None) if isinstance(item, dict) else None
+        if (
+            isinstance(result, dict)
+            and result.get("status") == 409
+            and _describe(result.get("error"))[0] == _CONFLICT
+        ):
+            conflicted.append(write)
+    return conflicted
 
 
 def item_error(item: object, doc_id: str) -> SinkError | None:

@@ -41,6 +41,7 @@ from consumer.pipeline.search.document import (
     DocumentWrite,
     canonical_number,
 )
+from consumer.pipeline.search.ties import TIE_MAPPINGS
 from consumer.records import to_json_bytes
 
 SEARCH_FIELD = "search"
@@ -65,6 +66,7 @@ INDEX_MAPPINGS: dict[str, Any] = {
                 "created_at": {"type": "date"},
                 "version": {"type": "long"},
                 "ttl_delete": {"type": "boolean"},
+                **TIE_MAPPINGS,  # how a tie in version is decided (ties.py)
             }
         },
         SEARCH_FIELD: {

@@ -52,14 +52,24 @@ from opensearchpy.exceptions import ConnectionError as TransportConnectionError
 from opensearchpy.exceptions import RequestError, TransportError
 
 from consumer.backoff import Backoff
-from consumer.pipeline.search.bulk import EncodedWrite, bulk_body, bulk_chunks, item_outcomes
+from consumer.pipeline.search.bulk import (
+    TIE_VERSION_TYPE,
+    VERSION_TYPE,
+    EncodedWrite,
+    bulk_body,
+    bulk_chunks,
+    conflicts,
+    item_outcomes,
+)
 from consumer.pipeline.search.client import build_client
 from consumer.pipeline.search.document import DocumentWrite, plan_writes
 from consumer.pipeline.search.faults import ACCESS_DENIED_STATUSES, DestinationRefused
 from consumer.pipeline.search.mapping import INDEX_BODY, mapping_problems
 from consumer.pipeline.search.settings import OpenSearchSettings
+from consumer.pipeline.search.ties import tie_rewrite, with_tie_fields
 from consumer.pipeline.sink import Failures, SinkError
 from consumer.records import ChangeEvent
+from consumer.records.ordering import AMBIGUOUS_TIES
 
 _T = TypeVar("_T")
 
@@ -192,15 +202,32 @@ class OpenSearchSink:
     async def _write_all(
         self, client: AsyncOpenSearch, writes: Sequence[DocumentWrite]
     ) -> dict[int, SinkError]:
-        """Write, resend what was throttled, return what failed."""
+        """Write, resend what was throttled, decide ties, return what failed."""
+        conflicted: list[DocumentWrite] = []
+        pending = [with_tie_fields(write) for write in writes]
+        failures = await self._write_rounds(client, pending, VERSION_TYPE, conflicted)
+        if conflicted:
+            # Conflicts at equal versions are ties, decided from the images (ties.py).
+            winners = await self._tie_winners(client, conflicted)
+            failures.update(await self._write_rounds(client, winners, TIE_VERSION_TYPE, []))
+        return failures
+
+    async def _write_rounds(
+        self,
+        client: AsyncOpenSearch,
+        pending: list[DocumentWrite],
+        version_type: str,
+        conflicted: list[DocumentWrite],
+    ) -> dict[int, SinkError]:
         failures: dict[int, SinkError] = {}
         backoff = self._backoff()
-        pending = list(writes)
         for round_number in range(self._settings.max_retries + 1):
+            if not pending:
+                break
             retry: list[DocumentWrite] = []
-            for chunk in bulk_chunks(pending, self._settings.max_bulk_bytes):
+            for chunk in bulk_chunks(pending, self._settings.max_bulk_bytes, version_type):
                 for (write, _), error in zip(
-                    chunk, await self._send_chunk(client, chunk), strict=True
+                    chunk, await self._send_chunk(client, chunk, conflicted), strict=True
                 ):
                     if error is None:
                         continue
@@ -213,16 +240,41 @@ class OpenSearchSink:
                         retry.append(write)
                     else:
                         failures[write.index] = error
-            if not retry:
-                break
-            log.info("search documents resent", count=len(retry), round=round_number + 1)
-            await backoff.sleep()
+            if retry:
+                log.info("search documents resent", count=len(retry), round=round_number + 1)
+                await backoff.sleep()
             pending = retry
         return failures
 
+    async def _tie_winners(
+        self, client: AsyncOpenSearch, conflicted: Sequence[DocumentWrite]
+    ) -> list[DocumentWrite]:
+        """The conflicted writes that win their tie with the stored document."""
+        index = self._settings.index
+        winners = []
+        for write in conflicted:
+            try:
+                found = await self._call(
+                    lambda doc_id=write.doc_id: client.get(index=index, id=doc_id), "get"
+                )
+            except RequestFailed as error:
+                if error.status != 404:
+                    raise
+                continue  # gone since the conflict: nothing to decide against
+            rewrite, ambiguous = tie_rewrite(write, found)
+            if ambiguous:
+                AMBIGUOUS_TIES.count(write.event.position.shard_id, self.name)
+            if rewrite is not None:
+                winners.append(rewrite)
+        return winners
+
     async def _send_chunk(
-        self, client: AsyncOpenSearch, chunk: list[EncodedWrite]
+        self,
+        client: AsyncOpenSearch,
+        chunk: list[EncodedWrite],
+        conflicted: list[DocumentWrite],
     ) -> list[SinkError | None]:
+        """Sends one bulk request; its version conflicts are added to `conflicted`."""
         body = bulk_body(chunk)
         index = self._settings.index
         try:
@@ -232,7 +284,9 @@ class OpenSearchSink:
                 message = f"document {chunk[0][0].doc_id}: too large for one request ({error})"
                 return [SinkError(message, retryable=False)]
             raise
-        return item_outcomes(response, chunk)
+        outcomes = item_outcomes(response, chunk)
+        conflicted.extend(conflicts(response, chunk))
+        return outcomes
 
     async def _call(self, request: Callable[[], Awaitable[_T]], what: str) -> _T:
         """`request()`, retried with backoff while it fails in a way worth retrying."""

@@ -1,0 +1,90 @@
+"""Ties in the OpenSearch index: two changes of one document with the same external version.
+
+OpenSearch's external versioning compares one number (the change's `version`, its creation
+time in microseconds); it cannot see which of two changes of the same millisecond is newer.
+So documents are first written with `version_type` "external" (strictly greater wins): a
+change at a version already stored comes back as a 409 conflict. For those, the sink reads
+the stored document (GET, realtime) and decides the tie from the item states the two
+changes connect (`consumer.records.ordering.tie_wins`), using what each document keeps
+under `change`: `state` (digest of the state it wrote), `prior` (the states that change is
+known to follow at its version) and `sequence` (its shard order, the rule of last resort).
+A winner is written again with "external_gte" at the same version.
+
+The read and the second write are not atomic: a tie is decided against what was read. One
+worker owns a shard (and so an item) at a time, so a concurrent writer of the same document
+is another worker's late batch during a lease handover; the versions still keep anything
+newer than the tie.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from consumer.pipeline.search.document import CHANGE_FIELD, DocumentWrite
+from consumer.records.ordering import (
+    UNKNOWN,
+    StoredChange,
+    decode_states,
+    encode_states,
+    history_after_tie,
+    tie_wins,
+)
+
+STATE_FIELD = "state"
+PRIOR_FIELD = "prior"
+SEQUENCE_FIELD = "sequence"
+# The fields under `change` (mapping.py), keyword: compared, never searched.
+TIE_MAPPINGS: dict[str, Any] = {
+    STATE_FIELD: {"type": "keyword"},
+    PRIOR_FIELD: {"type": "keyword"},
+    SEQUENCE_FIELD: {"type": "keyword"},
+}
+
+
+def sequence_token(write: DocumentWrite) -> str:
+    sequence, sub_sequence = write.transition.sequence
+    if sequence < 0:
+        return ""
+    return f"{sequence:056d}{sub_sequence:08d}"
+
+
+def with_tie_fields(write: DocumentWrite, history: frozenset[str] | None = None) -> DocumentWrite:
+    """The write with `change.state`, `change.prior` and `change.sequence` in its source."""
+    change = dict(write.source.get(CHANGE_FIELD, {}))
+    change[STATE_FIELD] = write.transition.after
+    change[PRIOR_FIELD] = encode_states(write.follows_states if history is None else history)
+    change[SEQUENCE_FIELD] = sequence_token(write)
+    return dataclasses.replace(write, source={**write.source, CHANGE_FIELD: change})
+
+
+def stored_change(source: Mapping[str, Any]) -> StoredChange:
+    """What a stored document says of the change that wrote it (UNKNOWN states for documents
+    written before these fields existed: such a tie goes to the incoming change)."""
+    change = source.get(CHANGE_FIELD)
+    if not isinstance(change, Mapping):
+        change = {}
+    token = str(change.get(SEQUENCE_FIELD) or "")
+    sequence = (int(token[:-8]), int(token[-8:])) if token.isdigit() and len(token) > 8 else (-1, 0)
+    return StoredChange(
+        str(change.get(STATE_FIELD) or UNKNOWN),
+        decode_states(str(change.get(PRIOR_FIELD) or "")),
+        sequence,
+    )
+
+
+def tie_rewrite(
+    write: DocumentWrite, found: Mapping[str, Any]
+) -> tuple[DocumentWrite | None, bool]:
+    """For a write that conflicted, given the stored document (a GET response): the write to
+    send again with "external_gte" (None: the stored document stays), and whether the tie
+    was ambiguous (decided by shard order)."""
+    if not found.get("found") or found.get("_version") != write.version:
+        return None, False  # newer state is there (or it vanished: the next change will tell)
+    source = found.get("_source")
+    stored = stored_change(source if isinstance(source, Mapping) else {})
+    wins, ambiguous = tie_wins(write.transition, write.follows_states, stored)
+    if not wins:
+        return None, ambiguous
+    return with_tie_fields(write, history_after_tie(write.follows_states, stored)), ambiguous
