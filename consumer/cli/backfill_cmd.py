@@ -118,6 +118,8 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="a bar on a terminal, log lines otherwise (auto)",
     )
     parser.add_argument("--worker-id", help="this process's name in the leases (default host-pid)")
+    # Small Scan pages make local tests and benchmarks take many checkpoints.
+    parser.add_argument("--page-items", type=_positive_int, help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
 
 
@@ -133,6 +135,7 @@ def request_from(args: argparse.Namespace) -> BackfillRequest:
         export_arn=args.export_arn,
         worker_id=args.worker_id or f"{socket.gethostname()}-{os.getpid()}",
         check_stitching=not args.skip_stitch_check,
+        page_items=args.page_items,
     )
 
 

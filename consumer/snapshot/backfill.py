@@ -78,7 +78,6 @@ class BackfillRequest:
     export_arn: str | None = None
     worker_id: str = "backfill"
     check_stitching: bool = True
-    export_poll_s: float = 10.0
     page_items: int | None = None
 
 
@@ -192,7 +191,9 @@ class Backfill:
         export_api: Callable[[Any], ExportApi] = DynamoDbExports,
         view: ProgressView | None = None,
         now_us: Callable[[], int] = _now_us,
+        export_poll_s: float = 10.0,
     ) -> None:
+        self._export_poll_s = export_poll_s
         self.settings = settings
         self.request = request
         self._export_api = export_api
@@ -242,7 +243,8 @@ class Backfill:
                         snapshot_us = int(description["ExportTime"].timestamp() * 1_000_000)
                 if request.check_stitching:
                     await self._check_stitching(stack, dynamodb, snapshot_us, pipelines)
-                info = await self._begin(leases, pipelines, snapshot_us)
+                # A new snapshot's time is after the check (see consumer.snapshot.stitch).
+                info = await self._begin(leases, pipelines, self._now_us())
             else:
                 info = running
                 log.info("backfill.joined", snapshot=info.snapshot_id)
@@ -475,7 +477,7 @@ class Backfill:
             if self._view is not None:
                 self._view.note(message)
             log.info("backfill.export_waiting", export=export_arn, status=status)
-            await asyncio.sleep(self.request.export_poll_s)
+            await asyncio.sleep(self._export_poll_s)
 
     async def _work(
         self,

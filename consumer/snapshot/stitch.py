@@ -15,9 +15,11 @@ every item a segment returns was read at or after it). Take any item:
 So the sinks end equal to the table provided the stream delivers every change made after T.
 That is what is checked before a snapshot starts, in one line on failure:
 
-- the consumer's position: for each open shard lease, the first record after its checkpoint
-  must have arrived at or before T (a consumer already past T skipped changes that a pipeline
-  added since never received); a shard that is caught up is fine when T is not in the past.
+- the consumer's position: a snapshot taken after this check (a scan, a new export) is
+  covered by any consumer that has leases, since it reads every record arriving from now on.
+  For an existing export (T in the past), the first record after each open shard's checkpoint
+  must have arrived at or before T: a consumer already past T applied the changes since to the
+  pipelines it had then, not to one added since.
   With no leases (the consumer never ran), its initial position must be TRIM_HORIZON or
   AT_TIMESTAMP <= V: LATEST would skip what happens before it starts;
 - the stream's retention reaches back to V (an old export);
@@ -153,16 +155,18 @@ async def check_consumer_position(
                     "start `consumer run` first so the stream is read from before the snapshot"
                 )
             continue
+        if facts.snapshot_us >= facts.now_us - 1_000_000:
+            # A snapshot taken after this check (a scan, a new export): every record the
+            # consumer has read arrived before it, and it reads every later one.
+            continue
         arrival = await _first_arrival_after(kinesis, stream, lease)
         if arrival is None:
-            if facts.snapshot_us < facts.now_us - 1_000_000:
-                raise StitchError(
-                    f"the consumer has read shard {lease.shard_id} past the snapshot time "
-                    f"{_iso(facts.snapshot_us)}: changes since were not necessarily delivered "
-                    "to a pipeline added since; start a new export (leave out --export-arn) "
-                    "or use --source scan"
-                )
-            continue
+            raise StitchError(
+                f"the consumer has read shard {lease.shard_id} past the snapshot time "
+                f"{_iso(facts.snapshot_us)}: changes since were not necessarily delivered "
+                "to a pipeline added since; start a new export (leave out --export-arn) "
+                "or use --source scan"
+            )
         if arrival > facts.snapshot_us:
             raise StitchError(
                 f"the consumer has read shard {lease.shard_id} up to {_iso(arrival)}, past "
