@@ -39,6 +39,7 @@ serverless collections do not offer.
 
 from __future__ import annotations
 
+import functools
 import ssl
 import time
 from collections import Counter
@@ -253,10 +254,9 @@ class OpenSearchSink:
         index = self._settings.index
         winners = []
         for write in conflicted:
+            read = functools.partial(client.get, index=index, id=write.doc_id)
             try:
-                found = await self._call(
-                    lambda doc_id=write.doc_id: client.get(index=index, id=doc_id), "get"
-                )
+                found: Mapping[str, Any] = await self._call(read, "get")
             except RequestFailed as error:
                 if error.status != 404:
                     raise
