@@ -9,8 +9,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from checkpoints.errors import LeaseError
 from checkpoints.model import Checkpoint, Lease, Position, TableSnapshot, parents_done
 from checkpoints.table import LeaseTable
+
+
+class NotALeaseTable(LeaseError):
+    """A table whose items are not leases (a typo in --table, or another application's)."""
+
+
+async def scan_leases(table: LeaseTable) -> TableSnapshot:
+    """The table's leases and heartbeats; NotALeaseTable when an item is not one."""
+    try:
+        return await table.scan()
+    except (ValueError, KeyError, TypeError) as error:  # raised while reading an item
+        raise NotALeaseTable(
+            f"table {table.name} is not a lease table: an item is not a lease or heartbeat "
+            f"({error}); check --table / --app"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -100,10 +116,10 @@ async def observe_activity(
 ) -> tuple[TableSnapshot, Activity]:
     """Reads the table twice, `observe_s` apart. Heartbeats stamped within `failover_s` by the
     wall clock also count as live (so a short observation still sees a running worker)."""
-    first = await table.scan()
+    first = await scan_leases(table)
     if observe_s > 0:
         await asyncio.sleep(observe_s)
-        second = await table.scan()
+        second = await scan_leases(table)
     else:
         second = first
     recent = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from checkpoints.admin import scan_leases
 from checkpoints.model import Checkpoint, Lease, Position
 from checkpoints.table import LeaseTable
 
@@ -76,7 +77,7 @@ async def import_kcl(
     at_timestamp: Checkpoint | None = None,
     overwrite: bool = False,
 ) -> ImportReport:
-    snapshot = await source.scan()
+    snapshot = await scan_leases(source)
     leases, other_streams = kcl_leases_to_import(snapshot.leases, stream, at_timestamp)
     report = ImportReport(skipped_other_streams=other_streams)
     for lease in leases:

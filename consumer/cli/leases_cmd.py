@@ -18,13 +18,21 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from checkpoints.admin import heartbeat_age_s, lease_rows, observe_activity, reset_leases
+from checkpoints.admin import (
+    heartbeat_age_s,
+    lease_rows,
+    observe_activity,
+    reset_leases,
+    scan_leases,
+)
 from checkpoints.errors import LeaseError, LeaseTableMissing
 from checkpoints.kcl_import import KclImportError, import_kcl
 from checkpoints.model import Checkpoint, Position
 from checkpoints.settings import default_table_name
 from checkpoints.table import LeaseTable
+from consumer import setting_rules
 from consumer.aws import AwsEndpoints
+from consumer.cli.options import non_negative_seconds
 
 ENV_DYNAMODB = "CONSUMER_ENDPOINT_DYNAMODB"
 ENV_KINESIS = "CONSUMER_ENDPOINT_KINESIS"
@@ -51,7 +59,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     reset.add_argument("--force", action="store_true", help="reset even if workers look alive")
     reset.add_argument(
         "--observe-s",
-        type=float,
+        type=non_negative_seconds,
         default=3.0,
         help="watch heartbeats this long before deciding the application is stopped",
     )
@@ -72,7 +80,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     kcl.add_argument("--force", action="store_true", help="import even if KCL leases still move")
     kcl.add_argument(
         "--observe-s",
-        type=float,
+        type=non_negative_seconds,
         default=4.0,
         help="watch the KCL table this long for renewals (KCL renews every ~3.3 s)",
     )
@@ -95,6 +103,17 @@ def _add_endpoint_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint-url-kinesis", help=f"default: ${ENV_KINESIS}")
 
 
+class BadEndpoint(ValueError):
+    """A region or endpoint URL that cannot work (one line naming the option)."""
+
+
+def _checked(option: str, value: str, check: Callable[[str], str]) -> str:
+    try:
+        return check(value)
+    except ValueError as error:
+        raise BadEndpoint(f"{option} {value!r} {error}") from None
+
+
 def _timestamp(text: str) -> Checkpoint:
     try:
         return Checkpoint.parse(f"AT_TIMESTAMP={text}")
@@ -114,14 +133,19 @@ def _reset_position(text: str) -> Checkpoint:
 
 def endpoints_from(args: argparse.Namespace) -> AwsEndpoints:
     urls: dict[str, str] = {}
-    dynamodb = args.endpoint_url_dynamodb or os.environ.get(ENV_DYNAMODB)
-    kinesis = args.endpoint_url_kinesis or os.environ.get(ENV_KINESIS)
-    if dynamodb:
-        urls["dynamodb"] = dynamodb
-    if kinesis:
-        urls["kinesis"] = kinesis
+    for service, flag, variable in (
+        ("dynamodb", args.endpoint_url_dynamodb, ENV_DYNAMODB),
+        ("kinesis", args.endpoint_url_kinesis, ENV_KINESIS),
+    ):
+        url = flag or os.environ.get(variable)
+        if url:
+            option = f"--endpoint-url-{service}" if flag else f"${variable}"
+            urls[service] = _checked(option, url, setting_rules.endpoint_url)
     region = args.region or os.environ.get(ENV_REGION) or "us-east-1"
-    return AwsEndpoints(region=region, endpoint_urls=urls)
+    option = "--region" if args.region else f"${ENV_REGION}"
+    return AwsEndpoints(
+        region=_checked(option, region, setting_rules.region_name), endpoint_urls=urls
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -134,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
     }
     try:
         return asyncio.run(commands[args.leases_action](args, endpoints_from(args)))
+    except BadEndpoint as error:
+        print(f"consumer leases: {error}", file=sys.stderr)
+        return 2
     except (LeaseError, KclImportError) as error:
         print(f"consumer leases: {error}", file=sys.stderr)
         return 1
@@ -159,7 +186,7 @@ async def _existing_table(table: LeaseTable) -> None:
 async def _list(args: argparse.Namespace, endpoints: AwsEndpoints) -> int:
     async with LeaseTable.open(endpoints, _table_name(args)) as table:
         await _existing_table(table)
-        snapshot = await table.scan()
+        snapshot = await scan_leases(table)
     rows = lease_rows(snapshot)
     if args.json:
         for row in rows:
@@ -210,10 +237,16 @@ async def _import_kcl(args: argparse.Namespace, endpoints: AwsEndpoints) -> int:
     ):
         await _existing_table(source)
         _, activity = await observe_activity(source, args.observe_s)
-        if activity.moving_leases and not args.force:
+        if not activity.idle and not args.force:
+            # Moving lease counters: a running KCL application. Live heartbeats: a running
+            # worker of this service (its leases only move when ownership changes).
+            running = (
+                f"workers {', '.join(sorted(activity.live_workers))} of this service are live"
+                if activity.live_workers
+                else f"KCL leases are still being renewed ({len(activity.moving_leases)} moved)"
+            )
             print(
-                f"consumer leases: KCL leases are still being renewed in {args.table} "
-                f"({len(activity.moving_leases)} moved); stop the KCL application, "
+                f"consumer leases: {running} in {args.table}; stop that application first, "
                 "or pass --force",
                 file=sys.stderr,
             )

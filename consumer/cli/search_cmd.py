@@ -12,6 +12,7 @@ better) and a short summary of the item; with --json, one JSON object per line w
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from contextlib import closing
 from decimal import Decimal
@@ -19,6 +20,7 @@ from typing import TextIO
 
 import orjson
 
+from consumer.cli.terminal import json_safe, printable
 from consumer.pipeline.search.document import ITEM_FIELD, KEYS_FIELD
 from consumer.pipeline.search.local_store import (
     IndexMissing,
@@ -29,6 +31,10 @@ from consumer.pipeline.search.local_store import (
 from consumer.pipeline.search.settings import DEFAULT_INDEX, local_index_file
 
 SUMMARY_WIDTH = 100
+QUERY_SYNTAX = (
+    'query syntax: words (all must match), "a phrase", prefix*, a OR b, a NOT b, (groups); '
+    'put words with punctuation in double quotes ("user@example.com")'
+)
 _VALUE_WIDTH = 40
 
 
@@ -39,7 +45,11 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("query", metavar="QUERY", help="an SQLite FTS5 query")
+    parser.add_argument(
+        "query",
+        metavar="QUERY",
+        help='an SQLite FTS5 query: words, "a phrase", prefix*, OR, NOT, (groups)',
+    )
     parser.add_argument(
         "--index",
         default=DEFAULT_INDEX,
@@ -59,12 +69,17 @@ def run(args: argparse.Namespace) -> int:
 
 def search(query: str, index: str, limit: int, as_json: bool, out: TextIO, err: TextIO) -> int:
     """Run one search and print the hits; return the exit status."""
-    path = local_index_file(index)
+    try:
+        path = local_index_file(index)
+    except ValueError as error:  # an index name the local index does not allow
+        print(f"consumer search: --index: {printable(str(error))}", file=err)
+        return 2
+    shown = printable(str(path))
     try:
         store = LocalIndexStore.open(path, readonly=True)
     except IndexMissing:
         print(
-            f"consumer search: no local index at {path} (run the consumer with the search "
+            f"consumer search: no local index at {shown} (run the consumer with the search "
             "pipeline first, or pass --index)",
             file=err,
         )
@@ -73,7 +88,13 @@ def search(query: str, index: str, limit: int, as_json: bool, out: TextIO, err: 
         try:
             hits = store.search(query, limit)
         except SearchQueryError as error:
-            print(f"consumer search: bad query {query!r}: {error}", file=err)
+            print(
+                f"consumer search: bad query {printable(repr(query))}: {error}; {QUERY_SYNTAX}",
+                file=err,
+            )
+            return 2
+        except sqlite3.DatabaseError as error:  # not SQLite, or SQLite but not an index
+            print(f"consumer search: {shown} is not a search index ({error})", file=err)
             return 2
     for hit in hits:
         out.write(_json_line(hit) if as_json else _text_line(hit))
@@ -90,11 +111,12 @@ def _json_line(hit: SearchHit) -> str:
         "version": hit.version,
         "document": orjson.Fragment(hit.source),
     }
-    return orjson.dumps(line).decode("utf-8")
+    return json_safe(orjson.dumps(line).decode("utf-8"))
 
 
 def _text_line(hit: SearchHit) -> str:
-    return f"{hit.doc_id}\t{hit.score:.3f}\t{summary(hit)}"
+    # Item strings may hold terminal control sequences: shown escaped, never interpreted.
+    return f"{printable(hit.doc_id)}\t{hit.score:.3f}\t{printable(summary(hit))}"
 
 
 def summary(hit: SearchHit) -> str:

@@ -132,3 +132,83 @@ def test_summaries_are_clipped(tmp_path: Path) -> None:
 def test_the_consumer_command_line_runs_it(capsys: pytest.CaptureFixture[str]) -> None:
     assert consumer.cli.main(["search", "oslo"]) == 0
     assert capsys.readouterr().out.startswith("o2\t")
+
+
+# --- issue 20: bad --index values, query syntax, terminal control characters ---------------
+
+
+@pytest.mark.parametrize("content", [b"not a database\n", b""])
+def test_a_file_that_is_not_an_index_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
+    """Issue 20.1: sqlite3.DatabaseError used to be a traceback."""
+    bogus = tmp_path / "bogus.sqlite3"
+    bogus.write_bytes(content)
+    assert run(["search", "x", "--index", str(bogus)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a search index" in err
+
+
+def test_an_sqlite_file_of_something_else_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    other = tmp_path / "other.sqlite3"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE t (x)")
+    assert run(["search", "x", "--index", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a search index" in err
+
+
+@pytest.mark.parametrize("name", ["Orders", "bad*name", "_hidden", "a\x1b[2Jb"])
+def test_an_invalid_index_name_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run(["search", "x", "--index", name]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--index" in err and "\x1b" not in err
+
+
+@pytest.mark.usefixtures("orders")
+def test_a_malformed_query_explains_the_syntax(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["search", "shipped AND"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert '"a phrase", prefix*, a OR b, a NOT b' in err
+
+
+CONTROL = "\x1b]0;pwned\x07\x1b[2J\u202e\x9b"
+CONTROL_CHARACTERS = "\x1b\x07\u202e\x9b"
+
+
+def test_control_characters_in_items_are_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 20.5: an item value holding ESC sequences reached the operator's terminal raw."""
+    monkeypatch.chdir(tmp_path)
+
+    async def write() -> None:
+        index = LocalSearchIndex()
+        try:
+            await index.write(
+                [change("INSERT", f"k{CONTROL}", 1_000, new={"note": {"S": f"hello {CONTROL}"}})]
+            )
+        finally:
+            await index.aclose()
+
+    import asyncio
+
+    asyncio.run(write())
+    for argv in (["search", "hello"], ["search", "hello", "--json"]):
+        assert run(argv) == 0
+        out = capsys.readouterr().out
+        assert out.count("\n") == 1
+        assert not any(character in out for character in CONTROL_CHARACTERS), repr(out)
+    assert run(["search", "hello", "--json"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["document"]["item"]["note"] == f"hello {CONTROL}"
+    assert run(["search", "hello"]) == 0
+    assert "\\x1b]0;pwned\\x07\\x1b[2J\\u202e\\x9b" in capsys.readouterr().out
