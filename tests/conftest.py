@@ -45,7 +45,12 @@ def reset_logging() -> Iterator[None]:
 # worker processes: `make test` runs them after the parallel phase, alone on the machine, so
 # CPU contention from other test workers cannot make a healthy heartbeat look late.
 SERIAL_MODULES = frozenset(
-    {"test_leases_coordinators.py", "test_leases_processes.py", "test_chaos.py"}
+    {
+        "test_leases_coordinators.py",
+        "test_leases_processes.py",
+        "test_chaos.py",
+        "test_efo_takeover.py",
+    }
 )
 
 

@@ -49,6 +49,11 @@ def running_efo_server(upstream: str, rules: EfoRules | None = None) -> Iterator
     finally:
 
         async def stop() -> None:
+            # End the streaming handlers first: they would otherwise outlive the loop.
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
             await runner_box[0].cleanup()
             if server._session is not None:
                 await server._session.close()

@@ -200,3 +200,29 @@ async def test_connection_cut_mid_stream_resubscribes() -> None:
     batches, fake = await read_all(script)
     assert sequences(batches) == [1, 2]
     assert len(fake.calls) == 2
+
+
+async def test_in_stream_resource_in_use_is_retried_at_the_call_rate_not_backed_off() -> None:
+    """kinesis-mock accepts the call and then refuses inside the stream while it holds a dead
+    owner's subscription (AWS refuses the call itself, for at most 5 s). Each refusal is
+    retried after the in-use pause, without the growing error backoff."""
+
+    def script(call: int, body: dict[str, Any]) -> tuple[int, list[bytes]]:
+        if call <= 4:
+            return 200, [exception_frame("ResourceInUseException", "Another active subscription")]
+        return 200, [shard_event([record(5, b"5")], None, child_shards=[])]
+
+    fake = FakeKinesisWithConsumer(script)
+    async with serve(fake) as url:
+        endpoints = AwsEndpoints(
+            endpoint_urls={"kinesis": url}, access_key_id="a", secret_access_key="b"
+        )
+        async with endpoints.aio_client("kinesis") as client:
+            install_subscription_stream(client)
+            reader = EfoReader(
+                client, CONSUMER_ARN, min_subscribe_interval_s=0.05, in_use_wait_s=0.1
+            )
+            batches = [b async for b in reader.read(SHARD, StartPosition.trim_horizon())]
+    assert sequences(batches) == [5]
+    assert reader.in_use_retries == 4
+    assert reader.resubscribes_after_error == 0
