@@ -61,7 +61,9 @@ def state_digest(wire_image: Mapping[str, Any] | None) -> str:
     """A short, stable name for an item state (its typed-JSON image), ABSENT for None."""
     if wire_image is None:
         return ABSENT
-    encoded = orjson.dumps(_canonical(wire_image), option=orjson.OPT_SORT_KEYS)
+    encoded = orjson.dumps(wire_image, option=orjson.OPT_SORT_KEYS)
+    if b'S":[' in encoded:  # a set ("SS", "NS", "BS": a list), rare: sort its members
+        encoded = orjson.dumps(_canonical(wire_image), option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(encoded, digest_size=12).hexdigest()
 
 
