@@ -73,7 +73,7 @@ async def serve(
     worker = Worker(settings, until_idle_s, routes_hook)
     telemetry = settings.telemetry
     health = (
-        HealthServer(telemetry.health_port, lambda: readiness(worker))
+        HealthServer(telemetry.health_port, lambda: readiness(worker), telemetry.bind_address)
         if telemetry.health_port is not None
         else None
     )

@@ -13,6 +13,22 @@ import orjson
 from aiohttp import web
 
 
+class PortUnavailable(ValueError):
+    """A listening port that cannot be bound (in use, or not allowed); one line naming the
+    setting. A ValueError, so `consumer run` reports it as a start-up error, not a traceback."""
+
+
+async def start_site(runner: web.AppRunner, host: str, port: int, setting: str) -> None:
+    """Starts `runner` on host:port, or raises PortUnavailable naming `setting`."""
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as error:
+        raise PortUnavailable(
+            f"{setting} {port} cannot be bound on {host}: {error.strerror or error} "
+            "(another process, or another of this service's ports, is using it)"
+        ) from None
+
+
 @dataclass(frozen=True)
 class Readiness:
     ready: bool
@@ -21,7 +37,7 @@ class Readiness:
 
 
 class HealthServer:
-    """Serves health on 0.0.0.0:`port` (port 0 picks a free one). No I/O until `start`."""
+    """Serves health on `host`:`port` (port 0 picks a free one). No I/O until `start`."""
 
     def __init__(
         self, port: int, readiness: Callable[[], Readiness], host: str = "0.0.0.0"
@@ -48,8 +64,7 @@ class HealthServer:
         app.router.add_get("/readyz", self._readyz)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
+        await start_site(self._runner, self._host, self._port, "telemetry.health_port")
         addresses = self._runner.addresses
         self.bound_port = int(addresses[0][1]) if addresses else self._port
 

@@ -20,6 +20,7 @@ import orjson
 from aiohttp import web
 
 from consumer.records.ordering import AMBIGUOUS_TIES
+from consumer.telemetry.health import start_site
 
 if TYPE_CHECKING:
     from consumer.service.worker import WorkerState
@@ -177,8 +178,12 @@ class MetricsReporter:
             app.router.add_get("/metrics", self._metrics)
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
-            site = web.TCPSite(self._runner, "0.0.0.0", self._telemetry.prometheus_port)
-            await site.start()
+            await start_site(
+                self._runner,
+                self._telemetry.bind_address,
+                self._telemetry.prometheus_port,
+                "telemetry.prometheus_port",
+            )
             self.bound_port = int(self._runner.addresses[0][1])
 
     async def _metrics(self, request: web.Request) -> web.Response:
