@@ -234,3 +234,23 @@ async def test_every_sink_in_one_pipeline_parks_the_poison_once_per_sink_it_fail
     (item,) = await live_items(client, table)
     assert item["qty"] == {"N": "2"} and document.document()["item"]["qty"] == 2
     assert len(store.lines()) == 3
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+async def test_two_newest_poisons_are_both_parked_and_the_good_one_applied(
+    replica: tuple[Any, str], order: tuple[int, ...]
+) -> None:
+    """The newest change fails, and so does the one it superseded: each is parked, alone,
+    and the oldest (good) change is what the replica ends at."""
+    client, table = replica
+    specs: list[Spec] = [
+        GOOD_1,
+        ("MODIFY", {"qty": {"S": 6}}, 1_000_002),
+        ("MODIFY", {"qty": {"S": 7}}, 1_000_003),
+    ]
+    dlq = await deliver(
+        ReplicationSink(client, ReplicationSettings(table)), [specs[i] for i in order]
+    )
+    assert sorted(parked_created(dlq)) == [1_000_002, 1_000_003]
+    (item,) = await live_items(client, table)
+    assert item["qty"] == {"N": "1"}
