@@ -33,7 +33,7 @@ from consumer.sources.model import StartPosition
 log = structlog.get_logger(__name__)
 
 LISTING_TTL_S = 5.0
-CHECK_INTERVAL_S = 10.0
+CHECK_INTERVAL_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)

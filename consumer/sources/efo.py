@@ -104,7 +104,7 @@ class EfoReader:
     `client` is an aiobotocore Kinesis client prepared with `install_subscription_stream`.
     `consumer` is the consumer's ARN or a StreamConsumer shared by the worker's readers.
     `closed_check` decides shard end from the shard list when the event stream never says so
-    (by default one for the consumer's stream, checking an idle shard every 10 s).
+    (by default one for the consumer's stream, checking an idle shard every 5 s).
     """
 
     def __init__(
