@@ -2,10 +2,11 @@
 
 A sink receives the changes of one shard in shard order, batch by batch. It must be
 idempotent and converge despite duplicates and disorder (DESIGN.md invariant 2): for every item
-key it keeps the newest change by `ChangeEvent.sort_key` (ApproximateCreationDateTime in
-microseconds, then sequence number), never lets an older or duplicate change overwrite newer
-state, and never lets a late INSERT or MODIFY resurrect an item whose newer delete it has seen
-(deletes leave a versioned tombstone).
+key it keeps the newest change by `ChangeEvent.version` (ApproximateCreationDateTime in
+microseconds), changes of equal version ordered by their images
+(`consumer.records.ordering`, `consumer.pipeline.newest`), never lets an older or duplicate
+change overwrite newer state, and never lets a late INSERT or MODIFY resurrect an item whose
+newer delete it has seen (deletes leave a versioned tombstone).
 
 Failures are reported, never swallowed:
 - `write` returns the per-record failures it could identify, by index into the batch it was
