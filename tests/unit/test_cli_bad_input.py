@@ -47,3 +47,12 @@ def test_a_relative_time_before_1970_is_one_line(
     assert main(["replay", "--from", "-99999999999d", "--progress", "none"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "before 1970" in error
+
+
+def test_health_asks_the_given_host(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["health", "--host", "localhost:8080"])
+    assert exited.value.code == 2
+    assert "--host" in capsys.readouterr().err.splitlines()[-1]
+    assert main(["health", "--host", "127.0.0.2", "--port", "9", "--timeout", "1"]) == 1
+    assert "http://127.0.0.2:9/readyz is not answering" in capsys.readouterr().err
