@@ -60,6 +60,15 @@ class PipelineClients:
     replica_dynamodb: Any | None = None
 
 
+def search_signing_region(configured: str | None, endpoint: str, aws_region: str) -> str:
+    """SigV4 signs for the region the endpoint lives in: pipelines.search.region if set, else
+    the region in an AWS endpoint's host name (search-x.eu-west-1.es.amazonaws.com), and
+    aws.region only when neither says (a custom domain name)."""
+    if configured:
+        return configured
+    return OpenSearchSettings(endpoint=endpoint).endpoint_region or aws_region
+
+
 async def open_pipeline_clients(settings: Settings, stack: AsyncExitStack) -> PipelineClients:
     endpoints = settings.aws.endpoints()
     clients = PipelineClients()
@@ -181,7 +190,7 @@ def extra_sink_builders(
                 index=search.index,
                 auth_mode=search.auth,
                 service=search.service,
-                region=search.region or settings.aws.region,
+                region=search_signing_region(search.region, search.endpoint, settings.aws.region),
                 username=search.username,
                 password=search.password.get_secret_value() if search.password else None,
                 verify_certs=search.verify_certs,
