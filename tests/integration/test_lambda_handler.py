@@ -50,7 +50,10 @@ def test_a_streams_event_replicates_and_reports_nothing_failed(
     dynamodb.delete_item(TableName=app.table, Key={"pk": {"S": "k0"}})
     event = lambda_event(app)
     settings = app.settings(
-        CONSUMER_STREAM__MODE="streams", CONSUMER_STREAM__DYNAMODB_STREAM_ARN="arn:x"
+        CONSUMER_STREAM__MODE="streams",
+        CONSUMER_STREAM__DYNAMODB_STREAM_ARN=(
+            "arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2026-01-01T00:00:00.000"
+        ),
     )
     assert asyncio.run(handle_event(event, settings)) == {"batchItemFailures": []}
     assert by_key(app.replica_items()) == by_key(app.source_items())
@@ -71,7 +74,9 @@ def test_failures_report_the_lowest_sequence_number_not_applied(
     sequence = [r["dynamodb"]["SequenceNumber"] for r in event["Records"]]
     settings = app.settings(
         CONSUMER_STREAM__MODE="streams",
-        CONSUMER_STREAM__DYNAMODB_STREAM_ARN="arn:x",
+        CONSUMER_STREAM__DYNAMODB_STREAM_ARN=(
+            "arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2026-01-01T00:00:00.000"
+        ),
         CONSUMER_PIPELINES__REPLICATION__TRANSFORM="tests.replication_hooks:explode_on_bad",
     )
     response = asyncio.run(handle_event(event, settings))
