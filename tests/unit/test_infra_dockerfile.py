@@ -51,14 +51,21 @@ def runtime_stage() -> list[tuple[str, str]]:
     return steps[starts[-1] :]
 
 
-def lock_pins() -> dict[str, str]:
-    pins = {}
-    for line in LOCK.read_text().splitlines():
+def lock_entries() -> dict[str, tuple[str, str]]:
+    """Canonical name -> (version, sha256) of each `name==version --hash=sha256:...` entry."""
+    text = re.sub(r"\s*\\\n\s*", " ", LOCK.read_text())
+    entries = {}
+    for line in text.splitlines():
         if line.strip() and not line.startswith("#"):
-            name, _, version = line.partition("==")
-            assert version, f"not pinned: {line}"
-            pins[canonicalize_name(name)] = version
-    return pins
+            found = re.fullmatch(r"(\S+)==(\S+) --hash=sha256:([0-9a-f]{64})", line.strip())
+            assert found, f"not pinned with a sha256 hash: {line}"
+            name, version, digest = found.groups()
+            entries[canonicalize_name(name)] = (version, digest)
+    return entries
+
+
+def lock_pins() -> dict[str, str]:
+    return {name: version for name, (version, _) in lock_entries().items()}
 
 
 def freeze_module() -> ModuleType:
@@ -146,5 +153,13 @@ def test_lock_holds_no_dev_tools() -> None:
 
 def test_lock_text_format_matches_the_generator() -> None:
     module = freeze_module()
-    text = module.lock_text(lock_pins())
+    hashes = {name: digest for name, (_, digest) in lock_entries().items()}
+    text = module.lock_text(lock_pins(), hashes)
     assert text == LOCK.read_text(), "edit the lock only through infra/freeze_runtime.py"
+
+
+def test_the_image_installs_the_lock_in_hash_checking_mode() -> None:
+    """Issue 20.5: a pin alone trusts whatever file the index serves for that version."""
+    (build,) = [a for k, a in instructions() if k == "RUN" and "requirements.lock" in a]
+    assert "--require-hashes" in build
+    assert len(lock_entries()) == len(lock_pins()) > 0
