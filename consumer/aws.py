@@ -24,6 +24,13 @@ _DEFAULT_CONFIG = Config(
 )
 
 
+# Every live EFO subscription holds one HTTP connection for up to 5 minutes, and botocore's
+# pool allows 10: a worker with more shards would read only 10 of them. Connections are opened
+# on demand, so a high cap costs nothing until shards need it.
+KINESIS_MAX_CONNECTIONS = 1024
+_KINESIS_CONFIG = _DEFAULT_CONFIG.merge(Config(max_pool_connections=KINESIS_MAX_CONNECTIONS))
+
+
 @dataclass(frozen=True)
 class AwsEndpoints:
     """Region, optional static credentials and an optional endpoint URL per service."""
@@ -37,7 +44,8 @@ class AwsEndpoints:
         return self.endpoint_urls.get(service)
 
     def client_kwargs(self, service: Service) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"region_name": self.region, "config": _DEFAULT_CONFIG}
+        config = _KINESIS_CONFIG if service == "kinesis" else _DEFAULT_CONFIG
+        kwargs: dict[str, Any] = {"region_name": self.region, "config": config}
         endpoint = self.endpoint_for(service)
         if endpoint:
             kwargs["endpoint_url"] = endpoint
