@@ -200,6 +200,9 @@ class AuditPipeline(_Pipeline):
     max_age_s: float = Field(60.0, gt=0)
     sse: Literal["AES256", "aws:kms", "none"] = "AES256"
     kms_key_id: str | None = None
+    # The account that owns the bucket (12 digits): every PutObject carries it as
+    # ExpectedBucketOwner, so S3 refuses to write into a bucket of another account.
+    expected_bucket_owner: str | None = Field(None, pattern=r"^\d{12}$")
 
     @model_validator(mode="after")
     def _bucket(self) -> AuditPipeline:

@@ -180,6 +180,7 @@ def extra_sink_builders(
             max_age_s=audit.max_age_s,
             sse=None if audit.sse == "none" else ServerSideEncryption(audit.sse),
             kms_key_id=audit.kms_key_id,
+            expected_bucket_owner=audit.expected_bucket_owner,
         )
         builders["audit"] = lambda shard_id: AuditSink(audit_settings, store=clients.s3)
     search = settings.pipelines.search

@@ -274,9 +274,7 @@ def test_container_environment_loads_into_settings(
     )
     search = switches["EnableOpenSearch"] == "true"
     assert settings.pipelines.search.enabled is search
-    assert settings.pipelines.search.endpoint == (
-        f"https://{SEARCH_HOST}" if search else None
-    )
+    assert settings.pipelines.search.endpoint == (f"https://{SEARCH_HOST}" if search else None)
 
 
 def test_efo_consumer_is_the_one_the_service_looks_for(
@@ -522,3 +520,92 @@ def test_opensearch_domain_is_encrypted_https_only_and_iam_gated(template: Templ
     policy = resolved.properties("TaskSearchPolicy")
     assert policy["PolicyDocument"]["Statement"][0]["Resource"] == "<SearchDomain.Arn>/*"
     assert not resolver(template).exists("SearchDomain")
+
+
+# --- issue 20.5: least privilege and tamper resistance -------------------------------------
+
+
+def execution_statements(template: Template, image: str) -> dict[str, Any]:
+    resolved = resolver(template, ContainerImage=image)
+    (policy,) = resolved.properties("ExecutionRole")["Policies"]
+    return {statement["Sid"]: statement for statement in policy["PolicyDocument"]["Statement"]}
+
+
+@pytest.mark.parametrize(
+    ("image", "repository"),
+    [
+        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/ddb-cdc-consumer:0.1.0", "ddb-cdc-consumer"),
+        ("210987654321.dkr.ecr.us-east-2.amazonaws.com/team/consumer@sha256:" + "a" * 64, None),
+    ],
+)
+def test_ecr_pull_is_scoped_to_the_images_repository(
+    template: Template, image: str, repository: str | None
+) -> None:
+    statements = execution_statements(template, image)
+    account, _, _, region = image.split("/")[0].split(".")[:4]
+    name = repository or "team/consumer"
+    assert statements["EcrPull"]["Resource"] == (
+        f"arn:aws:ecr:{region}:{account}:repository/{name}"
+    )
+    assert statements["EcrToken"]["Action"] == "ecr:GetAuthorizationToken"
+
+
+def test_an_image_outside_ecr_gets_no_ecr_permissions(template: Template) -> None:
+    statements = execution_statements(template, "registry.example/ddb-cdc-consumer:0.1.0")
+    assert set(statements) == {"Logs"}
+
+
+def test_the_domain_policy_names_this_domain_only(template: Template) -> None:
+    resolved = resolver(template, EnableOpenSearch="true")
+    domain = resolved.properties("SearchDomain")
+    (statement,) = domain["AccessPolicies"]["Statement"]
+    assert domain["DomainName"] == "ddb-cdc-consumer-search"
+    assert statement["Resource"] == (
+        "arn:aws:es:eu-west-1:123456789012:domain/ddb-cdc-consumer-search/*"
+    )
+
+
+def test_audit_objects_are_locked_and_written_to_our_account_only(
+    template: Template, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resolved = resolver(template)
+    bucket = resolved.properties("AuditBucket")
+    assert bucket["ObjectLockEnabled"] is True
+    retention = bucket["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+    assert retention == {"Mode": "GOVERNANCE", "Days": 30}
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    # The task can neither bypass governance retention nor change a version's retention.
+    task_actions = {
+        action
+        for name in ("TaskRole",)
+        for policy in resolved.properties(name).get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        for action in (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        )
+    }
+    assert not {
+        a for a in task_actions if "Retention" in a or a in ("s3:*", "s3:DeleteObjectVersion")
+    }
+    settings = settings_from(environment(resolved), monkeypatch)
+    assert settings.pipelines.audit.expected_bucket_owner == "123456789012"
+
+
+def test_the_lambda_on_failure_queue_takes_tls_only() -> None:
+    lambda_template, matches = decode_str(
+        (ROOT / "infra" / "cloudformation" / "lambda-streams.yaml").read_text()
+    )
+    assert not matches and lambda_template is not None
+    policy = lambda_template["Resources"]["OnFailureQueuePolicy"]["Properties"]
+    assert policy["Queues"] == [{"Ref": "OnFailureQueue"}]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_make_checkov_scans_both_templates_with_opensearch_on() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    target = makefile.split("\ncheckov:", 1)[1].split("\n\n", 1)[0]
+    assert "-f infra/cloudformation/lambda-streams.yaml" in target
+    assert "-f build/service-opensearch.yaml" in target
+    assert 's/Default: "false"/Default: "true"/' in target

@@ -57,6 +57,9 @@ class AuditSettings:
     retry_base_s: float = 0.2
     retry_cap_s: float = 5.0
     flush_concurrency: int = 8
+    # The bucket's owning account: S3 refuses the write (403) if another account owns the
+    # bucket, e.g. one re-created under the same name after this one was deleted.
+    expected_bucket_owner: str | None = None
 
     def __post_init__(self) -> None:
         if not _BUCKET_NAME.match(self.bucket) or ".." in self.bucket:

@@ -211,6 +211,8 @@ class AuditSink:
             "ContentEncoding": CONTENT_ENCODING,
             "Metadata": {"records": str(segment.records)},
         }
+        if settings.expected_bucket_owner:
+            request["ExpectedBucketOwner"] = settings.expected_bucket_owner
         if settings.sse is not None:
             request["ServerSideEncryption"] = settings.sse.value
             if settings.sse is ServerSideEncryption.KMS and settings.kms_key_id:
