@@ -14,7 +14,9 @@ import boto3
 from aiobotocore.session import AioSession, get_session
 from botocore.config import Config
 
-Service = Literal["kinesis", "dynamodb", "dynamodbstreams", "s3", "sqs", "cloudformation"]
+Service = Literal[
+    "kinesis", "dynamodb", "dynamodbstreams", "s3", "sqs", "cloudformation", "secretsmanager"
+]
 
 # Timeouts sized for a long-lived service: fail fast on connect, retry in our own loops.
 _DEFAULT_CONFIG = Config(

@@ -65,6 +65,7 @@ class AwsSection(_Section):
     endpoint_dynamodbstreams: EndpointUrl | None = None
     endpoint_s3: EndpointUrl | None = None
     endpoint_sqs: EndpointUrl | None = None
+    endpoint_secretsmanager: EndpointUrl | None = None
     # Static credentials are for the local stack only; on ECS the task role is used.
     access_key_id: str | None = None
     secret_access_key: SecretStr | None = None
@@ -78,6 +79,7 @@ class AwsSection(_Section):
                 ("dynamodbstreams", self.endpoint_dynamodbstreams),
                 ("s3", self.endpoint_s3),
                 ("sqs", self.endpoint_sqs),
+                ("secretsmanager", self.endpoint_secretsmanager),
             )
             if url
         }

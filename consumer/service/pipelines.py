@@ -28,6 +28,7 @@ from consumer.pipeline.replication import (
 )
 from consumer.pipeline.search import LocalIndexSettings, OpenSearchSettings, search_sink
 from consumer.pipeline.sink import Sink
+from consumer.service.search_secret import search_password
 from consumer.settings import PIPELINE_NAMES, RetrySection, Settings
 
 log = structlog.get_logger(__name__)
@@ -58,6 +59,8 @@ class PipelineClients:
     s3: Any | None = None
     sqs: Any | None = None
     replica_dynamodb: Any | None = None
+    # The OpenSearch password: the settings' own, or read from search.password_secret_arn.
+    search_password: str | None = None
 
 
 def search_signing_region(configured: str | None, endpoint: str, aws_region: str) -> str:
@@ -71,7 +74,7 @@ def search_signing_region(configured: str | None, endpoint: str, aws_region: str
 
 async def open_pipeline_clients(settings: Settings, stack: AsyncExitStack) -> PipelineClients:
     endpoints = settings.aws.endpoints()
-    clients = PipelineClients()
+    clients = PipelineClients(search_password=await search_password(settings))
     pipelines = settings.pipelines
     if pipelines.audit.enabled or settings.dlq.overflow_bucket:
         clients.s3 = await stack.enter_async_context(endpoints.aio_client("s3"))
@@ -193,7 +196,8 @@ def extra_sink_builders(
                 service=search.service,
                 region=search_signing_region(search.region, search.endpoint, settings.aws.region),
                 username=search.username,
-                password=search.password.get_secret_value() if search.password else None,
+                password=clients.search_password
+                or (search.password.get_secret_value() if search.password else None),
                 verify_certs=search.verify_certs,
                 ca_certs=str(search.ca_certs) if search.ca_certs else None,
                 timeout_s=search.timeout_s,

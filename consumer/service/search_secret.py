@@ -1,0 +1,51 @@
+"""The OpenSearch password from Secrets Manager, when the settings name a secret ARN.
+
+On ECS the task definition's `Secrets:` section injects the password as
+CONSUMER_PIPELINES__SEARCH__PASSWORD and nothing is read here. Elsewhere (a laptop, a VM),
+`pipelines.search.password_secret_arn` alone is enough: the worker reads the secret once at
+start. The secret is the password itself, or JSON with a "password" key (the shape of the
+secrets OpenSearch and RDS create for their master users).
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from consumer.settings import Settings
+
+
+class SearchSecretError(ValueError):
+    """The secret holds no usable password (one line; never the secret's value)."""
+
+
+async def search_password(settings: Settings) -> str | None:
+    """The password to use: the settings' own, else the secret's, else None."""
+    search = settings.pipelines.search
+    if search.password is not None:
+        return search.password.get_secret_value()
+    arn = search.password_secret_arn
+    if not (search.enabled and search.endpoint and arn):
+        return None
+    async with settings.aws.endpoints().aio_client("secretsmanager") as client:
+        response = await client.get_secret_value(SecretId=arn)
+    return password_in(response.get("SecretString"), arn)
+
+
+def password_in(secret: object, arn: str) -> str:
+    if not isinstance(secret, str) or not secret:
+        raise SearchSecretError(
+            f"pipelines.search.password_secret_arn: secret {arn} has no SecretString"
+        )
+    if secret.lstrip().startswith("{"):
+        try:
+            fields = orjson.loads(secret)
+        except orjson.JSONDecodeError:
+            return secret
+        password = fields.get("password") if isinstance(fields, dict) else None
+        if not isinstance(password, str) or not password:
+            raise SearchSecretError(
+                f"pipelines.search.password_secret_arn: secret {arn} is JSON without a "
+                '"password" key'
+            )
+        return password
+    return secret
