@@ -609,3 +609,52 @@ def test_make_checkov_scans_both_templates_with_opensearch_on() -> None:
     assert "-f infra/cloudformation/lambda-streams.yaml" in target
     assert "-f build/service-opensearch.yaml" in target
     assert 's/Default: "false"/Default: "true"/' in target
+
+
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:orders/search-AbCdEf"
+
+
+def test_the_search_password_comes_from_secrets_manager(
+    template: Template, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20.5: the password is injected by ECS from the secret (task definition
+    `Secrets:`), read by the execution role for this secret only, and never in the template."""
+    resolved = resolver(
+        template,
+        EnableOpenSearch="true",
+        OpenSearchUsername="consumer",
+        OpenSearchPasswordSecretArn=SECRET_ARN,
+        ContainerImage="123456789012.dkr.ecr.eu-west-1.amazonaws.com/ddb-cdc-consumer:0.1.0",
+    )
+    definition = container(resolved)
+    assert definition["Secrets"] == [
+        {"Name": "CONSUMER_PIPELINES__SEARCH__PASSWORD", "ValueFrom": f"{SECRET_ARN}:password::"}
+    ]
+    env = environment(resolved)
+    assert "CONSUMER_PIPELINES__SEARCH__PASSWORD" not in env
+    settings = settings_from(env, monkeypatch)
+    search = settings.pipelines.search
+    assert (search.auth, search.username, search.password_secret_arn) == (
+        "basic",
+        "consumer",
+        SECRET_ARN,
+    )
+    (policy,) = resolved.properties("ExecutionRole")["Policies"]
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    assert statements["SearchPassword"] == {
+        "Sid": "SearchPassword",
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": SECRET_ARN,
+    }
+    security = resolved.properties("SearchDomain")["AdvancedSecurityOptions"]
+    assert security["MasterUserOptions"]["MasterUserPassword"] == (
+        "{{resolve:secretsmanager:" + SECRET_ARN + ":SecretString:password}}"
+    )
+
+
+def test_without_a_secret_the_service_signs_and_reads_no_secret(template: Template) -> None:
+    resolved = resolver(template, EnableOpenSearch="true")
+    assert "Secrets" not in container(resolved)
+    assert environment(resolved)["CONSUMER_PIPELINES__SEARCH__AUTH"] == "sigv4"
+    assert "AdvancedSecurityOptions" not in resolved.properties("SearchDomain")
