@@ -39,12 +39,13 @@ class ReadUnitLimiter:
         self._tokens = min(self.units_per_s, self._tokens + elapsed * self.units_per_s)
 
     async def acquire(self) -> None:
-        """Waits until a call may be made (the bucket holds at least one unit)."""
+        """Waits until a call may be made (the bucket is not in debt)."""
         while True:
             self._refill()
-            if self._tokens >= min(1.0, self.units_per_s):
+            if self._tokens > 0:
                 return
-            await self._sleep((1.0 - self._tokens) / self.units_per_s)
+            # At least a millisecond: float rounding must not turn this into a busy loop.
+            await self._sleep(max(0.001, -self._tokens / self.units_per_s))
 
     def pay(self, units: float) -> None:
         """Records what a call consumed."""
