@@ -1,10 +1,13 @@
 """`consumer demo`: the real service end to end on the embedded local stack.
 
-Brings the stack up; creates the source table (with its stream), the Kinesis stream, the
-replica table, the audit bucket and the dead-letter queue; starts worker processes
+Brings the stack up; creates the source table holding orders written before its stream
+existed, then turns the stream on; creates the Kinesis stream, the replica table, the audit
+bucket and the dead-letter queue; starts worker processes
 (`consumer run`, enhanced fan-out, all pipelines) that share the shards through the lease
 table; writes sample order changes while the destination bridge copies them into Kinesis with
-duplicates and reorderings injected, as AWS may; waits until the workers are idle; then checks
+duplicates and reorderings injected, as AWS may, and meanwhile `consumer backfill` (parallel
+Scan) brings the orders from before the stream to the replica and the search index; waits
+until the workers are idle; then checks
 that the replica and the search index equal the source table and that every change is in the
 audit trail, and prints one summary line.
 """
@@ -27,8 +30,10 @@ from consumer.local.sample_orders import (
     ORDER_KEY,
     TTL_ATTRIBUTE,
     create_kinesis_stream,
-    create_source_table,
+    create_table_without_stream,
+    enable_stream,
     write_order_changes,
+    write_preexisting_orders,
 )
 from consumer.local.stack import LocalStackState, running_local_stack
 from consumer.local.verify import (
@@ -52,6 +57,7 @@ QUEUE = "orders-dlq"
 @dataclass(frozen=True)
 class DemoOptions:
     changes: int = 2000
+    preexisting: int = 300
     shards: int = 4
     workers: int = 2
     duplicate_rate: float = 0.05
@@ -116,6 +122,40 @@ def _start_workers(
     return workers
 
 
+def _start_backfill(env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
+    log = (logs / "backfill.log").open("wb")
+    args = [sys.executable, "-m", "consumer", "backfill", "--table", TABLE, "--source", "scan"]
+    args += ["--pipelines", "replication,search", "--segments", "4", "--progress", "log"]
+    process = subprocess.Popen(
+        args, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+    )
+    log.close()
+    return process
+
+
+def _backfilled(path: Path) -> int | None:
+    """N from the backfill's summary line (`... backfilled=N ...`)."""
+    for line in reversed(path.read_text(errors="replace").splitlines()):
+        if line.startswith("backfill: OK"):
+            for field in line.split():
+                if field.startswith("backfilled="):
+                    return int(field.removeprefix("backfilled="))
+    return None
+
+
+def _wait_for_leases(endpoints: Any, deadline: float) -> None:
+    """The workers have created the lease table (a backfill needs it)."""
+    dynamodb = endpoints.client("dynamodb")
+    while time.monotonic() < deadline:
+        try:
+            if dynamodb.scan(TableName=f"{APPLICATION}-leases", Limit=5)["Items"]:
+                return
+        except dynamodb.exceptions.ResourceNotFoundException:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError("the workers did not create their leases")
+
+
 def _pump_until(bridge: DestinationBridge, done: threading.Event) -> None:
     bridge.run(done, interval_s=0.2)
 
@@ -143,7 +183,10 @@ def run_demo(options: DemoOptions) -> int:
             endpoints = stack.endpoints()
             dynamodb = endpoints.client("dynamodb")
             kinesis = endpoints.client("kinesis")
-            create_source_table(dynamodb, TABLE)
+            create_table_without_stream(dynamodb, TABLE)
+            write_preexisting_orders(dynamodb, TABLE, options.preexisting)
+            enable_stream(dynamodb, TABLE)
+            _say(f"table {TABLE} holds {options.preexisting} orders written before its stream")
             create_kinesis_stream(kinesis, STREAM, options.shards)
             create_replica(endpoints, REPLICA)
             endpoints.client("s3").create_bucket(Bucket=BUCKET)
@@ -173,7 +216,11 @@ def run_demo(options: DemoOptions) -> int:
             done = threading.Event()
             pump = threading.Thread(target=_pump_until, args=(bridge, done), daemon=True)
             pump.start()
+            backfill: subprocess.Popen[bytes] | None = None
             try:
+                _wait_for_leases(endpoints, time.monotonic() + 60)
+                backfill = _start_backfill(worker_environment(stack, search_dir), work_dir)
+                _say("started consumer backfill --source scan (replication, search)")
                 counts = write_order_changes(dynamodb, TABLE, options.changes, seed=options.seed)
                 _say(
                     f"wrote {counts.total} changes: {counts.inserts} inserts, {counts.modifies} "
@@ -186,12 +233,20 @@ def run_demo(options: DemoOptions) -> int:
                     f"bridged {stats.changes} changes as {stats.written} Kinesis records: "
                     f"{stats.duplicates} duplicates and {stats.reorderings} reorderings injected"
                 )
+                if backfill.wait(timeout=options.timeout_s) != 0:
+                    print("demo: backfill failed:", file=sys.stderr)
+                    for line in _tail(work_dir / "backfill.log"):
+                        print(f"  {line}", file=sys.stderr)
+                backfilled = _backfilled(work_dir / "backfill.log")
+                _say(f"backfill applied {backfilled} items from before the stream")
                 _say(f"waiting for the workers to go idle ({options.idle_s:g} s without records)")
                 deadline = time.monotonic() + options.timeout_s
                 for worker in workers:
                     worker.wait(timeout=max(1.0, deadline - time.monotonic()))
             except BaseException:
                 _stop_workers(workers)
+                if backfill is not None and backfill.poll() is None:
+                    backfill.kill()
                 raise
             failed = [i for i, w in enumerate(workers) if w.returncode != 0]
             for index in failed:
@@ -213,10 +268,11 @@ def run_demo(options: DemoOptions) -> int:
                 mismatches.add(f"audit: {missing_audit} changes missing from the audit trail")
     for line in mismatches.lines[:20]:
         print(f"demo: mismatch: {line}", file=sys.stderr)
-    ok = not failed and not mismatches.lines and parked == 0
+    ok = not failed and not mismatches.lines and parked == 0 and backfilled is not None
     print(
         f"demo: {'OK' if ok else 'FAILED'} changes={counts.total} audit={len(audited)} "
-        f"search={len(documents)} replica={len(replica)} mismatches={len(mismatches.lines)} "
+        f"search={len(documents)} replica={len(replica)} backfilled={backfilled} "
+        f"mismatches={len(mismatches.lines)} "
         f"(table items={len(source)}, injected duplicates={stats.duplicates} "
         f"reorderings={stats.reorderings}, dlq={parked}, {time.monotonic() - _STARTED:.0f} s)"
     )

@@ -13,6 +13,11 @@ TTL_ATTRIBUTE = "expires_at"
 STATUSES = ("NEW", "PAID", "PACKED", "SHIPPED", "DELIVERED")
 
 
+STREAM_SPECIFICATION = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+# Orders written before the stream existed get ids from here (apart from the workload's).
+PREEXISTING_FIRST_ID = 500_000
+
+
 def create_source_table(dynamodb: Any, table_name: str) -> str:
     """Creates the orders table with a NEW_AND_OLD_IMAGES stream; returns the stream ARN."""
     response = dynamodb.create_table(
@@ -20,9 +25,36 @@ def create_source_table(dynamodb: Any, table_name: str) -> str:
         KeySchema=[{"AttributeName": ORDER_KEY, "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": ORDER_KEY, "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        StreamSpecification=STREAM_SPECIFICATION,
     )
     return str(response["TableDescription"]["LatestStreamArn"])
+
+
+def create_table_without_stream(dynamodb: Any, table_name: str) -> None:
+    """The orders table as it was before anyone turned its stream on."""
+    dynamodb.create_table(
+        TableName=table_name,
+        KeySchema=[{"AttributeName": ORDER_KEY, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": ORDER_KEY, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def enable_stream(dynamodb: Any, table_name: str) -> str:
+    """Turns the table's stream on (after items were written); returns its ARN."""
+    response = dynamodb.update_table(
+        TableName=table_name, StreamSpecification=STREAM_SPECIFICATION
+    )
+    return str(response["TableDescription"]["LatestStreamArn"])
+
+
+def write_preexisting_orders(dynamodb: Any, table_name: str, count: int, seed: int = 3) -> None:
+    """Orders that exist before the stream does: only a backfill can bring them to the sinks."""
+    rng = random.Random(seed)
+    far = int(time.time()) + 86_400 * 30
+    for offset in range(count):
+        item = _order_item(PREEXISTING_FIRST_ID + offset, rng, far)
+        dynamodb.put_item(TableName=table_name, Item=item)
 
 
 def create_kinesis_stream(kinesis: Any, stream_name: str, shards: int) -> str:
