@@ -23,11 +23,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from checkpoints.table import lease_table_definition
+from consumer.local.sample_orders import create_table_without_stream
 from consumer.local.stack import LocalStack, LocalStackState
 from consumer.settings import Settings
 from consumer.snapshot.backfill import Backfill, BackfillRequest
 from tests.snapshot.export_double import LocalExports
-from tests.snapshot.world import create_table_without_stream, order_item
+from tests.snapshot.world import order_item
 
 ITEMS = int(os.environ.get("BENCH_BACKFILL_ITEMS", "5000"))
 
@@ -84,36 +85,38 @@ def timed(backfill: Backfill) -> float:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-backfill-") as work:
-        with LocalStack(Path(work)) as state:
-            name = "bench-backfill"
-            table = f"{name}-orders"
-            fill(state, table)
-            client = state.endpoints().client
-            client("dynamodb").create_table(**lease_table_definition(f"{name}-leases"))
-            client("s3").create_bucket(Bucket=f"{name}-exports")
-            config = settings(state, name)
-            scan = Backfill(
-                config,
-                BackfillRequest(
-                    table=table, source="scan", segments=4, workers=1, check_stitching=False
-                ),
-            )
-            scan_rate = timed(scan)
-            arn = asyncio.run(export_arn(state, name, table))
-            endpoints = state.endpoints()
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-backfill-") as work,
+        LocalStack(Path(work)) as state,
+    ):
+        name = "bench-backfill"
+        table = f"{name}-orders"
+        fill(state, table)
+        client = state.endpoints().client
+        client("dynamodb").create_table(**lease_table_definition(f"{name}-leases"))
+        client("s3").create_bucket(Bucket=f"{name}-exports")
+        config = settings(state, name)
+        scan = Backfill(
+            config,
+            BackfillRequest(
+                table=table, source="scan", segments=4, workers=1, check_stitching=False
+            ),
+        )
+        scan_rate = timed(scan)
+        arn = asyncio.run(export_arn(state, name, table))
+        endpoints = state.endpoints()
 
-            def api(dynamodb: Any) -> LocalExports:
-                return LocalExports(dynamodb, endpoints, pending_polls=0)
+        def api(dynamodb: Any) -> LocalExports:
+            return LocalExports(dynamodb, endpoints, pending_polls=0)
 
-            export = Backfill(
-                config,
-                BackfillRequest(
-                    table=table, source="export", export_arn=arn, workers=1, check_stitching=False
-                ),
-                export_api=api,
-            )
-            export_rate = timed(export)
+        export = Backfill(
+            config,
+            BackfillRequest(
+                table=table, source="export", export_arn=arn, workers=1, check_stitching=False
+            ),
+            export_api=api,
+        )
+        export_rate = timed(export)
     print(f"backfill_items_per_s_scan {scan_rate:.0f} items/s")
     print(f"backfill_items_per_s_export {export_rate:.0f} items/s")
 

@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from consumer.local.sample_orders import ORDER_KEY, create_kinesis_stream
+from consumer.local.sample_orders import (
+    ORDER_KEY,
+    create_kinesis_stream,
+    create_table_without_stream,
+    enable_stream,
+)
 from tests.service_harness import Deployment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,22 +37,6 @@ def order_item(order_id: int, rng: random.Random, version: int = 1) -> dict[str,
         "padding": {"S": "x" * 850},
         "version": {"N": str(version)},
     }
-
-
-def create_table_without_stream(dynamodb: Any, table: str) -> None:
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": ORDER_KEY, "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": ORDER_KEY, "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
-def enable_stream(dynamodb: Any, table: str) -> None:
-    dynamodb.update_table(
-        TableName=table,
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
 
 
 def prefill(dynamodb: Any, table: str, count: int, seed: int = 3) -> None:
