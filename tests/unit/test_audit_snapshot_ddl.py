@@ -1,0 +1,58 @@
+"""infra/athena/audit_snapshots.sql matches where `consumer backfill` writes audit objects."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from consumer.pipeline.audit import LINE_FIELDS, ObjectLayout, Partition
+from consumer.records import RecordPosition
+from consumer.settings import Settings
+from consumer.snapshot.backfill import backfill_settings
+
+ROOT = Path(__file__).parents[2]
+DDL = (ROOT / "infra" / "athena" / "audit_snapshots.sql").read_text()
+CHANGES = (ROOT / "infra" / "athena" / "audit_table.sql").read_text()
+
+
+def _columns(ddl: str) -> str:
+    table = ddl[ddl.index("CREATE EXTERNAL TABLE") :]
+    return table[: table.index("PARTITIONED BY")]
+
+
+def test_the_snapshot_table_has_the_change_tables_columns() -> None:
+    def body(ddl: str) -> str:
+        columns = _columns(ddl)
+        return columns[columns.index("(") :]
+
+    assert body(DDL) == body(CHANGES)
+    for name in LINE_FIELDS:
+        assert (re.search(rf"^\s+{name}\s", _columns(DDL), re.MULTILINE) is None) == (
+            name == "table"
+        )
+
+
+def test_the_location_template_is_where_the_backfill_writes() -> None:
+    settings = Settings(
+        stream={"name": "s"},
+        pipelines={"audit": {"enabled": True, "bucket": "bkt", "prefix": "audit/"}},
+        dlq={"queue_url": "https://sqs/q"},
+    )
+    snapshot_id = "orders-20261205T172315Z"
+    prefix = backfill_settings(settings, ("audit",), snapshot_id).pipelines.audit.prefix
+    hour = 493_000
+    position = RecordPosition(f"snapshot/{snapshot_id}", "segment-0003", "17")
+    key = ObjectLayout(prefix).object_key("orders", hour, position, "e")
+    partition = Partition(hour)
+    template = dict(re.findall(r"'([\w.]+)' = '([^']*)'", DDL))["storage.location.template"]
+    location = (
+        template.replace("${AuditBucket}", "bkt")
+        .replace("${AuditPrefix}", "audit/")
+        .replace("${snapshot}", snapshot_id)
+        .replace("${table}", "orders")
+        .replace("${dt}", partition.dt)
+        .replace("${hour}", partition.hour_of_day)
+    )
+    assert f"s3://bkt/{key}".startswith(location)
+    # The change table's projection never reaches snapshot objects.
+    assert "snapshot=" not in CHANGES.split("storage.location.template")[1].split("\n")[0]
