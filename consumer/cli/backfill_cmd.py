@@ -183,7 +183,12 @@ def run(args: argparse.Namespace) -> int:
 async def _dry_run(settings: Settings, request: BackfillRequest) -> int:
     pipelines = chosen_pipelines(settings, request.pipelines)
     async with settings.aws.endpoints().aio_client("dynamodb") as dynamodb:
-        table = (await dynamodb.describe_table(TableName=request.table))["Table"]
+        try:
+            table = (await dynamodb.describe_table(TableName=request.table))["Table"]
+        except dynamodb.exceptions.ResourceNotFoundException:
+            raise BackfillError(
+                f"table {request.table!r} does not exist in {settings.aws.region} (--table)"
+            ) from None
     estimate = estimate_backfill(
         table,
         source=request.source,

@@ -151,6 +151,7 @@ class TableReader:
         auto_commit: bool = True,
         poll_s: float = 1.0,
         page_items: int | None = None,
+        consistent: bool = False,
     ) -> None:
         self._client = client
         self.snapshot = snapshot
@@ -160,6 +161,7 @@ class TableReader:
         self._auto_commit = auto_commit
         self._poll_s = poll_s
         self._page_items = page_items
+        self._consistent = consistent
         self.stats = ReaderStats()
 
     async def _commit(self, page: Page) -> None:
@@ -195,6 +197,8 @@ class TableReader:
             "TotalSegments": len(self.snapshot.parts),
             "ReturnConsumedCapacity": "TOTAL",
         }
+        if self._consistent:  # twice the read units: what verify may want, never backfill
+            params["ConsistentRead"] = True
         average_units = 0.0
         while True:
             await self._renew_if_due(lease)
@@ -210,7 +214,7 @@ class TableReader:
             size = wire_size(items)
             units = float(answer.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0) or 0.0)
             if units <= 0:
-                units = math.ceil(size / _UNIT_BYTES) * 0.5
+                units = math.ceil(size / _UNIT_BYTES) * (1.0 if self._consistent else 0.5)
             if self._limiter is not None:
                 self._limiter.pay(units)
             if items:
@@ -308,10 +312,17 @@ async def read_segments(
     *,
     limiter: ReadUnitLimiter | None = None,
     auto_commit: bool = True,
+    consistent: bool = False,
 ) -> AsyncIterator[Page]:
     """One worker's pages of a scan snapshot (see the module docstring for the contract)."""
     reader = TableReader(
-        client, snapshot, leases, worker_id, limiter=limiter, auto_commit=auto_commit
+        client,
+        snapshot,
+        leases,
+        worker_id,
+        limiter=limiter,
+        auto_commit=auto_commit,
+        consistent=consistent,
     )
     async for page in reader.pages():
         yield page
