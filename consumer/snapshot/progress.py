@@ -74,6 +74,12 @@ class ProgressView:
         self._last_log = 0.0
         self._drawn = False
 
+    @property
+    def poll_s(self) -> float:
+        """How often the figures are read from the lease table (a Scan of its snapshot items):
+        every second for a bar, every log interval otherwise."""
+        return 1.0 if self._tty else self._log_interval_s
+
     def note(self, message: str) -> None:
         if self._tty:
             self._clear()
@@ -126,13 +132,11 @@ class Progress:
         info: SnapshotInfo,
         total_items: int | None,
         view: ProgressView | None,
-        interval_s: float = 1.0,
     ) -> None:
         self._leases = leases
         self._info = info
         self._total = total_items
         self._view = view
-        self._interval_s = interval_s
 
     async def _figures(self, started: float, first_items: int | None) -> ProgressFigures:
         parts = await self._leases.parts(self._info.snapshot_id)
@@ -162,7 +166,7 @@ class Progress:
                 self._view.update(figures)
             except Exception as error:  # progress must never stop the backfill
                 log.debug("backfill.progress_failed", error=str(error))
-            await asyncio.sleep(self._interval_s)
+            await asyncio.sleep(self._view.poll_s)
 
     async def done(self, items: int, size: int) -> None:
         if self._view is not None:

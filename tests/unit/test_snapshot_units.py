@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from checkpoints.model import snapshot_from_items
 from consumer.costs.prices import load_region
 from consumer.pipeline.decoders import decode_kinesis
 from consumer.records import ChangeEvent, EventName
@@ -227,3 +228,23 @@ def test_the_dry_run_prices_scan_reads_export_gb_and_replica_writes() -> None:
 def test_the_progress_line_shows_items_share_parts_rate_and_eta() -> None:
     line = progress_line(ProgressFigures(500, 2_000_000, 3, 8, 100.0, 1000))
     assert line == "500 items (50%), 2.0 MB, 3/8 parts, 100 items/s, ETA 0m05s"
+
+
+def test_the_shard_coordinator_never_sees_snapshot_parts_as_shard_leases() -> None:
+    # Snapshot parts share the lease table; a coordinator that took one for a shard would try
+    # to read a shard named "__snapshot__#…" and hold the part hostage.
+    items = [
+        {
+            "leaseKey": {"S": "shardId-000000000001"},
+            "leaseCounter": {"N": "1"},
+            "checkpoint": {"S": "TRIM_HORIZON"},
+        },
+        {
+            "leaseKey": {"S": "__snapshot__#orders-1#segment-0000"},
+            "leaseCounter": {"N": "3"},
+            "partName": {"S": "segment-0000"},
+        },
+        {"leaseKey": {"S": "__snapshot__#current#backfill#orders"}, "snapshotId": {"S": "x"}},
+    ]
+    snapshot = snapshot_from_items(items)
+    assert [lease.key for lease in snapshot.leases] == ["shardId-000000000001"]
