@@ -246,6 +246,12 @@ class Backfill:
                 # A new snapshot's time is after the check (see consumer.snapshot.stitch).
                 info = await self._begin(leases, pipelines, self._now_us())
             else:
+                if running.source != request.source or running.pipelines != pipelines:
+                    raise BackfillError(
+                        f"backfill {running.snapshot_id} of {request.table} is still running "
+                        f"(--source {running.source}, --pipelines {','.join(running.pipelines)})"
+                        ": run it with those options to resume it, or end it with --abandon"
+                    )
                 info = running
                 log.info("backfill.joined", snapshot=info.snapshot_id)
             sub_settings = backfill_settings(settings, pipelines, info.snapshot_id)

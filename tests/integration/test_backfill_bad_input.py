@@ -293,3 +293,30 @@ def test_two_processes_share_one_scan_and_each_item_is_read_once(
     assert first.read_here + second.read_here >= 200
     assert first.read_here > 0 and second.read_here > 0
     assert time.monotonic() - started < 60
+
+
+def test_a_backfill_with_other_options_than_the_running_one_is_refused(
+    local_stack: LocalStackState, unique_name: str
+) -> None:
+    deployment = _world(local_stack, unique_name)
+
+    async def begin_only() -> None:
+        from consumer.snapshot.segments import SnapshotLeases
+        from consumer.snapshot.table_reader import begin_scan_snapshot
+
+        async with deployment.endpoints.aio_client("dynamodb") as client:
+            leases = SnapshotLeases(client, f"{unique_name}-leases")
+            await begin_scan_snapshot(
+                leases,
+                snapshot_id="running",
+                purpose="backfill",
+                table=deployment.table,
+                segments=2,
+                pipelines=("replication",),
+                now_us=1,
+            )
+
+    asyncio.run(begin_only())  # a backfill that was stopped half way
+    request = BackfillRequest(table=deployment.table, source="export")
+    with pytest.raises(BackfillError, match="still running .*--source scan.*--abandon"):
+        _run(deployment, request)
