@@ -318,5 +318,5 @@ def test_a_backfill_with_other_options_than_the_running_one_is_refused(
 
     asyncio.run(begin_only())  # a backfill that was stopped half way
     request = BackfillRequest(table=deployment.table, source="export")
-    with pytest.raises(BackfillError, match="still running .*--source scan.*--abandon"):
+    with pytest.raises(BackfillError, match=r"still running .*--source scan.*--abandon"):
         _run(deployment, request)
