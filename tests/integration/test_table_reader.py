@@ -5,12 +5,14 @@ by a reader that starts again, segments shared by two readers; and `backfill --d
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
 from checkpoints.table import lease_table_definition
 from consumer.cli import main
 from consumer.local.stack import LocalStackState
+from consumer.snapshot.rate import ReadUnitLimiter
 from consumer.snapshot.segments import SnapshotLeases
 from consumer.snapshot.table_reader import TableReader, begin_scan_snapshot, read_segments
 from tests.service_harness import Deployment
@@ -125,3 +127,37 @@ def test_backfill_dry_run_prints_count_size_duration_and_cost(
     code = main(["backfill", "--table", f"{unique_name}-nope", "--dry-run"])
     assert code == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_reader_pays_the_consumed_capacity_scan_reports_and_keeps_to_the_rate(
+    local_stack: LocalStackState, unique_name: str
+) -> None:
+    # moto answers ReturnConsumedCapacity=TOTAL with 1 unit per Scan call (AWS reports the
+    # real figure); without the parameter it reports nothing and the reader would estimate
+    # from the page's size: 1.5 units for a page of ten 1.1 KB items (half a unit per 4 KB).
+    deployment = _setup(local_stack, unique_name)
+
+    async def scenario() -> tuple[float, int, float]:
+        async with deployment.endpoints.aio_client("dynamodb") as client:
+            leases = SnapshotLeases(client, f"{unique_name}-leases", lease_s=30)
+            snapshot = await begin_scan_snapshot(
+                leases,
+                snapshot_id="v3",
+                purpose="verify",
+                table=deployment.table,
+                segments=1,
+                pipelines=(),
+                now_us=1,
+            )
+            limiter = ReadUnitLimiter(2.0)
+            reader = TableReader(client, snapshot, leases, "w", limiter=limiter, page_items=10)
+            started = time.monotonic()
+            async for _page in reader.pages():
+                pass
+            return reader.stats.read_units, reader.stats.pages, time.monotonic() - started
+
+    units, pages, elapsed = asyncio.run(scenario())
+    assert pages >= ITEMS // 10
+    assert units == 1.0 * pages  # what Scan reported, not an estimate
+    # At 2 units/s, a bucket of 2 and one page (1 unit) of debt: at least (units - 3) / 2 s.
+    assert elapsed >= (units - 3) / 2
