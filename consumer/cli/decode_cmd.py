@@ -23,11 +23,17 @@ import argparse
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, TextIO, cast
 
 from consumer.cli.decode_formats import FORMATS, UNKNOWN_TABLE, decode_line, without_bom
 from consumer.cli.terminal import printable
-from consumer.records import DecodeError, RecordPosition, change_document, to_json_bytes
+from consumer.records import (
+    ChangeEvent,
+    DecodeError,
+    RecordPosition,
+    change_document,
+    to_json_bytes,
+)
 
 STDIN = "-"
 # A Kinesis record is at most 10 MiB (with UpdateMaxRecordSize); as base64 inside a JSON
@@ -188,7 +194,8 @@ def _write(result: object, number: int, out: TextIO, err: TextIO) -> bool:
         print(f"line {number}: {printable(result.reason)}", file=err)
         return False
     try:
-        document = change_document(result)  # type: ignore[arg-type]
+        # A decode result is a ChangeEvent or the DecodeError handled above.
+        document = change_document(cast(ChangeEvent, result))
     except DecodeError as error:
         print(f"line {number}: {printable(error.reason)}", file=err)
         return False

@@ -12,7 +12,7 @@ Every arrival order, and the poison at every place in time (oldest, middle, newe
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -147,9 +147,9 @@ async def test_replication_hook_poison_parks_only_itself(
 
 
 @pytest.fixture
-def double() -> AsyncIterator[OpenSearchDouble]:
+def double() -> Iterator[OpenSearchDouble]:
     with OpenSearchDouble() as started:
-        yield started  # type: ignore[misc]
+        yield started
 
 
 @pytest.mark.parametrize("case", timelines(S_POISON), ids=case_id)

@@ -12,7 +12,8 @@ from consumer.snapshot.backfill import Backfill
 from tests.snapshot.export_double import LocalExports
 
 if __name__ == "__main__":
-    backfill_cmd.Backfill = partial(  # type: ignore[misc]
+    # The CLI builds Backfill by name; this process swaps in one bound to the export double.
+    backfill_cmd.Backfill = partial(  # type: ignore[misc]  # a partial stands in for the class
         Backfill, export_api=LocalExports.factory(), export_poll_s=0.3
     )
     sys.exit(main(["backfill", *sys.argv[1:]]))

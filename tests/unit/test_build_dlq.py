@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -13,11 +14,12 @@ from consumer.settings import Settings
 
 
 def _settings(**dlq: str) -> Settings:
-    return Settings(
-        stream={"name": "s"},  # type: ignore[arg-type]
-        pipelines={"null": {"enabled": True}},  # type: ignore[arg-type]
-        dlq=dlq,  # type: ignore[arg-type]
-    )
+    values: dict[str, Any] = {
+        "stream": {"name": "s"},
+        "pipelines": {"null": {"enabled": True}},
+        "dlq": dlq,
+    }
+    return Settings(**values)  # pydantic validates the plain sections
 
 
 def test_no_dlq_is_said_once_at_start_and_parking_is_refused_for_good() -> None:
