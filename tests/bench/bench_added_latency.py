@@ -16,7 +16,6 @@ inside the second figure, which a real DynamoDB table and OpenSearch domain woul
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -28,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from consumer.aws import AwsEndpoints
 from consumer.local.stack import LocalStack, LocalStackState
-from consumer.pipeline.replication import create_replica_table
 from tests.bench.backlog_kinesis import Backlog, BacklogServer
 from tests.bench.bench_e2e import CHILD
 from tests.bench.bench_e2e import record as destination_record
+from tests.bench.bench_sinks import create_bench_replica
 from tests.opensearch_double.server import OpenSearchDouble
 
 RATE = float(os.environ.get("BENCH_LATENCY_RATE", "1000"))
@@ -96,22 +95,7 @@ def main() -> None:
             )
             queue = moto.client("sqs").create_queue(QueueName="bench-dlq")["QueueUrl"]
 
-            async def replica() -> None:
-                async with moto.aio_client("dynamodb") as client:
-                    await create_replica_table(
-                        client,
-                        "bench-replica",
-                        [
-                            {"AttributeName": "pk", "KeyType": "HASH"},
-                            {"AttributeName": "sk", "KeyType": "RANGE"},
-                        ],
-                        [
-                            {"AttributeName": "pk", "AttributeType": "S"},
-                            {"AttributeName": "sk", "AttributeType": "S"},
-                        ],
-                    )
-
-            asyncio.run(replica())
+            create_bench_replica(moto)
             results = run(state, "null", RATE, {})
             results |= run(
                 state,

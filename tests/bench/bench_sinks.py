@@ -34,6 +34,27 @@ RECORDS = int(os.environ.get("BENCH_SINKS_RECORDS", "20000"))
 ROUNDS = int(os.environ.get("BENCH_SINKS_ROUNDS", "2"))
 
 
+def create_bench_replica(endpoints: AwsEndpoints, table: str = "bench-replica") -> None:
+    """The replica table for the benchmark records' keys (pk HASH, sk RANGE)."""
+
+    async def create() -> None:
+        async with endpoints.aio_client("dynamodb") as client:
+            await create_replica_table(
+                client,
+                table,
+                [
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                [
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+            )
+
+    asyncio.run(create())
+
+
 def run(state: LocalStackState, stream: str, sinks: dict[str, object]) -> float:
     env = {**os.environ, "BENCH_SINKS": json.dumps(sinks)}
     done = subprocess.run(
@@ -75,22 +96,7 @@ def main() -> None:
             moto.client("s3").create_bucket(Bucket="bench-audit")
             queue = moto.client("sqs").create_queue(QueueName="bench-dlq")["QueueUrl"]
 
-            async def replica() -> None:
-                async with moto.aio_client("dynamodb") as client:
-                    await create_replica_table(
-                        client,
-                        "bench-replica",
-                        [
-                            {"AttributeName": "pk", "KeyType": "HASH"},
-                            {"AttributeName": "sk", "KeyType": "RANGE"},
-                        ],
-                        [
-                            {"AttributeName": "pk", "AttributeType": "S"},
-                            {"AttributeName": "sk", "AttributeType": "S"},
-                        ],
-                    )
-
-            asyncio.run(replica())
+            create_bench_replica(moto)
             common = {
                 "audit": {"enabled": True, "bucket": "bench-audit"},
                 "replication": {"enabled": True, "table": "bench-replica"},
