@@ -346,8 +346,19 @@ async def test_a_factory_client_is_opened_at_the_first_flush_and_closed_by_aclos
 
 
 async def test_a_given_client_stays_open() -> None:
-    sink = make_sink()
-    await sink.aclose()  # nothing to close; must not fail
+    class ClosableStore(MemoryStore):
+        closed = False
+
+        async def close(self) -> None:
+            self.closed = True
+
+    store = ClosableStore()
+    sink = make_sink(store)
+    await sink.write(change_events(range(2)))
+    await sink.flush()
+    await sink.aclose()
+    assert not store.closed  # its owner closes it
+    assert len(store.objects) == 1
 
 
 def test_exactly_one_of_store_and_factory() -> None:

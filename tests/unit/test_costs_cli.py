@@ -209,14 +209,8 @@ def test_plot_failure_after_the_report_exits_1(
     assert "cannot write plot" in captured.err
 
 
-def test_through_the_consumer_command(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_through_the_consumer_command(capsys: pytest.CaptureFixture[str]) -> None:
     import consumer.cli
 
-    if "compare_cmd" not in consumer.cli.COMMAND_MODULES:  # until it is registered there
-        monkeypatch.setattr(
-            consumer.cli, "COMMAND_MODULES", (*consumer.cli.COMMAND_MODULES, "compare_cmd")
-        )
     assert consumer.cli.main([*REFERENCE, "--scan-max", "1e5"]) == 0
     assert "Cheapest:" in capsys.readouterr().out
