@@ -184,8 +184,9 @@ def test_a_huge_line_does_not_fill_memory(tmp_path: Path) -> None:
         "import sys\n"
         "from consumer.cli import main\n"
         "status = main(['decode', sys.argv[1]])\n"
-        "status_lines = open('/proc/self/status').read().splitlines()\n"
-        "print(next(l.split()[1] for l in status_lines if l.startswith('VmHWM:')), file=sys.stderr)\n"
+        "lines = open('/proc/self/status').read().splitlines()\n"
+        "peak = next(line.split()[1] for line in lines if line.startswith('VmHWM:'))\n"
+        "print(peak, file=sys.stderr)\n"
         "sys.exit(status)\n"
     )
     done = subprocess.run(
