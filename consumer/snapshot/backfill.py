@@ -37,6 +37,7 @@ from consumer.snapshot.export_reader import (
     ExportReader,
     begin_export_snapshot,
     check_export,
+    check_given_export,
     load_manifest,
 )
 from consumer.snapshot.progress import Progress, ProgressView
@@ -238,7 +239,7 @@ class Backfill:
                 description = None
                 if request.source == "export" and request.export_arn:
                     description = await self._export_api(dynamodb).describe(request.export_arn)
-                    check_export(description, table["TableArn"])
+                    check_given_export(description, table["TableArn"])
                     if "ExportTime" in description:
                         snapshot_us = int(description["ExportTime"].timestamp() * 1_000_000)
                 if request.check_stitching:

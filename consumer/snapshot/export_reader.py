@@ -103,6 +103,22 @@ def check_export(description: dict[str, Any], table_arn: str) -> None:
         raise ExportProblem(f"export {arn} is incremental; backfill needs a FULL_EXPORT")
 
 
+def check_given_export(description: dict[str, Any], table_arn: str) -> None:
+    """`--export-arn` names an export the user started: it must also be complete. One still
+    running is refused rather than waited for (an export can take hours, and its time is
+    fixed already: the stitching check must see it complete). An export the backfill started
+    itself is waited for instead."""
+    check_export(description, table_arn)
+    status = description.get("ExportStatus")
+    if status != "COMPLETED":
+        arn = description.get("ExportArn", "?")
+        raise ExportProblem(
+            f"export {arn} is {status}, not COMPLETED: run again once it has completed "
+            f"(aws dynamodb describe-export --export-arn {arn}), or leave out --export-arn "
+            "to start one and wait for it"
+        )
+
+
 @dataclass(frozen=True)
 class DataFile:
     key: str

@@ -58,7 +58,8 @@ def _export_of(deployment: Deployment, table: str, export_time: datetime, **opti
         endpoints = deployment.endpoints
         async with endpoints.aio_client("dynamodb") as dynamodb:
             arn = (await dynamodb.describe_table(TableName=table))["Table"]["TableArn"]
-            api = LocalExports(dynamodb, endpoints, pending_polls=0, **options)
+            options.setdefault("pending_polls", 0)
+            api = LocalExports(dynamodb, endpoints, **options)
             description = await api.start(arn, f"{deployment.name}-exports", "exp", export_time)
             return str(description["ExportArn"])
 
@@ -320,3 +321,25 @@ def test_a_backfill_with_other_options_than_the_running_one_is_refused(
     request = BackfillRequest(table=deployment.table, source="export")
     with pytest.raises(BackfillError, match=r"still running .*--source scan.*--abandon"):
         _run(deployment, request)
+
+
+def test_an_export_still_running_is_refused_in_one_line_and_nothing_starts(
+    local_stack: LocalStackState, unique_name: str
+) -> None:
+    # Issue 17, "Bad input": an export given with --export-arn that is still running is
+    # refused (DescribeExport's ExportStatus IN_PROGRESS, API reference). Only an export the
+    # backfill started itself is waited for.
+    deployment = _world(local_stack, unique_name)
+    arn = _export_of(deployment, deployment.table, datetime.now(UTC), pending_polls=1000)
+    request = BackfillRequest(table=deployment.table, source="export", export_arn=arn)
+    started = time.monotonic()
+    with pytest.raises(BackfillError) as raised:
+        _run(deployment, request)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert f"export {arn} is IN_PROGRESS, not COMPLETED" in message
+    assert "leave out --export-arn" in message
+    assert time.monotonic() - started < 20  # refused, not waited for
+    dynamodb = deployment.endpoints.client("dynamodb")
+    assert snapshot_parts(dynamodb, f"{unique_name}-leases") == []
+    assert deployment.replica_items() == []
