@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 import structlog
@@ -105,6 +105,9 @@ class ShardStopped(RuntimeError):
     """A pipeline with on_failure=stop could not apply a record; the shard stops before it."""
 
 
+_Count = TypeVar("_Count", int, float)
+
+
 @dataclass
 class PipelineStats:
     records: int = 0
@@ -120,6 +123,24 @@ class PipelineStats:
     # Per sink: writes the shard waited on because the destination refused or failed them
     # (transient errors: throttled, 5xx, unreachable, write-blocked, access denied).
     sink_waits: dict[str, int] = field(default_factory=dict)
+
+    def merge(self, other: PipelineStats) -> None:
+        """Adds `other`'s counts (a worker keeps the totals of the shards it let go)."""
+        self.records += other.records
+        self.changes += other.changes
+        self.parked += other.parked
+        self.park_refusals += other.park_refusals
+        self.retries += other.retries
+        self.checkpoints += other.checkpoints
+        self.last_change_age_ms = max(self.last_change_age_ms, other.last_change_age_ms)
+        _add_into(self.sink_seconds, other.sink_seconds)
+        _add_into(self.sink_failures, other.sink_failures)
+        _add_into(self.sink_waits, other.sink_waits)
+
+
+def _add_into(totals: dict[str, _Count], more: dict[str, _Count]) -> None:
+    for name, value in more.items():
+        totals[name] = totals.get(name, 0) + value
 
 
 def is_transient(error: BaseException) -> bool:

@@ -22,7 +22,7 @@ from checkpoints.coordinator import Coordinator
 from checkpoints.discovery import KinesisShardLister, ShardLister
 from consumer.pipeline.added_latency import AddedLatency
 from consumer.pipeline.decoders import decode_kinesis, decode_streams
-from consumer.pipeline.processor import Route, ShardPipeline
+from consumer.pipeline.processor import PipelineStats, Route, ShardPipeline
 from consumer.service.pipelines import (
     build_dlq,
     open_pipeline_clients,
@@ -94,6 +94,8 @@ class WorkerState:
     pipelines: dict[str, ShardPipeline] | None = None
     read_ahead: ByteBudget | None = None
     retired_latency: AddedLatency = field(default_factory=AddedLatency)
+    # The counts of shards this worker let go: totals since start never go backwards.
+    retired_stats: PipelineStats = field(default_factory=PipelineStats)
 
     def added_latency(self) -> AddedLatency:
         """The consumer's added latency over every shard this worker has processed."""
@@ -259,6 +261,7 @@ class Worker:
                     retired = pipelines.pop(handle.shard_id, None)
                     if retired is not None:  # kept: the worker's figures never go backwards
                         self.state.retired_latency.merge(retired.added_latency)
+                        self.state.retired_stats.merge(retired.stats)
 
             leases = lease_settings(settings, stream_arn)
             table = await stack.enter_async_context(

@@ -50,8 +50,8 @@ def take_snapshot(state: WorkerState) -> Snapshot:
     if state.activity is not None:
         snapshot.millis_behind_latest = dict(state.activity.millis_behind)
         snapshot.records_total = state.activity.records
-    for pipeline in (state.pipelines or {}).values():
-        stats = pipeline.stats
+    live = [pipeline.stats for pipeline in (state.pipelines or {}).values()]
+    for stats in [*live, state.retired_stats]:
         snapshot.changes_total += stats.changes
         snapshot.parked_total += stats.parked
         snapshot.retries_total += stats.retries
