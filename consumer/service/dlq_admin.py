@@ -123,9 +123,6 @@ async def replay_parked(
                     report.errors.append(f"{where}: {record.pipeline} failed again: {error}")
                     retry_later.append(message)
                     continue
-                finally:
-                    for route in routes:
-                        await route.sink.aclose()
                 await dlq.delete(message)
                 report.applied += 1
         for message in retry_later:

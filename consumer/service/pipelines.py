@@ -61,6 +61,9 @@ class PipelineClients:
     replica_dynamodb: Any | None = None
     # The OpenSearch password: the settings' own, or read from search.password_secret_arn.
     search_password: str | None = None
+    # Closes what every shard shares (the search sink) when the clients' owner ends; without
+    # one, whoever built the routes closes the shared sinks.
+    owner: AsyncExitStack | None = None
 
 
 def search_signing_region(configured: str | None, endpoint: str, aws_region: str) -> str:
@@ -74,7 +77,7 @@ def search_signing_region(configured: str | None, endpoint: str, aws_region: str
 
 async def open_pipeline_clients(settings: Settings, stack: AsyncExitStack) -> PipelineClients:
     endpoints = settings.aws.endpoints()
-    clients = PipelineClients(search_password=await search_password(settings))
+    clients = PipelineClients(search_password=await search_password(settings), owner=stack)
     pipelines = settings.pipelines
     if pipelines.audit.enabled or settings.dlq.overflow_bucket:
         clients.s3 = await stack.enter_async_context(endpoints.aio_client("s3"))
@@ -210,3 +213,5 @@ def extra_sink_builders(
         )
         builders["search"] = lambda shard_id: shared
     return builders
+        if clients.owner is not None:
+            clients.owner.push_async_callback(shared.aclose)

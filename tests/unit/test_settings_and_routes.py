@@ -390,3 +390,30 @@ def test_a_mistyped_setting_is_named_once(monkeypatch: pytest.MonkeyPatch) -> No
         load_settings()
     (line,) = refused.value.lines
     assert "CONSUMER_PIPELINES__SEARCH__PASSWROD is not a setting" in line
+
+
+async def test_the_shared_search_sink_is_closed_by_the_clients_owner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16: the search sink every shard shares had no owner and was never closed (and
+    `dlq replay` closed it after every record)."""
+    from contextlib import AsyncExitStack
+
+    from consumer.pipeline.search.local_index import LocalSearchIndex
+
+    set_env(
+        monkeypatch,
+        {
+            **BASE,
+            "CONSUMER_PIPELINES__SEARCH__ENABLED": "true",
+            "CONSUMER_PIPELINES__SEARCH__LOCAL_PATH": str(tmp_path),
+        },
+    )
+    async with AsyncExitStack() as stack:
+        build = routes_factory(load_settings(), PipelineClients(owner=stack))
+        (route,) = build("shardId-000000000000")
+        sink = route.sink
+        assert isinstance(sink, LocalSearchIndex)
+        assert await sink.count() == 0  # opens the index (and its thread)
+        assert sink._executor is not None
+    assert sink._executor is None  # closed when the owner ended
