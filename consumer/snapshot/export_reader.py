@@ -17,7 +17,7 @@ with `failed` naming it, and the other files go on.
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -26,14 +26,20 @@ import orjson
 import structlog
 from botocore.exceptions import ClientError
 
+from consumer.backoff import Backoff
 from consumer.snapshot.segments import PartLease, SnapshotInfo, SnapshotLeases
 from consumer.snapshot.table_reader import Page, TableReader, WireItem
+from consumer.sources.errors import TRANSIENT_NETWORK_ERRORS
 
 log = structlog.get_logger(__name__)
 
 FILE_PREFIX = "file-"
 PAGE_LINES = 1000
 _GZIP = 16 + zlib.MAX_WBITS
+# Bytes read from S3, and bytes inflated, per step: memory stays bounded by a page of lines.
+_CHUNK_BYTES = 1 << 16
+# A data file whose connection keeps failing is reported as unreadable after this many tries.
+_READ_ATTEMPTS = 5
 
 
 class ExportProblem(RuntimeError):
@@ -262,68 +268,130 @@ class ExportReader(TableReader):
         )
 
     async def _read_part(self, lease: PartLease) -> AsyncIterator[Page]:
+        """The file's pages, streamed: at most one page of lines and one decompressed chunk
+        are held at a time, whatever the file's size. A connection lost mid-file is opened
+        again and the lines already taken are skipped (gzip cannot seek)."""
         key = lease.part.detail or ""
         where = f"s3://{self._bucket}/{key}"
-        skip = int((lease.part.position or {}).get("line", 0))
+        first = int((lease.part.position or {}).get("line", 0))
         size_through = lease.part.size
+        chunk: list[bytes] = []
         failed: str | None = None
-        try:
-            compressed = await _get(self._s3, self._bucket, key)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            failed = f"data file {where} cannot be read ({code})"
-            compressed = b""
-        lines, problem = _gunzip_lines(compressed) if failed is None else ([], None)
-        if problem is not None:
-            failed = f"data file {where} is corrupt after line {len(lines)} ({problem})"
+        backoff = Backoff(base_s=0.5, cap_s=10.0)
+        attempts = 0
+        while True:
+            taken = first + len(chunk)  # lines already in pages or in `chunk`
+            seen = 0
+            try:
+                async for line in gzip_lines(_body_chunks(self._s3, self._bucket, key)):
+                    seen += 1
+                    if seen <= taken:
+                        continue
+                    if len(chunk) == self._page_lines:
+                        page = self._page_of(lease, first, chunk, where, size_through, False)
+                        size_through = page.size_through
+                        yield page
+                        if self._auto_commit:
+                            await page.commit()
+                        first += len(chunk)
+                        chunk = []
+                    chunk.append(line)
+                break
+            except CorruptDataFile as problem:
+                failed = f"data file {where} is corrupt after line {problem.lines} ({problem})"
+                break
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code", "")
+                failed = f"data file {where} cannot be read ({code})"
+                break
+            except TRANSIENT_NETWORK_ERRORS as error:
+                attempts += 1
+                if attempts > _READ_ATTEMPTS:
+                    failed = f"data file {where} cannot be read ({type(error).__name__})"
+                    break
+                log.warning("backfill.data_file_retry", part=lease.name, error=str(error))
+                await backoff.sleep()
         if failed is not None:
             log.error("backfill.data_file_failed", part=lease.name, problem=failed)
-        position = skip
-        while True:
-            chunk = lines[position : position + self._page_lines]
-            items: list[WireItem] = []
-            ordinals: list[int] = []
-            bad: list[tuple[int, bytes, str]] = []
-            for offset, line in enumerate(chunk):
-                ordinal = position + offset
-                try:
-                    items.append(parse_line(line))
-                    ordinals.append(ordinal)
-                except ValueError as error:
-                    bad.append((ordinal, line, f"{where} line {ordinal + 1}: {error}"))
-            size = sum(len(line) for line in chunk)
-            size_through += size
-            last = position + len(chunk) >= len(lines)
-            page = self._page(
-                lease, position, items, ordinals, bad, size, size_through, last, failed
-            )
-            yield page
-            if self._auto_commit:
-                await page.commit()
-            if last:
-                return
-            position += len(chunk)
+        yield self._page_of(lease, first, chunk, where, size_through, True, failed)
+
+    def _page_of(
+        self,
+        lease: PartLease,
+        first: int,
+        lines: list[bytes],
+        where: str,
+        size_through: int,
+        last: bool,
+        failed: str | None = None,
+    ) -> Page:
+        items: list[WireItem] = []
+        ordinals: list[int] = []
+        bad: list[tuple[int, bytes, str]] = []
+        for offset, line in enumerate(lines):
+            ordinal = first + offset
+            try:
+                items.append(parse_line(line))
+                ordinals.append(ordinal)
+            except ValueError as error:
+                bad.append((ordinal, line, f"{where} line {ordinal + 1}: {error}"))
+        size = sum(len(line) for line in lines)
+        return self._page(
+            lease, first, items, ordinals, bad, size, size_through + size, last, failed
+        )
 
 
-def _gunzip_lines(data: bytes) -> tuple[list[bytes], str | None]:
-    """The file's complete lines, and what went wrong if it is not (all) gzip: the lines
-    before a corruption are kept."""
+class CorruptDataFile(ValueError):
+    """The data is not (all) gzip: `lines` complete lines came before the damage."""
+
+    def __init__(self, problem: str, lines: int) -> None:
+        super().__init__(problem)
+        self.lines = lines
+
+
+async def _body_chunks(s3: Any, bucket: str, key: str) -> AsyncIterator[bytes]:
+    """The object's bytes in chunks of at most _CHUNK_BYTES (never the whole object)."""
+    answer = await s3.get_object(Bucket=bucket, Key=key)
+    async with answer["Body"] as body:
+        while chunk := await body.read(_CHUNK_BYTES):
+            yield chunk
+
+
+async def gzip_lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """The non-blank lines of gzip data arriving in chunks, each decompressed in steps of at
+    most _CHUNK_BYTES (a small chunk of repetitive text can inflate a thousandfold). Several
+    gzip members are read one after the other, as `gunzip` does. If the data is damaged or cut
+    short, the complete lines before the damage are yielded and then CorruptDataFile is raised
+    (a line cut by the damage is dropped)."""
     decompressor = zlib.decompressobj(_GZIP)
-    text = b""
-    problem: str | None = None
-    step = 1 << 16
-    for start in range(0, len(data), step):
-        try:
-            text += decompressor.decompress(data[start : start + step])
-        except zlib.error as error:
-            problem = str(error)
-            break
-    if problem is None and data and not decompressor.eof:
-        problem = "truncated"
-    lines = text.split(b"\n")
-    if problem is not None and lines:
-        lines = lines[:-1]  # the last line may be cut
-    return [line for line in lines if line.strip()], problem
+    pending = b""
+    lines = 0
+    received = False
+    async for compressed in chunks:
+        received = received or bool(compressed)
+        data = compressed
+        while data:
+            try:
+                text = decompressor.decompress(data, _CHUNK_BYTES)
+            except zlib.error as error:
+                raise CorruptDataFile(str(error), lines) from None
+            data = decompressor.unconsumed_tail
+            if decompressor.eof:
+                data = decompressor.unused_data + data
+                if data:
+                    decompressor = zlib.decompressobj(_GZIP)
+            if b"\n" in text:
+                *complete, pending = (pending + text).split(b"\n")
+                for line in complete:
+                    if line.strip():
+                        lines += 1
+                        yield line
+            else:
+                pending += text
+    if received and not decompressor.eof:
+        raise CorruptDataFile("truncated", lines)
+    if pending.strip():
+        yield pending
 
 
 async def begin_export_snapshot(

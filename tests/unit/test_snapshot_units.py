@@ -18,10 +18,11 @@ from consumer.records.ordering import ABSENT, UNKNOWN
 from consumer.snapshot.backfill import access_denied_line
 from consumer.snapshot.dry_run import estimate_backfill
 from consumer.snapshot.export_reader import (
+    CorruptDataFile,
     ExportProblem,
-    _gunzip_lines,
     _prefixed,
     check_export,
+    gzip_lines,
     parse_line,
 )
 from consumer.snapshot.progress import ProgressFigures, progress_line
@@ -107,15 +108,44 @@ def test_a_snapshot_item_claims_no_predecessor_and_comes_first_at_a_tie() -> Non
     assert transition.sequence == (7, 0) < (49_000_000_000_000_000_000_000, 0)
 
 
+def _gunzip_lines(data: bytes, chunk: int = 1000) -> tuple[list[bytes], str | None]:
+    """The lines `gzip_lines` yields from `data` sent in chunks, and its problem if any."""
+
+    async def collect() -> tuple[list[bytes], str | None]:
+        async def chunks() -> Any:
+            for start in range(0, len(data), chunk):
+                yield data[start : start + chunk]
+
+        lines: list[bytes] = []
+        try:
+            async for line in gzip_lines(chunks()):
+                lines.append(line)
+        except CorruptDataFile as problem:
+            # The damage is reported after the lines before it, and counts them.
+            return lines, f"{problem} after {problem.lines}"
+        return lines, None
+
+    return asyncio.run(collect())
+
+
 def test_gzip_lines_keep_what_came_before_a_corruption() -> None:
     text = b"".join(b'{"Item":{"pk":{"S":"%d"}}}\n' % i for i in range(200))
     whole = gzip.compress(text)
     assert _gunzip_lines(whole) == (text.splitlines(), None)
     lines, problem = _gunzip_lines(whole[: len(whole) // 2])
-    assert problem == "truncated"
+    assert problem == f"truncated after {len(lines)}"
     assert 0 < len(lines) < 200 and lines == text.splitlines()[: len(lines)]
     lines, problem = _gunzip_lines(b"not gzip at all")
     assert lines == [] and problem is not None
+
+
+def test_gzip_lines_read_members_one_after_another_and_a_last_line_without_newline() -> None:
+    # gzip files may hold several members (RFC 1952 2.2); gunzip reads them all.
+    first, second = b"a\nb\n", b"c\nd"
+    assert _gunzip_lines(gzip.compress(first) + gzip.compress(second), chunk=3) == (
+        [b"a", b"b", b"c", b"d"],
+        None,
+    )
 
 
 def test_export_lines_that_are_not_items_are_refused_without_their_contents() -> None:
