@@ -35,10 +35,6 @@ class CheckpointWriter(Protocol):
 
     async def checkpoint(self, key: str, me: str, token: int, checkpoint: Checkpoint) -> None: ...
 
-    async def prepare_checkpoint(
-        self, key: str, me: str, token: int, checkpoint: Checkpoint
-    ) -> None: ...
-
     async def finish_shard(
         self, key: str, me: str, token: int, child_shard_ids: Iterable[str] = ()
     ) -> None: ...
@@ -112,33 +108,6 @@ class LeaseHandle:
         target = self._parse(sequence_number, sub_sequence_number)
         async with self._lock:
             if not self._advances(target):
-                return False
-            await self._write(lambda: self._writer.checkpoint(
-                self.lease_key, self.worker_id, self.token, target
-            ))
-            self._checkpoint = target
-            self.pending_checkpoint = None
-            return True
-
-    async def prepare_checkpoint(self, sequence_number: str, sub_sequence_number: int = 0) -> bool:
-        """Phase one: records `pendingCheckpoint` (a new owner sees it in its handle's
-        `pending_checkpoint`). Returns False if it is not past the current checkpoint."""
-        target = self._parse(sequence_number, sub_sequence_number)
-        async with self._lock:
-            if not self._advances(target):
-                return False
-            await self._write(lambda: self._writer.prepare_checkpoint(
-                self.lease_key, self.worker_id, self.token, target
-            ))
-            self.pending_checkpoint = target
-            return True
-
-    async def commit_checkpoint(self) -> bool:
-        """Phase two: makes the prepared checkpoint the checkpoint. False if none is pending
-        or it is no longer ahead."""
-        async with self._lock:
-            target = self.pending_checkpoint
-            if target is None or not self._advances(target):
                 return False
             await self._write(lambda: self._writer.checkpoint(
                 self.lease_key, self.worker_id, self.token, target

@@ -46,7 +46,7 @@ from consumer.aws import AwsEndpoints
 CONDITIONAL_FAILED = "ConditionalCheckFailedException"
 # Checkpoint writes are application-driven; the benchmark reports them apart from the
 # coordination writes (heartbeats and ownership changes) that KCL's renewals compare with.
-CHECKPOINT_KINDS = frozenset({"checkpoint", "prepare_checkpoint", "shard_end"})
+CHECKPOINT_KINDS = frozenset({"checkpoint", "shard_end"})
 
 # Lease-table calls must answer quickly: a heartbeat stuck for the botocore default (60 s)
 # would outlive the local expiry. Our own retry loop replaces botocore's.
@@ -429,25 +429,6 @@ class LeaseTable:
         )
         if not outcome.ok:
             raise LeaseLost(key, "the lease table refused the checkpoint (owner or token changed)")
-
-    async def prepare_checkpoint(
-        self, key: str, me: str, token: int, checkpoint: Checkpoint
-    ) -> None:
-        """Phase one of a two-phase checkpoint: records `pendingCheckpoint` only."""
-        outcome = await self._update(
-            "prepare_checkpoint",
-            key,
-            "SET #pendingCheckpoint = :cp, #pendingCheckpointSubSequenceNumber = :sub",
-            "#leaseOwner = :me AND #leaseCounter = :counter",
-            {
-                ":cp": s(checkpoint.stored_value),
-                ":sub": n(checkpoint.sub_sequence_number),
-                ":me": s(me),
-                ":counter": n(token),
-            },
-        )
-        if not outcome.ok:
-            raise LeaseLost(key, "the lease table refused the prepared checkpoint")
 
     async def finish_shard(
         self, key: str, me: str, token: int, child_shard_ids: Iterable[str] = ()

@@ -65,8 +65,6 @@ async def test_a_stale_owner_cannot_checkpoint(table: LeaseTable) -> None:
     with pytest.raises(LeaseLost):
         await table.checkpoint("s1", "old", 1, Checkpoint.after("200"))
     with pytest.raises(LeaseLost):
-        await table.prepare_checkpoint("s1", "old", 1, Checkpoint.after("200"))
-    with pytest.raises(LeaseLost):
         await table.finish_shard("s1", "old", 1)
     lease = await table.get_lease("s1")
     assert lease is not None
@@ -78,13 +76,9 @@ async def test_a_stale_owner_cannot_checkpoint(table: LeaseTable) -> None:
     assert lease.owner_switches == 0
 
 
-async def test_two_phase_checkpoint_and_shard_end(table: LeaseTable) -> None:
+async def test_checkpoint_and_shard_end(table: LeaseTable) -> None:
     await table.create_lease(Lease("s1", "s1"))
     await table.take("s1", None, 0, "w")
-    await table.prepare_checkpoint("s1", "w", 1, Checkpoint.after("300"))
-    lease = await table.get_lease("s1")
-    assert lease is not None
-    assert lease.pending_checkpoint == Checkpoint.after("300")
     await table.checkpoint("s1", "w", 1, Checkpoint.after("300"))
     lease = await table.get_lease("s1")
     assert lease is not None

@@ -34,12 +34,6 @@ class FakeWriter:
         await self._maybe_fail()
         self.writes.append(("checkpoint", checkpoint))
 
-    async def prepare_checkpoint(
-        self, key: str, me: str, token: int, checkpoint: Checkpoint
-    ) -> None:
-        await self._maybe_fail()
-        self.writes.append(("prepare", checkpoint))
-
     async def finish_shard(
         self, key: str, me: str, token: int, child_shard_ids: Iterable[str] = ()
     ) -> None:
@@ -78,23 +72,6 @@ async def test_concurrent_checkpoints_cannot_reorder_writes() -> None:
     written = [int(c.sequence_number or 0) for _, c in writer.writes if isinstance(c, Checkpoint)]
     assert written == sorted(written)
     assert handle.checkpointed == Checkpoint.after("9")
-
-
-async def test_two_phase_checkpoint() -> None:
-    writer = FakeWriter()
-    handle = make_handle(writer, Checkpoint.after("10"))
-    assert not await handle.commit_checkpoint()  # nothing prepared
-    assert not await handle.prepare_checkpoint("5")  # behind the checkpoint
-    assert await handle.prepare_checkpoint("20")
-    assert handle.pending_checkpoint == Checkpoint.after("20")
-    assert handle.checkpointed == Checkpoint.after("10")
-    assert await handle.commit_checkpoint()
-    assert handle.checkpointed == Checkpoint.after("20")
-    assert handle.pending_checkpoint is None
-    assert writer.writes == [
-        ("prepare", Checkpoint.after("20")),
-        ("checkpoint", Checkpoint.after("20")),
-    ]
 
 
 async def test_shard_end_is_final() -> None:

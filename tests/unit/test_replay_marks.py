@@ -33,11 +33,6 @@ class NoCheckpoints:
     async def checkpoint(self, key: str, me: str, token: int, checkpoint: Checkpoint) -> None:
         raise AssertionError("not used")
 
-    async def prepare_checkpoint(
-        self, key: str, me: str, token: int, checkpoint: Checkpoint
-    ) -> None:
-        raise AssertionError("not used")
-
     async def finish_shard(
         self, key: str, me: str, token: int, child_shard_ids: Iterable[str] = ()
     ) -> None:
