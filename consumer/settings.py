@@ -268,6 +268,8 @@ class ReplicationPipeline(_Pipeline):
     include_attributes: list[str] | None = None
     exclude_attributes: list[str] = Field(default_factory=list)
     transform: Annotated[str, AfterValidator(rules.transform_reference)] | None = None
+    # Each call of the hook must return within this (else its record is parked).
+    transform_timeout_s: float = Field(10.0, gt=0, le=900)
     concurrency: int = Field(16, ge=1, le=256)
 
     @model_validator(mode="after")

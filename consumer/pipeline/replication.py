@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,12 @@ from botocore.exceptions import ClientError
 
 from consumer.pipeline.newest import Newest, newest_per_key
 from consumer.pipeline.sink import Failures, SinkError
+from consumer.pipeline.transform_hook import (
+    DEFAULT_TIMEOUT_S,
+    Transform,
+    TransformFailed,
+    TransformHook,
+)
 from consumer.records import ChangeEvent, DecodeError, EventName
 from consumer.records.ordering import (
     AMBIGUOUS_TIES,
@@ -70,10 +77,6 @@ EXPIRES_AT = "_cdc_expires_at"
 RESERVED = frozenset({VERSION, SEQUENCE, STATE, PRIOR, DELETED, EXPIRES_AT})
 SEQUENCE_WIDTH = 64  # Kinesis sequence numbers have up to 56 digits; sub-sequence adds 8
 
-# A transform takes the change and the item about to be written (typed JSON, client view) and
-# returns the item to write, or None to skip this change for the replica.
-Transform = Callable[[ChangeEvent, dict[str, Any]], dict[str, Any] | None]
-
 _NEWER = f"attribute_not_exists({VERSION}) OR {VERSION} < :v"
 # Replaces exactly the stored change that a tie was decided against.
 _REPLACES = f"{VERSION} = :v AND {SEQUENCE} = :stored_seq"
@@ -91,9 +94,16 @@ def load_transform(reference: str) -> Transform:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise ValueError(f"transform module {module_name!r} cannot be imported: {error}") from error
+    except (Exception, SystemExit) as error:  # its own code failed (SystemExit: not an exit)
+        raise ValueError(
+            f"transform module {module_name!r} failed while importing: "
+            f"{type(error).__name__}: {error}"
+        ) from error
     function = getattr(module, attribute, None)
     if not callable(function):
         raise ValueError(f"transform {reference!r} is not a callable in {module_name}")
+    if inspect.iscoroutinefunction(function):
+        raise ValueError(f"transform {reference!r} is an async def: it must be a plain function")
     transform: Transform = function
     return transform
 
@@ -103,7 +113,8 @@ class ReplicationSettings:
     """Where and what to replicate.
 
     `include_attributes`/`exclude_attributes` project the item (key attributes are always
-    kept); `transform` names a hook "module:function" (see Transform).
+    kept); `transform` names a hook "module:function" (see Transform), and each call of it
+    must return within `transform_timeout_s` (see `consumer.pipeline.transform_hook`).
     """
 
     table: str
@@ -112,6 +123,7 @@ class ReplicationSettings:
     exclude_attributes: frozenset[str] = field(default_factory=frozenset)
     transform: str | None = None
     concurrency: int = 16
+    transform_timeout_s: float = DEFAULT_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if not self.table:
@@ -154,13 +166,17 @@ class ReplicationSink:
         self,
         client: Any,
         settings: ReplicationSettings,
-        transform: Transform | None = None,
+        transform: Transform | TransformHook | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`transform` is the resolved hook (see `load_transform` for settings.transform)."""
+        """`transform` is the resolved hook (see `load_transform` for settings.transform); a
+        plain function is bounded by settings.transform_timeout_s. Pass one TransformHook to
+        every shard's sink so the hook is called one at a time across them."""
         self._client = client
         self._settings = settings
         self._clock = clock
+        if transform is not None and not isinstance(transform, TransformHook):
+            transform = TransformHook(transform, settings.transform_timeout_s)
         self._transform = transform
         self._limit = asyncio.Semaphore(settings.concurrency)
         self.conditional_skips = 0
@@ -176,7 +192,9 @@ class ReplicationSink:
             if name in keys or ((include is None or name in include) and name not in exclude)
         }
 
-    def _item_for(self, event: ChangeEvent, transition: Transition) -> dict[str, Any] | None:
+    async def _item_for(
+        self, event: ChangeEvent, transition: Transition
+    ) -> dict[str, Any] | None:
         version = {
             VERSION: {"N": str(event.version)},
             SEQUENCE: {"S": sequence_token(event)},
@@ -199,9 +217,9 @@ class ReplicationSink:
         item = self._project(event, event.new_image.client)
         if self._transform is not None:
             try:
-                transformed = self._transform(event, item)
-            except Exception as error:  # a user hook: its failure parks this record only
-                raise SinkError(f"transform failed: {error!r}", retryable=False) from error
+                transformed = await self._transform(event, item)
+            except TransformFailed as error:  # a user hook: its failure parks this record only
+                raise SinkError(str(error), retryable=False) from error
             if transformed is None:
                 return None
             item = transformed
@@ -212,7 +230,7 @@ class ReplicationSink:
 
     async def _put(self, event: ChangeEvent, newest: Newest) -> None:
         try:
-            item = self._item_for(event, newest.transition)
+            item = await self._item_for(event, newest.transition)
         except DecodeError as error:
             raise SinkError(str(error), retryable=False) from error
         if item is None:

@@ -23,11 +23,11 @@ from consumer.pipeline.processor import OnFailure, RetryPolicy, Route
 from consumer.pipeline.replication import (
     ReplicationSettings,
     ReplicationSink,
-    Transform,
     load_transform,
 )
 from consumer.pipeline.search import LocalIndexSettings, OpenSearchSettings, search_sink
 from consumer.pipeline.sink import Sink
+from consumer.pipeline.transform_hook import TransformHook
 from consumer.service.search_secret import search_password
 from consumer.settings import PIPELINE_NAMES, RetrySection, Settings
 
@@ -137,6 +137,7 @@ def replication_settings(settings: Settings) -> ReplicationSettings:
         exclude_attributes=frozenset(replica.exclude_attributes),
         transform=replica.transform,
         concurrency=replica.concurrency,
+        transform_timeout_s=replica.transform_timeout_s,
     )
 
 
@@ -144,9 +145,13 @@ def routes_factory(settings: Settings, clients: PipelineClients) -> RoutesFactor
     """Resolves everything that can be checked up front (filters, the transform hook), then
     returns a function building one shard's routes (buffering sinks keep per-shard state)."""
     pipelines = settings.pipelines
-    transform: Transform | None = None
+    transform: TransformHook | None = None
     if pipelines.replication.enabled and pipelines.replication.transform:
-        transform = load_transform(pipelines.replication.transform)
+        # One hook for every shard: its calls run one at a time, each bounded in time.
+        transform = TransformHook(
+            load_transform(pipelines.replication.transform),
+            pipelines.replication.transform_timeout_s,
+        )
     filters = {name: RecordFilter(getattr(pipelines, name).filters) for name in PIPELINE_NAMES}
     policies = {name: retry_policy(getattr(pipelines, name).retry) for name in PIPELINE_NAMES}
     sink_builders: dict[str, Callable[[str], Sink]] = {}
@@ -211,7 +216,7 @@ def extra_sink_builders(
         shared = search_sink(
             opensearch, LocalIndexSettings(index=search.index, directory=search.local_path)
         )
-        builders["search"] = lambda shard_id: shared
-    return builders
         if clients.owner is not None:
             clients.owner.push_async_callback(shared.aclose)
+        builders["search"] = lambda shard_id: shared
+    return builders

@@ -1,0 +1,120 @@
+"""Running the user's replication transform hook safely: off the event loop, bounded in time,
+and with every way it can fail turned into that one record's failure.
+
+The hook is user code (`pipelines.replication.transform`, "module:function", see
+`consumer.pipeline.replication.Transform`). What it may do, and what the worker does then:
+
+- raise anything, `BaseException` included (`SystemExit`, `KeyboardInterrupt`, even
+  `asyncio.CancelledError` raised by its own code): the record fails with `TransformFailed`
+  and is parked. A hook cannot stop the worker: it runs in a thread of its own, and the
+  process stops only on a signal (SIGTERM/SIGINT reach the main thread, never the hook's).
+  Cancelling the task that awaits the hook (the worker shutting down) still cancels it.
+- take too long (`timeout_s`): the record fails with "did not return within ..." and is
+  parked. Python cannot kill a thread, so the late call runs on in its daemon thread (which
+  never holds up the process's exit) and its result is dropped; further calls go on in new
+  threads. Once `max_stuck` calls are still running past their time, further records fail
+  at once without calling the hook (they are parked with that reason) until one returns.
+- return something that is not a dict item or None: the record fails (and is parked).
+
+Calls run one at a time, as they did on the event loop, so a hook need not be thread-safe
+(except with a call that overran its time, which may still be running).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from consumer.records import ChangeEvent
+
+# Takes the change and the item about to be written (typed JSON, client view) and returns
+# the item to write, or None to skip this change for the replica.
+Transform = Callable[[ChangeEvent, dict[str, Any]], dict[str, Any] | None]
+
+DEFAULT_TIMEOUT_S = 10.0
+MAX_STUCK = 4
+
+_Outcome = tuple[dict[str, Any] | None, BaseException | None]
+
+
+class TransformFailed(Exception):
+    """The hook failed for this record; the message names the cause (it may quote the
+    hook's own error text, so it belongs in the dead-letter message, never in a log line)."""
+
+
+class TransformHook:
+    """A loaded hook with its time bound. One instance may serve every shard of a worker."""
+
+    def __init__(
+        self, function: Transform, timeout_s: float = DEFAULT_TIMEOUT_S, max_stuck: int = MAX_STUCK
+    ) -> None:
+        if not timeout_s > 0:
+            raise ValueError(f"transform timeout must be above 0 seconds, got {timeout_s}")
+        self.function = function
+        self.timeout_s = timeout_s
+        self._max_stuck = max_stuck
+        self._lock = asyncio.Lock()  # binds to a loop only on first contended use
+        self.stuck = 0  # calls still running past their time
+        self.timeouts = 0
+
+    async def __call__(self, event: ChangeEvent, item: dict[str, Any]) -> dict[str, Any] | None:
+        async with self._lock:
+            if self.stuck >= self._max_stuck:
+                raise TransformFailed(
+                    f"transform hook unavailable: {self.stuck} earlier calls are still running "
+                    f"past the {self.timeout_s:g} s timeout (pipelines.replication."
+                    "transform_timeout_s)"
+                )
+            done = self._start(event, item)
+            try:
+                result, error = await asyncio.wait_for(asyncio.shield(done), self.timeout_s)
+            except TimeoutError:
+                self.timeouts += 1
+                self.stuck += 1
+                done.add_done_callback(self._returned_late)
+                raise TransformFailed(
+                    f"transform hook did not return within {self.timeout_s:g} s "
+                    "(pipelines.replication.transform_timeout_s)"
+                ) from None
+        if error is not None:
+            raise TransformFailed(f"transform failed: {type(error).__name__}: {error}") from error
+        if result is not None and not isinstance(result, dict):
+            raise TransformFailed(
+                f"transform failed: it returned {type(result).__name__}, expected a dict "
+                "(the item, DynamoDB typed JSON) or None (skip); an async def hook is not "
+                "supported"
+            )
+        return result
+
+    def _start(self, event: ChangeEvent, item: dict[str, Any]) -> asyncio.Future[_Outcome]:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[_Outcome] = loop.create_future()
+
+        def settle(outcome: _Outcome) -> None:
+            if not done.done():
+                done.set_result(outcome)
+
+        def call() -> None:
+            outcome: _Outcome
+            try:
+                result = self.function(event, item)
+                if inspect.iscoroutine(result):
+                    result.close()  # never awaited: close it rather than leak a warning
+                outcome = (result, None)
+            except BaseException as error:  # user code: every failure is the record's
+                outcome = (None, error)
+            # RuntimeError: the loop has closed meanwhile (a call that overran the shutdown).
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, outcome)
+
+        # A daemon thread per call: one that never returns cannot hold up the process's exit
+        # (an executor's threads are joined at exit) nor queue later calls behind it.
+        threading.Thread(target=call, name="transform-hook", daemon=True).start()
+        return done
+
+    def _returned_late(self, _: asyncio.Future[_Outcome]) -> None:
+        self.stuck -= 1
