@@ -32,6 +32,8 @@ T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 
+# The one list of AWS throttling and server-error codes: the readers and sinks
+# (consumer.sources.errors) classify with these too.
 THROTTLING_CODES = frozenset(
     {
         "ProvisionedThroughputExceededException",
@@ -40,6 +42,7 @@ THROTTLING_CODES = frozenset(
         "RequestLimitExceeded",
         "TooManyRequestsException",
         "LimitExceededException",
+        "KMSThrottlingException",
     }
 )
 SERVER_ERROR_CODES = frozenset(

@@ -13,16 +13,8 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
-THROTTLING_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "LimitExceededException",
-        "ThrottlingException",
-        "KMSThrottlingException",
-        "RequestLimitExceeded",
-    }
-)
-SERVER_CODES = frozenset({"InternalFailure", "InternalServerError", "ServiceUnavailable"})
+from checkpoints.retry import SERVER_ERROR_CODES as SERVER_CODES
+from checkpoints.retry import THROTTLING_CODES
 
 # Network-level failures after which reading resumes from the last known position.
 TRANSIENT_NETWORK_ERRORS: tuple[type[BaseException], ...] = (
