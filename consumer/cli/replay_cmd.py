@@ -18,6 +18,10 @@ from consumer.replay import PIPELINES, ReplayOptions, Source, run_replay
 from consumer.settings import Settings
 from consumer.telemetry.logs import configure_logging, quiet_logging
 
+# Each replay worker is a process on this host with its own clients and read loop: past a
+# few dozen they only contend for the same cores (and each shard is read by one at a time).
+MAX_WORKERS = 64
+
 RELATIVE_OR_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$|^-(\d+(\.\d+)?[smhdw])+$")
 
 
@@ -59,10 +63,11 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=_worker_count,
         default=1,
         metavar="N",
-        help="replay worker processes on this host (N-1 are started next to this one)",
+        help="replay worker processes on this host (N-1 are started next to this one), "
+        f"1-{MAX_WORKERS}",
     )
     parser.add_argument(
         "--source",
@@ -111,6 +116,18 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     archive.add_argument("--archive-prefix", help="default: pipelines.audit.prefix")
     parser.add_argument("--worker-process", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
+
+
+def _worker_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"must be 1-{MAX_WORKERS} worker processes on this host, got {text}"
+        )
+    return value
 
 
 def _pipelines(text: str) -> tuple[str, ...]:
