@@ -1,0 +1,151 @@
+"""`consumer verify`: check that every sink equals the source table, and repair what differs
+(README "Verify").
+
+A thin layer: parses the options, loads the settings, hands over to `consumer.verify`.
+Exit codes: 0 every sink equals the table (after `--repair`: nothing left to repair),
+1 differences remain, 2 bad input (one line on stderr), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import sys
+import time
+
+from consumer.cli.backfill_cmd import _pipelines, _positive_int, _read_units
+from consumer.cli.options import add_config_option, non_negative_seconds, settings_or_exit
+from consumer.settings import Settings
+from consumer.snapshot.progress import ProgressView
+from consumer.telemetry.logs import configure_logging, quiet_logging
+from consumer.verify.metric import emf_lines
+from consumer.verify.model import VerifyError, VerifyReport
+from consumer.verify.report import as_json, as_table
+from consumer.verify.run import Verify, VerifyRequest
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, got {text!r}")
+    return value
+
+
+def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subcommands.add_parser(
+        "verify",
+        help="check that the replica and the search index equal the table (and --repair)",
+        description=(
+            "Read the source table (parallel, rate-limited Scan, segments shared through the "
+            "lease table) and compare every item with the replica and the search index; find "
+            "items the sinks hold that the table does not. A difference counts only if it "
+            "outlives the consumer's lag. --repair applies the table's current state of each "
+            "differing item through the same versioned sinks, then checks those items again."
+        ),
+    )
+    add_config_option(parser)
+    parser.add_argument("--table", required=True, help="the source DynamoDB table")
+    parser.add_argument(
+        "--pipelines",
+        type=_pipelines,
+        default=(),
+        metavar="LIST",
+        help="comma-separated, of replication,search (default: the enabled ones)",
+    )
+    parser.add_argument(
+        "--segments", type=_positive_int, default=4, metavar="N", help="Scan segments (4)"
+    )
+    parser.add_argument(
+        "--workers", type=_positive_int, default=1, metavar="N", help="readers in this process"
+    )
+    parser.add_argument(
+        "--max-read-units",
+        type=_read_units,
+        metavar="R",
+        help="read at most R read units per second of the table in this process",
+    )
+    parser.add_argument(
+        "--sample",
+        type=_fraction,
+        default=1.0,
+        metavar="FRACTION",
+        help="compare only this fraction of the items, chosen by key (the Scan still reads "
+        "every item; the sinks are read for the sample only)",
+    )
+    parser.add_argument(
+        "--recheck-after-s",
+        type=non_negative_seconds,
+        default=5.0,
+        metavar="S",
+        help="re-check a difference after at least S seconds, or the consumer's measured "
+        "lag if longer (5)",
+    )
+    parser.add_argument("--repair", action="store_true", help="repair the differences found")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--progress",
+        choices=["auto", "bar", "log", "none"],
+        default="auto",
+        help="a bar on a terminal, log lines otherwise (auto)",
+    )
+    parser.add_argument("--worker-id", help="this process's name in the leases (default host-pid)")
+    parser.add_argument("--page-items", type=_positive_int, help=argparse.SUPPRESS)
+    parser.set_defaults(handler=run)
+
+
+def request_from(args: argparse.Namespace) -> VerifyRequest:
+    return VerifyRequest(
+        table=args.table,
+        pipelines=args.pipelines,
+        segments=args.segments,
+        workers=args.workers,
+        max_read_units=args.max_read_units,
+        sample=args.sample,
+        repair=args.repair,
+        recheck_after_s=args.recheck_after_s,
+        worker_id=args.worker_id or f"{socket.gethostname()}-{os.getpid()}",
+        page_items=args.page_items,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_or_exit(args)
+    if settings is None:
+        return 2
+    bar = args.progress == "bar" or (args.progress == "auto" and sys.stderr.isatty())
+    if bar or args.json:
+        quiet_logging()
+    else:
+        configure_logging(settings.telemetry.log_level, settings.telemetry.log_format)
+    view = None if args.progress == "none" else ProgressView(tty=bar, label="verify")
+    try:
+        report = asyncio.run(Verify(settings, request_from(args), view=view).run())
+    except VerifyError as error:
+        print(f"consumer: verify: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("verify: interrupted", file=sys.stderr)
+        return 130
+    _emit_metric(settings, report, to_stderr=args.json)
+    if args.json:
+        print(as_json(report), flush=True)
+    else:
+        for line in as_table(report):
+            print(line, flush=True)
+    return 0 if report.remaining == 0 else 1
+
+
+def _emit_metric(settings: Settings, report: VerifyReport, *, to_stderr: bool) -> None:
+    telemetry = settings.telemetry
+    if not telemetry.emf:
+        return
+    out = sys.stderr if to_stderr else sys.stdout
+    for line in emf_lines(
+        telemetry.emf_namespace, settings.application, int(time.time() * 1000), report
+    ):
+        print(line.decode(), file=out, flush=True)

@@ -1,0 +1,147 @@
+"""Is a sink's copy the source item? Compared by value, not by bytes: numbers exactly (as
+decimals: `1.0` equals `1`, never through float), set members in any order (DynamoDB sets
+have no order), binaries whether bytes or base64 text. The sinks' own bookkeeping (the
+replica's `_cdc_*` attributes, the index's change fields) is not part of the item.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from consumer.pipeline.replication import DELETED, RESERVED
+from consumer.records import JsonNumber
+
+WireItem = dict[str, Any]
+
+
+def canonical(value: Mapping[str, Any]) -> Any:
+    """A typed attribute value (or, for a whole item, use `canonical_item`) as a hashable,
+    order-free form."""
+    kind, inner = next(iter(value.items()))
+    if kind == "S":
+        return ("S", inner)
+    if kind == "N":
+        return ("N", _decimal(inner))
+    if kind == "B":
+        return ("B", _bytes(inner))
+    if kind == "SS":
+        return ("SS", frozenset(inner))
+    if kind == "NS":
+        return ("NS", frozenset(_decimal(member) for member in inner))
+    if kind == "BS":
+        return ("BS", frozenset(_bytes(member) for member in inner))
+    if kind == "M":
+        return ("M", canonical_item(inner))
+    if kind == "L":
+        return ("L", tuple(canonical(member) for member in inner))
+    if kind == "BOOL":
+        return ("BOOL", bool(inner))
+    if kind == "NULL":
+        return ("NULL", True)
+    return (kind, repr(inner))
+
+
+def canonical_item(item: Mapping[str, Any]) -> frozenset[tuple[str, Any]]:
+    return frozenset((name, canonical(value)) for name, value in item.items())
+
+
+def _decimal(text: Any) -> Decimal:
+    try:
+        return Decimal(str(text)).normalize()
+    except InvalidOperation:
+        return Decimal("NaN")
+
+
+def _bytes(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    return base64.b64decode(value)
+
+
+def is_tombstone(replica_item: Mapping[str, Any]) -> bool:
+    return bool(replica_item.get(DELETED, {}).get("BOOL"))
+
+
+def replica_view(replica_item: Mapping[str, Any]) -> WireItem:
+    """The item a replica row holds, without the replication sink's bookkeeping."""
+    return {name: value for name, value in replica_item.items() if name not in RESERVED}
+
+
+def expected_replica(
+    source: Mapping[str, Any],
+    key_names: tuple[str, ...],
+    include: frozenset[str] | None,
+    exclude: frozenset[str],
+) -> WireItem:
+    """The replica copy of `source` under the pipeline's include/exclude projection (key
+    attributes are always kept), as `ReplicationSink` writes it."""
+    return {
+        name: value
+        for name, value in source.items()
+        if name in key_names or ((include is None or name in include) and name not in exclude)
+    }
+
+
+def same_replica(expected: Mapping[str, Any], stored: Mapping[str, Any]) -> bool:
+    return canonical_item(expected) == canonical_item(replica_view(stored))
+
+
+def same_document(source: Mapping[str, Any], document_item: Any) -> bool:
+    """Whether a search document's `item` (its JSON view, numbers as Decimal or JsonNumber)
+    holds `source` (typed JSON). The source's types say how to read each JSON value."""
+    if not isinstance(document_item, dict) or set(document_item) != set(source):
+        return False
+    return all(_same_json(source[name], document_item[name]) for name in source)
+
+
+def _same_json(typed: Mapping[str, Any], value: Any) -> bool:
+    kind, inner = next(iter(typed.items()))
+    if kind == "S":
+        return isinstance(value, str) and value == inner
+    if kind == "N":
+        return _is_number(value) and _decimal(_number_text(value)) == _decimal(inner)
+    if kind == "B":
+        return isinstance(value, str) and _b64(value) == _bytes(inner)
+    if kind == "BOOL":
+        return isinstance(value, bool) and value == bool(inner)
+    if kind == "NULL":
+        return value is None
+    if kind in ("SS", "NS", "BS"):
+        if not isinstance(value, list) or len(value) != len(inner):
+            return False
+        if kind == "SS":
+            return all(isinstance(v, str) for v in value) and set(value) == set(inner)
+        if kind == "NS":
+            return all(_is_number(v) for v in value) and {
+                _decimal(_number_text(v)) for v in value
+            } == {_decimal(member) for member in inner}
+        return all(isinstance(v, str) for v in value) and {_b64(v) for v in value} == {
+            _bytes(member) for member in inner
+        }
+    if kind == "L":
+        return (
+            isinstance(value, list)
+            and len(value) == len(inner)
+            and all(_same_json(t, v) for t, v in zip(inner, value, strict=True))
+        )
+    if kind == "M":
+        return same_document(inner, value)
+    return False
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal | JsonNumber) and not isinstance(value, bool)
+
+
+def _number_text(value: Any) -> str:
+    return value.literal if isinstance(value, JsonNumber) else str(value)
+
+
+def _b64(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        return None

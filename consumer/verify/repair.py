@@ -1,0 +1,160 @@
+"""`--repair`: the current source state of each differing item, through the same versioned
+sinks the stream feeds.
+
+Each key's item is read again (strongly consistent) and applied as a change with version = the
+time the read started: present, a MODIFY carrying the item (as a snapshot record,
+`consumer.snapshot.records`); absent, a REMOVE, which leaves a tombstone. Every change made
+before that time is in what was read; any change made after it has a higher version and wins,
+whichever arrives first, deletes included. Its sequence number is tiny, so at an exact tie the
+stream's change wins. A sink whose stored version is newer than the repair's keeps its copy
+(the repair is a no-op there): that copy came from a change after the read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from consumer.backoff import Backoff
+from consumer.pipeline.sink import Sink, SinkError
+from consumer.records import ChangeEvent, RecordPosition, decode_destination_record
+from consumer.snapshot.records import snapshot_record_data
+from consumer.verify.batch_get import batch_get
+from consumer.verify.keys import KeyRef
+
+WireItem = dict[str, Any]
+ATTEMPTS = 5
+
+
+@dataclass
+class RepairOutcome:
+    repaired: list[KeyRef] = field(default_factory=list)
+    failed: list[tuple[KeyRef, str]] = field(default_factory=list)
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def remove_record_data(
+    key: Mapping[str, Any],
+    *,
+    table: str,
+    region: str,
+    repair_id: str,
+    ordinal: int,
+    version_us: int,
+) -> bytes:
+    record = {
+        "awsRegion": region,
+        "eventID": f"repair:{repair_id}:{ordinal}",
+        "eventName": "REMOVE",
+        "recordFormat": "application/json",
+        "tableName": table,
+        "dynamodb": {
+            "ApproximateCreationDateTime": version_us,
+            "ApproximateCreationDateTimePrecision": "MICROSECOND",
+            "Keys": key,
+            "SizeBytes": 0,
+        },
+        "eventSource": "aws:dynamodb",
+        "snapshot": repair_id,
+    }
+    return orjson.dumps(record, default=_b64)
+
+
+def _b64(value: object) -> str:
+    import base64
+
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    raise TypeError(type(value).__name__)
+
+
+class Repairer:
+    """Applies the source's current state of keys to sinks. Constructors do no I/O."""
+
+    def __init__(
+        self,
+        source_client: Any,
+        table: str,
+        key_names: tuple[str, ...],
+        region: str,
+        repair_id: str,
+        *,
+        now_us: Callable[[], int] = _now_us,
+    ) -> None:
+        self._client = source_client
+        self._table = table
+        self._key_names = key_names
+        self._region = region
+        self._repair_id = repair_id
+        self._now_us = now_us
+        self._ordinal = 0
+
+    async def events(self, refs: Sequence[KeyRef]) -> list[ChangeEvent]:
+        version_us = self._now_us()  # before the read: see the module docstring
+        items = await batch_get(self._client, self._table, refs, self._key_names)
+        events = []
+        for ref in refs:
+            self._ordinal += 1
+            item = items.get(ref.doc_id)
+            if item is not None:
+                data = snapshot_record_data(
+                    item,
+                    self._key_names,
+                    table=self._table,
+                    region=self._region,
+                    snapshot_id=self._repair_id,
+                    part="repair",
+                    ordinal=self._ordinal,
+                    version_us=version_us,
+                )
+            else:
+                data = remove_record_data(
+                    ref.key,
+                    table=self._table,
+                    region=self._region,
+                    repair_id=self._repair_id,
+                    ordinal=self._ordinal,
+                    version_us=version_us,
+                )
+            position = RecordPosition(
+                stream=f"verify/{self._repair_id}",
+                shard_id="repair",
+                sequence_number=str(self._ordinal),
+            )
+            events.append(decode_destination_record(data, position))
+        return events
+
+    async def apply(self, sink: Sink, refs: Sequence[KeyRef]) -> RepairOutcome:
+        outcome = RepairOutcome()
+        if not refs:
+            return outcome
+        events = await self.events(refs)
+        pending = list(range(len(refs)))
+        backoff = Backoff(base_s=0.2, cap_s=5.0)
+        for attempt in range(ATTEMPTS):
+            try:
+                failures = await sink.write([events[i] for i in pending])
+                await sink.flush()
+            except SinkError as error:
+                failures = {index: error for index in range(len(pending))}
+            retry: list[int] = []
+            for position, index in enumerate(pending):
+                failure = failures.get(position)
+                if failure is None:
+                    outcome.repaired.append(refs[index])
+                elif failure.retryable and attempt + 1 < ATTEMPTS:
+                    retry.append(index)
+                else:
+                    outcome.failed.append((refs[index], str(failure)))
+            pending = retry
+            if not pending:
+                break
+            await backoff.sleep()
+        return outcome

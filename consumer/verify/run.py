@@ -1,0 +1,448 @@
+"""`consumer verify`, the whole run. Constructors do no I/O; `Verify.run` does it all:
+
+1. Checks (one line each, VerifyError): the pipelines asked for are known and enabled, the
+   source table, the replica (same key schema) and the index exist and can be read.
+2. The source table, by the shared table reader (parallel, rate-limited, leased segments):
+   each page's items are compared with each sink's copy (BatchGetItem; `_mget`).
+3. Extras, from the sinks' side: the replica's live keys (a leased Scan, the same reader) and
+   the index's (`search_after`), each checked against the table (keys only).
+4. Every difference is re-checked after the consumer's lag (`consumer.verify.recheck`).
+5. With `repair`, the differing items' current state goes through the sinks
+   (`consumer.verify.repair`), and the repaired keys are verified again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+from botocore.exceptions import ClientError
+
+from consumer.pipeline.filters import RecordFilter
+from consumer.pipeline.search import LocalSearchIndex, OpenSearchSink
+from consumer.pipeline.sink import Sink
+from consumer.service.pipelines import open_pipeline_clients, replication_settings, routes_factory
+from consumer.settings import Settings
+from consumer.snapshot.backfill import access_denied_line
+from consumer.snapshot.progress import Progress, ProgressView
+from consumer.snapshot.rate import ReadUnitLimiter
+from consumer.snapshot.records import snapshot_record_data
+from consumer.snapshot.segments import SnapshotInfo, SnapshotLeases
+from consumer.snapshot.table_reader import Page, TableReader
+from consumer.verify.batch_get import batch_get
+from consumer.verify.keys import KeyRef, in_sample, key_ref
+from consumer.verify.lag import consumer_lag_s
+from consumer.verify.model import Kind, PipelineTally, VerifyError, VerifyReport
+from consumer.verify.recheck import Candidate, observe, settle, state_of
+from consumer.verify.repair import Repairer
+from consumer.verify.replica_side import ReplicaSide, key_schema
+from consumer.verify.search_local import LocalIndexSide
+from consumer.verify.search_opensearch import OpenSearchSide
+from consumer.verify.sides import SinkSide
+from consumer.verify.snapshot import EXTRAS_PURPOSE, SOURCE_PURPOSE, close_scan, open_scan
+
+log = structlog.get_logger(__name__)
+
+VERIFY_PIPELINES = ("replication", "search")
+WireItem = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    table: str
+    pipelines: tuple[str, ...] = ()
+    segments: int = 4
+    workers: int = 1
+    max_read_units: float | None = None
+    sample: float = 1.0
+    repair: bool = False
+    recheck_after_s: float = 5.0
+    recheck_rounds: int = 3
+    measure_lag: bool = True
+    extras: bool = True
+    worker_id: str = "verify"
+    page_items: int | None = None
+
+
+def chosen_pipelines(settings: Settings, requested: tuple[str, ...]) -> tuple[str, ...]:
+    enabled = [name for name in VERIFY_PIPELINES if getattr(settings.pipelines, name).enabled]
+    for name in requested:
+        if name not in VERIFY_PIPELINES:
+            raise VerifyError(
+                f"unknown pipeline {name!r} (choose from {', '.join(VERIFY_PIPELINES)})"
+            )
+        if name not in enabled:
+            raise VerifyError(
+                f"pipeline {name} is not enabled in the settings (pipelines.{name}.enabled)"
+            )
+    chosen = tuple(name for name in VERIFY_PIPELINES if name in (requested or enabled))
+    if not chosen:
+        raise VerifyError("no pipeline to verify: enable pipelines.replication or pipelines.search")
+    return chosen
+
+
+def verify_settings(settings: Settings, pipelines: tuple[str, ...]) -> Settings:
+    """The settings with only `pipelines` enabled (the sinks a repair writes through)."""
+    section = settings.pipelines
+    updates: dict[str, Any] = {
+        name: getattr(section, name).model_copy(update={"enabled": name in pipelines})
+        for name in ("audit", "search", "replication", "null")
+    }
+    return settings.model_copy(update={"pipelines": section.model_copy(update=updates)})
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class Verify:
+    def __init__(
+        self,
+        settings: Settings,
+        request: VerifyRequest,
+        *,
+        view: ProgressView | None = None,
+        now_us: Callable[[], int] = _now_us,
+    ) -> None:
+        self.settings = settings
+        self.request = request
+        self._view = view
+        self._now_us = now_us
+        self.report: VerifyReport | None = None
+
+    async def run(self) -> VerifyReport:
+        try:
+            return await self._run()
+        except ClientError as error:
+            line = access_denied_line(error)
+            if line is None:
+                raise
+            raise VerifyError(
+                line.replace("backfill", "verify").replace("BackfillPolicy", "VerifyPolicy")
+            ) from None
+
+    async def _run(self) -> VerifyReport:
+        settings, request = self.settings, self.request
+        started = time.monotonic()
+        pipelines = chosen_pipelines(settings, request.pipelines)
+        if not 0 < request.sample <= 1:
+            raise VerifyError(f"--sample must be above 0 and at most 1, got {request.sample}")
+        sub_settings = verify_settings(settings, pipelines)
+        async with AsyncExitStack() as stack:
+            endpoints = settings.aws.endpoints()
+            dynamodb = await stack.enter_async_context(endpoints.aio_client("dynamodb"))
+            table = await self._describe(dynamodb)
+            schema = key_schema(table)
+            key_names = tuple(name for name, _, _ in schema)
+            key_types = {name: attribute_type for name, _, attribute_type in schema}
+            clients = await open_pipeline_clients(sub_settings, stack)
+            routes = routes_factory(sub_settings, clients)("verify")
+            sinks: dict[str, Sink] = {route.sink.name: route.sink for route in routes}
+            filters = {route.sink.name: route.record_filter for route in routes}
+            sides = self._sides(table, key_names, key_types, sinks, clients)
+            for side in sides.values():
+                stack.push_async_callback(side.aclose)
+                await side.check()
+            leases = SnapshotLeases(
+                dynamodb, settings.lease_table, lease_s=settings.backfill.lease_s
+            )
+            limiter = ReadUnitLimiter(request.max_read_units) if request.max_read_units else None
+            info = await self._open(leases, SOURCE_PURPOSE, request.table, pipelines)
+            report = VerifyReport(
+                table=request.table,
+                snapshot_id=info.snapshot_id,
+                pipelines={name: PipelineTally(name) for name in pipelines},
+                sampled=request.sample,
+            )
+            replica = sides.get("replication")
+            if isinstance(replica, ReplicaSide) and replica.transform is not None:
+                report.notes.append(
+                    "replication has a transform: only the presence of items is compared"
+                )
+            candidates: dict[tuple[str, str], Candidate] = {}
+
+            async def read_source(refs: Sequence[KeyRef]) -> dict[str, WireItem]:
+                return await batch_get(dynamodb, request.table, refs, key_names, limiter=limiter)
+
+            # 2. The table's items against each sink.
+            readers = [
+                TableReader(
+                    dynamodb,
+                    info,
+                    leases,
+                    f"{request.worker_id}-{index}",
+                    limiter=limiter,
+                    auto_commit=True,
+                    page_items=request.page_items,
+                )
+                for index in range(max(1, request.workers))
+            ]
+            progress = Progress(leases, info, int(table.get("ItemCount", 0)) or None, self._view)
+            progress_task = asyncio.create_task(progress.run(readers))
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for reader in readers:
+                        group.create_task(
+                            self._compare_pages(
+                                reader.pages(), key_names, sides, filters, report, candidates
+                            )
+                        )
+            finally:
+                progress_task.cancel()
+                await asyncio.gather(progress_task, return_exceptions=True)
+            await progress.done(0, 0)
+            report.items_read = sum(reader.stats.items for reader in readers)
+            await close_scan(leases, info)
+            # 3. Extras, from the sinks' side.
+            if request.extras:
+                for name, side in sides.items():
+                    if isinstance(side, ReplicaSide):
+                        extras = await self._open(leases, EXTRAS_PURPOSE, side.table, pipelines)
+                        side.set_scan(self._scan_of(clients.replica_dynamodb, extras, leases))
+                        await self._find_extras(name, side, read_source, candidates)
+                        await close_scan(leases, extras)
+                    else:
+                        await self._find_extras(name, side, read_source, candidates)
+                    foreign = getattr(side, "foreign", 0)
+                    if foreign:
+                        report.notes.append(
+                            f"{name}: {foreign} live documents have keys that are not this "
+                            "table's (another table's documents in the index?)"
+                        )
+            # 4. Re-check after the consumer's lag.
+            wait_s = await self._recheck_wait(stack, dynamodb)
+            report.recheck_after_s = wait_s
+            settled = await settle(
+                list(candidates.values()), sides, read_source, wait_s, request.recheck_rounds
+            )
+            confirmed_ids = {(c.pipeline, c.ref.doc_id) for c in settled.confirmed}
+            unsettled_ids = {(c.pipeline, c.ref.doc_id) for c in settled.unsettled}
+            for key, candidate in candidates.items():
+                settled_now = key not in confirmed_ids and key not in unsettled_ids
+                if settled_now and candidate.first_kind is not Kind.EXTRA:
+                    report.pipelines[candidate.pipeline].counts[Kind.EQUAL] += 1
+            for candidate in sorted(settled.confirmed, key=lambda c: c.ref.doc_id):
+                report.pipelines[candidate.pipeline].add(candidate.kind, candidate.ref.text)
+            for candidate in settled.unsettled:
+                report.pipelines[candidate.pipeline].unsettled += 1
+            # 5. Repair, then verify the repaired keys again.
+            if request.repair and settled.confirmed:
+                await self._repair(
+                    settled.confirmed, sinks, sides, dynamodb, key_names, read_source, report
+                )
+            report.elapsed_s = time.monotonic() - started
+            self.report = report
+            return report
+
+    def _sides(
+        self,
+        table: dict[str, Any],
+        key_names: tuple[str, ...],
+        key_types: dict[str, str],
+        sinks: dict[str, Sink],
+        clients: Any,
+    ) -> dict[str, SinkSide]:
+        sides: dict[str, SinkSide] = {}
+        if "replication" in sinks:
+            replica = replication_settings(self.settings)
+            sides["replication"] = ReplicaSide(
+                clients.replica_dynamodb,
+                replica.table,
+                table,
+                include=replica.include_attributes,
+                exclude=replica.exclude_attributes,
+                transform=replica.transform,
+            )
+        search = sinks.get("search")
+        if isinstance(search, OpenSearchSink):
+            sides["search"] = OpenSearchSide(search.settings, key_names, key_types)
+        elif isinstance(search, LocalSearchIndex):
+            sides["search"] = LocalIndexSide(search.settings.file, key_names, key_types)
+        return sides
+
+    async def _describe(self, dynamodb: Any) -> dict[str, Any]:
+        try:
+            answer = await dynamodb.describe_table(TableName=self.request.table)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ResourceNotFoundException":
+                raise VerifyError(
+                    f"table {self.request.table!r} does not exist in "
+                    f"{self.settings.aws.region} (--table)"
+                ) from None
+            raise
+        table: dict[str, Any] = answer["Table"]
+        return table
+
+    async def _open(
+        self, leases: SnapshotLeases, purpose: str, table: str, pipelines: tuple[str, ...]
+    ) -> SnapshotInfo:
+        try:
+            return await open_scan(
+                leases,
+                purpose=purpose,
+                table=table,
+                segments=self.request.segments,
+                pipelines=pipelines,
+                now_us=self._now_us(),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ResourceNotFoundException":
+                raise VerifyError(
+                    f"lease table {self.settings.lease_table!r} does not exist: start "
+                    "`consumer run` first (it creates it), or set leases.table"
+                ) from None
+            raise
+
+    def _scan_of(
+        self, client: Any, info: SnapshotInfo, leases: SnapshotLeases
+    ) -> Callable[[], AsyncIterator[Page]]:
+        def scan() -> AsyncIterator[Page]:
+            reader = TableReader(
+                client,
+                info,
+                leases,
+                f"{self.request.worker_id}-extras",
+                auto_commit=True,
+                page_items=self.request.page_items,
+            )
+            return reader.pages()
+
+        return scan
+
+    async def _compare_pages(
+        self,
+        pages: AsyncIterator[Page],
+        key_names: tuple[str, ...],
+        sides: dict[str, SinkSide],
+        filters: dict[str, RecordFilter],
+        report: VerifyReport,
+        candidates: dict[tuple[str, str], Candidate],
+    ) -> None:
+        async for page in pages:
+            seen_at = time.monotonic()
+            entries = []
+            for item in page.items:
+                ref = key_ref(item, key_names)
+                if in_sample(ref.doc_id, self.request.sample):
+                    entries.append((ref, item))
+            for name, side in sides.items():
+                record_filter = filters.get(name)
+                mine = entries
+                if record_filter:
+                    mine = [e for e in entries if self._passes(record_filter, e[1], key_names)]
+                    report.pipelines[name].not_compared += len(entries) - len(mine)
+                if not mine:
+                    continue
+                copies = await side.fetch([ref for ref, _ in mine])
+                for ref, item in mine:
+                    copy = copies.get(ref.doc_id)
+                    if copy is not None and side.same(item, copy):
+                        report.pipelines[name].counts[Kind.EQUAL] += 1
+                        continue
+                    kind = Kind.MISSING if copy is None else Kind.STALE
+                    candidates[(name, ref.doc_id)] = Candidate(
+                        name, ref, kind, state_of(item), seen_at, first_kind=kind
+                    )
+
+    def _passes(
+        self, record_filter: RecordFilter, item: WireItem, key_names: tuple[str, ...]
+    ) -> bool:
+        """Whether the pipeline's filters let the item's current state through (as the
+        MODIFY record a snapshot of it would be)."""
+        data = snapshot_record_data(
+            item,
+            key_names,
+            table=self.request.table,
+            region=self.settings.aws.region,
+            snapshot_id="verify",
+            part="verify",
+            ordinal=0,
+            version_us=0,
+        )
+        return record_filter.matches(orjson.loads(data))
+
+    async def _find_extras(
+        self,
+        name: str,
+        side: SinkSide,
+        read_source: Callable[[Sequence[KeyRef]], Any],
+        candidates: dict[tuple[str, str], Candidate],
+    ) -> None:
+        async for refs in side.live_keys():
+            sampled = [
+                ref
+                for ref in refs
+                if in_sample(ref.doc_id, self.request.sample)
+                and (name, ref.doc_id) not in candidates
+            ]
+            if not sampled:
+                continue
+            seen_at = time.monotonic()
+            seen = await observe(sampled, side, read_source)
+            for ref, kind, state in seen:
+                if kind is Kind.EXTRA:
+                    candidates[(name, ref.doc_id)] = Candidate(
+                        name, ref, kind, state, seen_at, first_kind=kind
+                    )
+
+    async def _recheck_wait(self, stack: AsyncExitStack, dynamodb: Any) -> float:
+        wait_s = self.request.recheck_after_s
+        stream = self.settings.stream
+        if not self.request.measure_lag or stream.mode == "streams":
+            return wait_s
+        name = stream.name or (stream.arn.rsplit("/", 1)[-1] if stream.arn else None)
+        if not name:
+            return wait_s
+        try:
+            kinesis = await stack.enter_async_context(
+                self.settings.aws.endpoints().aio_client("kinesis")
+            )
+            lag = await consumer_lag_s(dynamodb, kinesis, name, self.settings.lease_table)
+        except (ClientError, OSError) as error:
+            log.warning("verify.lag_unknown", error=str(error), wait_s=wait_s)
+            return wait_s
+        log.info("verify.consumer_lag", lag_s=round(lag, 1))
+        return max(wait_s, lag + 1.0)
+
+    async def _repair(
+        self,
+        confirmed: list[Candidate],
+        sinks: dict[str, Sink],
+        sides: dict[str, SinkSide],
+        dynamodb: Any,
+        key_names: tuple[str, ...],
+        read_source: Callable[[Sequence[KeyRef]], Any],
+        report: VerifyReport,
+    ) -> None:
+        repairer = Repairer(
+            dynamodb,
+            self.request.table,
+            key_names,
+            self.settings.aws.region,
+            f"repair-{report.snapshot_id}",
+        )
+        again: list[Candidate] = []
+        for name, tally in report.pipelines.items():
+            refs = [c.ref for c in confirmed if c.pipeline == name]
+            outcome = await repairer.apply(sinks[name], refs)
+            tally.repaired = len(outcome.repaired)
+            tally.not_repaired = [f"{ref.text}: {reason}" for ref, reason in outcome.failed]
+            now = time.monotonic()
+            seen = await observe(outcome.repaired, sides[name], read_source)
+            again.extend(
+                Candidate(name, ref, kind, state, now, first_kind=kind)
+                for ref, kind, state in seen
+                if kind is not Kind.EQUAL
+            )
+        settled = await settle(again, sides, read_source, 0.0, self.request.recheck_rounds)
+        report.after_repair = {name: 0 for name in report.pipelines}
+        for candidate in settled.confirmed:
+            report.after_repair[candidate.pipeline] += 1
+        for name, tally in report.pipelines.items():
+            report.after_repair[name] += len(tally.not_repaired)
