@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "compare_cmd",
     "replay_cmd",
     "backfill_cmd",
+    "verify_cmd",
 )
 
 
