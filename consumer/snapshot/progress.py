@@ -66,8 +66,13 @@ class ProgressView:
     """A bar redrawn in place on a TTY; otherwise a log line every `log_interval_s`."""
 
     def __init__(
-        self, out: TextIO = sys.stderr, tty: bool | None = None, log_interval_s: float = 10.0
+        self,
+        out: TextIO = sys.stderr,
+        tty: bool | None = None,
+        log_interval_s: float = 10.0,
+        label: str = "backfill",  # the command: "verify" reads with the same reader
     ) -> None:
+        self._label = label
         self._out = out
         self._tty = out.isatty() if tty is None else tty
         self._log_interval_s = log_interval_s
@@ -83,9 +88,9 @@ class ProgressView:
     def note(self, message: str) -> None:
         if self._tty:
             self._clear()
-            print(f"backfill: {message}", file=self._out, flush=True)
+            print(f"{self._label}: {message}", file=self._out, flush=True)
         else:
-            log.info("backfill.note", message=message)
+            log.info(f"{self._label}.note", message=message)
 
     def _clear(self) -> None:
         if self._drawn:
@@ -107,7 +112,7 @@ class ProgressView:
         if now - self._last_log >= self._log_interval_s:
             self._last_log = now
             log.info(
-                "backfill.progress",
+                f"{self._label}.progress",
                 items=figures.items,
                 bytes=figures.size,
                 parts_done=figures.parts_done,
