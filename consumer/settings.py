@@ -98,8 +98,10 @@ class StreamSection(_Section):
     name: Annotated[str, AfterValidator(rules.kinesis_stream_name)] | None = None
     arn: Annotated[str, AfterValidator(rules.kinesis_stream_arn)] | None = None
     mode: Literal["efo", "polling", "streams"] = "efo"
-    # EFO consumer name; default: the application name.
-    consumer_name: str | None = None
+    # EFO consumer name; default: the application name. Kinesis' ConsumerName rule (botocore).
+    consumer_name: str | None = Field(
+        None, min_length=1, max_length=128, pattern=r"^[a-zA-Z0-9_.-]+$"
+    )
     fallback_to_polling: bool = True
     polling_interval_s: float = Field(0.5, ge=0.2, le=1.0)
     read_ahead_batches: int = Field(2, ge=1, le=64)
@@ -112,7 +114,7 @@ class StreamSection(_Section):
     # Streams mode: the DynamoDB stream's ARN (DescribeTable's LatestStreamArn).
     dynamodb_stream_arn: Annotated[str, AfterValidator(rules.dynamodb_stream_arn)] | None = None
     # Kinesis mode: the source table, to check its destination's timestamp precision at start.
-    source_table: str | None = None
+    source_table: TableName | None = None
 
     @field_validator("initial_position")
     @classmethod
@@ -323,12 +325,22 @@ class TelemetrySection(_Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     emf: bool = True
-    emf_namespace: str = "DdbCdcConsumer"
+    # CloudWatch's Namespace rule: 1-255 ASCII, not starting with ':' nor the reserved "AWS/".
+    emf_namespace: str = Field(
+        "DdbCdcConsumer", min_length=1, max_length=255, pattern=r"^[\x20-\x7e]+$"
+    )
     metrics_interval_s: float = Field(60.0, gt=0)
     prometheus_port: int | None = Field(None, ge=0, le=65535)
     health_port: int | None = Field(8080, ge=0, le=65535)
     # The address /healthz, /readyz and /metrics listen on (127.0.0.1 keeps them local).
     bind_address: Annotated[str, AfterValidator(_ip_address)] = "0.0.0.0"
+
+    @field_validator("emf_namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        if value.startswith((":", "AWS/")):
+            raise ValueError("must not start with ':' or 'AWS/' (reserved for AWS services)")
+        return value
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> TelemetrySection:
