@@ -29,8 +29,12 @@ static PyObject *literal_name = NULL; /* "literal", JsonNumber's slot */
 /* Raised internally for irregular input; never escapes the module. */
 static PyObject *Irregular = NULL;
 
-static PyObject *convert_item(PyObject *item, int view);
-static PyObject *convert_value(PyObject *value, int view);
+/* DynamoDB nests attribute values at most 32 levels deep, a top-level attribute being level 1
+ * (attribute.py's MAX_LEVEL): a value deeper than that is irregular, and Python names it. */
+#define MAX_LEVEL 32
+
+static PyObject *convert_item(PyObject *item, int view, int level);
+static PyObject *convert_value(PyObject *value, int view, int level);
 
 static PyObject *
 irregular(void)
@@ -161,9 +165,9 @@ client_result(PyObject *converted, PyObject *original)
     return Py_NewRef(original);
 }
 
-/* L: a list of converted members. */
+/* L: a list of converted members, at `level`. */
 static PyObject *
-convert_list(PyObject *payload, int view)
+convert_list(PyObject *payload, int view, int level)
 {
     if (!PyList_CheckExact(payload)) {
         return irregular();
@@ -174,7 +178,7 @@ convert_list(PyObject *payload, int view)
         return NULL;
     }
     for (Py_ssize_t i = 0; i < size; i++) {
-        PyObject *member = convert_value(PyList_GET_ITEM(payload, i), view);
+        PyObject *member = convert_value(PyList_GET_ITEM(payload, i), view, level);
         if (member == NULL) {
             Py_DECREF(out);
             return NULL;
@@ -185,15 +189,22 @@ convert_list(PyObject *payload, int view)
 }
 
 /* SS, NS or BS (`kind` 'S', 'N' or 'B'): a set of converted members (python view), a list of
- * them in the order received (json view). */
+ * them in the order received (json view). DynamoDB's set rules: an empty set, or one that
+ * repeats a member (numbers by value, binary by bytes or canonical base64), is irregular. */
 static PyObject *
 convert_set(PyObject *payload, char kind, int view)
 {
-    if (!PyList_CheckExact(payload)) {
+    if (!PyList_CheckExact(payload) || PyList_GET_SIZE(payload) == 0) {
         return irregular();
     }
     PyObject *out = view == VIEW_PYTHON ? PySet_New(NULL) : PyList_New(0);
     if (out == NULL) {
+        return NULL;
+    }
+    /* The json and client views keep lists: a set of the members beside them finds repeats. */
+    PyObject *distinct = view == VIEW_PYTHON ? Py_NewRef(out) : PySet_New(NULL);
+    if (distinct == NULL) {
+        Py_DECREF(out);
         return NULL;
     }
     Py_ssize_t size = PyList_GET_SIZE(payload);
@@ -212,20 +223,30 @@ convert_set(PyObject *payload, char kind, int view)
         int added = converted == NULL       ? -1
                     : view == VIEW_PYTHON ? PySet_Add(out, converted)
                                           : PyList_Append(out, converted);
+        if (added == 0 && view != VIEW_PYTHON) {
+            added = PySet_Add(distinct, converted);
+        }
         Py_XDECREF(converted);
         if (added < 0) {
+            Py_DECREF(distinct);
             Py_DECREF(out);
             return NULL;
         }
     }
+    Py_ssize_t unique = PySet_GET_SIZE(distinct);
+    Py_DECREF(distinct);
+    if (unique != size) {
+        Py_DECREF(out);
+        return irregular(); /* a repeated member */
+    }
     return out;
 }
 
-/* One attribute value, {"TAG": payload}, in `view`. */
+/* One attribute value, {"TAG": payload}, at `level`, in `view`. */
 static PyObject *
-convert_value(PyObject *value, int view)
+convert_value(PyObject *value, int view, int level)
 {
-    if (!PyDict_CheckExact(value) || PyDict_GET_SIZE(value) != 1) {
+    if (!PyDict_CheckExact(value) || PyDict_GET_SIZE(value) != 1 || level > MAX_LEVEL) {
         return irregular();
     }
     Py_ssize_t position = 0;
@@ -244,13 +265,13 @@ convert_value(PyObject *value, int view)
         out = convert_number(payload, view);
     }
     else if (length == 1 && name[0] == 'M') {
-        out = convert_item(payload, view);
+        out = convert_item(payload, view, level + 1);
     }
     else if (length == 1 && name[0] == 'L') {
         if (Py_EnterRecursiveCall(" converting an L value")) {
             return NULL;
         }
-        out = convert_list(payload, view);
+        out = convert_list(payload, view, level + 1);
         Py_LeaveRecursiveCall();
     }
     else if (length == 1 && name[0] == 'B') {
@@ -272,10 +293,10 @@ convert_value(PyObject *value, int view)
     return view == VIEW_CLIENT ? client_result(out, value) : out;
 }
 
-/* An item or an M payload: name -> converted value, in the item's order (the client view: the
- * item itself, checked). */
+/* An item or an M payload whose values are at `level`: name -> converted value, in the item's
+ * order (the client view: the item itself, checked). */
 static PyObject *
-convert_item(PyObject *item, int view)
+convert_item(PyObject *item, int view, int level)
 {
     if (!PyDict_CheckExact(item)) {
         return irregular();
@@ -291,7 +312,7 @@ convert_item(PyObject *item, int view)
     Py_ssize_t position = 0;
     PyObject *name, *value;
     while (PyDict_Next(item, &position, &name, &value)) {
-        PyObject *converted = convert_value(value, view);
+        PyObject *converted = convert_value(value, view, level);
         int failed = converted == NULL || (out != NULL && PyDict_SetItem(out, name, converted) < 0);
         Py_XDECREF(converted);
         if (failed) {
@@ -330,19 +351,19 @@ configured(void)
 static PyObject *
 item_to_python(PyObject *module, PyObject *item)
 {
-    return configured() ? finish(convert_item(item, VIEW_PYTHON)) : NULL;
+    return configured() ? finish(convert_item(item, VIEW_PYTHON, 1)) : NULL;
 }
 
 static PyObject *
 item_to_json(PyObject *module, PyObject *item)
 {
-    return configured() ? finish(convert_item(item, VIEW_JSON)) : NULL;
+    return configured() ? finish(convert_item(item, VIEW_JSON, 1)) : NULL;
 }
 
 static PyObject *
 item_to_client(PyObject *module, PyObject *item)
 {
-    return configured() ? finish(convert_item(item, VIEW_CLIENT)) : NULL;
+    return configured() ? finish(convert_item(item, VIEW_CLIENT, 1)) : NULL;
 }
 
 static PyObject *
@@ -387,7 +408,7 @@ item_to_python_sharing(PyObject *module, PyObject *const *args, Py_ssize_t nargs
             return finish(NULL);
         }
         if (converted == NULL) {
-            converted = convert_value(value, VIEW_PYTHON);
+            converted = convert_value(value, VIEW_PYTHON, 1);
         }
         if (converted == NULL || PyDict_SetItem(out, name, converted) < 0) {
             Py_XDECREF(converted);
@@ -424,6 +445,7 @@ typedef struct {
     const char *p;
     const char *end;
     int depth;
+    int level; /* inside an image: the level of the attribute values being read */
     /* The numbers made so far in this record, by text: a MODIFY's two images repeat most of
      * their numbers, and a Decimal costs more than a short scan of this list. */
     int seen_count;
@@ -771,8 +793,13 @@ parse_members(Parser *parser, char kind)
     if (peek(parser) == ']') {
         parser->p++;
         parser->depth--;
+        if (!list) {
+            Py_DECREF(out);
+            return irregular(); /* an empty set: DynamoDB has none */
+        }
         return out;
     }
+    Py_ssize_t count = 0;
     do {
         PyObject *member;
         if (kind == 'A') {
@@ -800,7 +827,12 @@ parse_members(Parser *parser, char kind)
             Py_DECREF(out);
             return NULL;
         }
+        count++;
     } while (expect(parser, ','));
+    if (!list && PySet_GET_SIZE(out) != count) {
+        Py_DECREF(out);
+        return irregular(); /* a repeated set member */
+    }
     return close_container(parser, out, ']');
 }
 
@@ -810,7 +842,7 @@ parse_attribute(Parser *parser)
 {
     const char *tag;
     Py_ssize_t length;
-    if (!expect(parser, '{') || !raw_key(parser, &tag, &length)) {
+    if (parser->level > MAX_LEVEL || !expect(parser, '{') || !raw_key(parser, &tag, &length)) {
         return irregular();
     }
     PyObject *value = NULL;
@@ -823,10 +855,14 @@ parse_attribute(Parser *parser)
             value = parse_number_payload(parser);
             break;
         case 'M':
+            parser->level++;
             value = parse_object(parser, LEVEL_ITEM);
+            parser->level--;
             break;
         case 'L':
+            parser->level++;
             value = parse_members(parser, 'A');
+            parser->level--;
             break;
         case 'B': {
             PyObject *text = parse_string(parser);
@@ -886,6 +922,7 @@ parse_member(Parser *parser, int level, PyObject *name)
     }
     if (level == LEVEL_BODY && is_image_key(name)) {
         /* Anything but an object (null: no image) is read as it is, and the caller judges. */
+        parser->level = 1;
         return peek(parser) == '{' ? parse_object(parser, LEVEL_ITEM)
                                    : parse_generic(parser, LEVEL_OTHER);
     }
@@ -1004,6 +1041,7 @@ parse_change(PyObject *module, PyObject *data)
     parser.p = PyBytes_AS_STRING(data);
     parser.end = parser.p + PyBytes_GET_SIZE(data);
     parser.depth = 0;
+    parser.level = 1;
     parser.seen_count = 0;
     PyObject *record = NULL;
     if (peek(&parser) == '{') {
@@ -1023,6 +1061,34 @@ parse_change(PyObject *module, PyObject *data)
         }
     }
     return finish(record);
+}
+
+/* parse_json(data): a whole JSON document (a record, with its images as typed JSON) as plain
+ * values, as orjson gives them, or None for anything irregular: a duplicate key anywhere (which
+ * orjson and every other parser would silently resolve), a float or an integer over 18 digits,
+ * nesting over MAX_DEPTH, lone surrogate escapes, and all invalid JSON. The caller then parses
+ * it the general way, which finds the duplicate or gives the precise error. */
+static PyObject *
+parse_json(PyObject *module, PyObject *data)
+{
+    if (!PyBytes_CheckExact(data)) {
+        Py_RETURN_NONE;
+    }
+    Parser parser;
+    parser.p = PyBytes_AS_STRING(data);
+    parser.end = parser.p + PyBytes_GET_SIZE(data);
+    parser.depth = 0;
+    parser.level = 1;
+    parser.seen_count = 0;
+    PyObject *document = parse_generic(&parser, LEVEL_OTHER);
+    if (document != NULL) {
+        skip_space(&parser);
+        if (parser.p != parser.end) {
+            Py_CLEAR(document); /* trailing data */
+            irregular();
+        }
+    }
+    return finish(document);
 }
 
 static PyObject *
@@ -1059,6 +1125,9 @@ static PyMethodDef methods[] = {
     {"item_to_client", item_to_client, METH_O,
      "item_to_client(item): the item itself if it is regular and holds no binary text, or "
      "None."},
+    {"parse_json", parse_json, METH_O,
+     "parse_json(data): a JSON document as plain values, or None (a duplicate key, a float, "
+     "...)."},
     {"parse_change", parse_change, METH_O,
      "parse_change(data): a destination record with its images as python views, or None."},
     {"item_to_python", item_to_python, METH_O,

@@ -31,3 +31,7 @@ def item_to_json(item: object) -> dict[str, Any] | None:
 def item_to_client(item: object) -> dict[str, Any] | None:
     """The item itself if it is regular and holds no binary text (the client view); None
     otherwise."""
+
+def parse_json(data: bytes) -> Any:
+    """A JSON document as plain values (dict, list, str, int, bool, None); None for anything
+    irregular: a duplicate key anywhere, a float, an integer over 18 digits, invalid JSON."""

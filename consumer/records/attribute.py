@@ -16,9 +16,14 @@ Binary values may arrive as base64 text (Kinesis destination records, Lambda eve
 bytes (boto3's DynamoDB Streams client); both are accepted. Base64 text is decoded strictly:
 only the canonical encoding is valid.
 
-All three validate the same things (type tags, value types, numbers, base64) and raise only
-InvalidAttribute, whose path names the bad value. The loops are written out per view, with
-inline paths for the commonest types, because this is the hot path of every pipeline.
+All three validate the same things and raise only InvalidAttribute, whose path names the bad
+value and whose reason names the rule, never the value. The rules are DynamoDB's own
+("Supported data types and naming rules", "Quotas: attributes"): a known type tag with a
+payload of its type; numbers of at most 38 digits from 1E-130 to below 1E+126; canonical
+base64; sets (SS, NS, BS) non-empty and without duplicate members (numbers compared by value,
+binary by bytes); values nested at most 32 levels deep, a top-level attribute being level 1.
+The loops are written out per view, with inline paths for the commonest types, because this
+is the hot path of every pipeline.
 
 The three views have a C fast path (`_speedups.c`, built at install; `NATIVE_PYTHON_VIEW` says
 whether it is there). It converts regular input only, with this module's own number context,
@@ -35,7 +40,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeAlias
 
 from consumer.records.errors import InvalidAttribute
-from consumer.records.number import JsonNumber, create_number, parse_number
+from consumer.records.number import (
+    NOT_A_NUMBER,
+    OUT_OF_RANGE,
+    JsonNumber,
+    create_number,
+    parse_number,
+)
 
 try:
     from consumer.records import _speedups
@@ -55,6 +66,12 @@ _CONVERSION_ERRORS = (ArithmeticError, ValueError, TypeError)
 
 _a2b_base64 = binascii.a2b_base64
 _b2a_base64 = binascii.b2a_base64
+
+# DynamoDB nests attribute values at most 32 levels deep, counting a top-level attribute as
+# level 1 (Quotas, "Nested attribute depth"); the members of a map or list at level 32 would
+# be at level 33.
+MAX_LEVEL = 32
+TOO_DEEP = f"nested deeper than DynamoDB's {MAX_LEVEL} levels"
 
 
 # --- shared leaf checks ---------------------------------------------------------------------
@@ -88,7 +105,7 @@ def _bool(value: object) -> bool:
 def _null(value: object) -> None:
     if value is True:
         return None
-    raise InvalidAttribute(f"a NULL value must be true, not {value!r}")
+    raise InvalidAttribute(f"a NULL value must be true, not {_kind(value)}")
 
 
 def _list(value: object, tag: str) -> list[Any]:
@@ -108,11 +125,13 @@ def decode_base64(text: str) -> bytes:
     try:
         data = _a2b_base64(text, strict_mode=True)
     except _CONVERSION_ERRORS:
-        raise InvalidAttribute(f"invalid base64: {_clip(text)!r}") from None
+        raise InvalidAttribute("invalid base64: a binary value must be base64 text") from None
     # strict_mode still accepts extra padding and non-zero trailing bits; the canonical
     # encoding is the only one DynamoDB writes and the one the JSON view passes through.
     if _b2a_base64(data, newline=False) != text.encode("ascii"):
-        raise InvalidAttribute(f"non-canonical base64: {_clip(text)!r}")
+        raise InvalidAttribute(
+            "non-canonical base64: a binary value must be base64 as DynamoDB writes it"
+        )
     return data
 
 
@@ -136,18 +155,59 @@ def _binary_text(value: object) -> str:
 
 
 def _string_list(value: object, tag: str) -> list[str]:
-    strings = _list(value, tag)
+    strings = _set_members(value, tag)
     for item in strings:
         if type(item) is not str:
             raise InvalidAttribute(f"an SS member must be a string, not {_kind(item)}")
     return strings
 
 
+def _set_members(value: object, tag: str) -> list[Any]:
+    """The members of an SS, NS or BS payload: a non-empty array ("DynamoDB does not support
+    empty sets")."""
+    members = _list(value, tag)
+    if not members:
+        raise InvalidAttribute(
+            f"an {tag} value must have at least one member (DynamoDB has no empty sets)"
+        )
+    return members
+
+
+def _repeated(converted: list[Any], tag: str) -> InvalidAttribute:
+    """The error for a set whose converted members are not distinct ("Each value within a set
+    must be unique"), naming the first repeat: numbers compare by value (1 and 1.0 are one
+    number), binary by its bytes (or, equivalently, its canonical base64)."""
+    seen: set[Any] = set()
+    for index, member in enumerate(converted):
+        if member in seen:
+            return InvalidAttribute(
+                f"{tag} members must not repeat (a set's values are unique)", [index]
+            )
+        seen.add(member)
+    return InvalidAttribute(f"{tag} members must not repeat (a set's values are unique)")
+
+
+def _set_value(tag: str, payload: object) -> set[Any]:
+    """A set payload as the python view's set (str, Decimal or bytes members), checked:
+    non-empty, every member valid, no member repeated."""
+    converted: list[Any]
+    if tag == "SS":
+        converted = _string_list(payload, tag)
+    elif tag == "NS":
+        converted = [parse_number(member) for member in _set_members(payload, tag)]
+    else:
+        converted = [_binary(member) for member in _set_members(payload, tag)]
+    members = set(converted)
+    if len(members) != len(converted):
+        raise _repeated(converted, tag)
+    return members
+
+
 # --- python view ----------------------------------------------------------------------------
 
 
 def item_to_python(item: object) -> PythonItem:
-    """An item (or M value) as native Python values, as TypeDeserializer gives them."""
+    """An item as native Python values, as TypeDeserializer gives them."""
     if _native_item is not None:
         converted = _native_item(item)
         if converted is not None:
@@ -164,9 +224,20 @@ def item_to_python_sharing(item: object, known_wire: WireItem, known: PythonItem
     return _item_to_python_sharing(item, known_wire, known)
 
 
-def _item_to_python(item: object) -> PythonItem:
+def _too_deep(level: int, members: dict[str, Any] | list[Any]) -> None:
+    """Raise if `members` (of a map or list whose members are at `level`) exist too deep."""
+    if level > MAX_LEVEL and members:
+        first: str | int = next(iter(members)) if type(members) is dict else 0
+        raise InvalidAttribute(TOO_DEEP, [first])
+
+
+def _item_to_python(item: object, level: int = 1) -> PythonItem:
     out: PythonItem = {}
-    for name, value in _map(item).items():
+    mapping = _map(item)
+    if level > MAX_LEVEL:
+        _too_deep(level, mapping)
+    inner = level + 1
+    for name, value in mapping.items():
         try:
             # Inline paths for the common types, in order of frequency (S, N, M, L); any
             # irregularity, including every error, is left to _python_value, which names it.
@@ -187,13 +258,13 @@ def _item_to_python(item: object) -> PythonItem:
                     else:
                         payload = value.get("M", value)
                         if payload is not value:
-                            out[name] = _item_to_python(payload)
+                            out[name] = _item_to_python(payload, inner)
                             continue
                         payload = value.get("L", value)
                         if payload is not value:
-                            out[name] = _python_list(payload)
+                            out[name] = _python_list(payload, inner)
                             continue
-            out[name] = _python_value(value)
+            out[name] = _python_value(value, level)
         except InvalidAttribute as error:
             error.path.append(name)
             raise
@@ -217,10 +288,14 @@ def _item_to_python_sharing(item: object, known_wire: WireItem, known: PythonIte
     return {name: shared[name] if name in shared else converted[name] for name in mapping}
 
 
-def _python_list(value: object) -> list[Any]:
+def _python_list(value: object, level: int) -> list[Any]:
     out: list[Any] = []
     append = out.append
-    for member in _list(value, "L"):
+    members = _list(value, "L")
+    if level > MAX_LEVEL:
+        _too_deep(level, members)
+    inner = level + 1
+    for member in members:
         try:
             # The same inline paths as item_to_python.
             if type(member) is dict and len(member) == 1:
@@ -240,13 +315,13 @@ def _python_list(value: object) -> list[Any]:
                     else:
                         payload = member.get("M", member)
                         if payload is not member:
-                            append(_item_to_python(payload))
+                            append(_item_to_python(payload, inner))
                             continue
                         payload = member.get("L", member)
                         if payload is not member:
-                            append(_python_list(payload))
+                            append(_python_list(payload, inner))
                             continue
-            append(_python_value(member))
+            append(_python_value(member, level))
         except InvalidAttribute as error:
             error.path.append(len(out))  # the index of the member that failed
             raise
@@ -255,29 +330,26 @@ def _python_list(value: object) -> list[Any]:
     return out
 
 
-def _python_value(value: object) -> Any:
+def _python_value(value: object, level: int = 1) -> Any:
+    """One attribute value at `level` (a top-level attribute is level 1)."""
     tag, payload = _tagged(value)
     if tag == "S":
         return _string(payload)
     if tag == "N":
         return parse_number(payload)
     if tag == "M":
-        return _item_to_python(payload)
+        return _item_to_python(payload, level + 1)
     if tag == "L":
-        return _python_list(payload)
+        return _python_list(payload, level + 1)
     if tag == "BOOL":
         return _bool(payload)
     if tag == "NULL":
         return _null(payload)
     if tag == "B":
         return _binary(payload)
-    if tag == "SS":
-        return set(_string_list(payload, tag))
-    if tag == "NS":
-        return {parse_number(member) for member in _list(payload, tag)}
-    if tag == "BS":
-        return {_binary(member) for member in _list(payload, tag)}
-    raise InvalidAttribute(f"unknown type tag {tag!r}")
+    if tag == "SS" or tag == "NS" or tag == "BS":
+        return _set_value(tag, payload)
+    raise InvalidAttribute(_unknown_tag(tag))
 
 
 def value_to_python(value: object) -> Any:
@@ -306,16 +378,19 @@ def item_to_json(item: object) -> JsonItem:
     return _item_to_json(item)
 
 
-def _item_to_json(item: object) -> JsonItem:
+def _item_to_json(item: object, level: int = 1) -> JsonItem:
     out: JsonItem = {}
-    for name, value in _map(item).items():
+    mapping = _map(item)
+    if level > MAX_LEVEL:
+        _too_deep(level, mapping)
+    for name, value in mapping.items():
         try:
             if type(value) is dict and len(value) == 1:
                 payload = value.get("S", value)
                 if payload is not value and type(payload) is str:
                     out[name] = payload
                     continue
-            out[name] = _json_value(value)
+            out[name] = _json_value(value, level)
         except InvalidAttribute as error:
             error.path.append(name)
             raise
@@ -324,11 +399,14 @@ def _item_to_json(item: object) -> JsonItem:
     return out
 
 
-def _json_list(value: object) -> list[Any]:
+def _json_list(value: object, level: int) -> list[Any]:
     out: list[Any] = []
-    for index, member in enumerate(_list(value, "L")):
+    members = _list(value, "L")
+    if level > MAX_LEVEL:
+        _too_deep(level, members)
+    for index, member in enumerate(members):
         try:
-            out.append(_json_value(member))
+            out.append(_json_value(member, level))
         except InvalidAttribute as error:
             error.path.append(index)
             raise
@@ -337,29 +415,40 @@ def _json_list(value: object) -> list[Any]:
     return out
 
 
-def _json_value(value: object) -> Any:
+def _json_value(value: object, level: int = 1) -> Any:
     tag, payload = _tagged(value)
     if tag == "S":
         return _string(payload)
     if tag == "N":
         return JsonNumber(_number_text(payload))
     if tag == "M":
-        return _item_to_json(payload)
+        return _item_to_json(payload, level + 1)
     if tag == "L":
-        return _json_list(payload)
+        return _json_list(payload, level + 1)
     if tag == "BOOL":
         return _bool(payload)
     if tag == "NULL":
         return _null(payload)
     if tag == "B":
         return _binary_text(payload)
+    if tag == "SS" or tag == "NS" or tag == "BS":
+        return _json_set(tag, payload)
+    raise InvalidAttribute(_unknown_tag(tag))
+
+
+def _json_set(tag: str, payload: object) -> list[Any]:
+    """A set as a list in the order received, checked like the python view's: JsonNumbers
+    compare by value, and canonical base64 text is equal exactly when the bytes are."""
+    members: list[Any]
     if tag == "SS":
-        return list(_string_list(payload, tag))
-    if tag == "NS":
-        return [JsonNumber(_number_text(member)) for member in _list(payload, tag)]
-    if tag == "BS":
-        return [_binary_text(member) for member in _list(payload, tag)]
-    raise InvalidAttribute(f"unknown type tag {tag!r}")
+        members = list(_string_list(payload, tag))
+    elif tag == "NS":
+        members = [JsonNumber(_number_text(member)) for member in _set_members(payload, tag)]
+    else:
+        members = [_binary_text(member) for member in _set_members(payload, tag)]
+    if len(set(members)) != len(members):
+        raise _repeated(members, tag)
+    return members
 
 
 def value_to_json(value: object) -> Any:
@@ -392,12 +481,14 @@ def item_to_client(item: object) -> WireItem:
     return _item_to_client(item)
 
 
-def _item_to_client(item: object) -> WireItem:
+def _item_to_client(item: object, level: int = 1) -> WireItem:
     source = _map(item)
+    if level > MAX_LEVEL:
+        _too_deep(level, source)
     out: WireItem | None = None
     for name, value in source.items():
         try:
-            converted = _client_value(value)
+            converted = _client_value(value, level)
         except InvalidAttribute as error:
             error.path.append(name)
             raise
@@ -410,12 +501,14 @@ def _item_to_client(item: object) -> WireItem:
     return source if out is None else out
 
 
-def _client_list(value: object) -> list[Any]:
+def _client_list(value: object, level: int) -> list[Any]:
     source = _list(value, "L")
+    if level > MAX_LEVEL:
+        _too_deep(level, source)
     out: list[Any] | None = None
     for index, member in enumerate(source):
         try:
-            converted = _client_value(member)
+            converted = _client_value(member, level)
         except InvalidAttribute as error:
             error.path.append(index)
             raise
@@ -428,18 +521,18 @@ def _client_list(value: object) -> list[Any]:
     return source if out is None else out
 
 
-def _client_value(value: object) -> Any:
+def _client_value(value: object, level: int) -> Any:
     tag, payload = _tagged(value)
     if tag == "S":
         _string(payload)
     elif tag == "N":
         parse_number(payload)
     elif tag == "M":
-        converted = _item_to_client(payload)
+        converted = _item_to_client(payload, level + 1)
         if converted is not payload:
             return {"M": converted}
     elif tag == "L":
-        members = _client_list(payload)
+        members = _client_list(payload, level + 1)
         if members is not payload:
             return {"L": members}
     elif tag == "BOOL":
@@ -449,17 +542,15 @@ def _client_value(value: object) -> Any:
     elif tag == "B":
         if type(payload) is not bytes:
             return {"B": _binary(payload)}
-    elif tag == "SS":
-        _string_list(payload, tag)
-    elif tag == "NS":
-        for member in _list(payload, tag):
-            parse_number(member)
+    elif tag == "SS" or tag == "NS":
+        _set_value(tag, payload)
     elif tag == "BS":
+        _set_value(tag, payload)
         members = _list(payload, tag)
         if any(type(member) is not bytes for member in members):
             return {"BS": [_binary(member) for member in members]}
     else:
-        raise InvalidAttribute(f"unknown type tag {tag!r}")
+        raise InvalidAttribute(_unknown_tag(tag))
     return value
 
 
@@ -485,25 +576,28 @@ NATIVE_PYTHON_VIEW = _speedups is not None
 
 
 def _explain(error: Exception, value: object, step: str | int | None) -> InvalidAttribute:
-    """An InvalidAttribute for an exception raised by a C-level conversion of `value`."""
-    shown = _clip(repr(value))
+    """An InvalidAttribute for an exception raised by a C-level conversion of `value` (named
+    by its kind only: values stay out of messages)."""
     if isinstance(error, InvalidOperation):
-        reason = f"not a number in {shown}"
+        reason = NOT_A_NUMBER
     elif isinstance(error, ArithmeticError):
-        reason = f"not a DynamoDB number (38 digits, 1E-130 to 1E+126) in {shown}"
+        reason = OUT_OF_RANGE
     else:
-        reason = f"invalid attribute value {shown}"
+        reason = f"an invalid attribute value ({type(error).__name__} on {_kind(value)})"
     return InvalidAttribute(reason, [] if step is None else [step])
+
+
+def _unknown_tag(tag: str) -> str:
+    # A tag is the record's structure, not item contents, but an unknown one may be anything:
+    # show it only when it is short and printable.
+    shown = repr(tag) if len(tag) <= 8 and tag.isprintable() else f"of {len(tag)} characters"
+    return f"unknown type tag {shown} (DynamoDB's are S N B SS NS BS M L BOOL NULL)"
 
 
 def _kind(value: object) -> str:
     if value is None:
         return "null"
     return type(value).__name__
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 __all__ = [

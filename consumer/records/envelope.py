@@ -75,7 +75,34 @@ def keys_image(body: dict[str, Any], position: RecordPosition, raw: bytes) -> Im
     keys = body.get("Keys")
     if type(keys) is not dict or not keys:
         raise InvalidRecord(f"dynamodb.Keys is {_missing_or(keys)}, not a non-empty object")
+    check_key_types(keys)
     return Image(keys, position, "Keys", raw)
+
+
+# The type tags a key attribute may have: "each primary key attribute must be defined as type
+# string, number, or binary" (Supported data types and naming rules).
+KEY_TAGS = frozenset(("S", "N", "B"))
+_TAGS = frozenset(("S", "N", "B", "SS", "NS", "BS", "M", "L", "BOOL", "NULL"))
+
+
+def check_key_types(keys: dict[str, Any]) -> None:
+    """dynamodb.Keys (typed JSON) holds a primary key: one or two attributes (partition key,
+    sort key), each of type S, N or B. Their values are checked with the image's views."""
+    if len(keys) > 2:
+        raise InvalidRecord(
+            f"dynamodb.Keys has {len(keys)} attributes; a primary key has one or two"
+            " (partition key, sort key)"
+        )
+    for name, value in keys.items():
+        if type(value) is dict and len(value) == 1:
+            tag = next(iter(value))
+            if tag in KEY_TAGS:
+                continue
+            shown = tag if tag in _TAGS else "an unknown type tag"
+            reason = f"a key attribute must be of type S, N or B, not {shown}"
+        else:
+            reason = "a key attribute must be one S, N or B value (an object with one type tag)"
+        raise InvalidRecord(f"Keys[{name!r}]: {reason}")
 
 
 def item_image(

@@ -20,17 +20,20 @@ from __future__ import annotations
 import binascii
 import threading
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, TypeAlias
 
 import orjson
 import simdjson
 
-from consumer.records import attribute
+from consumer.records import attribute, duplicates
 from consumer.records.attribute import WireItem
 from consumer.records.envelope import (
     DYNAMODB_SOURCE,
     EVENT_NAMES,
+    KEY_TAGS,
     body_object,
+    check_key_types,
     check_source,
     event_name,
     is_ttl_delete,
@@ -51,7 +54,7 @@ from consumer.records.timestamps import MAX_US, MICROSECOND, arrival_ms, kinesis
 DecodeResult: TypeAlias = ChangeEvent | DecodeError
 
 _loads = orjson.loads
-_JSONDecodeError = orjson.JSONDecodeError
+_parse_record = duplicates.parse_record
 # The C one-pass parser of strict decoding, when the extension was built (see attribute.py).
 _parse_change = attribute.native_parse_change()
 
@@ -80,12 +83,11 @@ def decode_destination_record(
                 return _event(parsed, data, position, _DeferredImages(data, position))
             except InvalidRecord as error:
                 raise DecodeError(position, error.reason, data) from None
+            except _KeysForGeneralPath:
+                pass  # the general path below names the rule the keys break
     try:
-        try:
-            parsed = _loads(data)
-        except _JSONDecodeError as error:
-            raise InvalidRecord(f"not JSON: {error}") from None
-        event = _event(parsed, data, position)
+        # Parsed so that a repeated key anywhere is an error (see duplicates.py).
+        event = _event(_parse_record(data), data, position)
     except InvalidRecord as error:
         raise DecodeError(position, error.reason, data) from None
     if strict:
@@ -176,11 +178,13 @@ def _event(
         check_source(record)
     identity = record.get("userIdentity")
     keys = body.get("Keys")
-    keys_view = (
-        _image(keys, position, "Keys", data, views)
-        if type(keys) is dict and keys
-        else keys_image(body, position, data)  # raises: no keys
-    )
+    if type(keys) is not dict or not keys:
+        keys_image(body, position, data)  # raises: no keys
+    if views is None:
+        check_key_types(keys)
+    elif not _python_keys(keys):
+        raise _KeysForGeneralPath
+    keys_view = _image(keys, position, "Keys", data, views)
     new_image = body.get("NewImage")
     if new_image is not None and type(new_image) is not dict:
         item_image(body, "NewImage", position, data)
@@ -212,6 +216,21 @@ def _event(
     )
 
 
+class _KeysForGeneralPath(Exception):
+    """Keys (as python views) that break a key rule: the general path names which."""
+
+
+def _python_keys(keys: dict[str, Any]) -> bool:
+    """Whether python-view Keys are a primary key: one or two S, N or B values."""
+    if len(keys) > 2:
+        return False
+    for value in keys.values():
+        kind = type(value)
+        if kind is not str and kind is not Decimal and kind is not bytes:
+            return False
+    return True
+
+
 def _image(
     value: dict[str, Any],
     position: RecordPosition,
@@ -236,6 +255,18 @@ def _image(
 
 _simd = threading.local()
 _SimdObject = simdjson.Object
+_ABSENT: Any = object()  # a key not in the object (simdjson gives None for JSON null too)
+
+
+def _wire_keys(keys: WireItem) -> bool:
+    """Whether typed-JSON Keys are one or two values tagged S, N or B (check_key_types names
+    the rule otherwise)."""
+    if len(keys) > 2:
+        return False
+    for value in keys.values():
+        if type(value) is not dict or len(value) != 1 or next(iter(value)) not in KEY_TAGS:
+            return False
+    return True
 
 
 def _parser() -> simdjson.Parser:
@@ -258,7 +289,10 @@ class _DeferredImages:
     def _image(self, name: str) -> WireItem:
         body = self._body
         if body is None:
-            body = self._body = _loads(self._data)["dynamodb"]
+            try:
+                body = self._body = _parse_record(self._data)["dynamodb"]
+            except InvalidRecord as error:  # a repeated key (the envelope was read already)
+                raise DecodeError(self._position, error.reason, self._data) from None
         image: WireItem = body[name]
         return image
 
@@ -290,19 +324,20 @@ def _envelope_event(data: bytes, position: RecordPosition) -> ChangeEvent | None
     table = document.get("tableName")
     region = document.get("awsRegion")
     name_text = document.get("eventName")
+    source = document.get("eventSource", _ABSENT)
     if (
         type(event_id) is not str
         or type(table) is not str
         or type(region) is not str
         or type(name_text) is not str
-        or document.get("eventSource", DYNAMODB_SOURCE) != DYNAMODB_SOURCE
+        or (source is not _ABSENT and source != DYNAMODB_SOURCE)
     ):
         return None
     name = EVENT_NAMES.get(name_text)
     if name is None:
         return None
-    identity_value = document.get("userIdentity")
-    if identity_value is None:
+    identity_value = document.get("userIdentity", _ABSENT)
+    if identity_value is None or identity_value is _ABSENT:
         identity = None
     elif type(identity_value) is _SimdObject:
         identity = identity_value.as_dict()
@@ -312,19 +347,34 @@ def _envelope_event(data: bytes, position: RecordPosition) -> ChangeEvent | None
     if type(keys_value) is not _SimdObject or not len(keys_value):
         return None
     keys: WireItem = keys_value.as_dict()
-    new_value = body.get("NewImage")
-    old_value = body.get("OldImage")
-    if (new_value is not None and type(new_value) is not _SimdObject) or (
-        old_value is not None and type(old_value) is not _SimdObject
+    new_value = body.get("NewImage", _ABSENT)
+    old_value = body.get("OldImage", _ABSENT)
+    has_new = new_value is not _ABSENT and new_value is not None
+    has_old = old_value is not _ABSENT and old_value is not None
+    if (has_new and type(new_value) is not _SimdObject) or (
+        has_old and type(old_value) is not _SimdObject
     ):
         return None
-    has_new = new_value is not None
-    has_old = old_value is not None
     created = body.get("ApproximateCreationDateTime")
-    precision = body.get("ApproximateCreationDateTimePrecision")
-    size = body.get("SizeBytes")
+    precision = body.get("ApproximateCreationDateTimePrecision", _ABSENT)
+    size = body.get("SizeBytes", _ABSENT)
+    # simdjson reads the first of repeated keys, orjson the last: a record whose objects have
+    # more members than the distinct keys read here (a repeat, or a member this path does not
+    # know) takes the full path, which rejects repeats. Every key read is counted once.
+    members = len(document) - 5 - (source is not _ABSENT) - (identity_value is not _ABSENT)
+    body_members = len(body) - 2 - (new_value is not _ABSENT) - (old_value is not _ABSENT)
+    body_members -= (precision is not _ABSENT) + (size is not _ABSENT)
+    repeats = (
+        (members and (members != 1 or document.get("recordFormat") is None))
+        or body_members
+        or len(keys_value) != len(keys)
+    )
     # Release every proxy before anything else can use the parser.
     del document, body, identity_value, keys_value, new_value, old_value
+    if repeats or not _wire_keys(keys):
+        return None
+    if precision is _ABSENT:
+        precision = None
     try:
         if type(created) is int and precision == MICROSECOND and 0 <= created <= MAX_US:
             created_at_us = created
@@ -332,7 +382,9 @@ def _envelope_event(data: bytes, position: RecordPosition) -> ChangeEvent | None
             created_at_us = kinesis_created_at_us(created, precision)
     except InvalidRecord:
         return None
-    if type(size) is not int or size < 0:
+    if size is _ABSENT:
+        size = len(data)
+    elif type(size) is not int or size < 0:
         return None
     images = _DeferredImages(data, position)
     return new_event(

@@ -1,12 +1,15 @@
 """DynamoDB numbers: exact decimals, never floats.
 
 DynamoDB numbers have at most 38 significant digits and magnitudes from 1E-130 to below
-1E+126. boto3's TypeDeserializer reads them with a decimal context (prec=38, Emin=-128,
-Emax=126) that traps rounding, so every number it accepts is exact. This context is the same
-except for Emin=-130, so that 37 and 38 digit numbers near 1E-130, which DynamoDB stores but
-boto3's context rejects (they would need rounding below its Etiny), decode exactly too; on
-every input boto3 accepts, the result is identical. It also traps InvalidOperation, so text
-that is not a number raises instead of becoming NaN as it does in boto3.
+1E+126 ("Supported data types and naming rules", Number: positive range 1E-130 to
+9.9999999999999999999999999999999999999E+125). boto3's TypeDeserializer reads them with a
+decimal context (prec=38, Emin=-128, Emax=126) that traps rounding, so every number it accepts
+is exact. This context keeps DynamoDB's own range instead: Emax=125, so 1E+126 and above
+(which boto3 accepts) raise; Emin=-130 with Subnormal trapped, so magnitudes below 1E-130
+(which boto3 accepts down to 1E-165) raise, while 37 and 38 digit numbers near 1E-130, which
+DynamoDB stores but boto3's context rejects, decode exactly. On every number DynamoDB can hold
+the result is boto3's. It also traps InvalidOperation, so text that is not a number raises
+instead of becoming NaN as it does in boto3.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from decimal import (
     InvalidOperation,
     Overflow,
     Rounded,
+    Subnormal,
     Underflow,
 )
 
@@ -27,9 +31,9 @@ from consumer.records.errors import InvalidAttribute
 
 DYNAMODB_NUMBERS = Context(
     prec=38,
-    Emax=126,
+    Emax=125,
     Emin=-130,
-    traps=[Clamped, Overflow, Inexact, Rounded, Underflow, InvalidOperation],
+    traps=[Clamped, Overflow, Inexact, Rounded, Subnormal, Underflow, InvalidOperation],
 )
 
 # Bound method: the hot loops in attribute.py call it directly to save a Python call.
@@ -46,14 +50,21 @@ def parse_number(text: object) -> Decimal:
     try:
         number = create_number(text)
     except InvalidOperation:
-        raise InvalidAttribute(f"not a number: {_clip(text)!r}") from None
+        raise InvalidAttribute(NOT_A_NUMBER) from None
     except ArithmeticError:
-        raise InvalidAttribute(
-            f"not a DynamoDB number (38 digits, 1E-130 to 1E+126): {_clip(text)!r}"
-        ) from None
+        raise InvalidAttribute(OUT_OF_RANGE) from None
     if not number.is_finite():
-        raise InvalidAttribute(f"not a finite number: {_clip(text)!r}")
+        raise InvalidAttribute(NOT_FINITE)
     return number
+
+
+# The reasons: the rule broken, never the value (record contents stay out of messages, which
+# reach logs; the dead-letter message carries the record itself).
+NOT_A_NUMBER = "not a number: an N value must be a decimal number"
+NOT_FINITE = "not a finite number: DynamoDB has no NaN or Infinity"
+OUT_OF_RANGE = (
+    "not a DynamoDB number: at most 38 significant digits, magnitude from 1E-130 to below 1E+126"
+)
 
 
 class JsonNumber(Decimal):
@@ -77,7 +88,3 @@ class JsonNumber(Decimal):
 
     def __repr__(self) -> str:
         return f"JsonNumber({self.literal!r})"
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= 60 else text[:57] + "..."

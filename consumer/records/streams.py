@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from consumer.records.duplicates import parse_record
 from consumer.records.envelope import (
     body_object,
     check_source,
@@ -62,10 +63,7 @@ def decode_streams_record(
     try:
         if isinstance(record, bytes | bytearray | memoryview):
             raw = bytes(record)
-            try:
-                parsed: object = orjson.loads(raw)
-            except orjson.JSONDecodeError as error:
-                raise InvalidRecord(f"not JSON: {error}") from None
+            parsed: object = parse_record(raw)  # a repeated key is an error
         elif isinstance(record, Mapping):
             parsed = dict(record)
             raw = wire_json(record)

@@ -239,7 +239,8 @@ RAW_IMAGES = [
     ('{"a":{"NULL":false}}', "NULL false"),
     ('{"a":{"NULL":null}}', "NULL null"),
     ('{"a":{"M":null}}', "a null map"),
-    ('{"a":{"M":{}},"b":{"L":[]},"c":{"SS":[]}}', "empty containers"),
+    ('{"a":{"M":{}},"b":{"L":[]}}', "empty containers"),
+    ('{"a":{"SS":[]}}', "an empty set"),
     ('{"a":{"L":[{"S":"x"},]}}', "a trailing comma"),
     ('{"a":{"S":"x"}', "an unclosed image"),
     ('{"S":{"S":"x"},"M":{"M":{"N":{"N":"1"}}},"L":{"L":[]}}', "attributes named as tags"),
@@ -258,7 +259,7 @@ def test_hand_written_parser_cases(image: str) -> None:
 
 
 HANDLED_IN_C = ["a surrogate pair escape", "spaces", "tabs and newlines", "number forms"]
-HANDLED_IN_C += ["equal numbers in a set", "binary values", "empty containers", "long names"]
+HANDLED_IN_C += ["binary values", "empty containers", "long names"]
 HANDLED_IN_C += ["attributes named as tags"]
 
 

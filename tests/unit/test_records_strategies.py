@@ -19,7 +19,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumer.records import RecordPosition, attribute, kinesis
+from consumer.records import RecordPosition, attribute, duplicates, kinesis
 
 SERIALIZER = TypeSerializer()
 DESERIALIZER = TypeDeserializer()
@@ -191,15 +191,18 @@ def python_only() -> Iterator[None]:
     switched off, for the tests and benchmarks that compare the two."""
     names = ("_native_item", "_native_sharing", "_native_json", "_native_client")
     saved = [getattr(attribute, name) for name in names], kinesis._parse_change
+    saved_parse = duplicates.native_parse
     for name in names:
         setattr(attribute, name, None)
     kinesis._parse_change = None
+    duplicates.native_parse = None
     try:
         yield
     finally:
         for name, value in zip(names, saved[0], strict=True):
             setattr(attribute, name, value)
         kinesis._parse_change = saved[1]
+        duplicates.native_parse = saved_parse
 
 
 def compact(record: dict[str, Any]) -> bytes:
