@@ -2,7 +2,8 @@
 
 - `plan_faults`: a seeded schedule of faults (seconds from the start of the chaos phase).
 - `WorkerPool`: `consumer run` processes, each with its own worker id and log file; kill -9,
-  SIGTERM, replacements, and who was stopped how (for the checks).
+  SIGTERM, SIGSTOP/SIGCONT, replacements, workers started with a wrong destination, and who was
+  stopped how (for the checks).
 - `split_shard` / `merge_shards`: resharding on kinesis-mock.
 - `wait_for_takeover`: seconds until every shard a dead worker held has another owner.
 """
@@ -22,7 +23,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-FaultKind = Literal["kill9", "sigterm", "split", "merge", "outage", "poison_record", "poison_item"]
+FaultKind = Literal[
+    "kill9",
+    "sigterm",
+    "sigstop",  # stopped past the failover time, then resumed
+    "stall",  # a blocking sleep inside a sink write, longer than the lease's local expiry
+    "misconfigured",  # a worker whose replica table does not exist: one line, no lease
+    "split",
+    "merge",
+    "outage",
+    "poison_record",
+    "poison_item",
+    "mixed_batch",  # good changes and a poison change of one key in one PutRecords
+]
 
 
 @dataclass(frozen=True)
@@ -38,33 +51,48 @@ class ChaosPlan:
     faults: tuple[Fault, ...]
     poison_records: int
     poison_items: int
+    mixed_batches: int = 0
 
     @property
     def poison_total(self) -> int:
-        return self.poison_records + self.poison_items
+        return self.poison_records + self.poison_items + self.mixed_batches
 
 
 def plan_faults(rng: random.Random, short: bool) -> ChaosPlan:
-    """Short: ~60 s, one of each fault. Full: ~5 minutes, repeated rounds of faults.
+    """Short: ~65 s, one of each fault. Full: ~6 minutes, repeated rounds of faults.
 
     A SIGTERM is never scheduled during (or just before) a sink outage: the graceful handoff
     must be able to finish its in-flight batches, else it is not the planned move it claims.
+    Kills and SIGSTOPs wait for an outage to end (their takeover time is measured until the
+    replica is written again). Three mixed batches put the poison oldest, middle and newest.
     """
-    poison_records, poison_items = 3, 2
+    poison_records, poison_items, mixed_batches = 3, 2, 3
     if short:
-        duration = 60.0
+        duration = 65.0
         faults = [
+            Fault(rng.uniform(4, 6), "misconfigured"),
             Fault(rng.uniform(8, 12), "kill9"),
             Fault(rng.uniform(15, 19), "split"),
             Fault(rng.uniform(23, 27), "sigterm"),
+            Fault(rng.uniform(28, 30), "stall"),
             Fault(rng.uniform(32, 35), "outage", 10.0),
-            Fault(rng.uniform(48, 52), "merge"),
+            Fault(rng.uniform(47, 49), "merge"),
+            Fault(rng.uniform(52, 54), "sigstop"),
         ]
         window = (3.0, 50.0)
     else:
         duration = 300.0
-        faults = []
-        kinds: list[FaultKind] = ["kill9", "split", "sigterm", "outage", "merge", "kill9"]
+        faults = [Fault(rng.uniform(3, 5), "misconfigured")]
+        kinds: list[FaultKind] = [
+            "kill9",
+            "split",
+            "sigstop",
+            "sigterm",
+            "outage",
+            "merge",
+            "stall",
+            "kill9",
+        ]
         slot = duration / (2 * len(kinds))
         start = 6.0
         for round_ in range(2):
@@ -74,15 +102,26 @@ def plan_faults(rng: random.Random, short: bool) -> ChaosPlan:
                 faults.append(Fault(at, kind, outage))
                 start += max(slot, outage + 8.0)
             if round_ == 0:
-                kinds = ["sigterm", "kill9", "outage", "split", "kill9", "merge"]
+                kinds = [
+                    "sigterm",
+                    "stall",
+                    "kill9",
+                    "outage",
+                    "split",
+                    "sigstop",
+                    "kill9",
+                    "merge",
+                ]
         duration = max(duration, start + 10.0)
         window = (3.0, duration - 20.0)
     for _ in range(poison_records):
         faults.append(Fault(rng.uniform(*window), "poison_record"))
     for _ in range(poison_items):
         faults.append(Fault(rng.uniform(*window), "poison_item"))
+    for _ in range(mixed_batches):
+        faults.append(Fault(rng.uniform(*window), "mixed_batch"))
     faults.sort(key=lambda fault: fault.at_s)
-    return ChaosPlan(duration, tuple(faults), poison_records, poison_items)
+    return ChaosPlan(duration, tuple(faults), poison_records, poison_items, mixed_batches)
 
 
 def _die_with_parent() -> None:
@@ -103,6 +142,7 @@ class WorkerProcess:
     started: float
     stopped_by: Literal["kill9", "sigterm", "end"] | None = None
     stopped_at: float | None = None
+    misconfigured: bool = False  # started with a wrong destination: must exit, no lease
 
 
 @dataclass
@@ -114,24 +154,31 @@ class WorkerPool:
     workers: list[WorkerProcess] = field(default_factory=list)
     _next: int = 1
 
-    def spawn(self) -> WorkerProcess:
+    def spawn(self, overrides: dict[str, str] | None = None) -> WorkerProcess:
+        """`overrides`: settings that make this worker misconfigured (it must not start)."""
         worker_id = f"chaos-w{self._next}"
         self._next += 1
         log_path = self.log_dir / f"{worker_id}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "consumer", "run"],
-                env={**os.environ, **self.environment(worker_id)},
+                env={**os.environ, **self.environment(worker_id), **(overrides or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
             )
-        worker = WorkerProcess(worker_id, process, log_path, time.time())
+        worker = WorkerProcess(
+            worker_id, process, log_path, time.time(), misconfigured=bool(overrides)
+        )
         self.workers.append(worker)
         return worker
 
     def alive(self) -> list[WorkerProcess]:
-        return [w for w in self.workers if w.stopped_by is None and w.process.poll() is None]
+        return [
+            w
+            for w in self.workers
+            if w.stopped_by is None and not w.misconfigured and w.process.poll() is None
+        ]
 
     def by_pid(self) -> dict[int, WorkerProcess]:
         return {worker.process.pid: worker for worker in self.workers}
@@ -141,6 +188,12 @@ class WorkerPool:
         worker.process.send_signal(signal.SIGKILL)
         worker.process.wait()
 
+    def sigstop(self, worker: WorkerProcess) -> None:
+        worker.process.send_signal(signal.SIGSTOP)
+
+    def sigcont(self, worker: WorkerProcess) -> None:
+        worker.process.send_signal(signal.SIGCONT)
+
     def sigterm(self, worker: WorkerProcess) -> None:
         worker.stopped_by, worker.stopped_at = "sigterm", time.time()
         worker.process.send_signal(signal.SIGTERM)
@@ -149,7 +202,10 @@ class WorkerPool:
         """SIGTERM every live worker, wait, then kill what is left; returns exit problems."""
         problems: list[str] = []
         for worker in self.workers:
-            if worker.process.poll() is None and worker.stopped_by is None:
+            code = worker.process.poll()
+            if code is not None and worker.stopped_by is None and not worker.misconfigured:
+                problems.append(f"{worker.worker_id} exited by itself with code {code}")
+            if code is None and worker.stopped_by is None:
                 worker.stopped_by, worker.stopped_at = "end", time.time()
                 worker.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout_s

@@ -4,7 +4,10 @@
   at once (the replica sink's endpoint: a sink outage).
 - `ThrottlingProxy`: an HTTP proxy for DynamoDB that forwards to moto but answers a fraction
   of requests with DynamoDB's ProvisionedThroughputExceededException (the lease table).
-- `ProxyThread`: runs both on one asyncio loop in a daemon thread; control is thread-safe.
+- `ApplyLogProxy`: an HTTP proxy in front of the replica's moto that notes every replica write
+  as it arrives (time, the sending worker from its User-Agent `app/<id>`, the change's sequence
+  number from the item's `_cdc_seq`): the apply times that `leasewatch` judges.
+- `ProxyThread`: runs them on one asyncio loop in a daemon thread; control is thread-safe.
 """
 
 from __future__ import annotations
@@ -12,13 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import socket
 import threading
-from collections.abc import Coroutine
+import time
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp import web
+
+from consumer.pipeline.replication import SEQUENCE
 
 LOOPBACK = "127.0.0.1"
 THROTTLE_BODY = (
@@ -51,6 +60,10 @@ class OutageProxy:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+    def retarget(self, upstream_host: str, upstream_port: int) -> None:
+        """Before `start`: forward to another upstream (a proxy known only once started)."""
+        self._upstream = (upstream_host, upstream_port)
 
     def set_down(self, down: bool) -> None:
         self._down = down
@@ -158,17 +171,74 @@ class ThrottlingProxy:
             return web.Response(status=502, text=f"chaos proxy: upstream failed: {error!r}")
 
 
-class ProxyThread:
-    """Both proxies on one event loop in a daemon thread."""
+@dataclass(frozen=True)
+class AppliedWrite:
+    """A replica write as it reached the replica's endpoint (wall-clock seconds)."""
 
-    def __init__(self, outage: OutageProxy, throttle: ThrottlingProxy) -> None:
+    at: float
+    worker_id: str
+    sequence_number: str
+
+
+_APP_ID = re.compile(r"(?:^|\s)app/(\S+)")
+
+
+def _written_items(target: str, body: bytes) -> Iterator[dict[str, Any]]:
+    if not body:
+        return
+    try:
+        request: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return
+    if target.endswith(".PutItem"):
+        yield request.get("Item") or {}
+    elif target.endswith(".BatchWriteItem"):
+        for writes in (request.get("RequestItems") or {}).values():
+            for write in writes:
+                yield (write.get("PutRequest") or {}).get("Item") or {}
+
+
+class ApplyLogProxy(ThrottlingProxy):
+    """Forwards to the replica's endpoint (never throttles) and notes each replica write."""
+
+    def __init__(self, upstream_url: str) -> None:
+        super().__init__(upstream_url, seed=0)
+        self.applied: list[AppliedWrite] = []
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        at = time.time()  # on arrival: the moment the write can take effect
+        target = request.headers.get("X-Amz-Target", "")
+        match = _APP_ID.search(request.headers.get("User-Agent", ""))
+        worker_id = match.group(1) if match else "?"
+        for item in _written_items(target, await request.read()):
+            token = str((item.get(SEQUENCE) or {}).get("S", ""))
+            if token:
+                # sequence_token: 56 digits of sequence number, then 8 of sub-sequence.
+                self.applied.append(AppliedWrite(at, worker_id, str(int(token[:-8] or "0"))))
+        return await super()._handle(request)
+
+
+class ProxyThread:
+    """The proxies on one event loop in a daemon thread. With `applies`, the outage proxy
+    forwards to it (worker -> outage -> apply log -> moto): only writes that pass are noted."""
+
+    def __init__(
+        self,
+        outage: OutageProxy,
+        throttle: ThrottlingProxy,
+        applies: ApplyLogProxy | None = None,
+    ) -> None:
         self.outage = outage
         self.throttle = throttle
+        self.applies = applies
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+        if self.applies is not None:
+            self._call(self.applies.start())
+            self.outage.retarget(LOOPBACK, self.applies.port)
         self._call(self.outage.start())
         self._call(self.throttle.start())
 
@@ -177,6 +247,8 @@ class ProxyThread:
             return
         self._call(self.outage.stop())
         self._call(self.throttle.stop())
+        if self.applies is not None:
+            self._call(self.applies.stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
 

@@ -5,8 +5,10 @@
   the earlier process gave the shard up (`classify_duplicates`). One after a SIGTERM or a
   rebalance handoff is a duplicate on a planned move (invariant 5: there must be none); after
   `kill -9` or an involuntary lease loss duplicates are allowed (at least once).
-- poison: distinct poison records in the DLQ (an undecodable payload, or a "bad…" item the
-  transform rejects), counted once each even if parked twice.
+- poison: distinct poison records in the DLQ (an undecodable payload, a "bad…" item the
+  transform rejects, or the poison change of a mixed batch), counted once each even if parked
+  twice; every other DLQ message is a good change wrongly parked.
+- lease and takeover checks: see `leasewatch`.
 """
 
 from __future__ import annotations
@@ -79,9 +81,16 @@ def read_lease_events(workers: list[WorkerProcess]) -> LeaseEvents:
     return events
 
 
-def _last_event(events: LeaseEvents, worker_id: str, shard: str, before: float) -> str | None:
-    earlier = [(at, kind) for at, kind in events.get((worker_id, shard), []) if at <= before]
-    return max(earlier)[1] if earlier else None
+def _ending_event(
+    events: LeaseEvents, worker_id: str, shard: str, delivered: float, before: float
+) -> str | None:
+    """How the worker's hold on the shard that delivered a record at `delivered` ended: the
+    first lease event after it (a later handoff does not explain a duplicate of a record
+    delivered before an involuntary loss, whose checkpoint was never written)."""
+    after = [
+        (at, kind) for at, kind in events.get((worker_id, shard), []) if delivered <= at <= before
+    ]
+    return min(after)[1] if after else None
 
 
 def classify_duplicates(
@@ -97,7 +106,7 @@ def classify_duplicates(
     counts = DuplicateCounts()
     for position, seen in first_by_pid.items():
         ordered = sorted(seen.items(), key=lambda pid_at: pid_at[1])
-        for (earlier, _), (later, later_at) in itertools.pairwise(ordered):
+        for (earlier, earlier_at), (later, later_at) in itertools.pairwise(ordered):
             worker = workers.get(earlier)
             if worker is None:
                 counts.other += 1
@@ -105,7 +114,7 @@ def classify_duplicates(
             if worker.stopped_by == "kill9":
                 counts.after_kill += 1
                 continue
-            last = _last_event(events, worker.worker_id, position[0], later_at)
+            last = _ending_event(events, worker.worker_id, position[0], earlier_at, later_at)
             if last == "lost":
                 counts.lease_lost += 1
             elif last == "handoff" or worker.stopped_by == "sigterm":
@@ -122,8 +131,13 @@ def classify_duplicates(
     return counts
 
 
+# The poison change of a mixed batch carries this attribute (and an S value that is a number).
+MIXED_POISON_ATTRIBUTE = "chaos_poison"
+
+
 def poison_identity(message_body: str) -> str | None:
-    """Which planted poison a DLQ message is ("record:<payload>" or "item:<pk>"), if any."""
+    """Which planted poison a DLQ message is ("record:<payload>", "item:<pk>" or
+    "mixed:<pk>"), if any."""
     message = orjson.loads(message_body)
     raw = base64.b64decode(message.get("raw_b64", ""))
     if message.get("pipeline") == "decode":
@@ -132,9 +146,21 @@ def poison_identity(message_body: str) -> str | None:
     try:
         record: Any = orjson.loads(raw)
         key = record["dynamodb"]["Keys"]["pk"]["S"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
+        image = record["dynamodb"].get("NewImage") or {}
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         return None
+    if MIXED_POISON_ATTRIBUTE in image:
+        return f"mixed:{key}"
     return f"item:{key}" if str(key).startswith("bad") else None
+
+
+def parked_description(message_body: str) -> str:
+    """Where a DLQ message's record came from and why it was parked (no item contents)."""
+    message: Any = orjson.loads(message_body)
+    return (
+        f"{message.get('pipeline')} parked {message.get('shard_id')}@"
+        f"{message.get('sequence_number')} ({message.get('error_type')})"
+    )
 
 
 def read_dlq(sqs: Any, queue_url: str) -> list[str]:
@@ -160,6 +186,13 @@ class ChaosResult:
     poison_expected: int
     takeovers_s: list[float]
     takeover_timeouts: int
+    wrongly_parked: int = 0
+    processing_without_lease: int = 0
+    takeover_processing_s: list[float] = field(default_factory=list)
+    takeover_processing_never: int = 0
+    takeover_processing_limit_s: float = 0.0
+    misconfigured_problems: int = 0
+    mixed_newest_good_skipped: int = 0
     info: dict[str, str] = field(default_factory=dict)
     details: list[str] = field(default_factory=list)
 
@@ -176,7 +209,23 @@ class ChaosResult:
             failed.append("chaos_poison_in_dlq")
         if self.takeover_timeouts:
             failed.append("chaos_takeover_timeouts")
+        if self.wrongly_parked:
+            failed.append("chaos_wrongly_parked")
+        if self.processing_without_lease:
+            failed.append("chaos_processing_without_lease")
+        if self.takeover_processing_never or self.takeover_processing_max > (
+            self.takeover_processing_limit_s
+        ):
+            failed.append("chaos_takeover_processing_s_max")
+        if self.misconfigured_problems:
+            failed.append("chaos_misconfigured_workers")
+        if self.mixed_newest_good_skipped:
+            failed.append("chaos_mixed_newest_good_skipped")
         return failed
+
+    @property
+    def takeover_processing_max(self) -> float:
+        return max(self.takeover_processing_s) if self.takeover_processing_s else 0.0
 
     def lines(self) -> list[str]:
         takeover = max(self.takeovers_s) if self.takeovers_s else 0.0
@@ -188,7 +237,15 @@ class ChaosResult:
             f"chaos_duplicates_on_planned_moves {self.planned_duplicates}",
             f"chaos_poison_in_dlq {self.poison_found}/{self.poison_expected}",
             f"chaos_takeover_s_max {takeover:.1f}",
+            f"chaos_wrongly_parked {self.wrongly_parked}",
+            f"chaos_processing_without_lease {self.processing_without_lease}",
+            f"chaos_takeover_processing_s_max {self.takeover_processing_max:.1f}",
+            f"chaos_takeover_processing_s_limit {self.takeover_processing_limit_s:.1f}",
+            f"chaos_misconfigured_workers_failing {self.misconfigured_problems}",
+            f"chaos_mixed_newest_good_skipped {self.mixed_newest_good_skipped}",
         ]
+        if self.takeover_processing_never:
+            out.append(f"chaos_takeover_processing_never {self.takeover_processing_never}")
         if self.takeover_timeouts:
             out.append(f"chaos_takeover_timeouts {self.takeover_timeouts}")
         out.append("chaos_result " + ("FAIL " + ",".join(self.failures) if self.failures else "OK"))

@@ -1,8 +1,9 @@
 """LOCAL ONLY: the chaos run, start to finish (see the package docstring).
 
 Its own local stack in a temporary directory (always stopped), fault proxies, three
-`consumer run` workers, a writer and the destination bridge in threads, the fault schedule,
-then convergence and the checks (`report`). `run_chaos` returns the process exit code.
+`consumer run` workers (EFO or polling), a writer and the destination bridge in threads, a
+lease-table watcher, the fault schedule, then convergence and the checks (`report`,
+`leasewatch`). `run_chaos` runs one or both modes and returns the process exit code.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import random
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import orjson
 
 from consumer.aws import AwsEndpoints
 from consumer.chaos.faults import (
@@ -27,17 +31,28 @@ from consumer.chaos.faults import (
     split_shard,
     wait_for_takeover,
 )
-from consumer.chaos.hooks import DELIVERY_DIR_ENV, POISON_PREFIX
-from consumer.chaos.proxy import OutageProxy, ProxyThread, ThrottlingProxy
+from consumer.chaos.hooks import DELIVERY_DIR_ENV, POISON_PREFIX, stall_request_path
+from consumer.chaos.leasewatch import (
+    LeaseWatch,
+    Stoppage,
+    processing_without_lease,
+    read_acquisitions,
+    sequence_shards,
+    shard_writes,
+    takeover_processing,
+)
+from consumer.chaos.proxy import ApplyLogProxy, OutageProxy, ProxyThread, ThrottlingProxy
 from consumer.chaos.report import (
+    MIXED_POISON_ATTRIBUTE,
     ChaosResult,
     classify_duplicates,
+    parked_description,
     poison_identity,
     read_deliveries,
     read_dlq,
     read_lease_events,
 )
-from consumer.local.bridge import BridgeOptions, DestinationBridge
+from consumer.local.bridge import BridgeOptions, DestinationBridge, opaque_partition_key
 from consumer.local.sample_orders import create_kinesis_stream, create_source_table
 from consumer.local.stack import LocalStack, LocalStackState
 from consumer.local.verify import (
@@ -53,6 +68,15 @@ APP = "chaos"
 WORKERS = 3
 THROTTLE_RATE = 0.10
 WRITES_PER_S = 20.0
+Mode = Literal["efo", "polling"]
+# Lease timings of the chaos workers (production defaults: 10 s and 5 s).
+FAILOVER_S = 3.0
+TAKE_INTERVAL_S = 0.5
+# The issue 15 target: records flow again within failover + take interval + 5 s of a kill.
+TAKEOVER_PROCESSING_LIMIT_S = FAILOVER_S + TAKE_INTERVAL_S + 5.0
+# A stall or SIGSTOP long enough for another worker to take the shards meanwhile.
+STALL_S = FAILOVER_S + TAKE_INTERVAL_S + 2.5
+MISSING_REPLICA = f"{APP}-no-such-replica"
 
 
 def say(text: str) -> None:
@@ -147,15 +171,29 @@ class RunState:
     takeover_timeouts: int = 0
     poison_records: int = 0
     poison_items: int = 0
+    mixed_batches: int = 0
+    # The sequence number of the newest good change of each mixed batch: it must be written.
+    mixed_newest_good: list[str] = field(default_factory=list)
+    stoppages: list[Stoppage] = field(default_factory=list)
+    misconfigured_exits: dict[str, tuple[int | None, float]] = field(default_factory=dict)
+
+    # Planted poison that must reach the DLQ (poison_identity's names). A mixed batch's poison
+    # counts only when it is the newest in time: an older one is superseded by a good change in
+    # its batch and need not be tried (parked if it is, never required).
+    poison_required: set[str] = field(default_factory=set)
+
+    @property
+    def poison_planted(self) -> int:
+        return len(self.poison_required)
 
 
 def _worker_environment(
-    state: LocalStackState, names: Names, proxies: ProxyThread, work_dir: Path
+    state: LocalStackState, names: Names, proxies: ProxyThread, work_dir: Path, mode: Mode
 ) -> dict[str, str]:
     return {
         "CONSUMER_APPLICATION": APP,
         "CONSUMER_STREAM__NAME": names.stream,
-        "CONSUMER_STREAM__MODE": "polling",
+        "CONSUMER_STREAM__MODE": mode,
         "CONSUMER_AWS__REGION": "us-east-1",
         "CONSUMER_AWS__ENDPOINT_KINESIS": state.kinesis_url,
         "CONSUMER_AWS__ENDPOINT_DYNAMODB": f"http://127.0.0.1:{proxies.throttle.port}",
@@ -174,34 +212,45 @@ def _worker_environment(
         "CONSUMER_TELEMETRY__HEALTH_PORT": "0",
         "CONSUMER_TELEMETRY__EMF": "false",
         "CONSUMER_LEASES__HEARTBEAT_INTERVAL_S": "0.5",
-        "CONSUMER_LEASES__FAILOVER_S": "3",
-        "CONSUMER_LEASES__TAKE_INTERVAL_S": "0.5",
+        "CONSUMER_LEASES__FAILOVER_S": str(FAILOVER_S),
+        "CONSUMER_LEASES__TAKE_INTERVAL_S": str(TAKE_INTERVAL_S),
         "CONSUMER_CHECKPOINT_INTERVAL_S": "0.5",
         DELIVERY_DIR_ENV: str(work_dir / "deliveries"),
     }
 
 
 class ChaosRun:
-    def __init__(self, state: LocalStackState, work_dir: Path, seed: int, short: bool) -> None:
+    def __init__(
+        self, state: LocalStackState, work_dir: Path, seed: int, short: bool, mode: Mode
+    ) -> None:
         self.state = state
         self.work_dir = work_dir
         self.seed = seed
         self.short = short
+        self.mode: Mode = mode
         self.names = Names()
         self.endpoints: AwsEndpoints = state.endpoints()
         self.rng = random.Random(seed)
         self.plan: ChaosPlan = plan_faults(self.rng, short)
         self.proxies = ProxyThread(
-            OutageProxy("127.0.0.1", state.moto_port), ThrottlingProxy(state.moto_url, seed)
+            OutageProxy("127.0.0.1", state.moto_port),
+            ThrottlingProxy(state.moto_url, seed),
+            ApplyLogProxy(state.moto_url),
         )
         self.run_state = RunState()
         self.outage_until = 0.0
         self.pool = WorkerPool(self.worker_environment, work_dir / "workers")
+        self.lease_watch = LeaseWatch(self.leases)
 
     def worker_environment(self, worker_id: str) -> dict[str, str]:
         # Built per spawn: the proxies' ports are known only once they started.
-        base = _worker_environment(self.state, self.names, self.proxies, self.work_dir)
-        return {**base, "CONSUMER_LEASES__WORKER_ID": worker_id}
+        base = _worker_environment(self.state, self.names, self.proxies, self.work_dir, self.mode)
+        return {
+            **base,
+            "CONSUMER_LEASES__WORKER_ID": worker_id,
+            # botocore puts "app/<id>" in each request's User-Agent: the apply log's sender.
+            "AWS_SDK_UA_APP_ID": worker_id,
+        }
 
     # --- setup ------------------------------------------------------------------------
 
@@ -248,28 +297,161 @@ class ChaosRun:
                 return self.rng.choice(alive) if alive else None
             time.sleep(0.5)
 
+    def _held_by(self, worker_id: str) -> tuple[str, ...]:
+        return tuple(
+            sorted(
+                item["leaseKey"]["S"]
+                for item in self.leases()
+                if item.get("leaseOwner", {}).get("S") == worker_id
+                and item.get("checkpoint", {}).get("S") != "SHARD_END"
+            )
+        )
+
+    def _after_outage(self) -> None:
+        """Takeover times are measured until the replica is written again: not in an outage."""
+        wait = self.outage_until + 1.0 - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+
+    def _kill9(self) -> str | None:
+        self._after_outage()
+        victim = self._victim()
+        if victim is None:
+            return None
+        shards = self._held_by(victim.worker_id)
+        killed_at, killed_wall = time.monotonic(), time.time()
+        self.pool.kill9(victim)
+        replacement = self.pool.spawn()
+        self.run_state.stoppages.append(Stoppage(killed_wall, "kill -9", victim.worker_id, shards))
+        took = wait_for_takeover(self.leases, victim.worker_id, killed_at, 45.0)
+        if not shards:
+            return f"kill -9 {victim.worker_id} (+{replacement.worker_id}), it held no shard"
+        if took is None:
+            self.run_state.takeover_timeouts += 1
+            return f"kill -9 {victim.worker_id} (+{replacement.worker_id}), takeover timed out"
+        self.run_state.takeovers_s.append(took)
+        return f"kill -9 {victim.worker_id} (+{replacement.worker_id}), takeover {took:.1f}s"
+
+    def _sigstop(self) -> str | None:
+        """Stopped past the failover time (its shards are taken meanwhile), then resumed: it
+        must apply nothing for them once it runs again."""
+        self._after_outage()
+        victim = self._victim()
+        if victim is None:
+            return None
+        shards = self._held_by(victim.worker_id)
+        stopped_at, stopped_wall = time.monotonic(), time.time()
+        self.pool.sigstop(victim)
+        try:
+            self.run_state.stoppages.append(
+                Stoppage(stopped_wall, "SIGSTOP", victim.worker_id, shards)
+            )
+            took = wait_for_takeover(self.leases, victim.worker_id, stopped_at, 30.0)
+            remaining = STALL_S - (time.monotonic() - stopped_at)
+            if remaining > 0:
+                time.sleep(remaining)
+        finally:
+            self.pool.sigcont(victim)
+        held = f"{len(shards)} shards" if shards else "no shard"
+        if shards and took is None:
+            self.run_state.takeover_timeouts += 1
+        taken = "takeover timed out" if took is None else f"takeover {took:.1f}s"
+        stopped_s = time.monotonic() - stopped_at
+        return f"SIGSTOP {victim.worker_id} ({held}) for {stopped_s:.1f}s, {taken}, SIGCONT"
+
+    def _stall(self) -> str | None:
+        victim = self._victim()
+        if victim is None:
+            return None
+        request = stall_request_path(self.work_dir / "deliveries", victim.worker_id)
+        request.write_text(f"{STALL_S}")
+        return f"event-loop stall of {STALL_S:.1f}s requested in {victim.worker_id}'s sink write"
+
+    def _misconfigured(self) -> str:
+        worker = self.pool.spawn({"CONSUMER_PIPELINES__REPLICATION__TABLE": MISSING_REPLICA})
+
+        def wait_exit() -> None:
+            try:
+                code: int | None = worker.process.wait(60.0)
+            except Exception:  # still running after a minute: reported as a problem
+                code = None
+            self.run_state.misconfigured_exits[worker.worker_id] = (
+                code,
+                time.time() - worker.started,
+            )
+
+        threading.Thread(target=wait_exit, daemon=True).start()
+        return f"started {worker.worker_id} with a missing replica table ({MISSING_REPLICA})"
+
+    def _mixed_batch(self) -> str:
+        """One PutRecords with two good changes and a poison change of one key, the poison
+        oldest, middle or newest in time (in turn) and the arrival order shuffled. The table
+        gets the newest good state first (so the sinks must converge to it; the bridge's copy
+        of that write is older than the batch and changes nothing)."""
+        index = self.run_state.mixed_batches
+        self.run_state.mixed_batches += 1
+        key = f"mixed-{index:03d}"
+        keys = {"pk": {"S": key}}
+        good: list[dict[str, Any]] = [
+            {**keys, "status": {"S": "MIXED"}, "step": {"N": str(step)}} for step in (1, 2)
+        ]
+        # An S value that is a number: DynamoDB's typed JSON refuses it, every sink parks it.
+        poison = {**keys, "qty": {"S": 5}, MIXED_POISON_ATTRIBUTE: {"BOOL": True}}
+        self.endpoints.client("dynamodb").put_item(TableName=self.names.table, Item=good[1])
+        poison_at = index % 3
+        images = list(good)
+        images.insert(poison_at, poison)
+        base_us = int(time.time() * 1_000_000) + 1000
+        records = []
+        for offset, image in enumerate(images):
+            record = {
+                "awsRegion": self.endpoints.region,
+                "eventID": str(uuid.uuid4()),
+                "eventName": "INSERT" if offset == 0 else "MODIFY",
+                "userIdentity": None,
+                "recordFormat": "application/json",
+                "tableName": self.names.table,
+                "dynamodb": {
+                    "ApproximateCreationDateTime": base_us + offset * 1000,
+                    "ApproximateCreationDateTimePrecision": "MICROSECOND",
+                    "Keys": keys,
+                    "NewImage": image,
+                    "SizeBytes": 100,
+                },
+                "eventSource": "aws:dynamodb",
+            }
+            records.append((image is good[1], record))
+        self.rng.shuffle(records)
+        response = self.endpoints.client("kinesis").put_records(
+            StreamName=self.names.stream,
+            Records=[
+                {"Data": orjson.dumps(record), "PartitionKey": opaque_partition_key(keys)}
+                for _, record in records
+            ],
+        )
+        if response.get("FailedRecordCount"):
+            raise RuntimeError(f"mixed batch {key}: PutRecords failed: {response['Records']}")
+        for (newest_good, _), result in zip(records, response["Records"], strict=True):
+            if newest_good:
+                self.run_state.mixed_newest_good.append(str(result["SequenceNumber"]))
+        if poison_at == len(good):
+            self.run_state.poison_required.add(f"mixed:{key}")
+        where = ("oldest", "middle", "newest")[poison_at]
+        return f"mixed batch {key}: 2 good changes and a poison {where} in time, one PutRecords"
+
     def apply(self, fault: Fault, elapsed: float) -> None:
         kinesis = self.endpoints.client("kinesis")
-        note: str
+        note: str | None
         if fault.kind == "kill9":
-            victim = self._victim()
-            if victim is None:
-                return
-            killed_at = time.monotonic()
-            self.pool.kill9(victim)
-            replacement = self.pool.spawn()
-            held = self.owners().get(victim.worker_id, 0)
-            took = wait_for_takeover(self.leases, victim.worker_id, killed_at, 45.0)
-            if not held:
-                note = f"kill -9 {victim.worker_id} (+{replacement.worker_id}), it held no shard"
-            elif took is None:
-                self.run_state.takeover_timeouts += 1
-                note = f"kill -9 {victim.worker_id} (+{replacement.worker_id}), takeover timed out"
-            else:
-                self.run_state.takeovers_s.append(took)
-                note = (
-                    f"kill -9 {victim.worker_id} (+{replacement.worker_id}), takeover {took:.1f}s"
-                )
+            note = self._kill9()
+        elif fault.kind == "sigstop":
+            note = self._sigstop()
+        elif fault.kind == "stall":
+            note = self._stall()
+        elif fault.kind == "misconfigured":
+            note = self._misconfigured()
+        elif fault.kind == "mixed_batch":
+            note = self._mixed_batch()
         elif fault.kind == "sigterm":
             if time.monotonic() < self.outage_until + 2:
                 note = "SIGTERM skipped (sink outage in progress)"
@@ -293,11 +475,11 @@ class ChaosRun:
             note = f"replica sink outage {fault.duration_s:.0f}s"
         elif fault.kind == "poison_record":
             index = self.run_state.poison_records
+            payload = f"chaos-poison-{index} not a change record"
             kinesis.put_record(
-                StreamName=self.names.stream,
-                Data=f"chaos-poison-{index} not a change record".encode(),
-                PartitionKey=f"poison-{index}",
+                StreamName=self.names.stream, Data=payload.encode(), PartitionKey=f"poison-{index}"
             )
+            self.run_state.poison_required.add(f"record:{payload}")
             self.run_state.poison_records += 1
             note = "undecodable record"
         else:
@@ -306,8 +488,11 @@ class ChaosRun:
                 TableName=self.names.table,
                 Item={"pk": {"S": f"{POISON_PREFIX}-{index}"}, "status": {"S": "NEW"}},
             )
+            self.run_state.poison_required.add(f"item:{POISON_PREFIX}-{index}")
             self.run_state.poison_items += 1
             note = "poison item"
+        if note is None:
+            return
         line = f"t={elapsed:5.1f}s {note}"
         self.run_state.faults_applied.append(line)
         say(line)
@@ -335,10 +520,12 @@ class ChaosRun:
         )
         return replica_lines, search_lines
 
-    def poison_found(self) -> tuple[int, int]:
+    def poison_found(self) -> tuple[set[str], int, list[str]]:
+        """The required poisons in the DLQ, messages, and the good changes parked."""
         bodies = read_dlq(self.endpoints.client("sqs"), self.state_queue_url)
         found = {identity for body in bodies if (identity := poison_identity(body))}
-        return len(found), len(bodies)
+        wrongly = [parked_description(body) for body in bodies if poison_identity(body) is None]
+        return found & self.run_state.poison_required, len(bodies), wrongly
 
     @property
     def state_queue_url(self) -> str:
@@ -355,7 +542,7 @@ class ChaosRun:
         least as many messages as poison was planted (the exact count is checked after: a
         receive hides the messages, so it is done once)."""
         start = time.monotonic()
-        expected_poison = self.run_state.poison_records + self.run_state.poison_items
+        expected_poison = self.run_state.poison_planted
         while time.monotonic() - start < timeout_s:
             replica_lines, search_lines = self.compare()
             if (
@@ -384,6 +571,7 @@ class ChaosRun:
         try:
             for _ in range(WORKERS):
                 self.pool.spawn()
+            self.lease_watch.start()
             self.proxies.set_throttle_rate(THROTTLE_RATE)
             writer.start()
             pump.start()
@@ -416,14 +604,82 @@ class ChaosRun:
             pump.stop_event.set()
             stop_problems = self.pool.stop_all(40.0)
             self.proxies.stop()
+            self.lease_watch.stop_event.set()
+            if self.lease_watch.is_alive():
+                self.lease_watch.join(timeout=10)
         return self.result(writer, pump, stop_problems, time.monotonic() - started)
+
+    def misconfigured_problems(self) -> list[str]:
+        """Each misconfigured worker must exit non-zero by itself, with one error line and no
+        traceback, and never own a lease (by the lease table and by its own log)."""
+        problems: list[str] = []
+        owners = self.lease_watch.owners_ever()
+        for worker in (w for w in self.pool.workers if w.misconfigured):
+            before = len(problems)
+            code, after_s = self.run_state.misconfigured_exits.get(worker.worker_id, (None, 0.0))
+            text = worker.log_path.read_text(errors="replace")
+            lines = [line for line in text.splitlines() if line.strip()]
+            # The one line on stderr (the JSON log carries it too, as worker.failed).
+            errors = [line for line in lines if not line.startswith("{")]
+            if code is None or code == 0:
+                problems.append(f"{worker.worker_id} (wrong destination) did not fail: exit {code}")
+            if "Traceback" in text or len(errors) != 1:
+                problems.append(
+                    f"{worker.worker_id} (wrong destination): {len(errors)} error lines"
+                )
+            if worker.worker_id in owners or '"lease acquired"' in text:
+                problems.append(f"{worker.worker_id} (wrong destination) took a lease")
+            if len(problems) == before:
+                say(f"{worker.worker_id} failed in {after_s:.1f}s: {errors[0][:200]}")
+        return problems
+
+    def lease_checks(self) -> tuple[ChaosResult, list[str]]:
+        """The issue-15 checks: processing without the lease, takeover until records flow
+        again, good changes parked, the newest good change of each mixed batch written."""
+        shard_of = sequence_shards(self.endpoints.client("kinesis"), self.names.stream)
+        applies = self.proxies.applies.applied if self.proxies.applies else []
+        writes, unknown = shard_writes(applies, shard_of)
+        log_events = read_acquisitions(self.pool.workers)
+        verdicts = processing_without_lease(writes, self.lease_watch.seen, log_events)
+        finished = {seen.shard for seen in self.lease_watch.seen if seen.finished}
+        takeovers = takeover_processing(self.run_state.stoppages, writes, finished)
+        written = {write.sequence_number for write in applies}
+        skipped = [seq for seq in self.run_state.mixed_newest_good if seq not in written]
+        misconfigured = self.misconfigured_problems()
+        checks = ChaosResult(
+            lost=0,
+            mismatches=0,
+            planned_duplicates=0,
+            poison_found=0,
+            poison_expected=0,
+            takeovers_s=[],
+            takeover_timeouts=0,
+            processing_without_lease=verdicts.without_lease,
+            takeover_processing_s=takeovers.seconds,
+            takeover_processing_never=takeovers.never,
+            takeover_processing_limit_s=TAKEOVER_PROCESSING_LIMIT_S,
+            misconfigured_problems=len(misconfigured),
+            mixed_newest_good_skipped=len(skipped),
+            info={
+                "replica_writes_seen": f"{len(applies)} ({unknown} without a known shard)",
+                "lease_table_scans": f"{self.lease_watch.scans} ({self.lease_watch.errors} failed)",
+                "writes_without_logged_acquisition": str(verdicts.no_acquisition),
+                "processing_without_lease_max_late_s": f"{verdicts.max_late_s:.2f}",
+                "takeover_shards_measured": f"{len(takeovers.seconds)} "
+                f"(ended before flowing again: {takeovers.shards_ended})",
+            },
+        )
+        details = [*verdicts.examples, *takeovers.details, *misconfigured]
+        details += [f"mixed batch: newest good change {seq} was never written" for seq in skipped]
+        return checks, details
 
     def result(
         self, writer: Writer, pump: BridgePump, stop_problems: list[str], elapsed: float
     ) -> ChaosResult:
         replica_lines, search_lines = self.compare()
         lost = sum(1 for line in replica_lines.lines if line.endswith(("is missing", "differs")))
-        found, messages = self.poison_found()
+        found, messages, wrongly_parked = self.poison_found()
+        checks, check_details = self.lease_checks()
         duplicates = classify_duplicates(
             read_deliveries(self.work_dir / "deliveries"),
             self.pool.by_pid(),
@@ -433,7 +689,7 @@ class ChaosRun:
         throttle, outage = self.proxies.throttle, self.proxies.outage
         info = {
             "seed": str(self.seed),
-            "mode": "short" if self.short else "full",
+            "mode": f"{self.mode} {'short' if self.short else 'full'}",
             "changes_written": str(writer.changes),
             "bridge_records": f"{stats.written} (duplicates {stats.duplicates}, "
             f"reorderings {stats.reorderings})",
@@ -445,9 +701,14 @@ class ChaosRun:
             "duplicates_after_kill9": str(duplicates.after_kill),
             "duplicates_after_lease_lost": str(duplicates.lease_lost),
             "duplicates_unexplained": str(duplicates.other),
+            **checks.info,
             "elapsed_s": f"{elapsed:.0f}",
         }
         details = [*replica_lines.lines, *search_lines.lines, *duplicates.examples]
+        details += [f"wrongly parked: {line}" for line in wrongly_parked]
+        missing = sorted(self.run_state.poison_required - found)
+        details += [f"poison not in the DLQ: {identity}" for identity in missing]
+        details += check_details
         details += stop_problems
         for thread_error in (writer.error, pump.error):
             if thread_error is not None:
@@ -456,26 +717,48 @@ class ChaosRun:
             lost=lost + (1 if writer.error or pump.error else 0),
             mismatches=len(replica_lines.lines) + len(search_lines.lines),
             planned_duplicates=duplicates.planned,
-            poison_found=found,
-            poison_expected=self.run_state.poison_records + self.run_state.poison_items,
+            poison_found=len(found),
+            poison_expected=self.run_state.poison_planted,
             takeovers_s=self.run_state.takeovers_s,
             takeover_timeouts=self.run_state.takeover_timeouts,
+            wrongly_parked=len(wrongly_parked),
+            processing_without_lease=checks.processing_without_lease,
+            takeover_processing_s=checks.takeover_processing_s,
+            takeover_processing_never=checks.takeover_processing_never,
+            takeover_processing_limit_s=checks.takeover_processing_limit_s,
+            misconfigured_problems=checks.misconfigured_problems,
+            mixed_newest_good_skipped=checks.mixed_newest_good_skipped,
             info=info,
             details=details,
         )
 
 
-def run_chaos(seed: int, short: bool, keep_dir: Path | None = None) -> int:
-    """`keep_dir`: work there (logs, search index, delivery logs) and keep it afterwards."""
-    with tempfile.TemporaryDirectory(prefix="chaos-") as directory:
-        work_dir = keep_dir or Path(directory)
+def run_mode(seed: int, short: bool, mode: Mode, keep_dir: Path | None) -> ChaosResult:
+    """One chaos run in one reader mode, on a local stack of its own."""
+    with tempfile.TemporaryDirectory(prefix=f"chaos-{mode}-") as directory:
+        work_dir = keep_dir / mode if keep_dir else Path(directory)
         stack = LocalStack(work_dir / "stack")
         try:
             state = stack.start()
-            say(f"local stack up (moto {state.moto_port}, kinesis-mock {state.kinesis_port})")
-            result = ChaosRun(state, work_dir, seed, short).execute()
+            say(
+                f"{mode}: local stack up (moto {state.moto_port}, "
+                f"kinesis-mock {state.kinesis_port})"
+            )
+            return ChaosRun(state, work_dir, seed, short, mode).execute()
         finally:
             stack.stop()
-    for line in result.lines():
-        print(line, flush=True)
-    return 1 if result.failures else 0
+
+
+def run_chaos(
+    seed: int, short: bool, keep_dir: Path | None = None, modes: tuple[Mode, ...] = ("polling",)
+) -> int:
+    """Runs each mode in turn and prints its lines after `chaos_mode <mode>`.
+    `keep_dir`: work there (logs, search index, delivery logs), one folder per mode, kept."""
+    failed = False
+    for mode in modes:
+        result = run_mode(seed, short, mode, keep_dir)
+        print(f"chaos_mode {mode}", flush=True)
+        for line in result.lines():
+            print(line, flush=True)
+        failed = failed or bool(result.failures)
+    return 1 if failed else 0
