@@ -12,6 +12,7 @@ resumes at the last checkpoint.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -42,6 +43,7 @@ from consumer.snapshot.export_reader import (
 )
 from consumer.snapshot.progress import Progress, ProgressView
 from consumer.snapshot.rate import ReadUnitLimiter
+from consumer.snapshot.read_budget import SharedReadBudget
 from consumer.snapshot.records import page_batch
 from consumer.snapshot.segments import (
     PartLease,
@@ -92,6 +94,9 @@ class BackfillOutcome:
     failed_parts: list[str] = field(default_factory=list)
     parked: int = 0
     read_here: int = 0
+    read_units: float = 0.0  # what this process's Scans consumed
+    read_window: tuple[float, float] | None = None  # monotonic first and last Scan answer
+    lowest_read_share: float | None = None  # this process's smallest share of the budget
     elapsed_s: float = 0.0
     finished: bool = False
 
@@ -263,7 +268,20 @@ class Backfill:
             dlq = build_dlq(sub_settings, clients)
             build_routes = routes_factory(sub_settings, clients)
             await check_destinations(sub_settings, clients, build_routes("preflight"))
-            limiter = ReadUnitLimiter(request.max_read_units) if request.max_read_units else None
+            # Every scan process has a limiter: one started without --max-read-units still
+            # takes its share when another process of the backfill gave one.
+            limiter = ReadUnitLimiter(math.inf) if request.source == "scan" else None
+            budget = None
+            if limiter is not None:
+                budget = SharedReadBudget(
+                    leases,
+                    info.snapshot_id,
+                    request.worker_id,
+                    request.max_read_units,
+                    limiter,
+                    interval_s=min(1.0, settings.backfill.lease_s / 3),
+                )
+                await budget.refresh()
             total = int(table.get("ItemCount", 0)) or None
             progress = Progress(leases, info, total, self._view)
             readers: list[TableReader] = []
@@ -286,6 +304,7 @@ class Backfill:
                         )
                     )
             progress_task = asyncio.create_task(progress.run(readers))
+            budget_task = asyncio.create_task(budget.run()) if budget is not None else None
             try:
                 async with asyncio.TaskGroup() as group:
                     for reader in readers:
@@ -294,9 +313,17 @@ class Backfill:
                         )
             finally:
                 progress_task.cancel()
-                await asyncio.gather(progress_task, return_exceptions=True)
+                if budget_task is not None:
+                    budget_task.cancel()
+                await asyncio.gather(
+                    progress_task, *filter(None, [budget_task]), return_exceptions=True
+                )
+            if budget is not None:
+                await budget.leave()
             parts = await leases.parts(info.snapshot_id)
             outcome = BackfillOutcome(snapshot_id=info.snapshot_id, source=info.source)
+            if budget is not None and budget.lowest_rate != math.inf:
+                outcome.lowest_read_share = budget.lowest_rate
             outcome.parts = len(parts)
             outcome.items = sum(part.items for part in parts)
             outcome.size = sum(part.size for part in parts)
@@ -304,6 +331,12 @@ class Backfill:
             outcome.finished = bool(parts) and all(part.finished for part in parts)
             outcome.parked = sum(p.stats.parked for p in self._pipelines)
             outcome.read_here = sum(reader.stats.items for reader in readers)
+            outcome.read_units = sum(reader.stats.read_units for reader in readers)
+            times = [r.stats.first_read_at for r in readers] + [
+                r.stats.last_read_at for r in readers
+            ]
+            if known := [t for t in times if t is not None]:
+                outcome.read_window = (min(known), max(known))
             if outcome.finished:
                 await leases.end(info)
             await progress.done(outcome.items, outcome.size)

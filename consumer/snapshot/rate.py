@@ -4,7 +4,8 @@ A token bucket refilled at `units_per_s`, holding at most one second of units. A
 until the bucket is not in debt, makes its call, then pays what the call consumed (Scan's
 ConsumedCapacity with ReturnConsumedCapacity=TOTAL). The price of a call is known only after
 it, so the bucket may go into debt by one page; the next call waits it off. Over any long
-window the rate stays at or under R.
+window the rate stays at or under R. R may change while it runs (`set_rate`: the process's
+share of a backfill's budget, `consumer.snapshot.read_budget`); infinity means no limit.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 
 class ReadUnitLimiter:
-    """Shared by every reader of one process (`--max-read-units` is per process)."""
+    """Shared by every reader of one process; its rate is the process's share of the budget."""
 
     def __init__(
         self,
@@ -32,11 +33,21 @@ class ReadUnitLimiter:
         self._updated = clock()
         self.consumed = 0.0
 
+    def set_rate(self, units_per_s: float) -> None:
+        """From now on at most `units_per_s` (infinity: no limit); a lower rate also lowers
+        the burst, so a process whose share shrank cannot spend its old second of units."""
+        if units_per_s <= 0:
+            raise ValueError(f"read units per second must be > 0, got {units_per_s}")
+        self._refill()
+        self.units_per_s = units_per_s
+        self._tokens = min(self._tokens, units_per_s)
+
     def _refill(self) -> None:
         now = self._clock()
         elapsed = now - self._updated
         self._updated = now
-        self._tokens = min(self.units_per_s, self._tokens + elapsed * self.units_per_s)
+        if self._tokens < self.units_per_s:  # (infinity * 0 would be nan)
+            self._tokens = min(self.units_per_s, self._tokens + elapsed * self.units_per_s)
 
     async def acquire(self) -> None:
         """Waits until a call may be made (the bucket is not in debt)."""

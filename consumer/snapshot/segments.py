@@ -6,6 +6,8 @@ shard ids (`__snapshot__#…`, skipped by the shard coordinator):
 - `__snapshot__#current#<table>`: which snapshot of the table is running (its id), so workers
   started later, or restarted after a `kill -9`, join it instead of starting another.
 - `__snapshot__#<id>`: the snapshot itself: source, table, version time, parts, export ARN.
+- `__snapshot__#<id>@readers`: the processes reading a scan snapshot and their
+  `--max-read-units`, a map of heartbeats (`consumer.snapshot.read_budget`).
 - `__snapshot__#<id>#<part>`: one part's lease and progress: `leaseOwner`, `leaseCounter`
   (the fencing token, +1 on every take), `expiresAtMs` (wall clock; a part whose owner stopped
   renewing is taken after it), `position` (the resume state: a Scan's LastEvaluatedKey or a
@@ -166,6 +168,11 @@ class SnapshotLeases:
     def part_key(snapshot_id: str, part: str) -> str:
         return f"{SNAPSHOT_KEY_PREFIX}{snapshot_id}#{part}"
 
+    @staticmethod
+    def readers_key(snapshot_id: str) -> str:
+        # "@", not "#": never under the parts' prefix, so `parts` does not see it.
+        return f"{SNAPSHOT_KEY_PREFIX}{snapshot_id}@readers"
+
     # --- snapshots ----------------------------------------------------------------------
 
     async def _get(self, key: str) -> dict[str, Any] | None:
@@ -325,6 +332,63 @@ class SnapshotLeases:
         except ClientError as error:
             if error.response["Error"]["Code"] != CONDITIONAL_FAILED:
                 raise
+
+    # --- readers (the shared read budget) ------------------------------------------------
+
+    async def beat_reader(
+        self, snapshot_id: str, process_id: str, max_read_units: float | None
+    ) -> None:
+        """Our heartbeat in the snapshot's readers map, live for one lease period."""
+        entry: dict[str, Any] = {"expiresAtMs": _n(self._wall_ms() + self.lease_ms)}
+        if max_read_units is not None:
+            entry["maxReadUnits"] = {"N": repr(float(max_read_units))}
+        key = {"leaseKey": _s(self.readers_key(snapshot_id))}
+        for _ in range(2):
+            try:
+                await self._client.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression="SET readers.#me = :entry",
+                    ConditionExpression="attribute_exists(readers)",
+                    ExpressionAttributeNames={"#me": process_id},
+                    ExpressionAttributeValues={":entry": {"M": entry}},
+                )
+                self.writes += 1
+                return
+            except ClientError as error:
+                if error.response["Error"]["Code"] != CONDITIONAL_FAILED:
+                    raise
+            try:  # the first reader creates the map
+                await self._client.put_item(
+                    TableName=self._table,
+                    Item={**key, "readers": {"M": {}}},
+                    ConditionExpression="attribute_not_exists(leaseKey)",
+                )
+                self.writes += 1
+            except ClientError as error:
+                if error.response["Error"]["Code"] != CONDITIONAL_FAILED:
+                    raise
+
+    async def live_readers(self, snapshot_id: str) -> dict[str, float | None]:
+        """The processes whose heartbeat has not expired, with their --max-read-units."""
+        item = await self._get(self.readers_key(snapshot_id))
+        now = self._wall_ms()
+        live: dict[str, float | None] = {}
+        for process, value in ((item or {}).get("readers", {}).get("M", {})).items():
+            entry = value.get("M", {})
+            if int(entry.get("expiresAtMs", {}).get("N", "0")) > now:
+                limit = entry.get("maxReadUnits")
+                live[process] = None if limit is None else float(limit["N"])
+        return live
+
+    async def drop_reader(self, snapshot_id: str, process_id: str) -> None:
+        await self._client.update_item(
+            TableName=self._table,
+            Key={"leaseKey": _s(self.readers_key(snapshot_id))},
+            UpdateExpression="REMOVE readers.#me",
+            ExpressionAttributeNames={"#me": process_id},
+        )
+        self.writes += 1
 
     # --- parts --------------------------------------------------------------------------
 

@@ -26,8 +26,9 @@ The partitions, bytewax-style:
   change made before that time: the version a backfill applies the segment's items with.
 - Rate: every Scan waits for the process's `ReadUnitLimiter` and pays the ConsumedCapacity the
   call returned (ReturnConsumedCapacity=TOTAL; estimated from the page's size where the service
-  reports none), so the process reads at most R read units per second, on on-demand and
-  provisioned tables alike. Throttling and 5xx are retried with backoff.
+  reports none), so the process reads at most its limiter's rate, on on-demand and provisioned
+  tables alike (a backfill sets that rate to the process's share of `--max-read-units`,
+  `consumer.snapshot.read_budget`). Throttling and 5xx are retried with backoff.
 - A lost lease (another worker took the segment after ours expired): the page's `commit`
   raises `PartLost`, and the reader drops that segment before its next page.
 """
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,6 +137,9 @@ class ReaderStats:
     read_units: float = 0.0
     throttles: int = 0
     parts_done: int = 0
+    # time.monotonic() of the first and the last Scan answer (None before any)
+    first_read_at: float | None = None
+    last_read_at: float | None = None
 
 
 class TableReader:
@@ -210,6 +215,9 @@ class TableReader:
             if limit is not None:
                 params["Limit"] = limit
             answer = await self._scan(params)
+            self.stats.last_read_at = time.monotonic()
+            if self.stats.first_read_at is None:
+                self.stats.first_read_at = self.stats.last_read_at
             items: list[WireItem] = answer.get("Items", [])
             size = wire_size(items)
             units = float(answer.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0) or 0.0)
