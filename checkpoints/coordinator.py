@@ -122,6 +122,8 @@ class Coordinator:
         self._heartbeat_counter = 0
         self._registered = False
         self._valid_until = float("-inf")
+        # Until then this worker takes no lease by itself (it let one go: see relinquish).
+        self._taking_paused_until = float("-inf")
         self._closing = False
         self._closed = False
         self._started = False
@@ -156,6 +158,10 @@ class Coordinator:
     def is_valid(self) -> bool:
         """True while this worker's heartbeat is recent enough to keep working."""
         return self._clock() < self._valid_until
+
+    def taking_paused_s(self) -> float:
+        """Seconds left of a cool-down after `relinquish` (0 when leases are taken as usual)."""
+        return max(0.0, self._taking_paused_until - self._clock())
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -428,6 +434,10 @@ class Coordinator:
         async with self._write_slots:
             if not self.is_valid() or self._closing:
                 return
+            if self.taking_paused_s() > 0 and isinstance(
+                action, Take | ForceSteal | RequestHandoff
+            ):
+                return  # cooling down: a lease handed to us (Claim) still runs here
             me = self.worker_id
             match action:
                 case Take(key, owner, counter, fence):
@@ -593,6 +603,41 @@ class Coordinator:
             self.counters["processor_stop_timeouts"] += 1
             log.warning("shard processor did not stop in time; cancelling", shard=held.key)
             await _cancel_all([task])
+
+    # --- giving one lease up ----------------------------------------------------------------
+
+    async def relinquish(self, handle: LeaseHandle, cool_down_s: float) -> str | None:
+        """Gives up one lease without a checkpoint (its processor cannot make progress here,
+        e.g. a destination is missing): the handle stops writing, the lease goes to the least
+        loaded other live worker (or to nobody when we are alone), and this worker takes no
+        lease by itself for `cool_down_s`. Returns who got it (None: nobody or not released,
+        e.g. the lease was lost meanwhile). May be awaited from the processor's own task."""
+        self._taking_paused_until = max(self._taking_paused_until, self._clock() + cool_down_s)
+        held = self._held.get(handle.lease_key)
+        handle.request_stop(StopReason.LOST)  # no more writes through this handle
+        if held is None or held.handle is not handle:
+            return None
+        self._forget(held.key)
+        now = self._clock()
+        spread = balance(
+            PlanInput(me=self.worker_id, leases=self._snapshot.leases,
+                      workers=self._tracker.workers(now))
+        )
+        to = plan_release([held.key], spread.counts, self.worker_id)[held.key]
+        while self.is_valid():
+            try:
+                released = await self._table.transfer(held.key, self.worker_id, held.token, to)
+            except _TABLE_ERRORS as error:
+                log.warning("release failed", shard=held.key, error=str(error))
+                await asyncio.sleep(min(0.5, self.settings.heartbeat_interval_s))
+                continue
+            if released:
+                self.counters["relinquished"] += 1
+                log.info("lease relinquished", worker=self._worker_id, shard=held.key, to=to,
+                         cool_down_s=cool_down_s)
+            self._wake.set()  # the others see it at their next read; we read again now
+            return to if released else None
+        return None
 
     # --- graceful release -------------------------------------------------------------------
 

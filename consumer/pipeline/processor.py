@@ -38,7 +38,8 @@ from consumer.pipeline.added_latency import AddedLatency
 from consumer.pipeline.decoders import Decoder, decode_kinesis
 from consumer.pipeline.dlq import DeadLetterQueue, DlqRejectedError, ParkedRecord
 from consumer.pipeline.filters import RecordFilter
-from consumer.pipeline.sink import Sink, SinkError
+from consumer.pipeline.missing_destination import DestinationGone, MissingDestinations, missing_code
+from consumer.pipeline.sink import Failures, Sink, SinkError
 from consumer.records import ChangeEvent, DecodeError
 from consumer.sources.errors import TRANSIENT_NETWORK_ERRORS, is_server_error, is_throttling
 from consumer.sources.model import RawRecord, ReadBatch
@@ -46,6 +47,8 @@ from consumer.sources.model import RawRecord, ReadBatch
 log = structlog.get_logger(__name__)
 
 DECODE_PIPELINE = "decode"
+# The name the dead-letter queue goes by where sinks are named (missing destinations, waits).
+DLQ_SINK = "dlq"
 # Tries of a DLQ that refuses records for good before the shard stops (see _park).
 PARK_REFUSALS = 3
 
@@ -164,7 +167,9 @@ def _decisive(group: BaseExceptionGroup[BaseException]) -> BaseException:
             leaves.append(error)
 
     walk(group)
-    return next((e for e in leaves if isinstance(e, ShardStopped)), leaves[0])
+    return next(
+        (e for e in leaves if isinstance(e, ShardStopped | DestinationGone)), leaves[0]
+    )
 
 
 def _kind(error: BaseException) -> str:
@@ -224,7 +229,11 @@ class ShardPipeline:
         clock: Callable[[], float] = time.monotonic,
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         outage_backoff_base_s: float = 0.5,
+        missing_destination_bound_s: float | None = None,
     ) -> None:
+        """`missing_destination_bound_s`: how long a destination may be missing (deleted
+        table, bucket, index or queue) before the shard stops with DestinationGone so that
+        its lease can go to another worker; None waits for it forever (replay, Lambda)."""
         self.stream = stream
         self.shard_id = shard_id
         self._routes = list(routes)
@@ -241,6 +250,11 @@ class ShardPipeline:
         self.stats = PipelineStats()
         self.added_latency = AddedLatency()
         self._retry_log = RateLimitedLog(clock=clock)
+        self.missing_destinations: MissingDestinations | None = (
+            None
+            if missing_destination_bound_s is None
+            else MissingDestinations(missing_destination_bound_s, clock)
+        )
         self._ensure_owned: Callable[[], None] = getattr(
             checkpointer, "ensure_owned", lambda: None
         )
@@ -301,6 +315,7 @@ class ShardPipeline:
         while True:
             try:
                 await self._dlq.park(records)
+                self._seen_present(DLQ_SINK)
                 self.stats.parked += len(records)
                 for record in records:
                     log.warning(
@@ -312,6 +327,10 @@ class ShardPipeline:
                     )
                 return
             except DlqRejectedError as error:
+                if self._waits_for_missing(DLQ_SINK, error):  # the queue was deleted
+                    log.error("dlq.missing", error_type=_kind(error), records=len(records))
+                    await self._pause(backoff, DLQ_SINK)
+                    continue
                 refusals += 1
                 self.stats.park_refusals += 1
                 first = records[0]
@@ -324,8 +343,9 @@ class ShardPipeline:
                 log.error("dlq.refused", error_type=type(error).__name__, records=len(records))
                 await backoff.sleep()
             except Exception as error:  # any other DLQ failure: an outage, wait, never drop
+                self._waits_for_missing(DLQ_SINK, error)  # e.g. the overflow bucket is gone
                 log.error("dlq.unavailable", error_type=type(error).__name__, records=len(records))
-                await backoff.sleep()
+                await self._pause(backoff, DLQ_SINK)
 
     async def _give_up(
         self, route: Route, failed: Sequence[tuple[ChangeEvent, BaseException, int]]
@@ -379,12 +399,12 @@ class ShardPipeline:
                 failures = await self._write(route.sink, chunk)
             except Exception as error:  # classified below; nothing is dropped
                 self.stats.retries += 1
-                if is_transient(error):
+                if self._waits_for_missing(route.sink.name, error) or is_transient(error):
                     self._count_wait(route.sink.name)
                     self._retry_log.warning(
                         "sink.transient_error", sink=route.sink.name, error_type=_kind(error)
                     )
-                    await backoff.sleep()
+                    await self._pause(backoff, route.sink.name)
                     work.appendleft((chunk, attempts))
                 elif policy.bisect and len(chunk) > 1:
                     middle = len(chunk) // 2
@@ -399,18 +419,21 @@ class ShardPipeline:
                     await backoff.sleep()
                     work.appendleft((chunk, attempts + 1))
                 continue
+            missing = self._missing_among(route.sink.name, failures)
             if not failures:
                 backoff.reset()
                 continue
             retry = [
-                chunk[index] for index, failure in sorted(failures.items()) if failure.retryable
+                chunk[index]
+                for index, failure in sorted(failures.items())
+                if failure.retryable or index in missing
             ]
             if len(retry) < len(chunk):
                 backoff.reset()  # progress: only a run of failed writes backs off further
             rejected = [
                 (chunk[index], failure, attempts + 1)
                 for index, failure in sorted(failures.items())
-                if not failure.retryable
+                if not failure.retryable and index not in missing
             ]
             await self._give_up(route, rejected)
             if rejected and getattr(route.sink, "collapses_per_key", False):
@@ -421,18 +444,56 @@ class ShardPipeline:
             if retry:
                 self.stats.retries += 1
                 self._count_wait(route.sink.name)
-                first = next(f for f in failures.values() if f.retryable)
+                first = next(f for i, f in failures.items() if f.retryable or i in missing)
                 self._retry_log.warning(
                     "sink.records_retry",
                     sink=route.sink.name,
                     records=len(retry),
                     error_type=_kind(first),
                 )
-                await backoff.sleep()
+                await self._pause(backoff, route.sink.name)
                 work.appendleft((retry, attempts))
 
     def _count_wait(self, sink: str) -> None:
         self.stats.sink_waits[sink] = self.stats.sink_waits.get(sink, 0) + 1
+
+    # --- missing destinations (consumer/pipeline/missing_destination.py) -----------------
+
+    def _waits_for_missing(self, sink: str, error: BaseException) -> bool:
+        """True if `error` says `sink`'s destination does not exist and this pipeline bounds
+        that wait: the caller waits and tries again. Raises DestinationGone past the bound."""
+        tracker = self.missing_destinations
+        code = None if tracker is None else missing_code(error)
+        if tracker is None or code is None:
+            return False
+        tracker.seen_missing(sink, code, self.shard_id)
+        return True
+
+    def _missing_among(self, sink: str, failures: Failures) -> frozenset[int]:
+        """The records of a write that failed because the destination is missing (they wait,
+        never parked); with none, the write reached the destination."""
+        tracker = self.missing_destinations
+        if tracker is None:
+            return frozenset()
+        missing = {index: code for index, f in failures.items() if (code := missing_code(f))}
+        if not missing:
+            tracker.seen_present(sink)
+            return frozenset()
+        tracker.seen_missing(sink, next(iter(missing.values())), self.shard_id)
+        return frozenset(missing)
+
+    def _seen_present(self, sink: str) -> None:
+        if self.missing_destinations is not None:
+            self.missing_destinations.seen_present(sink)
+
+    async def _pause(self, backoff: Backoff, sink: str) -> None:
+        """The backoff's next delay, cut short at a missing destination's bound, so the
+        shard lets its lease go at the bound rather than up to a backoff cap later."""
+        tracker = self.missing_destinations
+        if tracker is None or sink not in tracker.missing:
+            await backoff.sleep()
+            return
+        await asyncio.sleep(min(backoff.next_delay(), tracker.remaining_s(sink) + 0.01))
 
     async def _deliver_timed(
         self, route: Route, events: Sequence[ChangeEvent], batch: ReadBatch
@@ -499,10 +560,13 @@ class ShardPipeline:
             while True:
                 try:
                     await route.sink.flush()
+                    self._seen_present(route.sink.name)
                     break
                 except Exception as error:  # the buffer is kept; retry until it is durable
+                    if self._waits_for_missing(route.sink.name, error):
+                        self._count_wait(route.sink.name)
                     log.error("sink.flush_failed", sink=route.sink.name, error=str(error))
-                    await backoff.sleep()
+                    await self._pause(backoff, route.sink.name)
 
     async def checkpoint_if_due(self, force: bool = False) -> None:
         now = self._clock()

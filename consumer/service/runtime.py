@@ -42,6 +42,17 @@ def readiness(worker: Worker) -> Readiness:
         shard, why = sorted(stopped.items())[0]
         details["stopped_shards"] = sorted(stopped)
         return Readiness(False, f"shard {shard} stopped: {why}", details)
+    missing = state.missing_destinations()
+    if missing:
+        details["missing_destinations"] = missing
+        sink, code = sorted(missing.items())[0]
+        return Readiness(False, f"destination of {sink} missing ({code})", details)
+    cooling = coordinator.taking_paused_s()
+    if cooling > 0:
+        return Readiness(
+            False, f"gave up a lease for a missing destination; cooling down {cooling:.0f} s",
+            details,
+        )
     return Readiness(True, "ok", details)
 
 

@@ -4,6 +4,9 @@
   flush and checkpoint (`drain`), return. The next owner starts right after: no duplicates.
 - LOST (another worker owns it now, or our heartbeat lapsed): stop at once, write nothing.
 - SHARD_END: the pipeline flushes and checkpoints SHARD_END, which releases the children.
+- DESTINATION GONE (a sink's table, bucket, index or queue missing past the bound): stop
+  without a checkpoint past what was not applied, and give the lease to another worker
+  (`relinquish`), which may be configured correctly.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
 
 from checkpoints import Checkpoint, LeaseHandle, LeaseLost, Position, StopReason
+from consumer.pipeline.missing_destination import DestinationGone
 from consumer.pipeline.processor import ShardPipeline, ShardStopped
 from consumer.settings import StreamSection
 from consumer.sources.budget import ByteBudget, default_worker_budget, memory_limit_bytes
@@ -56,6 +60,8 @@ class ShardActivity:
     records: int = 0
     # Shards stopped by a record that could not be applied nor parked: shard -> why.
     stopped: dict[str, str] = field(default_factory=dict)
+    # Leases given up because a destination was missing past the bound (a metric).
+    destinations_gone: int = 0
 
     def saw(self, batch: ReadBatch, now: float) -> None:
         self.last_batch_at[batch.shard_id] = now
@@ -71,6 +77,8 @@ class ShardActivity:
 
 
 PipelineFactory = Callable[[LeaseHandle], ShardPipeline]
+# Gives a lease up without a checkpoint (the coordinator's `relinquish` with a cool-down).
+Relinquish = Callable[[LeaseHandle], Awaitable[object]]
 
 
 def read_ahead_limits(stream: StreamSection) -> ReadAheadLimits:
@@ -108,8 +116,10 @@ async def run_shard(
     read_ahead_batches: int = 2,
     clock: Callable[[], float] = time.monotonic,
     limits: ReadAheadLimits | None = None,
+    relinquish: Relinquish | None = None,
 ) -> None:
-    """Processes one leased shard until it ends or the lease asks it to stop."""
+    """Processes one leased shard until it ends, the lease asks it to stop, or a destination
+    is gone (then `relinquish` gives the lease up; without it DestinationGone propagates)."""
     bound = log.bind(shard_id=handle.shard_id)
     pipeline = make_pipeline(handle)
     start = start_position(handle.start_position)
@@ -142,6 +152,20 @@ async def run_shard(
                 return
     except LeaseLost:
         bound.warning("shard.lease_lost")
+    except DestinationGone as gone:
+        if relinquish is None:
+            raise
+        # Nothing past the last checkpoint is written: the next owner re-delivers from there.
+        bound.error(
+            "shard.destination_gone",
+            sink=gone.sink,
+            code=gone.code,
+            missing_for_s=round(gone.missing_for_s, 1),
+            reason=str(gone),
+        )
+        activity.destinations_gone += 1
+        await batches.aclose()
+        await relinquish(handle)
     except ShardStopped as stopped:
         # As a Lambda mapping without a destination: the shard waits at this record (its
         # lease held, nothing read past it) until an operator acts; readiness reports it.

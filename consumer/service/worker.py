@@ -97,6 +97,14 @@ class WorkerState:
     # The counts of shards this worker let go: totals since start never go backwards.
     retired_stats: PipelineStats = field(default_factory=PipelineStats)
 
+    def missing_destinations(self) -> dict[str, str]:
+        """Sink -> error code, for each destination a shard here finds missing now."""
+        missing: dict[str, str] = {}
+        for pipeline in (self.pipelines or {}).values():
+            if pipeline.missing_destinations is not None:
+                missing.update(pipeline.missing_destinations.missing)
+        return missing
+
     def added_latency(self) -> AddedLatency:
         """The consumer's added latency over every shard this worker has processed."""
         total = AddedLatency()
@@ -240,12 +248,20 @@ class Worker:
                     handle,
                     decoder=decoder,
                     checkpoint_interval_s=settings.checkpoint_interval_s,
+                    missing_destination_bound_s=settings.leases.destination_missing_release_s,
                 )
                 pipelines[handle.shard_id] = pipeline
                 return pipeline
 
             read_ahead = read_ahead_limits(settings.stream)
             self.state.read_ahead = read_ahead.worker
+
+            async def relinquish(handle: LeaseHandle) -> None:
+                coordinator = self.state.coordinator
+                assert coordinator is not None  # it runs the shards
+                await coordinator.relinquish(
+                    handle, settings.leases.destination_missing_cool_down_s
+                )
 
             async def process(handle: LeaseHandle) -> None:
                 try:
@@ -256,6 +272,7 @@ class Worker:
                         activity,
                         settings.stream.read_ahead_batches,
                         limits=read_ahead,
+                        relinquish=relinquish,
                     )
                 finally:
                     retired = pipelines.pop(handle.shard_id, None)

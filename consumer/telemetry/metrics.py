@@ -43,6 +43,8 @@ class Snapshot:
     sink_waits_total: dict[str, int] = field(default_factory=dict)
     # Ties in ApproximateCreationDateTime the images could not order (consumer.records.ordering).
     ambiguous_ties_total: int = 0
+    # Leases given up because a destination was missing past the bound (shard_task.py).
+    destinations_gone_total: int = 0
 
 
 def take_snapshot(state: WorkerState) -> Snapshot:
@@ -50,6 +52,7 @@ def take_snapshot(state: WorkerState) -> Snapshot:
     if state.activity is not None:
         snapshot.millis_behind_latest = dict(state.activity.millis_behind)
         snapshot.records_total = state.activity.records
+        snapshot.destinations_gone_total = state.activity.destinations_gone
     live = [pipeline.stats for pipeline in (state.pipelines or {}).values()]
     for stats in [*live, state.retired_stats]:
         snapshot.changes_total += stats.changes
@@ -93,6 +96,8 @@ def emf_line(
         "MillisBehindLatest": max(current.millis_behind_latest.values(), default=0),
         "ChangeAgeMillis": current.change_age_ms_max,
         "AmbiguousTies": current.ambiguous_ties_total - previous.ambiguous_ties_total,
+        # Leases given up for a missing destination (alarm: <app>-destination-missing).
+        "DestinationsGone": current.destinations_gone_total - previous.destinations_gone_total,
     }
     units = {
         "RecordsPerSecond": "Count/Second",
@@ -105,6 +110,7 @@ def emf_line(
         "MillisBehindLatest": "Milliseconds",
         "ChangeAgeMillis": "Milliseconds",
         "AmbiguousTies": "Count",
+        "DestinationsGone": "Count",
     }
     for name, seconds in current.sink_seconds_total.items():
         key = f"SinkSeconds_{name}"
@@ -147,6 +153,7 @@ def prometheus_text(application: str, snapshot: Snapshot) -> str:
         f"consumer_lease_table_writes_total{{{label}}} {snapshot.lease_table_writes_total}",
         f"consumer_change_age_milliseconds{{{label}}} {snapshot.change_age_ms_max}",
         f"consumer_ambiguous_ties_total{{{label}}} {snapshot.ambiguous_ties_total}",
+        f"consumer_destinations_gone_total{{{label}}} {snapshot.destinations_gone_total}",
     ]
     for shard, behind in sorted(snapshot.millis_behind_latest.items()):
         lines.append(f'consumer_millis_behind_latest{{{label},shard="{shard}"}} {behind}')

@@ -15,11 +15,18 @@ class ValidCoordinator:
     def is_valid(self) -> bool:
         return True
 
+    def taking_paused_s(self) -> float:
+        return 0.0
+
 
 def test_a_stopped_shard_is_not_ready_and_says_which() -> None:
     activity = ShardActivity()
     state = SimpleNamespace(
-        stopping=False, ready=True, coordinator=ValidCoordinator(), activity=activity
+        stopping=False,
+        ready=True,
+        coordinator=ValidCoordinator(),
+        activity=activity,
+        missing_destinations=dict,
     )
     worker = SimpleNamespace(state=state)
     assert readiness(worker).ready  # type: ignore[arg-type]
