@@ -53,16 +53,10 @@ from consumer.chaos.report import (
     read_lease_events,
 )
 from consumer.local.bridge import BridgeOptions, DestinationBridge, opaque_partition_key
+from consumer.local.resources import create_replica
 from consumer.local.sample_orders import create_kinesis_stream, create_source_table
 from consumer.local.stack import LocalStack, LocalStackState
-from consumer.local.verify import (
-    Mismatches,
-    compare_items,
-    create_replica,
-    replica_items,
-    search_documents,
-    source_items,
-)
+from consumer.verify.check import SinkCheck, check_sinks, settings_from_environment
 
 APP = "chaos"
 WORKERS = 3
@@ -499,26 +493,24 @@ class ChaosRun:
 
     # --- convergence and checks ---------------------------------------------------------
 
-    def compare(self) -> tuple[Mismatches, Mismatches]:
-        source = source_items(self.endpoints, self.names.table)
-        expected = [i for i in source if not i["pk"]["S"].startswith(POISON_PREFIX)]
-        replica_lines, search_lines = Mismatches(), Mismatches()
-        compare_items(
-            "replica",
-            expected,
-            replica_items(self.endpoints, self.names.replica),
-            "pk",
-            replica_lines,
-        )
-        compare_items(
-            "search",
-            source,
-            search_documents(self.work_dir / "search"),
-            "pk",
-            search_lines,
-            plain=True,
-        )
-        return replica_lines, search_lines
+    def compare(self) -> tuple[SinkCheck, SinkCheck]:
+        """The replica and the index against the table, by `consumer verify`'s code: straight
+        to moto (no fault proxies), without the transform (it passes items unchanged, and
+        refuses poison items, which the replica is meant to lack)."""
+        env = _worker_environment(self.state, self.names, self.proxies, self.work_dir, self.mode)
+        env["CONSUMER_AWS__ENDPOINT_DYNAMODB"] = self.state.moto_url
+        del env["CONSUMER_PIPELINES__REPLICATION__ENDPOINT"]
+        del env["CONSUMER_PIPELINES__REPLICATION__TRANSFORM"]
+
+        def poison(pipeline: str, key: str) -> bool:
+            return pipeline == "replication" and key.startswith(f"pk={POISON_PREFIX}")
+
+        settings = settings_from_environment(env)
+        results = [
+            check_sinks(settings, self.names.table, pipelines=(name,), expected_missing=poison)
+            for name in ("replication", "search")
+        ]
+        return results[0], results[1]
 
     def poison_found(self) -> tuple[set[str], int, list[str]]:
         """The required poisons in the DLQ, messages, and the good changes parked."""
