@@ -30,6 +30,7 @@ class PipelineTally:
     pipeline's filters leave out."""
 
     pipeline: str
+    limit: int = FIRST_KEYS
     counts: dict[Kind, int] = field(default_factory=lambda: dict.fromkeys(Kind, 0))
     first: dict[Kind, list[str]] = field(default_factory=lambda: {kind: [] for kind in DIFFERENCES})
     unsettled: int = 0
@@ -40,7 +41,7 @@ class PipelineTally:
     def add(self, kind: Kind, key_text: str) -> None:
         self.counts[kind] += 1
         keys = self.first.get(kind)
-        if keys is not None and len(keys) < FIRST_KEYS:
+        if keys is not None and len(keys) < self.limit:
             keys.append(key_text)
 
     @property

@@ -38,7 +38,7 @@ from consumer.snapshot.table_reader import Page, TableReader
 from consumer.verify.batch_get import batch_get
 from consumer.verify.keys import KeyRef, in_sample, key_ref
 from consumer.verify.lag import consumer_lag_s
-from consumer.verify.model import Kind, PipelineTally, VerifyError, VerifyReport
+from consumer.verify.model import FIRST_KEYS, Kind, PipelineTally, VerifyError, VerifyReport
 from consumer.verify.recheck import Candidate, observe, settle, state_of
 from consumer.verify.repair import Repairer
 from consumer.verify.replica_side import ReplicaSide, key_schema
@@ -68,6 +68,7 @@ class VerifyRequest:
     extras: bool = True
     worker_id: str = "verify"
     page_items: int | None = None
+    first_keys: int = FIRST_KEYS  # keys reported per kind and pipeline
 
 
 def chosen_pipelines(settings: Settings, requested: tuple[str, ...]) -> tuple[str, ...]:
@@ -157,7 +158,7 @@ class Verify:
             report = VerifyReport(
                 table=request.table,
                 snapshot_id=info.snapshot_id,
-                pipelines={name: PipelineTally(name) for name in pipelines},
+                pipelines={name: PipelineTally(name, request.first_keys) for name in pipelines},
                 sampled=request.sample,
             )
             replica = sides.get("replication")
