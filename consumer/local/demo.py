@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from consumer.local.bridge import BridgeOptions, BridgeStats, DestinationBridge
+from consumer.local.resources import audit_event_ids, create_replica, source_items
 from consumer.local.sample_orders import (
-    ORDER_KEY,
     TTL_ATTRIBUTE,
     create_kinesis_stream,
     create_table_without_stream,
@@ -36,15 +36,7 @@ from consumer.local.sample_orders import (
     write_preexisting_orders,
 )
 from consumer.local.stack import LocalStackState, running_local_stack
-from consumer.local.verify import (
-    Mismatches,
-    audit_event_ids,
-    compare_items,
-    create_replica,
-    replica_items,
-    search_documents,
-    source_items,
-)
+from consumer.verify.check import check_sinks, settings_from_environment
 
 APPLICATION = "orders-demo"
 TABLE = "orders"
@@ -256,23 +248,22 @@ def run_demo(options: DemoOptions) -> int:
                     print(f"  {line}", file=sys.stderr)
 
             source = source_items(endpoints, TABLE)
-            replica = replica_items(endpoints, REPLICA)
-            documents = search_documents(search_dir)
+            # The sinks against the table: the same code as `consumer verify`.
+            settings = settings_from_environment(worker_environment(stack, search_dir))
+            check = check_sinks(settings, TABLE)
             audited = audit_event_ids(endpoints, BUCKET)
             parked = _queue_depth(endpoints)
-            mismatches = Mismatches()
-            compare_items("replica", source, replica, ORDER_KEY, mismatches)
-            compare_items("search", source, documents, ORDER_KEY, mismatches, plain=True)
+            mismatches = list(check.lines)
             missing_audit = stats.changes - len(audited)
             if missing_audit:
-                mismatches.add(f"audit: {missing_audit} changes missing from the audit trail")
-    for line in mismatches.lines[:20]:
+                mismatches.append(f"audit: {missing_audit} changes missing from the audit trail")
+    for line in mismatches[:20]:
         print(f"demo: mismatch: {line}", file=sys.stderr)
-    ok = not failed and not mismatches.lines and parked == 0 and backfilled is not None
+    ok = not failed and not mismatches and parked == 0 and backfilled is not None
     print(
         f"demo: {'OK' if ok else 'FAILED'} changes={counts.total} audit={len(audited)} "
-        f"search={len(documents)} replica={len(replica)} backfilled={backfilled} "
-        f"mismatches={len(mismatches.lines)} "
+        f"search={check.equal.get('search', 0)} replica={check.equal.get('replication', 0)} "
+        f"backfilled={backfilled} mismatches={len(mismatches)} "
         f"(table items={len(source)}, injected duplicates={stats.duplicates} "
         f"reorderings={stats.reorderings}, dlq={parked}, {time.monotonic() - _STARTED:.0f} s)"
     )
@@ -286,5 +277,3 @@ def _queue_depth(endpoints: Any) -> int:
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"])
-
-
