@@ -102,8 +102,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from consumer.service.dlq_admin import replay_parked
 
     report = asyncio.run(replay_parked(settings, args.max, args.pipeline))
+    # Positions and error types only (the errors' text may quote records): `dlq list` shows
+    # each parked record's error from its message.
     for line in report.errors:
         print(f"still parked: {line}", file=sys.stderr)
+    if report.errors:
+        print("`consumer dlq list` shows their errors", file=sys.stderr)
     print(
         f"dlq replay: applied={report.applied} failed={report.failed} skipped={report.skipped}"
     )

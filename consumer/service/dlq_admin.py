@@ -3,7 +3,9 @@
 `replay` takes each parked record, decodes it again, and applies it to the pipeline that
 failed (every pipeline for a record that could not be decoded); a record is deleted from the
 queue only once every one of those sinks has applied it (buffering sinks are flushed first).
-A record that fails again stays in the queue, visible again at once, and is reported.
+A record that fails again stays in the queue, visible again at once, and is reported by its
+position and error type only: the error's text may quote the record (issue 20.5), and
+`consumer dlq list` shows it from the message itself.
 Because the sinks are versioned, re-driving an old record never overwrites newer state.
 """
 
@@ -30,6 +32,14 @@ class ReplayReport:
     failed: int = 0
     skipped: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+def _cause_type(error: BaseException) -> str:
+    """The type of the error at the root of `error`'s causes (a hook's own ValueError rather
+    than the SinkError wrapping it): what a report may say, never the error's text."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return type(error).__name__
 
 
 async def _open_dlq(
@@ -106,7 +116,9 @@ async def replay_parked(
                 problem = next((r for r in results if isinstance(r, DecodeError)), None)
                 if problem is not None:
                     report.failed += 1
-                    report.errors.append(f"{where}: still cannot be decoded: {problem}")
+                    report.errors.append(
+                        f"{where}: still cannot be decoded ({type(problem).__name__})"
+                    )
                     retry_later.append(message)
                     continue
                 events = [r for r in results if not isinstance(r, DecodeError)]
@@ -114,13 +126,14 @@ async def replay_parked(
                     for route in targets:
                         failures = await route.sink.write(events)
                         if failures:
-                            first = next(iter(failures.values()))
-                            raise RuntimeError(str(first))
+                            raise next(iter(failures.values()))
                         if route.sink.buffered:
                             await route.sink.flush()
                 except Exception as error:  # reported; the record stays parked
                     report.failed += 1
-                    report.errors.append(f"{where}: {record.pipeline} failed again: {error}")
+                    report.errors.append(
+                        f"{where}: {record.pipeline} failed again ({_cause_type(error)})"
+                    )
                     retry_later.append(message)
                     continue
                 await dlq.delete(message)
