@@ -143,13 +143,22 @@ def new_snapshot_id(table: str, now_us: int) -> str:
 
 
 def access_denied_line(error: ClientError) -> str | None:
-    code = error.response.get("Error", {}).get("Code", "")
-    if "AccessDenied" in code or code in ("UnauthorizedOperation", "UnrecognizedClientException"):
-        return (
-            f"missing permission for {error.operation_name} ({code}): grant the backfill "
-            "task role the BackfillPolicy of infra/cloudformation/service.yaml"
-        )
-    return None
+    """One line for a refused call: DynamoDB says AccessDeniedException (HTTP 400), S3 and
+    endpoints that answer in another format say HTTP 403 (botocore then gives the status as
+    the code, as with moto's IAM enforcement)."""
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    denied = "AccessDenied" in code or code in (
+        "UnauthorizedOperation",
+        "UnrecognizedClientException",
+    )
+    if not denied and status != 403:
+        return None
+    shown = f"HTTP {status}" if code.isdigit() or not code else code
+    return (
+        f"missing permission for {error.operation_name} ({shown}): grant the backfill "
+        "task role the BackfillPolicy of infra/cloudformation/service.yaml"
+    )
 
 
 class PartCheckpointer:
