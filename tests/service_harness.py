@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from consumer.aws import AwsEndpoints
-from consumer.local import verify
+from consumer.local import resources
 from consumer.local.bridge import BridgeOptions, BridgeStats, DestinationBridge
 from consumer.local.sample_orders import create_kinesis_stream, create_source_table
 from consumer.local.stack import LocalStackState
@@ -56,7 +56,7 @@ class Deployment:
             self.create_replica()
 
     def create_replica(self) -> None:
-        verify.create_replica(self.endpoints, self.replica)
+        resources.create_replica(self.endpoints, self.replica)
 
     def bridge(self, options: BridgeOptions | None = None) -> BridgeStats:
         endpoints = self.endpoints
@@ -129,10 +129,10 @@ class Deployment:
         return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def source_items(self) -> list[dict[str, Any]]:
-        return verify.source_items(self.endpoints, self.table)
+        return resources.source_items(self.endpoints, self.table)
 
     def replica_items(self) -> list[dict[str, Any]]:
-        return verify.replica_items(self.endpoints, self.replica)
+        return resources.replica_items(self.endpoints, self.replica)
 
     def lease_items(self) -> list[dict[str, Any]]:
         client = self.endpoints.client("dynamodb")

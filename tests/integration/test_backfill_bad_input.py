@@ -15,7 +15,7 @@ import pytest
 from checkpoints.model import Checkpoint, Lease, lease_to_item
 from checkpoints.table import lease_table_definition
 from consumer.cli import main
-from consumer.local import verify
+from consumer.local import resources
 from consumer.local.stack import LocalStackState
 from consumer.snapshot.backfill import Backfill, BackfillError, BackfillRequest
 from consumer.snapshot.export_reader import DynamoDbExports
@@ -261,7 +261,7 @@ def test_audit_takes_snapshot_items_under_their_own_snapshot_partition(
     keys = [entry["Key"] for entry in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
     prefix = f"audit/snapshot={outcome.snapshot_id}/table={deployment.table}/dt="
     assert keys and all(key.startswith(prefix) for key in keys), keys[:3]
-    assert len(verify.audit_event_ids(deployment.endpoints, bucket)) == ITEMS
+    assert len(resources.audit_event_ids(deployment.endpoints, bucket)) == ITEMS
     assert len(deployment.replica_items()) == ITEMS
 
 

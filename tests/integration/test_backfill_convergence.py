@@ -2,7 +2,7 @@
 that keep coming while the backfill runs (updates, deletes, inserts of keys the scan has passed
 and of keys it has not reached), the live service applying the stream, and a backfill process
 killed with SIGKILL half way and started again. At the end the replica and the search index
-equal the table (checked with consumer/local/verify.py)."""
+equal the table (checked with `consumer verify`'s code, consumer.verify.check)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from consumer.local import verify
 from consumer.local.bridge import BridgeOptions, DestinationBridge
 from consumer.local.stack import LocalStackState
+from consumer.verify.check import check_sinks, settings_from_environment
 from tests.service_harness import Deployment
 from tests.snapshot.world import (
     ROOT,
@@ -148,11 +148,9 @@ def converge(
             if process.poll() is None:
                 process.kill()
     source = deployment.source_items()
-    mismatches = verify.Mismatches()
-    verify.compare_items("replica", source, deployment.replica_items(), "pk", mismatches)
-    documents = verify.search_documents(search_dir)
-    verify.compare_items("search", source, documents, "pk", mismatches, plain=True)
-    assert mismatches.lines == [], mismatches.lines[:10]
+    check = check_sinks(settings_from_environment(env), deployment.table)
+    assert check.lines == [], check.lines[:10]
+    assert check.equal == {"replication": len(source), "search": len(source)}
     # The workload did all it should: deletes and updates of items the backfill also read.
     assert writer.counts["delete"] > 10 and writer.counts["update"] > 10, writer.counts
     # Items nobody changed since before the stream existed reached the sinks only by backfill.

@@ -20,7 +20,7 @@ import pytest
 
 from consumer.local.bridge import BridgeOptions, DestinationBridge
 from consumer.local.stack import LocalStackState
-from consumer.local.verify import Mismatches, compare_items, search_documents
+from consumer.verify.check import check_sinks
 from tests.service_harness import Deployment
 
 pytestmark = pytest.mark.integration
@@ -111,8 +111,11 @@ def test_replica_and_search_equal_the_table_in_both_precisions(
     )
     assert exit_code == 0
     source = app.source_items()
-    mismatches = Mismatches()
-    compare_items("replica", source, app.replica_items(), "pk", mismatches)
-    compare_items("search", source, search_documents(tmp_path), "pk", mismatches, plain=True)
+    settings = app.settings(
+        CONSUMER_PIPELINES__SEARCH__ENABLED="true",
+        CONSUMER_PIPELINES__SEARCH__LOCAL_PATH=str(tmp_path),
+    )
+    check = check_sinks(settings, app.table)  # consumer verify's code
     assert len(source) > 0
-    assert not mismatches.lines, mismatches.lines
+    assert not check.lines, check.lines[:10]
+    assert check.equal == {"replication": len(source), "search": len(source)}

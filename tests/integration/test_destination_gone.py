@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 import pytest
 
-from consumer.local import verify
+from consumer.local import resources
 from consumer.local.sample_orders import write_order_changes
 from consumer.local.stack import LocalStackState
 from tests.service_harness import Deployment, by_key
@@ -107,7 +107,7 @@ def test_a_deleted_replica_table_hands_the_lease_to_a_correctly_configured_worke
     app = Deployment(local_stack, unique_name, shards=2)
     app.create()  # worker a's replica
     good_replica = f"{unique_name}-replica-b"
-    verify.create_replica(app.endpoints, good_replica)
+    resources.create_replica(app.endpoints, good_replica)
     settings = _bounded(BOUND_S, 120.0)
     worker_a = app.spawn_worker(CONSUMER_LEASES__WORKER_ID="worker-a", **settings)
     worker_b = app.spawn_worker(
@@ -137,7 +137,7 @@ def test_a_deleted_replica_table_hands_the_lease_to_a_correctly_configured_worke
         # Worker b, whose replica exists, takes it and applies every record: nothing lost.
         source = by_key(app.source_items())
         _wait_for(
-            lambda: by_key(verify.replica_items(app.endpoints, good_replica)) == source,
+            lambda: by_key(resources.replica_items(app.endpoints, good_replica)) == source,
             40,
             "worker b's replica equals the source table",
             every_s=0.5,
@@ -202,7 +202,7 @@ def test_a_deleted_audit_bucket_releases_the_lease_and_nothing_is_lost_once_it_i
         expected = _kinesis_event_ids(app)
         assert len(expected) == stats.written
         _wait_for(
-            lambda: verify.audit_event_ids(app.endpoints, bucket) == expected,
+            lambda: resources.audit_event_ids(app.endpoints, bucket) == expected,
             cool_down_s + 30,
             "every change is in the audit bucket",
             every_s=0.5,

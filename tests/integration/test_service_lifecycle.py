@@ -267,11 +267,11 @@ def test_a_replica_with_another_key_than_the_source_is_refused(
 ) -> None:
     """Issue 15.2: the start-up check covers the replica's key schema against the source table
     when the source is known (Streams mode): with another key every PutItem fails."""
-    from consumer.local import verify
+    from consumer.local import resources
 
     app = Deployment(local_stack, unique_name)
     app.create(replica=False)
-    verify.create_replica(app.endpoints, app.replica, key="other")
+    resources.create_replica(app.endpoints, app.replica, key="other")
     source = app.endpoints.client("dynamodb").describe_table(TableName=app.table)["Table"]
     result = _run_once(
         app.environment(

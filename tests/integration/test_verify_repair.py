@@ -36,7 +36,10 @@ def test_verify_finds_every_kind_repair_fixes_them_and_a_second_verify_exits_0(
     for name in ("replication", "search"):
         counts = report["pipelines"][name]
         assert (counts["equal"], counts["missing"], counts["stale"], counts["extra"]) == (
-            live, 0, 0, 0,
+            live,
+            0,
+            0,
+            0,
         ), counts
 
     corrupt_replica(deployment)
@@ -62,9 +65,7 @@ def test_verify_finds_every_kind_repair_fixes_them_and_a_second_verify_exits_0(
 
     code, report, err = verify(deployment, monkeypatch, env)
     assert code == 0, (report, err)
-    assert all(
-        report["pipelines"][n]["equal"] == live for n in ("replication", "search")
-    ), report
+    assert all(report["pipelines"][n]["equal"] == live for n in ("replication", "search")), report
     # The repair left tombstones where the extras were: a late, older change of them cannot
     # bring them back.
     replica = deployment.endpoints.client("dynamodb").get_item(
