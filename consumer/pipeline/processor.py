@@ -37,6 +37,7 @@ from consumer.backoff import Backoff
 from consumer.pipeline.added_latency import AddedLatency
 from consumer.pipeline.decoders import Decoder, decode_kinesis
 from consumer.pipeline.dlq import DeadLetterQueue, DlqRejectedError, ParkedRecord
+from consumer.pipeline.fencing import fenced
 from consumer.pipeline.filters import RecordFilter
 from consumer.pipeline.missing_destination import DestinationGone, MissingDestinations, missing_code
 from consumer.pipeline.sink import Failures, Sink, SinkError
@@ -373,7 +374,8 @@ class ShardPipeline:
         self._ensure_owned()  # fencing: never write for a shard we may no longer own
         started = time.perf_counter()
         try:
-            return await sink.write(chunk)
+            with fenced(self._ensure_owned):  # and before each request it sends
+                return await sink.write(chunk)
         finally:
             elapsed = time.perf_counter() - started
             self.stats.sink_seconds[sink.name] = self.stats.sink_seconds.get(sink.name, 0) + elapsed
@@ -398,6 +400,7 @@ class ShardPipeline:
             try:
                 failures = await self._write(route.sink, chunk)
             except Exception as error:  # classified below; nothing is dropped
+                self._ensure_owned()  # the lease is gone (the write was fenced): stop here
                 self.stats.retries += 1
                 if self._waits_for_missing(route.sink.name, error) or is_transient(error):
                     self._count_wait(route.sink.name)

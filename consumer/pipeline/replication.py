@@ -40,6 +40,7 @@ from typing import Any
 import structlog
 from botocore.exceptions import ClientError
 
+from consumer.pipeline.fencing import check_fence
 from consumer.pipeline.newest import Newest, newest_per_key
 from consumer.pipeline.sink import Failures, SinkError
 from consumer.pipeline.transform_hook import (
@@ -239,6 +240,7 @@ class ReplicationSink:
         condition, values = _NEWER, {":v": item[VERSION]}
         async with self._limit:
             for _ in range(TIE_ROUNDS):
+                check_fence()  # the lease may have lapsed during the hook or the wait above
                 stored_item = await self._conditional_put(item, condition, values)
                 if stored_item is None:
                     self.writes += 1
