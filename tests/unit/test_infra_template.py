@@ -471,7 +471,7 @@ def test_alarms_select_metrics_the_service_emits(
         assert alarm["Namespace"] == settings.telemetry.emf_namespace, logical_id
         assert alarm["MetricName"] in metrics, logical_id
         assert alarm["Dimensions"] == [{"Name": "Application", "Value": settings.application}]
-    assert custom == 5
+    assert custom == 6
 
 
 def test_the_three_operational_alarms(template: Template) -> None:

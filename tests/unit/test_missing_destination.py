@@ -288,3 +288,13 @@ def test_leases_given_up_are_counted_in_emf_and_prometheus() -> None:
     assert 'consumer_destinations_gone_total{application="app"} 3' in prometheus_text(
         "app", after
     )
+
+
+def test_the_destination_missing_alarm_pages_on_the_first_lease_given_up() -> None:
+    from tests.unit.test_infra_template import load_template
+
+    alarm = load_template()["Resources"]["DestinationMissingAlarm"]["Properties"]
+    assert alarm["MetricName"] == "DestinationsGone"
+    assert (alarm["Statistic"], alarm["Threshold"]) == ("Sum", 1)
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
