@@ -187,11 +187,11 @@ def _superseded_at(
     before: float,
     seen: list[OwnerSeen],
     log_events: list[LeaseLogEvent],
-) -> float | None:
+) -> tuple[float, str] | None:
     """The earliest certain moment before `before` at which the table no longer had
-    `worker_id` holding `shard` under `token` (None: no such evidence)."""
+    `worker_id` holding `shard` under `token`, and what shows it (None: no such evidence)."""
     moments = [
-        observed.answered
+        (observed.answered, f"the table showed {observed.owner} with token {observed.counter}")
         for observed in seen
         if observed.shard == shard
         and observed.counter > token
@@ -199,7 +199,7 @@ def _superseded_at(
         and observed.answered < before
     ]
     moments += [
-        event.at
+        (event.at, f"{event.worker_id} logged {event.kind} (token {event.token})")
         for event in log_events
         if event.shard == shard
         and event.at < before
@@ -235,18 +235,20 @@ def processing_without_lease(
             continue
         last = mine[-1]
         assert last.token is not None
-        lost_at = _superseded_at(
+        superseded = _superseded_at(
             write.worker_id, write.shard, last.at, last.token, write.at, seen, log_events
         )
-        if lost_at is None:
+        if superseded is None:
             continue
+        lost_at, evidence = superseded
         verdicts.without_lease += 1
         late = write.at - lost_at
         verdicts.max_late_s = max(verdicts.max_late_s, late)
         if len(verdicts.examples) < 5:
             verdicts.examples.append(
-                f"{write.worker_id} wrote {write.shard}@{write.sequence_number} {late:.2f}s "
-                f"after its token {last.token} was superseded"
+                f"{write.worker_id} wrote {write.shard}@{write.sequence_number} at "
+                f"{write.at:.3f}, {late:.2f}s after its token {last.token} was superseded "
+                f"({evidence} at {lost_at:.3f})"
             )
     return verdicts
 

@@ -632,6 +632,16 @@ class ChaosRun:
         applies = self.proxies.applies.applied if self.proxies.applies else []
         writes, unknown = shard_writes(applies, shard_of)
         log_events = read_acquisitions(self.pool.workers)
+        # Kept for a look afterwards (--keep-dir): what the checks below were computed from.
+        (self.work_dir / "replica-writes.log").write_text(
+            "".join(f"{w.at:.6f} {w.worker_id} {w.shard} {w.sequence_number}\n" for w in writes)
+        )
+        (self.work_dir / "lease-table.log").write_text(
+            "".join(
+                f"{o.sent:.6f} {o.answered:.6f} {o.shard} {o.owner} {o.counter} {o.finished}\n"
+                for o in self.lease_watch.seen
+            )
+        )
         verdicts = processing_without_lease(writes, self.lease_watch.seen, log_events)
         finished = {seen.shard for seen in self.lease_watch.seen if seen.finished}
         takeovers = takeover_processing(self.run_state.stoppages, writes, finished)
