@@ -156,9 +156,9 @@ def _binary_text(value: object) -> str:
 
 def _string_list(value: object, tag: str) -> list[str]:
     strings = _set_members(value, tag)
-    for item in strings:
+    for index, item in enumerate(strings):
         if type(item) is not str:
-            raise InvalidAttribute(f"an SS member must be a string, not {_kind(item)}")
+            raise InvalidAttribute(f"an SS member must be a string, not {_kind(item)}", [index])
     return strings
 
 
@@ -168,9 +168,25 @@ def _set_members(value: object, tag: str) -> list[Any]:
     members = _list(value, tag)
     if not members:
         raise InvalidAttribute(
-            f"an {tag} value must have at least one member (DynamoDB has no empty sets)"
+            f"a set ({tag}) must have at least one member (DynamoDB has no empty sets)"
         )
     return members
+
+
+def _converted_members(convert: Callable[[Any], Any], members: list[Any]) -> list[Any]:
+    """`convert` of each set member; an error names the member's index."""
+    out: list[Any] = []
+    for index, member in enumerate(members):
+        try:
+            out.append(convert(member))
+        except InvalidAttribute as error:
+            error.path.append(index)
+            raise
+    return out
+
+
+def _json_number(value: object) -> JsonNumber:
+    return JsonNumber(_number_text(value))
 
 
 def _repeated(converted: list[Any], tag: str) -> InvalidAttribute:
@@ -193,10 +209,9 @@ def _set_value(tag: str, payload: object) -> set[Any]:
     converted: list[Any]
     if tag == "SS":
         converted = _string_list(payload, tag)
-    elif tag == "NS":
-        converted = [parse_number(member) for member in _set_members(payload, tag)]
     else:
-        converted = [_binary(member) for member in _set_members(payload, tag)]
+        convert = parse_number if tag == "NS" else _binary
+        converted = _converted_members(convert, _set_members(payload, tag))
     members = set(converted)
     if len(members) != len(converted):
         raise _repeated(converted, tag)
@@ -442,10 +457,9 @@ def _json_set(tag: str, payload: object) -> list[Any]:
     members: list[Any]
     if tag == "SS":
         members = list(_string_list(payload, tag))
-    elif tag == "NS":
-        members = [JsonNumber(_number_text(member)) for member in _set_members(payload, tag)]
     else:
-        members = [_binary_text(member) for member in _set_members(payload, tag)]
+        convert = _json_number if tag == "NS" else _binary_text
+        members = _converted_members(convert, _set_members(payload, tag))
     if len(set(members)) != len(members):
         raise _repeated(members, tag)
     return members
