@@ -14,7 +14,12 @@ import os
 import socket
 import sys
 
-from consumer.cli.options import add_config_option, settings_or_exit
+from consumer.cli.options import (
+    add_config_option,
+    positive_number,
+    settings_or_exit,
+    whole_number,
+)
 from consumer.costs.prices import load_region
 from consumer.settings import Settings
 from consumer.snapshot.backfill import (
@@ -30,25 +35,9 @@ from consumer.snapshot.progress import ProgressView
 from consumer.snapshot.segments import SnapshotConflict, SnapshotLeases
 from consumer.telemetry.logs import configure_logging, quiet_logging
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if not 1 <= value <= 1_000_000:
-        raise argparse.ArgumentTypeError(f"must be 1 to 1000000, got {text!r}")
-    return value
-
-
-def _read_units(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number of read units above 0, got {text!r}")
-    return value
+# A million segments or readers is far beyond any table (Scan allows 1,000,000 segments).
+_positive_int = whole_number(1, 1_000_000)
+_read_units = positive_number("read units")
 
 
 def _pipelines(text: str) -> tuple[str, ...]:
@@ -90,7 +79,8 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--max-read-units",
         type=_read_units,
         metavar="R",
-        help="read at most R read units per second in this process (Scan; default no limit)",
+        help="read at most R read units per second, all processes of the backfill together "
+        "(Scan; default no limit)",
     )
     parser.add_argument(
         "--workers", type=_positive_int, default=4, metavar="N", help="readers in this process"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from consumer.settings import Settings, SettingsError, load_settings
@@ -55,6 +56,33 @@ def port_number(text: str) -> int:
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port number (1-65535), got {text!r}")
     return value
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low} to {high}, got {text!r}")
+        return value
+
+    return parse
+
+
+def positive_number(what: str) -> Callable[[str], float]:
+    """An argparse type: a finite number of `what` above zero (nan, inf, 0, -1 refused)."""
+
+    def parse(text: str) -> float:
+        value = _number(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be a number of {what} above 0, got {text!r}")
+        return value
+
+    return parse
 
 
 def _number(text: str) -> float:
