@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import copy
 import json
+from contextlib import nullcontext
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -43,8 +45,8 @@ from consumer.records import DecodeError, _speedups, decode_destination_record
 from consumer.records.number import OUT_OF_RANGE
 from consumer.records.streams import decode_streams_record
 from consumer.sources.model import RawRecord, ReadBatch
-from tests.unit.test_pipeline_processor import SHARD, pipeline
 from tests.pipeline_fakes import MemorySink
+from tests.unit.test_pipeline_processor import SHARD, pipeline
 from tests.unit.test_records_native import assert_same
 from tests.unit.test_records_strategies import (
     ITEMS,
@@ -69,13 +71,10 @@ def record(new: dict[str, Any], keys: dict[str, Any] | None = None) -> dict[str,
 def strict_reasons(data: bytes) -> tuple[str, str]:
     """The DecodeError reason with the C path and without it (they must be equal)."""
     reasons = []
-    for context in (None, python_only):
+    for context in (nullcontext, python_only):
         try:
-            if context is None:
+            with context():
                 decode_destination_record(data, POSITION, strict=True)
-            else:
-                with context():
-                    decode_destination_record(data, POSITION, strict=True)
         except DecodeError as error:
             reasons.append(error.reason)
         else:
@@ -184,7 +183,7 @@ def test_streams_records_follow_the_key_rules_too() -> None:
         "StreamViewType": "KEYS_ONLY",
     }
     raw = {"eventID": "e", "eventName": "REMOVE", "awsRegion": "us-east-1", "dynamodb": body}
-    with pytest.raises(DecodeError, match="Keys\\['pk'\\]: a key attribute must be of type"):
+    with pytest.raises(DecodeError, match=r"Keys\['pk'\]: a key attribute must be of type"):
         decode_streams_record(raw, "arn:aws:dynamodb:us-east-1:1:table/t/stream/x")
 
 
@@ -226,27 +225,13 @@ def test_numbers_outside_dynamodbs_range_are_rejected(number: str) -> None:
 @pytest.mark.parametrize("number", NUMBERS_INSIDE)
 def test_numbers_at_the_edges_of_the_range_are_exact(number: str) -> None:
     data = compact(record({"n": {"N": number}, "ns": {"NS": [number]}}))
-    for context in (None, python_only):
-        with context() if context else _nothing():
+    for context in (nullcontext, python_only):
+        with context():
             event = decode_destination_record(data, POSITION, strict=True)
             assert event.new_image is not None
-            assert str(event.new_image.python["n"]) == str(_decimal(number))
+            assert str(event.new_image.python["n"]) == str(Decimal(number))
             assert event.new_image.json["n"].literal == number
     assert_same(data)
-
-
-def _decimal(text: str) -> Any:
-    from decimal import Decimal
-
-    return Decimal(text)
-
-
-class _nothing:  # noqa: N801  # a null context manager, named like the python_only one
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *args: object) -> None:
-        return None
 
 
 # --- nesting ------------------------------------------------------------------------------
@@ -276,7 +261,7 @@ def test_every_view_applies_the_nesting_rule() -> None:
     event = decode_destination_record(data, POSITION)
     assert event.new_image is not None
     for view in ("python", "json", "client"):
-        with pytest.raises(DecodeError, match="NewImage\\['deep'\\].*: nested deeper"):
+        with pytest.raises(DecodeError, match=r"NewImage\['deep'\].*: nested deeper"):
             getattr(event.new_image, view)
 
 
