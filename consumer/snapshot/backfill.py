@@ -157,7 +157,7 @@ def access_denied_line(error: ClientError) -> str | None:
     shown = f"HTTP {status}" if code.isdigit() or not code else code
     return (
         f"missing permission for {error.operation_name} ({shown}): grant the backfill "
-        "task role the BackfillPolicy of infra/cloudformation/service.yaml"
+        "task role the TaskBackfillPolicy of infra/cloudformation/service.yaml"
     )
 
 

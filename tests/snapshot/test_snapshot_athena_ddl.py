@@ -1,18 +1,22 @@
-"""infra/athena/audit_snapshots.sql matches where `consumer backfill` writes audit objects."""
+"""The snapshot table's DDL (derived from infra/athena/audit_table.sql by
+consumer/snapshot/athena.py) matches where `consumer backfill` writes audit objects."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
+
 from consumer.pipeline.audit import LINE_FIELDS, ObjectLayout, Partition
 from consumer.records import RecordPosition
 from consumer.settings import Settings
+from consumer.snapshot.athena import DdlShapeError, main, snapshot_table_ddl
 from consumer.snapshot.backfill import backfill_settings
 
-ROOT = Path(__file__).parents[2]
-DDL = (ROOT / "infra" / "athena" / "audit_snapshots.sql").read_text()
+ROOT = Path(__file__).resolve().parents[2]
 CHANGES = (ROOT / "infra" / "athena" / "audit_table.sql").read_text()
+DDL = snapshot_table_ddl(CHANGES)
 
 
 def _columns(ddl: str) -> str:
@@ -56,3 +60,24 @@ def test_the_location_template_is_where_the_backfill_writes() -> None:
     assert f"s3://bkt/{key}".startswith(location)
     # The change table's projection never reaches snapshot objects.
     assert "snapshot=" not in CHANGES.split("storage.location.template")[1].split("\n")[0]
+
+
+def test_the_snapshot_table_adds_an_injected_snapshot_partition_and_keeps_the_rest() -> None:
+    assert "CREATE EXTERNAL TABLE IF NOT EXISTS audit_snapshots (" in DDL
+    assert "PARTITIONED BY (\n  snapshot string,\n  `table` string," in DDL
+    assert "'projection.snapshot.type' = 'injected'" in DDL
+    assert "WHERE snapshot = " in DDL  # the header tells how to query it
+    assert DDL.count("CREATE") == 1 and DDL.rstrip().endswith(");")
+
+
+def test_an_audit_ddl_of_another_shape_is_refused_naming_what_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(DdlShapeError, match="PARTITIONED BY"):
+        snapshot_table_ddl(CHANGES.replace("PARTITIONED BY (", "PARTITIONED BY("))
+    bad = tmp_path / "audit.sql"
+    bad.write_text("SELECT 1;")
+    assert main([str(bad)]) == 1
+    assert "no CREATE EXTERNAL TABLE" in capsys.readouterr().err
+    assert main([str(ROOT / "infra" / "athena" / "audit_table.sql")]) == 0
+    assert capsys.readouterr().out == DDL
