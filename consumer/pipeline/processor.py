@@ -35,6 +35,7 @@ from botocore.exceptions import ClientError
 
 from consumer.backoff import Backoff
 from consumer.pipeline.added_latency import AddedLatency
+from consumer.pipeline.checkpoint_in_flight import CheckpointInFlight, Target
 from consumer.pipeline.decoders import Decoder, decode_kinesis
 from consumer.pipeline.dlq import DeadLetterQueue, DlqRejectedError, ParkedRecord
 from consumer.pipeline.fencing import fenced
@@ -248,6 +249,9 @@ class ShardPipeline:
         self._done: tuple[str, int] | None = None  # last record fully processed
         self._checkpointed: tuple[str, int] | None = None
         self._last_checkpoint_at = clock()
+        # Written beside the delivery path: a batch never waits on the lease table.
+        self._checkpoint_write = CheckpointInFlight(checkpointer.checkpoint)
+        self._checkpoint_owed: Target | None = None  # due, not yet started (one was in flight)
         self.stats = PipelineStats()
         self.added_latency = AddedLatency()
         self._retry_log = RateLimitedLog(clock=clock)
@@ -527,6 +531,7 @@ class ShardPipeline:
     async def process(self, batch: ReadBatch) -> None:
         """Applies one batch everywhere (or parks what cannot be applied), then checkpoints
         when a checkpoint is due. At SHARD_END it flushes and checkpoints SHARD_END."""
+        self._count_written(self._checkpoint_write.check())  # raises if the last write failed
         events, undecodable = self._decode(batch)
         self.stats.records += len(batch.records)
         self.stats.changes += len(events)
@@ -580,14 +585,23 @@ class ShardPipeline:
             due = any(sink.wants_flush(now) for sink in buffered)
         else:
             due = now - self._last_checkpoint_at >= self._interval_s
-        if not due:
-            return
-        await self._flush_all()
-        if self._done is not None and self._done != self._checkpointed:
-            await self._checkpointer.checkpoint(*self._done)
-            self._checkpointed = self._done
-            self.stats.checkpoints += 1
-        self._last_checkpoint_at = now
+        if due:
+            await self._flush_all()
+            self._checkpoint_owed = self._done  # applied everywhere and flushed
+            self._last_checkpoint_at = now
+        owed = self._checkpoint_owed
+        if owed is not None and owed != self._checkpointed:
+            if force:
+                self._count_written(await self._checkpoint_write.settle())
+            elif self._checkpoint_write.busy:
+                return  # written at a later batch, once the write in flight is done
+            self._count_written(await self._checkpoint_write.start(owed))
+            self._checkpointed = owed
+        if force:
+            self._count_written(await self._checkpoint_write.settle())
+
+    def _count_written(self, targets: list[Target]) -> None:
+        self.stats.checkpoints += len(targets)
 
     async def drain(self) -> None:
         """Before a handoff or shutdown: flush every sink and checkpoint what is done."""
@@ -595,8 +609,11 @@ class ShardPipeline:
 
     async def finish_shard(self, child_shard_ids: Iterable[str] = ()) -> None:
         await self._flush_all()
+        self._count_written(await self._checkpoint_write.settle())
         await self._checkpointer.checkpoint_shard_end(tuple(child_shard_ids))
         self.stats.checkpoints += 1
 
     async def aclose(self) -> None:
-        return None
+        # After a drain nothing is in flight; without one (a lost lease, a stopped shard) the
+        # write is abandoned: the next owner re-delivers from the previous checkpoint.
+        await self._checkpoint_write.cancel()

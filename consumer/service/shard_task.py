@@ -23,6 +23,7 @@ import structlog
 from checkpoints import Checkpoint, LeaseHandle, LeaseLost, Position, StopReason
 from consumer.pipeline.missing_destination import DestinationGone
 from consumer.pipeline.processor import ShardPipeline, ShardStopped
+from consumer.service.startup_heap import freeze_startup_heap
 from consumer.settings import StreamSection
 from consumer.sources.budget import ByteBudget, default_worker_budget, memory_limit_bytes
 from consumer.sources.model import ReadBatch, ShardReader, StartPosition
@@ -121,6 +122,7 @@ async def run_shard(
     """Processes one leased shard until it ends, the lease asks it to stop, or a destination
     is gone (then `relinquish` gives the lease up; without it DestinationGone propagates)."""
     bound = log.bind(shard_id=handle.shard_id)
+    freeze_startup_heap()  # once per process: full collections stalled every shard ~100 ms
     pipeline = make_pipeline(handle)
     start = start_position(handle.start_position)
     bound.info("shard.start", start=str(start.kind), sequence_number=start.sequence_number)

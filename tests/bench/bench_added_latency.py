@@ -39,6 +39,8 @@ RATE = float(os.environ.get("BENCH_LATENCY_RATE", "1000"))
 SINKS_RATE = float(os.environ.get("BENCH_LATENCY_SINKS_RATE", "50"))
 SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "20"))
 SHARDS = 4
+# Which runs (comma-separated: null, sinks); profiling one is quicker than both.
+RUNS = os.environ.get("BENCH_LATENCY_RUNS", "null,sinks").split(",")
 
 
 def run(
@@ -96,25 +98,28 @@ def main() -> None:
             queue = moto.client("sqs").create_queue(QueueName="bench-dlq")["QueueUrl"]
 
             create_bench_replica(moto)
-            results = run(state, "null", RATE, {})
-            results |= run(
-                state,
-                "sinks",
-                SINKS_RATE,
-                {
-                    "aws": {
-                        "endpoint_dynamodb": state.moto_url,
-                        "endpoint_sqs": state.moto_url,
-                        "access_key_id": "000000000000",
-                        "secret_access_key": "local",
+            results: dict[str, float] = {}
+            if "null" in RUNS:
+                results |= run(state, "null", RATE, {})
+            if "sinks" in RUNS:
+                results |= run(
+                    state,
+                    "sinks",
+                    SINKS_RATE,
+                    {
+                        "aws": {
+                            "endpoint_dynamodb": state.moto_url,
+                            "endpoint_sqs": state.moto_url,
+                            "access_key_id": "000000000000",
+                            "secret_access_key": "local",
+                        },
+                        "dlq": {"queue_url": queue},
+                        "pipelines": {
+                            "replication": {"enabled": True, "table": "bench-replica"},
+                            "search": {"enabled": True, "endpoint": search.url, "auth": "none"},
+                        },
                     },
-                    "dlq": {"queue_url": queue},
-                    "pipelines": {
-                        "replication": {"enabled": True, "table": "bench-replica"},
-                        "search": {"enabled": True, "endpoint": search.url, "auth": "none"},
-                    },
-                },
-            )
+                )
         finally:
             stack.stop()
     print(f"consumer_added_rate_null {RATE:.0f} records/s/shard")

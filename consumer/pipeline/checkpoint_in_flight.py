@@ -1,0 +1,77 @@
+"""A shard's checkpoint write, off the delivery path.
+
+A checkpoint is a conditional write to the lease table (~10-30 ms, seconds when DynamoDB
+throttles or retries). Awaited inline it held the shard's next batch behind it; written beside
+the delivery path the shard goes on applying while it is in flight. What may be checkpointed is
+unchanged (the pipeline passes only targets whose records are applied everywhere), and:
+
+- at most one write is in flight per shard, so writes cannot overtake each other (the lease
+  handle also serialises and ignores a checkpoint behind the current one); a checkpoint that
+  falls due meanwhile is written at the first batch after the write in flight finished;
+- a failed write (LeaseLost, the lease table unavailable) is raised by the next `check`,
+  `start` or `settle`: the shard stops at its next batch at the latest, and every sink write
+  is fenced on its own (`ensure_owned`), so a lost lease still writes nothing;
+- `settle` waits for the write in flight: a drain, a handoff and SHARD_END checkpoint only
+  after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+Target = tuple[str, int]  # (sequence number, sub-sequence number)
+WriteCheckpoint = Callable[[str, int], Awaitable[object]]
+
+
+class CheckpointInFlight:
+    """At most one checkpoint write at a time, running beside the shard's deliveries."""
+
+    def __init__(self, write: WriteCheckpoint) -> None:
+        self._write = write
+        self._task: asyncio.Task[Target] | None = None
+
+    async def _run(self, target: Target) -> Target:
+        await self._write(*target)
+        return target
+
+    @property
+    def busy(self) -> bool:
+        """A write is in flight (started and not finished)."""
+        return self._task is not None and not self._task.done()
+
+    def check(self) -> list[Target]:
+        """The target of a write that has finished since the last call (none if none did or
+        one is still in flight); raises what a finished write raised."""
+        task = self._task
+        if task is None or not task.done():
+            return []
+        self._task = None
+        return [task.result()]
+
+    async def start(self, target: Target) -> list[Target]:
+        """Waits for the write in flight, if any, then starts writing `target`. A write that
+        needs no I/O (or fails at once) finishes before this returns. Returns the targets
+        written meanwhile."""
+        written = await self.settle()
+        self._task = asyncio.create_task(self._run(target))
+        await asyncio.sleep(0)  # one step of the write: it sends its request, or is done
+        return [*written, *self.check()]
+
+    async def settle(self) -> list[Target]:
+        """Waits for the write in flight and returns its target (raising what it raised)."""
+        task = self._task
+        if task is None:
+            return []
+        self._task = None
+        return [await task]
+
+    async def cancel(self) -> None:
+        """Abandons the write in flight (the shard is closing without a drain)."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
