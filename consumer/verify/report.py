@@ -43,8 +43,7 @@ def as_json(report: VerifyReport) -> str:
 
 def as_table(report: VerifyReport) -> list[str]:
     lines = [
-        f"{'pipeline':<12} {'equal':>9} {'missing':>9} {'stale':>9} {'extra':>9} "
-        f"{'unsettled':>9}"
+        f"{'pipeline':<12} {'equal':>9} {'missing':>9} {'stale':>9} {'extra':>9} {'unsettled':>9}"
     ]
     for name, tally in report.pipelines.items():
         counts = tally.counts

@@ -66,18 +66,19 @@ class OpenSearchSide:
         return self._client
 
     def _refused(self, error: TransportError, what: str) -> VerifyError:
+        status = f"{error.status_code} {error.error}" if error.error else str(error.status_code)
         if isinstance(error, AuthenticationException | AuthorizationException):
             return VerifyError(
-                f"OpenSearch refused {what} on index {self.index!r} ({error.status_code} "
-                f"{error.error}): the task role (or user) needs read access to the index "
-                "(es:ESHttpGet, es:ESHttpPost; or a role with indices:data/read/*)"
+                f"OpenSearch refused {what} on index {self.index!r} ({status}): the task "
+                "role (or user) needs read access to the index (es:ESHttpHead, es:ESHttpGet, "
+                "es:ESHttpPost; or a role with indices:data/read/*)"
             )
         if isinstance(error, NotFoundError):
             return VerifyError(
                 f"search index {self.index!r} does not exist at {self._settings.endpoint} "
                 "(pipelines.search.index)"
             )
-        return VerifyError(f"OpenSearch {what} failed: {error.status_code} {error.error}")
+        return VerifyError(f"OpenSearch {what} on index {self.index!r} failed: {status}")
 
     async def check(self) -> None:
         client = self._ready()

@@ -9,7 +9,12 @@ OpenSearch answers):
     POST|PUT /_bulk   POST|PUT /{index}/_bulk      NDJSON: index, create, delete actions
     GET|DELETE /{index}/_doc/{id}       real-time get; delete (optionally versioned)
     POST|GET /_refresh   POST|GET /{index}/_refresh
-    GET|POST /{index}/_count   GET|POST /{index}/_search
+    GET|POST /{index}/_count   GET|POST /{index}/_search   GET|POST /{index}/_mget
+
+`_search` takes `sort` (on `_id` only, the one sort `consumer verify` uses), `search_after`
+(as many values as sort fields, `from` 0; OpenSearch docs, "Paginate results": search_after)
+and `_source` (false, or a list of fields). `_mget` takes {"ids": [...]} or {"docs":
+[{"_id": ...}]} and reads in real time like GET (OpenSearch docs, "Multi-get documents").
 
 Strictness: unknown query parameters, action-line parameters and body fields are 400s with
 OpenSearch's error types; bulk bodies must end with a newline, have one JSON object per action
@@ -359,6 +364,9 @@ class OpenSearchDouble:
             if action == "_search" and method in ("GET", "POST"):
                 _check_params(path, params, frozenset({"size", "from"}))
                 return self._search(self.engine.index(name), params, body)
+            if action == "_mget" and method in ("GET", "POST"):
+                _check_params(path, params, frozenset({"realtime", "_source"}))
+                return self._mget(self.engine.index(name), body)
         if n == 3 and segments[1] == "_doc" and not segments[0].startswith("_"):
             name, _, doc_id = segments
             if method == "GET":
@@ -506,12 +514,96 @@ class OpenSearchDouble:
         hits = self.engine.search(index, spec.get("query"))
         return _json(200, {"count": len(hits), "_shards": _shards()["_shards"]})
 
+    def _sorted_hits(
+        self,
+        index: Index,
+        page: list[tuple[float, Any]],
+        total: int,
+        sort: str | None,
+        wanted: object,
+    ) -> Response:
+        return _json(
+            200,
+            {
+                "took": 1,
+                "timed_out": False,
+                "_shards": _shards()["_shards"],
+                "hits": {
+                    "total": {"value": total, "relation": "eq"},
+                    "max_score": None,
+                    "hits": [_hit(index, doc, score, sort, wanted) for score, doc in page],
+                },
+            },
+        )
+
+    def _mget(self, index: Index, body: bytes) -> Response:
+        spec = _request_object(body, frozenset({"ids", "docs"}))
+        if "ids" in spec:
+            ids = spec["ids"]
+        elif "docs" in spec and isinstance(spec["docs"], list):
+            ids = [entry.get("_id") if isinstance(entry, dict) else None for entry in spec["docs"]]
+        else:
+            raise ApiError(400, "action_request_validation_exception", "no documents to get")
+        if not isinstance(ids, list) or not ids:
+            raise ApiError(400, "action_request_validation_exception", "no documents to get")
+        if not all(isinstance(doc_id, str) for doc_id in ids):
+            raise ApiError(400, "action_request_validation_exception", "id is missing")
+        docs = []
+        for doc_id in ids:
+            doc = index.docs.get(doc_id)
+            base = {"_index": index.name, "_id": doc_id}
+            if doc is None:
+                docs.append({**base, "found": False})
+            else:
+                docs.append(
+                    {
+                        **base,
+                        "_version": doc.version,
+                        "_seq_no": doc.seq_no,
+                        "_primary_term": 1,
+                        "found": True,
+                        "_source": doc.source,
+                    }
+                )
+        return _json(200, {"docs": docs})
+
     def _search(self, index: Index, params: dict[str, str], body: bytes) -> Response:
-        spec = _request_object(body, frozenset({"query", "size", "from"}))
+        spec = _request_object(
+            body, frozenset({"query", "size", "from", "sort", "search_after", "_source"})
+        )
         size = _int_value(params.get("size", spec.get("size", 10)), "size")
         start = _int_value(params.get("from", spec.get("from", 0)), "from")
         hits = self.engine.search(index, spec.get("query"))
+        sort = _sort_on_id(spec.get("sort"))
+        after = spec.get("search_after")
+        if after is not None:
+            if sort is None:
+                raise ApiError(400, "parsing_exception", "Sort must contain at least one field.")
+            if not isinstance(after, list) or len(after) != 1:
+                count = len(after) if isinstance(after, list) else 1
+                raise ApiError(
+                    400,
+                    "illegal_argument_exception",
+                    f"search_after has {count} value(s) but sort has 1.",
+                )
+            if start not in (0, -1):
+                raise ApiError(
+                    400,
+                    "illegal_argument_exception",
+                    "`from` parameter must be set to 0 when `search_after` is used.",
+                )
+        if sort is not None:
+            hits = sorted(hits, key=lambda hit: hit[1].doc_id, reverse=sort == "desc")
+            if after is not None:
+                marker = str(after[0])
+                hits = [
+                    hit
+                    for hit in hits
+                    if (hit[1].doc_id > marker if sort == "asc" else hit[1].doc_id < marker)
+                ]
         page = hits[start : start + size]
+        if sort is not None or "_source" in spec:
+            return self._sorted_hits(index, page, len(hits), sort, spec.get("_source", True))
         return _json(
             200,
             {
@@ -533,6 +625,49 @@ class OpenSearchDouble:
                 },
             },
         )
+
+
+def _hit(index: Index, doc: Any, score: Any, sort: str | None, wanted: object) -> dict[str, Any]:
+    hit: dict[str, Any] = {"_index": index.name, "_id": doc.doc_id, "_score": score}
+    if sort is not None:
+        hit["_score"] = None  # sorted hits carry no score (no track_scores)
+        hit["sort"] = [doc.doc_id]
+    source = _source_filtered(doc.source, wanted)
+    if source is not None:
+        hit["_source"] = source
+    return hit
+
+
+def _sort_on_id(sort: object) -> str | None:
+    """The order of a sort on `_id` ("asc" or "desc"), None without a sort; anything else is
+    beyond this double (a 400 that says so)."""
+    if sort is None:
+        return None
+    fields = sort if isinstance(sort, list) else [sort]
+    if len(fields) != 1:
+        raise ApiError(400, "parsing_exception", "the double sorts on one field (_id) only")
+    field = fields[0]
+    if field == "_id":
+        return "asc"
+    if isinstance(field, dict) and list(field) == ["_id"]:
+        order = field["_id"]
+        if isinstance(order, dict):
+            order = order.get("order", "asc")
+        if order in ("asc", "desc"):
+            return str(order)
+    raise ApiError(400, "parsing_exception", "the double sorts on _id only")
+
+
+def _source_filtered(source: Any, wanted: object) -> Any:
+    if wanted is True:
+        return source
+    if wanted is False:
+        return None
+    fields = [wanted] if isinstance(wanted, str) else wanted
+    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+        raise ApiError(400, "parsing_exception", "[_source] must be a boolean, string or array")
+    parsed = parse_json(source) if isinstance(source, bytes | str) else source
+    return {name: parsed[name] for name in fields if name in parsed}
 
 
 def _write_fields(result: WriteResult) -> dict[str, Any]:

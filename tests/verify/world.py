@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import random
 import sqlite3
 from pathlib import Path
@@ -67,6 +68,8 @@ def verify(
     *args: str,
 ) -> tuple[int, dict[str, Any], str]:
     """`consumer verify --json ...` in this process: exit code, the report, stderr."""
+    for name in [name for name in os.environ if name.startswith("CONSUMER_")]:
+        monkeypatch.delenv(name)  # what an earlier call set
     for name, value in deployment.environment(**env).items():
         monkeypatch.setenv(name, value)
     out, err = io.StringIO(), io.StringIO()
