@@ -343,3 +343,20 @@ def test_an_export_still_running_is_refused_in_one_line_and_nothing_starts(
     dynamodb = deployment.endpoints.client("dynamodb")
     assert snapshot_parts(dynamodb, f"{unique_name}-leases") == []
     assert deployment.replica_items() == []
+
+
+def test_an_export_older_than_the_streams_retention_is_refused(
+    local_stack: LocalStackState, unique_name: str
+) -> None:
+    # The stream keeps 24 h (kinesis-mock's default retention, as Kinesis's): an export taken
+    # 25 h ago is older than anything the stream can still deliver, so changes between the
+    # export and the stream's trim horizon would be lost.
+    deployment = _world(local_stack, unique_name)
+    arn = _export_of(deployment, deployment.table, datetime.now(UTC) - timedelta(hours=25))
+    request = BackfillRequest(table=deployment.table, source="export", export_arn=arn)
+    with pytest.raises(BackfillError) as raised:
+        _run(deployment, request)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "the stream keeps 24 h of changes" in message and "no longer covers" in message
+    assert snapshot_parts(deployment.endpoints.client("dynamodb"), f"{unique_name}-leases") == []
