@@ -631,6 +631,9 @@ class Coordinator:
                 log.warning("release failed", shard=held.key, error=str(error))
                 await asyncio.sleep(min(0.5, self.settings.heartbeat_interval_s))
                 continue
+            # A scan that started before this write may still show the lease as ours: the
+            # sync must not claim it back from that stale view (see `_touched`).
+            self._touched[held.key] = self._clock()
             if released:
                 self.counters["relinquished"] += 1
                 log.info("lease relinquished", worker=self._worker_id, shard=held.key, to=to,

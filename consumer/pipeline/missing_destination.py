@@ -42,6 +42,22 @@ MISSING_CODES = frozenset(
     }
 )
 
+# The calls sinks and the DLQ make to their destinations. A missing resource met by anything
+# else (e.g. a replication transform reading some other table) is that record's problem, not
+# a missing destination: it must still be parked, not hand the shard around.
+DESTINATION_OPERATIONS = frozenset(
+    {
+        "PutItem",
+        "BatchWriteItem",
+        "UpdateItem",
+        "DeleteItem",
+        "PutObject",
+        "SendMessage",
+        "SendMessageBatch",
+        "GetQueueAttributes",
+    }
+)
+
 # How many causes deep an error is searched: sinks wrap the service's error once or twice.
 _CHAIN_DEPTH = 8
 
@@ -56,7 +72,7 @@ def missing_code(error: BaseException) -> str | None:
             return None
         if isinstance(current, ClientError):
             code = error_code(current)
-            if code in MISSING_CODES:
+            if code in MISSING_CODES and current.operation_name in DESTINATION_OPERATIONS:
                 return code
         kind = getattr(current, "kind", None)
         if isinstance(kind, str) and kind in MISSING_CODES:

@@ -86,6 +86,8 @@ def test_each_sinks_missing_destination_is_recognised_through_its_wrappers(
         DestinationRefused("blocked", kind="cluster_block_exception", status=403),
         SinkError("transform failed", retryable=False),
         RuntimeError("a bug"),
+        # A transform hook reading another table: the record's problem (parked), not ours.
+        wrapped(client_error("ResourceNotFoundException", "GetItem"), False),
     ],
 )
 def test_outages_refusals_and_bad_records_are_not_a_missing_destination(
