@@ -56,14 +56,15 @@ async def _apply(route: Route, events: Sequence[ChangeEvent]) -> set[str]:
         if route.sink.buffered:
             await route.sink.flush()
     except Exception as error:  # the whole batch is retried by Lambda
-        log.warning("lambda.sink_failed", sink=route.sink.name, error=str(error))
+        # Error types, never their text: it may quote the record (issue 20.5).
+        log.warning("lambda.sink_failed", sink=route.sink.name, error_type=type(error).__name__)
         return {event.position.sequence_number for event in selected}
     for index, failure in failures.items():
         log.warning(
             "lambda.record_failed",
             sink=route.sink.name,
             sequence_number=selected[index].position.sequence_number,
-            error=str(failure),
+            error_type=type(failure).__name__,
         )
     return {selected[index].position.sequence_number for index in failures}
 
@@ -74,7 +75,11 @@ async def handle_event(event: Mapping[str, Any], settings: Settings) -> dict[str
     events: list[ChangeEvent] = []
     for result in results:
         if isinstance(result, DecodeError):
-            log.warning("lambda.decode_error", position=str(result.position), error=str(result))
+            log.warning(
+                "lambda.decode_error",
+                position=str(result.position),
+                error_type=type(result).__name__,
+            )
             failed.add(result.position.sequence_number)
         else:
             events.append(result)

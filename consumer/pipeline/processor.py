@@ -361,8 +361,10 @@ class ShardPipeline:
         self.stats.sink_failures[name] = self.stats.sink_failures.get(name, 0) + len(failed)
         if route.policy.on_failure is OnFailure.STOP:
             event, error, _ = failed[0]
+            # The error's type only: its text may quote the record, and this reason is logged
+            # and shown by /readyz (issue 20.5).
             raise ShardStopped(
-                f"pipeline {name} cannot apply {event.position}: {error} (on_failure=stop)"
+                f"pipeline {name} cannot apply {event.position}: {_kind(error)} (on_failure=stop)"
             )
         await self._park([self._parked(name, event, error, n) for event, error, n in failed])
 
@@ -573,7 +575,7 @@ class ShardPipeline:
                 except Exception as error:  # the buffer is kept; retry until it is durable
                     if self._waits_for_missing(route.sink.name, error):
                         self._count_wait(route.sink.name)
-                    log.error("sink.flush_failed", sink=route.sink.name, error=str(error))
+                    log.error("sink.flush_failed", sink=route.sink.name, error_type=_kind(error))
                     await self._pause(backoff, route.sink.name)
 
     async def checkpoint_if_due(self, force: bool = False) -> None:

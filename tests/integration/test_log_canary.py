@@ -151,9 +151,9 @@ def test_no_canary_reaches_a_log_line_of_the_worker_or_the_dlq_commands(
     code, replay = run_consumer(["dlq", "replay"], env)
     assert code == 1  # the poison stays poison
     assert "still parked" in replay
+    assert leaks(replay) == [], "\n".join(leaks(replay))
     assert "replication failed again (ValueError)" in replay
     assert "replication failed again (SystemExit)" in replay
-    assert leaks(replay) == [], "\n".join(leaks(replay))
 
 
 @pytest.mark.parametrize(
@@ -197,3 +197,70 @@ def test_config_show_hides_credentials_in_every_url(
     assert leaks(output) == [], "\n".join(leaks(output))
     shown: dict[str, Any] = orjson.loads(output[output.index("{") :])
     assert shown["pipelines"]["search"]["endpoint"] == "https://********@search.local"
+
+
+def test_a_shard_stopped_on_failure_logs_no_canary(
+    local_stack: LocalStackState, unique_name: str, tmp_path: Path
+) -> None:
+    """retry.on_failure = stop: no DLQ, the shard stops at the record. The reason was the
+    hook's error text (the whole item), logged by shard.stopped_on_failure and shown by
+    /readyz; it is now the position and the error type."""
+    app = Deployment(local_stack, unique_name, shards=1)
+    app.create()
+    dynamodb = app.endpoints.client("dynamodb")
+    dynamodb.put_item(
+        TableName=app.table,
+        Item={"pk": {"S": f"{KEY}-refuse"}, "note": {"S": TEXT}, "qty": {"N": NUMBER}},
+    )
+    app.bridge()
+    env = app.environment(
+        CONSUMER_TELEMETRY__LOG_LEVEL="debug",
+        CONSUMER_AWS__SECRET_ACCESS_KEY=AWS_SECRET,
+        CONSUMER_PIPELINES__REPLICATION__TRANSFORM="tests.canary_hooks:fail_on_canaries",
+        CONSUMER_PIPELINES__REPLICATION__RETRY__ON_FAILURE="stop",
+        CONSUMER_PIPELINES__REPLICATION__RETRY__MAX_ATTEMPTS="1",
+    )
+    code, output = run_consumer(["run", "--until-idle", "3"], env)
+    assert "shard.stopped_on_failure" in output, output[-3000:]
+    assert leaks(output) == [], "\n".join(leaks(output))
+    assert "cannot apply" in output and "SinkError (on_failure=stop)" in output
+    assert code in (0, 1)
+
+
+def test_the_lambda_handler_logs_no_canary(
+    local_stack: LocalStackState, unique_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Streams mode on Lambda: a record the hook refuses and one that cannot be decoded are
+    reported to Lambda (batchItemFailures); its log lines said why with the values."""
+    from consumer.lambda_handler import handle_event
+    from consumer.telemetry.logs import configure_logging
+    from tests.integration.test_lambda_handler import lambda_event
+
+    app = Deployment(local_stack, unique_name)
+    app.create()
+    dynamodb = app.endpoints.client("dynamodb")
+    for suffix in ("good", "refuse"):
+        dynamodb.put_item(
+            TableName=app.table,
+            Item={"pk": {"S": f"{KEY}-{suffix}"}, "note": {"S": TEXT}, "qty": {"N": NUMBER}},
+        )
+    event = lambda_event(app)
+    broken = json.loads(json.dumps(event["Records"][0]))
+    broken["dynamodb"]["NewImage"]["note"] = {"Q": TEXT}
+    broken["dynamodb"]["SequenceNumber"] = "1"
+    event["Records"].append(broken)
+    settings = app.settings(
+        CONSUMER_STREAM__MODE="streams",
+        CONSUMER_STREAM__DYNAMODB_STREAM_ARN=(
+            "arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2026-01-01T00:00:00.000"
+        ),
+        CONSUMER_PIPELINES__REPLICATION__TRANSFORM="tests.canary_hooks:fail_on_canaries",
+        CONSUMER_AWS__SECRET_ACCESS_KEY=AWS_SECRET,
+    )
+    configure_logging("debug")
+    response = asyncio.run(handle_event(event, settings))
+    assert response["batchItemFailures"]
+    captured = capsys.readouterr()
+    output = captured.out + captured.err
+    assert "lambda.record_failed" in output
+    assert leaks(output) == [], "\n".join(leaks(output))
