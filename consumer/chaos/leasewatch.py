@@ -44,7 +44,7 @@ class OwnerSeen:
 class LeaseWatch(threading.Thread):
     """Reads the lease table until stopped; `seen` holds each change of a shard's owner."""
 
-    def __init__(self, leases: LeaseItems, interval_s: float = 0.2) -> None:
+    def __init__(self, leases: LeaseItems, interval_s: float = 0.3) -> None:
         super().__init__(name="chaos-leasewatch", daemon=True)
         self._leases = leases
         self._interval_s = interval_s

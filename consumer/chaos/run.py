@@ -728,6 +728,7 @@ class ChaosRun:
             takeover_processing_s=checks.takeover_processing_s,
             takeover_processing_never=checks.takeover_processing_never,
             takeover_processing_limit_s=checks.takeover_processing_limit_s,
+            enforce_takeover_limit=not self.short,
             misconfigured_problems=checks.misconfigured_problems,
             mixed_newest_good_skipped=checks.mixed_newest_good_skipped,
             info=info,
