@@ -5,6 +5,12 @@
 wall time at which that became true: when `write` returned (for a sink that is not buffered)
 or when the next `flush` returned (for a buffered one, whose records are durable only then).
 The first apply of a probe per sink counts; a duplicate delivery is ignored.
+
+Each apply also carries the consumer's own part (`read_to_apply_ms`): from the moment the
+batch holding the probe was read (the reader hands it over right after reading its bytes off
+the socket; the pipeline passes that time on in `BATCH_READ_AT`) to the apply, on the
+monotonic clock. End to end minus that is the source's part: DynamoDB's propagation and the
+stream's delivery cadence, which the consumer does not control.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 
 from consumer.latency.clock import WallClockUs, wall_us
 from consumer.latency.probes import ProbeStamp, read_probe
+from consumer.pipeline.added_latency import BATCH_READ_AT
 from consumer.pipeline.processor import Route
 from consumer.pipeline.sink import Failures, Sink
 from consumer.records import ChangeEvent
@@ -29,7 +36,8 @@ class Applied:
 
     `shard_id`: the shard it was read from; `arrival_ms`: the Kinesis ApproximateArrivalTimestamp
     of the record that carried it (None when read from a DynamoDB stream); `created_at_us`:
-    its ApproximateCreationDateTime.
+    its ApproximateCreationDateTime; `read_to_apply_ms`: the consumer's own part, from its
+    batch's read to this apply (None when the pipeline did not say when it was read).
     """
 
     sink: str
@@ -38,13 +46,17 @@ class Applied:
     shard_id: str
     arrival_ms: int | None
     created_at_us: int
+    read_to_apply_ms: float | None = None
 
 
 class ProbeObserver:
     """Collects probe applies. Used from the worker's event loop only (not thread-safe)."""
 
-    def __init__(self, clock_us: WallClockUs = wall_us) -> None:
+    def __init__(
+        self, clock_us: WallClockUs = wall_us, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self.clock_us = clock_us
+        self.monotonic = monotonic  # the clock a batch's read time is taken from
         self._sinks: list[str] = []
         self._applied: dict[tuple[str, str], dict[int, Applied]] = {}
 
@@ -60,13 +72,27 @@ class ProbeObserver:
                 self._sinks.append(route.sink.name)
         return [dataclasses.replace(r, sink=MeasuringSink(r.sink, self)) for r in routes]
 
-    def note(self, sink: str, stamp: ProbeStamp, event: ChangeEvent, applied_us: int) -> None:
-        """Sink `sink` made probe `stamp` (carried by `event`) durable at `applied_us`."""
+    def note(
+        self,
+        sink: str,
+        stamp: ProbeStamp,
+        event: ChangeEvent,
+        applied_us: int,
+        read_to_apply_ms: float | None = None,
+    ) -> None:
+        """Sink `sink` made probe `stamp` (carried by `event`) durable at `applied_us`,
+        `read_to_apply_ms` after its batch was read."""
         seen = self._applied.setdefault((stamp.tag, sink), {})
         if stamp.seq not in seen:
             position = event.position
             seen[stamp.seq] = Applied(
-                sink, stamp, applied_us, position.shard_id, position.arrival_ms, event.created_at_us
+                sink,
+                stamp,
+                applied_us,
+                position.shard_id,
+                position.arrival_ms,
+                event.created_at_us,
+                read_to_apply_ms,
             )
 
     def applied(self, tag: str, sink: str) -> Mapping[int, Applied]:
@@ -125,7 +151,11 @@ class MeasuringSink:
     def __init__(self, inner: Sink, observer: ProbeObserver) -> None:
         self._inner = inner
         self._observer = observer
-        self._pending: list[tuple[ProbeStamp, ChangeEvent]] = []
+        # Written, durable at the next flush: (probe, event, when its batch was read).
+        self._pending: list[tuple[ProbeStamp, ChangeEvent, float | None]] = []
+
+    def _read_to_apply_ms(self, read_at: float | None) -> float | None:
+        return None if read_at is None else (self._observer.monotonic() - read_at) * 1000
 
     @property
     def name(self) -> str:
@@ -138,6 +168,8 @@ class MeasuringSink:
     async def write(self, events: Sequence[ChangeEvent]) -> Failures:
         failures = await self._inner.write(events)
         applied_us = self._observer.clock_us()
+        read_at = BATCH_READ_AT.get()
+        consumer_ms = self._read_to_apply_ms(read_at)
         for index, event in enumerate(events):
             if index in failures:
                 continue
@@ -145,9 +177,9 @@ class MeasuringSink:
             if stamp is None:
                 continue
             if self._inner.buffered:
-                self._pending.append((stamp, event))
+                self._pending.append((stamp, event, read_at))
             else:
-                self._observer.note(self.name, stamp, event, applied_us)
+                self._observer.note(self.name, stamp, event, applied_us, consumer_ms)
         return failures
 
     def wants_flush(self, now_monotonic: float) -> bool:
@@ -156,8 +188,9 @@ class MeasuringSink:
     async def flush(self) -> None:
         await self._inner.flush()
         applied_us = self._observer.clock_us()
-        for stamp, event in self._pending:
-            self._observer.note(self.name, stamp, event, applied_us)
+        for stamp, event, read_at in self._pending:
+            consumer_ms = self._read_to_apply_ms(read_at)
+            self._observer.note(self.name, stamp, event, applied_us, consumer_ms)
         self._pending.clear()
 
     async def aclose(self) -> None:

@@ -13,15 +13,16 @@ BASIS_TEXT = {
     ConsumerBasis.KINESIS_ARRIVAL: "apply - Kinesis arrival",
     ConsumerBasis.WRITE: "apply - write (the DynamoDB stream is read directly)",
 }
-HEADER_GROUPS = ("", "", "", "end to end", "consumer share", "upstream")
+HEADER_GROUPS = ("", "", "", "end to end", "consumer share", "upstream", "consumer added")
 HEADER = (
     "mode", "sink", "n",
     "p50", "p90", "p99", "max",
     "p50", "p99",
     "p50", "p99",
+    "p50", "p99",
 )  # fmt: skip
 # Columns per header group, so the group titles sit over their columns.
-GROUP_SPANS = (1, 1, 1, 4, 2, 2)
+GROUP_SPANS = (1, 1, 1, 4, 2, 2, 2)
 
 
 def _ms(value: float | None) -> str:
@@ -30,6 +31,7 @@ def _ms(value: float | None) -> str:
 
 def _row(mode: ModeLatency, sink: SinkLatency) -> list[str]:
     total, consumer, upstream = sink.end_to_end, sink.consumer, sink.upstream
+    added = sink.consumer_added
     return [
         mode.mode,
         sink.sink,
@@ -42,6 +44,8 @@ def _row(mode: ModeLatency, sink: SinkLatency) -> list[str]:
         _ms(consumer.p99 if consumer else None),
         _ms(upstream.p50 if upstream else None),
         _ms(upstream.p99 if upstream else None),
+        _ms(added.p50 if added else None),
+        _ms(added.p99 if added else None),
     ]
 
 
@@ -70,7 +74,8 @@ def render_text(report: LatencyReport) -> str:
         f"consumer compare latency: {where}, run {report.run_id}, {report.probes_per_mode} "
         f"probes per mode at {report.rate_per_s:g}/s",
         f"times in ms; percentiles: {report.percentile_method}; end to end = sink apply - "
-        "probe write; upstream = Kinesis arrival - probe write",
+        "probe write; upstream = Kinesis arrival - probe write; consumer added = sink apply - "
+        "the consumer's read of the probe's batch off the socket",
     ]
     lines += [f"note: {note}" for note in report.notes]
     lines.append("")
@@ -116,6 +121,7 @@ def report_data(report: LatencyReport) -> dict[str, Any]:
                         "end_to_end": _summary(sink.end_to_end),
                         "consumer": _summary(sink.consumer),
                         "upstream": _summary(sink.upstream),
+                        "consumer_added_ms": _summary(sink.consumer_added),
                     }
                     for sink in mode.sinks
                 ],

@@ -7,7 +7,11 @@ Per probe and sink, in milliseconds:
   consumer's share = apply time - Kinesis arrival;
 - for streams mode the worker reads the table's DynamoDB stream directly, so the consumer's
   share is the end-to-end time (the stream's ApproximateCreationDateTime has one-second
-  resolution, too coarse to split off DynamoDB's part).
+  resolution, too coarse to split off DynamoDB's part);
+- in every mode, consumer added (`consumer_added_ms`) = apply - the moment the consumer read
+  the batch holding the probe off the socket (monotonic clock): what the service itself adds,
+  without the source's delivery cadence that the consumer share still includes (a polling
+  interval, kinesis-mock's once-a-second EFO events).
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ class ConsumerBasis(enum.StrEnum):
 @dataclass(frozen=True)
 class SinkLatency:
     """One sink in one mode: how many probes it applied, and the latency summaries (None
-    when it applied none; `upstream` is None in streams mode)."""
+    when it applied none; `upstream` is None in streams mode; `consumer_added` is None when
+    no apply said when its batch was read)."""
 
     sink: str
     applied: int
@@ -38,6 +43,7 @@ class SinkLatency:
     end_to_end: Summary | None
     consumer: Summary | None
     upstream: Summary | None
+    consumer_added: Summary | None = None
 
 
 @dataclass(frozen=True)
@@ -85,12 +91,15 @@ def sink_latency(
     end_to_end: list[float] = []
     consumer: list[float] = []
     upstream: list[float] = []
+    added: list[float] = []
     for seq in range(written):
         applied = applies.get(seq)
         if applied is None:
             continue
         total_ms = (applied.applied_us - applied.stamp.written_us) / 1000
         end_to_end.append(total_ms)
+        if applied.read_to_apply_ms is not None:
+            added.append(applied.read_to_apply_ms)
         if basis is ConsumerBasis.KINESIS_ARRIVAL and applied.arrival_ms is not None:
             consumer.append(applied.applied_us / 1000 - applied.arrival_ms)
             upstream.append(applied.arrival_ms - applied.stamp.written_us / 1000)
@@ -103,4 +112,5 @@ def sink_latency(
         end_to_end=summarize(end_to_end),
         consumer=summarize(consumer),
         upstream=summarize(upstream),
+        consumer_added=summarize(added),
     )

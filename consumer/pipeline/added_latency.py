@@ -10,7 +10,13 @@ kept per sink in a fixed log-scale histogram (no per-record allocation, percenti
 from __future__ import annotations
 
 import math
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+
+# When the batch a sink is being handed was read (monotonic s; None outside a delivery), for a
+# sink that times its own applies per record (`consumer compare latency`'s measuring sink).
+# The shard pipeline sets it in each delivery task, whose context is its own copy.
+BATCH_READ_AT: ContextVar[float | None] = ContextVar("batch_read_at", default=None)
 
 # Bucket i holds latencies in [FLOOR_S * GROWTH**i, FLOOR_S * GROWTH**(i+1)).
 FLOOR_S = 0.0001

@@ -34,7 +34,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from consumer.backoff import Backoff
-from consumer.pipeline.added_latency import AddedLatency
+from consumer.pipeline.added_latency import BATCH_READ_AT, AddedLatency
 from consumer.pipeline.checkpoint_in_flight import CheckpointInFlight, Target
 from consumer.pipeline.decoders import Decoder, decode_kinesis
 from consumer.pipeline.dlq import DeadLetterQueue, DlqRejectedError, ParkedRecord
@@ -507,6 +507,7 @@ class ShardPipeline:
     async def _deliver_timed(
         self, route: Route, events: Sequence[ChangeEvent], batch: ReadBatch
     ) -> None:
+        BATCH_READ_AT.set(batch.read_at)  # this task's own context: for measuring sinks
         await self._deliver(route, events)
         if batch.read_at is not None and events:
             self.added_latency.add(route.sink.name, self._clock() - batch.read_at, len(events))

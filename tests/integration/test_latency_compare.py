@@ -4,7 +4,10 @@ prints its table with the emulator caveat.
 
 Sanity, per mode and sink: every probe applied; p50 <= p90 <= p99 <= max; the consumer's share
 at most the end-to-end time at every percentile (it is per probe, and order statistics keep
-that); the upstream share (the local bridge) present exactly for the Kinesis modes.
+that); the upstream share (the local bridge) present exactly for the Kinesis modes; the
+consumer's own added time (read off the socket to apply, issue 19) present for every probe,
+above zero and at most the end-to-end time at every percentile (the batch is read after the
+probe was written).
 """
 
 from __future__ import annotations
@@ -56,6 +59,11 @@ def test_every_mode_measures_every_sink(local_stack: LocalStackState, tmp_path: 
             assert total.p50 > 0
             for percentile in ("p50", "p90", "p99", "max"):
                 assert getattr(consumer, percentile) <= getattr(total, percentile)
+            added = ordered(sink.consumer_added)
+            assert added.n == PROBES and added.p50 > 0, (mode.mode, sink.sink)
+            for percentile in ("p50", "p90", "p99", "max"):
+                # Two clocks (monotonic for added, wall for end to end): a 1 ms allowance.
+                assert getattr(added, percentile) <= getattr(total, percentile) + 1
             if kinesis:
                 upstream = ordered(sink.upstream)
                 assert upstream.n == PROBES and upstream.p50 >= 0
@@ -81,6 +89,8 @@ def test_the_command_prints_the_table_and_the_emulator_caveat() -> None:
     )
     header = next(line for line in lines if line.startswith("mode "))
     assert header.split()[:7] == ["mode", "sink", "n", "p50", "p90", "p99", "max"]
+    assert len(header.split()) == 13
+    assert lines[lines.index(header) - 1].rstrip().endswith("consumer added")
     rows = [line.split()[:3] for line in lines if line.startswith("streams ")]
     assert rows == [["streams", "replication", "5/5"], ["streams", "search", "5/5"]]
     assert lines[-1] == "result: OK"

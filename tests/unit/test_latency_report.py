@@ -70,7 +70,9 @@ def sample_report(missing: int = 0, problems: tuple[str, ...] = ()) -> LatencyRe
         consumer_basis=ConsumerBasis.KINESIS_ARRIVAL,
         sinks=(
             SinkLatency("replication", 2 - missing, missing, _summary(900), _summary(700), None),
-            SinkLatency("search", 2, 0, _summary(600), _summary(400), _summary(200)),
+            SinkLatency(
+                "search", 2, 0, _summary(600), _summary(400), _summary(200), _summary(3)
+            ),
         ),
         worker_exit=0,
         problems=problems,
@@ -108,15 +110,16 @@ def test_the_text_report_has_a_row_per_mode_and_sink_and_the_caveats() -> None:
     assert "percentiles: nearest-rank" in lines[1]
     header = next(line for line in lines if line.startswith("mode"))
     assert header.split() == [
-        "mode", "sink", "n", "p50", "p90", "p99", "max", "p50", "p99", "p50", "p99",
+        "mode", "sink", "n", "p50", "p90", "p99", "max", "p50", "p99", "p50", "p99", "p50", "p99",
     ]  # fmt: skip
     groups = lines[lines.index(header) - 1]
     assert "end to end" in groups and "consumer share" in groups and "upstream" in groups
+    assert "consumer added" in groups
     rows = [" ".join(line.split()) for line in lines if line.startswith(("efo ", "streams "))]
     assert rows == [
-        "efo replication 2/2 900.0 901.0 902.0 903.0 700.0 702.0 - -",
-        "efo search 2/2 600.0 601.0 602.0 603.0 400.0 402.0 200.0 202.0",
-        "streams replication 2/2 450.0 451.0 452.0 453.0 450.0 452.0 - -",
+        "efo replication 2/2 900.0 901.0 902.0 903.0 700.0 702.0 - - - -",
+        "efo search 2/2 600.0 601.0 602.0 603.0 400.0 402.0 200.0 202.0 3.0 5.0",
+        "streams replication 2/2 450.0 451.0 452.0 453.0 450.0 452.0 - - - -",
     ]
     assert "streams: consumer share = apply - write (the DynamoDB stream is read directly)" in lines
     assert lines[-1] == "result: OK"
@@ -143,5 +146,6 @@ def test_the_json_report_is_the_same_data() -> None:
         "end_to_end": {"n": 2, "p50": 600, "p90": 601, "p99": 602, "max": 603},
         "consumer": {"n": 2, "p50": 400, "p90": 401, "p99": 402, "max": 403},
         "upstream": {"n": 2, "p50": 200, "p90": 201, "p99": 202, "max": 203},
+        "consumer_added_ms": {"n": 2, "p50": 3, "p90": 4, "p99": 5, "max": 6},
     }
     assert data["modes"][1]["sinks"][0]["upstream"] is None
