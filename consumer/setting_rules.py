@@ -8,6 +8,7 @@ accepted and failing (or hanging) later. Sources of each rule are given next to 
 from __future__ import annotations
 
 import functools
+import importlib.machinery
 import importlib.util
 import ipaddress
 import re
@@ -185,14 +186,32 @@ def timestamp_position(value: str) -> str:
 
 
 def transform_reference(value: str) -> str:
-    """`module:function` whose module can be found, without running the module's code."""
+    """`module:function` whose module can be found, without running the module's code (nor
+    its packages': `importlib.util.find_spec("pkg.hooks")` imports `pkg`, so a command that
+    only reads settings, such as `consumer dlq list`, would run the hook's package)."""
     module, sep, function = value.partition(":")
     if not sep or not module or not function.isidentifier():
         raise ValueError("must be module:function (e.g. my_package.hooks:redact)")
+    if not all(part.isidentifier() for part in module.split(".")):
+        raise ValueError(f"module {module!r} is not a dotted Python module name")
     try:
-        found = importlib.util.find_spec(module)
+        found = _find_without_importing(module)
     except (ImportError, ValueError) as error:
         raise ValueError(f"module {module!r} cannot be imported ({error})") from None
-    if found is None:
+    if not found:
         raise ValueError(f"module {module!r} cannot be imported (not on the Python path)")
     return value
+
+
+def _find_without_importing(module: str) -> bool:
+    """Whether `module` can be found, asking the finders for each level in turn (a top-level
+    name through every finder; submodules in their parent package's directories)."""
+    parts = module.split(".")
+    spec = importlib.util.find_spec(parts[0])  # a top-level name imports nothing
+    for depth in range(1, len(parts)):
+        if spec is None or spec.submodule_search_locations is None:
+            return False  # not found, or a plain module: it has no submodules
+        spec = importlib.machinery.PathFinder.find_spec(
+            ".".join(parts[: depth + 1]), list(spec.submodule_search_locations)
+        )
+    return spec is not None

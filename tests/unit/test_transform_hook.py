@@ -9,6 +9,7 @@ every failure parks that one record.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -292,3 +293,42 @@ def test_the_timeout_setting_reaches_the_sink() -> None:
         dlq={"queue_url": QUEUE_URL},
     )
     assert replication_settings(settings).transform_timeout_s == 2
+
+
+def test_checking_the_setting_runs_no_code_of_the_hook_or_its_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading the settings (what `consumer dlq list` does) checks that the hook can be found.
+    `importlib.util.find_spec("pkg.hooks")` imports `pkg`: a package whose __init__ imports
+    its hooks (or raises SystemExit, here) ran them, or ended the command silently."""
+    package = tmp_path / "hookpkg_never_imported"
+    package.mkdir()
+    (package / "__init__.py").write_text("raise SystemExit('the hook package was imported')\n")
+    (package / "hooks.py").write_text("def redact(event, item):\n    return item\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    settings = load_settings(
+        stream={"name": "orders"},
+        pipelines={
+            "replication": {
+                "enabled": True,
+                "table": "orders-replica",
+                "transform": "hookpkg_never_imported.hooks:redact",
+            }
+        },
+        dlq={"queue_url": QUEUE_URL},
+    )
+    assert settings.pipelines.replication.transform == "hookpkg_never_imported.hooks:redact"
+    assert "hookpkg_never_imported" not in sys.modules
+    with pytest.raises(SettingsError, match="cannot be imported"):
+        load_settings(
+            stream={"name": "orders"},
+            pipelines={
+                "replication": {
+                    "enabled": True,
+                    "table": "orders-replica",
+                    "transform": "hookpkg_never_imported.missing:redact",
+                }
+            },
+            dlq={"queue_url": QUEUE_URL},
+        )
+    assert "hookpkg_never_imported" not in sys.modules
