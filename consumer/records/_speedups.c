@@ -446,6 +446,7 @@ typedef struct {
     const char *end;
     int depth;
     int level; /* inside an image: the level of the attribute values being read */
+    int in_keys; /* reading dynamodb.Keys: its values must be S, N or B */
     /* The numbers made so far in this record, by text: a MODIFY's two images repeat most of
      * their numbers, and a Decimal costs more than a short scan of this list. */
     int seen_count;
@@ -846,6 +847,10 @@ parse_attribute(Parser *parser)
         return irregular();
     }
     PyObject *value = NULL;
+    if (parser->in_keys && parser->level == 1 &&
+        (length != 1 || (tag[0] != 'S' && tag[0] != 'N' && tag[0] != 'B'))) {
+        return irregular(); /* a key attribute of another type: Python names the rule */
+    }
     if (length == 1) {
         switch (tag[0]) {
         case 'S':
@@ -921,10 +926,19 @@ parse_member(Parser *parser, int level, PyObject *name)
         return parse_attribute(parser);
     }
     if (level == LEVEL_BODY && is_image_key(name)) {
-        /* Anything but an object (null: no image) is read as it is, and the caller judges. */
+        /* Anything but an object (null: no image) is read as it is, and the caller judges.
+         * Keys hold a primary key: one or two attributes of type S, N or B. */
         parser->level = 1;
-        return peek(parser) == '{' ? parse_object(parser, LEVEL_ITEM)
-                                   : parse_generic(parser, LEVEL_OTHER);
+        parser->in_keys = PyUnicode_CompareWithASCIIString(name, "Keys") == 0;
+        PyObject *image = peek(parser) == '{' ? parse_object(parser, LEVEL_ITEM)
+                                              : parse_generic(parser, LEVEL_OTHER);
+        if (image != NULL && parser->in_keys && PyDict_CheckExact(image) &&
+            PyDict_GET_SIZE(image) > 2) {
+            Py_CLEAR(image);
+            irregular();
+        }
+        parser->in_keys = 0;
+        return image;
     }
     if (level == LEVEL_RECORD && PyUnicode_CompareWithASCIIString(name, "dynamodb") == 0) {
         return parse_generic(parser, LEVEL_BODY);
@@ -1042,6 +1056,7 @@ parse_change(PyObject *module, PyObject *data)
     parser.end = parser.p + PyBytes_GET_SIZE(data);
     parser.depth = 0;
     parser.level = 1;
+    parser.in_keys = 0;
     parser.seen_count = 0;
     PyObject *record = NULL;
     if (peek(&parser) == '{') {
@@ -1063,6 +1078,31 @@ parse_change(PyObject *module, PyObject *data)
     return finish(record);
 }
 
+/* regular_keys(keys): whether typed-JSON Keys are a primary key as DynamoDB has them: one or
+ * two attributes, each {"S"|"N"|"B": payload} (payloads are checked by the views). */
+static PyObject *
+regular_keys(PyObject *module, PyObject *keys)
+{
+    if (!PyDict_CheckExact(keys) || PyDict_GET_SIZE(keys) < 1 || PyDict_GET_SIZE(keys) > 2) {
+        Py_RETURN_FALSE;
+    }
+    Py_ssize_t position = 0;
+    PyObject *name, *value;
+    while (PyDict_Next(keys, &position, &name, &value)) {
+        if (!PyDict_CheckExact(value) || PyDict_GET_SIZE(value) != 1) {
+            Py_RETURN_FALSE;
+        }
+        Py_ssize_t inner = 0, length;
+        PyObject *tag, *payload;
+        PyDict_Next(value, &inner, &tag, &payload);
+        const char *text = tag_text(tag, &length);
+        if (text == NULL || length != 1 || (text[0] != 'S' && text[0] != 'N' && text[0] != 'B')) {
+            Py_RETURN_FALSE;
+        }
+    }
+    Py_RETURN_TRUE;
+}
+
 /* parse_json(data): a whole JSON document (a record, with its images as typed JSON) as plain
  * values, as orjson gives them, or None for anything irregular: a duplicate key anywhere (which
  * orjson and every other parser would silently resolve), a float or an integer over 18 digits,
@@ -1079,6 +1119,7 @@ parse_json(PyObject *module, PyObject *data)
     parser.end = parser.p + PyBytes_GET_SIZE(data);
     parser.depth = 0;
     parser.level = 1;
+    parser.in_keys = 0;
     parser.seen_count = 0;
     PyObject *document = parse_generic(&parser, LEVEL_OTHER);
     if (document != NULL) {
@@ -1125,6 +1166,8 @@ static PyMethodDef methods[] = {
     {"item_to_client", item_to_client, METH_O,
      "item_to_client(item): the item itself if it is regular and holds no binary text, or "
      "None."},
+    {"regular_keys", regular_keys, METH_O,
+     "regular_keys(keys): whether typed-JSON Keys are one or two S, N or B values."},
     {"parse_json", parse_json, METH_O,
      "parse_json(data): a JSON document as plain values, or None (a duplicate key, a float, "
      "...)."},

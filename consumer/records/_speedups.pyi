@@ -35,3 +35,6 @@ def item_to_client(item: object) -> dict[str, Any] | None:
 def parse_json(data: bytes) -> Any:
     """A JSON document as plain values (dict, list, str, int, bool, None); None for anything
     irregular: a duplicate key anywhere, a float, an integer over 18 digits, invalid JSON."""
+
+def regular_keys(keys: object) -> bool:
+    """Whether typed-JSON Keys are a primary key: one or two values tagged S, N or B."""

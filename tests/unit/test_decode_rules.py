@@ -348,8 +348,9 @@ def test_a_repeated_key_in_a_streams_record_is_rejected() -> None:
         decode_streams_record(data, "arn:aws:dynamodb:us-east-1:1:table/t/stream/x")
 
 
-def test_unknown_envelope_members_still_take_the_envelope_path() -> None:
-    # A member the envelope path does not read is not a repeat: the record decodes as before.
+def test_unknown_envelope_members_are_not_mistaken_for_repeats() -> None:
+    # A member the envelope path does not read sends the record to the full path, which
+    # decodes it as before: only a repeated key is an error.
     changed = copy.deepcopy(record({}))
     changed["futureField"] = {"x": 1}
     changed["dynamodb"]["FutureField"] = 2
