@@ -62,6 +62,9 @@ checkov:
 	mkdir -p build
 	sed '/^  EnableOpenSearch:/,/Default:/ s/Default: "false"/Default: "true"/' infra/cloudformation/service.yaml > build/service-opensearch.yaml
 	.venv-checkov/bin/checkov --compact --skip-download --framework cloudformation -f build/service-opensearch.yaml
+	# ... and the scheduled verify task (off by default).
+	sed '/^  VerifySchedule:/,/Default:/ s/Default: ""/Default: "cron(0 3 * * ? *)"/' infra/cloudformation/service.yaml > build/service-verify.yaml
+	.venv-checkov/bin/checkov --compact --skip-download --framework cloudformation -f build/service-verify.yaml
 	.venv-checkov/bin/checkov --compact --skip-download --framework cloudformation -f infra/cloudformation/lambda-streams.yaml
 	.venv-checkov/bin/checkov --compact --skip-download --framework dockerfile -f infra/Dockerfile
 

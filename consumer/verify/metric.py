@@ -29,7 +29,7 @@ def emf_lines(namespace: str, application: str, now_ms: int, report: VerifyRepor
                 "CloudWatchMetrics": [
                     {
                         "Namespace": namespace,
-                        "Dimensions": [["Application", "Pipeline"]],
+                        "Dimensions": [["Application"], ["Application", "Pipeline"]],
                         "Metrics": [
                             {"Name": METRIC, "Unit": "Count"},
                             {"Name": "VerifyUnsettled", "Unit": "Count"},

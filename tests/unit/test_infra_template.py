@@ -29,6 +29,8 @@ from consumer.cli.health_cmd import register as register_health
 from consumer.pipeline.replication import EXPIRES_AT
 from consumer.settings import Settings, SettingsError, load_settings
 from consumer.telemetry.metrics import Snapshot, emf_line
+from consumer.verify.metric import emf_lines
+from consumer.verify.model import PipelineTally
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "cloudformation" / "service.yaml"
@@ -444,6 +446,18 @@ def emitted_metrics() -> set[str]:
     line = orjson.loads(emf_line("ns", "app", 0, Snapshot(), Snapshot(), 60.0))
     (directive,) = line["_aws"]["CloudWatchMetrics"]
     assert directive["Dimensions"] == [["Application"]]
+    return {metric["Name"] for metric in directive["Metrics"]} | verify_metrics()
+
+
+def verify_metrics() -> set[str]:
+    """`consumer verify`'s own EMF line (the scheduled verify's alarm), by Application too."""
+    import orjson
+
+    from consumer.verify.model import VerifyReport
+
+    (line,) = emf_lines("ns", "app", 0, VerifyReport("t", "s", {"search": PipelineTally("search")}))
+    (directive,) = orjson.loads(line)["_aws"]["CloudWatchMetrics"]
+    assert ["Application"] in directive["Dimensions"]
     return {metric["Name"] for metric in directive["Metrics"]}
 
 
@@ -471,7 +485,7 @@ def test_alarms_select_metrics_the_service_emits(
         assert alarm["Namespace"] == settings.telemetry.emf_namespace, logical_id
         assert alarm["MetricName"] in metrics, logical_id
         assert alarm["Dimensions"] == [{"Name": "Application", "Value": settings.application}]
-    assert custom == 6
+    assert custom == 7
 
 
 def test_the_three_operational_alarms(template: Template) -> None:
