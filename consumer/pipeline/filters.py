@@ -24,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from consumer.records import ChangeEvent, DecodeError
+
 _MISSING = object()
 _NUMERIC_OPERATORS: dict[str, Callable[[Decimal, Decimal], bool]] = {
     "=": operator.eq,
@@ -206,3 +208,19 @@ class RecordFilter:
 
     def matches(self, record: Mapping[str, Any]) -> bool:
         return not self._patterns or any(p.matches(record) for p in self._patterns)
+
+    def selects(self, event: ChangeEvent) -> bool:
+        """Whether the pipeline takes this change: `matches` on its record, parsed once and
+        shared with the sinks' image views (`ChangeEvent.record`)."""
+        if not self._patterns:
+            return True
+        try:
+            record: Any = event.record()
+        except DecodeError:
+            # It breaks a decode rule (a repeated key): match it as plain JSON reads it, and
+            # let the sinks' views reject it (parked), rather than drop it here unseen.
+            try:
+                record = orjson.loads(event.raw)
+            except orjson.JSONDecodeError:
+                record = {}
+        return self.matches(record)

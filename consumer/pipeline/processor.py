@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-import orjson
 import structlog
 from botocore.exceptions import ClientError
 
@@ -512,22 +511,12 @@ class ShardPipeline:
         if batch.read_at is not None and events:
             self.added_latency.add(route.sink.name, self._clock() - batch.read_at, len(events))
 
-    def _selected(
-        self, route: Route, events: Sequence[ChangeEvent], parsed: dict[int, Any]
-    ) -> list[ChangeEvent]:
+    def _selected(self, route: Route, events: Sequence[ChangeEvent]) -> list[ChangeEvent]:
         if not route.record_filter:
             return list(events)
-        chosen = []
-        for event in events:
-            record = parsed.get(id(event))
-            if record is None:
-                try:
-                    record = parsed[id(event)] = orjson.loads(event.raw)
-                except orjson.JSONDecodeError:
-                    record = parsed[id(event)] = {}
-            if route.record_filter.matches(record):
-                chosen.append(event)
-        return chosen
+        # Each event parses its record once, shared by every route and the sinks' views.
+        selects = route.record_filter.selects
+        return [event for event in events if selects(event)]
 
     # --- the batch -----------------------------------------------------------------------
 
@@ -540,11 +529,10 @@ class ShardPipeline:
         self.stats.changes += len(events)
         await self._park(undecodable)
         if events:
-            parsed: dict[int, Any] = {}
             try:
                 async with asyncio.TaskGroup() as deliveries:
                     for route in self._routes:
-                        selected = self._selected(route, events, parsed)
+                        selected = self._selected(route, events)
                         deliveries.create_task(self._deliver_timed(route, selected, batch))
             except BaseExceptionGroup as failed:
                 # One route's failure (a stop, a lost lease) ends the batch; callers handle

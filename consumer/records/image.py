@@ -15,6 +15,7 @@ from consumer.records.attribute import (
     item_to_python_sharing,
 )
 from consumer.records.errors import DecodeError, InvalidAttribute
+from consumer.records.ordering import state_digest
 from consumer.records.position import RecordPosition
 
 _T = TypeVar("_T")
@@ -52,6 +53,7 @@ class Image:
         "_python",
         "_raw",
         "_reference",
+        "_state",
         "_wire",
     )
 
@@ -64,6 +66,7 @@ class Image:
     _python: PythonItem | None
     _json: JsonItem | None
     _client: WireItem | None
+    _state: str | None
 
     def __init__(
         self,
@@ -88,6 +91,7 @@ class Image:
         self._python = python
         self._json = None
         self._client = None
+        self._state = None
 
     @property
     def label(self) -> str:
@@ -140,6 +144,15 @@ class Image:
         if value is None:
             value = self._client = self._convert(item_to_client)
         return value
+
+    @property
+    def state(self) -> str:
+        """The digest of the item state this image shows (`ordering.state_digest`), computed
+        once: every sink that keeps the newest change per key asks for it."""
+        state = self._state
+        if state is None:
+            state = self._state = state_digest(self.wire)
+        return state
 
     def validate(self) -> None:
         """Raise DecodeError now if any view of this image would.

@@ -208,6 +208,7 @@ def _event(
         size,
         position,
         data,
+        record if views is None else views.record,
     )
 
 
@@ -263,23 +264,27 @@ def _parser() -> simdjson.Parser:
 
 
 class _DeferredImages:
-    """Parses the record once, on the first image view asked for, for both images."""
+    """Parses the record once, on the first image view or `record()` asked for, for both
+    images and the event's `record()` (filters)."""
 
-    __slots__ = ("_body", "_data", "_position")
+    __slots__ = ("_data", "_position", "_record")
 
     def __init__(self, data: bytes, position: RecordPosition) -> None:
         self._data = data
         self._position = position
-        self._body: dict[str, Any] | None = None
+        self._record: dict[str, Any] | None = None
 
-    def _image(self, name: str) -> WireItem:
-        body = self._body
-        if body is None:
+    def record(self) -> dict[str, Any]:
+        record = self._record
+        if record is None:
             try:
-                body = self._body = _parse_record(self._data)["dynamodb"]
+                record = self._record = _parse_record(self._data)
             except InvalidRecord as error:  # a repeated key (the envelope was read already)
                 raise DecodeError(self._position, error.reason, self._data) from None
-        image: WireItem = body[name]
+        return record
+
+    def _image(self, name: str) -> WireItem:
+        image: WireItem = self.record()["dynamodb"][name]
         return image
 
     def new_image(self) -> WireItem:
@@ -382,4 +387,5 @@ def _envelope_event(data: bytes, position: RecordPosition) -> ChangeEvent | None
         size,
         position,
         data,
+        images.record,
     )

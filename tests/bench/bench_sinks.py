@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pstats
 import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -32,6 +34,12 @@ from tests.opensearch_double.server import OpenSearchDouble
 
 RECORDS = int(os.environ.get("BENCH_SINKS_RECORDS", "20000"))
 ROUNDS = int(os.environ.get("BENCH_SINKS_ROUNDS", "2"))
+# A directory: also profile one run of each configuration (cProfile, `<name>.prof` there) and
+# measure each sink alone, to see where the time goes.
+PROFILE = os.environ.get("BENCH_SINKS_PROFILE", "")
+
+# Settings of one run, with fresh destinations: (search "opensearch"|"local", only pipeline).
+FreshSettings = Callable[[str, str | None], dict[str, object]]
 
 
 def create_bench_replica(endpoints: AwsEndpoints, table: str = "bench-replica") -> None:
@@ -55,11 +63,17 @@ def create_bench_replica(endpoints: AwsEndpoints, table: str = "bench-replica") 
     asyncio.run(create())
 
 
-def run(state: LocalStackState, stream: str, sinks: dict[str, object]) -> float:
+def run(
+    state: LocalStackState, stream: str, sinks: dict[str, object], profile: Path | None = None
+) -> float:
+    """CPU µs per record of one consumer process; with `profile`, under cProfile (stats to
+    that file; the figure is then inflated by the profiler)."""
     env = {**os.environ, "BENCH_SINKS": json.dumps(sinks)}
+    profiler = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
     done = subprocess.run(
         [
             sys.executable,
+            *profiler,
             str(CHILD),
             "service",
             stream,
@@ -80,8 +94,29 @@ def run(state: LocalStackState, stream: str, sinks: dict[str, object]) -> float:
     raise RuntimeError(f"the service failed (exit {done.returncode}): {done.stderr[-3000:]}")
 
 
+def profile_runs(state: LocalStackState, fresh: FreshSettings, directory: Path) -> None:
+    """Each sink alone (no profiler), then every sink under cProfile; prints the profiles'
+    top functions by own time."""
+    directory.mkdir(parents=True, exist_ok=True)
+    alone = {
+        "audit": fresh("opensearch", "audit"),
+        "replication": fresh("opensearch", "replication"),
+        "search_opensearch": fresh("opensearch", "search"),
+        "search_local_index": fresh("local", "search"),
+    }
+    for name, settings in alone.items():
+        cpu = run(state, "bench-sinks", settings)
+        print(f"e2e_cpu_us_per_record_only_{name} {cpu:.1f} us/record")
+    for name, settings in (("all", fresh("opensearch", None)), ("local", fresh("local", None))):
+        stats_file = directory / f"{name}.prof"
+        run(state, "bench-sinks", settings, profile=stats_file)
+        stats = pstats.Stats(str(stats_file))
+        stats.sort_stats("tottime").print_stats(40)
+        stats.sort_stats("cumulative").print_stats(60)
+
+
 def main() -> None:
-    with tempfile.TemporaryDirectory() as work, OpenSearchDouble() as search:
+    with tempfile.TemporaryDirectory() as work, OpenSearchDouble() as double:
         stack = LocalStack(Path(work) / "stack")
         state = stack.start()
         try:
@@ -96,11 +131,6 @@ def main() -> None:
             moto.client("s3").create_bucket(Bucket="bench-audit")
             queue = moto.client("sqs").create_queue(QueueName="bench-dlq")["QueueUrl"]
 
-            create_bench_replica(moto)
-            common = {
-                "audit": {"enabled": True, "bucket": "bench-audit"},
-                "replication": {"enabled": True, "table": "bench-replica"},
-            }
             aws = {
                 "endpoint_kinesis": state.moto_url,
                 "endpoint_dynamodb": state.moto_url,
@@ -109,27 +139,38 @@ def main() -> None:
                 "access_key_id": "000000000000",
                 "secret_access_key": "local",
             }
-            opensearch = {
-                "aws": aws,
-                "dlq": {"queue_url": queue},
-                "pipelines": {
-                    **common,
-                    "search": {"enabled": True, "endpoint": search.url, "auth": "none"},
-                },
-            }
-            local = {
-                "aws": aws,
-                "dlq": {"queue_url": queue},
-                "pipelines": {
-                    **common,
-                    "search": {"enabled": True, "local_path": str(Path(work) / "index")},
-                },
-            }
+            runs = 0
+
+            def fresh(search_to: str, only: str | None = None) -> dict[str, object]:
+                """Settings with empty destinations: every run writes new items (a replica
+                table, index and audit prefix already holding them would measure the
+                duplicate path instead). `only` keeps that one pipeline."""
+                nonlocal runs
+                runs += 1
+                table = f"bench-replica-{runs}"
+                create_bench_replica(moto, table)
+                search: dict[str, object] = (
+                    {"enabled": True, "endpoint": double.url, "auth": "none"}
+                    | {"index": f"bench-{runs}"}
+                    if search_to == "opensearch"
+                    else {"enabled": True, "local_path": str(Path(work) / f"index-{runs}")}
+                )
+                pipelines: dict[str, dict[str, object]] = {
+                    "audit": {"enabled": True, "bucket": "bench-audit", "prefix": f"run-{runs}/"},
+                    "replication": {"enabled": True, "table": table},
+                    "search": search,
+                }
+                if only is not None:
+                    pipelines = {only: pipelines[only]}
+                return {"aws": aws, "dlq": {"queue_url": queue}, "pipelines": pipelines}
+
             results: dict[str, list[float]] = {"all": [], "local": [], "null": []}
             for _ in range(ROUNDS):
                 results["null"].append(run(state, "bench-sinks", {}))
-                results["all"].append(run(state, "bench-sinks", opensearch))
-                results["local"].append(run(state, "bench-sinks", local))
+                results["all"].append(run(state, "bench-sinks", fresh("opensearch")))
+                results["local"].append(run(state, "bench-sinks", fresh("local")))
+            if PROFILE:
+                profile_runs(state, fresh, Path(PROFILE))
         finally:
             stack.stop()
     print(f"e2e_sinks_records {RECORDS} records")

@@ -489,7 +489,11 @@ def test_events_are_hashable_and_immutable() -> None:
 
 def test_new_event_builds_the_same_event_as_the_constructor() -> None:
     event = decode_both(compact(DOC_RECORDS[1]))
-    values = {field.name: getattr(event, field.name) for field in dataclasses.fields(event)}
+    values = {
+        field.name: getattr(event, field.name)
+        for field in dataclasses.fields(event)
+        if field.init  # not the record's parse cache (ChangeEvent.record)
+    }
     assert ChangeEvent(**values) == event
     assert new_event(*values.values()) == event
     # Every field has its own distinct value here, so a field set from the wrong argument
