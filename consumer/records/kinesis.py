@@ -175,11 +175,12 @@ def _event(
         check_source(record)
     identity = record.get("userIdentity")
     keys = body.get("Keys")
-    if type(keys) is not dict or not keys:
-        keys_image(body, position, data)  # raises: no keys
-    if views is None:  # (parse_change leaves Keys that break a key rule to this path)
-        check_key_types(keys)
-    keys_view = _image(keys, position, "Keys", data, views)
+    if type(keys) is dict and keys:
+        if views is None:  # (parse_change leaves Keys that break a key rule to this path)
+            check_key_types(keys)
+        keys_view = _image(keys, position, "Keys", data, views)
+    else:
+        keys_view = keys_image(body, position, data)  # raises: no keys
     new_image = body.get("NewImage")
     if new_image is not None and type(new_image) is not dict:
         item_image(body, "NewImage", position, data)
@@ -251,9 +252,7 @@ def wire_keys(keys: WireItem) -> bool:
 
 
 # The same test in C when the extension is built (a Python loop costs ~4% of this path).
-_regular_keys: Callable[[WireItem], bool] = (
-    wire_keys if attribute._speedups is None else attribute._speedups.regular_keys
-)
+_regular_keys: Callable[[WireItem], bool] = attribute.native_regular_keys() or wire_keys
 
 
 def _parser() -> simdjson.Parser:
