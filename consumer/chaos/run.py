@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -215,13 +216,21 @@ def _worker_environment(
 
 class ChaosRun:
     def __init__(
-        self, state: LocalStackState, work_dir: Path, seed: int, short: bool, mode: Mode
+        self,
+        state: LocalStackState,
+        work_dir: Path,
+        seed: int,
+        short: bool,
+        mode: Mode,
+        kinesis_endpoint: str | None = None,
     ) -> None:
+        """`kinesis_endpoint`: the workers' Kinesis endpoint if not kinesis-mock itself."""
         self.state = state
         self.work_dir = work_dir
         self.seed = seed
         self.short = short
         self.mode: Mode = mode
+        self.kinesis_endpoint = kinesis_endpoint or state.kinesis_url
         self.names = Names()
         self.endpoints: AwsEndpoints = state.endpoints()
         self.rng = random.Random(seed)
@@ -241,6 +250,7 @@ class ChaosRun:
         base = _worker_environment(self.state, self.names, self.proxies, self.work_dir, self.mode)
         return {
             **base,
+            "CONSUMER_AWS__ENDPOINT_KINESIS": self.kinesis_endpoint,
             "CONSUMER_LEASES__WORKER_ID": worker_id,
             # botocore puts "app/<id>" in each request's User-Agent: the apply log's sender.
             "AWS_SDK_UA_APP_ID": worker_id,
@@ -738,18 +748,23 @@ class ChaosRun:
 
 def run_mode(seed: int, short: bool, mode: Mode, keep_dir: Path | None) -> ChaosResult:
     """One chaos run in one reader mode, on a local stack of its own."""
-    with tempfile.TemporaryDirectory(prefix=f"chaos-{mode}-") as directory:
+    with tempfile.TemporaryDirectory(prefix=f"chaos-{mode}-") as directory, ExitStack() as exits:
         work_dir = keep_dir / mode if keep_dir else Path(directory)
         stack = LocalStack(work_dir / "stack")
-        try:
-            state = stack.start()
-            say(
-                f"{mode}: local stack up (moto {state.moto_port}, "
-                f"kinesis-mock {state.kinesis_port})"
-            )
-            return ChaosRun(state, work_dir, seed, short, mode).execute()
-        finally:
-            stack.stop()
+        exits.callback(stack.stop)
+        state = stack.start()
+        say(f"{mode}: local stack up (moto {state.moto_port}, kinesis-mock {state.kinesis_port})")
+        endpoint = None
+        if mode == "efo":
+            # kinesis-mock refuses a new subscription to a shard while a dead owner's one is
+            # held (ResourceInUse for minutes, seen here), where AWS lets a call 5 s after the
+            # last successful one take over. The workers subscribe through the test suite's
+            # SubscribeToShard stand-in that follows AWS's rules (tests/efo_server).
+            from tests.efo_server import running_efo_server
+
+            endpoint = exits.enter_context(running_efo_server(state.kinesis_url)).url
+            say(f"efo: SubscribeToShard with AWS's rules at {endpoint}")
+        return ChaosRun(state, work_dir, seed, short, mode, endpoint).execute()
 
 
 def run_chaos(
