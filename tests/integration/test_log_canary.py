@@ -60,6 +60,30 @@ def run_consumer(
     return done.returncode, done.stdout.decode(errors="replace")
 
 
+def run_here(
+    argv: list[str],
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> tuple[int, str]:
+    """A `consumer` command in this process (seconds faster than a new interpreter): its exit
+    code and everything it wrote to stdout and stderr."""
+    from consumer.cli import main
+
+    for name in list(os.environ):
+        if name.startswith("CONSUMER_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as exited:  # argparse's own refusals
+        code = exited.code if isinstance(exited.code, int) else 2
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
 def write_canary_items(app: Deployment) -> None:
     dynamodb = app.endpoints.client("dynamodb")
     for suffix in ("good-1", "good-2", "refuse", "exit", "slow"):
@@ -111,7 +135,11 @@ def parked_text(app: Deployment, env: dict[str, str]) -> list[str]:
 
 
 def test_no_canary_reaches_a_log_line_of_the_worker_or_the_dlq_commands(
-    local_stack: LocalStackState, unique_name: str, tmp_path: Path
+    local_stack: LocalStackState,
+    unique_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     app = Deployment(local_stack, unique_name, shards=1)
     app.create()
@@ -139,7 +167,7 @@ def test_no_canary_reaches_a_log_line_of_the_worker_or_the_dlq_commands(
     assert any(p.startswith("decode ") and TEXT in p for p in parked)
 
     for argv in (["dlq", "list"], ["dlq", "list", "--json"]):
-        code, listing = run_consumer(argv, env)
+        code, listing = run_here(argv, env, monkeypatch, capsys)
         assert code == 0, listing
         # `dlq list` is the operator reading the DLQ: its rows may show the error details,
         # but its log lines (JSON with a "level") may not.
@@ -148,7 +176,7 @@ def test_no_canary_reaches_a_log_line_of_the_worker_or_the_dlq_commands(
 
     # `dlq replay` reports what stays parked: positions and error types, not the details
     # (its output lands in the task's log when run as a one-off ECS task).
-    code, replay = run_consumer(["dlq", "replay"], env)
+    code, replay = run_here(["dlq", "replay"], env, monkeypatch, capsys)
     assert code == 1  # the poison stays poison
     assert "still parked" in replay
     assert leaks(replay) == [], "\n".join(leaks(replay))
@@ -170,19 +198,27 @@ def test_no_canary_reaches_a_log_line_of_the_worker_or_the_dlq_commands(
 )
 @pytest.mark.parametrize("command", [["run", "--until-idle", "1"], ["config", "show"]])
 def test_settings_errors_never_echo_a_secret(
-    local_stack: LocalStackState, unique_name: str, typo: dict[str, str], command: list[str]
+    local_stack: LocalStackState,
+    unique_name: str,
+    typo: dict[str, str],
+    command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     env = Deployment(local_stack, unique_name).environment(
         CONSUMER_TELEMETRY__LOG_LEVEL="debug", **typo
     )
-    code, output = run_consumer(command, env, timeout_s=60)
+    code, output = run_here(command, env, monkeypatch, capsys)
     assert code == 2, output
     assert "Traceback" not in output
     assert leaks(output) == [], "\n".join(leaks(output))
 
 
 def test_config_show_hides_credentials_in_every_url(
-    local_stack: LocalStackState, unique_name: str
+    local_stack: LocalStackState,
+    unique_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     env = Deployment(local_stack, unique_name).environment(
         CONSUMER_AWS__SECRET_ACCESS_KEY=AWS_SECRET,
@@ -192,7 +228,7 @@ def test_config_show_hides_credentials_in_every_url(
         CONSUMER_PIPELINES__SEARCH__USERNAME="admin",
         CONSUMER_PIPELINES__SEARCH__PASSWORD=SECRET,
     )
-    code, output = run_consumer(["config", "show"], env, timeout_s=60)
+    code, output = run_here(["config", "show"], env, monkeypatch, capsys)
     assert code == 0, output
     assert leaks(output) == [], "\n".join(leaks(output))
     shown: dict[str, Any] = orjson.loads(output[output.index("{") :])
@@ -200,7 +236,10 @@ def test_config_show_hides_credentials_in_every_url(
 
 
 def test_a_shard_stopped_on_failure_logs_no_canary(
-    local_stack: LocalStackState, unique_name: str, tmp_path: Path
+    local_stack: LocalStackState,
+    unique_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """retry.on_failure = stop: no DLQ, the shard stops at the record. The reason was the
     hook's error text (the whole item), logged by shard.stopped_on_failure and shown by
@@ -220,7 +259,7 @@ def test_a_shard_stopped_on_failure_logs_no_canary(
         CONSUMER_PIPELINES__REPLICATION__RETRY__ON_FAILURE="stop",
         CONSUMER_PIPELINES__REPLICATION__RETRY__MAX_ATTEMPTS="1",
     )
-    code, output = run_consumer(["run", "--until-idle", "3"], env)
+    code, output = run_here(["run", "--until-idle", "3"], env, monkeypatch, capsys)
     assert "shard.stopped_on_failure" in output, output[-3000:]
     assert leaks(output) == [], "\n".join(leaks(output))
     assert "cannot apply" in output and "SinkError (on_failure=stop)" in output
