@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from consumer.pipeline.replication import DELETED, RESERVED
-from consumer.records import JsonNumber
+from consumer.records import DYNAMODB_NUMBERS, JsonNumber
 
 WireItem = dict[str, Any]
 
@@ -49,8 +49,9 @@ def canonical_item(item: Mapping[str, Any]) -> frozenset[tuple[str, Any]]:
 
 
 def _decimal(text: Any) -> Decimal:
+    # DynamoDB's 38 digits: the default context (28) would round two numbers into one.
     try:
-        return Decimal(str(text)).normalize()
+        return Decimal(str(text)).normalize(DYNAMODB_NUMBERS)
     except InvalidOperation:
         return Decimal("NaN")
 

@@ -98,6 +98,14 @@ def verify_settings(settings: Settings, pipelines: tuple[str, ...]) -> Settings:
     return settings.model_copy(update={"pipelines": section.model_copy(update=updates)})
 
 
+def denied_line(error: ClientError) -> str:
+    code = error.response.get("Error", {}).get("Code", "")
+    return (
+        f"missing permission for {error.operation_name} ({code}): grant the task role the "
+        "TaskVerifyPolicy (and the pipelines' policies) of infra/cloudformation/service.yaml"
+    )
+
+
 def _now_us() -> int:
     return time.time_ns() // 1000
 
@@ -121,12 +129,9 @@ class Verify:
         try:
             return await self._run()
         except ClientError as error:
-            line = access_denied_line(error)
-            if line is None:
+            if access_denied_line(error) is None:
                 raise
-            raise VerifyError(
-                line.replace("backfill", "verify").replace("BackfillPolicy", "VerifyPolicy")
-            ) from None
+            raise VerifyError(denied_line(error)) from None
 
     async def _run(self) -> VerifyReport:
         settings, request = self.settings, self.request
