@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -159,6 +159,26 @@ def access_denied_line(error: ClientError) -> str | None:
         f"missing permission for {error.operation_name} ({shown}): grant the backfill "
         "task role the TaskBackfillPolicy of infra/cloudformation/service.yaml"
     )
+
+
+async def _renewing(
+    leases: SnapshotLeases, info: SnapshotInfo, lease: PartLease, work: Awaitable[None]
+) -> None:
+    """Runs `work` (applying one page) while renewing the part's lease every third of it: a
+    page that takes longer than the lease to apply (slow sinks, retries) must not lose its
+    part, or every worker would take it, fail to checkpoint it and start again."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(leases.lease_ms / 3000)
+            await leases.renew(info.snapshot_id, lease)
+
+    renewer = asyncio.create_task(renew())
+    try:
+        await work
+    finally:
+        renewer.cancel()
+        await asyncio.gather(renewer, return_exceptions=True)
 
 
 class PartCheckpointer:
@@ -570,7 +590,7 @@ class Backfill:
                     )
                     last = batch.records[-1].sequence_number if batch.records else None
                     checkpointer.track(page, last)
-                    await pipeline.process(batch)
+                    await _renewing(leases, info, page.lease, pipeline.process(batch))
                     if page.last:
                         del pipelines[page.part]
                 return

@@ -177,8 +177,16 @@ async def load_manifest(s3: Any, description: dict[str, Any]) -> Manifest:
         files_text = await _get(s3, bucket, files_key)
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        hint = ""
+        if status == 403 or "AccessDenied" in str(code):
+            hint = (
+                ": missing permission s3:GetObject on the export prefix; grant the backfill "
+                "task role the TaskBackfillPolicy of infra/cloudformation/service.yaml"
+            )
         raise ExportProblem(
-            f"cannot read the manifests of export {arn} in s3://{bucket}/{summary_key} ({code})"
+            f"cannot read the manifests of export {arn} in s3://{bucket}/{summary_key} "
+            f"({code}){hint}"
         ) from None
     except (orjson.JSONDecodeError, KeyError) as error:
         raise ExportProblem(

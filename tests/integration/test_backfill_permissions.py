@@ -23,6 +23,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -32,6 +33,7 @@ from checkpoints.table import lease_table_definition
 from consumer.local.stack import LocalStackState, free_port
 from consumer.snapshot.backfill import Backfill, BackfillError, BackfillRequest
 from tests.service_harness import Deployment
+from tests.snapshot.export_double import LocalExports
 from tests.snapshot.world import create_world, snapshot_parts
 
 ITEMS = 20
@@ -149,3 +151,54 @@ def test_a_missing_permission_is_one_line_naming_the_call_and_the_policy(
     assert deployment.replica_items() == []  # nothing was applied
     if call != "ExportTableToPointInTime":
         assert snapshot_parts(dynamodb, f"{unique_name}-leases") == []
+
+
+def test_an_export_whose_manifests_cannot_be_read_names_the_s3_permission(
+    enforcing_stack: LocalStackState, unique_name: str
+) -> None:
+    deployment = Deployment(enforcing_stack, unique_name, shards=1)
+    create_world(deployment, ITEMS)
+    dynamodb = deployment.endpoints.client("dynamodb")
+    dynamodb.create_table(**lease_table_definition(f"{unique_name}-leases"))
+    dynamodb.update_continuous_backups(
+        TableName=deployment.table,
+        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+    )
+    bucket = f"{unique_name}-exports"
+    deployment.endpoints.client("s3").create_bucket(Bucket=bucket)
+    # The export double (DescribeExport) acts as DynamoDB, with a key allowed everything.
+    admin_id, admin_secret = _user_without(replace(deployment, name=f"{unique_name}-a"), "none:x")
+    admin = replace(deployment.endpoints, access_key_id=admin_id, secret_access_key=admin_secret)
+
+    async def start_export() -> str:
+        async with deployment.endpoints.aio_client("dynamodb") as client:
+            arn = (await client.describe_table(TableName=deployment.table))["Table"]["TableArn"]
+            api = LocalExports(client, deployment.endpoints, pending_polls=0)
+            description = await api.start(arn, bucket, "exp", datetime.now(UTC))
+            return str(description["ExportArn"])
+
+    export_arn = asyncio.run(start_export())
+    key_id, secret = _user_without(deployment, "s3:GetObject")
+    settings = deployment.settings(
+        CONSUMER_AWS__ACCESS_KEY_ID=key_id, CONSUMER_AWS__SECRET_ACCESS_KEY=secret
+    )
+    request = BackfillRequest(
+        table=deployment.table, source="export", export_arn=export_arn, check_stitching=False
+    )
+    backfill = Backfill(
+        settings,
+        request,
+        export_api=lambda client: LocalExports(client, admin, pending_polls=0),
+    )
+    _set_auth(enforcing_stack.moto_url, 0)
+    try:
+        with pytest.raises(BackfillError) as raised:
+            asyncio.run(backfill.run())
+    finally:
+        _set_auth(enforcing_stack.moto_url, float("inf"))
+    message = str(raised.value)
+    assert "\n" not in message
+    assert f"cannot read the manifests of export {export_arn}" in message
+    assert "missing permission s3:GetObject on the export prefix" in message
+    assert "TaskBackfillPolicy" in message
+    assert deployment.replica_items() == []
