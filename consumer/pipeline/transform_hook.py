@@ -6,13 +6,14 @@ The hook is user code (`pipelines.replication.transform`, "module:function", see
 
 - raise anything, `BaseException` included (`SystemExit`, `KeyboardInterrupt`, even
   `asyncio.CancelledError` raised by its own code): the record fails with `TransformFailed`
-  and is parked. A hook cannot stop the worker: it runs in a thread of its own, and the
-  process stops only on a signal (SIGTERM/SIGINT reach the main thread, never the hook's).
+  and is parked. A hook cannot stop the worker: it runs in a thread of its own (off the event
+  loop, so a slow call holds up no other shard), and the process stops only on a signal
+  (SIGTERM/SIGINT reach the main thread, never the hook's).
   Cancelling the task that awaits the hook (the worker shutting down) still cancels it.
 - take too long (`timeout_s`): the record fails with "did not return within ..." and is
   parked. Python cannot kill a thread, so the late call runs on in its daemon thread (which
-  never holds up the process's exit) and its result is dropped; further calls go on in new
-  threads. Once `max_stuck` calls are still running past their time, further records fail
+  never holds up the process's exit) and its result is dropped; further calls go to a new
+  thread. Once `max_stuck` calls are still running past their time, further records fail
   at once without calling the hook (they are parked with that reason) until one returns.
 - return something that is not a dict item or None: the record fails (and is parked).
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import queue
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -59,6 +61,7 @@ class TransformHook:
         self._max_stuck = max_stuck
         self._lock = asyncio.Lock()  # binds to a loop only on first contended use
         self.stuck = 0  # calls still running past their time
+        self._thread: _HookThread | None = None  # started by the first call
         self.timeouts = 0
 
     async def __call__(self, event: ChangeEvent, item: dict[str, Any]) -> dict[str, Any] | None:
@@ -76,6 +79,7 @@ class TransformHook:
                 self.timeouts += 1
                 self.stuck += 1
                 done.add_done_callback(self._returned_late)
+                self._abandon_thread()
                 raise TransformFailed(
                     f"transform hook did not return within {self.timeout_s:g} s "
                     "(pipelines.replication.transform_timeout_s)"
@@ -111,10 +115,63 @@ class TransformHook:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(settle, outcome)
 
-        # A daemon thread per call: one that never returns cannot hold up the process's exit
-        # (an executor's threads are joined at exit) nor queue later calls behind it.
-        threading.Thread(target=call, name="transform-hook", daemon=True).start()
+        if self._thread is None or not self._thread.submit(call):
+            self._thread = _HookThread()
+            self._thread.submit(call)
         return done
 
     def _returned_late(self, _: asyncio.Future[_Outcome]) -> None:
         self.stuck -= 1
+
+    def _abandon_thread(self) -> None:
+        """The current thread is stuck in a call: it ends once that returns, and later calls
+        go to a new one."""
+        if self._thread is not None:
+            self._thread.finish()
+            self._thread = None
+
+
+class _HookThread:
+    """A daemon thread running hook calls in turn (a thread per call costs ~10x more).
+
+    Daemon: one stuck in a call that never returns cannot hold up the process's exit (an
+    executor's threads are joined at exit). It ends after IDLE_S without calls, so hooks made
+    per invocation (the Lambda handler, `dlq replay`) leave no threads behind."""
+
+    IDLE_S = 30.0
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._ended = False
+        threading.Thread(target=self._run, name="transform-hook", daemon=True).start()
+
+    def submit(self, job: Callable[[], None]) -> bool:
+        """Queues `job`; False if this thread has ended (idle) and will run nothing more."""
+        with self._lock:
+            if self._ended:
+                return False
+            self._jobs.put(job)
+            return True
+
+    def finish(self) -> None:
+        """Ends the thread after the jobs already queued."""
+        with self._lock:
+            if not self._ended:
+                self._jobs.put(None)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=self.IDLE_S)
+            except queue.Empty:
+                with self._lock:  # nothing can be queued between this check and the end
+                    if self._jobs.empty():
+                        self._ended = True
+                        return
+                continue
+            if job is None:
+                with self._lock:
+                    self._ended = True
+                return
+            job()

@@ -332,3 +332,49 @@ def test_checking_the_setting_runs_no_code_of_the_hook_or_its_package(
             dlq={"queue_url": QUEUE_URL},
         )
     assert "hookpkg_never_imported" not in sys.modules
+
+
+async def test_after_a_timeout_the_next_call_runs_at_once_on_another_thread() -> None:
+    release = threading.Event()
+    threads: list[str] = []
+
+    def hangs_first(event: ChangeEvent, item: dict[str, Any]) -> dict[str, Any]:
+        threads.append(str(threading.get_ident()))
+        if event.keys.python["pk"] == "hang":
+            release.wait(10)
+        return item
+
+    hook = TransformHook(hangs_first, timeout_s=0.2)
+    stuck, following = events("hang", "next")
+    try:
+        with pytest.raises(TransformFailed):
+            await hook(stuck, {})
+        started = time.monotonic()
+        assert await hook(following, {"a": {"S": "b"}}) == {"a": {"S": "b"}}
+        assert time.monotonic() - started < 0.2  # not queued behind the stuck call
+    finally:
+        release.set()
+    assert len(set(threads)) == 2 and hook.stuck == 1
+
+
+async def test_an_idle_hook_thread_ends_and_the_next_call_starts_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hooks built per invocation (the Lambda handler, dlq replay) leave no threads behind."""
+    from consumer.pipeline import transform_hook
+
+    monkeypatch.setattr(transform_hook._HookThread, "IDLE_S", 0.05)
+
+    def hook_threads() -> int:
+        return sum(thread.name == "transform-hook" for thread in threading.enumerate())
+
+    before = hook_threads()
+    hook = TransformHook(lambda event, item: item, timeout_s=5)
+    (event,) = events("a")
+    assert await hook(event, {}) == {}
+    for _ in range(200):
+        if hook_threads() == before:
+            break
+        await asyncio.sleep(0.01)
+    assert hook_threads() == before
+    assert await hook(event, {"x": {"N": "1"}}) == {"x": {"N": "1"}}
