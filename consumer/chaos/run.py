@@ -515,12 +515,12 @@ class ChaosRun:
         def poison(pipeline: str, key: str) -> bool:
             return pipeline == "replication" and key.startswith(f"pk={POISON_PREFIX}")
 
-        settings = settings_from_environment(env)
-        results = [
-            check_sinks(settings, self.names.table, pipelines=(name,), expected_missing=poison)
-            for name in ("replication", "search")
-        ]
-        return results[0], results[1]
+        check = check_sinks(
+            settings_from_environment(env), self.names.table, expected_missing=poison
+        )
+        replica = [line for line in check.lines if line.startswith("replica:")]
+        search = [line for line in check.lines if line.startswith("search:")]
+        return SinkCheck(replica, check.equal), SinkCheck(search, check.equal)
 
     def poison_found(self) -> tuple[set[str], int, list[str]]:
         """The required poisons in the DLQ, messages, and the good changes parked."""
