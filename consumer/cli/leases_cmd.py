@@ -231,6 +231,13 @@ async def _reset(args: argparse.Namespace, endpoints: AwsEndpoints) -> int:
 
 async def _import_kcl(args: argparse.Namespace, endpoints: AwsEndpoints) -> int:
     target_name = args.lease_table or default_table_name(args.app)
+    if target_name == args.table:
+        print(
+            f"consumer leases: --table {args.table} is the lease table being imported into; "
+            "name the KCL application's table",
+            file=sys.stderr,
+        )
+        return 2
     async with (
         LeaseTable.open(endpoints, args.table) as source,
         LeaseTable.open(endpoints, target_name) as target,

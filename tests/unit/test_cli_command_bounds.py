@@ -30,3 +30,19 @@ def test_replay_workers_within_the_bound_are_taken() -> None:
     for workers in ("1", str(MAX_WORKERS)):
         args = build_parser().parse_args(["replay", "--from", "-1h", "--workers", workers])
         assert args.workers == int(workers)
+
+
+@pytest.mark.parametrize(
+    "target", [["--app", "orders"], ["--lease-table", "orders-leases"]], ids=["app", "table"]
+)
+def test_import_kcl_from_the_table_it_imports_into_is_one_line(
+    target: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Our own lease table named as the KCL source: refused before any AWS call (the
+    endpoint below answers nothing)."""
+    argv = ["leases", "import-kcl", "--table", "orders-leases", *target, "--observe-s", "0"]
+    code = main([*argv, "--endpoint-url-dynamodb", "http://127.0.0.1:9", "--region", "us-east-1"])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error and error.count("\n") == 1
+    assert "--table orders-leases is the lease table being imported into" in error
