@@ -124,6 +124,7 @@ class Verify:
         self._view = view
         self._now_us = now_us
         self.report: VerifyReport | None = None
+        self._joined: list[str] = []  # notes: scans this process joined rather than began
 
     async def run(self) -> VerifyReport:
         try:
@@ -242,6 +243,7 @@ class Verify:
                 await self._repair(
                     settled.confirmed, sinks, sides, dynamodb, key_names, read_source, report
                 )
+            report.notes.extend(self._joined)
             report.elapsed_s = time.monotonic() - started
             self.report = report
             return report
@@ -288,14 +290,15 @@ class Verify:
     async def _open(
         self, leases: SnapshotLeases, purpose: str, table: str, pipelines: tuple[str, ...]
     ) -> SnapshotInfo:
+        now_us = self._now_us()
         try:
-            return await open_scan(
+            info = await open_scan(
                 leases,
                 purpose=purpose,
                 table=table,
                 segments=self.request.segments,
                 pipelines=pipelines,
-                now_us=self._now_us(),
+                now_us=now_us,
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ResourceNotFoundException":
@@ -304,6 +307,12 @@ class Verify:
                     "`consumer run` first (it creates it), or set leases.table"
                 ) from None
             raise
+        if info.created_us != now_us:
+            self._joined.append(
+                f"joined the running {purpose} scan {info.snapshot_id} of {table}: this "
+                "process reports only the items it read itself"
+            )
+        return info
 
     def _scan_of(
         self, client: Any, info: SnapshotInfo, leases: SnapshotLeases
