@@ -17,6 +17,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -143,6 +144,7 @@ class WorkerProcess:
     stopped_by: Literal["kill9", "sigterm", "end"] | None = None
     stopped_at: float | None = None
     misconfigured: bool = False  # started with a wrong destination: must exit, no lease
+    replaced: bool = False  # exited by itself and was restarted (as ECS restarts a task)
 
 
 @dataclass
@@ -153,11 +155,13 @@ class WorkerPool:
     log_dir: Path
     workers: list[WorkerProcess] = field(default_factory=list)
     _next: int = 1
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def spawn(self, overrides: dict[str, str] | None = None) -> WorkerProcess:
         """`overrides`: settings that make this worker misconfigured (it must not start)."""
-        worker_id = f"chaos-w{self._next}"
-        self._next += 1
+        with self._lock:  # the restart thread spawns too
+            worker_id = f"chaos-w{self._next}"
+            self._next += 1
         log_path = self.log_dir / f"{worker_id}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
@@ -170,8 +174,32 @@ class WorkerPool:
         worker = WorkerProcess(
             worker_id, process, log_path, time.time(), misconfigured=bool(overrides)
         )
-        self.workers.append(worker)
+        with self._lock:
+            self.workers.append(worker)
         return worker
+
+    def restart_exited(self) -> list[str]:
+        """Like ECS for a task that stopped by itself: a worker that exited without being
+        stopped (a start-up check that failed during a sink outage, say) gets a replacement."""
+        notes = []
+        with self._lock:
+            exited = [
+                w
+                for w in self.workers
+                if w.stopped_by is None
+                and not w.misconfigured
+                and not w.replaced
+                and w.process.poll() is not None
+            ]
+            for worker in exited:
+                worker.replaced = True
+        for worker in exited:
+            replacement = self.spawn()
+            notes.append(
+                f"{worker.worker_id} exited by itself (code {worker.process.returncode}); "
+                f"restarted as {replacement.worker_id}"
+            )
+        return notes
 
     def alive(self) -> list[WorkerProcess]:
         return [

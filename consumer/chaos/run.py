@@ -244,6 +244,7 @@ class ChaosRun:
         self.outage_until = 0.0
         self.pool = WorkerPool(self.worker_environment, work_dir / "workers")
         self.lease_watch = LeaseWatch(self.leases)
+        self.restarts_stop = threading.Event()
 
     def worker_environment(self, worker_id: str) -> dict[str, str]:
         # Built per spawn: the proxies' ports are known only once they started.
@@ -574,6 +575,8 @@ class ChaosRun:
             for _ in range(WORKERS):
                 self.pool.spawn()
             self.lease_watch.start()
+            restarts = threading.Thread(target=self._restart_exited, daemon=True)
+            restarts.start()
             self.proxies.set_throttle_rate(THROTTLE_RATE)
             writer.start()
             pump.start()
@@ -604,12 +607,19 @@ class ChaosRun:
         finally:
             writer.stop_event.set()
             pump.stop_event.set()
+            self.restarts_stop.set()
             stop_problems = self.pool.stop_all(40.0)
             self.proxies.stop()
             self.lease_watch.stop_event.set()
             if self.lease_watch.is_alive():
                 self.lease_watch.join(timeout=10)
         return self.result(writer, pump, stop_problems, time.monotonic() - started)
+
+    def _restart_exited(self) -> None:
+        while not self.restarts_stop.wait(1.0):
+            for note in self.pool.restart_exited():
+                self.run_state.faults_applied.append(note)
+                say(note)
 
     def misconfigured_problems(self) -> list[str]:
         """Each misconfigured worker must exit non-zero by itself, with one error line and no
