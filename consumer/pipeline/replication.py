@@ -220,7 +220,7 @@ class ReplicationSink:
             try:
                 transformed = await self._transform(event, item)
             except TransformFailed as error:  # a user hook: its failure parks this record only
-                raise SinkError(str(error), retryable=False) from error
+                raise SinkError(str(error), retryable=error.retryable) from error
             if transformed is None:
                 return None
             item = transformed

@@ -13,8 +13,9 @@ The hook is user code (`pipelines.replication.transform`, "module:function", see
 - take too long (`timeout_s`): the record fails with "did not return within ..." and is
   parked. Python cannot kill a thread, so the late call runs on in its daemon thread (which
   never holds up the process's exit) and its result is dropped; further calls go to a new
-  thread. Once `max_stuck` calls are still running past their time, further records fail
-  at once without calling the hook (they are parked with that reason) until one returns.
+  thread. Once `max_stuck` calls are still running past their time, the hook is not called
+  until one returns: further records fail as retryable (the shard waits and retries, as for a
+  destination outage; they are not theirs to be parked for).
 - return something that is not a dict item or None: the record fails (and is parked).
 
 Calls run one at a time, as they did on the event loop, so a hook need not be thread-safe
@@ -45,7 +46,13 @@ _Outcome = tuple[dict[str, Any] | None, BaseException | None]
 
 class TransformFailed(Exception):
     """The hook failed for this record; the message names the cause (it may quote the
-    hook's own error text, so it belongs in the dead-letter message, never in a log line)."""
+    hook's own error text, so it belongs in the dead-letter message, never in a log line).
+    `retryable`: not the record's fault (the hook is saturated by stuck calls): the shard waits
+    and tries again, as for a destination outage, instead of parking an innocent record."""
+
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class TransformHook:
@@ -70,7 +77,8 @@ class TransformHook:
                 raise TransformFailed(
                     f"transform hook unavailable: {self.stuck} earlier calls are still running "
                     f"past the {self.timeout_s:g} s timeout (pipelines.replication."
-                    "transform_timeout_s)"
+                    "transform_timeout_s)",
+                    retryable=True,
                 )
             done = self._start(event, item)
             try:

@@ -86,7 +86,7 @@ def run_here(
 
 def write_canary_items(app: Deployment) -> None:
     dynamodb = app.endpoints.client("dynamodb")
-    for suffix in ("good-1", "good-2", "refuse", "exit", "slow"):
+    for suffix in ("good-1", "good-2", "refuse", "exit", "slow", "mangle"):
         dynamodb.put_item(
             TableName=app.table,
             Item={
@@ -120,7 +120,7 @@ def worker_environment(app: Deployment, tmp_path: Path, bucket: str) -> dict[str
         CONSUMER_TELEMETRY__LOG_LEVEL="debug",
         CONSUMER_PIPELINES__REPLICATION__TRANSFORM="tests.canary_hooks:fail_on_canaries",
         CONSUMER_PIPELINES__REPLICATION__TRANSFORM_TIMEOUT_S="0.5",
-        CONSUMER_PIPELINES__REPLICATION__RETRY__MAX_ATTEMPTS="1",
+        CONSUMER_PIPELINES__REPLICATION__RETRY__MAX_ATTEMPTS="2",
         CONSUMER_PIPELINES__SEARCH__ENABLED="true",
         CONSUMER_PIPELINES__SEARCH__LOCAL_PATH=str(tmp_path / "search"),
         CONSUMER_PIPELINES__AUDIT__ENABLED="true",
@@ -154,16 +154,18 @@ def test_no_canary_reaches_a_log_line_of_the_worker_or_the_dlq_commands(
     assert code == 0, output[-3000:]  # SystemExit from the hook did not stop the worker
     assert leaks(output) == [], "\n".join(leaks(output))
     assert '"level": "debug"' in output or '"level":"debug"' in output  # DEBUG was on
-    assert output.count("record.parked") >= 6
+    assert output.count("record.parked") >= 7
+    assert "sink.batch_error" in output  # the mangled item failed its whole batch first
     replica = by_key(app.replica_items())
     assert {f"{KEY}-good-1", f"{KEY}-good-2"} <= set(replica)
-    assert not {f"{KEY}-refuse", f"{KEY}-exit", f"{KEY}-slow"} & set(replica)
+    assert not {f"{KEY}-refuse", f"{KEY}-exit", f"{KEY}-slow", f"{KEY}-mangle"} & set(replica)
 
     # The details are in the dead-letter messages, and only there.
     parked = parked_text(app, env)
     assert any("transform failed: ValueError: refusing" in p and TEXT in p for p in parked)
     assert any("transform failed: SystemExit: giving up on" in p for p in parked)
     assert any("did not return within 0.5 s" in p for p in parked)
+    assert any("ParamValidationError" in p or NUMBER in p for p in parked if "mangle" in p)
     assert any(p.startswith("decode ") and TEXT in p for p in parked)
 
     for argv in (["dlq", "list"], ["dlq", "list", "--json"]):
