@@ -24,6 +24,7 @@ from consumer.pipeline.replication import (
     ReplicationSettings,
     ReplicationSink,
     load_transform,
+    replica_client,
 )
 from consumer.pipeline.search import LocalIndexSettings, OpenSearchSettings, search_sink
 from consumer.pipeline.sink import Sink
@@ -94,7 +95,7 @@ async def open_pipeline_clients(settings: Settings, stack: AsyncExitStack) -> Pi
             secret_access_key=endpoints.secret_access_key,
         )
         clients.replica_dynamodb = await stack.enter_async_context(
-            replica_endpoints.aio_client("dynamodb")
+            replica_client(replica_endpoints, transform=bool(replica.transform))
         )
     return clients
 
