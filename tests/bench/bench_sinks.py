@@ -37,6 +37,8 @@ ROUNDS = int(os.environ.get("BENCH_SINKS_ROUNDS", "2"))
 # A directory: also profile one run of each configuration (cProfile, `<name>.prof` there) and
 # measure each sink alone, to see where the time goes.
 PROFILE = os.environ.get("BENCH_SINKS_PROFILE", "")
+# Which configurations to run each round (null, all, local): all three by default.
+CONFIGS = [name for name in os.environ.get("BENCH_SINKS_CONFIGS", "null,all,local").split(",")]
 
 # Settings of one run, with fresh destinations: (search "opensearch"|"local", only pipeline).
 FreshSettings = Callable[[str, str | None], dict[str, object]]
@@ -164,22 +166,29 @@ def main() -> None:
                     pipelines = {only: pipelines[only]}
                 return {"aws": aws, "dlq": {"queue_url": queue}, "pipelines": pipelines}
 
-            results: dict[str, list[float]] = {"all": [], "local": [], "null": []}
+            results: dict[str, list[float]] = {name: [] for name in CONFIGS}
+            settings_of: dict[str, Callable[[], dict[str, object]]] = {
+                "null": dict,
+                "all": lambda: fresh("opensearch", None),
+                "local": lambda: fresh("local", None),
+            }
             for _ in range(ROUNDS):
-                results["null"].append(run(state, "bench-sinks", {}))
-                results["all"].append(run(state, "bench-sinks", fresh("opensearch")))
-                results["local"].append(run(state, "bench-sinks", fresh("local")))
+                for name in CONFIGS:
+                    cpu = run(state, "bench-sinks", settings_of[name]())
+                    results[name].append(cpu)
+                    print(f"e2e_sinks_run {name} {cpu:.1f} us/record", flush=True)
             if PROFILE:
                 profile_runs(state, fresh, Path(PROFILE))
         finally:
             stack.stop()
     print(f"e2e_sinks_records {RECORDS} records")
-    print(f"e2e_cpu_us_per_record_null_sink {statistics.median(results['null']):.1f} us/record")
-    print(f"e2e_cpu_us_per_record_all_sinks {statistics.median(results['all']):.1f} us/record")
-    print(
-        "e2e_cpu_us_per_record_all_sinks_local_index "
-        f"{statistics.median(results['local']):.1f} us/record"
-    )
+    names = {
+        "null": "null_sink",
+        "all": "all_sinks",
+        "local": "all_sinks_local_index",
+    }
+    for name, values in results.items():
+        print(f"e2e_cpu_us_per_record_{names[name]} {statistics.median(values):.1f} us/record")
 
 
 if __name__ == "__main__":
