@@ -175,7 +175,8 @@ async def test_a_pipeline_that_stops_marks_the_shard_stopped() -> None:
     stop = RetryPolicy(max_attempts=1, on_failure=OnFailure.STOP, backoff_base_s=0.001)
     task, handle, table, _ = await run([batch(record(1, 100))], MemorySink(fail=refuse), stop)
     assert table.marked(END) == ["stopped"]
-    assert "poison" in table.marked(ERROR)[0]
+    # The error's type and position, never its text (it may quote item values).
+    assert "ValueError" in table.marked(ERROR)[0] and "poison" not in table.marked(ERROR)[0]
     assert table.marked(DONE_TO_MS) == []
     handle.request_stop(StopReason.SHUTDOWN)
     await asyncio.wait_for(task, 1)
