@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 
+from consumer.pipeline.audit.lines import LineError, audit_line
 from consumer.pipeline.filters import RecordFilter
 from consumer.records import ChangeEvent, RecordPosition, decode_destination_record
 from consumer.records.ordering import state_digest
@@ -107,3 +110,20 @@ def test_state_digests_are_unchanged_by_the_faster_walk(item: dict[str, Any]) ->
     wire = base64_binaries(serialize(item))
     parsed = orjson.loads(orjson.dumps(wire))
     assert state_digest(parsed) == _reference_digest(parsed)
+
+
+def test_the_audit_line_checks_the_payload_with_the_shared_parse() -> None:
+    event = decoded(record(11))
+    assert type(event._record) is not dict  # not parsed yet
+    line = audit_line(event)  # verify_json: is the payload a JSON object?
+    assert line.endswith(b"}\n") and event.raw in line
+    # The check went through the shared parse (now cached on the event), which the image
+    # views then use: one parse for audit and the other sinks.
+    assert type(event._record) is dict
+    assert event.record()["dynamodb"]["NewImage"] is event.new_image.wire  # type: ignore[union-attr]
+
+
+def test_the_audit_line_still_refuses_a_payload_that_is_not_an_object() -> None:
+    event = dataclasses.replace(decoded(record(12)), raw=b"[1, 2]")
+    with pytest.raises(LineError):
+        audit_line(event)

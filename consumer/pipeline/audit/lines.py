@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import orjson
 
-from consumer.records import ChangeEvent
+from consumer.records import ChangeEvent, DecodeError
 
 # The line's top-level fields, in the order they are written (the Athena DDL declares them).
 LINE_FIELDS = (
@@ -60,7 +60,7 @@ def audit_line(event: ChangeEvent, *, verify_json: bool = True) -> bytes:
     """The event's audit line, ending in b"\\n". Raises LineError for an event whose raw
     payload cannot be embedded. With `verify_json=False` the payload is only checked to look
     like one JSON object ("{…}"), not parsed."""
-    change = _embeddable(event.raw, verify_json)
+    change = _embeddable(event, verify_json)
     position = event.position
     arrival_ms = position.arrival_ms
     try:
@@ -99,12 +99,24 @@ def _second_text(second: int) -> str:
     return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _embeddable(raw: object, verify_json: bool) -> bytes:
+def _parsed_as_object(event: ChangeEvent) -> bool:
+    """The payload is a JSON object by the parse that filters and image views share (no
+    parse of its own); False when that parse refuses it, and plain JSON decides (a record
+    that breaks a decode rule such as a repeated key is still JSON, and is audited)."""
+    try:
+        event.record()
+    except DecodeError:
+        return False
+    return True
+
+
+def _embeddable(event: ChangeEvent, verify_json: bool) -> bytes:
+    raw: object = event.raw
     if type(raw) is not bytes:
         if not isinstance(raw, bytearray | memoryview):
             raise LineError(f"the raw payload is a {type(raw).__name__}, not bytes")
         raw = bytes(raw)
-    if verify_json:
+    if verify_json and not _parsed_as_object(event):
         try:
             parsed = orjson.loads(raw)
         except orjson.JSONDecodeError as error:
