@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 # A context variable: tasks a sink starts for its requests (asyncio.gather) inherit it.
 _FENCE: ContextVar[Callable[[], None] | None] = ContextVar("sink_write_fence", default=None)
@@ -32,3 +33,19 @@ def check_fence() -> None:
     check = _FENCE.get()
     if check is not None:
         check()
+
+
+def fence_requests(client: Any, event_name: str) -> None:
+    """Also checks the fence in botocore's `before-send` event of `event_name` (for example
+    "before-send.dynamodb.PutItem"): after the client's own awaits (credentials, signing),
+    right before the request goes on the wire. A pause between the sink's check and the send
+    (an event-loop stall, SIGSTOP) otherwise lets a checked request leave after the expiry.
+    Registered once per client; clients without botocore events (test fakes) are left alone.
+    """
+    events = getattr(getattr(client, "meta", None), "events", None)
+    if events is not None:
+        events.register(event_name, _check_before_send, unique_id=f"fence:{event_name}")
+
+
+def _check_before_send(**_: Any) -> None:
+    check_fence()  # returns None: botocore sends the request

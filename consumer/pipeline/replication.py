@@ -42,7 +42,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from consumer.aws import AwsEndpoints
-from consumer.pipeline.fencing import check_fence
+from consumer.pipeline.fencing import check_fence, fence_requests
 from consumer.pipeline.newest import Newest, newest_per_key
 from consumer.pipeline.sink import Failures, SinkError
 from consumer.pipeline.transform_hook import (
@@ -194,6 +194,7 @@ class ReplicationSink:
         plain function is bounded by settings.transform_timeout_s. Pass one TransformHook to
         every shard's sink so the hook is called one at a time across them."""
         self._client = client
+        fence_requests(client, "before-send.dynamodb.PutItem")
         self._settings = settings
         self._clock = clock
         if transform is not None and not isinstance(transform, TransformHook):
