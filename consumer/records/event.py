@@ -110,17 +110,19 @@ class ChangeEvent:
         Raises DecodeError if `raw` is not a JSON object (or breaks a decode rule).
         """
         source = self._record
-        if type(source) is dict:
+        if isinstance(source, dict):
             return source
+        parsed: dict[str, Any]
         if source is None:
             try:
-                parsed = orjson.loads(self.raw)
+                loaded: object = orjson.loads(self.raw)
             except orjson.JSONDecodeError as error:
                 raise DecodeError(self.position, f"not JSON: {error}", self.raw) from None
-            if type(parsed) is not dict:
+            if type(loaded) is not dict:
                 raise DecodeError(self.position, "not a JSON object", self.raw)
+            parsed = loaded
         else:
-            parsed = source()  # type: ignore[operator]  # the loader (not a dict)
+            parsed = source()  # the loader the decoder gave
         object.__setattr__(self, "_record", parsed)  # a cache: the event stays the same
         return parsed
 
