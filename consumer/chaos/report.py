@@ -117,7 +117,12 @@ def classify_duplicates(
             last = _ending_event(events, worker.worker_id, position[0], earlier_at, later_at)
             if last == "lost":
                 counts.lease_lost += 1
-            elif last == "handoff" or worker.stopped_by == "sigterm":
+            elif last == "handoff" or (
+                # a SIGTERM explains it only if it came before the other worker's delivery
+                worker.stopped_by == "sigterm"
+                and worker.stopped_at is not None
+                and worker.stopped_at <= later_at
+            ):
                 counts.planned += 1
                 if len(counts.examples) < 5:
                     later_id = workers[later].worker_id if later in workers else str(later)
