@@ -183,7 +183,7 @@ class Coordinator:
         if self._worker_id is None:
             self._worker_id = await resolve_worker_id()
         await self._register()
-        log.info("lease coordinator started", worker=self._worker_id, table=self._table.name)
+        log.info("lease.coordinator_started", worker=self._worker_id, table=self._table.name)
         self._loops = [
             self._supervised("heartbeat", self._heartbeat_loop),
             self._supervised("watchdog", self._watchdog_loop),
@@ -206,7 +206,7 @@ class Coordinator:
                     return
                 except Exception:
                     self.counters[f"{name}_loop_crashes"] += 1
-                    log.exception("lease loop crashed; restarting", loop=name)
+                    log.exception("lease.loop_crashed", loop=name)
                     await asyncio.sleep(min(1.0, self.settings.heartbeat_interval_s))
 
         return asyncio.create_task(supervise(), name=f"leases:{name}")
@@ -236,7 +236,7 @@ class Coordinator:
             await self._table.delete_worker(self.worker_id)
         await _cancel_all(self._loops)
         self._closed = True
-        log.info("lease coordinator stopped", worker=self._worker_id)
+        log.info("lease.coordinator_stopped", worker=self._worker_id)
 
     async def abort(self) -> None:
         """Stops every task without writing anything: the table keeps showing our leases and
@@ -262,7 +262,7 @@ class Coordinator:
                 await self._heartbeat_once()
             except _TABLE_ERRORS as error:
                 self.counters["heartbeat_failures"] += 1
-                log.warning("heartbeat failed", worker=self._worker_id, error=str(error))
+                log.warning("lease.heartbeat_failed", worker=self._worker_id, error=str(error))
 
     async def _heartbeat_once(self) -> None:
         # Validity runs from the *first* attempt's start: the write that succeeded landed no
@@ -275,7 +275,7 @@ class Coordinator:
             )
             self._registered = True
             self._valid_until = started + self.settings.local_expiry_s
-            log.info("heartbeat re-registered", worker=self._worker_id)
+            log.info("lease.heartbeat_reregistered", worker=self._worker_id)
             return
         counter = await self._table.heartbeat(
             self.worker_id, self._heartbeat_counter, len(self._held), deadline=deadline
@@ -303,7 +303,7 @@ class Coordinator:
     def _lapse(self, reason: str) -> None:
         """Drops every lease at once: we may no longer be the owner anywhere."""
         if self._held:
-            log.warning("dropping all leases", worker=self._worker_id, reason=reason,
+            log.warning("lease.dropping_all", worker=self._worker_id, reason=reason,
                         leases=len(self._held))
         for key in list(self._held):
             self._drop(key, reason)
@@ -319,10 +319,10 @@ class Coordinator:
                 await self._sync_once()
             except LeaseTableMissing as error:
                 self.counters["sync_failures"] += 1
-                log.error("lease table missing", error=str(error))
+                log.error("lease.table_missing", error=str(error))
             except _TABLE_ERRORS as error:
                 self.counters["sync_failures"] += 1
-                log.warning("lease sync failed", worker=self._worker_id, error=str(error))
+                log.warning("lease.sync_failed", worker=self._worker_id, error=str(error))
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._next_sync_delay())
             self._wake.clear()
@@ -381,7 +381,7 @@ class Coordinator:
             if self._touched.get(_key_of(action), float("-inf")) < scan_started
         ]
         if actions:
-            log.debug("lease plan", worker=self._worker_id, actions=[repr(a) for a in actions])
+            log.debug("lease.plan", worker=self._worker_id, actions=[repr(a) for a in actions])
         await self._execute(actions)
 
     @staticmethod
@@ -413,7 +413,7 @@ class Coordinator:
                     raise result
                 if isinstance(result, BaseException):
                     self.counters["write_failures"] += 1
-                    log.warning("lease write failed", worker=self._worker_id, error=str(result))
+                    log.warning("lease.write_failed", worker=self._worker_id, error=str(result))
 
     async def _fence(self, fence: Fence) -> FenceOutcome:
         try:
@@ -421,11 +421,11 @@ class Coordinator:
                 fence.worker_id, fence.counter, self.worker_id
             )
         except _TABLE_ERRORS as error:
-            log.warning("fence failed", dead=fence.worker_id, error=str(error))
+            log.warning("lease.fence_failed", dead=fence.worker_id, error=str(error))
             return FenceOutcome.ALIVE  # not known to be fenced: take nothing this round
         if outcome is FenceOutcome.FENCED:
             self.counters["fences"] += 1
-            log.info("worker declared dead", worker=self._worker_id, dead=fence.worker_id)
+            log.info("lease.worker_declared_dead", worker=self._worker_id, dead=fence.worker_id)
         return outcome
 
     async def _write_action(
@@ -483,7 +483,7 @@ class Coordinator:
         if self._closing:
             return  # taken as we stop: not started, but released with the others
         held.task = self._spawn(self._run_processor(held), f"shard:{lease.key}")
-        log.info("lease acquired", worker=self._worker_id, shard=lease.shard_id, how=how,
+        log.info("lease.acquired", worker=self._worker_id, shard=lease.shard_id, how=how,
                  checkpoint=str(lease.checkpoint), token=lease.counter)
 
     def _new_handle(self, lease: Lease) -> LeaseHandle:
@@ -517,14 +517,14 @@ class Coordinator:
         for task in (held.task, held.handoff_task):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
-        log.info("lease lost", worker=self._worker_id, shard=held.handle.shard_id, reason=reason)
+        log.info("lease.lost", worker=self._worker_id, shard=held.handle.shard_id, reason=reason)
 
     def _on_shard_end(self, handle: LeaseHandle) -> None:
         held = self._held.get(handle.lease_key)
         if held is not None and held.handle is handle:
             self._forget(handle.lease_key)
         self.counters["shards_ended"] += 1
-        log.info("shard ended", worker=self._worker_id, shard=handle.shard_id)
+        log.info("lease.shard_ended", worker=self._worker_id, shard=handle.shard_id)
         self._discover_now.set()  # create the children's leases now, not at the next period
         self._wake.set()
 
@@ -540,7 +540,7 @@ class Coordinator:
                 pass
             except Exception:
                 self.counters["processor_failures"] += 1
-                log.exception("shard processor failed", shard=handle.shard_id)
+                log.exception("lease.processor_failed", shard=handle.shard_id)
             if handle.lost.is_set():
                 if self._held.get(held.key) is held:
                     self._drop(held.key, "the lease table refused a checkpoint")
@@ -583,7 +583,7 @@ class Coordinator:
                     held.key, self.worker_id, held.token, to, requested_by=to
                 )
             except _TABLE_ERRORS as error:
-                log.warning("handoff write failed", shard=held.key, error=str(error))
+                log.warning("lease.handoff_write_failed", shard=held.key, error=str(error))
                 await asyncio.sleep(self.settings.heartbeat_interval_s)
                 continue
             if self._held.get(held.key) is held:
@@ -591,7 +591,7 @@ class Coordinator:
             held.handle.request_stop(StopReason.LOST)  # the handle must not write again
             if moved:
                 self.counters["handoffs"] += 1
-                log.info("lease handed off", worker=self._worker_id, shard=held.key, to=to)
+                log.info("lease.handed_off", worker=self._worker_id, shard=held.key, to=to)
             return
 
     async def _await_processor(self, held: _Held, timeout_s: float) -> None:
@@ -601,7 +601,7 @@ class Coordinator:
         done, _ = await asyncio.wait([task], timeout=timeout_s)
         if not done:
             self.counters["processor_stop_timeouts"] += 1
-            log.warning("shard processor did not stop in time; cancelling", shard=held.key)
+            log.warning("lease.processor_cancelled", shard=held.key)
             await _cancel_all([task])
 
     # --- giving one lease up ----------------------------------------------------------------
@@ -628,7 +628,7 @@ class Coordinator:
             try:
                 released = await self._table.transfer(held.key, self.worker_id, held.token, to)
             except _TABLE_ERRORS as error:
-                log.warning("release failed", shard=held.key, error=str(error))
+                log.warning("lease.release_failed", shard=held.key, error=str(error))
                 await asyncio.sleep(min(0.5, self.settings.heartbeat_interval_s))
                 continue
             # A scan that started before this write may still show the lease as ours: the
@@ -636,7 +636,7 @@ class Coordinator:
             self._touched[held.key] = self._clock()
             if released:
                 self.counters["relinquished"] += 1
-                log.info("lease relinquished", worker=self._worker_id, shard=held.key, to=to,
+                log.info("lease.relinquished", worker=self._worker_id, shard=held.key, to=to,
                          cool_down_s=cool_down_s)
             self._wake.set()  # the others see it at their next read; we read again now
             return to if released else None
@@ -661,7 +661,7 @@ class Coordinator:
                     await self._table.transfer(key, self.worker_id, held.token, to)
                     return
                 except _TABLE_ERRORS as error:
-                    log.warning("release failed", shard=key, error=str(error))
+                    log.warning("lease.release_failed", shard=key, error=str(error))
                     await asyncio.sleep(0.2)
 
         await asyncio.gather(*(release(key, to) for key, to in assignment.items()))
@@ -689,7 +689,7 @@ class Coordinator:
                     await self._discover(cleanup=is_leader)
                 except _TABLE_ERRORS as error:
                     self.counters["discovery_failures"] += 1
-                    log.warning("shard discovery failed", error=str(error))
+                    log.warning("lease.discovery_failed", error=str(error))
             forced = False
 
     async def _discover(self, cleanup: bool) -> None:
@@ -715,7 +715,7 @@ class Coordinator:
         self.counters["leases_created"] += made
         self.counters["leases_deleted"] += deleted
         if made or deleted:
-            log.info("shard discovery", worker=self._worker_id, shards=len(shards),
+            log.info("lease.discovery", worker=self._worker_id, shards=len(shards),
                      leases_created=made, leases_deleted=deleted)
         if created:
             self._wake.set()
@@ -735,7 +735,7 @@ async def _cancel_all(tasks: Iterable[asyncio.Task[None]]) -> None:
     await asyncio.wait(pending)
     for task in pending:
         if not task.cancelled() and task.exception() is not None:
-            log.error("task failed", task=task.get_name(), error=repr(task.exception()))
+            log.error("lease.task_failed", task=task.get_name(), error=repr(task.exception()))
 
 
 @asynccontextmanager

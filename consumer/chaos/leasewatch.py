@@ -3,7 +3,7 @@
 - `LeaseWatch`: a thread that reads the lease table (consistent scans, a few per second) and
   keeps every change of a shard's (owner, leaseCounter) with the times the scan was sent and
   answered.
-- `read_acquisitions`: the workers' own "lease acquired" / "lease handed off" log lines.
+- `read_acquisitions`: the workers' own "lease.acquired" / "lease.handed_off" log lines.
 - `processing_without_lease`: replica writes (from `proxy.ApplyLogProxy`) a worker sent for a
   shard after the lease table showed its fencing token superseded. Evidence of a supersede
   must be certain: a later token held by another worker, seen in a scan *answered* before the
@@ -106,7 +106,7 @@ def read_acquisitions(workers: list[WorkerProcess]) -> list[LeaseLogEvent]:
             except orjson.JSONDecodeError:
                 continue  # a line torn by kill -9
             name = entry.get("event")
-            kind = {"lease acquired": "acquired", "lease handed off": "handed_off"}.get(name)
+            kind = {"lease.acquired": "acquired", "lease.handed_off": "handed_off"}.get(name)
             if kind is None or "shard" not in entry or "timestamp" not in entry:
                 continue
             at = datetime.fromisoformat(str(entry["timestamp"]).replace("Z", "+00:00"))

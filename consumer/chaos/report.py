@@ -56,7 +56,7 @@ class DuplicateCounts:
 
 
 LeaseEvents = dict[tuple[str, str], list[tuple[float, str]]]
-_LEASE_EVENTS = {"lease handed off": "handoff", "lease lost": "lost"}
+_LEASE_EVENTS = {"lease.handed_off": "handoff", "lease.lost": "lost"}
 
 
 def read_lease_events(workers: list[WorkerProcess]) -> LeaseEvents:
@@ -98,7 +98,7 @@ def classify_duplicates(
 ) -> DuplicateCounts:
     """Each pair of consecutive processes that were handed the same record is one duplicate,
     attributed to how the earlier process gave the shard up: kill -9, an involuntary lease
-    loss (its log says "lease lost"), or a planned move (SIGTERM, or "lease handed off")."""
+    loss (its log says "lease.lost"), or a planned move (SIGTERM, or "lease.handed_off")."""
     first_by_pid: dict[tuple[str, str, int], dict[int, float]] = defaultdict(dict)
     for delivery in deliveries:
         seen = first_by_pid[delivery.position]

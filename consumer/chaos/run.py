@@ -639,7 +639,7 @@ class ChaosRun:
                 problems.append(
                     f"{worker.worker_id} (wrong destination): {len(errors)} error lines"
                 )
-            if worker.worker_id in owners or '"lease acquired"' in text:
+            if worker.worker_id in owners or '"lease.acquired"' in text:
                 problems.append(f"{worker.worker_id} (wrong destination) took a lease")
             if len(problems) == before:
                 say(f"{worker.worker_id} failed in {after_s:.1f}s: {errors[0][:200]}")

@@ -112,7 +112,7 @@ def _at(line: dict[str, Any]) -> float:
 def _released_within_the_bound(output: str) -> None:
     """The log's own clock: first sighting of the missing destination to the release."""
     first_seen = _at(_lines(output, "destination.missing")[0])
-    released = _at(_lines(output, "lease relinquished")[0])
+    released = _at(_lines(output, "lease.relinquished")[0])
     assert BOUND_S <= released - first_seen <= BOUND_S + BOUND_SLACK_S, released - first_seen
 
 
@@ -172,7 +172,7 @@ def test_a_deleted_replica_table_hands_the_lease_to_a_correctly_configured_worke
     (gone,) = _lines(outputs["a"], "shard.destination_gone")
     assert gone["sink"] == "replication" and gone["code"] == "ResourceNotFoundException"
     assert gone["shard_id"] == shard_a and gone["missing_for_s"] >= BOUND_S
-    assert _lines(outputs["a"], "lease relinquished")[0]["to"] == "worker-b"
+    assert _lines(outputs["a"], "lease.relinquished")[0]["to"] == "worker-b"
     _released_within_the_bound(outputs["a"])
     assert not _lines(outputs["b"], "shard.destination_gone")
 
@@ -235,14 +235,14 @@ def test_a_deleted_audit_bucket_releases_the_lease_and_nothing_is_lost_once_it_i
     assert worker.returncode == 0, output[-3000:]
     (gone,) = _lines(output, "shard.destination_gone")
     assert gone["sink"] == "audit" and gone["code"] == "NoSuchBucket"
-    relinquished = _lines(output, "lease relinquished")
+    relinquished = _lines(output, "lease.relinquished")
     assert relinquished and relinquished[0]["to"] is None
     _released_within_the_bound(output)
     # The lease was not taken back during the cool-down (it starts as the shard gives up,
     # logged just before), and was once it was over.
     retaken = [
         _at(line) - _at(gone)
-        for line in _lines(output, "lease acquired")
+        for line in _lines(output, "lease.acquired")
         if line.get("shard") == shard and _at(line) > _at(gone)
     ]
     assert retaken and min(retaken) >= cool_down_s, retaken

@@ -242,7 +242,7 @@ class OpenSearchSink:
                     else:
                         failures[write.index] = error
             if retry:
-                log.info("search documents resent", count=len(retry), round=round_number + 1)
+                log.info("search.documents_resent", count=len(retry), round=round_number + 1)
                 await backoff.sleep()
             pending = retry
         return failures
@@ -302,7 +302,7 @@ class OpenSearchSink:
                     raise failure from error
                 if not failure.retried_here or attempt >= self._settings.max_retries:
                     raise failure from error
-                log.info("search request retried", request=what, status=failure.status)
+                log.info("search.request_retried", request=what, status=failure.status)
             attempt += 1
             await backoff.sleep()
 
