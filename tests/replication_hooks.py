@@ -27,3 +27,10 @@ def explode_on_poison_note(event: ChangeEvent, item: dict[str, Any]) -> dict[str
     if item.get("note") == {"S": "poison"}:
         raise ValueError("this change cannot be transformed")
     return item
+
+
+def mistype_bad(event: ChangeEvent, item: dict[str, Any]) -> dict[str, Any] | None:
+    """Returns an item DynamoDB's API model refuses (an S value that is a number) for "bad"."""
+    if event.keys.python["pk"] == "bad":
+        return {**item, "note": {"S": 5}}
+    return item

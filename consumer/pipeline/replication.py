@@ -39,7 +39,7 @@ from typing import Any
 
 import structlog
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
 from consumer.aws import AwsEndpoints
 from consumer.pipeline.fencing import check_fence, fence_requests
@@ -295,6 +295,10 @@ class ReplicationSink:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
             return None
+        except ParamValidationError as error:
+            # Refused before sending (only a transform's items are checked, see replica_client):
+            # the item does not fit DynamoDB's API model. This record's fault, not the batch's.
+            raise SinkError(f"ParamValidationError: {error}", retryable=False) from error
         except ClientError as error:
             code = error_code(error)
             if code == "ConditionalCheckFailedException":

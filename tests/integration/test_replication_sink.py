@@ -120,6 +120,22 @@ async def test_a_failing_transform_fails_only_its_record(replica: tuple[Any, str
     assert values(await live_items(client, table)) == {"good": 1, "fine": 3}
 
 
+async def test_a_transform_s_mistyped_item_fails_only_its_record(replica: tuple[Any, str]) -> None:
+    """botocore refuses the item before sending it (ParamValidationError, not a ClientError):
+    that is the record's fault, not the batch's."""
+    client, table = replica
+    sink = ReplicationSink(
+        client,
+        ReplicationSettings(table),
+        transform=load_transform("tests.replication_hooks:mistype_bad"),
+    )
+    failures = await sink.write([insert("good", 1, 1), insert("bad", 1, 2), insert("fine", 1, 3)])
+    assert list(failures) == [1]
+    assert failures[1].retryable is False
+    assert "ParamValidationError" in str(failures[1])
+    assert values(await live_items(client, table)) == {"good": 1, "fine": 3}
+
+
 async def test_an_oversized_item_is_a_non_retryable_record_failure(
     replica: tuple[Any, str],
 ) -> None:
