@@ -16,6 +16,7 @@ import sys
 
 from consumer.cli.options import (
     add_config_option,
+    pipeline_list,
     positive_number,
     settings_or_exit,
     whole_number,
@@ -40,10 +41,6 @@ _positive_int = whole_number(1, 1_000_000)
 _read_units = positive_number("read units")
 
 
-def _pipelines(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subcommands.add_parser(
         "backfill",
@@ -60,7 +57,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument("--table", required=True, help="the source DynamoDB table")
     parser.add_argument(
         "--pipelines",
-        type=_pipelines,
+        type=pipeline_list,
         default=(),
         metavar="LIST",
         help="comma-separated, of audit,search,replication (default: the enabled ones)",

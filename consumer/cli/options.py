@@ -93,3 +93,8 @@ def _number(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
     return value
+
+
+def pipeline_list(text: str) -> tuple[str, ...]:
+    """A comma-separated list of pipeline names ("replication,search")."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())

@@ -15,8 +15,14 @@ import socket
 import sys
 import time
 
-from consumer.cli.backfill_cmd import _pipelines, _positive_int, _read_units
-from consumer.cli.options import add_config_option, non_negative_seconds, settings_or_exit
+from consumer.cli.options import (
+    add_config_option,
+    non_negative_seconds,
+    pipeline_list,
+    positive_number,
+    settings_or_exit,
+    whole_number,
+)
 from consumer.settings import Settings
 from consumer.snapshot.progress import ProgressView
 from consumer.telemetry.logs import configure_logging, quiet_logging
@@ -36,6 +42,10 @@ def _fraction(text: str) -> float:
     return value
 
 
+_positive_int = whole_number(1, 1_000_000)
+_read_units = positive_number("read units")
+
+
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subcommands.add_parser(
         "verify",
@@ -52,7 +62,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument("--table", required=True, help="the source DynamoDB table")
     parser.add_argument(
         "--pipelines",
-        type=_pipelines,
+        type=pipeline_list,
         default=(),
         metavar="LIST",
         help="comma-separated, of replication,search (default: the enabled ones)",

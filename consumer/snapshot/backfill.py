@@ -51,6 +51,7 @@ from consumer.snapshot.segments import (
     SnapshotInfo,
     SnapshotLeases,
 )
+from consumer.snapshot.source_table import describe_source_table
 from consumer.snapshot.stitch import (
     StitchError,
     StitchFacts,
@@ -259,7 +260,9 @@ class Backfill:
         endpoints = settings.aws.endpoints()
         async with AsyncExitStack() as stack:
             dynamodb = await stack.enter_async_context(endpoints.aio_client("dynamodb"))
-            table = await self._describe_table(dynamodb)
+            table = await describe_source_table(
+                dynamodb, self.request.table, self.settings.aws.region, BackfillError
+            )
             key_names = [key["AttributeName"] for key in table["KeySchema"]]
             leases = SnapshotLeases(
                 dynamodb, settings.lease_table, lease_s=settings.backfill.lease_s
@@ -372,19 +375,6 @@ class Backfill:
             outcome.elapsed_s = time.monotonic() - started
             self.outcome = outcome
             return outcome
-
-    async def _describe_table(self, dynamodb: Any) -> dict[str, Any]:
-        try:
-            answer = await dynamodb.describe_table(TableName=self.request.table)
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ResourceNotFoundException":
-                raise BackfillError(
-                    f"table {self.request.table!r} does not exist in "
-                    f"{self.settings.aws.region} (--table)"
-                ) from None
-            raise
-        table: dict[str, Any] = answer["Table"]
-        return table
 
     async def _current(self, leases: SnapshotLeases) -> SnapshotInfo | None:
         try:

@@ -34,6 +34,7 @@ from consumer.snapshot.progress import Progress, ProgressView
 from consumer.snapshot.rate import ReadUnitLimiter
 from consumer.snapshot.records import snapshot_record_data
 from consumer.snapshot.segments import SnapshotInfo, SnapshotLeases
+from consumer.snapshot.source_table import describe_source_table
 from consumer.snapshot.table_reader import Page, TableReader
 from consumer.verify.batch_get import batch_get
 from consumer.verify.keys import KeyRef, in_sample, key_ref
@@ -144,7 +145,9 @@ class Verify:
         async with AsyncExitStack() as stack:
             endpoints = settings.aws.endpoints()
             dynamodb = await stack.enter_async_context(endpoints.aio_client("dynamodb"))
-            table = await self._describe(dynamodb)
+            table = await describe_source_table(
+                dynamodb, self.request.table, self.settings.aws.region, VerifyError
+            )
             schema = key_schema(table)
             key_names = tuple(name for name, _, _ in schema)
             key_types = {name: attribute_type for name, _, attribute_type in schema}
@@ -273,19 +276,6 @@ class Verify:
         elif isinstance(search, LocalSearchIndex):
             sides["search"] = LocalIndexSide(search.settings.file, key_names, key_types)
         return sides
-
-    async def _describe(self, dynamodb: Any) -> dict[str, Any]:
-        try:
-            answer = await dynamodb.describe_table(TableName=self.request.table)
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ResourceNotFoundException":
-                raise VerifyError(
-                    f"table {self.request.table!r} does not exist in "
-                    f"{self.settings.aws.region} (--table)"
-                ) from None
-            raise
-        table: dict[str, Any] = answer["Table"]
-        return table
 
     async def _open(
         self, leases: SnapshotLeases, purpose: str, table: str, pipelines: tuple[str, ...]
