@@ -21,6 +21,7 @@ import pytest
 
 from consumer.cli import compare_cmd
 from consumer.costs import CostInputError, Design, LambdaSizing, Scenario, Workload, load_region
+from consumer.costs.breakdown import DesignCost
 from consumer.costs.compare import ScanRange, compare, cost_all
 from consumer.costs.kinesis import on_demand_cost
 from consumer.costs.scenario import MAX_WRITES_PER_DAY
@@ -31,7 +32,7 @@ GIB = 1024**3
 DAYS = 730 / 24
 
 
-def lambda_cost(scenario: Scenario) -> object:
+def lambda_cost(scenario: Scenario) -> DesignCost:
     return {cost.design: cost for cost in cost_all(scenario, PRICES)}[Design.STREAMS_LAMBDA]
 
 
@@ -60,8 +61,8 @@ def test_lambda_beyond_parallelization_factor_ten_is_not_viable() -> None:
         Workload(writes_per_day=1e9, item_kb=0.5), lambdas=LambdaSizing(stream_shards=4)
     )
     streams = lambda_cost(scenario)
-    assert not streams.viable  # type: ignore[attr-defined]
-    notes = " ".join(streams.notes)  # type: ignore[attr-defined]
+    assert not streams.viable
+    notes = " ".join(streams.notes)
     assert "not viable" in notes and "ParallelizationFactor 12" in notes and "10" in notes
     comparison = compare(scenario, PRICES, ScanRange(1e3, 1e10))
     assert Design.STREAMS_LAMBDA not in [cost.design for cost in comparison.ranking]
@@ -70,8 +71,8 @@ def test_lambda_beyond_parallelization_factor_ten_is_not_viable() -> None:
 def test_lambda_at_a_quiet_rate_needs_no_parallelization() -> None:
     scenario = Scenario(Workload(writes_per_day=10_000_000, item_kb=2))
     streams = lambda_cost(scenario)
-    assert dict(streams.sizing)["parallelization factor"] == 1  # type: ignore[attr-defined]
-    assert not any("ParallelizationFactor" in n for n in streams.notes)  # type: ignore[attr-defined]
+    assert dict(streams.sizing)["parallelization factor"] == 1
+    assert not any("ParallelizationFactor" in n for n in streams.notes)
 
 
 def test_the_fan_out_dispatcher_is_checked_too() -> None:
@@ -82,8 +83,8 @@ def test_the_fan_out_dispatcher_is_checked_too() -> None:
         lambdas=LambdaSizing(stream_shards=4),
     )
     streams = lambda_cost(scenario)
-    assert dict(streams.sizing)["parallelization factor"] == 3  # type: ignore[attr-defined]
-    assert streams.viable  # type: ignore[attr-defined]
+    assert dict(streams.sizing)["parallelization factor"] == 3
+    assert streams.viable
 
 
 def test_records_over_1_mib_name_the_stream_setting_up_to_10_mib() -> None:
@@ -182,4 +183,4 @@ def test_the_cheapest_design_changes_where_lambda_stops_being_viable() -> None:
     for crossover in comparison.crossovers:
         if Design.STREAMS_LAMBDA in (crossover.cheaper_below, crossover.cheaper_above):
             at = scenario.at_writes_per_day(crossover.writes_per_day)
-            assert lambda_cost(at).viable  # type: ignore[attr-defined]
+            assert lambda_cost(at).viable
