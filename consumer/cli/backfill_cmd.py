@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
 import sys
 
 from consumer.cli.options import (
     add_config_option,
-    pipeline_list,
-    positive_number,
     settings_or_exit,
-    whole_number,
 )
+from consumer.cli.snapshot_options import add_run_options, add_table_read_options, worker_id
 from consumer.costs.prices import load_region
 from consumer.settings import Settings
 from consumer.snapshot.backfill import (
@@ -37,8 +33,6 @@ from consumer.snapshot.segments import SnapshotConflict, SnapshotLeases
 from consumer.telemetry.logs import configure_logging, quiet_logging
 
 # A million segments or readers is far beyond any table (Scan allows 1,000,000 segments).
-_positive_int = whole_number(1, 1_000_000)
-_read_units = positive_number("read units")
 
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,13 +48,13 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         ),
     )
     add_config_option(parser)
-    parser.add_argument("--table", required=True, help="the source DynamoDB table")
-    parser.add_argument(
-        "--pipelines",
-        type=pipeline_list,
-        default=(),
-        metavar="LIST",
-        help="comma-separated, of audit,search,replication (default: the enabled ones)",
+    add_table_read_options(
+        parser,
+        pipelines_help="comma-separated, of audit,search,replication (default: the enabled ones)",
+        segments=8,
+        workers=4,
+        read_units_help="read at most R read units per second, all processes of the backfill "
+        "together (Scan; default no limit)",
     )
     parser.add_argument(
         "--source",
@@ -69,19 +63,6 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="export (ExportTableToPointInTime; needs point-in-time recovery) or scan",
     )
     parser.add_argument("--export-arn", metavar="ARN", help="use this completed export")
-    parser.add_argument(
-        "--segments", type=_positive_int, default=8, metavar="N", help="Scan segments (8)"
-    )
-    parser.add_argument(
-        "--max-read-units",
-        type=_read_units,
-        metavar="R",
-        help="read at most R read units per second, all processes of the backfill together "
-        "(Scan; default no limit)",
-    )
-    parser.add_argument(
-        "--workers", type=_positive_int, default=4, metavar="N", help="readers in this process"
-    )
     parser.add_argument(
         "--dry-run",
         action="store_true",
@@ -98,15 +79,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="do not check that the stream covers the snapshot time (only when the "
         "pipelines have been live since before it)",
     )
-    parser.add_argument(
-        "--progress",
-        choices=["auto", "bar", "log", "none"],
-        default="auto",
-        help="a bar on a terminal, log lines otherwise (auto)",
-    )
-    parser.add_argument("--worker-id", help="this process's name in the leases (default host-pid)")
-    # Small Scan pages make local tests and benchmarks take many checkpoints.
-    parser.add_argument("--page-items", type=_positive_int, help=argparse.SUPPRESS)
+    add_run_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -120,7 +93,7 @@ def request_from(args: argparse.Namespace) -> BackfillRequest:
         workers=args.workers,
         max_read_units=args.max_read_units,
         export_arn=args.export_arn,
-        worker_id=args.worker_id or f"{socket.gethostname()}-{os.getpid()}",
+        worker_id=worker_id(args),
         check_stitching=not args.skip_stitch_check,
         page_items=args.page_items,
     )

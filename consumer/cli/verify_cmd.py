@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
 import sys
 import time
 
 from consumer.cli.options import (
     add_config_option,
     non_negative_seconds,
-    pipeline_list,
-    positive_number,
     settings_or_exit,
-    whole_number,
 )
+from consumer.cli.snapshot_options import add_run_options, add_table_read_options, worker_id
 from consumer.settings import Settings
 from consumer.snapshot.progress import ProgressView
 from consumer.telemetry.logs import configure_logging, quiet_logging
@@ -42,10 +38,6 @@ def _fraction(text: str) -> float:
     return value
 
 
-_positive_int = whole_number(1, 1_000_000)
-_read_units = positive_number("read units")
-
-
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subcommands.add_parser(
         "verify",
@@ -59,25 +51,12 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         ),
     )
     add_config_option(parser)
-    parser.add_argument("--table", required=True, help="the source DynamoDB table")
-    parser.add_argument(
-        "--pipelines",
-        type=pipeline_list,
-        default=(),
-        metavar="LIST",
-        help="comma-separated, of replication,search (default: the enabled ones)",
-    )
-    parser.add_argument(
-        "--segments", type=_positive_int, default=4, metavar="N", help="Scan segments (4)"
-    )
-    parser.add_argument(
-        "--workers", type=_positive_int, default=1, metavar="N", help="readers in this process"
-    )
-    parser.add_argument(
-        "--max-read-units",
-        type=_read_units,
-        metavar="R",
-        help="read at most R read units per second of the table in this process",
+    add_table_read_options(
+        parser,
+        pipelines_help="comma-separated, of replication,search (default: the enabled ones)",
+        segments=4,
+        workers=1,
+        read_units_help="read at most R read units per second of the table in this process",
     )
     parser.add_argument(
         "--sample",
@@ -97,14 +76,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     parser.add_argument("--repair", action="store_true", help="repair the differences found")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument(
-        "--progress",
-        choices=["auto", "bar", "log", "none"],
-        default="auto",
-        help="a bar on a terminal, log lines otherwise (auto)",
-    )
-    parser.add_argument("--worker-id", help="this process's name in the leases (default host-pid)")
-    parser.add_argument("--page-items", type=_positive_int, help=argparse.SUPPRESS)
+    add_run_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -118,7 +90,7 @@ def request_from(args: argparse.Namespace) -> VerifyRequest:
         sample=args.sample,
         repair=args.repair,
         recheck_after_s=args.recheck_after_s,
-        worker_id=args.worker_id or f"{socket.gethostname()}-{os.getpid()}",
+        worker_id=worker_id(args),
         page_items=args.page_items,
     )
 
