@@ -45,6 +45,10 @@ RELEASE_SLACK_S = 10.0
 
 def _bounded(bound_s: float, cool_down_s: float, **extra: str) -> dict[str, str]:
     return {
+        # Polling: the handover is the subject here, not the read path. kinesis-mock keeps a
+        # moved lease's old subscription "active" for minutes (AWS: 5 s), so under EFO worker a
+        # could spend the whole watch refused with ResourceInUse and never see a record.
+        "CONSUMER_STREAM__MODE": "polling",
         "CONSUMER_LEASES__DESTINATION_MISSING_RELEASE_S": str(bound_s),
         "CONSUMER_LEASES__DESTINATION_MISSING_COOL_DOWN_S": str(cool_down_s),
         **extra,
