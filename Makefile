@@ -27,7 +27,7 @@ demo: install
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check consumer checkpoints tests
-	$(BIN)/mypy --strict consumer checkpoints
+	$(BIN)/mypy --strict consumer checkpoints tests/chaos
 	@# The C fast path compiles without a single warning (skipped where there is no compiler).
 	if command -v $(CC) >/dev/null; then $(CC) -fsyntax-only -Wall -Wextra -Werror \
 	  -Wno-unused-parameter -I"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
@@ -45,7 +45,7 @@ unit: install
 
 # The full chaos suite (several minutes); a short form runs in `make test`. SEED=N to repeat one.
 chaos: install
-	$(BIN)/python -m consumer.chaos $(if $(SEED),--seed $(SEED))
+	$(BIN)/python -m tests.chaos $(if $(SEED),--seed $(SEED))
 
 bench: install
 	@for f in tests/bench/bench_*.py; do $(BIN)/python $$f || exit 1; done

@@ -17,7 +17,7 @@ from consumer.cli.options import (
     settings_or_exit,
 )
 from consumer.cli.snapshot_options import add_run_options, add_table_read_options, worker_id
-from consumer.costs.prices import load_region
+from consumer.compare.costs.prices import load_region
 from consumer.settings import Settings
 from consumer.snapshot.backfill import (
     PURPOSE,

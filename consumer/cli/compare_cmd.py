@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from consumer.costs import (
+from consumer.compare.costs import (
     DEFAULT_REGION,
     CostError,
     CostInputError,
@@ -39,7 +39,7 @@ from consumer.costs import (
     render_json,
     render_text,
 )
-from consumer.costs.compare import DEFAULT_SCAN_MAX, DEFAULT_SCAN_MIN
+from consumer.compare.costs.compare import DEFAULT_SCAN_MAX, DEFAULT_SCAN_MIN
 
 if TYPE_CHECKING:
     Actions = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -268,7 +268,7 @@ def run_cost(args: argparse.Namespace) -> int:
     sys.stdout.write(report)
     sys.stdout.flush()
     if args.plot is not None:
-        from consumer.costs.plot import plot_comparison
+        from consumer.compare.costs.plot import plot_comparison
 
         try:
             plot_comparison(comparison, args.plot)

@@ -3,7 +3,7 @@
 Without `--config` it runs on an embedded local stack (moto server + kinesis-mock, started and
 stopped here); emulator latencies are not AWS latencies and the report says so. With
 `--config FILE` it uses the endpoints and pipelines of those settings (real AWS) and writes
-probe items into `--table NAME`, which needs `--yes`. How it measures: consumer/latency/.
+probe items into `--table NAME`, which needs `--yes`. How it measures: consumer/compare/latency/.
 
 Exit status: 0 when every sink applied every probe in every mode; 1 when the report is
 incomplete (it is still printed) or the run failed (one line on stderr); 2 on bad input.
@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from consumer.cli.options import settings_or_exit
-from consumer.latency.environment import MODES, Environment, LatencyError, Mode
-from consumer.latency.report import LatencyReport
-from consumer.latency.runner import RunOptions, measure_latency
-from consumer.latency.session import SessionOptions
-from consumer.latency.writer import ProbeWriteError
+from consumer.compare.latency.environment import MODES, Environment, LatencyError, Mode
+from consumer.compare.latency.report import LatencyReport
+from consumer.compare.latency.runner import RunOptions, measure_latency
+from consumer.compare.latency.session import SessionOptions
+from consumer.compare.latency.writer import ProbeWriteError
 from consumer.local.stack import LocalStackError
 from consumer.telemetry.logs import quiet_logging
 
@@ -130,7 +130,7 @@ def _progress(message: str) -> None:
 
 
 def _print(report: LatencyReport, as_json: bool) -> int:
-    from consumer.latency.render import render_json, render_text
+    from consumer.compare.latency.render import render_json, render_text
 
     sys.stdout.write(render_json(report) if as_json else render_text(report))
     sys.stdout.flush()
@@ -138,7 +138,7 @@ def _print(report: LatencyReport, as_json: bool) -> int:
 
 
 def _run_local(options: RunOptions, as_json: bool) -> int:
-    from consumer.latency.local_env import LocalEnvironment
+    from consumer.compare.latency.local_env import LocalEnvironment
     from consumer.local.stack import running_local_stack
 
     quiet_logging()
@@ -151,7 +151,7 @@ def _run_local(options: RunOptions, as_json: bool) -> int:
 
 
 def _run_aws(args: argparse.Namespace, options: RunOptions) -> int:
-    from consumer.latency.aws_env import AwsEnvironment
+    from consumer.compare.latency.aws_env import AwsEnvironment
 
     settings = settings_or_exit(args)
     if settings is None:

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from consumer.costs.errors import CostError
-from consumer.costs.prices import DEFAULT_REGION, load_region
+from consumer.compare.costs.errors import CostError
+from consumer.compare.costs.prices import DEFAULT_REGION, load_region
 from consumer.pipeline.decoders import decode_kinesis
 from consumer.records import ChangeEvent
 from consumer.replay.cutoff import cut_batch

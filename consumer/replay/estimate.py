@@ -9,7 +9,7 @@ replay makes; the sinks may be slower), and at Kinesis' per-shard read limits (2
 Cost: reading is billed per GB on on-demand streams ($0.04/GB shared polling, $0.05/GB EFO);
 on provisioned streams polling is included in the shard-hours and EFO costs $0.013/GB plus a
 consumer-shard-hour per shard while the consumer is registered. Prices come from the
-packaged price sheet (`consumer.costs.prices`).
+packaged price sheet (`consumer.compare.costs.prices`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from consumer.costs.prices import Prices
+from consumer.compare.costs.prices import Prices
 
 GB = 1_000_000_000
 SHARD_READ_BYTES_PER_S = 2 * 1024 * 1024

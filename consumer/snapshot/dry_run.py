@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from consumer.costs.prices import PriceSheet
+from consumer.compare.costs.prices import PriceSheet
 
 # `make bench` (backfill_items_per_s_scan, one worker, moto, 1 KB items, null sink): a
 # conservative round figure for the duration estimate.

@@ -26,10 +26,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from consumer.chaos.proxy import OutageProxy, ProxyThread, ThrottlingProxy
 from consumer.local.sample_orders import create_kinesis_stream
 from consumer.local.stack import LocalStack, LocalStackState
 from tests.bench.bench_e2e import record as destination_record
+from tests.chaos.proxy import OutageProxy, ProxyThread, ThrottlingProxy
 
 SHARDS = int(os.environ.get("BENCH_SCALE_SHARDS", "200"))
 WORKERS = 4

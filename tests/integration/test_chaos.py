@@ -1,4 +1,4 @@
-"""The chaos suite's short form (`python -m consumer.chaos --short`) as part of `make test`:
+"""The chaos suite's short form (`python -m tests.chaos --short`) as part of `make test`:
 worker processes under kill -9, SIGTERM and SIGSTOP (past the failover time, then resumed),
 a worker started with a replica table that does not exist, an event-loop stall inside a sink
 write, a split and a merge, a replica-sink outage, lease-table throttling, bridge duplicates
@@ -35,7 +35,7 @@ CHECKS = {
 @pytest.mark.timeout(300)
 def test_the_short_chaos_run_passes_every_check() -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "consumer.chaos", "--short", "--seed", "20261127"],
+        [sys.executable, "-m", "tests.chaos", "--short", "--seed", "20261127"],
         capture_output=True,
         text=True,
         timeout=290,

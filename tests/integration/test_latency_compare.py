@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from consumer.latency import RunOptions, measure_latency
-from consumer.latency.local_env import LocalEnvironment
-from consumer.latency.percentiles import Summary
-from consumer.latency.report import ConsumerBasis
-from consumer.latency.session import SessionOptions
+from consumer.compare.latency import RunOptions, measure_latency
+from consumer.compare.latency.local_env import LocalEnvironment
+from consumer.compare.latency.percentiles import Summary
+from consumer.compare.latency.report import ConsumerBasis
+from consumer.compare.latency.session import SessionOptions
 from consumer.local.stack import LocalStackState
 
 pytestmark = pytest.mark.integration

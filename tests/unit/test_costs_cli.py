@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from consumer.cli import compare_cmd
-from consumer.costs import (
+from consumer.compare.costs import (
     CostInputError,
     LambdaSizing,
     Scenario,
@@ -20,8 +20,8 @@ from consumer.costs import (
     compare,
     load_region,
 )
-from consumer.costs.compare import ScanRange
-from consumer.costs.plot import PlotError, plot_comparison
+from consumer.compare.costs.compare import ScanRange
+from consumer.compare.costs.plot import PlotError, plot_comparison
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REFERENCE = ["compare", "cost", "--writes-per-day", "10000000", "--item-kb", "2"]

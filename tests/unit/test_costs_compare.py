@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumer.costs import (
+from consumer.compare.costs import (
     Design,
     LambdaSizing,
     PriceSheet,
@@ -21,8 +21,8 @@ from consumer.costs import (
     cost_all,
     load_region,
 )
-from consumer.costs.compare import total
-from consumer.costs.prices import PRICE_UNITS, parse_price_sheet
+from consumer.compare.costs.compare import total
+from consumer.compare.costs.prices import PRICE_UNITS, parse_price_sheet
 
 PRICES = load_region("us-east-1")
 

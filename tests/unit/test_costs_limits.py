@@ -20,12 +20,19 @@ import math
 import pytest
 
 from consumer.cli import compare_cmd
-from consumer.costs import CostInputError, Design, LambdaSizing, Scenario, Workload, load_region
-from consumer.costs.breakdown import DesignCost
-from consumer.costs.compare import ScanRange, compare, cost_all
-from consumer.costs.kinesis import on_demand_cost
-from consumer.costs.scenario import MAX_WRITES_PER_DAY
-from consumer.costs.traffic import traffic_of
+from consumer.compare.costs import (
+    CostInputError,
+    Design,
+    LambdaSizing,
+    Scenario,
+    Workload,
+    load_region,
+)
+from consumer.compare.costs.breakdown import DesignCost
+from consumer.compare.costs.compare import ScanRange, compare, cost_all
+from consumer.compare.costs.kinesis import on_demand_cost
+from consumer.compare.costs.scenario import MAX_WRITES_PER_DAY
+from consumer.compare.costs.traffic import traffic_of
 
 PRICES = load_region("us-east-1")
 GIB = 1024**3

@@ -20,12 +20,12 @@ import math
 
 import pytest
 
-from consumer.costs import Design, DesignCost, LambdaSizing, Scenario, Workload, load_region
-from consumer.costs.compare import cost_all
-from consumer.costs.kinesis import on_demand_cost, provisioned_cost, provisioned_shards
-from consumer.costs.lambda_streams import stream_batches, streams_lambda_cost
-from consumer.costs.scenario import RecordShape, ServiceSizing
-from consumer.costs.traffic import traffic_of
+from consumer.compare.costs import Design, DesignCost, LambdaSizing, Scenario, Workload, load_region
+from consumer.compare.costs.compare import cost_all
+from consumer.compare.costs.kinesis import on_demand_cost, provisioned_cost, provisioned_shards
+from consumer.compare.costs.lambda_streams import stream_batches, streams_lambda_cost
+from consumer.compare.costs.scenario import RecordShape, ServiceSizing
+from consumer.compare.costs.traffic import traffic_of
 
 PRICES = load_region("us-east-1")
 MONTH_S = 730 * 3600  # 2,628,000

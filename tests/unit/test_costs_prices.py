@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from consumer.costs import PriceFileError, UnknownRegionError, known_regions, load_region
-from consumer.costs.prices import PRICE_UNITS, load_price_file
+from consumer.compare.costs import PriceFileError, UnknownRegionError, known_regions, load_region
+from consumer.compare.costs.prices import PRICE_UNITS, load_price_file
 
 PACKAGED = Path(__file__).resolve().parents[2] / "consumer" / "data" / "prices"
 

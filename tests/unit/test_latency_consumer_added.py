@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 import orjson
 
-from consumer.latency.observer import Applied, MeasuringSink, ProbeObserver
-from consumer.latency.percentiles import Summary
-from consumer.latency.probes import Phase, ProbeStamp, ProbeTag, probe_attributes
-from consumer.latency.report import ConsumerBasis, sink_latency
+from consumer.compare.latency.observer import Applied, MeasuringSink, ProbeObserver
+from consumer.compare.latency.percentiles import Summary
+from consumer.compare.latency.probes import Phase, ProbeStamp, ProbeTag, probe_attributes
+from consumer.compare.latency.report import ConsumerBasis, sink_latency
 from consumer.pipeline.added_latency import BATCH_READ_AT
 from consumer.pipeline.processor import Route, ShardPipeline
 from consumer.pipeline.sink import Failures

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from consumer.latency.observer import MeasuringSink, ProbeObserver
-from consumer.latency.probes import Phase, ProbeTag, probe_attributes
+from consumer.compare.latency.observer import MeasuringSink, ProbeObserver
+from consumer.compare.latency.probes import Phase, ProbeTag, probe_attributes
 from consumer.pipeline.filters import RecordFilter
 from consumer.pipeline.processor import OnFailure, RetryPolicy, Route
 from consumer.pipeline.sink import Failures, SinkError

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumer.latency.percentiles import PERCENTILE_METHOD, Summary, nearest_rank, summarize
+from consumer.compare.latency.percentiles import PERCENTILE_METHOD, Summary, nearest_rank, summarize
 
 
 def test_the_method_is_named_in_reports() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumer.latency.probes import (
+from consumer.compare.latency.probes import (
     PROBE_SEQ,
     PROBE_TAG,
     PROBE_WRITTEN_US,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 
-from consumer.latency.observer import Applied
-from consumer.latency.percentiles import Summary
-from consumer.latency.probes import ProbeStamp
-from consumer.latency.render import render_json, render_text, report_data
-from consumer.latency.report import (
+from consumer.compare.latency.observer import Applied
+from consumer.compare.latency.percentiles import Summary
+from consumer.compare.latency.probes import ProbeStamp
+from consumer.compare.latency.render import render_json, render_text, report_data
+from consumer.compare.latency.report import (
     ConsumerBasis,
     LatencyReport,
     ModeLatency,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from consumer.latency.aws_env import mode_settings
-from consumer.latency.environment import LatencyError, Mode, check_settings
+from consumer.compare.latency.aws_env import mode_settings
+from consumer.compare.latency.environment import LatencyError, Mode, check_settings
 from consumer.settings import Settings
 
 TABLE_STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2026-01-01T00:00:00"

@@ -8,8 +8,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from consumer.latency.probes import PROBE_WRITTEN_US, KeyAttribute, Phase, ProbeKeys, ProbeTag
-from consumer.latency.writer import ProbeWriteError, ProbeWriter
+from consumer.compare.latency.probes import (
+    PROBE_WRITTEN_US,
+    KeyAttribute,
+    Phase,
+    ProbeKeys,
+    ProbeTag,
+)
+from consumer.compare.latency.writer import ProbeWriteError, ProbeWriter
 
 TAG = ProbeTag("r", "efo", Phase.MEASURE)
 KEYS = ProbeKeys(KeyAttribute("pk", "S"))

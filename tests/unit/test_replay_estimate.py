@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumer.costs.prices import load_region
+from consumer.compare.costs.prices import load_region
 from consumer.replay.dry_run import DryRun, render
 from consumer.replay.estimate import ShardCount, critical_path_s, limit_seconds, read_costs
 from consumer.replay.window import ReplayWindow

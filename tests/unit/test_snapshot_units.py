@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from checkpoints.model import snapshot_from_items
-from consumer.costs.prices import load_region
+from consumer.compare.costs.prices import load_region
 from consumer.pipeline.decoders import decode_kinesis
 from consumer.records import ChangeEvent, EventName
 from consumer.records.ordering import ABSENT, UNKNOWN

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from consumer.chaos.faults import WorkerProcess
+from tests.chaos.faults import WorkerProcess
 
 
 @dataclass(frozen=True)

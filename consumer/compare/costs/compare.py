@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
 
-from consumer.costs.breakdown import Design, DesignCost
-from consumer.costs.errors import CostInputError
-from consumer.costs.kinesis import on_demand_cost, provisioned_cost
-from consumer.costs.lambda_streams import streams_lambda_cost
-from consumer.costs.prices import PriceSheet
-from consumer.costs.scenario import MAX_WRITES_PER_DAY, Scenario
+from consumer.compare.costs.breakdown import Design, DesignCost
+from consumer.compare.costs.errors import CostInputError
+from consumer.compare.costs.kinesis import on_demand_cost, provisioned_cost
+from consumer.compare.costs.lambda_streams import streams_lambda_cost
+from consumer.compare.costs.prices import PriceSheet
+from consumer.compare.costs.scenario import MAX_WRITES_PER_DAY, Scenario
 
 DesignModel = Callable[[Scenario, PriceSheet], DesignCost]
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from consumer.costs.scenario import Scenario
-from consumer.costs.units import DAYS_PER_MONTH, KIB, MIB, SECONDS_PER_DAY
+from consumer.compare.costs.scenario import Scenario
+from consumer.compare.costs.units import DAYS_PER_MONTH, KIB, MIB, SECONDS_PER_DAY
 
 PUT_PAYLOAD_UNIT_BYTES = 25 * KIB
 

@@ -7,8 +7,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from consumer.latency.probes import ProbeKeys
-from consumer.latency.writer import WrittenProbe
+from consumer.compare.latency.probes import ProbeKeys
+from consumer.compare.latency.writer import WrittenProbe
 from consumer.settings import Settings
 
 Mode = Literal["efo", "polling", "streams"]

@@ -22,7 +22,12 @@ from typing import Any, Literal
 import orjson
 
 from consumer.aws import AwsEndpoints
-from consumer.chaos.faults import (
+from consumer.local.bridge import BridgeOptions, DestinationBridge, opaque_partition_key
+from consumer.local.resources import create_replica
+from consumer.local.sample_orders import create_kinesis_stream, create_source_table
+from consumer.local.stack import LocalStack, LocalStackState
+from consumer.verify.check import SinkCheck, check_sinks, settings_from_environment
+from tests.chaos.faults import (
     ChaosPlan,
     Fault,
     WorkerPool,
@@ -32,8 +37,8 @@ from consumer.chaos.faults import (
     split_shard,
     wait_for_takeover,
 )
-from consumer.chaos.hooks import DELIVERY_DIR_ENV, POISON_PREFIX, stall_request_path
-from consumer.chaos.leasewatch import (
+from tests.chaos.hooks import DELIVERY_DIR_ENV, POISON_PREFIX, stall_request_path
+from tests.chaos.leasewatch import (
     LeaseWatch,
     Stoppage,
     processing_without_lease,
@@ -42,8 +47,8 @@ from consumer.chaos.leasewatch import (
     shard_writes,
     takeover_processing,
 )
-from consumer.chaos.proxy import ApplyLogProxy, OutageProxy, ProxyThread, ThrottlingProxy
-from consumer.chaos.report import (
+from tests.chaos.proxy import ApplyLogProxy, OutageProxy, ProxyThread, ThrottlingProxy
+from tests.chaos.report import (
     MIXED_POISON_ATTRIBUTE,
     ChaosResult,
     classify_duplicates,
@@ -53,11 +58,6 @@ from consumer.chaos.report import (
     read_dlq,
     read_lease_events,
 )
-from consumer.local.bridge import BridgeOptions, DestinationBridge, opaque_partition_key
-from consumer.local.resources import create_replica
-from consumer.local.sample_orders import create_kinesis_stream, create_source_table
-from consumer.local.stack import LocalStack, LocalStackState
-from consumer.verify.check import SinkCheck, check_sinks, settings_from_environment
 
 APP = "chaos"
 WORKERS = 3
@@ -200,7 +200,7 @@ def _worker_environment(
         "CONSUMER_PIPELINES__REPLICATION__ENABLED": "true",
         "CONSUMER_PIPELINES__REPLICATION__TABLE": names.replica,
         "CONSUMER_PIPELINES__REPLICATION__ENDPOINT": f"http://127.0.0.1:{proxies.outage.port}",
-        "CONSUMER_PIPELINES__REPLICATION__TRANSFORM": "consumer.chaos.hooks:record_and_pass",
+        "CONSUMER_PIPELINES__REPLICATION__TRANSFORM": "tests.chaos.hooks:record_and_pass",
         "CONSUMER_PIPELINES__SEARCH__ENABLED": "true",
         "CONSUMER_PIPELINES__SEARCH__LOCAL_PATH": str(work_dir / "search"),
         "CONSUMER_DLQ__QUEUE_URL": f"{state.moto_url}/000000000000/{names.queue}",

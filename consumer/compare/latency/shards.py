@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from consumer.latency.environment import LatencyError
+from consumer.compare.latency.environment import LatencyError
 from consumer.settings import Settings
 
 

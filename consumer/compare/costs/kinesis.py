@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import math
 
-from consumer.costs.breakdown import CostLine, Design, DesignCost, count, usd
-from consumer.costs.consumer_service import service_lines, tasks_needed
-from consumer.costs.prices import PriceSheet
-from consumer.costs.scenario import Scenario
-from consumer.costs.traffic import Traffic, traffic_of
-from consumer.costs.units import GIB, HOURS_PER_MONTH, KIB, MIB, MILLION
+from consumer.compare.costs.breakdown import CostLine, Design, DesignCost, count, usd
+from consumer.compare.costs.consumer_service import service_lines, tasks_needed
+from consumer.compare.costs.prices import PriceSheet
+from consumer.compare.costs.scenario import Scenario
+from consumer.compare.costs.traffic import Traffic, traffic_of
+from consumer.compare.costs.units import GIB, HOURS_PER_MONTH, KIB, MIB, MILLION
 
 # Per shard: 1 MB/s and 1,000 records/s in; 2 MB/s out (shared by pollers, per EFO consumer).
 SHARD_WRITE_MIB_PER_S = 1.0

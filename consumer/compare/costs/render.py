@@ -21,9 +21,9 @@ from typing import Any
 
 import orjson
 
-from consumer.costs.breakdown import DesignCost, count, rate
-from consumer.costs.compare import Comparison, Crossover
-from consumer.costs.traffic import traffic_of
+from consumer.compare.costs.breakdown import DesignCost, count, rate
+from consumer.compare.costs.compare import Comparison, Crossover
+from consumer.compare.costs.traffic import traffic_of
 
 JsonObject = dict[str, Any]
 AMOUNT_WIDTH = 11

@@ -14,8 +14,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from consumer.latency.clock import WallClockUs, wall_us
-from consumer.latency.probes import Item, ProbeKeys, ProbeTag, probe_attributes
+from consumer.compare.latency.clock import WallClockUs, wall_us
+from consumer.compare.latency.probes import Item, ProbeKeys, ProbeTag, probe_attributes
 
 
 class ProbeWriteError(RuntimeError):

@@ -10,18 +10,29 @@ Pure functions of (scenario, prices): no I/O but loading the price file and writ
 Every formula is in docs/costs.md; each module's docstring states its own.
 """
 
-from consumer.costs.breakdown import CostLine, Design, DesignCost
-from consumer.costs.compare import Comparison, Crossover, ScanRange, compare, cost_all
-from consumer.costs.errors import CostError, CostInputError, PriceFileError, UnknownRegionError
-from consumer.costs.prices import (
+from consumer.compare.costs.breakdown import CostLine, Design, DesignCost
+from consumer.compare.costs.compare import Comparison, Crossover, ScanRange, compare, cost_all
+from consumer.compare.costs.errors import (
+    CostError,
+    CostInputError,
+    PriceFileError,
+    UnknownRegionError,
+)
+from consumer.compare.costs.prices import (
     DEFAULT_REGION,
     PriceSheet,
     known_regions,
     load_price_file,
     load_region,
 )
-from consumer.costs.render import render_json, render_text, to_json_document
-from consumer.costs.scenario import LambdaSizing, RecordShape, Scenario, ServiceSizing, Workload
+from consumer.compare.costs.render import render_json, render_text, to_json_document
+from consumer.compare.costs.scenario import (
+    LambdaSizing,
+    RecordShape,
+    Scenario,
+    ServiceSizing,
+    Workload,
+)
 
 __all__ = [
     "DEFAULT_REGION",

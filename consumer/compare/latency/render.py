@@ -6,8 +6,8 @@ import dataclasses
 import json
 from typing import Any
 
-from consumer.latency.percentiles import Summary
-from consumer.latency.report import ConsumerBasis, LatencyReport, ModeLatency, SinkLatency
+from consumer.compare.latency.percentiles import Summary
+from consumer.compare.latency.report import ConsumerBasis, LatencyReport, ModeLatency, SinkLatency
 
 BASIS_TEXT = {
     ConsumerBasis.KINESIS_ARRIVAL: "apply - Kinesis arrival",

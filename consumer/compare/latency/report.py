@@ -20,8 +20,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from consumer.latency.observer import Applied
-from consumer.latency.percentiles import Summary, summarize
+from consumer.compare.latency.observer import Applied
+from consumer.compare.latency.percentiles import Summary, summarize
 
 
 class ConsumerBasis(enum.StrEnum):

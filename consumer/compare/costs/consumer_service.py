@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import math
 
-from consumer.costs.breakdown import CostLine, count, usd
-from consumer.costs.dead_letters import dlq_line
-from consumer.costs.prices import PriceSheet
-from consumer.costs.scenario import Scenario
-from consumer.costs.traffic import Traffic, busy_windows_per_s
-from consumer.costs.units import HOURS_PER_MONTH, KIB, MILLION, SECONDS_PER_MONTH
+from consumer.compare.costs.breakdown import CostLine, count, usd
+from consumer.compare.costs.dead_letters import dlq_line
+from consumer.compare.costs.prices import PriceSheet
+from consumer.compare.costs.scenario import Scenario
+from consumer.compare.costs.traffic import Traffic, busy_windows_per_s
+from consumer.compare.costs.units import HOURS_PER_MONTH, KIB, MILLION, SECONDS_PER_MONTH
 
 READ_UNIT_BYTES = 4 * KIB
 SQS_CHUNK_BYTES = 64 * KIB

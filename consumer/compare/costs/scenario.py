@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from consumer.costs.errors import CostInputError
+from consumer.compare.costs.errors import CostInputError
 
 # DynamoDB's item size limit: no change record can carry a larger image.
 MAX_ITEM_KB = 400.0

@@ -11,12 +11,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from consumer.latency.environment import MODES, Environment, Mode
-from consumer.latency.percentiles import PERCENTILE_METHOD
-from consumer.latency.report import LatencyReport, ModeLatency
-from consumer.latency.session import SessionOptions, measure_mode
-from consumer.latency.shards import open_shard_ids
-from consumer.latency.writer import ProbeWriter, WrittenProbe
+from consumer.compare.latency.environment import MODES, Environment, Mode
+from consumer.compare.latency.percentiles import PERCENTILE_METHOD
+from consumer.compare.latency.report import LatencyReport, ModeLatency
+from consumer.compare.latency.session import SessionOptions, measure_mode
+from consumer.compare.latency.shards import open_shard_ids
+from consumer.compare.latency.writer import ProbeWriter, WrittenProbe
 
 Progress = Callable[[str], None]
 

@@ -43,7 +43,7 @@ from pydantic import (
     field_validator,
 )
 
-from consumer.costs.errors import PriceFileError, UnknownRegionError
+from consumer.compare.costs.errors import PriceFileError, UnknownRegionError
 
 # Each key the model uses and the unit its value must be in.
 PRICE_UNITS: dict[str, str] = {

@@ -25,8 +25,8 @@ from typing import Any
 
 import orjson
 
-from consumer.chaos.faults import WorkerProcess
-from consumer.chaos.proxy import AppliedWrite
+from tests.chaos.faults import WorkerProcess
+from tests.chaos.proxy import AppliedWrite
 
 LeaseItems = Callable[[], list[dict[str, Any]]]
 

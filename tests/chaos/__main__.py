@@ -1,5 +1,5 @@
-"""LOCAL ONLY: `python -m consumer.chaos [--short] [--seed N] [--mode efo|polling|both]`
-(see `consumer.chaos`)."""
+"""LOCAL ONLY: `python -m tests.chaos [--short] [--seed N] [--mode efo|polling|both]`
+(see `tests.chaos`)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 from typing import cast
 
-from consumer.chaos.run import Mode, run_chaos
+from tests.chaos.run import Mode, run_chaos
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m consumer.chaos", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__)
     parser.add_argument("--short", action="store_true", help="the short form (under 3 minutes)")
     parser.add_argument("--seed", type=int, default=None, help="the fault schedule's seed")
     parser.add_argument(

@@ -36,12 +36,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from consumer.costs.breakdown import CostLine, Design, DesignCost, count, usd
-from consumer.costs.dead_letters import dlq_line
-from consumer.costs.prices import PriceSheet
-from consumer.costs.scenario import Scenario
-from consumer.costs.traffic import Traffic, busy_windows_per_s, traffic_of
-from consumer.costs.units import KIB, MIB, MILLION, SECONDS_PER_MONTH
+from consumer.compare.costs.breakdown import CostLine, Design, DesignCost, count, usd
+from consumer.compare.costs.dead_letters import dlq_line
+from consumer.compare.costs.prices import PriceSheet
+from consumer.compare.costs.scenario import Scenario
+from consumer.compare.costs.traffic import Traffic, busy_windows_per_s, traffic_of
+from consumer.compare.costs.units import KIB, MIB, MILLION, SECONDS_PER_MONTH
 
 POLLS_PER_S = 4.0
 MAX_DIRECT_READERS = 2

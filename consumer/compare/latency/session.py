@@ -15,11 +15,11 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from consumer.latency.environment import ModeTarget
-from consumer.latency.observer import ProbeObserver
-from consumer.latency.probes import Phase, ProbeTag
-from consumer.latency.report import ConsumerBasis, ModeLatency, sink_latency
-from consumer.latency.writer import ProbeWriter
+from consumer.compare.latency.environment import ModeTarget
+from consumer.compare.latency.observer import ProbeObserver
+from consumer.compare.latency.probes import Phase, ProbeTag
+from consumer.compare.latency.report import ConsumerBasis, ModeLatency, sink_latency
+from consumer.compare.latency.writer import ProbeWriter
 from consumer.service.runtime import serve
 
 

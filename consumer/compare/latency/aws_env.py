@@ -20,9 +20,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from consumer.latency.environment import LatencyError, Mode, ModeTarget, check_settings
-from consumer.latency.probes import ProbeKeys
-from consumer.latency.writer import ProbeWriter, WrittenProbe
+from consumer.compare.latency.environment import LatencyError, Mode, ModeTarget, check_settings
+from consumer.compare.latency.probes import ProbeKeys
+from consumer.compare.latency.writer import ProbeWriter, WrittenProbe
 from consumer.settings import Settings
 
 APPLICATION_LIMIT = 100  # Settings.application

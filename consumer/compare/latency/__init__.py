@@ -22,10 +22,10 @@ Modules, one concern each:
 - `runner`: all modes of one run, in order.
 """
 
-from consumer.latency.environment import Environment, LatencyError, Mode, ModeTarget
-from consumer.latency.percentiles import PERCENTILE_METHOD, Summary, nearest_rank, summarize
-from consumer.latency.report import LatencyReport, ModeLatency, SinkLatency
-from consumer.latency.runner import RunOptions, measure_latency
+from consumer.compare.latency.environment import Environment, LatencyError, Mode, ModeTarget
+from consumer.compare.latency.percentiles import PERCENTILE_METHOD, Summary, nearest_rank, summarize
+from consumer.compare.latency.report import LatencyReport, ModeLatency, SinkLatency
+from consumer.compare.latency.runner import RunOptions, measure_latency
 
 __all__ = [
     "PERCENTILE_METHOD",

@@ -1,4 +1,4 @@
-"""LOCAL ONLY: the chaos suite (`make chaos`, `python -m consumer.chaos [--short] [--seed N]
+"""LOCAL ONLY: the chaos suite (`make chaos`, `python -m tests.chaos [--short] [--seed N]
 [--mode efo|polling|both]`).
 
 Like `consumer.local`, this package exists for the local stack only (moto server and

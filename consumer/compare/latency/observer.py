@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
-from consumer.latency.clock import WallClockUs, wall_us
-from consumer.latency.probes import ProbeStamp, read_probe
+from consumer.compare.latency.clock import WallClockUs, wall_us
+from consumer.compare.latency.probes import ProbeStamp, read_probe
 from consumer.pipeline.added_latency import BATCH_READ_AT
 from consumer.pipeline.processor import Route
 from consumer.pipeline.sink import Failures, Sink

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from consumer.costs.breakdown import CostLine, count, usd
-from consumer.costs.prices import PriceSheet
-from consumer.costs.units import MILLION
+from consumer.compare.costs.breakdown import CostLine, count, usd
+from consumer.compare.costs.prices import PriceSheet
+from consumer.compare.costs.units import MILLION
 
 
 def dlq_line(

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from consumer.aws import AwsEndpoints
-from consumer.latency.environment import LatencyError, Mode, ModeTarget, check_settings
-from consumer.latency.probes import KeyAttribute, ProbeKeys
-from consumer.latency.writer import WrittenProbe
+from consumer.compare.latency.environment import LatencyError, Mode, ModeTarget, check_settings
+from consumer.compare.latency.probes import KeyAttribute, ProbeKeys
+from consumer.compare.latency.writer import WrittenProbe
 from consumer.local.bridge import BridgeOptions, DestinationBridge
 from consumer.local.sample_orders import ORDER_KEY, create_kinesis_stream, create_source_table
 from consumer.local.stack import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, LocalStackState

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from consumer.costs.breakdown import rate
-from consumer.costs.compare import Comparison, ScanRange, total
-from consumer.costs.errors import CostError
+from consumer.compare.costs.breakdown import rate
+from consumer.compare.costs.compare import Comparison, ScanRange, total
+from consumer.compare.costs.errors import CostError
 
 PLOT_POINTS_PER_DECADE = 48
 
