@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from consumer.local.sample_orders import create_kinesis_stream
-from consumer.sources.model import RawRecord, ReadBatch
+from consumer.records.batch import RawRecord, ReadBatch
 
 
 def new_stream(kinesis: Any, name: str, shards: int = 1) -> str:

@@ -11,7 +11,7 @@ from consumer.records import (
     decode_kinesis_data,
     decode_streams_record,
 )
-from consumer.sources.model import RawRecord
+from consumer.records.batch import RawRecord
 
 # Turns one raw record into its changes (or a DecodeError standing in for a bad one).
 Decoder = Callable[[RawRecord, str, str], Sequence[ChangeEvent | DecodeError]]

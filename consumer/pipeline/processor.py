@@ -42,8 +42,8 @@ from consumer.pipeline.filters import RecordFilter
 from consumer.pipeline.missing_destination import DestinationGone, MissingDestinations, missing_code
 from consumer.pipeline.sink import Failures, Sink, SinkError
 from consumer.records import ChangeEvent, DecodeError
+from consumer.records.batch import RawRecord, ReadBatch
 from consumer.sources.errors import TRANSIENT_NETWORK_ERRORS, is_server_error, is_throttling
-from consumer.sources.model import RawRecord, ReadBatch
 
 log = structlog.get_logger(__name__)
 

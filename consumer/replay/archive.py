@@ -30,6 +30,7 @@ from typing import Any
 import structlog
 
 from consumer.pipeline.processor import ShardPipeline, ShardStopped
+from consumer.records.batch import ReadBatch
 from consumer.replay.archive_index import ArchiveLocation, ArchiveObject
 from consumer.replay.archive_lines import (
     ArchivedRecord,
@@ -46,7 +47,6 @@ from consumer.replay.request import ReplayRequest, replay_settings
 from consumer.replay.status import STOPPED, ReplayState, ShardStatus
 from consumer.service.pipelines import build_dlq, open_pipeline_clients, routes_factory
 from consumer.settings import Settings
-from consumer.sources.model import ReadBatch
 
 log = structlog.get_logger(__name__)
 

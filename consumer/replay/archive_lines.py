@@ -20,7 +20,7 @@ from datetime import datetime
 import orjson
 
 from consumer.records import ChangeEvent, DecodeError, RecordPosition, decode_destination_record
-from consumer.sources.model import RawRecord
+from consumer.records.batch import RawRecord
 
 _CHANGE = b',"change":'
 

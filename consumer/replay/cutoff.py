@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, replace
 
 from consumer.pipeline.decoders import Decoder
 from consumer.records import ChangeEvent, DecodeError
+from consumer.records.batch import RawRecord, ReadBatch
 from consumer.replay.window import ReplayWindow
-from consumer.sources.model import RawRecord, ReadBatch
 
 
 class ShardEnd(enum.StrEnum):

@@ -19,9 +19,9 @@ from consumer.pipeline.decoders import decode_kinesis, decode_streams
 from consumer.pipeline.dlq import DlqMessage, SqsDeadLetterQueue
 from consumer.pipeline.processor import DECODE_PIPELINE, Route
 from consumer.records import DecodeError
+from consumer.records.batch import RawRecord
 from consumer.service.pipelines import open_pipeline_clients, routes_factory
 from consumer.settings import Settings
-from consumer.sources.model import RawRecord
 
 REPLAY_SHARD = "dlq-replay"
 

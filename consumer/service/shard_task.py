@@ -23,10 +23,11 @@ import structlog
 from checkpoints import Checkpoint, LeaseHandle, LeaseLost, Position, StopReason
 from consumer.pipeline.missing_destination import DestinationGone
 from consumer.pipeline.processor import ShardPipeline, ShardStopped
+from consumer.records.batch import ReadBatch
 from consumer.service.startup_heap import freeze_startup_heap
 from consumer.settings import StreamSection
 from consumer.sources.budget import ByteBudget, default_worker_budget, memory_limit_bytes
-from consumer.sources.model import ReadBatch, ShardReader, StartPosition
+from consumer.sources.model import ShardReader, StartPosition
 from consumer.sources.prefetch import ReadAheadLimits, Stopped, next_unless_stopped, prefetch
 
 log = structlog.get_logger(__name__)

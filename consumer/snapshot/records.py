@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 import orjson
 
+from consumer.records.batch import RawRecord, ReadBatch
 from consumer.snapshot.table_reader import Page, WireItem
-from consumer.sources.model import RawRecord, ReadBatch
 
 
 def _bytes_default(value: object) -> str:

@@ -25,6 +25,7 @@ from botocore.eventstream import EventStreamBuffer
 from botocore.exceptions import ClientError
 
 from consumer.backoff import Backoff
+from consumer.records.batch import ReadBatch
 from consumer.sources.closed_shards import ClosedShardCheck
 from consumer.sources.errors import (
     TRANSIENT_NETWORK_ERRORS,
@@ -34,13 +35,7 @@ from consumer.sources.errors import (
 )
 from consumer.sources.initial_response import RAW_STREAM, SubscriptionStream
 from consumer.sources.lean import child_shard_ids, kinesis_records
-from consumer.sources.model import (
-    EfoUnavailableError,
-    ReadBatch,
-    ReaderError,
-    ShardGoneError,
-    StartPosition,
-)
+from consumer.sources.model import EfoUnavailableError, ReaderError, ShardGoneError, StartPosition
 from consumer.sources.registration import ACCESS_DENIED_CODES, StreamConsumer
 
 log = structlog.get_logger(__name__)

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pybase64
 
-from consumer.sources.model import RawRecord
+from consumer.records.batch import RawRecord
 
 LEAN_BODY = "LeanBody"
 

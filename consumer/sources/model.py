@@ -1,16 +1,18 @@
-"""What every shard reader produces: batches of raw records from a start position.
+"""The shard reader contract: where a shard is read from, the reader protocol and its errors.
 
-Readers hand over records as Kinesis stored them (the payload bytes and their position) and
+Readers hand over `consumer.records.batch.ReadBatch`es of records as Kinesis stored them and
 nothing more: decoding is the pipeline's job and happens only for what a sink needs.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+
+from consumer.records.batch import ReadBatch
 
 
 class StartKind(enum.StrEnum):
@@ -71,38 +73,6 @@ class StartPosition:
         if self.timestamp is not None:
             args["Timestamp"] = self.timestamp
         return args
-
-
-@dataclass(frozen=True, slots=True)
-class RawRecord:
-    """One Kinesis record as stored: payload bytes, position and arrival time (epoch ms)."""
-
-    data: bytes
-    sequence_number: str
-    arrival_ms: int
-    partition_key: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReadBatch:
-    """Records read from one shard in one call or event.
-
-    `resume_after` is the sequence number to resume after (the last record's, or the EFO
-    continuation number, which advances even when no record came). `child_shard_ids` is set
-    only on the last batch of a closed shard (SHARD_END). `read_at` is when its bytes were
-    read (monotonic seconds; set by the read-ahead), for the consumer's own added latency.
-    """
-
-    shard_id: str
-    records: Sequence[RawRecord]
-    millis_behind_latest: int | None
-    resume_after: str | None
-    child_shard_ids: tuple[str, ...] | None = None
-    read_at: float | None = None
-
-    @property
-    def shard_end(self) -> bool:
-        return self.child_shard_ids is not None
 
 
 class ShardReader(Protocol):

@@ -12,6 +12,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from consumer.backoff import Backoff
+from consumer.records.batch import RawRecord, ReadBatch
 from consumer.sources.errors import (
     TRANSIENT_NETWORK_ERRORS,
     error_code,
@@ -19,7 +20,7 @@ from consumer.sources.errors import (
     is_throttling,
 )
 from consumer.sources.lean import child_shard_ids, kinesis_records, lean_body
-from consumer.sources.model import RawRecord, ReadBatch, ShardGoneError, StartPosition
+from consumer.sources.model import ShardGoneError, StartPosition
 
 log = structlog.get_logger(__name__)
 

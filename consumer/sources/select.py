@@ -9,13 +9,9 @@ from typing import Any
 
 import structlog
 
+from consumer.records.batch import ReadBatch
 from consumer.sources.efo import EfoReader
-from consumer.sources.model import (
-    EfoUnavailableError,
-    ReadBatch,
-    ShardReader,
-    StartPosition,
-)
+from consumer.sources.model import EfoUnavailableError, ShardReader, StartPosition
 from consumer.sources.polling import PollingOptions, PollingReader
 from consumer.sources.registration import ensure_stream_consumer
 

@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from checkpoints.discovery import ShardInfo
 from consumer.backoff import Backoff
+from consumer.records.batch import RawRecord, ReadBatch
 from consumer.sources.errors import (
     TRANSIENT_NETWORK_ERRORS,
     error_code,
@@ -28,7 +29,7 @@ from consumer.sources.errors import (
     is_throttling,
 )
 from consumer.sources.lean import install_lean_get_records, lean_body
-from consumer.sources.model import RawRecord, ReadBatch, ShardGoneError, StartKind, StartPosition
+from consumer.sources.model import ShardGoneError, StartKind, StartPosition
 
 log = structlog.get_logger(__name__)
 

@@ -278,7 +278,7 @@ def test_a_deleted_dead_letter_queue_stops_the_shard_at_the_bound_not_after_thre
     from consumer.pipeline.dlq import SqsDeadLetterQueue
     from consumer.pipeline.missing_destination import DestinationGone
     from consumer.pipeline.processor import Route, ShardPipeline
-    from consumer.sources.model import RawRecord, ReadBatch
+    from consumer.records.batch import RawRecord, ReadBatch
     from tests.change_factory import destination_record
     from tests.pipeline_fakes import MemoryCheckpointer, MemorySink, sink_error
 

@@ -31,7 +31,7 @@ from consumer.pipeline.replication import (
     live_items,
 )
 from consumer.records import ChangeEvent
-from consumer.sources.model import RawRecord, ReadBatch
+from consumer.records.batch import RawRecord, ReadBatch
 from tests.change_factory import destination_record
 from tests.pipeline_fakes import MemoryDlq
 from tests.unit.test_leases_handle import FakeWriter

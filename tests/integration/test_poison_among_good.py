@@ -37,7 +37,7 @@ from consumer.pipeline.search.opensearch_sink import OpenSearchSink
 from consumer.pipeline.search.settings import LocalIndexSettings, OpenSearchSettings
 from consumer.pipeline.sink import Sink
 from consumer.records import ChangeEvent
-from consumer.sources.model import RawRecord, ReadBatch
+from consumer.records.batch import RawRecord, ReadBatch
 from tests.change_factory import destination_record
 from tests.opensearch_double import OpenSearchDouble
 from tests.pipeline_fakes import MemoryCheckpointer, MemoryDlq

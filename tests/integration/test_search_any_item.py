@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from consumer.pipeline.processor import RetryPolicy, Route, ShardPipeline
 from consumer.pipeline.search import OpenSearchSettings, OpenSearchSink
-from consumer.sources.model import RawRecord, ReadBatch
+from consumer.records.batch import RawRecord, ReadBatch
 from tests.change_factory import destination_record
 from tests.opensearch_double import OpenSearchDouble
 from tests.pipeline_fakes import MemoryCheckpointer, MemoryDlq

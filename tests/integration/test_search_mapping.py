@@ -27,8 +27,8 @@ from consumer.pipeline.processor import RetryPolicy, Route, ShardPipeline
 from consumer.pipeline.search import OpenSearchSettings, OpenSearchSink, live_search_body
 from consumer.pipeline.search.mapping import INDEX_BODY
 from consumer.pipeline.sink import SinkError
+from consumer.records.batch import RawRecord, ReadBatch
 from consumer.service.worker import WorkerState
-from consumer.sources.model import RawRecord, ReadBatch
 from consumer.telemetry.metrics import Snapshot, emf_line, prometheus_text, take_snapshot
 from tests.change_factory import destination_record, insert
 from tests.opensearch_double import OpenSearchDouble

@@ -6,7 +6,7 @@ import orjson
 
 from consumer.pipeline.added_latency import AddedLatency, LatencyHistogram
 from consumer.pipeline.processor import Route, ShardPipeline
-from consumer.sources.model import RawRecord, ReadBatch
+from consumer.records.batch import RawRecord, ReadBatch
 from tests.change_factory import destination_record
 from tests.pipeline_fakes import MemoryCheckpointer, MemoryDlq, MemorySink
 

@@ -42,9 +42,9 @@ from hypothesis import strategies as st
 
 from consumer.pipeline.decoders import decode_kinesis
 from consumer.records import DecodeError, _speedups, decode_destination_record
+from consumer.records.batch import RawRecord, ReadBatch
 from consumer.records.number import OUT_OF_RANGE
 from consumer.records.streams import decode_streams_record
-from consumer.sources.model import RawRecord, ReadBatch
 from tests.pipeline_fakes import MemorySink
 from tests.unit.test_pipeline_processor import SHARD, pipeline
 from tests.unit.test_records_native import assert_same

@@ -11,15 +11,10 @@ import pytest
 from aiohttp import web
 
 from consumer.aws import AwsEndpoints
+from consumer.records.batch import ReadBatch
 from consumer.sources.efo import EfoReader
 from consumer.sources.initial_response import install_subscription_stream
-from consumer.sources.model import (
-    EfoUnavailableError,
-    ReadBatch,
-    ShardGoneError,
-    StartKind,
-    StartPosition,
-)
+from consumer.sources.model import EfoUnavailableError, ShardGoneError, StartKind, StartPosition
 from tests.fake_event_stream import (
     INITIAL_RESPONSE,
     FakeKinesis,

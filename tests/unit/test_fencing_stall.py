@@ -20,7 +20,7 @@ from checkpoints.model import Checkpoint, Lease
 from consumer.pipeline.processor import Route, ShardPipeline
 from consumer.pipeline.sink import NO_FAILURES, Failures
 from consumer.records import ChangeEvent
-from consumer.sources.model import RawRecord, ReadBatch
+from consumer.records.batch import RawRecord, ReadBatch
 from tests.change_factory import destination_record
 from tests.pipeline_fakes import MemoryDlq
 from tests.unit.test_leases_handle import FakeWriter

@@ -16,7 +16,7 @@ from consumer.pipeline.added_latency import BATCH_READ_AT
 from consumer.pipeline.processor import Route, ShardPipeline
 from consumer.pipeline.sink import Failures
 from consumer.records import ChangeEvent
-from consumer.sources.model import RawRecord, ReadBatch
+from consumer.records.batch import RawRecord, ReadBatch
 from tests.change_factory import destination_record
 from tests.pipeline_fakes import MemoryCheckpointer, MemoryDlq, MemorySink
 from tests.unit.test_latency_observer import Ticks, probe

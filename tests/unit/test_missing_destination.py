@@ -27,9 +27,9 @@ from consumer.pipeline.processor import RetryPolicy, Route, ShardPipeline
 from consumer.pipeline.search.faults import DestinationRefused
 from consumer.pipeline.sink import SinkError
 from consumer.records import ChangeEvent
+from consumer.records.batch import RawRecord, ReadBatch
 from consumer.service.runtime import readiness
 from consumer.service.shard_task import ShardActivity
-from consumer.sources.model import RawRecord, ReadBatch
 from consumer.telemetry.metrics import Snapshot, emf_line, prometheus_text
 from tests.change_factory import destination_record
 from tests.pipeline_fakes import MemoryCheckpointer, MemoryDlq, MemorySink

@@ -19,7 +19,7 @@ from consumer.pipeline.processor import (
 )
 from consumer.pipeline.sink import Failures, SinkError
 from consumer.records import ChangeEvent
-from consumer.sources.model import RawRecord, ReadBatch
+from consumer.records.batch import RawRecord, ReadBatch
 from tests.change_factory import destination_record
 from tests.pipeline_fakes import MemoryCheckpointer, MemoryDlq, MemorySink, sink_error
 

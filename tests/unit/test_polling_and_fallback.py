@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from consumer.sources.model import EfoUnavailableError, RawRecord, ReadBatch, StartPosition
+from consumer.records.batch import RawRecord, ReadBatch
+from consumer.sources.model import EfoUnavailableError, StartPosition
 from consumer.sources.polling import PollingOptions, PollingReader
 from consumer.sources.prefetch import prefetch
 from consumer.sources.select import EfoWithFallbackReader

@@ -126,7 +126,7 @@ def test_worker_budget_is_a_share_of_the_memory_limit() -> None:
 
 
 def test_polling_cuts_records_per_call_to_the_batch_byte_target() -> None:
-    from consumer.sources.model import RawRecord
+    from consumer.records.batch import RawRecord
     from consumer.sources.polling import RecordLimit
 
     limit = RecordLimit(10_000, batch_bytes=4 * MIB)

@@ -4,12 +4,12 @@ made after --to never reach a sink."""
 from __future__ import annotations
 
 import orjson
+from consumer.replay.cutoff import ChangeTimeFilter, ShardEnd, cut_batch
 
 from consumer.pipeline.decoders import decode_kinesis
 from consumer.records import ChangeEvent, DecodeError
-from consumer.replay.cutoff import ChangeTimeFilter, ShardEnd, cut_batch
+from consumer.records.batch import RawRecord, ReadBatch
 from consumer.replay.window import ReplayWindow
-from consumer.sources.model import RawRecord, ReadBatch
 from tests.change_factory import destination_record
 
 SHARD = "shardId-000000000000"

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from checkpoints import Checkpoint, StopReason
+from consumer.records.batch import ReadBatch
 from consumer.service.shard_task import ShardActivity, run_shard
-from consumer.sources.model import ReadBatch, StartPosition
+from consumer.sources.model import StartPosition
 from consumer.sources.prefetch import STOPPED, next_unless_stopped, prefetch
 
 

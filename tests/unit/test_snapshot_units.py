@@ -14,6 +14,7 @@ from checkpoints.model import snapshot_from_items
 from consumer.compare.costs.prices import load_region
 from consumer.pipeline.decoders import decode_kinesis
 from consumer.records import ChangeEvent, EventName
+from consumer.records.batch import RawRecord
 from consumer.records.ordering import ABSENT, UNKNOWN
 from consumer.snapshot.backfill import access_denied_line
 from consumer.snapshot.dry_run import estimate_backfill
@@ -29,7 +30,6 @@ from consumer.snapshot.progress import ProgressFigures, progress_line
 from consumer.snapshot.rate import ReadUnitLimiter
 from consumer.snapshot.records import snapshot_record_data
 from consumer.snapshot.stitch import StitchError, StitchFacts, check_initial_position, check_static
-from consumer.sources.model import RawRecord
 
 HOUR_US = 3_600_000_000
 
