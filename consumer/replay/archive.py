@@ -1,6 +1,24 @@
 """Archive replay: the chosen pipelines fed from the audit archive in S3, for history older
 than the stream's retention.
 
+Finding the objects. The archive's layout (see `consumer.pipeline.audit.layout`):
+
+    {prefix}table={table}/dt=YYYY-MM-DD/hour=HH/{shard_id}/{first_seq}-{first_sub}.ndjson.gz
+
+Partitions are the UTC hour of each record's *arrival*; an object never spans two. A replay
+from `--from` lists the partitions from the hour before `--from`'s hour (a cheap margin for
+records near the boundary; lines are filtered by their own arrival time anyway) to the hour of
+the cut-off (`--to + grace`). Listing goes day by day (one ListObjectsV2 listing per day, not
+per hour), so a replay over a year costs a few hundred listings.
+
+Reading lines back. A line is `{…metadata…,"change":<the change record exactly as read>}`
+(see `consumer.pipeline.audit.lines`); `change` is always the last field, and the bytes
+between `,"change":` and the line's closing brace are the raw record, byte for byte: no parse
+and re-encode, so numbers keep their digits. (The first `,"change":` in a line is the
+separator: in the metadata before it every quote inside a string is escaped.) Each line
+becomes an `ArchivedRecord`, a `RawRecord` that also carries the record's sub-sequence
+number, and `decode_archived` decodes it at the position the line names.
+
 Order and versioning are the stream replay's:
 - within a shard, objects are read in the order of their first record and their lines in
   file order, which is shard order (sequence, sub-sequence), through the same
@@ -20,39 +38,270 @@ one process reads several shards at once.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import AsyncExitStack
+from collections import OrderedDict, defaultdict
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
+import orjson
 import structlog
 
+from consumer.pipeline.audit.layout import SUFFIX, ObjectLayout
 from consumer.pipeline.processor import ShardPipeline, ShardStopped
-from consumer.records.batch import ReadBatch
-from consumer.replay.archive_index import ArchiveLocation, ArchiveObject
-from consumer.replay.archive_lines import (
-    ArchivedRecord,
-    LineFormatError,
-    RecentIds,
-    decode_archived,
-    read_object,
-)
-from consumer.replay.cutoff import ChangeTimeFilter
-from consumer.replay.dry_run import DryRun
-from consumer.replay.estimate import ShardCount
-from consumer.replay.outcome import LocalTotals, ReplayOutcome
+from consumer.records import ChangeEvent, DecodeError, RecordPosition, decode_destination_record
+from consumer.records.batch import RawRecord, ReadBatch
+from consumer.replay.dry_run import DryRun, ShardCount
+from consumer.replay.progress import StateListener, reporting_states
 from consumer.replay.request import ReplayRequest, replay_settings
-from consumer.replay.status import STOPPED, ReplayState, ShardStatus
+from consumer.replay.status import STOPPED, LocalTotals, ReplayOutcome, ReplayState, ShardStatus
+from consumer.replay.window import ChangeTimeFilter, ReplayError, ReplayInputError, ReplayWindow
 from consumer.service.pipelines import build_dlq, open_pipeline_clients, routes_factory
 from consumer.settings import Settings
 
 log = structlog.get_logger(__name__)
 
+HOUR_MS = 3_600_000
 BATCH_RECORDS = 1000
 SHARD_CONCURRENCY = 8
-StateListener = Callable[[ReplayState], object]
+# Sorts objects named by an event id (no decimal sequence number) after the others.
+_NO_SEQUENCE = (1 << 200, 0)
+_CHANGE = b',"change":'
+
+
+@dataclass(frozen=True)
+class ArchiveLocation:
+    """Where the archive is: bucket, prefix ("" or ending in "/"), and the source table."""
+
+    bucket: str
+    prefix: str
+    table: str
+
+    @property
+    def table_prefix(self) -> str:
+        return ObjectLayout(self.prefix).table_prefix(self.table)
+
+
+@dataclass(frozen=True, order=True)
+class ArchiveObject:
+    """One audit object. Orders by partition hour, shard, then first record's position."""
+
+    hour: int
+    shard_id: str
+    first: tuple[int, int]
+    key: str
+    size: int = 0
+
+
+def hour_range(window: ReplayWindow) -> tuple[int | None, int]:
+    """The partition hours (since the epoch) to read: from the hour before `--from`'s (None:
+    from the start of the archive) to the hour of the cut-off."""
+    first = None if window.from_ms is None else window.from_ms // HOUR_MS - 1
+    return first, window.cutoff_ms // HOUR_MS
+
+
+def parse_object_key(key: str, table_prefix: str, size: int = 0) -> ArchiveObject | None:
+    """The object of `key`, or None for a key that is not an audit object of this table."""
+    if not key.startswith(table_prefix) or not key.endswith(SUFFIX):
+        return None
+    parts = key[len(table_prefix) :].split("/")
+    if len(parts) != 4 or not parts[0].startswith("dt=") or not parts[1].startswith("hour="):
+        return None
+    try:
+        day = datetime.strptime(parts[0][3:], "%Y-%m-%d").replace(tzinfo=UTC)
+        hour_of_day = int(parts[1][5:])
+    except ValueError:
+        return None
+    if not 0 <= hour_of_day <= 23:
+        return None
+    hour = int(day.timestamp()) // 3600 + hour_of_day
+    name = parts[3][: -len(SUFFIX)]
+    sequence, _, sub = name.rpartition("-")
+    first = (int(sequence), int(sub)) if sequence.isdigit() and sub.isdigit() else _NO_SEQUENCE
+    return ArchiveObject(hour, unquote(parts[2]), first, key, size)
+
+
+def day_text(hour: int) -> str:
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(hours=hour)).strftime("%Y-%m-%d")
+
+
+def select_days(days: Iterable[str], first_hour: int | None, last_hour: int) -> list[str]:
+    """The `YYYY-MM-DD` partitions that can hold the hours [first_hour, last_hour]."""
+    low = day_text(first_hour) if first_hour is not None else ""
+    high = day_text(last_hour)
+    return sorted(day for day in days if low <= day <= high)
+
+
+async def _listing_pages(s3: Any, **params: Any) -> AsyncIterator[dict[str, Any]]:
+    """Every ListObjectsV2 page of `params`, following continuation tokens."""
+    while True:
+        page: dict[str, Any] = await s3.list_objects_v2(**params)
+        yield page
+        token = page.get("NextContinuationToken")
+        if not token:
+            return
+        params["ContinuationToken"] = token
+
+
+async def _common_prefixes(s3: Any, bucket: str, prefix: str) -> list[str]:
+    return [
+        entry["Prefix"]
+        async for page in _listing_pages(s3, Bucket=bucket, Prefix=prefix, Delimiter="/")
+        for entry in page.get("CommonPrefixes", [])
+    ]
+
+
+async def find_table(s3: Any, bucket: str, prefix: str, table: str | None) -> ArchiveLocation:
+    """The archive location for `table`, or for the only table in the archive."""
+    if table:
+        return ArchiveLocation(bucket, prefix, table)
+    tables = [
+        unquote(entry[len(prefix) :].removeprefix("table=").rstrip("/"))
+        for entry in await _common_prefixes(s3, bucket, prefix)
+        if entry[len(prefix) :].startswith("table=")
+    ]
+    if not tables:
+        raise ReplayError(f"no audit archive under s3://{bucket}/{prefix}")
+    if len(tables) > 1:
+        raise ReplayInputError(
+            f"the archive s3://{bucket}/{prefix} holds several tables ({', '.join(tables)}): "
+            "choose one with --table"
+        )
+    return ArchiveLocation(bucket, prefix, tables[0])
+
+
+async def list_objects(
+    s3: Any, location: ArchiveLocation, window: ReplayWindow
+) -> list[ArchiveObject]:
+    """Every object of the window's partitions, sorted (hour, shard, first position)."""
+    first_hour, last_hour = hour_range(window)
+    table_prefix = location.table_prefix
+    day_prefixes = await _common_prefixes(s3, location.bucket, table_prefix)
+    days = [entry[len(table_prefix) :].removeprefix("dt=").rstrip("/") for entry in day_prefixes]
+    objects: list[ArchiveObject] = []
+    for day in select_days(days, first_hour, last_hour):
+        pages = _listing_pages(s3, Bucket=location.bucket, Prefix=f"{table_prefix}dt={day}/")
+        async for page in pages:
+            for entry in page.get("Contents", []):
+                parsed = parse_object_key(entry["Key"], table_prefix, int(entry.get("Size", 0)))
+                if parsed is None:
+                    continue
+                if (first_hour is None or parsed.hour >= first_hour) and parsed.hour <= last_hour:
+                    objects.append(parsed)
+    return sorted(objects)
+
+
+class LineFormatError(ValueError):
+    """A line that is not an audit line (the message never holds the line's contents)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedRecord(RawRecord):
+    """A change record read back from the archive. `arrival_ms` is 0 where the line has no
+    arrival time (Streams mode), `created_at_us` is the line's change time."""
+
+    sub_sequence_number: int = 0
+    created_at_us: int = 0
+    event_id: str = ""
+    stream: str = ""
+
+
+def parse_line(line: bytes) -> ArchivedRecord:
+    """One audit line as a record; LineFormatError if it is not one."""
+    cut = line.find(_CHANGE)
+    if cut < 0:
+        raise LineFormatError("no change field")
+    body = line.rstrip()
+    if not body.endswith(b"}"):
+        raise LineFormatError("the line does not end with '}'")
+    try:
+        head = orjson.loads(line[:cut] + b"}")
+    except orjson.JSONDecodeError as error:
+        raise LineFormatError(f"the metadata is not JSON: {error}") from None
+    raw = body[cut + len(_CHANGE) : -1].strip()
+    if not (raw.startswith(b"{") and raw.endswith(b"}")):
+        raise LineFormatError("the change field is not a JSON object")
+    try:
+        arrival = head.get("arrival_time")
+        return ArchivedRecord(
+            data=raw,
+            sequence_number=str(head["sequence_number"]),
+            arrival_ms=_iso_ms(arrival) if arrival else 0,
+            partition_key="",
+            sub_sequence_number=int(head.get("sub_sequence_number") or 0),
+            created_at_us=int(head["created_at_us"]),
+            event_id=str(head["event_id"]),
+            stream=str(head.get("stream") or ""),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise LineFormatError(f"bad metadata: {type(error).__name__} {error}") from None
+
+
+def _iso_ms(text: str) -> int:
+    return round(datetime.fromisoformat(text).timestamp() * 1000)
+
+
+def read_object(body: bytes) -> tuple[list[ArchivedRecord], int]:
+    """Every line of a gzip NDJSON object, in order, and the count of lines that are not
+    audit lines. Raises LineFormatError if the body is not gzip."""
+    try:
+        text = gzip.decompress(body)
+    except (OSError, EOFError) as error:
+        raise LineFormatError(f"not a gzip object: {error}") from None
+    records: list[ArchivedRecord] = []
+    bad = 0
+    for line in text.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            records.append(parse_line(line))
+        except LineFormatError:
+            bad += 1
+    return records, bad
+
+
+def decode_archived(
+    record: RawRecord, stream: str, shard_id: str
+) -> list[ChangeEvent | DecodeError]:
+    """A pipeline decoder for archived records: the change at the position its line names."""
+    sub_sequence = record.sub_sequence_number if isinstance(record, ArchivedRecord) else 0
+    position = RecordPosition(
+        stream, shard_id, record.sequence_number, sub_sequence, record.arrival_ms or None
+    )
+    try:
+        return [decode_destination_record(record.data, position)]
+    except DecodeError as error:
+        return [error]
+
+
+class RecentIds:
+    """Event ids seen lately, up to `capacity` (oldest forgotten first).
+
+    The archive can hold a change twice (the destination delivered it twice, or a restarted
+    consumer cut its objects differently); skipping the second copy saves sink writes. It is
+    only an optimisation: every sink is idempotent and versioned, so a copy that slips past a
+    full window changes nothing.
+    """
+
+    def __init__(self, capacity: int = 500_000) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self._capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def first_time(self, event_id: str) -> bool:
+        """True the first time `event_id` is seen (within the window)."""
+        if event_id in self._ids:
+            self._ids.move_to_end(event_id)
+            return False
+        self._ids[event_id] = None
+        if len(self._ids) > self._capacity:
+            self._ids.popitem(last=False)
+        return True
 
 
 class NoCheckpoints:
@@ -186,14 +435,13 @@ class ArchiveReplay:
                         )
                         shard.error = str(stopped)
 
-            ticker = asyncio.create_task(self._tick(stop))
             limit = asyncio.Semaphore(SHARD_CONCURRENCY)
 
             async def limited(shard: ArchiveShard, items: list[ArchiveObject]) -> None:
                 async with limit:
                     await replay_objects(shard, items)
 
-            try:
+            async with self._reporting(stop):
                 for hour in by_hour(self.objects):
                     if stop.is_set():
                         break
@@ -207,9 +455,6 @@ class ArchiveReplay:
                     if shard.pipeline is not None:
                         await shard.pipeline.drain()
                     shard.done = not stop.is_set() and shard.error is None
-            finally:
-                ticker.cancel()
-                await asyncio.gather(ticker, return_exceptions=True)
         state = self.state()
         self._on_state(state)
         local = LocalTotals(skipped_after_to=decoder.skipped.after_to)
@@ -238,24 +483,19 @@ class ArchiveReplay:
         counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # records, bytes, changes
         started = time.monotonic()
         self.totals.shards = {item.shard_id: ArchiveShard(item.shard_id) for item in self.objects}
-        ticker = asyncio.create_task(self._tick(stop))
-        try:
-            async with self.settings.aws.endpoints().aio_client("s3") as s3:
-                for item in self.objects:
-                    if stop.is_set():
-                        break
-                    records = await self._read(s3, item)
-                    tally = counts[item.shard_id]
-                    tally[0] += len(records)
-                    tally[1] += sum(len(record.data) for record in records)
-                    tally[2] += sum(1 for r in records if window.applies(r.created_at_us))
-                    shard = self.totals.shards[item.shard_id]
-                    shard.records += len(records)
-                    if records:
-                        shard.at_ms = records[-1].arrival_ms or shard.at_ms
-        finally:
-            ticker.cancel()
-            await asyncio.gather(ticker, return_exceptions=True)
+        async with self._reporting(stop), self.settings.aws.endpoints().aio_client("s3") as s3:
+            for item in self.objects:
+                if stop.is_set():
+                    break
+                records = await self._read(s3, item)
+                tally = counts[item.shard_id]
+                tally[0] += len(records)
+                tally[1] += sum(len(record.data) for record in records)
+                tally[2] += sum(1 for r in records if window.applies(r.created_at_us))
+                shard = self.totals.shards[item.shard_id]
+                shard.records += len(records)
+                if records:
+                    shard.at_ms = records[-1].arrival_ms or shard.at_ms
         for shard in self.totals.shards.values():
             shard.done = not stop.is_set()
         self._on_state(self.state())
@@ -301,10 +541,5 @@ class ArchiveReplay:
                 kept.append(record)
         return kept
 
-    async def _tick(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            self._on_state(self.state())
-            try:
-                await asyncio.wait_for(stop.wait(), self._poll_s)
-            except TimeoutError:
-                continue
+    def _reporting(self, stop: asyncio.Event) -> AbstractAsyncContextManager[None]:
+        return reporting_states(self._on_state, self.state, self._poll_s, stop)

@@ -5,37 +5,117 @@ From the stream it reads every shard of the window with GetRecords, exactly as t
 would (so on an on-demand stream the dry run costs what the replay's reads cost, and it shares
 the shards' 5 GetRecords calls/s with other polling consumers). From the archive it lists and
 reads the window's objects (S3 GETs; no Kinesis reads).
+
+The estimates are pure. Time: shards of one lineage are read one after the other (parents
+before children), shards of different lineages at once, so the replay takes at least the
+longest lineage's read time. Two bounds are reported: at the rate the dry run itself read
+(the same polling reads a replay makes; the sinks may be slower), and at Kinesis' per-shard
+read limits (2 MiB/s and 5 GetRecords calls/s of up to 10,000 records), the best a replay
+can do.
+
+Cost: reading is billed per GB on on-demand streams ($0.04/GB shared polling, $0.05/GB EFO);
+on provisioned streams polling is included in the shard-hours and EFO costs $0.013/GB plus a
+consumer-shard-hour per shard while the consumer is registered. Prices come from the
+packaged price sheet (`consumer.compare.costs.prices`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from consumer.compare.costs.errors import CostError
-from consumer.compare.costs.prices import DEFAULT_REGION, load_region
+from consumer.compare.costs.prices import DEFAULT_REGION, Prices, load_region
 from consumer.pipeline.decoders import decode_kinesis
 from consumer.records import ChangeEvent
-from consumer.replay.cutoff import cut_batch
-from consumer.replay.estimate import (
-    ShardCount,
-    critical_path_s,
-    limit_seconds,
-    read_costs,
-)
+from consumer.replay.progress import StateListener, reporting_states
 from consumer.replay.status import ReplayState, ShardStatus
 from consumer.replay.stream import StreamPlan
-from consumer.replay.times import human_span, iso_ms
-from consumer.replay.window import ReplayWindow
+from consumer.replay.window import ReplayWindow, cut_batch, human_span, iso_ms, utc_datetime
 from consumer.settings import Settings
 from consumer.sources.lean import install_lean_get_records
 from consumer.sources.model import StartPosition
 from consumer.sources.polling import MIN_POLL_INTERVAL_S, PollingOptions, PollingReader
 
-StateListener = Callable[[ReplayState], object]
+GB = 1_000_000_000
+SHARD_READ_BYTES_PER_S = 2 * 1024 * 1024
+CALLS_PER_S = 5
+RECORDS_PER_CALL = 10_000
+
+
+@dataclass(frozen=True)
+class ShardCount:
+    """What a dry run read from one shard."""
+
+    shard_id: str
+    parents: frozenset[str]
+    records: int
+    bytes: int
+    changes: int = 0  # changes the replay would apply (made at or before --to)
+    end: str = ""
+
+
+def limit_seconds(records: int, size: int) -> float:
+    """The least time Kinesis' per-shard read limits allow for this much data."""
+    calls = math.ceil(records / RECORDS_PER_CALL)
+    return max(size / SHARD_READ_BYTES_PER_S, calls / CALLS_PER_S)
+
+
+def critical_path_s(counts: Sequence[ShardCount], seconds: Mapping[str, float]) -> float:
+    """The longest parent-to-child chain of per-shard seconds (lineages run in parallel)."""
+    by_id = {count.shard_id: count for count in counts}
+    memo: dict[str, float] = {}
+
+    def finish(shard_id: str, depth: int) -> float:
+        if shard_id in memo:
+            return memo[shard_id]
+        count = by_id[shard_id]
+        parents = [p for p in count.parents if p in by_id]
+        before = (
+            max(finish(p, depth + 1) for p in parents) if parents and depth < len(by_id) else 0.0
+        )
+        memo[shard_id] = before + seconds.get(shard_id, 0.0)
+        return memo[shard_id]
+
+    return max((finish(count.shard_id, 0) for count in counts), default=0.0)
+
+
+@dataclass(frozen=True)
+class CostLine:
+    label: str
+    usd: float
+    detail: str
+
+
+def read_costs(
+    size: int, on_demand: bool, shards: int, hours: float, prices: Prices
+) -> list[CostLine]:
+    """The Kinesis read cost of replaying `size` bytes, polling and (for comparison) EFO."""
+    gb = size / GB
+    if on_demand:
+        polling = prices.kinesis_on_demand_read_gb.value
+        efo = prices.kinesis_on_demand_efo_read_gb.value
+        return [
+            CostLine("polling (replay default)", gb * polling, f"{gb:.4f} GB x ${polling}/GB"),
+            CostLine("enhanced fan-out", gb * efo, f"{gb:.4f} GB x ${efo}/GB"),
+        ]
+    efo_gb = prices.kinesis_efo_read_gb.value
+    shard_hour = prices.kinesis_efo_consumer_shard_hour.value
+    consumer_hours = shards * max(hours, 1.0)  # billed by the hour while registered
+    return [
+        CostLine("polling (replay default)", 0.0, "included in the provisioned shard-hours"),
+        CostLine(
+            "enhanced fan-out",
+            gb * efo_gb + consumer_hours * shard_hour,
+            f"{gb:.4f} GB x ${efo_gb}/GB + {consumer_hours:.0f} consumer-shard-hours "
+            f"x ${shard_hour}",
+        ),
+    ]
+
+
 _READ_CONCURRENCY = 16
 
 
@@ -85,7 +165,7 @@ async def dry_run_stream(
     start = (
         StartPosition.trim_horizon()
         if window.from_ms is None
-        else StartPosition.at_timestamp(_datetime(window.from_ms))
+        else StartPosition.at_timestamp(utc_datetime(window.from_ms))
     )
 
     def state() -> ReplayState:
@@ -128,19 +208,12 @@ async def dry_run_stream(
                         tally.end = cut.end.value
                         return
 
-        async def tick() -> None:
-            while True:
-                notify(state())
-                await asyncio.sleep(poll_s)
-
-        ticker = asyncio.create_task(tick())
-        try:
-            async with asyncio.TaskGroup() as group:
-                for shard in plan.shards:
-                    group.create_task(count(shard.shard_id))
-        finally:
-            ticker.cancel()
-            await asyncio.gather(ticker, return_exceptions=True)
+        async with (
+            reporting_states(notify, state, poll_s, asyncio.Event()),
+            asyncio.TaskGroup() as group,
+        ):
+            for shard in plan.shards:
+                group.create_task(count(shard.shard_id))
     notify(state())
     parents = {shard.shard_id: shard.parent_shard_ids for shard in plan.shards}
     facts = plan.facts
@@ -156,10 +229,6 @@ async def dry_run_stream(
         ),
         on_demand=facts.on_demand,
     )
-
-
-def _datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def render(result: DryRun, window: ReplayWindow, region: str) -> list[str]:

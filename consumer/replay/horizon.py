@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from consumer.replay.times import human_span, iso_ms
+from consumer.replay.window import human_span, iso_ms
 from consumer.sources.lean import kinesis_records, lean_body
 
 HOUR_MS = 3_600_000

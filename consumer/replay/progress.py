@@ -7,23 +7,29 @@
   still to do;
 - on a terminal: one line rewritten in place (carriage return); otherwise a structured log
   line every `log_interval_s`.
+
+The archive replay and the dry runs send their states with `reporting_states`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TextIO
 
 import structlog
 
 from consumer.replay.status import ReplayState, ShardStatus, settlement
-from consumer.replay.times import clock_text
+from consumer.replay.window import clock_text
 
 log = structlog.get_logger(__name__)
+
+StateListener = Callable[[ReplayState], object]
 
 RATE_WINDOW_S = 10.0
 _GLYPHS = " ▁▂▃▄▅▆▇█"
@@ -202,3 +208,25 @@ class ProgressReporter:
             self._out.write("\n")
             self._out.flush()
             self._drawn = False
+
+
+@asynccontextmanager
+async def reporting_states(
+    on_state: StateListener, state: Callable[[], ReplayState], poll_s: float, stop: asyncio.Event
+) -> AsyncIterator[None]:
+    """Sends `state()` to `on_state` every `poll_s` while the body runs, until `stop` is set."""
+
+    async def tick() -> None:
+        while not stop.is_set():
+            on_state(state())
+            try:
+                await asyncio.wait_for(stop.wait(), poll_s)
+            except TimeoutError:
+                continue
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        ticker.cancel()
+        await asyncio.gather(ticker, return_exceptions=True)

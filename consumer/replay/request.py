@@ -1,4 +1,5 @@
-"""A replay request: what to replay, from where, into which pipelines, under which name.
+"""A replay request and its identity: what to replay, from which shards, into which
+pipelines, under which name, and the window recorded on its lease table.
 
 Checked up front, each problem as one line (ReplayInputError): an unknown pipeline, a
 pipeline the settings do not configure, audit from the archive, a name that cannot name a
@@ -8,6 +9,28 @@ A replay runs under its own application name (default `<application>-replay-<fro
 its own lease table (`<name>-leases`), so it never touches the live service's leases or
 checkpoints. Several replay workers with the same name share the shards through that table;
 running the same command again after an interruption resumes from its checkpoints.
+
+The window is recorded on the lease table, so a rerun can only continue the same one. A
+replay's checkpoints cover records its `--to` filter skipped; resuming them under another
+window would silently lose those changes: run `--from X --to T3`, then `--from X` again
+without `--to`, and the changes made after T3 were read, skipped and checkpointed by the first
+run, so the second never applies them. So the lease table carries its window (from, to in
+microseconds, grace, pipelines, source) as a table tag (`consumerReplayWindow`: tags are
+invisible to the lease code, which reads items), and a request under an existing name:
+
+- with the same window resumes;
+- without `--to`, when the recorded replay was also "up to now" and is otherwise the same,
+  resumes the recorded window (a rerun of an interrupted replay "up to now" continues up to
+  the *first* run's now; later changes are the live service's, as they always were);
+- otherwise is refused with one line naming the existing replay and how to resume or remove it.
+
+The shards a replay reads come from ListShards with a ShardFilter, closed shards included:
+`FROM_TIMESTAMP` lists every shard that was open at `--from` or opened after it (closed
+shards whose end is at or after the time, and all open shards), with their parents, which is
+exactly a replay's lineage from `--from` on. (`AT_TIMESTAMP` would list only the shards open
+at that instant and miss the children of a later split.) With no `--from`,
+`FROM_TRIM_HORIZON` lists every shard within retention. A time before the trim horizon is
+treated by Kinesis as the trim horizon.
 """
 
 from __future__ import annotations
@@ -15,15 +38,20 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
-from consumer.replay.errors import ReplayInputError
-from consumer.replay.times import compact_ms
-from consumer.replay.window import ReplayWindow
+import orjson
+from botocore.exceptions import ClientError
+
+from checkpoints.discovery import KinesisShardLister
+from checkpoints.retry import RetryPolicy, error_code
+from consumer.replay.window import ReplayInputError, ReplayWindow, compact_ms, iso_us, utc_datetime
 from consumer.settings import Settings
 
 PIPELINES = ("audit", "search", "replication")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
+TAG = "consumerReplayWindow"
 
 
 class Source(enum.StrEnum):
@@ -138,3 +166,138 @@ def replay_settings(settings: Settings, request: ReplayRequest) -> Settings:
             "stream": settings.stream.model_copy(update={"mode": "polling"}),
         }
     )
+
+
+@dataclass(frozen=True)
+class RecordedWindow:
+    from_ms: int | None
+    to_us: int
+    grace_ms: int
+    pipelines: tuple[str, ...]
+    source: str
+    to_given: bool = True  # False: the replay was "up to now" (no --to)
+
+    @classmethod
+    def of(cls, request: ReplayRequest, to_given: bool = True) -> RecordedWindow:
+        window = request.window
+        return cls(
+            window.from_ms,
+            window.to_us,
+            window.grace_ms,
+            tuple(sorted(request.pipelines)),
+            request.source.value,
+            to_given,
+        )
+
+    def tag_value(self) -> str:
+        fields = [self.from_ms, self.to_us, self.grace_ms, list(self.pipelines), self.source]
+        return orjson.dumps([*fields, self.to_given]).decode()
+
+    @classmethod
+    def from_tag(cls, text: str) -> RecordedWindow:
+        from_ms, to_us, grace_ms, pipelines, source, to_given = orjson.loads(text)
+        return cls(
+            from_ms, int(to_us), int(grace_ms), tuple(pipelines), str(source), bool(to_given)
+        )
+
+    def same_window(self, other: RecordedWindow) -> bool:
+        return replace(self, to_given=other.to_given) == other
+
+    def describe(self) -> str:
+        start = "the trim horizon" if self.from_ms is None else iso_us(self.from_ms * 1000)
+        return (
+            f"from {start} to {iso_us(self.to_us)} into {', '.join(self.pipelines)} "
+            f"(source {self.source})"
+        )
+
+
+async def recorded_window(client: Any, table: str) -> tuple[str, RecordedWindow | None] | None:
+    """(table ARN, its recorded window or None) for an existing lease table; None if absent."""
+    try:
+        description = await client.describe_table(TableName=table)
+    except ClientError as error:
+        if error_code(error) == "ResourceNotFoundException":
+            return None
+        raise
+    arn = str(description["Table"]["TableArn"])
+    tags = await client.list_tags_of_resource(ResourceArn=arn)
+    for tag in tags.get("Tags", []):
+        if tag.get("Key") == TAG:
+            return arn, RecordedWindow.from_tag(str(tag["Value"]))
+    return arn, None
+
+
+def reconcile(
+    request: ReplayRequest, recorded: RecordedWindow | None, explicit_to: bool
+) -> ReplayRequest:
+    """The request to run against an existing lease table (see the module docstring)."""
+    wanted = RecordedWindow.of(request, explicit_to)
+    if recorded is not None and recorded.same_window(wanted):
+        return request
+    remove = (
+        "resume it with the same options, pick another --replay-name, or remove it "
+        f"(aws dynamodb delete-table --table-name {request.lease_table})"
+    )
+    if recorded is None:
+        raise ReplayInputError(
+            f"replay {request.name} already has a lease table ({request.lease_table}) with no "
+            f"recorded window, so it cannot be resumed safely; {remove}"
+        )
+    up_to_now = not explicit_to and not recorded.to_given
+    if up_to_now and replace(recorded, to_us=wanted.to_us, grace_ms=wanted.grace_ms).same_window(
+        wanted
+    ):
+        window = replace(
+            request.window,
+            to_ms=recorded.to_us // 1000,
+            to_extra_us=recorded.to_us % 1000,
+            grace_ms=recorded.grace_ms,
+        )
+        return replace(request, window=window)
+    raise ReplayInputError(
+        f"replay {request.name} exists for another window: {recorded.describe()}; this "
+        f"request is {wanted.describe()}. Its checkpoints cover changes that window skipped, "
+        f"so it cannot serve this one: {remove}"
+    )
+
+
+async def record_window(
+    client: Any, table: str, request: ReplayRequest, to_given: bool = True
+) -> None:
+    """Tags a (new) lease table with the request's window."""
+    found = await recorded_window(client, table)
+    if found is None:
+        return
+    arn, recorded = found
+    if recorded is None:
+        await client.tag_resource(
+            ResourceArn=arn,
+            Tags=[{"Key": TAG, "Value": RecordedWindow.of(request, to_given).tag_value()}],
+        )
+
+
+def shard_filter(from_ms: int | None) -> dict[str, Any]:
+    """The ListShards ShardFilter for a replay from `from_ms` (None: the trim horizon)."""
+    if from_ms is None:
+        return {"Type": "FROM_TRIM_HORIZON"}
+    return {"Type": "FROM_TIMESTAMP", "Timestamp": utc_datetime(from_ms)}
+
+
+class FilteredShardLister(KinesisShardLister):
+    """A `checkpoints.discovery.ShardLister` that lists only the replay's shards.
+
+    The filter goes with the first page only: a NextToken carries the whole request (and a
+    call with a NextToken must not name the stream). An expired token restarts the listing.
+    Constructing one does no I/O.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        stream_arn: str,
+        from_ms: int | None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__(
+            client, stream_arn=stream_arn, retry=retry, shard_filter=shard_filter(from_ms)
+        )

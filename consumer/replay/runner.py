@@ -19,23 +19,29 @@ from typing import TextIO
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from consumer.replay.archive import ArchiveReplay
-from consumer.replay.archive_index import HOUR_MS, find_table, list_objects
+from consumer.replay.archive import HOUR_MS, ArchiveReplay, find_table, list_objects
 from consumer.replay.dry_run import dry_run_stream, render
-from consumer.replay.errors import ReplayError, ReplayInputError
-from consumer.replay.identity import RecordedWindow, reconcile, recorded_window
-from consumer.replay.outcome import ReplayOutcome
 from consumer.replay.progress import ProgressReporter
 from consumer.replay.request import (
+    RecordedWindow,
     ReplayRequest,
     Source,
     check_workers,
+    reconcile,
+    recorded_window,
     replay_name,
     select_pipelines,
 )
+from consumer.replay.status import ReplayOutcome
 from consumer.replay.stream import StreamReplay, delete_idle_lease_table, plan_stream_replay
-from consumer.replay.times import iso_ms, iso_us
-from consumer.replay.window import ReplayWindow, window_from_input
+from consumer.replay.window import (
+    ReplayError,
+    ReplayInputError,
+    ReplayWindow,
+    iso_ms,
+    iso_us,
+    window_from_input,
+)
 from consumer.replay.workers import (
     WorkerExit,
     spawn_workers,
@@ -199,7 +205,7 @@ async def _same_window(
     settings: Settings, request: ReplayRequest, options: ReplayOptions, console: Console
 ) -> ReplayRequest:
     """The request to run, given the window recorded on an existing lease table of this name
-    (consumer.replay.identity: a rerun only ever continues the same window)."""
+    (consumer.replay.request: a rerun only ever continues the same window)."""
     if options.worker_process:
         return request  # started by the replay that checked and recorded the window
     async with settings.aws.endpoints().aio_client("dynamodb") as client:

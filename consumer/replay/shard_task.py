@@ -27,10 +27,8 @@ from checkpoints import LeaseHandle, LeaseLost, StopReason
 from consumer.backoff import Backoff
 from consumer.pipeline.processor import ShardPipeline, ShardStopped
 from consumer.records.batch import ReadBatch
-from consumer.replay.cutoff import ShardEnd, cut_batch
-from consumer.replay.marks import ReplayMarks
-from consumer.replay.status import STOPPED
-from consumer.replay.window import ReplayWindow
+from consumer.replay.status import STOPPED, ReplayMarks
+from consumer.replay.window import ReplayWindow, ShardEnd, cut_batch
 from consumer.service.shard_task import start_position
 from consumer.sources.model import ShardReader
 from consumer.sources.prefetch import Stopped, next_unless_stopped, prefetch

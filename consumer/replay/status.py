@@ -1,4 +1,5 @@
-"""Where a replay stands, shard by shard, and when it is complete. Pure: no I/O.
+"""Where a replay stands, shard by shard: its marks on the lease table, when it is complete,
+and how a run ended.
 
 Every replay worker reads the same lease table, so every worker (and the progress display)
 reaches the same verdict. A shard is *settled* for a replay up to `to_ms` when:
@@ -9,13 +10,33 @@ reaches the same verdict. A shard is *settled* for a replay up to `to_ms` when:
   in this replay, so its children (which hold only records after the ancestor's last one,
   all past `--to`) are never read.
 The replay is complete when every shard it set out to read is settled.
+
+The lease table of a replay is an ordinary lease table (see `checkpoints`); the replay adds
+attributes that the lease code never writes and never removes (its updates SET and REMOVE
+named attributes only):
+
+- `replayRecords` (N): records applied so far, over all owners (an atomic ADD);
+- `replayAtMs` (N): the arrival time of the last record applied;
+- `replayDoneToMs` (N): the shard was read up to this `--to` (cut-off or tip reached);
+- `replayEnd` (S): why it ended (`reached-to`, `tip`, or `stopped`); `replayError` (S).
+
+Every write is fenced like a checkpoint (`leaseOwner` and `leaseCounter` must still be ours),
+so a worker that lost a shard can neither mark it done nor move its progress.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from checkpoints.model import Attr, is_worker_key, lease_from_item
+from checkpoints.retry import error_code
+from checkpoints.table import CONDITIONAL_FAILED
+from consumer.pipeline.processor import ShardPipeline
 
 
 class Settled(enum.StrEnum):
@@ -31,7 +52,7 @@ class ShardStatus:
 
     `records`: records applied so far (all owners together); `at_ms`: the arrival time of the
     last one; `done_to_ms`: the `--to` the shard was marked done for; `end`: why it ended
-    (see `cutoff.ShardEnd`, or "stopped"); `error`: what stopped it.
+    (see `window.ShardEnd`, or "stopped"); `error`: what stopped it.
     """
 
     shard_id: str
@@ -110,3 +131,172 @@ def is_complete(state: ReplayState, to_ms: int, expected: Iterable[str] = ()) ->
 def stopped_shards(state: ReplayState) -> Mapping[str, str]:
     """Shards a pipeline stopped (on_failure = stop), with the reason."""
     return {s.shard_id: s.error or "stopped" for s in state.shards if s.end == STOPPED}
+
+
+RECORDS = "replayRecords"
+AT_MS = "replayAtMs"
+DONE_TO_MS = "replayDoneToMs"
+END = "replayEnd"
+ERROR = "replayError"
+_FENCE = "#owner = :me AND #counter = :token"
+
+
+class LeaseOwner(Protocol):
+    """What identifies one holding of a lease (a `checkpoints.LeaseHandle` is one)."""
+
+    @property
+    def lease_key(self) -> str: ...
+
+    @property
+    def worker_id(self) -> str: ...
+
+    @property
+    def token(self) -> int: ...
+
+
+class ReplayMarks:
+    """Reads and writes the replay attributes of one lease table over an aiobotocore
+    DynamoDB client. Constructing one does no I/O."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self.table_name = table_name
+        self.writes = 0
+
+    async def add_progress(self, owner: LeaseOwner, records: int, at_ms: int | None) -> bool:
+        """Adds `records` applied and moves the last arrival time; False if the lease is no
+        longer ours."""
+        sets = {AT_MS: {"N": str(at_ms)}} if at_ms is not None else {}
+        return await self._update(owner, sets, records)
+
+    async def mark_end(
+        self,
+        owner: LeaseOwner,
+        end: str,
+        to_ms: int | None,
+        records: int = 0,
+        at_ms: int | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Marks the shard ended for this replay (`to_ms` None: stopped, not done)."""
+        sets: dict[str, dict[str, str]] = {END: {"S": end}}
+        if to_ms is not None:
+            sets[DONE_TO_MS] = {"N": str(to_ms)}
+        if at_ms is not None:
+            sets[AT_MS] = {"N": str(at_ms)}
+        if error is not None:
+            sets[ERROR] = {"S": error[:1000]}
+        return await self._update(owner, sets, records)
+
+    async def _update(
+        self, owner: LeaseOwner, sets: dict[str, dict[str, str]], records: int
+    ) -> bool:
+        names = {"#owner": Attr.LEASE_OWNER, "#counter": Attr.LEASE_COUNTER}
+        values: dict[str, Any] = {":me": {"S": owner.worker_id}, ":token": {"N": str(owner.token)}}
+        clauses = []
+        for index, (name, value) in enumerate(sorted(sets.items())):
+            names[f"#a{index}"] = name
+            values[f":a{index}"] = value
+            clauses.append(f"#a{index} = :a{index}")
+        expression = f"SET {', '.join(clauses)}" if clauses else ""
+        if records:
+            names["#records"] = RECORDS
+            values[":records"] = {"N": str(records)}
+            expression += " ADD #records :records"
+        if not expression:
+            return True
+        try:
+            await self._client.update_item(
+                TableName=self.table_name,
+                Key={Attr.LEASE_KEY: {"S": owner.lease_key}},
+                UpdateExpression=expression.strip(),
+                ConditionExpression=_FENCE,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error_code(error) == CONDITIONAL_FAILED:
+                return False
+            raise
+        self.writes += 1
+        return True
+
+    async def state(self) -> ReplayState:
+        """Every shard's status and the workers with a heartbeat item (consistent scan)."""
+        items: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"TableName": self.table_name, "ConsistentRead": True}
+        while True:
+            page = await self._client.scan(**params)
+            items.extend(page.get("Items", []))
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+            params["ExclusiveStartKey"] = start
+        return state_from_items(items)
+
+
+def state_from_items(items: list[dict[str, Any]]) -> ReplayState:
+    shards: list[ShardStatus] = []
+    workers: set[str] = set()
+    for item in items:
+        key = item.get(Attr.LEASE_KEY, {}).get("S", "")
+        if is_worker_key(key):
+            workers.add(str(item.get(Attr.WORKER_ID, {}).get("S", key)))
+            continue
+        lease = lease_from_item(item)
+        shards.append(
+            ShardStatus(
+                shard_id=lease.shard_id,
+                parents=lease.parent_shard_ids,
+                finished=lease.finished,
+                owner=lease.owner,
+                records=_number(item, RECORDS) or 0,
+                at_ms=_number(item, AT_MS),
+                done_to_ms=_number(item, DONE_TO_MS),
+                end=item.get(END, {}).get("S"),
+                error=item.get(ERROR, {}).get("S"),
+            )
+        )
+    shards.sort(key=lambda shard: shard.shard_id)
+    return ReplayState(tuple(shards), frozenset(workers))
+
+
+def _number(item: dict[str, Any], name: str) -> int | None:
+    value = item.get(name, {}).get("N")
+    return int(value) if value is not None else None
+
+
+@dataclass
+class LocalTotals:
+    """This process's own counts (a stream replay's lease table has every worker's records)."""
+
+    records: int = 0
+    changes: int = 0
+    parked: int = 0
+    skipped_after_to: int = 0
+
+    def add(self, pipeline: ShardPipeline) -> None:
+        self.records += pipeline.stats.records
+        self.changes += pipeline.stats.changes
+        self.parked += pipeline.stats.parked
+
+
+@dataclass
+class ReplayOutcome:
+    """`complete`: every shard settled; `interrupted`: stopped by a signal before that."""
+
+    complete: bool
+    interrupted: bool
+    state: ReplayState
+    local: LocalTotals = field(default_factory=LocalTotals)
+    lease_table_deleted: bool = False
+
+    @property
+    def stopped(self) -> dict[str, str]:
+        """Shards a pipeline with on_failure = stop stopped, with the reason."""
+        return dict(stopped_shards(self.state))
+
+    @property
+    def records(self) -> int:
+        """Records read (applied, parked or skipped after --to), over all workers and runs."""
+        return sum(shard.records for shard in self.state.shards)

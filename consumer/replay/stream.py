@@ -37,7 +37,6 @@ from checkpoints.discovery import ShardInfo
 from checkpoints.retry import error_code
 from consumer.pipeline.decoders import decode_kinesis
 from consumer.pipeline.processor import ShardPipeline
-from consumer.replay.cutoff import ChangeTimeFilter
 from consumer.replay.horizon import (
     HorizonCheck,
     StreamFacts,
@@ -45,14 +44,22 @@ from consumer.replay.horizon import (
     describe_stream,
     oldest_arrival_ms,
 )
-from consumer.replay.identity import record_window
-from consumer.replay.marks import ReplayMarks
-from consumer.replay.outcome import LocalTotals, ReplayOutcome
-from consumer.replay.request import ReplayRequest, replay_settings
+from consumer.replay.request import (
+    FilteredShardLister,
+    ReplayRequest,
+    record_window,
+    replay_settings,
+)
 from consumer.replay.shard_task import replay_shard
-from consumer.replay.shards import FilteredShardLister
-from consumer.replay.status import ReplayState, ShardStatus, is_complete
-from consumer.replay.window import ReplayWindow
+from consumer.replay.status import (
+    LocalTotals,
+    ReplayMarks,
+    ReplayOutcome,
+    ReplayState,
+    ShardStatus,
+    is_complete,
+)
+from consumer.replay.window import ChangeTimeFilter, ReplayWindow
 from consumer.service.pipelines import build_dlq, open_pipeline_clients, routes_factory
 from consumer.service.worker import lease_settings
 from consumer.settings import Settings

@@ -1,4 +1,5 @@
-"""The replay window: which changes a replay applies, and where reading a shard stops.
+"""The replay window: which changes a replay applies, where reading a shard stops, the time
+syntax of `--from`/`--to`, and the two ways a replay refuses to go on. Pure: no I/O.
 
 Two clocks are involved, and each bound uses the one that makes it exact:
 
@@ -13,14 +14,146 @@ A change arrives shortly after it is made (well under a second, usually; later w
 destination retries), so a shard is read until the first record that *arrived* after
 `--to + grace`: changes made before `--to` that arrived a little after it are still applied,
 and the ones made after `--to` in that grace span are read but skipped.
+
+Times on the command line:
+- `2026-11-27T21:00:00Z`, `2026-11-27T22:00:00+01:00`: absolute; a time without a zone is
+  refused (a replay an hour off because of a local clock is hard to notice).
+- `-90s`, `-30m`, `-2h`, `-3d`, `-1w`, `-1d12h`: that long before now. `now` is now.
+- `TRIM_HORIZON` or `earliest` (`--from` only): the oldest record the source holds (the
+  stream's trim horizon, or the start of the archive).
+Every parser returns epoch milliseconds (Kinesis arrival times are milliseconds) and raises
+ReplayInputError with one line naming the option.
+
+A shard's replay ends (`cut_batch`) at the first of:
+- SHARD_END: the shard is closed and every record of it was read (its children continue);
+- REACHED_TO: a record arrived after the window's cut-off; it and everything after it in the
+  shard are left alone (the shard is *not* checkpointed at SHARD_END: it is not finished, and
+  its children, which hold only later records, are never read);
+- TIP: an empty batch with MillisBehindLatest = 0: nothing more has arrived.
+Records within a shard arrive in sequence order, so the records to apply are always a prefix
+of the batch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import enum
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
-from consumer.replay.errors import ReplayInputError
-from consumer.replay.times import iso_ms, parse_from, parse_time_us
+from consumer.pipeline.decoders import Decoder
+from consumer.records import ChangeEvent, DecodeError
+from consumer.records.batch import RawRecord, ReadBatch
+
+
+class ReplayInputError(ValueError):
+    """The request is wrong (a bad time, an unknown pipeline, --to before --from...).
+
+    The message is one line naming the option and what to do; the CLI prints it and exits 2.
+    """
+
+
+class ReplayError(RuntimeError):
+    """The replay cannot run or finish (the stream or archive is missing, a shard stopped)."""
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EARLIEST_WORDS = frozenset({"trim_horizon", "earliest"})
+_UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_RELATIVE = re.compile(r"^-(?:\d+(?:\.\d+)?[smhdw])+$")
+_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
+def parse_time(text: str, option: str, now_ms: int) -> int:
+    """`text` as epoch milliseconds; `now_ms` anchors relative times and `now`."""
+    return parse_time_us(text, option, now_ms) // 1000
+
+
+def parse_time_us(text: str, option: str, now_ms: int) -> int:
+    """`text` as epoch microseconds, exactly as typed (change times are microseconds:
+    `--to ...527400Z` must keep a change made at ...527001)."""
+    value = text.strip()
+    lowered = value.lower()
+    if lowered == "now":
+        return now_ms * 1000
+    if _RELATIVE.match(lowered):
+        back = sum(round(float(amount) * _UNIT_MS[unit]) for amount, unit in _PART.findall(lowered))
+        if back > now_ms:
+            raise ReplayInputError(f"{option} {text!r} is before 1970")
+        return (now_ms - back) * 1000
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ReplayInputError(
+            f"{option} {text!r} is not a time: give ISO 8601 with a zone "
+            "(2026-11-27T21:00:00Z) or a relative time (-2h, -3d)"
+        ) from None
+    if moment.tzinfo is None:
+        raise ReplayInputError(
+            f"{option} {text!r} has no time zone: add Z or an offset (2026-11-27T21:00:00Z)"
+        )
+    try:
+        return (moment - _EPOCH) // timedelta(microseconds=1)
+    except OverflowError:
+        raise ReplayInputError(f"{option} {text!r} is out of range") from None
+
+
+def parse_from(text: str, now_ms: int) -> int | None:
+    """`--from`: epoch ms, or None for the oldest record the source holds."""
+    if text.strip().lower() in EARLIEST_WORDS:
+        return None
+    return parse_time(text, "--from", now_ms)
+
+
+def utc_datetime(ms: int) -> datetime:
+    """Epoch ms as an aware UTC datetime (what boto3 takes for a timestamp)."""
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def iso_ms(ms: int) -> str:
+    """Epoch ms as ISO 8601 UTC, `2026-11-27T21:00:00.123Z` (seconds only when whole)."""
+    moment = utc_datetime(ms)
+    if ms % 1000:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_us(us: int) -> str:
+    """Epoch µs as ISO 8601 UTC, with as many fractional digits as it needs."""
+    if us % 1000 == 0:
+        return iso_ms(us // 1000)
+    moment = datetime.fromtimestamp(us // 1_000_000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{us % 1_000_000:06d}Z"
+
+
+def compact_ms(ms: int | None) -> str:
+    """A time for resource names: `20261127T210000Z` (`trim-horizon` for None)."""
+    if ms is None:
+        return "trim-horizon"
+    return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def human_span(ms: float) -> str:
+    """A duration for people: `45 s`, `12 min`, `3.5 h`, `2 d 4 h`."""
+    seconds = max(0.0, ms / 1000)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    days, rest = divmod(seconds, 86_400)
+    return f"{days:.0f} d {rest / 3600:.0f} h"
+
+
+def clock_text(seconds: float) -> str:
+    """An ETA: `0:04:05`, `27:13:00`."""
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
 
 DEFAULT_GRACE_MS = 60_000
 
@@ -87,3 +220,68 @@ def window_from_input(
     if grace_ms < 0:
         raise ReplayInputError(f"--to-grace must be >= 0 seconds, got {grace_ms / 1000:g}")
     return ReplayWindow(from_ms, to_ms, grace_ms, to_us % 1000)
+
+
+class ShardEnd(enum.StrEnum):
+    SHARD_END = "shard-end"
+    REACHED_TO = "reached-to"
+    TIP = "tip"
+
+
+@dataclass(frozen=True)
+class Cut:
+    """The part of a batch to apply (possibly empty) and why the shard ends, if it does."""
+
+    batch: ReadBatch
+    end: ShardEnd | None
+
+
+def cut_batch(batch: ReadBatch, cutoff_ms: int) -> Cut:
+    """Splits `batch` at the first record that arrived after `cutoff_ms` (epoch ms)."""
+    records = batch.records
+    for index, record in enumerate(records):
+        if record.arrival_ms > cutoff_ms:
+            kept = records[:index]
+            return Cut(
+                replace(
+                    batch,
+                    records=kept,
+                    resume_after=kept[-1].sequence_number if kept else None,
+                    child_shard_ids=None,  # the shard is not finished for this replay
+                ),
+                ShardEnd.REACHED_TO,
+            )
+    if batch.shard_end:
+        return Cut(batch, ShardEnd.SHARD_END)
+    if not records and batch.millis_behind_latest == 0:
+        return Cut(batch, ShardEnd.TIP)
+    return Cut(batch, None)
+
+
+@dataclass
+class SkipCounter:
+    """Changes read but not applied because they were made after `--to`."""
+
+    after_to: int = 0
+
+
+@dataclass
+class ChangeTimeFilter:
+    """Wraps a decoder so that changes made after `--to` are dropped before any sink sees
+    them (decode errors pass through: they are parked as usual)."""
+
+    decoder: Decoder
+    window: ReplayWindow
+    skipped: SkipCounter = field(default_factory=SkipCounter)
+
+    def __call__(
+        self, record: RawRecord, stream: str, shard_id: str
+    ) -> Sequence[ChangeEvent | DecodeError]:
+        results = self.decoder(record, stream, shard_id)
+        kept = [
+            result
+            for result in results
+            if isinstance(result, DecodeError) or self.window.applies(result.created_at_us)
+        ]
+        self.skipped.after_to += len(results) - len(kept)
+        return kept

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from consumer.replay.request import ReplayRequest
-from consumer.replay.times import iso_ms, iso_us
+from consumer.replay.window import iso_ms, iso_us
 
 CHILD_LOG_LEVEL = "warning"
 

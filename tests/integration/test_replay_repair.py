@@ -35,7 +35,7 @@ from consumer.pipeline.replication import DELETED, RESERVED
 from consumer.replay import ReplayOptions, Source, run_replay
 from consumer.replay.runner import Console, build_request
 from consumer.replay.stream import StreamReplay, plan_stream_replay
-from consumer.replay.times import iso_ms
+from consumer.replay.window import iso_ms
 from tests.service_harness import Deployment, by_key
 
 pytestmark = pytest.mark.integration

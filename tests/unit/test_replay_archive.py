@@ -9,21 +9,20 @@ import pytest
 
 from consumer.pipeline.audit import ObjectLayout, audit_line, iso_utc_us
 from consumer.records import ChangeEvent, DecodeError
-from consumer.replay.archive import batches, by_hour
-from consumer.replay.archive_index import (
+from consumer.replay.archive import (
     HOUR_MS,
-    ArchiveObject,
-    hour_range,
-    parse_object_key,
-    select_days,
-)
-from consumer.replay.archive_lines import (
     ArchivedRecord,
+    ArchiveObject,
     LineFormatError,
     RecentIds,
+    batches,
+    by_hour,
     decode_archived,
+    hour_range,
     parse_line,
+    parse_object_key,
     read_object,
+    select_days,
 )
 from consumer.replay.window import ReplayWindow
 from tests.unit.test_audit_support import CREATED_US, SHARD, STREAM, T0_MS, change_event, sequence

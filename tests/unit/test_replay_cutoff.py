@@ -4,12 +4,11 @@ made after --to never reach a sink."""
 from __future__ import annotations
 
 import orjson
-from consumer.replay.cutoff import ChangeTimeFilter, ShardEnd, cut_batch
 
 from consumer.pipeline.decoders import decode_kinesis
 from consumer.records import ChangeEvent, DecodeError
 from consumer.records.batch import RawRecord, ReadBatch
-from consumer.replay.window import ReplayWindow
+from consumer.replay.window import ChangeTimeFilter, ReplayWindow, ShardEnd, cut_batch
 from tests.change_factory import destination_record
 
 SHARD = "shardId-000000000000"

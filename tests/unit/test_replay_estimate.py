@@ -6,8 +6,14 @@ from __future__ import annotations
 import pytest
 
 from consumer.compare.costs.prices import load_region
-from consumer.replay.dry_run import DryRun, render
-from consumer.replay.estimate import ShardCount, critical_path_s, limit_seconds, read_costs
+from consumer.replay.dry_run import (
+    DryRun,
+    ShardCount,
+    critical_path_s,
+    limit_seconds,
+    read_costs,
+    render,
+)
 from consumer.replay.window import ReplayWindow
 
 PRICES = load_region("us-east-1").prices

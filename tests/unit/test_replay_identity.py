@@ -6,10 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from consumer.replay.errors import ReplayInputError
-from consumer.replay.identity import RecordedWindow, reconcile
-from consumer.replay.request import ReplayRequest, Source
-from consumer.replay.window import ReplayWindow, window_from_input
+from consumer.replay.request import RecordedWindow, ReplayRequest, Source, reconcile
+from consumer.replay.window import ReplayInputError, ReplayWindow, window_from_input
 
 NOW_MS = 1_800_000_000_000
 T1, T3 = NOW_MS - 3_600_000, NOW_MS - 600_000

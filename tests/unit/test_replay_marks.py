@@ -11,9 +11,8 @@ from botocore.exceptions import ClientError
 
 from checkpoints import Checkpoint, Lease, LeaseHandle
 from checkpoints.model import lease_to_item, worker_key
-from consumer.replay.marks import ReplayMarks, state_from_items
 from consumer.replay.shard_task import ShardProgressWriter
-from consumer.replay.status import ShardStatus
+from consumer.replay.status import ReplayMarks, ShardStatus, state_from_items
 
 
 class Client:

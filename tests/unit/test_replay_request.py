@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from consumer.replay.errors import ReplayInputError
 from consumer.replay.request import (
     ReplayRequest,
     Source,
@@ -16,7 +15,7 @@ from consumer.replay.request import (
     replay_settings,
     select_pipelines,
 )
-from consumer.replay.window import ReplayWindow
+from consumer.replay.window import ReplayInputError, ReplayWindow
 from consumer.settings import Settings
 
 

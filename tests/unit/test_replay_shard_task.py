@@ -9,15 +9,14 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
-from consumer.replay.cutoff import ChangeTimeFilter
-from consumer.replay.marks import DONE_TO_MS, END, ERROR, RECORDS, ReplayMarks
 
 from checkpoints import Checkpoint, Lease, LeaseHandle, StopReason
 from consumer.pipeline.decoders import decode_kinesis
 from consumer.pipeline.processor import OnFailure, RetryPolicy, Route, ShardPipeline
 from consumer.records.batch import RawRecord, ReadBatch
 from consumer.replay.shard_task import replay_shard
-from consumer.replay.window import ReplayWindow
+from consumer.replay.status import DONE_TO_MS, END, ERROR, RECORDS, ReplayMarks
+from consumer.replay.window import ChangeTimeFilter, ReplayWindow
 from consumer.sources.model import StartPosition
 from tests.change_factory import destination_record
 from tests.pipeline_fakes import MemoryDlq, MemorySink

@@ -6,11 +6,9 @@ import io
 
 import pytest
 
-from consumer.replay.errors import ReplayInputError
 from consumer.replay.request import ReplayRequest, Source
 from consumer.replay.runner import Console, ReplayOptions, check_tombstones, expired_tombstones
-from consumer.replay.times import iso_ms
-from consumer.replay.window import ReplayWindow
+from consumer.replay.window import ReplayInputError, ReplayWindow, iso_ms
 from consumer.settings import Settings
 
 NOW_MS = 1_800_000_000_000

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from consumer.replay.errors import ReplayInputError
-from consumer.replay.times import (
+from consumer.replay.window import (
+    ReplayInputError,
+    ReplayWindow,
     clock_text,
     compact_ms,
     human_span,
     iso_ms,
     parse_from,
     parse_time,
+    window_from_input,
 )
-from consumer.replay.window import ReplayWindow, window_from_input
 
 NOW = 1_795_000_000_000  # 2026-11-18T...Z, a whole second
 HOUR = 3_600_000
