@@ -1,23 +1,17 @@
 """Shard discovery: which shards exist, and which leases to create or clean up.
 
-`ShardLister` is the one call the coordinator needs from Kinesis (ListShards, every page);
-the planning functions here are pure so unit tests can drive them with plain lists.
+`ShardLister` is the one call the coordinator needs from the stream (the service passes in
+Kinesis' or DynamoDB Streams' listers, `consumer.aws.shards`); the planning functions here are
+pure so unit tests can drive them with plain lists.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-from botocore.exceptions import ClientError
+from typing import Protocol
 
 from checkpoints.model import Checkpoint, Lease, Position
-from checkpoints.retry import RetryPolicy, RetryStats, call_with_retry, error_code
-from consumer.aws import AwsEndpoints
 
 
 @dataclass(frozen=True)
@@ -32,73 +26,6 @@ class ShardLister(Protocol):
     parents. Raises on failure (the caller retries on its next round)."""
 
     async def list_shards(self) -> list[ShardInfo]: ...
-
-
-def shard_from_api(shard: Mapping[str, Any]) -> ShardInfo:
-    parents = {shard.get("ParentShardId"), shard.get("AdjacentParentShardId")}
-    return ShardInfo(
-        shard_id=str(shard["ShardId"]),
-        parent_shard_ids=frozenset(p for p in parents if p),
-        closed="EndingSequenceNumber" in shard.get("SequenceNumberRange", {}),
-    )
-
-
-class KinesisShardLister:
-    """ListShards over an aiobotocore Kinesis client, following NextToken. (A call with
-    NextToken must not name the stream; an expired token restarts the listing.)"""
-
-    def __init__(
-        self,
-        client: Any,
-        stream_name: str | None = None,
-        stream_arn: str | None = None,
-        retry: RetryPolicy | None = None,
-        shard_filter: Mapping[str, Any] | None = None,
-    ) -> None:
-        """`shard_filter` (ListShards' ShardFilter) goes with the first page only: a NextToken
-        carries the whole request."""
-        if not stream_name and not stream_arn:
-            raise ValueError("a stream name or ARN is needed to list shards")
-        self._client = client
-        self._stream: dict[str, Any] = (
-            {"StreamARN": stream_arn} if stream_arn else {"StreamName": stream_name}
-        )
-        if shard_filter is not None:
-            self._stream["ShardFilter"] = dict(shard_filter)
-        self._retry = retry or RetryPolicy()
-        self.stats = RetryStats()
-        self.calls = 0
-
-    @classmethod
-    @asynccontextmanager
-    async def open(
-        cls, endpoints: AwsEndpoints, stream_name: str | None = None, stream_arn: str | None = None
-    ) -> AsyncIterator[KinesisShardLister]:
-        async with endpoints.aio_client("kinesis") as client:
-            yield cls(client, stream_name, stream_arn)
-
-    async def list_shards(self) -> list[ShardInfo]:
-        for _ in range(3):
-            shards: list[ShardInfo] = []
-            params: dict[str, Any] = {**self._stream, "MaxResults": 1000}
-            try:
-                while True:
-                    page = await call_with_retry(
-                        functools.partial(self._client.list_shards, **params),
-                        self._retry,
-                        self.stats,
-                    )
-                    self.calls += 1
-                    shards.extend(shard_from_api(shard) for shard in page.get("Shards", []))
-                    token = page.get("NextToken")
-                    if not token:
-                        return shards
-                    params = {"NextToken": token, "MaxResults": 1000}
-            except ClientError as error:
-                if error_code(error) != "ExpiredNextTokenException":
-                    raise
-                await asyncio.sleep(0.1)
-        raise RuntimeError("ListShards: the listing kept expiring")
 
 
 def plan_new_leases(

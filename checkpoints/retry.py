@@ -1,4 +1,6 @@
-"""Retries for lease-table calls: exponential backoff with full jitter, counted.
+"""The one classification of AWS errors and the one backoff with full jitter, with the bounded
+retry of lease-table calls. It lives in this lower package so the lease table can use it;
+the service reaches it through `consumer.aws.errors` and `consumer.aws.backoff`.
 
 Throttling (ProvisionedThroughputExceeded, ThrottlingException, RequestLimitExceeded), 5xx
 answers and connection failures are retried; everything else (conditional check failures,
@@ -17,14 +19,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import aiohttp
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
     ReadTimeoutError,
+    ResponseStreamingError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from checkpoints.errors import LeaseTableUnavailable
 
@@ -32,8 +35,6 @@ T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 
-# The one list of AWS throttling and server-error codes: the readers and sinks
-# (consumer.sources.errors) classify with these too.
 THROTTLING_CODES = frozenset(
     {
         "ProvisionedThroughputExceededException",
@@ -48,6 +49,21 @@ THROTTLING_CODES = frozenset(
 SERVER_ERROR_CODES = frozenset(
     {"InternalServerError", "InternalFailure", "ServiceUnavailable", "InternalServerException"}
 )
+# Network-level failures: the call may be tried again (a reader resumes from its last position).
+TRANSIENT_NETWORK_ERRORS: tuple[type[BaseException], ...] = (
+    BotoConnectionError,  # EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError
+    ConnectionClosedError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+    aiohttp.ClientError,
+    asyncio.TimeoutError,
+    ConnectionError,
+)
+
+
+def full_jitter(attempt: int, base_s: float, cap_s: float, rng: Callable[[], float]) -> float:
+    """Attempt n (0-based) waits uniform(0, min(cap_s, base_s * 2**n))."""
+    return float(rng() * min(cap_s, base_s * (2**attempt)))
 
 
 @dataclass(frozen=True)
@@ -63,7 +79,7 @@ class RetryPolicy:
             raise ValueError("RetryPolicy needs 0 < base_s <= cap_s and max_attempts >= 1")
 
     def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
-        return float(rng() * min(self.cap_s, self.base_s * (2**attempt)))
+        return full_jitter(attempt, self.base_s, self.cap_s, rng)
 
 
 @dataclass
@@ -84,17 +100,22 @@ def error_code(error: BaseException) -> str:
     return type(error).__name__
 
 
+def http_status(error: ClientError) -> int:
+    return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def is_throttling(error: ClientError) -> bool:
+    return error_code(error) in THROTTLING_CODES
+
+
+def is_server_error(error: ClientError) -> bool:
+    return error_code(error) in SERVER_ERROR_CODES or http_status(error) >= 500
+
+
 def is_retryable(error: BaseException) -> bool:
     if isinstance(error, ClientError):
-        code = error_code(error)
-        if code in THROTTLING_CODES or code in SERVER_ERROR_CODES:
-            return True
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return isinstance(status, int) and status >= 500
-    return isinstance(
-        error,
-        EndpointConnectionError | ConnectionClosedError | ReadTimeoutError | ConnectTimeoutError,
-    ) or (isinstance(error, BotoCoreError) and "connect" in type(error).__name__.lower())
+        return is_throttling(error) or is_server_error(error)
+    return isinstance(error, TRANSIENT_NETWORK_ERRORS)
 
 
 async def call_with_retry(

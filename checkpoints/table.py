@@ -19,8 +19,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, Protocol
 
+from aiobotocore.session import AioSession
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -41,7 +42,6 @@ from checkpoints.model import (
     worker_key,
 )
 from checkpoints.retry import Clock, RetryPolicy, RetryStats, call_with_retry, error_code
-from consumer.aws import AwsEndpoints
 
 CONDITIONAL_FAILED = "ConditionalCheckFailedException"
 # Checkpoint writes are application-driven; the benchmark reports them apart from the
@@ -127,6 +127,14 @@ def item_size(item: Item) -> int:
     return size
 
 
+class ClientFactory(Protocol):
+    """Makes aiobotocore clients, like the service's `consumer.aws.AwsEndpoints`."""
+
+    def client_kwargs(self, service: Literal["dynamodb"]) -> dict[str, Any]: ...
+
+    def aio_session(self) -> AioSession: ...
+
+
 def _now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -134,7 +142,7 @@ def _now_text() -> str:
 class LeaseTable:
     """Typed operations on one lease table over an aiobotocore DynamoDB client.
 
-    Construct with a client (tests) or use `LeaseTable.open(endpoints, name)`. Methods that
+    Construct with a client (tests) or use `LeaseTable.open(clients, name)`. Methods that
     change ownership return the new lease, or None when the condition failed (someone else
     changed the lease first); checkpoint methods raise `LeaseLost` instead.
     """
@@ -155,11 +163,11 @@ class LeaseTable:
     @classmethod
     @asynccontextmanager
     async def open(
-        cls, endpoints: AwsEndpoints, table_name: str, retry: RetryPolicy | None = None
+        cls, clients: ClientFactory, table_name: str, retry: RetryPolicy | None = None
     ) -> AsyncIterator[LeaseTable]:
-        kwargs = endpoints.client_kwargs("dynamodb")
+        kwargs = clients.client_kwargs("dynamodb")
         kwargs["config"] = kwargs["config"].merge(_TABLE_CLIENT_CONFIG)
-        async with endpoints.aio_session().create_client("dynamodb", **kwargs) as client:
+        async with clients.aio_session().create_client("dynamodb", **kwargs) as client:
             yield cls(client, table_name, retry)
 
     async def _call(self, method: str, params: Mapping[str, Any], **retry_kw: Any) -> Any:

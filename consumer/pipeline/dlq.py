@@ -22,8 +22,8 @@ import orjson
 import structlog
 from botocore.exceptions import ClientError
 
-from consumer.backoff import Backoff
-from consumer.sources.errors import TRANSIENT_NETWORK_ERRORS, is_server_error, is_throttling
+from consumer.aws.backoff import Backoff
+from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, is_server_error, is_throttling
 
 log = structlog.get_logger(__name__)
 

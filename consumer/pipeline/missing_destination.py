@@ -28,7 +28,7 @@ from collections.abc import Callable
 import structlog
 from botocore.exceptions import ClientError
 
-from consumer.sources.errors import error_code
+from consumer.aws.errors import error_code
 
 log = structlog.get_logger(__name__)
 

@@ -32,7 +32,8 @@ from typing import Any, Protocol, TypeVar
 import structlog
 from botocore.exceptions import ClientError
 
-from consumer.backoff import Backoff
+from consumer.aws.backoff import Backoff
+from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, is_server_error, is_throttling
 from consumer.pipeline.added_latency import BATCH_READ_AT, AddedLatency
 from consumer.pipeline.checkpoint_in_flight import CheckpointInFlight, Target
 from consumer.pipeline.decoders import Decoder, decode_kinesis
@@ -43,7 +44,6 @@ from consumer.pipeline.missing_destination import DestinationGone, MissingDestin
 from consumer.pipeline.sink import Failures, Sink, SinkError
 from consumer.records import ChangeEvent, DecodeError
 from consumer.records.batch import RawRecord, ReadBatch
-from consumer.sources.errors import TRANSIENT_NETWORK_ERRORS, is_server_error, is_throttling
 
 log = structlog.get_logger(__name__)
 

@@ -42,6 +42,12 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ParamValidationError
 
 from consumer.aws import AwsEndpoints
+from consumer.aws.errors import (
+    TRANSIENT_NETWORK_ERRORS,
+    error_code,
+    is_server_error,
+    is_throttling,
+)
 from consumer.pipeline.fencing import check_fence, fence_requests
 from consumer.pipeline.newest import Newest, newest_per_key
 from consumer.pipeline.sink import Failures, SinkError
@@ -61,12 +67,6 @@ from consumer.records.ordering import (
     encode_states,
     history_after_tie,
     tie_wins,
-)
-from consumer.sources.errors import (
-    TRANSIENT_NETWORK_ERRORS,
-    error_code,
-    is_server_error,
-    is_throttling,
 )
 
 log = structlog.get_logger(__name__)

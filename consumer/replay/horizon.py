@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from consumer.aws.shards import kinesis_shards
 from consumer.replay.window import human_span, iso_ms
 from consumer.sources.lean import kinesis_records, lean_body
 
@@ -54,11 +55,9 @@ async def oldest_arrival_ms(client: Any, stream_arn: str) -> int | None:
 
     Reads the first record of every shard open at the trim horizon (a few GetRecords calls
     each, Limit 1)."""
-    listing = await client.list_shards(
-        StreamARN=stream_arn, ShardFilter={"Type": "AT_TRIM_HORIZON"}, MaxResults=1000
-    )
     oldest: int | None = None
-    for shard in listing.get("Shards", []):
+    at_trim_horizon = {"Type": "AT_TRIM_HORIZON"}
+    for shard in await kinesis_shards(client, {"StreamARN": stream_arn}, at_trim_horizon):
         response = await client.get_shard_iterator(
             StreamARN=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
         )

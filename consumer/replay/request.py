@@ -44,8 +44,9 @@ from typing import Any
 import orjson
 from botocore.exceptions import ClientError
 
-from checkpoints.discovery import KinesisShardLister
-from checkpoints.retry import RetryPolicy, error_code
+from consumer.aws.backoff import RetryPolicy
+from consumer.aws.errors import error_code
+from consumer.aws.shards import KinesisShardLister
 from consumer.replay.window import ReplayInputError, ReplayWindow, compact_ms, iso_us, utc_datetime
 from consumer.settings import Settings
 

@@ -24,7 +24,7 @@ import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from checkpoints import LeaseHandle, LeaseLost, StopReason
-from consumer.backoff import Backoff
+from consumer.aws.backoff import Backoff
 from consumer.pipeline.processor import ShardPipeline, ShardStopped
 from consumer.records.batch import ReadBatch
 from consumer.replay.status import STOPPED, ReplayMarks

@@ -34,8 +34,8 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from checkpoints.model import Attr, is_worker_key, lease_from_item
-from checkpoints.retry import error_code
 from checkpoints.table import CONDITIONAL_FAILED
+from consumer.aws.errors import error_code
 from consumer.pipeline.processor import ShardPipeline
 
 

@@ -34,7 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from checkpoints import Checkpoint, LeaseHandle, LeaseTable
 from checkpoints.coordinator import Coordinator
 from checkpoints.discovery import ShardInfo
-from checkpoints.retry import error_code
+from consumer.aws.errors import error_code
 from consumer.pipeline.decoders import decode_kinesis
 from consumer.pipeline.processor import ShardPipeline
 from consumer.replay.horizon import (

@@ -26,10 +26,10 @@ import orjson
 import structlog
 from botocore.exceptions import ClientError
 
-from consumer.backoff import Backoff
+from consumer.aws.backoff import Backoff
+from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS
 from consumer.snapshot.segments import PartLease, SnapshotInfo, SnapshotLeases
 from consumer.snapshot.table_reader import Page, TableReader, WireItem
-from consumer.sources.errors import TRANSIENT_NETWORK_ERRORS
 
 log = structlog.get_logger(__name__)
 

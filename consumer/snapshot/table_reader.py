@@ -46,7 +46,8 @@ import orjson
 import structlog
 from botocore.exceptions import ClientError
 
-from consumer.backoff import Backoff
+from consumer.aws.backoff import Backoff
+from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, is_server_error, is_throttling
 from consumer.snapshot.rate import ReadUnitLimiter
 from consumer.snapshot.segments import (
     PartLease,
@@ -56,7 +57,6 @@ from consumer.snapshot.segments import (
     SnapshotInfo,
     SnapshotLeases,
 )
-from consumer.sources.errors import TRANSIENT_NETWORK_ERRORS, is_server_error, is_throttling
 
 log = structlog.get_logger(__name__)
 

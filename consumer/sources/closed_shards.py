@@ -26,7 +26,8 @@ from typing import Any
 
 import structlog
 
-from checkpoints.discovery import KinesisShardLister, ShardInfo
+from checkpoints.discovery import ShardInfo
+from consumer.aws.shards import KinesisShardLister
 from consumer.sources.lean import child_shard_ids, lean_body
 from consumer.sources.model import StartPosition
 

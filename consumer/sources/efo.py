@@ -24,15 +24,15 @@ import structlog
 from botocore.eventstream import EventStreamBuffer
 from botocore.exceptions import ClientError
 
-from consumer.backoff import Backoff
-from consumer.records.batch import ReadBatch
-from consumer.sources.closed_shards import ClosedShardCheck
-from consumer.sources.errors import (
+from consumer.aws.backoff import Backoff
+from consumer.aws.errors import (
     TRANSIENT_NETWORK_ERRORS,
     error_code,
     is_server_error,
     is_throttling,
 )
+from consumer.records.batch import ReadBatch
+from consumer.sources.closed_shards import ClosedShardCheck
 from consumer.sources.initial_response import RAW_STREAM, SubscriptionStream
 from consumer.sources.lean import child_shard_ids, kinesis_records
 from consumer.sources.model import EfoUnavailableError, ReaderError, ShardGoneError, StartPosition

@@ -11,14 +11,14 @@ from typing import Any
 import structlog
 from botocore.exceptions import ClientError
 
-from consumer.backoff import Backoff
-from consumer.records.batch import RawRecord, ReadBatch
-from consumer.sources.errors import (
+from consumer.aws.backoff import Backoff
+from consumer.aws.errors import (
     TRANSIENT_NETWORK_ERRORS,
     error_code,
     is_server_error,
     is_throttling,
 )
+from consumer.records.batch import RawRecord, ReadBatch
 from consumer.sources.lean import child_shard_ids, kinesis_records, lean_body
 from consumer.sources.model import ShardGoneError, StartPosition
 

@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 from botocore.exceptions import ClientError
 
-from consumer.sources.errors import error_code, is_throttling
+from consumer.aws.errors import error_code, is_throttling
 from consumer.sources.model import EfoUnavailableError, ShardGoneError
 
 log = structlog.get_logger(__name__)

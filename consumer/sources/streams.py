@@ -12,22 +12,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import structlog
 from botocore.exceptions import ClientError
 
-from checkpoints.discovery import ShardInfo
-from consumer.backoff import Backoff
-from consumer.records.batch import RawRecord, ReadBatch
-from consumer.sources.errors import (
+from consumer.aws.backoff import Backoff
+from consumer.aws.errors import (
     TRANSIENT_NETWORK_ERRORS,
     error_code,
     is_server_error,
     is_throttling,
 )
+from consumer.aws.shards import streams_shards
+from consumer.records.batch import RawRecord, ReadBatch
 from consumer.sources.lean import install_lean_get_records, lean_body
 from consumer.sources.model import ShardGoneError, StartKind, StartPosition
 
@@ -37,37 +36,8 @@ STREAMS_GET_RECORDS_LIMIT = 1000
 MAX_READERS_PER_SHARD = 2
 
 
-@dataclass(frozen=True, slots=True)
-class StreamShard:
-    shard_id: str
-    parent_shard_id: str | None
-    closed: bool
-
-
 def install_lean_streams(client: Any) -> None:
     install_lean_get_records(client, service_event_name="dynamodb-streams")
-
-
-async def describe_shards(client: Any, stream_arn: str) -> list[StreamShard]:
-    """Every shard of the stream with its parent, following DescribeStream's pagination."""
-    shards: list[StreamShard] = []
-    start: str | None = None
-    while True:
-        kwargs: dict[str, Any] = {"StreamArn": stream_arn}
-        if start:
-            kwargs["ExclusiveStartShardId"] = start
-        description = (await client.describe_stream(**kwargs))["StreamDescription"]
-        for shard in description.get("Shards", []):
-            shards.append(
-                StreamShard(
-                    shard_id=shard["ShardId"],
-                    parent_shard_id=shard.get("ParentShardId"),
-                    closed="EndingSequenceNumber" in shard.get("SequenceNumberRange", {}),
-                )
-            )
-        start = description.get("LastEvaluatedShardId")
-        if not start:
-            return shards
 
 
 def _stream_record(record: dict[str, Any]) -> RawRecord:
@@ -125,8 +95,8 @@ class DynamoDBStreamsReader:
             await backoff.sleep()
 
     async def _children(self, shard_id: str) -> tuple[str, ...]:
-        shards = await describe_shards(self._client, self._stream_arn)
-        return tuple(s.shard_id for s in shards if s.parent_shard_id == shard_id)
+        shards = await streams_shards(self._client, self._stream_arn)
+        return tuple(s["ShardId"] for s in shards if s.get("ParentShardId") == shard_id)
 
     async def read(self, shard_id: str, start: StartPosition) -> AsyncIterator[ReadBatch]:
         iterator = await self._iterator(shard_id, start)
@@ -176,22 +146,3 @@ class DynamoDBStreamsReader:
                 return
             iterator = next_iterator
 
-
-class StreamsShardLister:
-    """The lease coordinator's ShardLister for a DynamoDB stream (DescribeStream, every page)."""
-
-    def __init__(self, client: Any, stream_arn: str) -> None:
-        self._client = client
-        self._stream_arn = stream_arn
-
-    async def list_shards(self) -> list[ShardInfo]:
-        return [
-            ShardInfo(
-                shard_id=shard.shard_id,
-                parent_shard_ids=frozenset(
-                    {shard.parent_shard_id} if shard.parent_shard_id else ()
-                ),
-                closed=shard.closed,
-            )
-            for shard in await describe_shards(self._client, self._stream_arn)
-        ]

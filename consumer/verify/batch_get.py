@@ -10,9 +10,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from consumer.backoff import Backoff
+from consumer.aws.backoff import Backoff
+from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, is_server_error, is_throttling
 from consumer.snapshot.rate import ReadUnitLimiter
-from consumer.sources.errors import TRANSIENT_NETWORK_ERRORS, is_server_error, is_throttling
 from consumer.verify.keys import KeyRef, key_ref
 
 WireItem = dict[str, Any]

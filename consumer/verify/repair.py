@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from consumer.backoff import Backoff
+from consumer.aws.backoff import Backoff
 from consumer.pipeline.sink import Sink, SinkError
 from consumer.records import ChangeEvent, RecordPosition, decode_destination_record
 from consumer.snapshot.records import snapshot_record_data

@@ -33,12 +33,12 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from checkpoints import (  # noqa: E402 (after the path set-up, for `python tests/bench/...`)
     Coordinator,
-    KinesisShardLister,
     LeaseHandle,
     LeaseSettings,
     LeaseTable,
 )
 from consumer.aws import AwsEndpoints  # noqa: E402 (after the path set-up, as above)
+from consumer.aws.shards import KinesisShardLister  # noqa: E402 (as above)
 from consumer.local.stack import LocalStack  # noqa: E402 (after the path set-up, as above)
 
 SHARDS = 100

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import itertools
 import os
@@ -23,6 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from consumer.aws import AwsEndpoints
+from consumer.aws.shards import ApiShard, is_open, kinesis_shards, stream_ident
 
 FaultKind = Literal[
     "kill9",
@@ -260,22 +264,19 @@ def _wait_active(kinesis: Any, stream: str, timeout_s: float = 30.0) -> None:
     raise TimeoutError(f"stream {stream} did not become ACTIVE in {timeout_s:.0f} s")
 
 
-def _open_shards(kinesis: Any, stream: str) -> list[dict[str, Any]]:
-    shards: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"StreamName": stream}
-    while True:
-        page = kinesis.list_shards(**kwargs)
-        shards.extend(page["Shards"])
-        if not page.get("NextToken"):
-            break
-        kwargs = {"NextToken": page["NextToken"]}
-    open_ = [s for s in shards if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
+def _open_shards(endpoints: AwsEndpoints, stream: str) -> list[ApiShard]:
+    async def listing() -> list[ApiShard]:
+        async with endpoints.aio_client("kinesis") as kinesis:
+            return await kinesis_shards(kinesis, stream_ident(stream))
+
+    open_ = [shard for shard in asyncio.run(listing()) if is_open(shard)]
     return sorted(open_, key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
 
 
-def split_shard(kinesis: Any, stream: str, rng: random.Random) -> str:
+def split_shard(endpoints: AwsEndpoints, stream: str, rng: random.Random) -> str:
+    kinesis = endpoints.client("kinesis")
     _wait_active(kinesis, stream)
-    shard = rng.choice(_open_shards(kinesis, stream))
+    shard = rng.choice(_open_shards(endpoints, stream))
     low = int(shard["HashKeyRange"]["StartingHashKey"])
     high = int(shard["HashKeyRange"]["EndingHashKey"])
     kinesis.split_shard(
@@ -287,9 +288,10 @@ def split_shard(kinesis: Any, stream: str, rng: random.Random) -> str:
     return f"split {shard['ShardId']}"
 
 
-def merge_shards(kinesis: Any, stream: str, rng: random.Random) -> str:
+def merge_shards(endpoints: AwsEndpoints, stream: str, rng: random.Random) -> str:
+    kinesis = endpoints.client("kinesis")
     _wait_active(kinesis, stream)
-    shards = _open_shards(kinesis, stream)
+    shards = _open_shards(endpoints, stream)
     pairs = [
         (a, b)
         for a, b in itertools.pairwise(shards)

@@ -468,9 +468,9 @@ class ChaosRun:
                 replacement = self.pool.spawn()
                 note = f"SIGTERM {victim.worker_id} (+{replacement.worker_id})"
         elif fault.kind == "split":
-            note = split_shard(kinesis, self.names.stream, self.rng)
+            note = split_shard(self.endpoints, self.names.stream, self.rng)
         elif fault.kind == "merge":
-            note = merge_shards(kinesis, self.names.stream, self.rng)
+            note = merge_shards(self.endpoints, self.names.stream, self.rng)
         elif fault.kind == "outage":
             self.proxies.set_outage(True)
             self.outage_until = time.monotonic() + fault.duration_s

@@ -9,10 +9,11 @@ from typing import Any
 import orjson
 import pytest
 
+from consumer.aws.shards import StreamsShardLister
 from consumer.lambda_handler import handle_event
 from consumer.local.stack import LocalStackState
 from consumer.sources.model import StartPosition
-from consumer.sources.streams import DynamoDBStreamsReader, describe_shards, install_lean_streams
+from consumer.sources.streams import DynamoDBStreamsReader, install_lean_streams
 from tests.service_harness import Deployment, by_key
 from tests.stack_helpers import drain
 
@@ -28,7 +29,7 @@ def lambda_event(app: Deployment) -> dict[str, Any]:
     async def read() -> list[dict[str, Any]]:
         async with app.endpoints.aio_client("dynamodbstreams") as client:
             install_lean_streams(client)
-            shards = await describe_shards(client, stream_arn)
+            shards = await StreamsShardLister(client, stream_arn).list_shards()
             reader = DynamoDBStreamsReader(client, stream_arn, interval_s=0.25)
             records, _ = await drain(reader.read(shards[0].shard_id, StartPosition.trim_horizon()))
             return [{**orjson.loads(r.data), "eventSourceARN": stream_arn} for r in records]

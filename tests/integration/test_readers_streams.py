@@ -9,9 +9,10 @@ import orjson
 import pytest
 
 from consumer.aws import AwsEndpoints
+from consumer.aws.shards import StreamsShardLister
 from consumer.local.sample_orders import create_source_table
 from consumer.sources.model import StartPosition
-from consumer.sources.streams import DynamoDBStreamsReader, describe_shards, install_lean_streams
+from consumer.sources.streams import DynamoDBStreamsReader, install_lean_streams
 from tests.stack_helpers import drain
 
 pytestmark = pytest.mark.integration
@@ -32,7 +33,7 @@ async def test_streams_reader_reads_changes_in_order_with_wire_shape(
     async def body() -> tuple[list[dict[str, Any]], int]:
         async with endpoints.aio_client("dynamodbstreams") as client:
             install_lean_streams(client)
-            shards = await describe_shards(client, stream_arn)
+            shards = await StreamsShardLister(client, stream_arn).list_shards()
             reader = DynamoDBStreamsReader(client, stream_arn, interval_s=0.25)
             records, _ = await drain(reader.read(shards[0].shard_id, StartPosition.trim_horizon()))
             return [orjson.loads(r.data) for r in records], len(shards)
@@ -56,7 +57,7 @@ async def test_streams_reader_rejects_at_timestamp(
     dynamodb = endpoints.client("dynamodb")
     stream_arn = create_source_table(dynamodb, unique_name)
     async with endpoints.aio_client("dynamodbstreams") as client:
-        shards = await describe_shards(client, stream_arn)
+        shards = await StreamsShardLister(client, stream_arn).list_shards()
         reader = DynamoDBStreamsReader(client, stream_arn)
         with pytest.raises(ValueError, match="AT_TIMESTAMP"):
             await anext(

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from checkpoints.retry import is_retryable
-from consumer.sources.errors import is_server_error, is_throttling
+from consumer.aws.errors import is_retryable, is_server_error, is_throttling
 
 
 def client_error(code: str, status: int = 400) -> ClientError:

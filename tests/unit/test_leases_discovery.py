@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from checkpoints.discovery import (
-    KinesisShardLister,
-    ShardInfo,
-    children_to_record,
-    plan_cleanup,
-    plan_new_leases,
-    shard_from_api,
-)
+from checkpoints.discovery import ShardInfo, children_to_record, plan_cleanup, plan_new_leases
 from checkpoints.model import Checkpoint, Lease
+from consumer.aws.shards import KinesisShardLister, shard_info
 
 # A stream that was split and merged: s0 -> (s2, s3); s1 + s2 -> s4. s3 and s4 are open.
 STREAM = [
@@ -98,8 +92,8 @@ def test_cleanup_deletes_finished_leases_past_retention_whose_children_have_leas
     assert plan_cleanup(STREAM, leases) == ["old"]
 
 
-def test_shard_from_api_reads_parents_and_closed() -> None:
-    shard = shard_from_api(
+def test_shard_info_reads_parents_and_closed() -> None:
+    shard = shard_info(
         {
             "ShardId": "shardId-000000000004",
             "ParentShardId": "shardId-000000000001",

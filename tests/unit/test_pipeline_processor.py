@@ -258,7 +258,7 @@ async def test_backoff_grows_while_writes_make_no_progress_and_warnings_are_capp
 ) -> None:
     """Issue 21.3: a write that returns only retryable failures is no progress, so the next
     sleep must be longer (it was reset to the first step after every such write)."""
-    from consumer.backoff import Backoff
+    from consumer.aws.backoff import Backoff
     from consumer.pipeline.processor import Route, ShardPipeline
     from tests.change_factory import upsert
     from tests.pipeline_fakes import MemoryCheckpointer, MemoryDlq, MemorySink, sink_error

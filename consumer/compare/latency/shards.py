@@ -3,55 +3,35 @@ them is being read (readers start at LATEST: a probe in a shard not read yet wou
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from consumer.aws.errors import error_code
+from consumer.aws.shards import ApiShard, is_open, kinesis_shards, stream_ident, streams_shards
 from consumer.compare.latency.environment import LatencyError
 from consumer.settings import Settings
 
 
-def _open(shard: dict[str, Any]) -> bool:
-    return "EndingSequenceNumber" not in shard.get("SequenceNumberRange", {})
-
-
 def open_shard_ids(settings: Settings) -> frozenset[str]:
     """The ids of the open shards of the Kinesis stream (efo, polling) or the DynamoDB stream
-    (streams) the settings read. Blocking (boto3); raises LatencyError."""
+    (streams) the settings read. Blocking (not inside an event loop); raises LatencyError."""
     stream = settings.stream
     where = stream.dynamodb_stream_arn if stream.mode == "streams" else stream.arn or stream.name
     try:
-        shards = _shards(settings)
+        shards = asyncio.run(_shards(settings))
     except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        raise LatencyError(f"cannot list the shards of {where}: {code or error}") from error
+        raise LatencyError(f"cannot list the shards of {where}: {error_code(error)}") from error
     except BotoCoreError as error:
         raise LatencyError(f"cannot list the shards of {where}: {error}") from error
-    return frozenset(shard["ShardId"] for shard in shards if _open(shard))
+    return frozenset(shard["ShardId"] for shard in shards if is_open(shard))
 
 
-def _shards(settings: Settings) -> list[dict[str, Any]]:
+async def _shards(settings: Settings) -> list[ApiShard]:
     endpoints = settings.aws.endpoints()
     stream = settings.stream
-    shards: list[dict[str, Any]] = []
     if stream.mode == "streams":
-        client = endpoints.client("dynamodbstreams")
-        kwargs: dict[str, Any] = {"StreamArn": stream.dynamodb_stream_arn}
-        while True:
-            description = client.describe_stream(**kwargs)["StreamDescription"]
-            shards.extend(description.get("Shards", []))
-            last = description.get("LastEvaluatedShardId")
-            if not last:
-                break
-            kwargs["ExclusiveStartShardId"] = last
-    else:
-        client = endpoints.client("kinesis")
-        kwargs = {"StreamARN": stream.arn} if stream.arn else {"StreamName": stream.name}
-        while True:
-            page = client.list_shards(**kwargs)
-            shards.extend(page.get("Shards", []))
-            token = page.get("NextToken")
-            if not token:
-                break
-            kwargs = {"NextToken": token}
-    return shards
+        async with endpoints.aio_client("dynamodbstreams") as client:
+            return await streams_shards(client, str(stream.dynamodb_stream_arn))
+    async with endpoints.aio_client("kinesis") as client:
+        return await kinesis_shards(client, stream_ident(stream.name, stream.arn))

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from consumer.aws import AwsEndpoints
-from consumer.backoff import Backoff
+from consumer.aws.backoff import Backoff
 from consumer.pipeline.audit.buffer import BufferLimits, Segment, ShardBuffer
 from consumer.pipeline.audit.layout import ObjectLayout
 from consumer.pipeline.audit.lines import LineError, audit_line

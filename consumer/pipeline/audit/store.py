@@ -11,14 +11,14 @@ from typing import Any, Protocol, TypeAlias
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from consumer.backoff import Backoff
-from consumer.pipeline.sink import SinkError
-from consumer.sources.errors import (
+from consumer.aws.backoff import Backoff
+from consumer.aws.errors import (
     TRANSIENT_NETWORK_ERRORS,
     error_code,
     is_server_error,
     is_throttling,
 )
+from consumer.pipeline.sink import SinkError
 
 log = structlog.get_logger(__name__)
 

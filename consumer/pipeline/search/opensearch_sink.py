@@ -52,7 +52,7 @@ from opensearchpy import AsyncOpenSearch
 from opensearchpy.exceptions import ConnectionError as TransportConnectionError
 from opensearchpy.exceptions import RequestError, TransportError
 
-from consumer.backoff import Backoff
+from consumer.aws.backoff import Backoff
 from consumer.pipeline.search.bulk import (
     TIE_VERSION_TYPE,
     VERSION_TYPE,
