@@ -15,7 +15,9 @@ The worker runtime needs only this much:
         #                           also cancelled).
         ...
 
-    async with open_coordinator(settings, endpoints, process) as coordinator:
+    # clients: makes aiobotocore clients (consumer.aws.AwsEndpoints); lister: a ShardLister
+    # (consumer.aws.shards.KinesisShardLister or StreamsShardLister).
+    async with open_coordinator(settings, clients, process, lister) as coordinator:
         await stop_signal.wait()   # SIGTERM: leaving the block hands every lease off
 
 The coordinator runs one `process(handle)` task per lease it holds; a task that returns without
@@ -29,7 +31,7 @@ duplicates. Cost: one heartbeat write per worker per interval instead of one ren
 """
 
 from checkpoints.coordinator import Coordinator, ShardProcessor, open_coordinator
-from checkpoints.discovery import KinesisShardLister, ShardInfo, ShardLister
+from checkpoints.discovery import ShardInfo, ShardLister
 from checkpoints.errors import (
     CheckpointRejected,
     LeaseError,
@@ -48,7 +50,6 @@ __all__ = [
     "Checkpoint",
     "CheckpointRejected",
     "Coordinator",
-    "KinesisShardLister",
     "Lease",
     "LeaseError",
     "LeaseHandle",

@@ -27,7 +27,6 @@ import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from checkpoints.discovery import (
-    KinesisShardLister,
     ShardLister,
     children_to_record,
     plan_cleanup,
@@ -56,8 +55,7 @@ from checkpoints.planner import (
     plan_release,
 )
 from checkpoints.settings import LeaseSettings
-from checkpoints.table import FenceOutcome, LeaseTable, TableStats
-from consumer.aws import AwsEndpoints
+from checkpoints.table import ClientFactory, FenceOutcome, LeaseTable, TableStats
 
 log = structlog.get_logger(__name__)
 
@@ -741,19 +739,15 @@ async def _cancel_all(tasks: Iterable[asyncio.Task[None]]) -> None:
 @asynccontextmanager
 async def open_coordinator(
     settings: LeaseSettings,
-    endpoints: AwsEndpoints,
+    clients: ClientFactory,
     processor: ShardProcessor,
+    lister: ShardLister,
     *,
     worker_id: str | None = None,
 ) -> AsyncIterator[Coordinator]:
-    """A running coordinator wired to the lease table and the stream; closed gracefully on
-    exit. The usual entry point for the worker runtime."""
-    if not settings.stream_name and not settings.stream_arn:
-        raise ValueError("LeaseSettings.stream_name or stream_arn is needed to run a coordinator")
-    async with (
-        LeaseTable.open(endpoints, settings.lease_table, settings.retry) as table,
-        KinesisShardLister.open(endpoints, settings.stream_name, settings.stream_arn) as lister,
-    ):
+    """A running coordinator wired to the lease table and the stream's `lister`; closed
+    gracefully on exit. The usual entry point for the worker runtime."""
+    async with LeaseTable.open(clients, settings.lease_table, settings.retry) as table:
         coordinator = Coordinator(
             settings, table, lister, processor, worker_id=worker_id
         )

@@ -19,7 +19,8 @@ import structlog
 
 from checkpoints import Checkpoint, LeaseHandle, LeaseSettings, LeaseTable
 from checkpoints.coordinator import Coordinator
-from checkpoints.discovery import KinesisShardLister, ShardLister
+from checkpoints.discovery import ShardLister
+from consumer.aws.shards import KinesisShardLister, StreamsShardLister
 from consumer.pipeline.added_latency import AddedLatency
 from consumer.pipeline.decoders import decode_kinesis, decode_streams
 from consumer.pipeline.processor import PipelineStats, Route, ShardPipeline
@@ -43,7 +44,7 @@ from consumer.sources.lean import install_lean_get_records
 from consumer.sources.model import ShardReader
 from consumer.sources.polling import PollingOptions
 from consumer.sources.select import ReaderOptions, ReadMode, open_kinesis_reader
-from consumer.sources.streams import DynamoDBStreamsReader, StreamsShardLister, install_lean_streams
+from consumer.sources.streams import DynamoDBStreamsReader, install_lean_streams
 
 log = structlog.get_logger(__name__)
 

@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 
 from checkpoints import Checkpoint, LeaseHandle, LeaseSettings, Position, open_coordinator
+from consumer.aws.shards import KinesisShardLister
 from consumer.local.stack import local_endpoints
 
 
@@ -113,8 +114,9 @@ async def run(args: argparse.Namespace) -> None:
     try:
         async with endpoints.aio_client("kinesis") as kinesis:
             processor = RecordingProcessor(kinesis, args.stream, out_fd, args.worker_id, 0.25)
+            lister = KinesisShardLister(kinesis, args.stream)
             async with open_coordinator(
-                settings, endpoints, processor, worker_id=args.worker_id
+                settings, endpoints, processor, lister, worker_id=args.worker_id
             ) as coordinator:
                 print(f"ready {coordinator.worker_id}", flush=True)
                 await stop.wait()
