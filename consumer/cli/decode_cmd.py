@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO, TextIO, cast
 
 from consumer.cli.decode_formats import FORMATS, UNKNOWN_TABLE, decode_line, without_bom
+from consumer.cli.options import command_parser
 from consumer.cli.terminal import printable
 from consumer.records import (
     ChangeEvent,
@@ -50,11 +51,11 @@ class LineTooLong:
 
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subcommands.add_parser(
+    parser = command_parser(
+        subcommands,
         "decode",
-        help="decode DynamoDB change records (Kinesis, Streams, Lambda; one per line) to JSON",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "decode DynamoDB change records (Kinesis, Streams, Lambda; one per line) to JSON",
+        __doc__,
     )
     parser.add_argument(
         "file",

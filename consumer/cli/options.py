@@ -31,14 +31,6 @@ def settings_or_exit(args: argparse.Namespace) -> Settings | None:
         return None
 
 
-def positive_seconds(text: str) -> float:
-    """An argparse type: a finite number of seconds above zero (nan, inf, 0, -1 refused)."""
-    value = _number(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text!r}")
-    return value
-
-
 def non_negative_seconds(text: str) -> float:
     """An argparse type: a finite number of seconds, zero or more."""
     value = _number(text)
@@ -83,6 +75,25 @@ def positive_number(what: str) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+# A finite number of seconds above zero (nan, inf, 0, -1 refused).
+positive_seconds = positive_number("seconds")
+
+
+def command_parser(
+    subcommands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    module_doc: str | None,
+) -> argparse.ArgumentParser:
+    """A subcommand whose --help shows its module docstring after the first paragraph."""
+    return subcommands.add_parser(
+        name,
+        help=help_text,
+        description=module_doc.split("\n\n", 1)[1] if module_doc else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def _number(text: str) -> float:

@@ -20,6 +20,7 @@ from typing import TextIO
 
 import orjson
 
+from consumer.cli.options import command_parser
 from consumer.cli.terminal import json_safe, printable
 from consumer.pipeline.search.document import ITEM_FIELD, KEYS_FIELD
 from consumer.pipeline.search.local_store import (
@@ -39,11 +40,8 @@ _VALUE_WIDTH = 40
 
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subcommands.add_parser(
-        "search",
-        help="search the local search index (the default search sink)",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = command_parser(
+        subcommands, "search", "search the local search index (the default search sink)", __doc__
     )
     parser.add_argument(
         "query",

@@ -144,6 +144,52 @@ def _notes(scenario: Scenario, traffic: Traffic, efo: bool) -> tuple[list[str], 
     return notes, viable
 
 
+def _long_retention_line(
+    daily_gb: float, days: float, prices: PriceSheet, price_key: str
+) -> CostLine:
+    """Retention beyond 7 days, billed per GB-month on both stream kinds."""
+    far_gb = daily_gb * max(days - 7.0, 0.0)
+    price: float = getattr(prices.prices, price_key).value
+    return CostLine(
+        component="retention beyond 7 days",
+        usd_per_month=far_gb * price,
+        quantity=far_gb,
+        unit="GB-months",
+        price_key=price_key,
+        basis=(
+            f"{count(daily_gb)} GB/day x {days - 7.0:g} days x {usd(price)}"
+            if days > 7.0
+            else NO_LONG_TERM_RETENTION
+        ),
+    )
+
+
+def _design_cost(
+    scenario: Scenario,
+    traffic: Traffic,
+    prices: PriceSheet,
+    design: Design,
+    stream_lines: list[CostLine],
+    shards: int,
+    efo: bool,
+) -> DesignCost:
+    """The stream's lines with change data capture and the consumer service added."""
+    lines = [
+        *stream_lines,
+        _cdc_line(traffic, prices),
+        *service_lines(scenario, traffic, prices, shards),
+    ]
+    notes, viable = _notes(scenario, traffic, efo)
+    shard_label = "shards (estimated)" if design in _ON_DEMAND.values() else "shards"
+    return DesignCost(
+        design=design,
+        lines=tuple(lines),
+        sizing=((shard_label, shards), ("tasks per consumer", tasks_needed(scenario, traffic))),
+        notes=tuple(notes),
+        viable=viable,
+    )
+
+
 def on_demand_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> DesignCost:
     """A Kinesis on-demand stream read with EFO (`efo`) or shared polling."""
     traffic = traffic_of(scenario)
@@ -164,9 +210,7 @@ def on_demand_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> DesignC
     daily_gb = workload.writes_per_day * traffic.mean_record_bytes / GIB
     days = workload.retention_days
     near_gb = daily_gb * (min(days, 7.0) - 1.0)
-    far_gb = daily_gb * max(days - 7.0, 0.0)
     near_price = table.kinesis_on_demand_retention_7d_gb_month.value
-    far_price = table.kinesis_on_demand_retention_long_gb_month.value
 
     lines = [
         CostLine(
@@ -209,32 +253,9 @@ def on_demand_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> DesignC
                 else NO_EXTENDED_RETENTION
             ),
         ),
-        CostLine(
-            component="retention beyond 7 days",
-            usd_per_month=far_gb * far_price,
-            quantity=far_gb,
-            unit="GB-months",
-            price_key="kinesis_on_demand_retention_long_gb_month",
-            basis=(
-                f"{count(daily_gb)} GB/day x {days - 7.0:g} days x {usd(far_price)}"
-                if days > 7.0
-                else NO_LONG_TERM_RETENTION
-            ),
-        ),
-        _cdc_line(traffic, prices),
-        *service_lines(scenario, traffic, prices, shards),
+        _long_retention_line(daily_gb, days, prices, "kinesis_on_demand_retention_long_gb_month"),
     ]
-    notes, viable = _notes(scenario, traffic, efo)
-    return DesignCost(
-        design=_ON_DEMAND[efo],
-        lines=tuple(lines),
-        sizing=(
-            ("shards (estimated)", shards),
-            ("tasks per consumer", tasks_needed(scenario, traffic)),
-        ),
-        notes=tuple(notes),
-        viable=viable,
-    )
+    return _design_cost(scenario, traffic, prices, _ON_DEMAND[efo], lines, shards, efo)
 
 
 def provisioned_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> DesignCost:
@@ -254,8 +275,6 @@ def provisioned_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> Desig
     days = workload.retention_days
     extended_price = table.kinesis_extended_retention_shard_hour.value
     extended_hours = shard_hours if days > 1.0 else 0.0
-    far_gb = daily_gb * max(days - 7.0, 0.0)
-    far_price = table.kinesis_long_term_retention_gb_month.value
 
     lines = [
         CostLine(
@@ -327,26 +346,6 @@ def provisioned_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> Desig
                 else NO_EXTENDED_RETENTION
             ),
         ),
-        CostLine(
-            component="retention beyond 7 days",
-            usd_per_month=far_gb * far_price,
-            quantity=far_gb,
-            unit="GB-months",
-            price_key="kinesis_long_term_retention_gb_month",
-            basis=(
-                f"{count(daily_gb)} GB/day x {days - 7.0:g} days x {usd(far_price)}"
-                if days > 7.0
-                else NO_LONG_TERM_RETENTION
-            ),
-        ),
-        _cdc_line(traffic, prices),
-        *service_lines(scenario, traffic, prices, shards),
+        _long_retention_line(daily_gb, days, prices, "kinesis_long_term_retention_gb_month"),
     ]
-    notes, viable = _notes(scenario, traffic, efo)
-    return DesignCost(
-        design=_PROVISIONED[efo],
-        lines=tuple(lines),
-        sizing=(("shards", shards), ("tasks per consumer", tasks_needed(scenario, traffic))),
-        notes=tuple(notes),
-        viable=viable,
-    )
+    return _design_cost(scenario, traffic, prices, _PROVISIONED[efo], lines, shards, efo)
