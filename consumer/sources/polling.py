@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,47 @@ class RecordLimit:
         return max(1, min(self._most, self._batch_bytes // mean))
 
 
+# Shards of one reader take turns: the k-th shard read calls at phase frac(k * 0.618...) of the
+# polling interval, so any number of shards is spread evenly (the golden-ratio sequence) and
+# their batches do not queue behind each other's decode on the one event loop.
+GOLDEN_FRACTION = 0.6180339887498949
+# A call that ran late comes back to its turn by at most this share of the interval per call,
+# so that no two calls of one shard are closer than (1 - LATE_SHARE) intervals.
+LATE_SHARE = 0.05
+
+
+class PollTurns:
+    """The calling turns of the shards read by one reader, on one clock grid: shard k calls
+    at epoch + (phase_k + n) * interval."""
+
+    def __init__(self) -> None:
+        self._shards = 0
+        self._epoch: float | None = None
+
+    def phase(self, now: float) -> float:
+        """A new shard's phase (a fraction of the interval)."""
+        if self._epoch is None:
+            self._epoch = now
+        phase = (self._shards * GOLDEN_FRACTION) % 1.0
+        self._shards += 1
+        return phase
+
+    def _turn(
+        self, phase: float, at: float, interval: float, rounding: Callable[[float], int]
+    ) -> float:
+        epoch = at if self._epoch is None else self._epoch
+        return epoch + (phase + rounding((at - epoch) / interval - phase)) * interval
+
+    def first_call(self, phase: float, now: float, interval: float) -> float:
+        return self._turn(phase, now, interval, math.ceil)
+
+    def next_call(self, phase: float, last_call: float, interval: float) -> float:
+        """The turn after the last call's: never sooner than (1 - LATE_SHARE) intervals after
+        it and never a turn skipped (a late call delays the next one, not the rate)."""
+        turn = self._turn(phase, last_call, interval, math.floor)
+        return max(turn + interval, last_call + interval * (1 - LATE_SHARE))
+
+
 class PollingReader:
     """Reads a shard with GetRecords. `client` is an aiobotocore Kinesis client on which
     `install_lean_get_records` was called (it also works without, just slower)."""
@@ -93,6 +135,7 @@ class PollingReader:
         self._options = options or PollingOptions()
         self.throttled = 0
         self.iterator_refreshes = 0
+        self._turns = PollTurns()
 
     async def _iterator(self, shard_id: str, start: StartPosition) -> str:
         backoff = Backoff(base_s=0.2, cap_s=5.0)
@@ -116,14 +159,16 @@ class PollingReader:
         iterator = await self._iterator(shard_id, start)
         resume_after: str | None = None
         backoff = Backoff(base_s=self._options.interval_s, cap_s=10.0)
-        last_call = 0.0
         pause = self._options.interval_s
         limit = RecordLimit(self._options.limit, self._options.batch_bytes)
+        phase = self._turns.phase(time.monotonic())
+        next_call = self._turns.first_call(phase, time.monotonic(), pause)
         while True:
-            wait = pause - (time.monotonic() - last_call)
+            wait = next_call - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
             last_call = time.monotonic()
+            next_call = last_call + pause  # the shard's call rate, also after an error
             try:
                 response = await self._client.get_records(
                     ShardIterator=iterator, Limit=limit.next()
@@ -148,6 +193,7 @@ class PollingReader:
                 await backoff.sleep()
                 continue
             backoff.reset()
+            read_at = time.monotonic()  # off the socket: the decode below counts as added latency
             body = lean_body(response)
             records = kinesis_records(body.get("Records") or [])
             limit.saw(records)
@@ -160,6 +206,7 @@ class PollingReader:
                 millis_behind_latest=body.get("MillisBehindLatest"),
                 resume_after=resume_after,
                 child_shard_ids=None if next_iterator else child_shard_ids(body),
+                read_at=read_at,
             )
             if not next_iterator:
                 return
@@ -168,3 +215,7 @@ class PollingReader:
             # empty batch (Kinesis returns those across sparse history while still behind).
             behind = (body.get("MillisBehindLatest") or 0) > 0
             pause = MIN_POLL_INTERVAL_S if behind else self._options.interval_s
+            # At the tip, on the shard's own turn (it waits at most one interval once).
+            next_call = (
+                last_call + pause if behind else self._turns.next_call(phase, last_call, pause)
+            )

@@ -33,6 +33,8 @@ from tests.bench.bench_e2e import record as destination_record
 from tests.bench.bench_sinks import create_bench_replica
 from tests.opensearch_double.server import OpenSearchDouble
 
+BREAKDOWN_CHILD = Path(__file__).with_name("latency_breakdown.py")
+
 RATE = float(os.environ.get("BENCH_LATENCY_RATE", "1000"))
 # moto serves a few hundred PutItem/s on this machine: at 4,000 changes/s the replica (not the
 # consumer) would be the bottleneck, so the sinks run is paced to what the stand-ins sustain.
@@ -41,6 +43,8 @@ SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "20"))
 SHARDS = 4
 # Which runs (comma-separated: null, sinks); profiling one is quicker than both.
 RUNS = os.environ.get("BENCH_LATENCY_RUNS", "null,sinks").split(",")
+# With BENCH_LATENCY_BREAKDOWN=1 the child times each stage (tests/bench/latency_breakdown.py).
+BREAKDOWN = os.environ.get("BENCH_LATENCY_BREAKDOWN") == "1"
 
 
 def run(
@@ -58,7 +62,7 @@ def run(
         done = subprocess.run(
             [
                 sys.executable,
-                str(CHILD),
+                str(BREAKDOWN_CHILD if BREAKDOWN else CHILD),
                 "service",
                 f"live-{label}",
                 server.url,
@@ -76,6 +80,8 @@ def run(
         server.stop()
     figures: dict[str, float] = {}
     for line in done.stdout.splitlines():
+        if BREAKDOWN and not line.startswith(("added_ms ", "cpu_us")):
+            print(f"{label}: {line}", file=sys.stderr)
         if line.startswith("added_ms "):
             _, sink, p50, p99 = line.split()
             figures[f"consumer_added_ms_p50_{label}_{sink}"] = float(p50)
