@@ -25,7 +25,7 @@ import asyncio
 import enum
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -107,6 +107,11 @@ class Checkpointer(Protocol):
 
 class ShardStopped(RuntimeError):
     """A pipeline with on_failure=stop could not apply a record; the shard stops before it."""
+
+
+class OutageAbandoned(Exception):
+    """A retry's wait after `ShardPipeline.stop_waiting`: the batch is left unfinished (never
+    checkpointed) instead of waiting out a failing sink or DLQ."""
 
 
 _Count = TypeVar("_Count", int, float)
@@ -262,6 +267,7 @@ class ShardPipeline:
         self._ensure_owned: Callable[[], None] = getattr(
             checkpointer, "ensure_owned", lambda: None
         )
+        self._stopping = asyncio.Event()  # set by stop_waiting: retry waits end at once
 
     # --- decoding and parking -----------------------------------------------------------
 
@@ -345,7 +351,7 @@ class ShardPipeline:
                         f"{error}"
                     ) from None
                 log.error("dlq.refused", error_type=type(error).__name__, records=len(records))
-                await backoff.sleep()
+                await self._wait(backoff.sleep())
             except Exception as error:  # any other DLQ failure: an outage, wait, never drop
                 self._waits_for_missing(DLQ_SINK, error)  # e.g. the overflow bucket is gone
                 log.error("dlq.unavailable", error_type=type(error).__name__, records=len(records))
@@ -424,7 +430,7 @@ class ShardPipeline:
                     self._retry_log.warning(
                         "sink.batch_error", sink=route.sink.name, error_type=_kind(error)
                     )
-                    await backoff.sleep()
+                    await self._wait(backoff.sleep())
                     work.appendleft((chunk, attempts + 1))
                 continue
             missing = self._missing_among(route.sink.name, failures)
@@ -499,9 +505,27 @@ class ShardPipeline:
         shard lets its lease go at the bound rather than up to a backoff cap later."""
         tracker = self.missing_destinations
         if tracker is None or sink not in tracker.missing:
-            await backoff.sleep()
+            await self._wait(backoff.sleep())
             return
-        await asyncio.sleep(min(backoff.next_delay(), tracker.remaining_s(sink) + 0.01))
+        await self._wait(asyncio.sleep(min(backoff.next_delay(), tracker.remaining_s(sink) + 0.01)))
+
+    def stop_waiting(self) -> None:
+        """A planned stop (shutdown, handoff): from now on no retry waits for a failing sink or
+        DLQ. The wait under way and every later one raise OutageAbandoned, so the batch in
+        flight is left unfinished and a drain checkpoints only what was flushed before."""
+        self._stopping.set()
+
+    async def _wait(self, sleep: Coroutine[Any, Any, None]) -> None:
+        """A retry's wait, cut short by `stop_waiting` (then OutageAbandoned)."""
+        sleeping = asyncio.ensure_future(sleep)
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({sleeping, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+            stopping.cancel()
+        if self._stopping.is_set():
+            raise OutageAbandoned(f"shard {self.shard_id} stopped while a destination failed")
 
     async def _deliver_timed(
         self, route: Route, events: Sequence[ChangeEvent], batch: ReadBatch
@@ -577,8 +601,14 @@ class ShardPipeline:
         else:
             due = now - self._last_checkpoint_at >= self._interval_s
         if due:
-            await self._flush_all()
-            self._checkpoint_owed = self._done  # applied everywhere and flushed
+            try:
+                await self._flush_all()
+                self._checkpoint_owed = self._done  # applied everywhere and flushed
+            except OutageAbandoned:
+                if not force:
+                    raise
+                # A drain after stop_waiting: a sink still cannot flush, so the checkpoint
+                # goes no further than what was flushed before (the owed one, if any).
             self._last_checkpoint_at = now
         owed = self._checkpoint_owed
         if owed is not None and owed != self._checkpointed:
@@ -595,7 +625,8 @@ class ShardPipeline:
         self.stats.checkpoints += len(targets)
 
     async def drain(self) -> None:
-        """Before a handoff or shutdown: flush every sink and checkpoint what is done."""
+        """Before a handoff or shutdown: flush every sink and checkpoint what is done (after
+        `stop_waiting`, a sink that fails to flush is left: only what was flushed before)."""
         await self.checkpoint_if_due(force=True)
 
     async def finish_shard(self, child_shard_ids: Iterable[str] = ()) -> None:

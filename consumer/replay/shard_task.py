@@ -1,11 +1,9 @@
-"""One leased shard of a stream replay: read from the lease's start, apply what the window
-allows, and stop at the window's end without finishing the shard.
-
-Like the service's `consumer.service.shard_task.run_shard`, with three differences:
-- each batch is cut at the window's cut-off (`cutoff.cut_batch`); at the cut-off or the tip
+"""One leased shard of a stream replay: the shard loop of the service
+(`consumer.service.shard_task.shard_loop`) with the replay's window as its policy:
+- each batch is cut at the window's cut-off (`window.cut_batch`); at the cut-off or the tip
   the pipeline drains (flush + checkpoint), the shard is marked done for this `--to`
-  (`marks.ReplayMarks.mark_end`), and the task then *holds* the lease idle until it is asked to
-  stop: returning would make the coordinator restart it, and releasing it would let another
+  (`status.ReplayMarks.mark_end`), and the loop then *holds* the lease idle until it is asked
+  to stop: returning would make the coordinator restart it, and releasing it would let another
   worker read it again;
 - progress (records applied, last arrival time) goes to the lease item every few seconds, so
   every worker and the progress display see every shard;
@@ -15,27 +13,24 @@ Like the service's `consumer.service.shard_task.run_shard`, with three differenc
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from checkpoints import LeaseHandle, LeaseLost, StopReason
+from checkpoints import LeaseHandle
 from consumer.aws.backoff import Backoff
 from consumer.pipeline.processor import ShardPipeline, ShardStopped
 from consumer.records.batch import ReadBatch
 from consumer.replay.status import STOPPED, ReplayMarks
 from consumer.replay.window import ReplayWindow, ShardEnd, cut_batch
-from consumer.service.shard_task import start_position
+from consumer.service.shard_task import PipelineFactory, shard_loop
 from consumer.sources.model import ShardReader
-from consumer.sources.prefetch import Stopped, next_unless_stopped, prefetch
 
 log = structlog.get_logger(__name__)
 
-PipelineFactory = Callable[[LeaseHandle], ShardPipeline]
 MARK_ATTEMPTS = 10
 
 
@@ -89,6 +84,52 @@ class ShardProgressWriter:
                 await backoff.sleep()
 
 
+@dataclass
+class ReplayPolicy:
+    """The shard loop's policy for a stream replay (see the module docstring)."""
+
+    progress: ShardProgressWriter
+    window: ReplayWindow
+    end: ShardEnd | None = None  # why the shard ends after the batch being applied, if it does
+
+    async def admit(self, batch: ReadBatch) -> ReadBatch:
+        cut = cut_batch(batch, self.window.cutoff_ms)
+        self.end = cut.end
+        self.progress.saw(cut.batch)
+        if cut.end is ShardEnd.SHARD_END:
+            # SHARD_END releases the lease, after which no fenced write of ours succeeds; the
+            # SHARD_END checkpoint itself is what settles the shard (never a mark before it).
+            await self.progress.write_now()
+        return cut.batch
+
+    async def applied(self, batch: ReadBatch, pipeline: ShardPipeline) -> bool:
+        if self.end is None:
+            await self.progress.maybe_write()
+            return False
+        if self.end is not ShardEnd.SHARD_END:
+            await pipeline.drain()
+            await self.progress.end(self.end.value, self.window.to_ms)
+        log.info(
+            "replay.shard_done",
+            shard_id=batch.shard_id,
+            end=self.end.value,
+            records=pipeline.stats.records,
+        )
+        return self.end is not ShardEnd.SHARD_END
+
+    async def drained(self) -> None:
+        await self.progress.maybe_write()
+
+    async def stopped_on_failure(self, stopped: ShardStopped) -> None:
+        await self.progress.end(STOPPED, None, error=str(stopped))
+
+    async def destination_gone(self, handle: LeaseHandle) -> bool:
+        return False  # a replay's pipelines wait for a missing destination (no bound)
+
+    def closed(self) -> None:
+        return None
+
+
 async def replay_shard(
     handle: LeaseHandle,
     reader: ShardReader,
@@ -99,71 +140,6 @@ async def replay_shard(
     progress_interval_s: float = 2.0,
 ) -> None:
     """Replays one leased shard; returns when asked to stop or at SHARD_END."""
-    bound = log.bind(shard_id=handle.shard_id)
-    pipeline = make_pipeline(handle)
     progress = ShardProgressWriter(marks, handle, progress_interval_s)
-    start = start_position(handle.start_position)
-    bound.info("replay.shard_start", start=str(start.kind), sequence_number=start.sequence_number)
-    batches: AsyncGenerator[ReadBatch, None] = prefetch(
-        reader.read(handle.shard_id, start), read_ahead_batches
-    )
-    stop = asyncio.ensure_future(handle.wait_stop())
-    try:
-        if await _read_until_end(handle, batches, pipeline, progress, window, stop):
-            await batches.aclose()  # no more reads while the lease sits idle
-            await stop  # hold the lease: the shard is done for this replay
-            bound.info("replay.shard_released", reason=str(stop.result()))
-    except LeaseLost:
-        bound.warning("replay.lease_lost")
-    finally:
-        stop.cancel()
-        try:
-            await batches.aclose()
-        finally:
-            await pipeline.aclose()
-
-
-async def _read_until_end(
-    handle: LeaseHandle,
-    batches: AsyncGenerator[ReadBatch, None],
-    pipeline: ShardPipeline,
-    progress: ShardProgressWriter,
-    window: ReplayWindow,
-    stop: asyncio.Future[StopReason],
-) -> bool:
-    """Reads and applies batches until the shard ends for this replay. True: hold the lease
-    idle (reached the cut-off or the tip, or stopped by a pipeline); False: return (a stop was
-    asked for, or SHARD_END released the lease)."""
-    bound = log.bind(shard_id=handle.shard_id)
-    while True:
-        try:
-            batch = await next_unless_stopped(batches, stop)
-        except StopAsyncIteration:
-            bound.info("replay.reader_ended")
-            return False
-        if isinstance(batch, Stopped):
-            if stop.result() is not StopReason.LOST:
-                await pipeline.drain()
-                await progress.maybe_write()
-            return False
-        cut = cut_batch(batch, window.cutoff_ms)
-        progress.saw(cut.batch)
-        if cut.end is ShardEnd.SHARD_END:
-            # SHARD_END releases the lease, after which no fenced write of ours succeeds; the
-            # SHARD_END checkpoint itself is what settles the shard (never a mark before it).
-            await progress.write_now()
-        try:
-            if cut.batch.records or cut.batch.shard_end:
-                await pipeline.process(cut.batch)
-        except ShardStopped as stopped:
-            bound.error("replay.shard_stopped", error=str(stopped))
-            await progress.end(STOPPED, None, error=str(stopped))
-            return True  # not finished: hold the lease, read no further
-        if cut.end is None:
-            await progress.maybe_write()
-            continue
-        if cut.end is not ShardEnd.SHARD_END:
-            await pipeline.drain()
-            await progress.end(cut.end.value, window.to_ms)
-        bound.info("replay.shard_done", end=cut.end.value, records=pipeline.stats.records)
-        return cut.end is not ShardEnd.SHARD_END
+    policy = ReplayPolicy(progress, window)
+    await shard_loop(handle, reader, make_pipeline, policy, read_ahead_batches)

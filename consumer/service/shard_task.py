@@ -1,12 +1,21 @@
-"""One leased shard: read, process, checkpoint, and stop the way the lease asks.
+"""One leased shard: read, apply, checkpoint, and stop the way the lease asks. This is the one
+shard loop, of the service and of a stream replay; a `ShardLoopPolicy` adds what differs (the
+service's: its activity; a replay's: the window's cut-off, progress marks, holding the lease
+when done; consumer/replay/shard_task.py).
 
 - HANDOFF / SHUTDOWN (a planned move or SIGTERM): stop reading, finish the in-flight batch,
   flush and checkpoint (`drain`), return. The next owner starts right after: no duplicates.
-- LOST (another worker owns it now, or our heartbeat lapsed): stop at once, write nothing.
+  The stop is watched during the batch too: a batch waiting out a failing sink or DLQ stops
+  waiting (`ShardPipeline.stop_waiting`) and is left unfinished, and the drain checkpoints only
+  what was applied, so the shard returns at once, not at the coordinator's timeout.
+- LOST (another worker owns it now, or our heartbeat lapsed): stop at once, in the middle of a
+  batch too (it is cancelled), and write nothing.
 - SHARD_END: the pipeline flushes and checkpoints SHARD_END, which releases the children.
 - DESTINATION GONE (a sink's table, bucket, index or queue missing past the bound): stop
   without a checkpoint past what was not applied, and give the lease to another worker
   (`relinquish`), which may be configured correctly.
+- STOPPED ON FAILURE (a record that can be neither applied nor parked, `on_failure = stop`):
+  the shard waits at that record, its lease held, nothing read past it, until a stop.
 """
 
 from __future__ import annotations
@@ -17,12 +26,13 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import structlog
 
 from checkpoints import Checkpoint, LeaseHandle, LeaseLost, Position, StopReason
 from consumer.pipeline.missing_destination import DestinationGone
-from consumer.pipeline.processor import ShardPipeline, ShardStopped
+from consumer.pipeline.processor import OutageAbandoned, ShardPipeline, ShardStopped
 from consumer.records.batch import ReadBatch
 from consumer.service.startup_heap import freeze_startup_heap
 from consumer.settings import StreamSection
@@ -94,11 +104,13 @@ def read_ahead_limits(stream: StreamSection) -> ReadAheadLimits:
 async def stamped(
     batches: AsyncIterator[ReadBatch], clock: Callable[[], float]
 ) -> AsyncGenerator[ReadBatch, None]:
-    """Each batch with the time it was read, as the reader hands it over (the added latency's
+    """Each batch with the time it was read: the reader's own stamp (polling stamps it when the
+    response is off the socket), else now, as the reader hands it over (the added latency's
     start: the reader yields right after parsing the response or event off the socket)."""
     try:
         async for batch in batches:
-            yield dataclasses.replace(batch, read_at=clock())
+            stamp = clock() if batch.read_at is None else batch.read_at
+            yield dataclasses.replace(batch, read_at=stamp)
     finally:
         aclose = getattr(batches, "aclose", None)
         if aclose is not None:
@@ -108,6 +120,71 @@ async def stamped(
 def payload_bytes(batch: ReadBatch) -> int:
     """What a batch weighs against the read-ahead budgets: its records' payload."""
     return sum(len(record.data) for record in batch.records)
+
+
+
+class ShardLoopPolicy(Protocol):
+    """What a shard loop does besides reading, applying and checkpointing. One per shard run."""
+
+    async def admit(self, batch: ReadBatch) -> ReadBatch:
+        """The part of a batch just read to apply: all of it, or what comes before a cut-off."""
+        ...
+
+    async def applied(self, batch: ReadBatch, pipeline: ShardPipeline) -> bool:
+        """After `batch` (as admitted) is applied. True: the shard is done for this run: read no
+        more and hold the lease idle until a stop (returning would start the shard again)."""
+        ...
+
+    async def drained(self) -> None:
+        """After the drain of a planned stop (not after a lost lease)."""
+        ...
+
+    async def stopped_on_failure(self, stopped: ShardStopped) -> None:
+        """A pipeline cannot apply a record (on_failure = stop); the lease is then held at it."""
+        ...
+
+    async def destination_gone(self, handle: LeaseHandle) -> bool:
+        """A destination is missing past the bound: True once the lease is given up, False to
+        let DestinationGone propagate."""
+        ...
+
+    def closed(self) -> None:
+        """The loop has ended, however it ended."""
+        ...
+
+
+@dataclass
+class ServicePolicy:
+    """The service's shard: every batch whole, its activity kept for burst mode and readiness,
+    a lease whose destination is gone handed to another worker (`relinquish`, if given)."""
+
+    shard_id: str
+    activity: ShardActivity
+    clock: Callable[[], float] = time.monotonic
+    relinquish: Relinquish | None = None
+
+    async def admit(self, batch: ReadBatch) -> ReadBatch:
+        self.activity.saw(batch, self.clock())
+        return batch
+
+    async def applied(self, batch: ReadBatch, pipeline: ShardPipeline) -> bool:
+        return False
+
+    async def drained(self) -> None:
+        return None
+
+    async def stopped_on_failure(self, stopped: ShardStopped) -> None:
+        self.activity.stopped[self.shard_id] = str(stopped)
+
+    async def destination_gone(self, handle: LeaseHandle) -> bool:
+        if self.relinquish is None:
+            return False
+        self.activity.destinations_gone += 1
+        await self.relinquish(handle)
+        return True
+
+    def closed(self) -> None:
+        self.activity.forget(self.shard_id)
 
 
 async def run_shard(
@@ -120,14 +197,30 @@ async def run_shard(
     limits: ReadAheadLimits | None = None,
     relinquish: Relinquish | None = None,
 ) -> None:
-    """Processes one leased shard until it ends, the lease asks it to stop, or a destination
-    is gone (then `relinquish` gives the lease up; without it DestinationGone propagates)."""
+    """Processes one leased shard of the service until it ends, the lease asks it to stop, or a
+    destination is gone (then `relinquish` gives the lease up; without it DestinationGone
+    propagates)."""
+    activity.started_at[handle.shard_id] = clock()
+    policy = ServicePolicy(handle.shard_id, activity, clock, relinquish)
+    await shard_loop(handle, reader, make_pipeline, policy, read_ahead_batches, clock, limits)
+
+
+async def shard_loop(
+    handle: LeaseHandle,
+    reader: ShardReader,
+    make_pipeline: PipelineFactory,
+    policy: ShardLoopPolicy,
+    read_ahead_batches: int = 2,
+    clock: Callable[[], float] = time.monotonic,
+    limits: ReadAheadLimits | None = None,
+) -> None:
+    """Reads, applies and checkpoints one leased shard until it ends, the lease asks it to stop,
+    or `policy` says it is done for this run (see the module docstring)."""
     bound = log.bind(shard_id=handle.shard_id)
     freeze_startup_heap()  # once per process: full collections stalled every shard ~100 ms
     pipeline = make_pipeline(handle)
     start = start_position(handle.start_position)
     bound.info("shard.start", start=str(start.kind), sequence_number=start.sequence_number)
-    activity.started_at[handle.shard_id] = clock()
     batches: AsyncGenerator[ReadBatch, None] = prefetch(
         stamped(reader.read(handle.shard_id, start), clock),
         read_ahead_batches,
@@ -143,21 +236,25 @@ async def run_shard(
                 bound.info("shard.reader_ended")
                 return
             if isinstance(batch, Stopped):
-                reason = stop.result()
-                if reason is not StopReason.LOST:
-                    await pipeline.drain()
-                bound.info("shard.stopped", reason=str(reason))
+                break
+            batch = await policy.admit(batch)
+            if not await _apply(pipeline, batch, stop):
+                break  # the stop came during the batch, which was left unfinished
+            if await policy.applied(batch, pipeline):
+                await _hold(batches, stop, bound)
                 return
-            activity.saw(batch, clock())
-            await pipeline.process(batch)
             if batch.shard_end:
                 bound.info("shard.end", children=list(batch.child_shard_ids or ()))
                 return
+        reason = stop.result()
+        if reason is not StopReason.LOST:
+            pipeline.stop_waiting()  # a sink failing now is not waited for: the drain is prompt
+            await pipeline.drain()
+            await policy.drained()
+        bound.info("shard.stopped", reason=str(reason))
     except LeaseLost:
         bound.warning("shard.lease_lost")
     except DestinationGone as gone:
-        if relinquish is None:
-            raise
         # Nothing past the last checkpoint is written: the next owner re-delivers from there.
         bound.error(
             "shard.destination_gone",
@@ -166,20 +263,56 @@ async def run_shard(
             missing_for_s=round(gone.missing_for_s, 1),
             reason=str(gone),
         )
-        activity.destinations_gone += 1
         await batches.aclose()
-        await relinquish(handle)
+        if not await policy.destination_gone(handle):
+            raise
     except ShardStopped as stopped:
         # As a Lambda mapping without a destination: the shard waits at this record (its
         # lease held, nothing read past it) until an operator acts; readiness reports it.
         bound.error("shard.stopped_on_failure", reason=str(stopped))
-        activity.stopped[handle.shard_id] = str(stopped)
-        await batches.aclose()
-        await stop
+        await policy.stopped_on_failure(stopped)
+        await _hold(batches, stop, bound)
     finally:
         stop.cancel()
-        activity.forget(handle.shard_id)
+        policy.closed()
         try:
             await batches.aclose()
         finally:
             await pipeline.aclose()
+
+
+async def _apply(
+    pipeline: ShardPipeline, batch: ReadBatch, stop: asyncio.Future[StopReason]
+) -> bool:
+    """Applies `batch` while watching the lease's stop; False if the stop left it unfinished.
+    LOST cancels it at once. A planned stop lets a healthy batch finish (the next owner gets no
+    duplicates) but ends its waits for a failing sink or DLQ (`stop_waiting`)."""
+    work = asyncio.ensure_future(pipeline.process(batch))
+    racing: set[asyncio.Future[Any]] = {work, stop}
+    try:
+        await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
+        if not work.done() and stop.result() is not StopReason.LOST:
+            pipeline.stop_waiting()
+            await asyncio.wait({work})
+    finally:
+        if not work.done():  # the lease is lost, or this task is cancelled
+            work.cancel()
+            await asyncio.wait({work})
+    if work.cancelled():
+        return False
+    try:
+        work.result()
+    except OutageAbandoned:
+        return False
+    return True
+
+
+async def _hold(
+    batches: AsyncGenerator[ReadBatch, None],
+    stop: asyncio.Future[StopReason],
+    bound: structlog.typing.FilteringBoundLogger,
+) -> None:
+    """Holds the lease idle, reading nothing, until it is asked to stop."""
+    await batches.aclose()
+    reason = await stop
+    bound.info("shard.stopped", reason=str(reason))
