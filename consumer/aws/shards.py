@@ -141,4 +141,3 @@ class StreamsShardLister:
 
     async def list_shards(self) -> list[ShardInfo]:
         return [shard_info(shard) for shard in await streams_shards(self._client, self._stream_arn)]
-
