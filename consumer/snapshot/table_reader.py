@@ -11,7 +11,7 @@ The partitions, bytewax-style:
 - A partition is one Scan segment, named `segment-NNNN`. Its resume state is the
   LastEvaluatedKey after the last committed page (None: the segment's start), with the number
   of items read before it (`ordinal`), kept in the part's lease item.
-- `read_segments` is one worker's loop: take an available segment (free, or its owner's lease
+- `TableReader.pages()` is one worker's loop: take an available segment (free, or its owner's lease
   expired), read it page by page from its resume state, yield each page, and take the next
   segment when it is done. It returns when every segment of the snapshot is finished; while
   other live workers still hold segments it waits for them (taking over any whose owner stops
@@ -312,30 +312,6 @@ def _min_limit(a: int | None, b: int | None) -> int | None:
     return min(a, b)
 
 
-async def read_segments(
-    client: Any,
-    snapshot: SnapshotInfo,
-    leases: SnapshotLeases,
-    worker_id: str,
-    *,
-    limiter: ReadUnitLimiter | None = None,
-    auto_commit: bool = True,
-    consistent: bool = False,
-) -> AsyncIterator[Page]:
-    """One worker's pages of a scan snapshot (see the module docstring for the contract)."""
-    reader = TableReader(
-        client,
-        snapshot,
-        leases,
-        worker_id,
-        limiter=limiter,
-        auto_commit=auto_commit,
-        consistent=consistent,
-    )
-    async for page in reader.pages():
-        yield page
-
-
 async def begin_scan_snapshot(
     leases: SnapshotLeases,
     *,
@@ -368,6 +344,5 @@ __all__ = [
     "TableReader",
     "WireItem",
     "begin_scan_snapshot",
-    "read_segments",
     "segment_names",
 ]

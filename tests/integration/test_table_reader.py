@@ -14,7 +14,7 @@ from consumer.cli import main
 from consumer.local.stack import LocalStackState
 from consumer.snapshot.rate import ReadUnitLimiter
 from consumer.snapshot.segments import SnapshotLeases
-from consumer.snapshot.table_reader import TableReader, begin_scan_snapshot, read_segments
+from consumer.snapshot.table_reader import TableReader, begin_scan_snapshot
 from tests.service_harness import Deployment
 from tests.snapshot.world import create_world
 
@@ -92,7 +92,7 @@ def test_two_readers_share_the_segments_and_read_every_item_once(
 
             async def read(worker: str) -> list[str]:
                 keys: list[str] = []
-                async for page in read_segments(client, snapshot, leases, worker):
+                async for page in TableReader(client, snapshot, leases, worker).pages():
                     assert page.scan_start_us > 0
                     keys.extend(item["pk"]["S"] for item in page.items)
                 return keys
