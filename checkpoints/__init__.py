@@ -17,7 +17,10 @@ The worker runtime needs only this much:
 
     # clients: makes aiobotocore clients (consumer.aws.AwsEndpoints); lister: a ShardLister
     # (consumer.aws.shards.KinesisShardLister or StreamsShardLister).
-    async with open_coordinator(settings, clients, process, lister) as coordinator:
+    async with (
+        LeaseTable.open(clients, settings.lease_table, settings.retry) as table,
+        Coordinator(settings, table, lister, process) as coordinator,
+    ):
         await stop_signal.wait()   # SIGTERM: leaving the block hands every lease off
 
 The coordinator runs one `process(handle)` task per lease it holds; a task that returns without
@@ -30,7 +33,7 @@ SHARD_END; planned moves (balancing, SIGTERM) hand off after a final checkpoint,
 duplicates. Cost: one heartbeat write per worker per interval instead of one renewal per lease.
 """
 
-from checkpoints.coordinator import Coordinator, ShardProcessor, open_coordinator
+from checkpoints.coordinator import Coordinator
 from checkpoints.discovery import ShardInfo, ShardLister
 from checkpoints.errors import (
     CheckpointRejected,
@@ -44,6 +47,7 @@ from checkpoints.identity import worker_id_from_environment
 from checkpoints.model import Checkpoint, Lease, Position, WorkerHeartbeat
 from checkpoints.retry import RetryPolicy
 from checkpoints.settings import LeaseSettings
+from checkpoints.supervisor import ShardProcessor
 from checkpoints.table import LeaseTable, TableStats, lease_table_definition
 
 __all__ = [
@@ -67,6 +71,5 @@ __all__ = [
     "TableStats",
     "WorkerHeartbeat",
     "lease_table_definition",
-    "open_coordinator",
     "worker_id_from_environment",
 ]

@@ -22,7 +22,14 @@ from typing import Any
 
 import structlog
 
-from checkpoints import Checkpoint, LeaseHandle, LeaseSettings, Position, open_coordinator
+from checkpoints import (
+    Checkpoint,
+    Coordinator,
+    LeaseHandle,
+    LeaseSettings,
+    LeaseTable,
+    Position,
+)
 from consumer.aws.shards import KinesisShardLister
 from consumer.local.stack import local_endpoints
 
@@ -115,9 +122,12 @@ async def run(args: argparse.Namespace) -> None:
         async with endpoints.aio_client("kinesis") as kinesis:
             processor = RecordingProcessor(kinesis, args.stream, out_fd, args.worker_id, 0.25)
             lister = KinesisShardLister(kinesis, args.stream)
-            async with open_coordinator(
-                settings, endpoints, processor, lister, worker_id=args.worker_id
-            ) as coordinator:
+            async with (
+                LeaseTable.open(endpoints, settings.lease_table, settings.retry) as table,
+                Coordinator(
+                    settings, table, lister, processor, worker_id=args.worker_id
+                ) as coordinator,
+            ):
                 print(f"ready {coordinator.worker_id}", flush=True)
                 await stop.wait()
             print(f"stopped {dict(coordinator.counters)}", flush=True)
