@@ -58,6 +58,9 @@ class StreamEvent:
 
     event_type: str
     payload: dict[str, Any]
+    # When the chunk that completed it came off the socket (monotonic s): the added latency's
+    # start, before the decode of the event and its records.
+    read_at: float | None = None
 
 
 class InStreamError(Exception):
@@ -72,6 +75,7 @@ async def stream_events(stream: SubscriptionStream) -> AsyncIterator[StreamEvent
     """Decodes the raw event stream: one orjson parse per event, nothing else."""
     buffer = EventStreamBuffer()
     async for chunk in stream.remaining_chunks():
+        read_at = time.monotonic()
         buffer.add_data(chunk)
         for message in buffer:
             headers = message.headers
@@ -86,7 +90,7 @@ async def stream_events(stream: SubscriptionStream) -> AsyncIterator[StreamEvent
                     str(headers.get(":error-code", "UnknownError")),
                     str(headers.get(":error-message", "")),
                 )
-            yield StreamEvent(str(headers.get(":event-type", "")), payload)
+            yield StreamEvent(str(headers.get(":event-type", "")), payload, read_at)
 
 
 class _ConsumerGone(Exception):
@@ -236,6 +240,7 @@ class EfoReader:
                         resume_after=continuation
                         or (records[-1].sequence_number if records else None),
                         child_shard_ids=children if ended else None,
+                        read_at=event.read_at,
                     )
                     backoff.reset()
                     if ended:

@@ -16,6 +16,8 @@ added latency itself:
 Also `batch_records <p50> <p99>`, `decode_ms_per_batch <p50> <p99>` (unweighted) and
 `gc_ms <count> <total ms> <max ms>` for collections during the measured part, and
 `loop_lag_ms <p50> <p99> <max>`: how late a 1 ms ticker on the event loop ran.
+With BENCH_POLL_TURNS=0 every shard polls as before turns (polling.py's PollTurns): all at the
+same moments, each an interval after its last call, for a before/after under the same load.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from consumer.pipeline.processor import ShardPipeline
 from consumer.service import shard_task
+from consumer.sources.polling import PollTurns
 from tests.bench import e2e_consumers
 
 STAGES = (
@@ -187,8 +190,21 @@ def report(breakdown: Breakdown) -> None:
         )
 
 
+def without_turns() -> None:
+    def first_call(self: PollTurns, phase: float, now: float, interval: float) -> float:
+        return now
+
+    def next_call(self: PollTurns, phase: float, last_call: float, interval: float) -> float:
+        return last_call + interval
+
+    PollTurns.first_call = first_call  # type: ignore[method-assign]
+    PollTurns.next_call = next_call  # type: ignore[method-assign]
+
+
 def main(argv: list[str]) -> None:
     breakdown = Breakdown(int(os.environ.get("BENCH_WARMUP_RECORDS", "0")))
+    if os.environ.get("BENCH_POLL_TURNS") == "0":
+        without_turns()
     install(breakdown)
     original_run = e2e_consumers.run_service
 
