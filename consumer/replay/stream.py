@@ -1,7 +1,7 @@
 """Stream replay: the chosen pipelines fed from the Kinesis stream, under the replay's own
 lease table, by one or more replay workers.
 
-Wiring (like `consumer.service.worker.Worker`, composed from the same pieces):
+Wiring (by `consumer.service.assembly`, as for the worker):
 - shards: `FilteredShardLister` (ListShards FROM_TIMESTAMP / FROM_TRIM_HORIZON), so the
   coordinator creates leases only for the shards of the window; roots start AT_TIMESTAMP
   `--from` (or TRIM_HORIZON), children after their parents' SHARD_END (invariant 4, the
@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from checkpoints import Checkpoint, LeaseHandle, LeaseTable
-from checkpoints.coordinator import Coordinator
+from checkpoints import Checkpoint, LeaseHandle
 from checkpoints.discovery import ShardInfo
 from consumer.aws.errors import error_code
 from consumer.pipeline.decoders import decode_kinesis
@@ -60,8 +58,7 @@ from consumer.replay.status import (
     is_complete,
 )
 from consumer.replay.window import ChangeTimeFilter, ReplayWindow
-from consumer.service.pipelines import build_dlq, open_pipeline_clients, routes_factory
-from consumer.service.worker import lease_settings
+from consumer.service.assembly import lease_settings, open_runtime
 from consumer.settings import Settings
 from consumer.sources.lean import install_lean_get_records
 from consumer.sources.polling import PollingOptions, PollingReader
@@ -141,73 +138,48 @@ class StreamReplay:
     async def run(self, stop: asyncio.Event) -> ReplayOutcome:
         settings = self.settings
         window = self.request.window
-        endpoints = settings.aws.endpoints()
         arn = self.plan.facts.arn
-        async with AsyncExitStack() as stack:
-            # One session for our clients: each new session parses the service models again.
-            session = endpoints.aio_session()
-            kinesis = await stack.enter_async_context(endpoints.aio_client("kinesis", session))
+        async with open_runtime(settings) as runtime:
+            kinesis = await runtime.client("kinesis")
             install_lean_get_records(kinesis)
             reader = PollingReader(
                 kinesis, arn, PollingOptions(interval_s=settings.stream.polling_interval_s)
             )
-            lister_client = await stack.enter_async_context(
-                endpoints.aio_client("kinesis", session)
-            )
-            lister = FilteredShardLister(lister_client, arn, window.from_ms)
-            clients = await open_pipeline_clients(settings, stack)
-            dlq = build_dlq(settings, clients)
-            make_routes = routes_factory(settings, clients)
+            lister = FilteredShardLister(await runtime.client("kinesis"), arn, window.from_ms)
             decoder = ChangeTimeFilter(decode_kinesis, window)
             leases = replace(
                 lease_settings(settings, arn),
                 initial_position=self._initial_position(),
                 worker_id=self.worker_id,
             )
-            table = await stack.enter_async_context(
-                LeaseTable.open(endpoints, leases.lease_table, leases.retry)
+
+            def make_pipeline(handle: LeaseHandle) -> ShardPipeline:
+                pipeline = runtime.pipeline(
+                    arn,
+                    handle.shard_id,
+                    handle,
+                    routes=runtime.routes(handle.shard_id),
+                    decoder=decoder,
+                )
+                pipelines.append(pipeline)
+                return pipeline
+
+            pipelines: list[ShardPipeline] = []
+
+            async def process(handle: LeaseHandle) -> None:
+                await replay_shard(
+                    handle, reader, make_pipeline, marks, window, settings.stream.read_ahead_batches
+                )
+
+            coordinator = await runtime.coordinator(
+                leases, lister, process, worker_id=self.worker_id
             )
-            dynamodb = await stack.enter_async_context(endpoints.aio_client("dynamodb", session))
-            if self._window_to_given is not None:
-                await table.create_if_missing()  # the coordinator would; the tag needs it now
+            dynamodb = await runtime.client("dynamodb")
+            if self._window_to_given is not None:  # the lease table exists: tag it
                 await record_window(
                     dynamodb, leases.lease_table, self.request, self._window_to_given
                 )
             marks = ReplayMarks(dynamodb, leases.lease_table)
-
-            def make_pipeline(handle: LeaseHandle) -> ShardPipeline:
-                return ShardPipeline(
-                    arn,
-                    handle.shard_id,
-                    make_routes(handle.shard_id),
-                    dlq,
-                    handle,
-                    decoder=decoder,
-                    checkpoint_interval_s=settings.checkpoint_interval_s,
-                )
-
-            async def process(handle: LeaseHandle) -> None:
-                pipelines: list[ShardPipeline] = []
-
-                def tracked(handle: LeaseHandle) -> ShardPipeline:
-                    pipeline = make_pipeline(handle)
-                    pipelines.append(pipeline)
-                    return pipeline
-
-                try:
-                    await replay_shard(
-                        handle,
-                        reader,
-                        tracked,
-                        marks,
-                        window,
-                        settings.stream.read_ahead_batches,
-                    )
-                finally:
-                    for pipeline in pipelines:
-                        self.totals.add(pipeline)
-
-            coordinator = Coordinator(leases, table, lister, process, worker_id=self.worker_id)
             log.info(
                 "replay.start",
                 replay=self.request.name,
@@ -219,6 +191,8 @@ class StreamReplay:
             async with coordinator:
                 complete = await self._watch(marks, stop)
             state = await self._final_state(marks)
+            for pipeline in pipelines:
+                self.totals.add(pipeline)
             self.totals.skipped_after_to = decoder.skipped.after_to
             complete = complete or is_complete(state, window.to_ms, self.plan.shard_ids)
             deleted = False

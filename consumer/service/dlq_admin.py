@@ -1,8 +1,10 @@
-"""Operating the dead-letter queue: list parked records, and re-drive them through the pipelines.
+"""`consumer dlq replay`: re-drive parked records through the pipelines (listing them is
+`dlq_listing.py`).
 
-`replay` takes each parked record, decodes it again, and applies it to the pipeline that
-failed (every pipeline for a record that could not be decoded); a record is deleted from the
-queue only once every one of those sinks has applied it (buffering sinks are flushed first).
+Each parked record is decoded again and applied to the pipeline that failed (every pipeline
+for a record that could not be decoded) through the service's `ShardPipeline`, each sink tried
+once (`deliver_once.py`); a record is deleted from the queue only once every one of those sinks
+has applied it (buffering sinks are flushed first).
 A record that fails again stays in the queue, visible again at once, and is reported by its
 position and error type only: the error's text may quote the record (issue 20.5), and
 `consumer dlq list` shows it from the message itself.
@@ -11,8 +13,6 @@ Because the sinks are versioned, re-driving an old record never overwrites newer
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
 from consumer.pipeline.decoders import decode_kinesis, decode_streams
@@ -20,7 +20,8 @@ from consumer.pipeline.dlq import DlqMessage, SqsDeadLetterQueue
 from consumer.pipeline.processor import DECODE_PIPELINE, Route
 from consumer.records import DecodeError
 from consumer.records.batch import RawRecord
-from consumer.service.pipelines import open_pipeline_clients, routes_factory
+from consumer.service.assembly import open_runtime
+from consumer.service.deliver_once import Failure, deliver_once
 from consumer.settings import Settings
 
 REPLAY_SHARD = "dlq-replay"
@@ -34,56 +35,28 @@ class ReplayReport:
     errors: list[str] = field(default_factory=list)
 
 
-def _cause_type(error: BaseException) -> str:
-    """The type of the error at the root of `error`'s causes (a hook's own ValueError rather
-    than the SinkError wrapping it): what a report may say, never the error's text."""
+def _cause_type(failure: Failure) -> str:
+    """The type of the error at the root of the failure's causes (a hook's own ValueError
+    rather than the SinkError wrapping it): what a report may say, never the error's text."""
+    error = failure.cause
+    if error is None:
+        return failure.error_type
     while error.__cause__ is not None:
         error = error.__cause__
     return type(error).__name__
 
 
-async def _open_dlq(
-    settings: Settings, stack: AsyncExitStack
-) -> tuple[SqsDeadLetterQueue, Callable[[str], list[Route]]]:
-    if not settings.dlq.queue_url:
-        raise ValueError("no dead-letter queue is configured (dlq.queue_url)")
-    clients = await open_pipeline_clients(settings, stack)
-    dlq = SqsDeadLetterQueue(
-        clients.sqs,
-        settings.dlq.queue_url,
-        s3_client=clients.s3,
-        overflow_bucket=settings.dlq.overflow_bucket,
-        overflow_prefix=settings.dlq.overflow_prefix,
-    )
-    return dlq, routes_factory(settings, clients)
-
-
-async def list_parked(settings: Settings, limit: int) -> list[DlqMessage]:
-    """Up to `limit` parked records, without removing them (they stay hidden briefly while
-    being read, then are made visible again)."""
-    async with AsyncExitStack() as stack:
-        dlq, _ = await _open_dlq(settings, stack)
-        seen: list[DlqMessage] = []
-        while len(seen) < limit:
-            batch = await dlq.receive(min(10, limit - len(seen)), visibility_timeout_s=30)
-            if not batch:
-                break
-            seen.extend(batch)
-        for message in seen:
-            await dlq.release(message)
-        return seen
-
-
 async def replay_parked(
     settings: Settings, limit: int, only_pipeline: str | None = None
 ) -> ReplayReport:
+    if not settings.dlq.queue_url:
+        raise ValueError("no dead-letter queue is configured (dlq.queue_url)")
     report = ReplayReport()
     decoder = decode_streams if settings.stream.mode == "streams" else decode_kinesis
-    async with AsyncExitStack() as stack:
-        dlq, make_routes = await _open_dlq(settings, stack)
-        # Fresh sinks per record: parked records come in no particular order, and a sink may
-        # skip what it believes it already wrote for a shard (audit does).
-        enabled = {route.sink.name for route in make_routes(REPLAY_SHARD)}
+    async with open_runtime(settings) as runtime:
+        dlq = runtime.dead_letter_queue()
+        assert isinstance(dlq, SqsDeadLetterQueue)  # a queue_url is configured
+        enabled = {route.sink.name for route in runtime.routes(REPLAY_SHARD)}
         handled = 0
         retry_later: list[DlqMessage] = []
         while handled < limit:
@@ -97,10 +70,12 @@ async def replay_parked(
                     report.skipped += 1
                     retry_later.append(message)
                     continue
-                routes = make_routes(REPLAY_SHARD)
+                # Fresh sinks per record: parked records come in no particular order, and a
+                # sink may skip what it believes it already wrote for a shard (audit does).
+                # No filters: the record was taken by the pipeline that parked it.
                 targets = [
-                    route
-                    for route in routes
+                    Route(route.sink)
+                    for route in runtime.routes(REPLAY_SHARD)
                     if record.pipeline == DECODE_PIPELINE or route.sink.name == record.pipeline
                 ]
                 where = f"{record.shard_id}@{record.sequence_number}"
@@ -121,18 +96,11 @@ async def replay_parked(
                     )
                     retry_later.append(message)
                     continue
-                events = [r for r in results if not isinstance(r, DecodeError)]
-                try:
-                    for route in targets:
-                        failures = await route.sink.write(events)
-                        if failures:
-                            raise next(iter(failures.values()))
-                        if route.sink.buffered:
-                            await route.sink.flush()
-                except Exception as error:  # reported; the record stays parked
+                failures = await deliver_once(runtime, record.shard_id, targets, results)
+                if failures:  # reported; the record stays parked
                     report.failed += 1
                     report.errors.append(
-                        f"{where}: {record.pipeline} failed again ({_cause_type(error)})"
+                        f"{where}: {record.pipeline} failed again ({_cause_type(failures[0])})"
                     )
                     retry_later.append(message)
                     continue

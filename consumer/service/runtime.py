@@ -37,7 +37,7 @@ def readiness(worker: Worker) -> Readiness:
         return Readiness(False, "starting", details)
     if not coordinator.is_valid():
         return Readiness(False, "lease table heartbeat lapsed", details)
-    stopped = state.activity.stopped if state.activity else {}
+    stopped = state.activity.stopped
     if stopped:
         shard, why = sorted(stopped.items())[0]
         details["stopped_shards"] = sorted(stopped)
@@ -88,7 +88,7 @@ async def serve(
         if telemetry.health_port is not None
         else None
     )
-    metrics = MetricsReporter(settings, worker.state)
+    metrics = MetricsReporter(settings, worker.state.metrics)
     if not NATIVE_PYTHON_VIEW:
         # Works, but full decoding and the images' views are several times slower: say so once.
         log.warning(

@@ -13,18 +13,51 @@ import asyncio
 import contextlib
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from aiohttp import web
 
+from consumer.pipeline.added_latency import AddedLatency
+from consumer.pipeline.processor import PipelineStats
 from consumer.records.ordering import AMBIGUOUS_TIES
 from consumer.telemetry.health import start_site
 
 if TYPE_CHECKING:
-    from consumer.service.worker import WorkerState
+    from checkpoints.table import TableStats
     from consumer.settings import Settings
+
+
+class ShardCounts(Protocol):
+    """What the shard tasks count (consumer.service.shard_task.ShardActivity)."""
+
+    records: int
+    destinations_gone: int
+
+    @property
+    def millis_behind(self) -> Mapping[str, int]: ...
+
+
+class LeaseCounts(Protocol):
+    """What the lease coordinator counts (checkpoints.coordinator.Coordinator)."""
+
+    def held_shards(self) -> frozenset[str]: ...
+
+    @property
+    def table_stats(self) -> TableStats: ...
+
+
+@dataclass
+class MetricsRegistry:
+    """A worker's counters, as long-lived as the worker: every shard pipeline adds into
+    `pipelines` and `added_latency`, so totals never fall when a shard ends or moves."""
+
+    pipelines: PipelineStats = field(default_factory=PipelineStats)
+    added_latency: AddedLatency = field(default_factory=AddedLatency)
+    shards: ShardCounts | None = None
+    leases: LeaseCounts | None = None
 
 
 @dataclass
@@ -47,29 +80,26 @@ class Snapshot:
     destinations_gone_total: int = 0
 
 
-def take_snapshot(state: WorkerState) -> Snapshot:
-    snapshot = Snapshot(ambiguous_ties_total=AMBIGUOUS_TIES.total)
-    if state.activity is not None:
-        snapshot.millis_behind_latest = dict(state.activity.millis_behind)
-        snapshot.records_total = state.activity.records
-        snapshot.destinations_gone_total = state.activity.destinations_gone
-    live = [pipeline.stats for pipeline in (state.pipelines or {}).values()]
-    for stats in [*live, state.retired_stats]:
-        snapshot.changes_total += stats.changes
-        snapshot.parked_total += stats.parked
-        snapshot.retries_total += stats.retries
-        snapshot.checkpoints_total += stats.checkpoints
-        snapshot.change_age_ms_max = max(snapshot.change_age_ms_max, stats.last_change_age_ms)
-        for name, seconds in stats.sink_seconds.items():
-            snapshot.sink_seconds_total[name] = snapshot.sink_seconds_total.get(name, 0) + seconds
-        for name, count in stats.sink_failures.items():
-            snapshot.sink_failures_total[name] = snapshot.sink_failures_total.get(name, 0) + count
-        for name, count in stats.sink_waits.items():
-            snapshot.sink_waits_total[name] = snapshot.sink_waits_total.get(name, 0) + count
-    coordinator = state.coordinator
-    if coordinator is not None:
-        snapshot.leases_held = len(coordinator.held_shards())
-        snapshot.lease_table_writes_total = sum(coordinator.table_stats.writes.values())
+def take_snapshot(registry: MetricsRegistry) -> Snapshot:
+    stats = registry.pipelines
+    snapshot = Snapshot(
+        ambiguous_ties_total=AMBIGUOUS_TIES.total,
+        changes_total=stats.changes,
+        parked_total=stats.parked,
+        retries_total=stats.retries,
+        checkpoints_total=stats.checkpoints,
+        change_age_ms_max=stats.last_change_age_ms,
+        sink_seconds_total=dict(stats.sink_seconds),
+        sink_failures_total=dict(stats.sink_failures),
+        sink_waits_total=dict(stats.sink_waits),
+    )
+    if registry.shards is not None:
+        snapshot.millis_behind_latest = dict(registry.shards.millis_behind)
+        snapshot.records_total = registry.shards.records
+        snapshot.destinations_gone_total = registry.shards.destinations_gone
+    if registry.leases is not None:
+        snapshot.leases_held = len(registry.leases.held_shards())
+        snapshot.lease_table_writes_total = sum(registry.leases.table_stats.writes.values())
     return snapshot
 
 
@@ -169,10 +199,10 @@ def prometheus_text(application: str, snapshot: Snapshot) -> str:
 class MetricsReporter:
     """EMF on stdout and/or Prometheus on a port, per settings. No I/O until `start`."""
 
-    def __init__(self, settings: Settings, state: WorkerState) -> None:
+    def __init__(self, settings: Settings, registry: MetricsRegistry) -> None:
         self._telemetry = settings.telemetry
         self._application = settings.application
-        self._state = state
+        self._registry = registry
         self._task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self.bound_port: int | None = None
@@ -194,15 +224,15 @@ class MetricsReporter:
             self.bound_port = int(self._runner.addresses[0][1])
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        text = prometheus_text(self._application, take_snapshot(self._state))
+        text = prometheus_text(self._application, take_snapshot(self._registry))
         return web.Response(text=text, content_type="text/plain")
 
     async def _emf_loop(self) -> None:
         interval = self._telemetry.metrics_interval_s
-        previous = take_snapshot(self._state)
+        previous = take_snapshot(self._registry)
         while True:
             await asyncio.sleep(interval)
-            current = take_snapshot(self._state)
+            current = take_snapshot(self._registry)
             line = emf_line(
                 self._telemetry.emf_namespace,
                 self._application,

@@ -100,11 +100,7 @@ async def run_service(stream: str, kinesis: str, dynamodb: str, n: int, mode: st
     while len(sink.seen) < n:
         if warmup and len(sink.seen) >= warmup:  # start-up catch-up is not the steady state
             warmup = 0
-            from consumer.pipeline.added_latency import AddedLatency
-
-            worker.state.retired_latency = AddedLatency()
-            for pipeline in (worker.state.pipelines or {}).values():
-                pipeline.added_latency = AddedLatency()
+            worker.state.metrics.added_latency.by_sink.clear()  # shared by every pipeline
         if run.done():
             run.result()
             raise RuntimeError("the worker stopped early")

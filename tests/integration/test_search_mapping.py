@@ -28,8 +28,13 @@ from consumer.pipeline.search import OpenSearchSettings, OpenSearchSink, live_se
 from consumer.pipeline.search.mapping import INDEX_BODY
 from consumer.pipeline.sink import SinkError
 from consumer.records.batch import RawRecord, ReadBatch
-from consumer.service.worker import WorkerState
-from consumer.telemetry.metrics import Snapshot, emf_line, prometheus_text, take_snapshot
+from consumer.telemetry.metrics import (
+    MetricsRegistry,
+    Snapshot,
+    emf_line,
+    prometheus_text,
+    take_snapshot,
+)
 from tests.change_factory import destination_record, insert
 from tests.opensearch_double import OpenSearchDouble
 from tests.pipeline_fakes import MemoryCheckpointer, MemoryDlq
@@ -243,7 +248,7 @@ async def hold_then_release(
     assert all(double.source("orders", f"k{i}") is not None for i in range(3))
     # The wait is counted: SinkWaits (EMF, alarm <app>-destination-refusing) and Prometheus.
     assert pipeline.stats.sink_waits["search"] > 0
-    snapshot = take_snapshot(WorkerState(pipelines={SHARD: pipeline}))
+    snapshot = take_snapshot(MetricsRegistry(pipelines=pipeline.stats))
     emf = orjson.loads(emf_line("ns", "app", 0, snapshot, Snapshot(), 60.0))
     assert emf["SinkWaits"] == emf["SinkWaits_search"] == pipeline.stats.sink_waits["search"]
     assert 'consumer_sink_waits_total{application="app",sink="search"}' in prometheus_text(

@@ -96,10 +96,10 @@ def test_health_and_metrics_listen_on_the_bind_address(monkeypatch: pytest.Monke
     settings = load_settings()
 
     async def serve() -> tuple[list[bool], str]:
-        from consumer.service.worker import WorkerState
+        from consumer.telemetry.metrics import MetricsRegistry
 
         health = HealthServer(0, ready, host=settings.telemetry.bind_address)
-        metrics = MetricsReporter(settings, WorkerState())
+        metrics = MetricsReporter(settings, MetricsRegistry())
         await health.start()
         await metrics.start()
         try:
