@@ -11,18 +11,23 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import boto3
+from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 from botocore.config import Config
+
+from consumer.aws.fencing import fenced_socket
 
 Service = Literal[
     "kinesis", "dynamodb", "dynamodbstreams", "s3", "sqs", "cloudformation", "secretsmanager"
 ]
 
 # Timeouts sized for a long-lived service: fail fast on connect, retry in our own loops.
-_DEFAULT_CONFIG = Config(
+# Sockets check a sink write's lease right before each send (consumer.aws.fencing).
+_DEFAULT_CONFIG = AioConfig(
     connect_timeout=5,
     read_timeout=30,
     retries={"max_attempts": 3, "mode": "standard"},
+    connector_args={"socket_factory": fenced_socket},
 )
 
 

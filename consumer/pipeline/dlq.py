@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from consumer.aws.backoff import Backoff
 from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, is_server_error, is_throttling
+from consumer.aws.fencing import fence_requests
 
 log = structlog.get_logger(__name__)
 
@@ -171,6 +172,8 @@ class SqsDeadLetterQueue:
         self._sqs = sqs_client
         self._queue_url = queue_url
         self._s3 = s3_client
+        for client in (sqs_client, s3_client):  # a park checks the parking shard's lease
+            fence_requests(client)
         self._bucket = overflow_bucket
         self._prefix = overflow_prefix
         self._max_bytes = max_message_bytes

@@ -34,11 +34,11 @@ from botocore.exceptions import ClientError
 
 from consumer.aws.backoff import Backoff
 from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, is_server_error, is_throttling
+from consumer.aws.fencing import fenced
 from consumer.pipeline.added_latency import BATCH_READ_AT, AddedLatency
 from consumer.pipeline.checkpoint_in_flight import CheckpointInFlight, Target
 from consumer.pipeline.decoders import Decoder, decode_kinesis
 from consumer.pipeline.dlq import DeadLetterQueue, DlqRejectedError, ParkedRecord
-from consumer.pipeline.fencing import fenced
 from consumer.pipeline.filters import RecordFilter
 from consumer.pipeline.missing_destination import DestinationGone, MissingDestinations, missing_code
 from consumer.pipeline.sink import Failures, Sink, SinkError
@@ -323,8 +323,10 @@ class ShardPipeline:
         backoff = Backoff(base_s=self._outage_base_s, cap_s=30.0)
         refusals = 0
         while True:
+            self._ensure_owned()  # a lost lease parks nothing: the next owner reads these again
             try:
-                await self._dlq.park(records)
+                with fenced(self._ensure_owned):  # nor sends a request after its local expiry
+                    await self._dlq.park(records)
                 self._seen_present(DLQ_SINK)
                 self.stats.parked += len(records)
                 for record in records:
@@ -353,6 +355,7 @@ class ShardPipeline:
                 log.error("dlq.refused", error_type=type(error).__name__, records=len(records))
                 await self._wait(backoff.sleep())
             except Exception as error:  # any other DLQ failure: an outage, wait, never drop
+                self._ensure_owned()  # unless the park was fenced: the lease is gone, stop
                 self._waits_for_missing(DLQ_SINK, error)  # e.g. the overflow bucket is gone
                 log.error("dlq.unavailable", error_type=type(error).__name__, records=len(records))
                 await self._pause(backoff, DLQ_SINK)
@@ -581,11 +584,14 @@ class ShardPipeline:
                 continue
             backoff = Backoff(base_s=self._outage_base_s, cap_s=30.0)
             while True:
+                self._ensure_owned()  # audit is not versioned: no flush without the lease
                 try:
-                    await route.sink.flush()
+                    with fenced(self._ensure_owned):
+                        await route.sink.flush()
                     self._seen_present(route.sink.name)
                     break
                 except Exception as error:  # the buffer is kept; retry until it is durable
+                    self._ensure_owned()  # unless the flush was fenced: stop here
                     if self._waits_for_missing(route.sink.name, error):
                         self._count_wait(route.sink.name)
                     log.error("sink.flush_failed", sink=route.sink.name, error_type=_kind(error))

@@ -48,7 +48,7 @@ from consumer.aws.errors import (
     is_server_error,
     is_throttling,
 )
-from consumer.pipeline.fencing import check_fence, fence_requests
+from consumer.aws.fencing import check_fence, fence_requests
 from consumer.pipeline.newest import Newest, newest_per_key
 from consumer.pipeline.sink import Failures, SinkError
 from consumer.pipeline.transform_hook import (
@@ -194,7 +194,7 @@ class ReplicationSink:
         plain function is bounded by settings.transform_timeout_s. Pass one TransformHook to
         every shard's sink so the hook is called one at a time across them."""
         self._client = client
-        fence_requests(client, "before-send.dynamodb.PutItem")
+        fence_requests(client)
         self._settings = settings
         self._clock = clock
         if transform is not None and not isinstance(transform, TransformHook):

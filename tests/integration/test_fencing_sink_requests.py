@@ -5,7 +5,7 @@ The chaos run (`make chaos`, its event-loop stall) saw a worker's replica writes
 6.8 s after another worker held the shard: the pipeline checks the lease before each sink
 write, but one replication write runs the transform hook for each key in turn (one call at a
 time, in a thread), and the requests that follow a slow call went out without a look at the
-lease. Each request is now fenced (`consumer.pipeline.fencing`). Here the hook is slow for the
+lease. Each request is now fenced (`consumer.aws.fencing`). Here the hook is slow for the
 first key, past the local expiry; no key of that write may reach moto's replica table.
 """
 

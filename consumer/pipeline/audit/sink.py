@@ -32,6 +32,7 @@ from typing import Any, TypeAlias
 
 from consumer.aws import AwsEndpoints
 from consumer.aws.backoff import Backoff
+from consumer.aws.fencing import fence_requests
 from consumer.pipeline.audit.buffer import BufferLimits, Segment, ShardBuffer
 from consumer.pipeline.audit.layout import ObjectLayout
 from consumer.pipeline.audit.lines import LineError, audit_line
@@ -87,6 +88,7 @@ class AuditSink:
         self.settings = settings
         self.stats = AuditStats()
         self._store = store
+        fence_requests(store)  # each PutObject checks the writing shard's lease
         self._store_factory = store_factory
         self._clock = clock
         self._layout = ObjectLayout(settings.prefix)
@@ -236,6 +238,7 @@ class AuditSink:
         if self._store_factory is None:  # the constructor makes this impossible
             raise RuntimeError("the audit sink has neither a store nor a factory")
         store: ObjectStore = await self._exit_stack.enter_async_context(self._store_factory())
+        fence_requests(store)
         self._store = store
         return store
 

@@ -18,6 +18,7 @@ from consumer.aws.errors import (
     is_server_error,
     is_throttling,
 )
+from consumer.aws.fencing import check_fence
 from consumer.pipeline.sink import SinkError
 
 log = structlog.get_logger(__name__)
@@ -74,6 +75,7 @@ async def put_with_retries(
     where = f"s3://{request['Bucket']}/{request['Key']}"
     for attempt in range(1, attempts + 1):
         try:
+            check_fence()  # after a stall or a backoff the lease may be gone: write nothing
             await store.put_object(**request)
             return
         except (ClientError, BotoCoreError, *TRANSIENT_NETWORK_ERRORS) as error:

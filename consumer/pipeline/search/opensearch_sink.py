@@ -53,6 +53,7 @@ from opensearchpy.exceptions import ConnectionError as TransportConnectionError
 from opensearchpy.exceptions import RequestError, TransportError
 
 from consumer.aws.backoff import Backoff
+from consumer.aws.fencing import check_fence
 from consumer.pipeline.search.bulk import (
     TIE_VERSION_TYPE,
     VERSION_TYPE,
@@ -293,6 +294,7 @@ class OpenSearchSink:
         backoff = self._backoff()
         attempt = 0
         while True:
+            check_fence()  # after a stall or a backoff the shard's lease may be gone
             try:
                 return await request()
             except TransportError as error:
