@@ -13,8 +13,8 @@ added latency itself:
 - decode_to_sink: the delivery tasks starting (other shards' work runs in between);
 - sink: the sink's apply;
 - read_to_applied: the whole (the figure `compare latency` reports).
-Also `batch_records <p50> <p99>`, `decode_ms_per_batch <p50> <p99>` (unweighted) and
-`gc_ms <count> <total ms> <max ms>` for collections during the measured part, and
+Also `batch_records <p50> <p99>`, `decode_ms_per_batch <p50> <p99>` (unweighted),
+`gc_ms_generation_<g> <count> <total ms> <max ms>` for collections during the measured part, and
 `loop_lag_ms <p50> <p99> <max>`: how late a 1 ms ticker on the event loop ran.
 With BENCH_POLL_TURNS=0 every shard polls as before turns (polling.py's PollTurns): all at the
 same moments, each an interval after its last call, for a before/after under the same load.
@@ -58,7 +58,7 @@ class Breakdown:
     samples: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
     decode_s: list[float] = field(default_factory=list)
     batch_records: list[int] = field(default_factory=list)
-    gc_pauses: list[float] = field(default_factory=list)
+    gc_pauses: dict[int, list[float]] = field(default_factory=dict)
     loop_lag: list[float] = field(default_factory=list)
 
     @property
@@ -147,7 +147,8 @@ def install(breakdown: Breakdown) -> None:
         if phase == "start":
             gc_started[:] = [time.perf_counter()]
         elif gc_started and breakdown.measuring:
-            breakdown.gc_pauses.append(time.perf_counter() - gc_started[0])
+            pause = time.perf_counter() - gc_started[0]
+            breakdown.gc_pauses.setdefault(info["generation"], []).append(pause)
 
     gc.callbacks.append(on_gc)
 
@@ -178,10 +179,11 @@ def report(breakdown: Breakdown) -> None:
             f"batch_records {weighted_percentile(sizes, 50):.0f} "
             f"{weighted_percentile(sizes, 99):.0f}"
         )
-    pauses = breakdown.gc_pauses
-    print(
-        f"gc_ms {len(pauses)} {sum(pauses) * 1000:.1f} {max(pauses, default=0) * 1000:.1f}"
-    )
+    for generation, pauses in sorted(breakdown.gc_pauses.items()):
+        print(
+            f"gc_ms_generation_{generation} {len(pauses)} {sum(pauses) * 1000:.1f} "
+            f"{max(pauses) * 1000:.1f}"
+        )
     if breakdown.loop_lag:
         lag = [(s, 1) for s in breakdown.loop_lag]
         print(

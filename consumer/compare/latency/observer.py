@@ -7,8 +7,8 @@ or when the next `flush` returned (for a buffered one, whose records are durable
 The first apply of a probe per sink counts; a duplicate delivery is ignored.
 
 Each apply also carries the consumer's own part (`read_to_apply_ms`): from the moment the
-batch holding the probe was read (the reader hands it over right after reading its bytes off
-the socket; the pipeline passes that time on in `BATCH_READ_AT`) to the apply, on the
+batch holding the probe was read (the reader stamps it when its bytes are off the socket,
+before their decode; the pipeline passes that time on in `BATCH_READ_AT`) to the apply, on the
 monotonic clock. End to end minus that is the source's part: DynamoDB's propagation and the
 stream's delivery cadence, which the consumer does not control.
 """
@@ -21,12 +21,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from typing import cast
 
 from consumer.compare.latency.clock import WallClockUs, wall_us
 from consumer.compare.latency.probes import ProbeStamp, read_probe
 from consumer.pipeline.added_latency import BATCH_READ_AT
 from consumer.pipeline.processor import Route
-from consumer.pipeline.sink import Failures, Sink
+from consumer.pipeline.sink import Failures, FlushingSink, Sink
 from consumer.records import ChangeEvent
 
 
@@ -183,10 +184,10 @@ class MeasuringSink:
         return failures
 
     def wants_flush(self, now_monotonic: float) -> bool:
-        return self._inner.wants_flush(now_monotonic)
+        return cast(FlushingSink, self._inner).wants_flush(now_monotonic)  # only if buffered
 
     async def flush(self) -> None:
-        await self._inner.flush()
+        await cast(FlushingSink, self._inner).flush()
         applied_us = self._observer.clock_us()
         for stamp, event, read_at in self._pending:
             consumer_ms = self._read_to_apply_ms(read_at)
