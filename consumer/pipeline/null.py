@@ -21,11 +21,5 @@ class NullSink:
         self.changes += len(events)
         return NO_FAILURES
 
-    def wants_flush(self, now_monotonic: float) -> bool:
-        return False
-
-    async def flush(self) -> None:
-        return None
-
     async def aclose(self) -> None:
         return None

@@ -41,7 +41,7 @@ from consumer.pipeline.decoders import Decoder, decode_kinesis
 from consumer.pipeline.dlq import DeadLetterQueue, DlqRejectedError, ParkedRecord
 from consumer.pipeline.filters import RecordFilter
 from consumer.pipeline.missing_destination import DestinationGone, MissingDestinations, missing_code
-from consumer.pipeline.sink import Failures, Sink, SinkError
+from consumer.pipeline.sink import Failures, Sink, SinkError, flushing
 from consumer.records import ChangeEvent, DecodeError
 from consumer.records.batch import RawRecord, ReadBatch
 
@@ -243,6 +243,7 @@ class ShardPipeline:
         self.stream = stream
         self.shard_id = shard_id
         self._routes = list(routes)
+        self._buffered = [sink for r in self._routes if (sink := flushing(r.sink)) is not None]
         self._dlq = dlq
         self._checkpointer = checkpointer
         self._decoder = decoder
@@ -579,31 +580,28 @@ class ShardPipeline:
             await self.checkpoint_if_due()
 
     async def _flush_all(self) -> None:
-        for route in self._routes:
-            if not route.sink.buffered:
-                continue
+        for sink in self._buffered:
             backoff = Backoff(base_s=self._outage_base_s, cap_s=30.0)
             while True:
                 self._ensure_owned()  # audit is not versioned: no flush without the lease
                 try:
                     with fenced(self._ensure_owned):
-                        await route.sink.flush()
-                    self._seen_present(route.sink.name)
+                        await sink.flush()
+                    self._seen_present(sink.name)
                     break
                 except Exception as error:  # the buffer is kept; retry until it is durable
                     self._ensure_owned()  # unless the flush was fenced: stop here
-                    if self._waits_for_missing(route.sink.name, error):
-                        self._count_wait(route.sink.name)
-                    log.error("sink.flush_failed", sink=route.sink.name, error_type=_kind(error))
-                    await self._pause(backoff, route.sink.name)
+                    if self._waits_for_missing(sink.name, error):
+                        self._count_wait(sink.name)
+                    log.error("sink.flush_failed", sink=sink.name, error_type=_kind(error))
+                    await self._pause(backoff, sink.name)
 
     async def checkpoint_if_due(self, force: bool = False) -> None:
         now = self._clock()
-        buffered = [route.sink for route in self._routes if route.sink.buffered]
         if force:
             due = True
-        elif buffered:
-            due = any(sink.wants_flush(now) for sink in buffered)
+        elif self._buffered:
+            due = any(sink.wants_flush(now) for sink in self._buffered)
         else:
             due = now - self._last_checkpoint_at >= self._interval_s
         if due:

@@ -343,12 +343,6 @@ class ReplicationSink:
                 failures[index] = error
         return failures
 
-    def wants_flush(self, now_monotonic: float) -> bool:
-        return False
-
-    async def flush(self) -> None:
-        return None
-
     async def aclose(self) -> None:
         return None
 

@@ -24,16 +24,17 @@ superseded again, without it, so the newest change that can be applied is applie
 bad record is parked. Retryable failures may be reported for every change of the key.
 
 Durability: when `write` returns, every record not reported as failed is either durably applied,
-or (for a buffering sink, `buffered = True`) accepted into the sink's buffer. Accepted records
-become durable when `flush` returns. The pipeline never checkpoints past a record that is not
-durable in every sink or parked in the dead-letter queue; it calls `flush` when `wants_flush`
-says so, before every checkpoint, and before a lease is handed off or the worker stops.
+or (for a buffering sink, `buffered = True`, which implements `FlushingSink`) accepted into the
+sink's buffer. Accepted records become durable when `flush` returns. The pipeline never
+checkpoints past a record that is not durable in every sink or parked in the dead-letter queue;
+it calls `flush` when `wants_flush` says so, before every checkpoint, and before a lease is
+handed off or the worker stops. Unbuffered sinks have no `flush` at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 from consumer.records import ChangeEvent
 
@@ -62,12 +63,18 @@ class Sink(Protocol):
 
     @property
     def buffered(self) -> bool:
-        """True if accepted records become durable only at `flush`."""
+        """True if accepted records become durable only at `flush` (a `FlushingSink`)."""
         ...
 
     async def write(self, events: Sequence[ChangeEvent]) -> Failures:
         """Apply (or accept) `events`, in order; return the records that failed, by index."""
         ...
+
+    async def aclose(self) -> None: ...
+
+
+class FlushingSink(Sink, Protocol):
+    """A buffering sink (`buffered` is True): accepted records become durable at `flush`."""
 
     def wants_flush(self, now_monotonic: float) -> bool:
         """True when the buffer is full or its oldest record has waited long enough."""
@@ -78,4 +85,7 @@ class Sink(Protocol):
         the records stay buffered and the next `flush` retries them."""
         ...
 
-    async def aclose(self) -> None: ...
+
+def flushing(sink: Sink) -> FlushingSink | None:
+    """The sink's flush capability: itself if it buffers, else None (nothing to flush)."""
+    return cast(FlushingSink, sink) if sink.buffered else None

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from consumer.aws.backoff import Backoff
-from consumer.pipeline.sink import Sink, SinkError
+from consumer.pipeline.sink import Sink, SinkError, flushing
 from consumer.records import ChangeEvent, RecordPosition, decode_destination_record
 from consumer.snapshot.records import snapshot_record_data
 from consumer.verify.batch_get import batch_get
@@ -141,7 +141,8 @@ class Repairer:
         for attempt in range(ATTEMPTS):
             try:
                 failures = await sink.write([events[i] for i in pending])
-                await sink.flush()
+                if (buffer := flushing(sink)) is not None:
+                    await buffer.flush()
             except SinkError as error:
                 failures = {index: error for index in range(len(pending))}
             retry: list[int] = []

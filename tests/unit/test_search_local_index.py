@@ -17,7 +17,7 @@ from consumer.pipeline.search import (
     LocalSearchIndex,
     SearchQueryError,
 )
-from consumer.pipeline.sink import Sink
+from consumer.pipeline.sink import Sink, flushing
 from tests.change_factory import change, insert, remove, upsert
 from tests.unit.test_search_strategies import Delivery, deliveries, expected_items
 
@@ -41,7 +41,7 @@ def test_this_python_has_fts5() -> None:
 
 def test_it_is_an_unbuffered_search_sink(tmp_path: Path) -> None:
     sink: Sink = LocalSearchIndex(LocalIndexSettings(directory=tmp_path))
-    assert (sink.name, sink.buffered, sink.wants_flush(0.0)) == ("search", False, False)
+    assert (sink.name, sink.buffered, flushing(sink)) == ("search", False, None)
     assert list(tmp_path.iterdir()) == []  # nothing opened before the first write
 
 

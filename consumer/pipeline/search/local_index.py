@@ -70,12 +70,6 @@ class LocalSearchIndex:
                 raise SinkError(f"local search index: {error}", retryable=True) from error
         return plan.failures
 
-    def wants_flush(self, now_monotonic: float) -> bool:
-        return False
-
-    async def flush(self) -> None:
-        return None
-
     async def search(self, query: str, limit: int = 10) -> list[SearchHit]:
         """Live documents matching the FTS5 `query`, best first (SearchQueryError if the
         query is malformed)."""

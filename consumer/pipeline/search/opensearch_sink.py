@@ -147,12 +147,6 @@ class OpenSearchSink:
             failures.update(await self._write_all(client, plan.writes))
         return failures
 
-    def wants_flush(self, now_monotonic: float) -> bool:
-        return False
-
-    async def flush(self) -> None:
-        return None
-
     async def check(self) -> None:
         """At start-up: the endpoint answers, the index exists (or is created) and its mapping
         can hold every item."""
