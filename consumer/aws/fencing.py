@@ -78,13 +78,9 @@ class FencedSocket(socket.socket):
         _refuse_unless_owned()
         return super().send(data, flags)
 
-    def sendmsg(self, *args: Any) -> int:
+    def sendmsg(self, *args: Any) -> int:  # the transport's writelines from Python 3.12
         _refuse_unless_owned()
         return super().sendmsg(*args)
-
-    def sendall(self, data: Any, flags: int = 0) -> None:
-        _refuse_unless_owned()
-        super().sendall(data, flags)
 
 
 def _refuse_unless_owned() -> None:
