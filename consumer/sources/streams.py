@@ -19,12 +19,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from consumer.aws.backoff import Backoff
-from consumer.aws.errors import (
-    TRANSIENT_NETWORK_ERRORS,
-    error_code,
-    is_server_error,
-    is_throttling,
-)
+from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, error_code, is_retryable
 from consumer.aws.shards import streams_shards
 from consumer.records.batch import RawRecord, ReadBatch
 from consumer.sources.lean import install_lean_get_records, lean_body
@@ -88,7 +83,7 @@ class DynamoDBStreamsReader:
                     kwargs = {**kwargs, "ShardIteratorType": "TRIM_HORIZON"}
                     kwargs.pop("SequenceNumber", None)
                     continue
-                if not (is_throttling(error) or is_server_error(error)):
+                if not is_retryable(error):
                     raise
             except TRANSIENT_NETWORK_ERRORS as error:
                 log.warning("streams.get_shard_iterator.retry", error=str(error))
@@ -120,7 +115,7 @@ class DynamoDBStreamsReader:
                     continue
                 if code == "ResourceNotFoundException":
                     raise ShardGoneError(f"stream shard {shard_id}: {error}") from error
-                if is_throttling(error) or is_server_error(error):
+                if is_retryable(error):
                     await backoff.sleep()
                     continue
                 raise
@@ -145,4 +140,3 @@ class DynamoDBStreamsReader:
             if not next_iterator:
                 return
             iterator = next_iterator
-

@@ -17,7 +17,11 @@ import pytest
 
 from consumer.aws import AwsEndpoints
 from consumer.aws.shards import KinesisShardLister, is_open, kinesis_shards, stream_ident
+from consumer.compare.latency.shards import open_shard_ids
+from consumer.local.sample_orders import create_source_table
+from consumer.local.stack import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, LocalStackState
 from consumer.replay.horizon import oldest_arrival_ms
+from consumer.settings import Settings
 from tests.stack_helpers import new_stream, wait_stream_active
 
 pytestmark = pytest.mark.integration
@@ -121,6 +125,29 @@ async def test_the_oldest_record_is_found_in_a_shard_past_the_first_page(
     async with endpoints.aio_client("kinesis") as client:
         oldest = await asyncio.wait_for(oldest_arrival_ms(SmallPages(client, 2), arn), 30)
     assert oldest == round(stored[0]["ApproximateArrivalTimestamp"].timestamp() * 1000)
+
+
+def _latency_settings(stack: LocalStackState, stream: dict[str, Any]) -> Settings:
+    aws = {
+        "endpoint_kinesis": stack.kinesis_url,
+        "endpoint_dynamodbstreams": stack.moto_url,
+        "access_key_id": LOCAL_ACCESS_KEY_ID,
+        "secret_access_key": LOCAL_SECRET_ACCESS_KEY,
+    }
+    return Settings(application="shard-listing", aws=aws, stream=stream)
+
+
+def test_the_latency_warm_up_waits_for_the_open_shards_of_either_stream(
+    local_stack: LocalStackState, endpoints: AwsEndpoints, unique_name: str
+) -> None:
+    kinesis = _stream(endpoints, unique_name)
+    parent = _split_first(kinesis, unique_name)
+    kinesis_mode = _latency_settings(local_stack, {"mode": "polling", "name": unique_name})
+    opened = open_shard_ids(kinesis_mode)
+    assert len(opened) == SHARDS + 1 and parent not in opened
+    table_stream = create_source_table(endpoints.client("dynamodb"), unique_name)
+    streams_mode = {"mode": "streams", "dynamodb_stream_arn": table_stream}
+    assert len(open_shard_ids(_latency_settings(local_stack, streams_mode))) == 1
 
 
 def test_is_open_reads_the_ending_sequence_number() -> None:
