@@ -295,13 +295,6 @@ class LeaseTable:
         self.stats.writes[kind] += 1
         return _Outcome(True, response.get("Attributes"))
 
-    def _owned_by(self, owner: str, counter: int) -> Callable[[Item], bool]:
-        def check(item: Item) -> bool:
-            lease = lease_from_item(item)
-            return lease.owner == owner and lease.counter == counter
-
-        return check
-
     async def _change_owner(
         self,
         kind: str,
