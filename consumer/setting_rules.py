@@ -1,8 +1,9 @@
 """The AWS and OpenSearch naming rules a setting must follow, as plain checks.
 
-Each check returns the value or raises ValueError with a short reason; settings.py attaches
-them to fields, so a bad value is refused on one line naming the setting instead of being
-accepted and failing (or hanging) later. Sources of each rule are given next to it.
+Each check returns the value or raises ValueError with a short reason; the annotated types
+below attach them to the fields of every settings section (consumer/settings.py composes the
+sections), so a bad value is refused on one line naming the setting instead of being accepted
+and failing (or hanging) later. Sources of each rule are given next to it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import importlib.util
 import ipaddress
 import re
 from datetime import datetime
+from typing import Annotated
 from urllib.parse import urlsplit
 
 import botocore.loaders
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 # ARN syntax: arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE
 # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html).
@@ -215,3 +218,18 @@ def _find_without_importing(module: str) -> bool:
             ".".join(parts[: depth + 1]), list(spec.submodule_search_locations)
         )
     return spec is not None
+
+
+class Section(BaseModel):
+    """A section of the settings: unknown keys are refused and values never change."""
+
+    # inf and nan are never meaningful here (an infinite heartbeat never fences).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+Region = Annotated[str, AfterValidator(region_name)]
+EndpointUrl = Annotated[str, AfterValidator(endpoint_url)]
+TableName = Annotated[str, AfterValidator(dynamodb_table_name)]
+BucketName = Annotated[str, AfterValidator(bucket_name)]
+IndexName = Annotated[str, AfterValidator(index_name)]
+TransformReference = Annotated[str, AfterValidator(transform_reference)]

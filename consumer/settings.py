@@ -18,7 +18,6 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -31,17 +30,16 @@ from pydantic_settings import SettingsError as PydanticSettingsError
 from consumer import setting_rules as rules
 from consumer.aws import AwsEndpoints
 from consumer.pipeline.filters import FilterSyntaxError, RecordFilter
+from consumer.pipeline.replication import ReplicationSection
+from consumer.pipeline.retry_policy import RetrySection
+from consumer.setting_rules import BucketName, EndpointUrl, Region, Section, TableName
+from consumer.sources.select import StreamSection as StreamSection
 
 ENV_PREFIX = "CONSUMER_"
 PIPELINE_NAMES = ("audit", "search", "replication", "null")
 CONFIG_FILE_ENV = "CONSUMER_CONFIG_FILE"
 
 
-# Names and URLs checked against the services' own rules (see setting_rules.py).
-Region = Annotated[str, AfterValidator(rules.region_name)]
-EndpointUrl = Annotated[str, AfterValidator(rules.endpoint_url)]
-TableName = Annotated[str, AfterValidator(rules.dynamodb_table_name)]
-BucketName = Annotated[str, AfterValidator(rules.bucket_name)]
 # An SQS queue URL, https://sqs.REGION.amazonaws.com/ACCOUNT/NAME (any http(s) host, so VPC
 # endpoints and the local stack work), ending in a queue name: 1-80 of [a-zA-Z0-9_-], .fifo.
 QueueUrl = Annotated[
@@ -51,12 +49,7 @@ QueueUrl = Annotated[
 ]
 
 
-class _Section(BaseModel):
-    # inf and nan are never meaningful here (an infinite heartbeat never fences).
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class AwsSection(_Section):
+class AwsSection(Section):
     """Region and optional endpoint URLs (for the local stack or VPC endpoints)."""
 
     region: Region = "us-east-1"
@@ -92,50 +85,7 @@ class AwsSection(_Section):
         )
 
 
-class StreamSection(_Section):
-    """What to read and how."""
-
-    name: Annotated[str, AfterValidator(rules.kinesis_stream_name)] | None = None
-    arn: Annotated[str, AfterValidator(rules.kinesis_stream_arn)] | None = None
-    mode: Literal["efo", "polling", "streams"] = "efo"
-    # EFO consumer name; default: the application name. Kinesis' ConsumerName rule (botocore).
-    consumer_name: str | None = Field(
-        None, min_length=1, max_length=128, pattern=r"^[a-zA-Z0-9_.-]+$"
-    )
-    fallback_to_polling: bool = True
-    polling_interval_s: float = Field(0.5, ge=0.2, le=1.0)
-    read_ahead_batches: int = Field(2, ge=1, le=64)
-    # Read-ahead bounded in bytes of record payload: per shard (KCL's 8 MiB), and for all
-    # shards of a worker (default: an eighth of the container's memory limit, else 256 MiB).
-    read_ahead_bytes_per_shard: int = Field(8 * 1024 * 1024, ge=64 * 1024, le=1024**3)
-    read_ahead_bytes_per_worker: int | None = Field(None, ge=1024 * 1024)
-    # Where a shard with no checkpoint starts: TRIM_HORIZON, LATEST or AT_TIMESTAMP=<ISO time>.
-    initial_position: str = "TRIM_HORIZON"
-    # Streams mode: the DynamoDB stream's ARN (DescribeTable's LatestStreamArn).
-    dynamodb_stream_arn: Annotated[str, AfterValidator(rules.dynamodb_stream_arn)] | None = None
-    # Kinesis mode: the source table, to check its destination's timestamp precision at start.
-    source_table: TableName | None = None
-
-    @field_validator("initial_position")
-    @classmethod
-    def _position(cls, value: str) -> str:
-        if value in ("TRIM_HORIZON", "LATEST"):
-            return value
-        if value.startswith("AT_TIMESTAMP="):
-            return rules.timestamp_position(value)
-        raise ValueError("must be TRIM_HORIZON, LATEST or AT_TIMESTAMP=<ISO 8601 time>")
-
-    @model_validator(mode="after")
-    def _name_and_arn_agree(self) -> StreamSection:
-        if self.name and self.arn and rules.stream_name_of_arn(self.arn) != self.name:
-            raise ValueError(
-                f"stream.name {self.name!r} and stream.arn (stream "
-                f"{rules.stream_name_of_arn(self.arn)!r}) name different streams; give one"
-            )
-        return self
-
-
-class LeasesSection(_Section):
+class LeasesSection(Section):
     table: TableName | None = None
     heartbeat_interval_s: float = Field(2.5, gt=0, le=3600)
     failover_s: float = Field(10.0, gt=0, le=3600)
@@ -163,29 +113,7 @@ class LeasesSection(_Section):
         return self
 
 
-class RetrySection(_Section):
-    """Per-pipeline failure policy (as Lambda's event source mapping)."""
-
-    # -1: forever; else 1 to 10,000 (Lambda's MaximumRetryAttempts bound).
-    max_attempts: int = Field(3, ge=-1, le=10_000)
-    # -1: no limit; else 1 s to 365 days (Kinesis' longest retention).
-    max_record_age_s: float = Field(-1, ge=-1, le=365 * 86_400)
-    bisect: bool = True
-    on_failure: Literal["dlq", "stop"] = "dlq"
-
-    @model_validator(mode="after")
-    def _bounds(self) -> RetrySection:
-        if self.max_attempts == 0:
-            raise ValueError("retry.max_attempts must be -1 (forever) or 1-10000, got 0")
-        if self.max_record_age_s != -1 and self.max_record_age_s < 1:
-            raise ValueError(
-                "retry.max_record_age_s must be -1 (no limit) or at least 1 second, got "
-                f"{self.max_record_age_s:g}"
-            )
-        return self
-
-
-class _Pipeline(_Section):
+class _Pipeline(Section):
     enabled: bool = False
     # Lambda FilterCriteria patterns (JSON objects); a record passes if any matches.
     filters: list[dict[str, Any]] = Field(default_factory=list)
@@ -267,18 +195,7 @@ class SearchPipeline(_Pipeline):
         return self
 
 
-class ReplicationPipeline(_Pipeline):
-    table: TableName | None = None
-    region: Region | None = None
-    endpoint: EndpointUrl | None = None
-    tombstone_ttl_s: int = Field(7 * 86_400, ge=60)
-    include_attributes: list[str] | None = None
-    exclude_attributes: list[str] = Field(default_factory=list)
-    transform: Annotated[str, AfterValidator(rules.transform_reference)] | None = None
-    # Each call of the hook must return within this (else its record is parked).
-    transform_timeout_s: float = Field(10.0, gt=0, le=900)
-    concurrency: int = Field(16, ge=1, le=256)
-
+class ReplicationPipeline(ReplicationSection, _Pipeline):
     @model_validator(mode="after")
     def _table(self) -> ReplicationPipeline:
         if self.enabled and not self.table:
@@ -292,20 +209,20 @@ class NullPipeline(_Pipeline):
     """Applies nothing: for benchmarks (the consumer's own cost) and smoke tests."""
 
 
-class PipelinesSection(_Section):
+class PipelinesSection(Section):
     audit: AuditPipeline = Field(default_factory=AuditPipeline)
     search: SearchPipeline = Field(default_factory=SearchPipeline)
     replication: ReplicationPipeline = Field(default_factory=ReplicationPipeline)
     null: NullPipeline = Field(default_factory=NullPipeline)
 
 
-class DlqSection(_Section):
+class DlqSection(Section):
     queue_url: QueueUrl | None = None
     overflow_bucket: BucketName | None = None
     overflow_prefix: str = "dlq-overflow/"
 
 
-class BackfillSection(_Section):
+class BackfillSection(Section):
     """`consumer backfill`: where exports go, and the version margin of snapshot items."""
 
     # ExportTableToPointInTime writes here (default: the audit bucket).
@@ -326,7 +243,7 @@ def _ip_address(value: str) -> str:
     return value
 
 
-class TelemetrySection(_Section):
+class TelemetrySection(Section):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     emf: bool = True

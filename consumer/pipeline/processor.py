@@ -22,7 +22,6 @@ its checkpoint before the record, as a Lambda mapping without a destination does
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
@@ -41,6 +40,8 @@ from consumer.pipeline.decoders import Decoder, decode_kinesis
 from consumer.pipeline.dlq import DeadLetterQueue, DlqRejectedError, ParkedRecord
 from consumer.pipeline.filters import RecordFilter
 from consumer.pipeline.missing_destination import DestinationGone, MissingDestinations, missing_code
+from consumer.pipeline.retry_policy import OnFailure as OnFailure
+from consumer.pipeline.retry_policy import RetryPolicy as RetryPolicy
 from consumer.pipeline.sink import Failures, Sink, SinkError, flushing
 from consumer.records import ChangeEvent, DecodeError
 from consumer.records.batch import RawRecord, ReadBatch
@@ -52,36 +53,6 @@ DECODE_PIPELINE = "decode"
 DLQ_SINK = "dlq"
 # Tries of a DLQ that refuses records for good before the shard stops (see _park).
 PARK_REFUSALS = 3
-
-
-class OnFailure(enum.StrEnum):
-    DLQ = "dlq"
-    STOP = "stop"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """What a pipeline does with records it cannot apply (as Lambda's event source mapping).
-
-    `max_attempts`: tries of a record whose sink raises a non-transient error (-1: forever).
-    `max_record_age_s`: a record older than this (by Kinesis arrival) is parked instead of
-    retried (-1: no limit). `bisect`: split failing batches to isolate the bad record.
-    """
-
-    max_attempts: int = 3
-    max_record_age_s: float = -1
-    bisect: bool = True
-    on_failure: OnFailure = OnFailure.DLQ
-    backoff_base_s: float = 0.2
-    backoff_cap_s: float = 20.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts == 0 or self.max_attempts < -1:
-            raise ValueError(f"max_attempts must be -1 (forever) or >= 1, got {self.max_attempts}")
-        if self.max_record_age_s != -1 and self.max_record_age_s < 1:
-            raise ValueError(
-                f"max_record_age_s must be -1 (no limit) or >= 1, got {self.max_record_age_s}"
-            )
 
 
 @dataclass

@@ -34,12 +34,12 @@ import importlib
 import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from botocore.config import Config
 from botocore.exceptions import ClientError, ParamValidationError
+from pydantic import Field
 
 from consumer.aws import AwsEndpoints
 from consumer.aws.errors import (
@@ -68,6 +68,7 @@ from consumer.records.ordering import (
     history_after_tie,
     tie_wins,
 )
+from consumer.setting_rules import EndpointUrl, Region, Section, TableName, TransformReference
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +79,7 @@ PRIOR = "_cdc_prior"
 DELETED = "_cdc_deleted"
 EXPIRES_AT = "_cdc_expires_at"
 RESERVED = frozenset({VERSION, SEQUENCE, STATE, PRIOR, DELETED, EXPIRES_AT})
+SEQUENCE_WIDTH = 64  # Kinesis sequence numbers have up to 56 digits; sub-sequence adds 8
 
 _NEWER = f"attribute_not_exists({VERSION}) OR {VERSION} < :v"
 # Replaces exactly the stored change that a tie was decided against.
@@ -128,30 +130,32 @@ def load_transform(reference: str) -> Transform:
     return transform
 
 
-@dataclass(frozen=True)
-class ReplicationSettings:
-    """Where and what to replicate.
+class ReplicationSection(Section):
+    """Where and what to replicate: the `pipelines.replication` section.
 
     `include_attributes`/`exclude_attributes` project the item (key attributes are always
     kept); `transform` names a hook "module:function" (see Transform), and each call of it
     must return within `transform_timeout_s` (see `consumer.pipeline.transform_hook`).
+    `region` and `endpoint` default to the service's own (aws.region, aws.endpoint_dynamodb).
     """
 
-    table: str
-    tombstone_ttl_s: int = 7 * 86_400
-    include_attributes: frozenset[str] | None = None
-    exclude_attributes: frozenset[str] = field(default_factory=frozenset)
-    transform: str | None = None
-    concurrency: int = 16
-    transform_timeout_s: float = DEFAULT_TIMEOUT_S
+    table: TableName | None = None
+    region: Region | None = None
+    endpoint: EndpointUrl | None = None
+    tombstone_ttl_s: int = Field(7 * 86_400, ge=60)
+    include_attributes: list[str] | None = None
+    exclude_attributes: list[str] = Field(default_factory=list)
+    transform: TransformReference | None = None
+    transform_timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0, le=900)
+    concurrency: int = Field(16, ge=1, le=256)
 
-    def __post_init__(self) -> None:
-        if not self.table:
-            raise ValueError("replication table must not be empty")
-        if self.tombstone_ttl_s < 60:
-            raise ValueError(f"tombstone_ttl_s must be at least 60, got {self.tombstone_ttl_s}")
-        if not 1 <= self.concurrency <= 256:
-            raise ValueError(f"replication concurrency must be 1..256, got {self.concurrency}")
+    @property
+    def included(self) -> frozenset[str] | None:
+        return None if self.include_attributes is None else frozenset(self.include_attributes)
+
+    @property
+    def excluded(self) -> frozenset[str]:
+        return frozenset(self.exclude_attributes)
 
 
 def sequence_token(event: ChangeEvent) -> str:
@@ -185,16 +189,21 @@ class ReplicationSink:
     def __init__(
         self,
         client: Any,
-        settings: ReplicationSettings,
+        settings: ReplicationSection,
         transform: Transform | TransformHook | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`transform` is the resolved hook (see `load_transform` for settings.transform); a
         plain function is bounded by settings.transform_timeout_s. Pass one TransformHook to
         every shard's sink so the hook is called one at a time across them."""
+        if not settings.table:
+            raise ValueError("the replication sink needs pipelines.replication.table")
         self._client = client
         fence_requests(client)
-        self._settings = settings
+        self.settings = settings
+        self._table = settings.table
+        self._include = settings.included
+        self._exclude = settings.excluded
         self._clock = clock
         if transform is not None and not isinstance(transform, TransformHook):
             transform = TransformHook(transform, settings.transform_timeout_s)
@@ -204,8 +213,8 @@ class ReplicationSink:
         self.writes = 0
 
     def _project(self, event: ChangeEvent, item: Mapping[str, Any]) -> dict[str, Any]:
-        include = self._settings.include_attributes
-        exclude = self._settings.exclude_attributes
+        include = self._include
+        exclude = self._exclude
         keys = event.keys.wire
         return {
             name: value
@@ -222,7 +231,7 @@ class ReplicationSink:
             STATE: {"S": transition.after},
         }
         if event.event_name is EventName.REMOVE:
-            expires = int(self._clock()) + self._settings.tombstone_ttl_s
+            expires = int(self._clock()) + self.settings.tombstone_ttl_s
             return {
                 **event.keys.client,
                 **version,
@@ -287,7 +296,7 @@ class ReplicationSink:
         """Writes `item` if `condition` holds; None if written, else the stored item."""
         try:
             await self._client.put_item(
-                TableName=self._settings.table,
+                TableName=self._table,
                 Item=item,
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,

@@ -39,8 +39,7 @@ from consumer.settings import Settings
 from consumer.sources.initial_response import install_subscription_stream
 from consumer.sources.lean import install_lean_get_records
 from consumer.sources.model import ShardReader
-from consumer.sources.polling import PollingOptions
-from consumer.sources.select import ReaderOptions, ReadMode, open_kinesis_reader
+from consumer.sources.select import open_kinesis_reader
 from consumer.sources.streams import DynamoDBStreamsReader, install_lean_streams
 from consumer.telemetry.metrics import MetricsRegistry
 
@@ -177,18 +176,7 @@ class Runtime:
             arn = str(summary["StreamDescriptionSummary"]["StreamARN"])
         async with self._endpoints.aio_client("dynamodb", self._session) as dynamodb:
             await warn_unless_microsecond(dynamodb, stream.source_table, arn)  # MILLISECOND ties
-        options = ReaderOptions(
-            mode=ReadMode(stream.mode),
-            consumer_name=settings.consumer_name,
-            fallback_to_polling=stream.fallback_to_polling,
-            polling=PollingOptions(
-                interval_s=stream.polling_interval_s,
-                # an eighth of a shard's read-ahead: a batch in processing, several read ahead,
-                # and a worker catching up on 100 shards holds ~100 MiB in first batches
-                batch_bytes=stream.read_ahead_bytes_per_shard // 8,
-            ),
-        )
-        reader = await open_kinesis_reader(client, arn, options, stream.name)
+        reader = await open_kinesis_reader(client, arn, stream, settings.consumer_name)
         lister = KinesisShardLister(await self.client("kinesis"), stream_arn=arn)
         return StreamSource(reader, lister, arn, decode_kinesis)
 

@@ -19,9 +19,8 @@ from consumer.pipeline.dlq import (
 )
 from consumer.pipeline.filters import RecordFilter
 from consumer.pipeline.null import NullSink
-from consumer.pipeline.processor import OnFailure, RetryPolicy, Route
+from consumer.pipeline.processor import RetryPolicy, Route
 from consumer.pipeline.replication import (
-    ReplicationSettings,
     ReplicationSink,
     load_transform,
     replica_client,
@@ -30,20 +29,11 @@ from consumer.pipeline.search import LocalIndexSettings, OpenSearchSettings, sea
 from consumer.pipeline.sink import Sink
 from consumer.pipeline.transform_hook import TransformHook
 from consumer.service.search_secret import search_password
-from consumer.settings import PIPELINE_NAMES, RetrySection, Settings
+from consumer.settings import PIPELINE_NAMES, Settings
 
 log = structlog.get_logger(__name__)
 
 RoutesFactory = Callable[[str], list[Route]]
-
-
-def retry_policy(section: RetrySection) -> RetryPolicy:
-    return RetryPolicy(
-        max_attempts=section.max_attempts,
-        max_record_age_s=section.max_record_age_s,
-        bisect=section.bisect,
-        on_failure=OnFailure(section.on_failure),
-    )
 
 
 class NoDeadLetterQueue:
@@ -126,22 +116,6 @@ def build_dlq(settings: Settings, clients: PipelineClients) -> DeadLetterQueue:
     )
 
 
-def replication_settings(settings: Settings) -> ReplicationSettings:
-    replica = settings.pipelines.replication
-    assert replica.table is not None
-    return ReplicationSettings(
-        table=replica.table,
-        tombstone_ttl_s=replica.tombstone_ttl_s,
-        include_attributes=frozenset(replica.include_attributes)
-        if replica.include_attributes is not None
-        else None,
-        exclude_attributes=frozenset(replica.exclude_attributes),
-        transform=replica.transform,
-        concurrency=replica.concurrency,
-        transform_timeout_s=replica.transform_timeout_s,
-    )
-
-
 def routes_factory(settings: Settings, clients: PipelineClients) -> RoutesFactory:
     """Resolves everything that can be checked up front (filters, the transform hook), then
     returns a function building one shard's routes (buffering sinks keep per-shard state)."""
@@ -154,12 +128,11 @@ def routes_factory(settings: Settings, clients: PipelineClients) -> RoutesFactor
             pipelines.replication.transform_timeout_s,
         )
     filters = {name: RecordFilter(getattr(pipelines, name).filters) for name in PIPELINE_NAMES}
-    policies = {name: retry_policy(getattr(pipelines, name).retry) for name in PIPELINE_NAMES}
+    policies = {name: RetryPolicy.of(getattr(pipelines, name).retry) for name in PIPELINE_NAMES}
     sink_builders: dict[str, Callable[[str], Sink]] = {}
     if pipelines.replication.enabled:
-        replica = replication_settings(settings)
         sink_builders["replication"] = lambda shard_id: ReplicationSink(
-            clients.replica_dynamodb, replica, transform=transform
+            clients.replica_dynamodb, pipelines.replication, transform=transform
         )
     for name, builder in extra_sink_builders(settings, clients).items():
         sink_builders[name] = builder

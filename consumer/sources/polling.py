@@ -6,11 +6,12 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
 from botocore.exceptions import ClientError
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 
 from consumer.aws.backoff import Backoff
 from consumer.aws.errors import (
@@ -30,28 +31,21 @@ MAX_POLL_INTERVAL_S = 1.0
 ASSUMED_RECORD_BYTES = 2048  # a change record with both images of a small item
 
 
+# The least time between two GetRecords calls for one shard (200 ms to 1 s: below 200 ms a
+# single reader alone exhausts the shard's 5 calls/s); also the setting stream.polling_interval_s.
+PollingInterval = Annotated[float, Field(ge=MIN_POLL_INTERVAL_S, le=MAX_POLL_INTERVAL_S)]
+
+
 @dataclass(frozen=True)
 class PollingOptions:
-    """Pacing of one shard's GetRecords loop.
+    """Pacing of one shard's GetRecords loop: `interval_s` (see PollingInterval); `limit` caps
+    records per call (GetRecords' Limit, 1 to 10,000)."""
 
-    `interval_s` is the least time between two calls for one shard (200 ms to 1 s: below 200 ms
-    a single reader alone exhausts the shard's 5 calls/s). `limit` caps records per call.
-    """
-
-    interval_s: float = 0.5
-    limit: int = 10_000
+    interval_s: PollingInterval = 0.5
+    limit: Annotated[int, Field(ge=1, le=10_000)] = 10_000
     # Records per call are also cut so that a batch weighs about this much (by the records
     # read so far): a 10,000-record call of 2 KB records is 20 MiB, past a shard's read-ahead.
     batch_bytes: int | None = None
-
-    def __post_init__(self) -> None:
-        if not MIN_POLL_INTERVAL_S <= self.interval_s <= MAX_POLL_INTERVAL_S:
-            raise ValueError(
-                f"polling interval must be between {MIN_POLL_INTERVAL_S} and "
-                f"{MAX_POLL_INTERVAL_S} s, got {self.interval_s}"
-            )
-        if not 1 <= self.limit <= 10_000:
-            raise ValueError(f"polling limit must be between 1 and 10000, got {self.limit}")
 
 
 class RecordLimit:

@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 from consumer.pipeline.filters import RecordFilter
 from consumer.pipeline.search import LocalSearchIndex, OpenSearchSink
 from consumer.pipeline.sink import Sink
-from consumer.service.pipelines import open_pipeline_clients, replication_settings, routes_factory
+from consumer.service.pipelines import open_pipeline_clients, routes_factory
 from consumer.settings import Settings
 from consumer.snapshot.backfill import access_denied_line
 from consumer.snapshot.progress import Progress, ProgressView
@@ -261,13 +261,14 @@ class Verify:
     ) -> dict[str, SinkSide]:
         sides: dict[str, SinkSide] = {}
         if "replication" in sinks:
-            replica = replication_settings(self.settings)
+            replica = self.settings.pipelines.replication
+            assert replica.table is not None  # the settings require it with the pipeline on
             sides["replication"] = ReplicaSide(
                 clients.replica_dynamodb,
                 replica.table,
                 table,
-                include=replica.include_attributes,
-                exclude=replica.exclude_attributes,
+                include=replica.included,
+                exclude=replica.excluded,
                 transform=replica.transform,
             )
         search = sinks.get("search")

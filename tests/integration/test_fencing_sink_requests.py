@@ -25,7 +25,7 @@ from checkpoints.model import Checkpoint, Lease
 from consumer.aws import AwsEndpoints
 from consumer.pipeline.processor import Route, ShardPipeline
 from consumer.pipeline.replication import (
-    ReplicationSettings,
+    ReplicationSection,
     ReplicationSink,
     create_replica_table,
     live_items,
@@ -86,7 +86,7 @@ async def test_no_replica_request_leaves_after_the_local_expiry_within_one_write
         FakeWriter(),
         is_valid=lambda: time.monotonic() < valid_until,
     )
-    sink = ReplicationSink(client, ReplicationSettings(table), slow_first_hook)
+    sink = ReplicationSink(client, ReplicationSection(table=table), slow_first_hook)
     pipeline = ShardPipeline(
         "stream", "s1", [Route(sink)], MemoryDlq(), handle, checkpoint_interval_s=0.0
     )

@@ -22,7 +22,7 @@ import pytest_asyncio
 
 from consumer.aws import AwsEndpoints
 from consumer.pipeline.replication import (
-    ReplicationSettings,
+    ReplicationSection,
     ReplicationSink,
     create_replica_table,
     live_items,
@@ -68,7 +68,7 @@ async def sink(
                 items = await live_items(client, unique_name)
                 return str(items[0]["qty"]["N"]) if items else None
 
-            yield ReplicationSink(client, ReplicationSettings(unique_name)), replica_qty
+            yield ReplicationSink(client, ReplicationSection(table=unique_name)), replica_qty
         return
     if request.param == "opensearch":
         with OpenSearchDouble() as double:

@@ -26,7 +26,7 @@ from consumer.pipeline.audit import AuditSettings, AuditSink
 from consumer.pipeline.decoders import decode_kinesis
 from consumer.pipeline.processor import Route, ShardPipeline
 from consumer.pipeline.replication import (
-    ReplicationSettings,
+    ReplicationSection,
     ReplicationSink,
     create_replica_table,
     live_items,
@@ -126,7 +126,7 @@ async def test_replication_parks_only_the_poison_and_applies_the_newest_good(
 ) -> None:
     client, table = replica
     order, _, newest_good = case
-    dlq = await deliver(ReplicationSink(client, ReplicationSettings(table)), order)
+    dlq = await deliver(ReplicationSink(client, ReplicationSection(table=table)), order)
     assert parked_created(dlq) == expected_parked(case)
     (item,) = await live_items(client, table)
     assert item["qty"] == {"N": newest_good}
@@ -139,7 +139,7 @@ async def test_replication_hook_poison_parks_only_itself(
     client, table = replica
     order, _, newest_good = case
     hook = load_transform("tests.replication_hooks:explode_on_poison_note")
-    dlq = await deliver(ReplicationSink(client, ReplicationSettings(table), hook), order)
+    dlq = await deliver(ReplicationSink(client, ReplicationSection(table=table), hook), order)
     assert parked_created(dlq) == expected_parked(case)
     assert all("transform failed" in parked.error for parked in dlq.parked)
     (item,) = await live_items(client, table)
@@ -217,7 +217,7 @@ async def test_every_sink_in_one_pipeline_parks_the_poison_once_per_sink_it_fail
     audit = AuditSink(AuditSettings("audit-bucket"), store=store)
     dlq = MemoryDlq()
     routes = [
-        Route(ReplicationSink(client, ReplicationSettings(table))),
+        Route(ReplicationSink(client, ReplicationSection(table=table))),
         Route(index),
         Route(audit),
     ]
@@ -249,7 +249,7 @@ async def test_two_newest_poisons_are_both_parked_and_the_good_one_applied(
         ("MODIFY", {"qty": {"S": 7}}, 1_000_003),
     ]
     dlq = await deliver(
-        ReplicationSink(client, ReplicationSettings(table)), [specs[i] for i in order]
+        ReplicationSink(client, ReplicationSection(table=table)), [specs[i] for i in order]
     )
     assert sorted(parked_created(dlq)) == [1_000_002, 1_000_003]
     (item,) = await live_items(client, table)

@@ -13,7 +13,7 @@ from consumer.aws import AwsEndpoints
 from consumer.pipeline.replication import (
     DELETED,
     EXPIRES_AT,
-    ReplicationSettings,
+    ReplicationSection,
     ReplicationSink,
     create_replica_table,
     live_items,
@@ -43,7 +43,7 @@ def values(items: list[dict[str, Any]]) -> dict[str, int]:
 
 async def test_duplicates_and_disorder_converge_to_the_newest(replica: tuple[Any, str]) -> None:
     client, table = replica
-    sink = ReplicationSink(client, ReplicationSettings(table))
+    sink = ReplicationSink(client, ReplicationSection(table=table))
     history: list[ChangeEvent] = []
     expected: dict[str, int] = {}
     for key in ("a", "b", "c", "d"):
@@ -62,7 +62,7 @@ async def test_duplicates_and_disorder_converge_to_the_newest(replica: tuple[Any
 
 async def test_a_late_insert_never_resurrects_a_deleted_item(replica: tuple[Any, str]) -> None:
     client, table = replica
-    sink = ReplicationSink(client, ReplicationSettings(table, tombstone_ttl_s=3600))
+    sink = ReplicationSink(client, ReplicationSection(table=table, tombstone_ttl_s=3600))
     assert await sink.write([insert("k", 1_000, 1), remove("k", 3_000)]) == {}
     assert await sink.write([insert("k", 1_000, 1), upsert("k", 2_000, 2)]) == {}
     assert await live_items(client, table) == []
@@ -76,7 +76,7 @@ async def test_a_late_insert_never_resurrects_a_deleted_item(replica: tuple[Any,
 
 async def test_same_microsecond_ties_break_by_sequence_number(replica: tuple[Any, str]) -> None:
     client, table = replica
-    sink = ReplicationSink(client, ReplicationSettings(table))
+    sink = ReplicationSink(client, ReplicationSection(table=table))
     later = upsert("t", 5_000, 2, sequence=200)
     earlier = upsert("t", 5_000, 1, sequence=100)
     assert await sink.write([later]) == {}
@@ -86,10 +86,8 @@ async def test_same_microsecond_ties_break_by_sequence_number(replica: tuple[Any
 
 async def test_projection_and_transform(replica: tuple[Any, str]) -> None:
     client, table = replica
-    settings = ReplicationSettings(
-        table,
-        include_attributes=frozenset({"value", "secret"}),
-        exclude_attributes=frozenset({"secret"}),
+    settings = ReplicationSection(
+        table=table, include_attributes=["value", "secret"], exclude_attributes=["secret"]
     )
     sink = ReplicationSink(
         client, settings, transform=load_transform("tests.replication_hooks:upper_note")
@@ -110,7 +108,7 @@ async def test_a_failing_transform_fails_only_its_record(replica: tuple[Any, str
     client, table = replica
     sink = ReplicationSink(
         client,
-        ReplicationSettings(table),
+        ReplicationSection(table=table),
         transform=load_transform("tests.replication_hooks:explode_on_bad"),
     )
     failures = await sink.write([insert("good", 1, 1), insert("bad", 1, 2), insert("fine", 1, 3)])
@@ -126,7 +124,7 @@ async def test_a_transform_s_mistyped_item_fails_only_its_record(replica: tuple[
     client, table = replica
     sink = ReplicationSink(
         client,
-        ReplicationSettings(table),
+        ReplicationSection(table=table),
         transform=load_transform("tests.replication_hooks:mistype_bad"),
     )
     failures = await sink.write([insert("good", 1, 1), insert("bad", 1, 2), insert("fine", 1, 3)])
@@ -140,7 +138,7 @@ async def test_an_oversized_item_is_a_non_retryable_record_failure(
     replica: tuple[Any, str],
 ) -> None:
     client, table = replica
-    sink = ReplicationSink(client, ReplicationSettings(table))
+    sink = ReplicationSink(client, ReplicationSection(table=table))
     huge = change("INSERT", "huge", 1, new={"blob": {"S": "x" * 500_000}})
     failures = await sink.write([insert("ok", 1, 1), huge])
     assert list(failures) == [1]
@@ -149,7 +147,7 @@ async def test_an_oversized_item_is_a_non_retryable_record_failure(
 
 async def test_a_missing_table_is_a_retryable_outage(endpoints: AwsEndpoints) -> None:
     async with endpoints.aio_client("dynamodb") as client:
-        sink = ReplicationSink(client, ReplicationSettings("no-such-table"))
+        sink = ReplicationSink(client, ReplicationSection(table="no-such-table"))
         failures = await sink.write([insert("x", 1, 1), insert("y", 1, 1)])
         assert sorted(failures) == [0, 1]
         assert all(f.retryable and "missing" in str(f) for f in failures.values())

@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from consumer.records.batch import RawRecord, ReadBatch
+from consumer.settings import SettingsError, load_settings
 from consumer.sources.model import EfoUnavailableError, StartPosition
 from consumer.sources.polling import PollingOptions, PollingReader
 from consumer.sources.prefetch import prefetch
@@ -111,8 +112,11 @@ async def test_an_unexpected_error_is_raised_not_swallowed() -> None:
 
 @pytest.mark.parametrize("interval", [0.1, 1.5])
 def test_polling_interval_out_of_range_is_a_clear_error(interval: float) -> None:
-    with pytest.raises(ValueError, match=r"polling interval must be between 0\.2 and 1\.0"):
+    # One rule for the reader and the setting stream.polling_interval_s (PollingInterval).
+    with pytest.raises(ValueError, match=r"interval_s\n.*(greater|less) than or equal to"):
         PollingOptions(interval_s=interval)
+    with pytest.raises(SettingsError, match=r"stream\.polling_interval_s .*than or equal to"):
+        load_settings(stream={"name": "orders", "polling_interval_s": interval})
 
 
 class DeniedEfo:

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 
 from consumer.pipeline.processor import Route, ShardPipeline
-from consumer.pipeline.replication import ReplicationSettings, ReplicationSink, load_transform
+from consumer.pipeline.replication import ReplicationSection, ReplicationSink, load_transform
 from consumer.pipeline.transform_hook import TransformFailed, TransformHook
 from consumer.records import ChangeEvent
+from consumer.service.pipelines import PipelineClients, routes_factory
 from consumer.settings import SettingsError, load_settings
 from tests.change_factory import insert
 from tests.pipeline_fakes import MemoryCheckpointer, MemoryDlq
@@ -68,7 +69,7 @@ def events(*keys: str) -> list[ChangeEvent]:
 )
 async def test_anything_the_hook_raises_fails_only_its_record(error: BaseException) -> None:
     replica = MemoryReplica()
-    sink = ReplicationSink(replica, ReplicationSettings("replica"), transform=raising(error))
+    sink = ReplicationSink(replica, ReplicationSection(table="replica"), transform=raising(error))
     failures = await sink.write(events("good", "bad", "fine"))
     assert list(failures) == [1]
     assert not failures[1].retryable
@@ -81,7 +82,7 @@ async def test_a_hook_raising_system_exit_is_parked_and_the_shard_moves_on() -> 
     hook's error, the others are applied and the checkpoint passes all three."""
     replica = MemoryReplica()
     sink = ReplicationSink(
-        replica, ReplicationSettings("replica"), transform=raising(SystemExit("hook quit"))
+        replica, ReplicationSection(table="replica"), transform=raising(SystemExit("hook quit"))
     )
     dlq, checkpointer = MemoryDlq(), MemoryCheckpointer()
     pipeline = ShardPipeline("stream", "shardId-000000000000", [Route(sink)], dlq, checkpointer)
@@ -126,7 +127,7 @@ async def test_a_hook_past_its_time_parks_its_record_and_the_rest_go_on() -> Non
         return item
 
     replica = MemoryReplica()
-    settings = ReplicationSettings("replica", transform_timeout_s=0.3)
+    settings = ReplicationSection(table="replica", transform_timeout_s=0.3)
     sink = ReplicationSink(replica, settings, transform=hangs_on_slow)
     started = time.monotonic()
     try:
@@ -186,7 +187,7 @@ async def test_calls_run_one_at_a_time_across_shards() -> None:
 
     hook = TransformHook(counting, timeout_s=5)
     shards = [
-        ReplicationSink(MemoryReplica(), ReplicationSettings("replica"), transform=hook)
+        ReplicationSink(MemoryReplica(), ReplicationSection(table="replica"), transform=hook)
         for _ in range(3)
     ]
     results = await asyncio.gather(
@@ -207,7 +208,7 @@ async def test_a_hook_returning_something_else_than_an_item_fails_its_record(
         return returned
 
     replica = MemoryReplica()
-    sink = ReplicationSink(replica, ReplicationSettings("replica"), transform=wrong)
+    sink = ReplicationSink(replica, ReplicationSection(table="replica"), transform=wrong)
     failures = await sink.write(events("a"))
     assert list(failures) == [0] and expected in str(failures[0])
     assert replica.items == {}
@@ -219,7 +220,7 @@ async def test_an_async_hook_is_named_as_unsupported() -> None:
 
     sink = ReplicationSink(
         MemoryReplica(),
-        ReplicationSettings("replica"),
+        ReplicationSection(table="replica"),
         transform=coroutine_hook,  # type: ignore[arg-type]  # the mistake under test
     )
     failures = await sink.write(events("a"))
@@ -283,9 +284,7 @@ def test_the_timeout_setting_is_bounded(value: str) -> None:
     assert any("transform_timeout_s" in line for line in error.value.lines)
 
 
-def test_the_timeout_setting_reaches_the_sink() -> None:
-    from consumer.service.pipelines import replication_settings
-
+def test_the_sink_reads_the_replication_section_itself() -> None:
     settings = load_settings(
         stream={"name": "orders"},
         pipelines={
@@ -293,7 +292,12 @@ def test_the_timeout_setting_reaches_the_sink() -> None:
         },
         dlq={"queue_url": QUEUE_URL},
     )
-    assert replication_settings(settings).transform_timeout_s == 2
+    build = routes_factory(settings, PipelineClients(replica_dynamodb=MemoryReplica()))
+    (route,) = build("shardId-0")
+    assert isinstance(route.sink, ReplicationSink)
+    # No hand-copied settings class in between: the section with its checks, as loaded.
+    assert route.sink.settings is settings.pipelines.replication
+    assert route.sink.settings.transform_timeout_s == 2
 
 
 def test_checking_the_setting_runs_no_code_of_the_hook_or_its_package(
