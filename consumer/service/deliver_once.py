@@ -1,10 +1,10 @@
 """Delivering decoded records once, for callers that retry elsewhere.
 
 The Lambda handler (Lambda retries the batch from the lowest failed record) and `dlq replay`
-(a record that fails again stays parked) deliver through the service's `ShardPipeline`: same
-filters, fencing-free writes, collapsing and flushing. Each sink is tried once per record
-(transient errors too are final here), and what the pipeline would park or checkpoint is
-collected instead: the caller reports the failures.
+(a record that fails again stays parked) deliver through the service's `ShardPipeline`: the
+same filters, collapsing and flushing as the service. Each sink is tried once per record
+(transient errors too are final here); the failures are collected, not parked, and checkpoints
+go nowhere: the caller reports the failures.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from consumer.pipeline.dlq import ParkedRecord
-from consumer.pipeline.processor import DECODE_PIPELINE, RetryPolicy, Route, is_transient
+from consumer.pipeline.processor import DECODE_PIPELINE, RetryPolicy, Route
 from consumer.pipeline.sink import Failures, FlushingSink, Sink, SinkError
 from consumer.records import ChangeEvent, DecodeError
 from consumer.records.batch import RawRecord, ReadBatch
@@ -24,7 +24,6 @@ from consumer.service.assembly import Runtime
 ONE_TRY = RetryPolicy(max_attempts=1, bisect=False)
 
 Decoded = ChangeEvent | DecodeError
-_Position = tuple[str, int]
 
 
 @dataclass(frozen=True)
@@ -39,16 +38,12 @@ class Failure:
 
 
 class FailedRecords:
-    """The pipeline's dead-letter queue and checkpointer here: parked records are collected,
-    checkpoints go nowhere (the caller's transport keeps its own position)."""
+    """The failures of one delivery. To the pipeline it is the dead-letter queue (it receives
+    only records that could not be decoded: the sinks report their own failures here) and the
+    checkpointer (checkpoints go nowhere: the caller's transport keeps its position)."""
 
     def __init__(self) -> None:
         self.failures: list[Failure] = []
-        self._causes: dict[tuple[str, _Position], BaseException] = {}
-
-    def note(self, sink: str, event: ChangeEvent, error: BaseException) -> None:
-        position = event.position
-        self._causes[sink, (position.sequence_number, position.sub_sequence_number)] = error
 
     def add(self, sink: str, event: ChangeEvent, error: BaseException) -> None:
         self.failures.append(
@@ -56,12 +51,11 @@ class FailedRecords:
         )
 
     async def park(self, records: Sequence[ParkedRecord]) -> None:
-        for record in records:
-            key = (record.pipeline, (record.sequence_number, record.sub_sequence_number))
-            cause = None if record.pipeline == DECODE_PIPELINE else self._causes.get(key)
-            self.failures.append(
-                Failure(record.pipeline, record.sequence_number, record.error_type, cause)
-            )
+        self.failures.extend(
+            Failure(r.pipeline, r.sequence_number, r.error_type, None)
+            for r in records
+            if r.pipeline == DECODE_PIPELINE
+        )
 
     async def checkpoint(self, sequence_number: str, sub_sequence_number: int = 0) -> None:
         return None
@@ -92,20 +86,13 @@ class OneTrySink:
             failures = await self._sink.write(events)
         except Exception as error:
             for event in events:
-                self._failed.note(self.name, event, error)
-            if is_transient(error):
-                raise SinkError(type(error).__name__, retryable=False) from error
-            raise
-        final: dict[int, SinkError] = {}
+                self._failed.add(self.name, event, error)
+            raise SinkError(type(error).__name__, retryable=False) from error
         for index, failure in failures.items():
-            self._failed.note(self.name, events[index], failure)
-            final[index] = failure
-            if failure.retryable:
-                final[index] = SinkError(str(failure), retryable=False)
-                final[index].__cause__ = failure
+            self._failed.add(self.name, events[index], failure)
         if self.buffered:
             self._unflushed.extend(e for i, e in enumerate(events) if i not in failures)
-        return final
+        return {index: SinkError("reported", retryable=False) for index in failures}
 
     def wants_flush(self, now_monotonic: float) -> bool:
         return cast(FlushingSink, self._sink).wants_flush(now_monotonic)  # only if buffered

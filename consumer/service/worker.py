@@ -16,13 +16,11 @@ import structlog
 
 from checkpoints import LeaseHandle
 from checkpoints.coordinator import Coordinator
-from consumer.pipeline.added_latency import AddedLatency
 from consumer.pipeline.processor import Route, ShardPipeline
 from consumer.service.assembly import lease_settings, open_runtime
 from consumer.service.preflight import check_destinations, claim_lease_table
 from consumer.service.shard_task import ShardActivity, read_ahead_limits, run_shard
 from consumer.settings import Settings
-from consumer.sources.budget import ByteBudget
 from consumer.telemetry.metrics import MetricsRegistry
 
 log = structlog.get_logger(__name__)
@@ -42,7 +40,6 @@ class WorkerState:
     activity: ShardActivity = field(default_factory=ShardActivity)
     # The pipelines of the shards held now (their counters add into `metrics`).
     pipelines: dict[str, ShardPipeline] = field(default_factory=dict)
-    read_ahead: ByteBudget | None = None
     metrics: MetricsRegistry = field(default_factory=MetricsRegistry)
 
     def __post_init__(self) -> None:
@@ -55,10 +52,6 @@ class WorkerState:
             if pipeline.missing_destinations is not None:
                 missing.update(pipeline.missing_destinations.missing)
         return missing
-
-    def added_latency(self) -> AddedLatency:
-        """The consumer's added latency over every shard this worker has processed."""
-        return self.metrics.added_latency
 
 
 class Worker:
@@ -144,7 +137,6 @@ class Worker:
                 return pipeline
 
             read_ahead = read_ahead_limits(settings.stream)
-            state.read_ahead = read_ahead.worker
 
             async def relinquish(handle: LeaseHandle) -> None:
                 assert state.coordinator is not None  # it runs the shards

@@ -106,7 +106,7 @@ async def run_service(stream: str, kinesis: str, dynamodb: str, n: int, mode: st
             raise RuntimeError("the worker stopped early")
         await asyncio.sleep(0.005)
     cpu = time.process_time() - started
-    for name, histogram in sorted(worker.state.added_latency().by_sink.items()):
+    for name, histogram in sorted(worker.state.metrics.added_latency.by_sink.items()):
         if name == DistinctEvents.name and extra:
             continue  # beside real sinks it is not one of them
         p50, p99 = histogram.percentile_ms(50), histogram.percentile_ms(99)
