@@ -1,5 +1,5 @@
-"""One leased shard of a stream replay: the shard loop of the service
-(`consumer.service.shard_task.shard_loop`) with the replay's window as its policy:
+"""One leased shard of a stream replay: the service's shard loop (`service.shard_task.run_shard`)
+with the replay's window as its policy:
 - each batch is cut at the window's cut-off (`window.cut_batch`); at the cut-off or the tip
   the pipeline drains (flush + checkpoint), the shard is marked done for this `--to`
   (`status.ReplayMarks.mark_end`), and the loop then *holds* the lease idle until it is asked
@@ -26,7 +26,7 @@ from consumer.pipeline.processor import ShardPipeline, ShardStopped
 from consumer.records.batch import ReadBatch
 from consumer.replay.status import STOPPED, ReplayMarks
 from consumer.replay.window import ReplayWindow, ShardEnd, cut_batch
-from consumer.service.shard_task import PipelineFactory, shard_loop
+from consumer.service.shard_task import PipelineFactory, ShardActivity, ShardLoopPolicy, run_shard
 from consumer.sources.model import ShardReader
 
 log = structlog.get_logger(__name__)
@@ -85,7 +85,7 @@ class ShardProgressWriter:
 
 
 @dataclass
-class ReplayPolicy:
+class ReplayPolicy(ShardLoopPolicy):
     """The shard loop's policy for a stream replay (see the module docstring)."""
 
     progress: ShardProgressWriter
@@ -109,12 +109,8 @@ class ReplayPolicy:
         if self.end is not ShardEnd.SHARD_END:
             await pipeline.drain()
             await self.progress.end(self.end.value, self.window.to_ms)
-        log.info(
-            "replay.shard_done",
-            shard_id=batch.shard_id,
-            end=self.end.value,
-            records=pipeline.stats.records,
-        )
+        end, records = self.end.value, pipeline.stats.records
+        log.info("replay.shard_done", shard_id=batch.shard_id, end=end, records=records)
         return self.end is not ShardEnd.SHARD_END
 
     async def drained(self) -> None:
@@ -122,12 +118,6 @@ class ReplayPolicy:
 
     async def stopped_on_failure(self, stopped: ShardStopped) -> None:
         await self.progress.end(STOPPED, None, error=str(stopped))
-
-    async def destination_gone(self, handle: LeaseHandle) -> bool:
-        return False  # a replay's pipelines wait for a missing destination (no bound)
-
-    def closed(self) -> None:
-        return None
 
 
 async def replay_shard(
@@ -140,6 +130,6 @@ async def replay_shard(
     progress_interval_s: float = 2.0,
 ) -> None:
     """Replays one leased shard; returns when asked to stop or at SHARD_END."""
-    progress = ShardProgressWriter(marks, handle, progress_interval_s)
-    policy = ReplayPolicy(progress, window)
-    await shard_loop(handle, reader, make_pipeline, policy, read_ahead_batches)
+    policy = ReplayPolicy(ShardProgressWriter(marks, handle, progress_interval_s), window)
+    activity = ShardActivity()  # the service's bookkeeping (burst mode, readiness): unused here
+    await run_shard(handle, reader, make_pipeline, activity, read_ahead_batches, policy=policy)

@@ -1,21 +1,17 @@
 """One leased shard: read, apply, checkpoint, and stop the way the lease asks. This is the one
-shard loop, of the service and of a stream replay; a `ShardLoopPolicy` adds what differs (the
-service's: its activity; a replay's: the window's cut-off, progress marks, holding the lease
-when done; consumer/replay/shard_task.py).
+shard loop, of the service and of a stream replay, whose `ShardLoopPolicy` adds the window's
+cut-off, progress marks and holding the lease when done (consumer/replay/shard_task.py).
 
 - HANDOFF / SHUTDOWN (a planned move or SIGTERM): stop reading, finish the in-flight batch,
   flush and checkpoint (`drain`), return. The next owner starts right after: no duplicates.
-  The stop is watched during the batch too: a batch waiting out a failing sink or DLQ stops
-  waiting (`ShardPipeline.stop_waiting`) and is left unfinished, and the drain checkpoints only
-  what was applied, so the shard returns at once, not at the coordinator's timeout.
-- LOST (another worker owns it now, or our heartbeat lapsed): stop at once, in the middle of a
-  batch too (it is cancelled), and write nothing.
+  A batch waiting out a failing sink or DLQ stops waiting (`ShardPipeline.stop_waiting`) and
+  is left unfinished: the drain checkpoints only what was applied, the shard returns at once.
+- LOST (another worker owns it now, or our heartbeat lapsed): stop at once, mid-batch too (it
+  is cancelled), write nothing.
 - SHARD_END: the pipeline flushes and checkpoints SHARD_END, which releases the children.
 - DESTINATION GONE (a sink's table, bucket, index or queue missing past the bound): stop
   without a checkpoint past what was not applied, and give the lease to another worker
   (`relinquish`), which may be configured correctly.
-- STOPPED ON FAILURE (a record that can be neither applied nor parked, `on_failure = stop`):
-  the shard waits at that record, its lease held, nothing read past it, until a stop.
 """
 
 from __future__ import annotations
@@ -26,7 +22,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
@@ -123,68 +119,24 @@ def payload_bytes(batch: ReadBatch) -> int:
 
 
 
-class ShardLoopPolicy(Protocol):
-    """What a shard loop does besides reading, applying and checkpointing. One per shard run."""
+class ShardLoopPolicy:
+    """What a shard's run does besides reading, applying and checkpointing. This default is the
+    service's: every batch applied whole, the lease given back only when the loop returns."""
 
     async def admit(self, batch: ReadBatch) -> ReadBatch:
         """The part of a batch just read to apply: all of it, or what comes before a cut-off."""
-        ...
+        return batch
 
     async def applied(self, batch: ReadBatch, pipeline: ShardPipeline) -> bool:
         """After `batch` (as admitted) is applied. True: the shard is done for this run: read no
         more and hold the lease idle until a stop (returning would start the shard again)."""
-        ...
-
-    async def drained(self) -> None:
-        """After the drain of a planned stop (not after a lost lease)."""
-        ...
-
-    async def stopped_on_failure(self, stopped: ShardStopped) -> None:
-        """A pipeline cannot apply a record (on_failure = stop); the lease is then held at it."""
-        ...
-
-    async def destination_gone(self, handle: LeaseHandle) -> bool:
-        """A destination is missing past the bound: True once the lease is given up, False to
-        let DestinationGone propagate."""
-        ...
-
-    def closed(self) -> None:
-        """The loop has ended, however it ended."""
-        ...
-
-
-@dataclass
-class ServicePolicy:
-    """The service's shard: every batch whole, its activity kept for burst mode and readiness,
-    a lease whose destination is gone handed to another worker (`relinquish`, if given)."""
-
-    shard_id: str
-    activity: ShardActivity
-    clock: Callable[[], float] = time.monotonic
-    relinquish: Relinquish | None = None
-
-    async def admit(self, batch: ReadBatch) -> ReadBatch:
-        self.activity.saw(batch, self.clock())
-        return batch
-
-    async def applied(self, batch: ReadBatch, pipeline: ShardPipeline) -> bool:
         return False
 
     async def drained(self) -> None:
-        return None
+        """After the drain of a planned stop (not after a lost lease)."""
 
     async def stopped_on_failure(self, stopped: ShardStopped) -> None:
-        self.activity.stopped[self.shard_id] = str(stopped)
-
-    async def destination_gone(self, handle: LeaseHandle) -> bool:
-        if self.relinquish is None:
-            return False
-        self.activity.destinations_gone += 1
-        await self.relinquish(handle)
-        return True
-
-    def closed(self) -> None:
-        self.activity.forget(self.shard_id)
+        """A pipeline cannot apply a record (on_failure = stop); the lease is then held at it."""
 
 
 async def run_shard(
@@ -196,31 +148,18 @@ async def run_shard(
     clock: Callable[[], float] = time.monotonic,
     limits: ReadAheadLimits | None = None,
     relinquish: Relinquish | None = None,
+    policy: ShardLoopPolicy | None = None,
 ) -> None:
-    """Processes one leased shard of the service until it ends, the lease asks it to stop, or a
-    destination is gone (then `relinquish` gives the lease up; without it DestinationGone
-    propagates)."""
-    activity.started_at[handle.shard_id] = clock()
-    policy = ServicePolicy(handle.shard_id, activity, clock, relinquish)
-    await shard_loop(handle, reader, make_pipeline, policy, read_ahead_batches, clock, limits)
-
-
-async def shard_loop(
-    handle: LeaseHandle,
-    reader: ShardReader,
-    make_pipeline: PipelineFactory,
-    policy: ShardLoopPolicy,
-    read_ahead_batches: int = 2,
-    clock: Callable[[], float] = time.monotonic,
-    limits: ReadAheadLimits | None = None,
-) -> None:
-    """Reads, applies and checkpoints one leased shard until it ends, the lease asks it to stop,
-    or `policy` says it is done for this run (see the module docstring)."""
+    """Processes one leased shard until it ends, the lease asks it to stop, `policy` says it is
+    done for this run, or a destination is gone (then `relinquish` gives the lease up; without
+    it DestinationGone propagates)."""
+    policy = policy or ShardLoopPolicy()
     bound = log.bind(shard_id=handle.shard_id)
     freeze_startup_heap()  # once per process: full collections stalled every shard ~100 ms
     pipeline = make_pipeline(handle)
     start = start_position(handle.start_position)
     bound.info("shard.start", start=str(start.kind), sequence_number=start.sequence_number)
+    activity.started_at[handle.shard_id] = clock()
     batches: AsyncGenerator[ReadBatch, None] = prefetch(
         stamped(reader.read(handle.shard_id, start), clock),
         read_ahead_batches,
@@ -237,11 +176,12 @@ async def shard_loop(
                 return
             if isinstance(batch, Stopped):
                 break
+            activity.saw(batch, clock())
             batch = await policy.admit(batch)
             if not await _apply(pipeline, batch, stop):
-                break  # the stop came during the batch, which was left unfinished
+                break  # the stop came during the batch and left it unfinished
             if await policy.applied(batch, pipeline):
-                await _hold(batches, stop, bound)
+                await _hold(batches, stop)
                 return
             if batch.shard_end:
                 bound.info("shard.end", children=list(batch.child_shard_ids or ()))
@@ -255,6 +195,8 @@ async def shard_loop(
     except LeaseLost:
         bound.warning("shard.lease_lost")
     except DestinationGone as gone:
+        if relinquish is None:
+            raise
         # Nothing past the last checkpoint is written: the next owner re-delivers from there.
         bound.error(
             "shard.destination_gone",
@@ -263,18 +205,19 @@ async def shard_loop(
             missing_for_s=round(gone.missing_for_s, 1),
             reason=str(gone),
         )
+        activity.destinations_gone += 1
         await batches.aclose()
-        if not await policy.destination_gone(handle):
-            raise
+        await relinquish(handle)
     except ShardStopped as stopped:
         # As a Lambda mapping without a destination: the shard waits at this record (its
         # lease held, nothing read past it) until an operator acts; readiness reports it.
         bound.error("shard.stopped_on_failure", reason=str(stopped))
+        activity.stopped[handle.shard_id] = str(stopped)
         await policy.stopped_on_failure(stopped)
-        await _hold(batches, stop, bound)
+        await _hold(batches, stop)
     finally:
         stop.cancel()
-        policy.closed()
+        activity.forget(handle.shard_id)
         try:
             await batches.aclose()
         finally:
@@ -307,12 +250,7 @@ async def _apply(
     return True
 
 
-async def _hold(
-    batches: AsyncGenerator[ReadBatch, None],
-    stop: asyncio.Future[StopReason],
-    bound: structlog.typing.FilteringBoundLogger,
-) -> None:
-    """Holds the lease idle, reading nothing, until it is asked to stop."""
+async def _hold(batches: AsyncGenerator[ReadBatch, None], stop: asyncio.Future[StopReason]) -> None:
+    """Holds the lease idle, reading nothing more, until it is asked to stop."""
     await batches.aclose()
-    reason = await stop
-    bound.info("shard.stopped", reason=str(reason))
+    await stop
