@@ -12,22 +12,18 @@ first key, past the local expiry; no key of that write may reach moto's replica 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import pytest
-import pytest_asyncio
 
 from checkpoints.errors import LeaseLost
 from checkpoints.handle import LeaseHandle
 from checkpoints.model import Checkpoint, Lease
-from consumer.aws import AwsEndpoints
 from consumer.pipeline.processor import Route, ShardPipeline
 from consumer.pipeline.replication import (
     ReplicationSection,
     ReplicationSink,
-    create_replica_table,
     live_items,
 )
 from consumer.records import ChangeEvent
@@ -39,18 +35,6 @@ from tests.unit.test_leases_handle import FakeWriter
 pytestmark = pytest.mark.integration
 
 EXPIRY_S = 0.5
-
-
-@pytest_asyncio.fixture
-async def replica(endpoints: AwsEndpoints, unique_name: str) -> AsyncIterator[tuple[Any, str]]:
-    async with endpoints.aio_client("dynamodb") as client:
-        await create_replica_table(
-            client,
-            unique_name,
-            [{"AttributeName": "pk", "KeyType": "HASH"}],
-            [{"AttributeName": "pk", "AttributeType": "S"}],
-        )
-        yield client, unique_name
 
 
 def batch(keys: list[str]) -> ReadBatch:
