@@ -95,11 +95,14 @@ def apply_log(endpoints: AwsEndpoints) -> Iterator[tuple[ApplyLogProxy, AwsEndpo
     proxies = ProxyThread(OutageProxy("127.0.0.1", 0), ThrottlingProxy(moto, seed=0), applies)
     proxies.start()
     try:
-        yield applies, AwsEndpoints(
-            region=endpoints.region,
-            endpoint_urls={"dynamodb": f"http://127.0.0.1:{proxies.outage.port}"},
-            access_key_id=endpoints.access_key_id,
-            secret_access_key=endpoints.secret_access_key,
+        yield (
+            applies,
+            AwsEndpoints(
+                region=endpoints.region,
+                endpoint_urls={"dynamodb": f"http://127.0.0.1:{proxies.outage.port}"},
+                access_key_id=endpoints.access_key_id,
+                secret_access_key=endpoints.secret_access_key,
+            ),
         )
     finally:
         proxies.stop()
