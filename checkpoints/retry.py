@@ -1,12 +1,9 @@
-"""The one classification of AWS errors and the one backoff with full jitter, with the bounded
-retry of lease-table calls. It lives in this lower package so the lease table can use it;
-the service reaches it through `consumer.aws.errors` and `consumer.aws.backoff`.
+"""The one classification of AWS errors and backoff with full jitter (the service reaches them
+through `consumer.aws`), and the bounded retry of lease-table calls.
 
-Throttling (ProvisionedThroughputExceeded, ThrottlingException, RequestLimitExceeded), 5xx
-answers and connection failures are retried; everything else (conditional check failures,
-validation errors, a missing table) is raised at once. Nothing here crashes a worker: after the
-last attempt the error is raised as `LeaseTableUnavailable` for the caller's loop to count and
-survive.
+Throttling, 5xx answers and connection failures are retried; everything else (conditional check
+failures, validation errors, a missing table) is raised at once. After the last attempt the
+error is raised as `LeaseTableUnavailable` for the caller's loop to count and survive.
 """
 
 from __future__ import annotations
@@ -100,16 +97,13 @@ def error_code(error: BaseException) -> str:
     return type(error).__name__
 
 
-def http_status(error: ClientError) -> int:
-    return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-
-
 def is_throttling(error: ClientError) -> bool:
     return error_code(error) in THROTTLING_CODES
 
 
 def is_server_error(error: ClientError) -> bool:
-    return error_code(error) in SERVER_ERROR_CODES or http_status(error) >= 500
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return error_code(error) in SERVER_ERROR_CODES or int(status) >= 500
 
 
 def is_retryable(error: BaseException) -> bool:

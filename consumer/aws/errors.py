@@ -1,15 +1,11 @@
-"""Classifying AWS errors: the one classification, shared with the lease table.
-
-It is defined in `checkpoints.retry` (the lower package, whose lease table retries with it);
-the service imports it from here.
-"""
+"""Classifying AWS errors: the one classification, defined in the lower package
+(`checkpoints.retry`) whose lease table retries with it too."""
 
 from checkpoints.retry import (
     SERVER_ERROR_CODES,
     THROTTLING_CODES,
     TRANSIENT_NETWORK_ERRORS,
     error_code,
-    http_status,
     is_retryable,
     is_server_error,
     is_throttling,
@@ -20,7 +16,6 @@ __all__ = [
     "THROTTLING_CODES",
     "TRANSIENT_NETWORK_ERRORS",
     "error_code",
-    "http_status",
     "is_retryable",
     "is_server_error",
     "is_throttling",

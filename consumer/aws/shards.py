@@ -17,11 +17,8 @@ from checkpoints.discovery import ShardInfo
 from checkpoints.retry import RetryPolicy, RetryStats, call_with_retry, error_code
 from consumer.aws.endpoints import AwsEndpoints
 
-# One shard as ListShards or DescribeStream describes it (ShardId, ParentShardId,
-# AdjacentParentShardId, HashKeyRange, SequenceNumberRange).
+# One shard as ListShards or DescribeStream describes it (ShardId, ParentShardId, ...).
 ApiShard = dict[str, Any]
-# Attempts at a whole listing when its NextToken expires (ListShards' tokens last 300 s).
-_LISTING_ATTEMPTS = 3
 
 
 def is_open(shard: Mapping[str, Any]) -> bool:
@@ -67,7 +64,7 @@ async def kinesis_shards(
     if shard_filter is not None:
         first["ShardFilter"] = dict(shard_filter)
     counted = stats if stats is not None else RetryStats()
-    for _ in range(_LISTING_ATTEMPTS):
+    for _ in range(3):  # NextToken expires after 300 s: restart the listing
         shards: list[ApiShard] = []
         params = first
         try:

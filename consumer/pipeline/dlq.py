@@ -23,7 +23,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from consumer.aws.backoff import Backoff
-from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, is_server_error, is_throttling
+from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, is_retryable
 from consumer.aws.fencing import fence_requests
 
 log = structlog.get_logger(__name__)
@@ -184,7 +184,7 @@ class SqsDeadLetterQueue:
             try:
                 queue_limit = await queue_max_message_bytes(self._sqs, self._queue_url)
             except ClientError as error:
-                if is_throttling(error) or is_server_error(error):
+                if is_retryable(error):
                     raise  # an outage: the pipeline waits and tries again
                 raise DlqRejectedError(f"DLQ {self._queue_url} is not usable: {error}") from error
             # A margin for the request's own framing; the limit counts the whole batch too.
@@ -228,7 +228,7 @@ class SqsDeadLetterQueue:
                         ],
                     )
                 except ClientError as error:
-                    if not (is_throttling(error) or is_server_error(error)):
+                    if not is_retryable(error):
                         raise DlqRejectedError(f"DLQ send failed: {error}") from error
                     failed.update(chunk)
                     continue

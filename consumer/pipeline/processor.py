@@ -32,7 +32,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from consumer.aws.backoff import Backoff
-from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, is_server_error, is_throttling
+from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, is_retryable
 from consumer.aws.fencing import fenced
 from consumer.pipeline.added_latency import BATCH_READ_AT, AddedLatency
 from consumer.pipeline.checkpoint_in_flight import CheckpointInFlight, Target
@@ -127,7 +127,7 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, SinkError):
         return error.retryable
     if isinstance(error, ClientError):
-        return is_throttling(error) or is_server_error(error)
+        return is_retryable(error)
     return isinstance(error, TRANSIENT_NETWORK_ERRORS)
 
 

@@ -42,12 +42,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 from pydantic import Field
 
 from consumer.aws import AwsEndpoints
-from consumer.aws.errors import (
-    TRANSIENT_NETWORK_ERRORS,
-    error_code,
-    is_server_error,
-    is_throttling,
-)
+from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, error_code, is_retryable
 from consumer.aws.fencing import check_fence, fence_requests
 from consumer.pipeline.newest import Newest, newest_per_key
 from consumer.pipeline.sink import Failures, SinkError
@@ -318,7 +313,7 @@ class ReplicationSink:
                 # The replica table is missing: an outage, not a bad record. The pipeline
                 # retries (and the shard waits) until it exists again.
                 raise SinkError(f"replica table missing: {error}", retryable=True) from error
-            if is_throttling(error) or is_server_error(error):
+            if is_retryable(error):
                 raise SinkError(f"{code}: {error}", retryable=True) from error
             raise
 

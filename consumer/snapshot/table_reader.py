@@ -47,7 +47,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from consumer.aws.backoff import Backoff
-from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, is_server_error, is_throttling
+from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, is_retryable
 from consumer.snapshot.rate import ReadUnitLimiter
 from consumer.snapshot.segments import (
     PartLease,
@@ -183,7 +183,7 @@ class TableReader:
                 answer: dict[str, Any] = await self._client.scan(**params)
                 return answer
             except ClientError as error:
-                if not (is_throttling(error) or is_server_error(error)):
+                if not is_retryable(error):
                     raise
                 self.stats.throttles += 1
             except TRANSIENT_NETWORK_ERRORS:

@@ -25,12 +25,7 @@ from botocore.eventstream import EventStreamBuffer
 from botocore.exceptions import ClientError
 
 from consumer.aws.backoff import Backoff
-from consumer.aws.errors import (
-    TRANSIENT_NETWORK_ERRORS,
-    error_code,
-    is_server_error,
-    is_throttling,
-)
+from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, error_code, is_retryable
 from consumer.records.batch import ReadBatch
 from consumer.sources.closed_shards import ClosedShardCheck
 from consumer.sources.initial_response import RAW_STREAM, SubscriptionStream
@@ -169,7 +164,7 @@ class EfoReader:
                     self.in_use_retries += 1
                     await self._in_use_pause(backoff)
                     continue
-                if not (is_throttling(error) or is_server_error(error)):
+                if not is_retryable(error):
                     raise
             except TRANSIENT_NETWORK_ERRORS as error:
                 log.warning("subscribe_to_shard.retry", shard_id=shard_id, error=str(error))

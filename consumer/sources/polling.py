@@ -14,12 +14,7 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from consumer.aws.backoff import Backoff
-from consumer.aws.errors import (
-    TRANSIENT_NETWORK_ERRORS,
-    error_code,
-    is_server_error,
-    is_throttling,
-)
+from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, error_code, is_retryable
 from consumer.records.batch import RawRecord, ReadBatch
 from consumer.sources.lean import child_shard_ids, kinesis_records, lean_body
 from consumer.sources.model import ShardGoneError, StartPosition
@@ -142,7 +137,7 @@ class PollingReader:
             except ClientError as error:
                 if error_code(error) == "ResourceNotFoundException":
                     raise ShardGoneError(f"shard {shard_id}: {error}") from error
-                if not (is_throttling(error) or is_server_error(error)):
+                if not is_retryable(error):
                     raise
                 self.throttled += 1
             except TRANSIENT_NETWORK_ERRORS as error:
@@ -177,7 +172,7 @@ class PollingReader:
                     continue
                 if code == "ResourceNotFoundException":
                     raise ShardGoneError(f"shard {shard_id}: {error}") from error
-                if is_throttling(error) or is_server_error(error):
+                if is_retryable(error):
                     self.throttled += 1
                     await backoff.sleep()
                     continue

@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from consumer.aws.backoff import Backoff
-from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, is_server_error, is_throttling
+from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, is_retryable
 from consumer.snapshot.rate import ReadUnitLimiter
 from consumer.verify.keys import KeyRef, key_ref
 
@@ -64,7 +64,7 @@ async def _call(
                 RequestItems=pending, ReturnConsumedCapacity="TOTAL"
             )
         except ClientError as error:
-            if not (is_throttling(error) or is_server_error(error)):
+            if not is_retryable(error):
                 raise
         except TRANSIENT_NETWORK_ERRORS:
             pass

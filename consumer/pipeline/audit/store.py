@@ -12,12 +12,7 @@ import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from consumer.aws.backoff import Backoff
-from consumer.aws.errors import (
-    TRANSIENT_NETWORK_ERRORS,
-    error_code,
-    is_server_error,
-    is_throttling,
-)
+from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, error_code, is_retryable
 from consumer.aws.fencing import check_fence
 from consumer.pipeline.sink import SinkError
 
@@ -47,7 +42,7 @@ def is_retryable_put_error(error: BaseException) -> bool:
     """Throttling, a 5xx, a timeout or a broken connection: trying again may succeed."""
     if isinstance(error, ClientError):
         code = error_code(error)
-        return code in _S3_RETRY_CODES or is_throttling(error) or is_server_error(error)
+        return code in _S3_RETRY_CODES or is_retryable(error)
     return isinstance(error, TRANSIENT_NETWORK_ERRORS)
 
 
