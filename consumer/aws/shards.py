@@ -49,7 +49,6 @@ async def kinesis_shards(
     stream: Mapping[str, str],
     shard_filter: Mapping[str, Any] | None = None,
     *,
-    page_size: int = 1000,
     retry: RetryPolicy | None = None,
     stats: RetryStats | None = None,
 ) -> list[ApiShard]:
@@ -60,7 +59,7 @@ async def kinesis_shards(
     server errors are retried and counted in `stats` (then `LeaseTableUnavailable`); without,
     they are raised.
     """
-    first: dict[str, Any] = {**stream, "MaxResults": page_size}
+    first: dict[str, Any] = {**stream, "MaxResults": 1000}
     if shard_filter is not None:
         first["ShardFilter"] = dict(shard_filter)
     counted = stats if stats is not None else RetryStats()
@@ -75,7 +74,7 @@ async def kinesis_shards(
                 token = page.get("NextToken")
                 if not token:
                     return shards
-                params = {"NextToken": token, "MaxResults": page_size}
+                params = {"NextToken": token, "MaxResults": 1000}
         except ClientError as error:
             if error_code(error) != "ExpiredNextTokenException":
                 raise

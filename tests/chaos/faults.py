@@ -264,12 +264,18 @@ def _wait_active(kinesis: Any, stream: str, timeout_s: float = 30.0) -> None:
     raise TimeoutError(f"stream {stream} did not become ACTIVE in {timeout_s:.0f} s")
 
 
-def _open_shards(endpoints: AwsEndpoints, stream: str) -> list[ApiShard]:
+def stream_shards(endpoints: AwsEndpoints, stream: str) -> list[ApiShard]:
+    """Every shard of the Kinesis stream, closed ones included (blocking)."""
+
     async def listing() -> list[ApiShard]:
         async with endpoints.aio_client("kinesis") as kinesis:
             return await kinesis_shards(kinesis, stream_ident(stream))
 
-    open_ = [shard for shard in asyncio.run(listing()) if is_open(shard)]
+    return asyncio.run(listing())
+
+
+def _open_shards(endpoints: AwsEndpoints, stream: str) -> list[ApiShard]:
+    open_ = [shard for shard in stream_shards(endpoints, stream) if is_open(shard)]
     return sorted(open_, key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
 
 

@@ -25,7 +25,8 @@ from typing import Any
 
 import orjson
 
-from tests.chaos.faults import WorkerProcess
+from consumer.aws import AwsEndpoints
+from tests.chaos.faults import WorkerProcess, stream_shards
 from tests.chaos.proxy import AppliedWrite
 
 LeaseItems = Callable[[], list[dict[str, Any]]]
@@ -123,19 +124,12 @@ def read_acquisitions(workers: list[WorkerProcess]) -> list[LeaseLogEvent]:
     return sorted(events, key=lambda event: event.at)
 
 
-def sequence_shards(kinesis: Any, stream: str) -> dict[str, str]:
+def sequence_shards(endpoints: AwsEndpoints, stream: str) -> dict[str, str]:
     """Sequence number -> shard for every record in the stream (closed shards included):
     the replica's writes name only the sequence number."""
-    shards: list[str] = []
-    kwargs: dict[str, Any] = {"StreamName": stream}
-    while True:
-        page = kinesis.list_shards(**kwargs)
-        shards += [shard["ShardId"] for shard in page["Shards"]]
-        if not page.get("NextToken"):
-            break
-        kwargs = {"NextToken": page["NextToken"]}
+    kinesis = endpoints.client("kinesis")
     shard_of: dict[str, str] = {}
-    for shard in shards:
+    for shard in [shard["ShardId"] for shard in stream_shards(endpoints, stream)]:
         iterator = kinesis.get_shard_iterator(
             StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
         )["ShardIterator"]

@@ -648,7 +648,7 @@ class ChaosRun:
     def lease_checks(self) -> tuple[ChaosResult, list[str]]:
         """The issue-15 checks: processing without the lease, takeover until records flow
         again, good changes parked, the newest good change of each mixed batch written."""
-        shard_of = sequence_shards(self.endpoints.client("kinesis"), self.names.stream)
+        shard_of = sequence_shards(self.endpoints, self.names.stream)
         applies = self.proxies.applies.applied if self.proxies.applies else []
         writes, unknown = shard_writes(applies, shard_of)
         log_events = read_acquisitions(self.pool.workers)
