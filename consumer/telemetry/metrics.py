@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 from aiohttp import web
@@ -113,47 +113,45 @@ def emf_line(
 ) -> bytes:
     """One EMF document: rates over the interval, gauges as they are now."""
     rate = max(interval_s, 1e-9)
-    values: dict[str, Any] = {
-        "RecordsPerSecond": (current.records_total - previous.records_total) / rate,
-        "ChangesPerSecond": (current.changes_total - previous.changes_total) / rate,
-        "ParkedRecords": current.parked_total - previous.parked_total,
-        "SinkRetries": current.retries_total - previous.retries_total,
+    count, ms = "Count", "Milliseconds"
+    metrics: dict[str, tuple[float, str]] = {  # name: (value, unit)
+        "RecordsPerSecond": (
+            (current.records_total - previous.records_total) / rate,
+            "Count/Second",
+        ),
+        "ChangesPerSecond": (
+            (current.changes_total - previous.changes_total) / rate,
+            "Count/Second",
+        ),
+        "ParkedRecords": (current.parked_total - previous.parked_total, count),
+        "SinkRetries": (current.retries_total - previous.retries_total, count),
         # Destination faults the shards waited on, all sinks (alarm: <app>-destination-refusing).
-        "SinkWaits": sum(current.sink_waits_total.values())
-        - sum(previous.sink_waits_total.values()),
-        "LeasesHeld": current.leases_held,
-        "LeaseTableWrites": current.lease_table_writes_total - previous.lease_table_writes_total,
-        "MillisBehindLatest": max(current.millis_behind_latest.values(), default=0),
-        "ChangeAgeMillis": current.change_age_ms_max,
-        "AmbiguousTies": current.ambiguous_ties_total - previous.ambiguous_ties_total,
+        "SinkWaits": (
+            sum(current.sink_waits_total.values()) - sum(previous.sink_waits_total.values()),
+            count,
+        ),
+        "LeasesHeld": (current.leases_held, count),
+        "LeaseTableWrites": (
+            current.lease_table_writes_total - previous.lease_table_writes_total,
+            count,
+        ),
+        "MillisBehindLatest": (max(current.millis_behind_latest.values(), default=0), ms),
+        "ChangeAgeMillis": (current.change_age_ms_max, ms),
+        "AmbiguousTies": (current.ambiguous_ties_total - previous.ambiguous_ties_total, count),
         # Leases given up for a missing destination (alarm: <app>-destination-missing).
-        "DestinationsGone": current.destinations_gone_total - previous.destinations_gone_total,
+        "DestinationsGone": (
+            current.destinations_gone_total - previous.destinations_gone_total,
+            count,
+        ),
     }
-    units = {
-        "RecordsPerSecond": "Count/Second",
-        "ChangesPerSecond": "Count/Second",
-        "ParkedRecords": "Count",
-        "SinkRetries": "Count",
-        "SinkWaits": "Count",
-        "LeasesHeld": "Count",
-        "LeaseTableWrites": "Count",
-        "MillisBehindLatest": "Milliseconds",
-        "ChangeAgeMillis": "Milliseconds",
-        "AmbiguousTies": "Count",
-        "DestinationsGone": "Count",
-    }
-    for name, seconds in current.sink_seconds_total.items():
-        key = f"SinkSeconds_{name}"
-        values[key] = seconds - previous.sink_seconds_total.get(name, 0.0)
-        units[key] = "Seconds"
-    for name, failures in current.sink_failures_total.items():
-        key = f"SinkFailures_{name}"
-        values[key] = failures - previous.sink_failures_total.get(name, 0)
-        units[key] = "Count"
-    for name, waits in current.sink_waits_total.items():
-        key = f"SinkWaits_{name}"
-        values[key] = waits - previous.sink_waits_total.get(name, 0)
-        units[key] = "Count"
+    per_sink: list[tuple[str, str, Mapping[str, float], Mapping[str, float]]] = [
+        ("SinkSeconds", "Seconds", current.sink_seconds_total, previous.sink_seconds_total),
+        ("SinkFailures", count, current.sink_failures_total, previous.sink_failures_total),
+        ("SinkWaits", count, current.sink_waits_total, previous.sink_waits_total),
+    ]
+    for prefix, unit, now, before in per_sink:
+        for name, value in now.items():
+            metrics[f"{prefix}_{name}"] = (value - before.get(name, 0), unit)
     document = {
         "_aws": {
             "Timestamp": now_ms,
@@ -161,12 +159,14 @@ def emf_line(
                 {
                     "Namespace": namespace,
                     "Dimensions": [["Application"]],
-                    "Metrics": [{"Name": name, "Unit": units[name]} for name in values],
+                    "Metrics": [
+                        {"Name": name, "Unit": unit} for name, (_, unit) in metrics.items()
+                    ],
                 }
             ],
         },
         "Application": application,
-        **values,
+        **{name: value for name, (value, _) in metrics.items()},
     }
     return orjson.dumps(document)
 
