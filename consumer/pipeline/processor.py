@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import structlog
 from botocore.exceptions import ClientError
@@ -85,9 +85,6 @@ class OutageAbandoned(Exception):
     checkpointed) instead of waiting out a failing sink or DLQ."""
 
 
-_Count = TypeVar("_Count", int, float)
-
-
 @dataclass
 class PipelineStats:
     records: int = 0
@@ -103,24 +100,6 @@ class PipelineStats:
     # Per sink: writes the shard waited on because the destination refused or failed them
     # (transient errors: throttled, 5xx, unreachable, write-blocked, access denied).
     sink_waits: dict[str, int] = field(default_factory=dict)
-
-    def merge(self, other: PipelineStats) -> None:
-        """Adds `other`'s counts (a worker keeps the totals of the shards it let go)."""
-        self.records += other.records
-        self.changes += other.changes
-        self.parked += other.parked
-        self.park_refusals += other.park_refusals
-        self.retries += other.retries
-        self.checkpoints += other.checkpoints
-        self.last_change_age_ms = max(self.last_change_age_ms, other.last_change_age_ms)
-        _add_into(self.sink_seconds, other.sink_seconds)
-        _add_into(self.sink_failures, other.sink_failures)
-        _add_into(self.sink_waits, other.sink_waits)
-
-
-def _add_into(totals: dict[str, _Count], more: dict[str, _Count]) -> None:
-    for name, value in more.items():
-        totals[name] = totals.get(name, 0) + value
 
 
 def is_transient(error: BaseException) -> bool:
@@ -207,10 +186,13 @@ class ShardPipeline:
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         outage_backoff_base_s: float = 0.5,
         missing_destination_bound_s: float | None = None,
+        stats: PipelineStats | None = None,
+        added_latency: AddedLatency | None = None,
     ) -> None:
         """`missing_destination_bound_s`: how long a destination may be missing (deleted
         table, bucket, index or queue) before the shard stops with DestinationGone so that
-        its lease can go to another worker; None waits for it forever (replay, Lambda)."""
+        its lease can go to another worker; None waits for it forever (replay, Lambda).
+        `stats`, `added_latency`: counters to add into (a worker's, shared by its shards)."""
         self.stream = stream
         self.shard_id = shard_id
         self._routes = list(routes)
@@ -228,8 +210,8 @@ class ShardPipeline:
         # Written beside the delivery path: a batch never waits on the lease table.
         self._checkpoint_write = CheckpointInFlight(checkpointer.checkpoint)
         self._checkpoint_owed: Target | None = None  # due, not yet started (one was in flight)
-        self.stats = PipelineStats()
-        self.added_latency = AddedLatency()
+        self.stats = stats if stats is not None else PipelineStats()
+        self.added_latency = added_latency if added_latency is not None else AddedLatency()
         self._retry_log = RateLimitedLog(clock=clock)
         self.missing_destinations: MissingDestinations | None = (
             None
