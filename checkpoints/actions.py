@@ -8,13 +8,13 @@ handoff, hand off after the final checkpoint, relinquish one lease, release all 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 
 import structlog
 
+from checkpoints.context import TABLE_ERRORS, LeaseContext
 from checkpoints.handle import LeaseHandle, StopReason
-from checkpoints.heartbeat import TABLE_ERRORS, Heartbeat
+from checkpoints.heartbeat import Heartbeat
 from checkpoints.model import Lease
 from checkpoints.planner import (
     Action,
@@ -29,9 +29,8 @@ from checkpoints.planner import (
     Take,
     plan_release,
 )
-from checkpoints.settings import LeaseSettings
 from checkpoints.supervisor import HeldLease, ProcessorSupervisor
-from checkpoints.table import FenceOutcome, LeaseTable
+from checkpoints.table import FenceOutcome
 
 log = structlog.get_logger(__name__)
 
@@ -45,22 +44,17 @@ class ActionExecutor:
 
     def __init__(
         self,
-        settings: LeaseSettings,
-        table: LeaseTable,
+        context: LeaseContext,
         me: Heartbeat,
         supervisor: ProcessorSupervisor,
         *,
         wake: asyncio.Event,
-        counters: Counter[str],
-        clock: Callable[[], float],
     ) -> None:
-        self._settings = settings
-        self._table = table
+        self._settings, self._table = context.settings, context.table
+        self._counters, self._clock = context.counters, context.clock
         self._me = me
         self._supervisor = supervisor
         self._wake = wake
-        self._counters = counters
-        self._clock = clock
         self.my_requests: dict[str, float] = {}
         # Until then this worker takes no lease by itself (it let one go: see relinquish).
         self._taking_paused_until = float("-inf")

@@ -24,10 +24,11 @@ from dataclasses import replace
 import structlog
 
 from checkpoints.actions import ActionExecutor
+from checkpoints.context import TABLE_ERRORS, LeaseContext
 from checkpoints.discovery import ShardLister, children_to_record, plan_cleanup, plan_new_leases
 from checkpoints.errors import LeaseTableMissing
 from checkpoints.handle import LeaseHandle
-from checkpoints.heartbeat import TABLE_ERRORS, Heartbeat
+from checkpoints.heartbeat import Heartbeat
 from checkpoints.liveness import LivenessTracker
 from checkpoints.model import TableSnapshot
 from checkpoints.planner import DeleteWorker, PlanInput, balance, leader, plan
@@ -63,21 +64,17 @@ class Coordinator:
         self._lister = shard_lister
         self._clock = clock
         self._rng = rng or random.Random()
+        context = LeaseContext(settings, table, self.counters, clock)
         self._me = Heartbeat(
-            settings, table, worker_id or settings.worker_id,
+            context, worker_id or settings.worker_id, rng=self._rng,
             held_count=lambda: len(self._supervisor.held), on_lapse=self._lapse,
-            counters=self.counters, clock=clock, rng=self._rng,
         )
         self._supervisor = ProcessorSupervisor(
-            processor, table, self._me, retry_delay_s=min(0.5, settings.heartbeat_interval_s),
-            on_shard_end=self._shard_ended, counters=self.counters, clock=clock,
+            context, processor, self._me, on_shard_end=self._shard_ended
         )
         self._wake = asyncio.Event()
         self._discover_now = asyncio.Event()
-        self._actions = ActionExecutor(
-            settings, table, self._me, self._supervisor,
-            wake=self._wake, counters=self.counters, clock=clock,
-        )
+        self._actions = ActionExecutor(context, self._me, self._supervisor, wake=self._wake)
         self._tracker = LivenessTracker(settings.failover_s)
         self._snapshot = TableSnapshot()
         self._free_since: dict[str, float] = {}

@@ -10,21 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import Counter
 from collections.abc import Callable
 
 import structlog
-from botocore.exceptions import BotoCoreError, ClientError
 
-from checkpoints.errors import LeaseTableUnavailable
+from checkpoints.context import TABLE_ERRORS, LeaseContext
 from checkpoints.identity import resolve_worker_id
-from checkpoints.settings import LeaseSettings
-from checkpoints.table import LeaseTable
 
 log = structlog.get_logger(__name__)
-
-# Errors a lease-table call may end with after its retries; loops count them and carry on.
-TABLE_ERRORS = (LeaseTableUnavailable, ClientError, BotoCoreError)
 
 
 class Heartbeat:
@@ -34,23 +27,18 @@ class Heartbeat:
 
     def __init__(
         self,
-        settings: LeaseSettings,
-        table: LeaseTable,
+        context: LeaseContext,
         worker_id: str | None,
         *,
         held_count: Callable[[], int],
         on_lapse: Callable[[str], None],
-        counters: Counter[str],
-        clock: Callable[[], float],
         rng: random.Random,
     ) -> None:
-        self._settings = settings
-        self._table = table
+        self._settings, self._table = context.settings, context.table
+        self._counters, self._clock = context.counters, context.clock
         self._worker_id = worker_id
         self._held_count = held_count
         self._on_lapse = on_lapse
-        self._counters = counters
-        self._clock = clock
         self._rng = rng
         self._counter = 0
         self._registered = False

@@ -8,18 +8,17 @@ lost lease at once (LOST, task cancelled), a shutdown after their in-flight work
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 
 import structlog
 
+from checkpoints.context import LeaseContext
 from checkpoints.errors import LeaseLost
 from checkpoints.handle import LeaseHandle, StopReason
 from checkpoints.heartbeat import Heartbeat
 from checkpoints.model import Lease, TableSnapshot
-from checkpoints.table import LeaseTable
 
 log = structlog.get_logger(__name__)
 
@@ -56,22 +55,17 @@ class ProcessorSupervisor:
 
     def __init__(
         self,
+        context: LeaseContext,
         processor: ShardProcessor,
-        table: LeaseTable,
         me: Heartbeat,
         *,
-        retry_delay_s: float,
         on_shard_end: Callable[[], None],
-        counters: Counter[str],
-        clock: Callable[[], float],
     ) -> None:
+        self._table, self._counters, self._clock = context.table, context.counters, context.clock
+        self._retry_delay_s = min(0.5, context.settings.heartbeat_interval_s)
         self._processor = processor
-        self._table = table
         self._me = me
-        self._retry_delay_s = retry_delay_s
         self._on_shard_end = on_shard_end
-        self._counters = counters
-        self._clock = clock
         self.held: dict[str, HeldLease] = {}
         self.touched: dict[str, float] = {}
         self.closing = False  # leases taken from now on are not started, only released
