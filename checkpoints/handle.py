@@ -61,8 +61,6 @@ class LeaseHandle:
         self.token = token
         self.parent_shard_ids = lease.parent_shard_ids
         self.start_position: Checkpoint = lease.checkpoint
-        # A prepared but uncommitted checkpoint left by the previous owner (or by us).
-        self.pending_checkpoint: Checkpoint | None = lease.pending_checkpoint
         self.stop_requested = asyncio.Event()
         self.lost = asyncio.Event()
         self.stop_reason: StopReason | None = None
@@ -113,7 +111,6 @@ class LeaseHandle:
                 self.lease_key, self.worker_id, self.token, target
             ))
             self._checkpoint = target
-            self.pending_checkpoint = None
             return True
 
     async def checkpoint_shard_end(self, child_shard_ids: Iterable[str] = ()) -> None:
@@ -127,7 +124,6 @@ class LeaseHandle:
                 self.lease_key, self.worker_id, self.token, children
             ))
             self._checkpoint = Checkpoint.shard_end()
-            self.pending_checkpoint = None
         if self._on_shard_end is not None:
             self._on_shard_end(self)
 

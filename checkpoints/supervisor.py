@@ -191,7 +191,6 @@ class ProcessorSupervisor:
                 owner=self._me.worker_id,
                 counter=held.token,
                 checkpoint=handle.checkpointed,
-                pending_checkpoint=handle.pending_checkpoint,
                 parent_shard_ids=handle.parent_shard_ids,
             )
             held.handle = self._new_handle(resumed)
