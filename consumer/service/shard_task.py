@@ -118,7 +118,6 @@ def payload_bytes(batch: ReadBatch) -> int:
     return sum(len(record.data) for record in batch.records)
 
 
-
 class ShardLoopPolicy:
     """What a shard's run does besides reading, applying and checkpointing. This default is the
     service's: every batch applied whole, the lease given back only when the loop returns."""
@@ -181,7 +180,8 @@ async def run_shard(
             if not await _apply(pipeline, batch, stop):
                 break  # the stop came during the batch and left it unfinished
             if await policy.applied(batch, pipeline):
-                await _hold(batches, stop)
+                await batches.aclose()  # hold the lease idle, reading nothing, until a stop
+                await stop
                 return
             if batch.shard_end:
                 bound.info("shard.end", children=list(batch.child_shard_ids or ()))
@@ -214,7 +214,8 @@ async def run_shard(
         bound.error("shard.stopped_on_failure", reason=str(stopped))
         activity.stopped[handle.shard_id] = str(stopped)
         await policy.stopped_on_failure(stopped)
-        await _hold(batches, stop)
+        await batches.aclose()
+        await stop
     finally:
         stop.cancel()
         activity.forget(handle.shard_id)
@@ -241,16 +242,7 @@ async def _apply(
         if not work.done():  # the lease is lost, or this task is cancelled
             work.cancel()
             await asyncio.wait({work})
-    if work.cancelled():
+    if work.cancelled() or isinstance(work.exception(), OutageAbandoned):
         return False
-    try:
-        work.result()
-    except OutageAbandoned:
-        return False
+    work.result()  # raises what processing raised (LeaseLost, ShardStopped, ...)
     return True
-
-
-async def _hold(batches: AsyncGenerator[ReadBatch, None], stop: asyncio.Future[StopReason]) -> None:
-    """Holds the lease idle, reading nothing more, until it is asked to stop."""
-    await batches.aclose()
-    await stop
