@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as PydanticSettingsError
 
+from checkpoints import settings as leases
 from consumer import setting_rules as rules
 from consumer.aws import AwsEndpoints
 from consumer.pipeline.filters import FilterSyntaxError, RecordFilter
@@ -85,32 +86,10 @@ class AwsSection(Section):
         )
 
 
-class LeasesSection(Section):
-    table: TableName | None = None
-    heartbeat_interval_s: float = Field(2.5, gt=0, le=3600)
-    failover_s: float = Field(10.0, gt=0, le=3600)
-    take_interval_s: float = Field(5.0, gt=0, le=3600)
-    max_steals_per_interval: int = Field(2, ge=0)
-    # A shard whose destination (replica table, audit bucket, search index, DLQ) has been
-    # missing this long hands its lease to another worker; this worker then takes no lease by
-    # itself for the cool-down (consumer/pipeline/missing_destination.py).
-    destination_missing_release_s: float = Field(60.0, ge=1, le=3600)
-    destination_missing_cool_down_s: float = Field(300.0, ge=0, le=86_400)
-    # Stored in the lease table as the owner (default: host name and process id).
-    worker_id: str | None = Field(None, min_length=1, max_length=256, pattern=r"^\S+$")
+class LeasesSection(leases.LeasesSection):
+    """The lease coordinator's section (checkpoints/settings.py), with DynamoDB's name rule."""
 
-    @model_validator(mode="after")
-    def _failover_fits_heartbeats(self) -> LeasesSection:
-        # The worker fences itself min(3 s, failover/3) before its failover time; two
-        # heartbeats must fit before that, or one slow write drops every lease.
-        expiry = self.failover_s - min(3.0, self.failover_s / 3)
-        if expiry < 2 * self.heartbeat_interval_s:
-            raise ValueError(
-                f"leases.failover_s ({self.failover_s:g}) is too short for "
-                f"leases.heartbeat_interval_s ({self.heartbeat_interval_s:g}): failover_s minus "
-                "min(3, failover_s/3) must be at least 2 x heartbeat_interval_s"
-            )
-        return self
+    table: TableName | None = None
 
 
 class _Pipeline(Section):
@@ -342,7 +321,7 @@ class Settings(BaseSettings):
 
     @property
     def lease_table(self) -> str:
-        return self.leases.table or f"{self.application}-leases"
+        return self.leases.table or leases.default_table_name(self.application)
 
     def enabled_pipelines(self) -> list[str]:
         return [

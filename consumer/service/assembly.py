@@ -59,19 +59,12 @@ def initial_checkpoint(value: str) -> Checkpoint:
 
 
 def lease_settings(settings: Settings, stream_arn: str) -> LeaseSettings:
-    leases = settings.leases
     return LeaseSettings(
+        **dict(settings.leases),
         application_name=settings.application,
         stream_arn=stream_arn,
-        table_name=settings.lease_table,
         initial_position=initial_checkpoint(settings.stream.initial_position),
-        heartbeat_interval_s=leases.heartbeat_interval_s,
-        failover_s=leases.failover_s,
-        fencing_margin_s=min(3.0, leases.failover_s / 3),
-        take_interval_s=leases.take_interval_s,
-        max_steals_per_interval=leases.max_steals_per_interval,
         shutdown_timeout_s=settings.stop_timeout_s * SHUTDOWN_SHARE,
-        worker_id=leases.worker_id,
     )
 
 

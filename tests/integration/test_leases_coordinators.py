@@ -29,7 +29,7 @@ from consumer.aws import AwsEndpoints
 pytestmark = pytest.mark.integration
 
 # Short enough for fast tests, loose enough that a loaded CI machine (event-loop stalls of
-# about a second) does not trip the local expiry: 2.0 - 0.8 = 1.2 s.
+# about a second) does not trip the local expiry: 2.0 - min(3, 2.0 / 3) = 1.33 s.
 HEARTBEAT_S = 0.3
 FAILOVER_S = 2.0
 TAKE_S = 0.3
@@ -41,7 +41,6 @@ def fast_settings(app: str) -> LeaseSettings:
         stream_name="memory",
         heartbeat_interval_s=HEARTBEAT_S,
         failover_s=FAILOVER_S,
-        fencing_margin_s=0.8,
         take_interval_s=TAKE_S,
         handoff_timeout_s=3.0,
         shutdown_timeout_s=2.0,

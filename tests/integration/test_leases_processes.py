@@ -28,10 +28,10 @@ pytestmark = pytest.mark.integration
 
 WORKER_SCRIPT = Path(__file__).with_name("test_leases_worker_process.py")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-# Local expiry 3.0 - 1.0 = 2.0 s: four heartbeats, so a loaded CI machine does not lapse.
+# Local expiry 3.0 - min(3, 3.0 / 3) = 2.0 s: four heartbeats, so a loaded CI machine does
+# not lapse.
 HEARTBEAT_S = 0.5
 FAILOVER_S = 3.0
-MARGIN_S = 1.0
 TAKE_S = 0.5
 
 
@@ -59,7 +59,6 @@ class Fleet:
             "--out", str(self.directory / f"{worker_id}.jsonl"),
             "--heartbeat", str(HEARTBEAT_S),
             "--failover", str(FAILOVER_S),
-            "--margin", str(MARGIN_S),
             "--take", str(TAKE_S),
             *(["--start-on-sigusr1"] if on_signal else []),
         ]

@@ -101,7 +101,6 @@ async def run(args: argparse.Namespace) -> None:
         stream_name=args.stream,
         heartbeat_interval_s=args.heartbeat,
         failover_s=args.failover,
-        fencing_margin_s=args.margin,
         take_interval_s=args.take,
         handoff_timeout_s=args.handoff_timeout,
         shutdown_timeout_s=5.0,
@@ -145,7 +144,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--heartbeat", type=float, default=0.5)
     parser.add_argument("--failover", type=float, default=3.0)
-    parser.add_argument("--margin", type=float, default=1.0)
     parser.add_argument("--take", type=float, default=0.5)
     parser.add_argument("--handoff-timeout", type=float, default=10.0)
     parser.add_argument("--shard-sync", type=float, default=1.0)

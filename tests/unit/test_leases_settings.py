@@ -1,4 +1,4 @@
-"""LeaseSettings validation and worker identity."""
+"""LeaseSettings validation (the `leases` section's checks, written once) and worker identity."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def test_defaults_meet_the_kcl_comparison() -> None:
     assert settings.local_expiry_s < settings.failover_s
     assert settings.local_expiry_s >= 2 * settings.heartbeat_interval_s
     assert settings.initial_position == Checkpoint.trim_horizon()
-    assert LeaseSettings(application_name="a", table_name="t").lease_table == "t"
+    assert settings.fencing_margin_s == 3.0  # min(3 s, failover / 3)
+    assert LeaseSettings(application_name="a", table="t").lease_table == "t"
 
 
 @pytest.mark.parametrize(
@@ -26,8 +27,9 @@ def test_defaults_meet_the_kcl_comparison() -> None:
     [
         ({"application_name": ""}, "application_name"),
         ({"heartbeat_interval_s": 0}, "heartbeat_interval_s"),
-        ({"failover_s": 4.0, "fencing_margin_s": 1.0, "heartbeat_interval_s": 2.0}, "local expiry"),
-        ({"fencing_margin_s": 10.0}, "local expiry"),
+        ({"failover_s": 4.0, "heartbeat_interval_s": 2.0}, "failover_s .* is too short"),
+        ({"failover_s": 1.0}, "failover_s .* is too short"),
+        ({"fencing_margin_s": 1.0}, "fencing_margin_s"),  # derived from failover_s, not set
         ({"max_steals_per_interval": -1}, "max_steals"),
         ({"initial_position": Checkpoint.shard_end()}, "initial_position"),
     ],
