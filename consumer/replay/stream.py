@@ -147,10 +147,8 @@ class StreamReplay:
             )
             lister = FilteredShardLister(await runtime.client("kinesis"), arn, window.from_ms)
             decoder = ChangeTimeFilter(decode_kinesis, window)
-            leases = replace(
-                lease_settings(settings, arn),
-                initial_position=self._initial_position(),
-                worker_id=self.worker_id,
+            leases = lease_settings(settings, arn).model_copy(
+                update={"initial_position": self._initial_position(), "worker_id": self.worker_id}
             )
 
             def make_pipeline(handle: LeaseHandle) -> ShardPipeline:
