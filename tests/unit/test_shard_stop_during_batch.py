@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 import orjson
 
@@ -25,38 +25,14 @@ from consumer.pipeline.sink import Failures
 from consumer.records import ChangeEvent
 from consumer.records.batch import RawRecord, ReadBatch
 from consumer.service.shard_task import ShardActivity, run_shard
-from consumer.sources.model import StartPosition
 from tests.change_factory import destination_record
 from tests.pipeline_fakes import MemoryCheckpointer, MemoryDlq, MemorySink, sink_error
+from tests.unit.test_replay_shard_task import ScriptedReader, TableWrites
 
 SHARD = "shardId-000000000000"
 # The pipeline's default backoff (0.2 s doubling to 20 s): an outage is retried for as long as
 # it lasts, so only the stop can end the shard's task within the bound below.
 RETURN_BOUND_S = 1.0
-
-
-class ScriptedReader:
-    """Yields the given batches, then waits like a reader at the tip (forever)."""
-
-    def __init__(self, batches: Sequence[ReadBatch]) -> None:
-        self.batches = batches
-
-    async def read(self, shard_id: str, start: StartPosition) -> AsyncIterator[ReadBatch]:
-        for batch in self.batches:
-            yield batch
-        await asyncio.Event().wait()
-
-
-class NoTable:
-    """The lease handle's writer: unused (the pipeline checkpoints to a MemoryCheckpointer)."""
-
-    async def checkpoint(self, key: str, me: str, token: int, checkpoint: Checkpoint) -> None:
-        raise AssertionError("the pipeline checkpoints to its own checkpointer")
-
-    async def finish_shard(
-        self, key: str, me: str, token: int, child_shard_ids: Iterable[str] = ()
-    ) -> None:
-        raise AssertionError("no shard ends here")
 
 
 class SlowSink(MemorySink):
@@ -98,7 +74,7 @@ async def start(
     sink: MemorySink, batches: Sequence[ReadBatch], checkpoint_interval_s: float = 0
 ) -> tuple[asyncio.Task[None], LeaseHandle, MemoryCheckpointer]:
     lease = Lease(SHARD, SHARD, owner="me", counter=1, checkpoint=Checkpoint.trim_horizon())
-    handle = LeaseHandle(lease, "me", 1, NoTable())
+    handle = LeaseHandle(lease, "me", 1, TableWrites())  # its stop signal; no writes
     checkpointer = MemoryCheckpointer()
 
     def make_pipeline(handle: LeaseHandle) -> ShardPipeline:
