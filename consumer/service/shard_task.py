@@ -22,7 +22,6 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 
@@ -34,7 +33,14 @@ from consumer.service.startup_heap import freeze_startup_heap
 from consumer.settings import StreamSection
 from consumer.sources.budget import ByteBudget, default_worker_budget, memory_limit_bytes
 from consumer.sources.model import ShardReader, StartPosition
-from consumer.sources.prefetch import ReadAheadLimits, Stopped, next_unless_stopped, prefetch
+from consumer.sources.prefetch import (
+    STOPPED,
+    ReadAheadLimits,
+    Stopped,
+    next_unless_stopped,
+    prefetch,
+    unless_stopped,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -166,6 +172,9 @@ async def run_shard(
         limits=limits,
     )
     stop = asyncio.ensure_future(handle.wait_stop())
+    lost = asyncio.ensure_future(handle.lost.wait())
+    # A planned stop ends any wait for a failing sink or DLQ: the drain is prompt.
+    stop.add_done_callback(lambda _: pipeline.stop_waiting())
     try:
         while True:
             try:
@@ -177,8 +186,13 @@ async def run_shard(
                 break
             activity.saw(batch, clock())
             batch = await policy.admit(batch)
-            if not await _apply(pipeline, batch, stop):
-                break  # the stop came during the batch and left it unfinished
+            # LOST cancels the batch at once; a planned stop lets a healthy batch finish (no
+            # duplicates for the next owner) but leaves one waiting out an outage unfinished.
+            try:
+                if await unless_stopped(pipeline.process(batch), lost) is STOPPED:
+                    break
+            except OutageAbandoned:
+                break
             if await policy.applied(batch, pipeline):
                 await batches.aclose()  # hold the lease idle, reading nothing, until a stop
                 await stop
@@ -186,9 +200,8 @@ async def run_shard(
             if batch.shard_end:
                 bound.info("shard.end", children=list(batch.child_shard_ids or ()))
                 return
-        reason = stop.result()
+        reason = await stop  # done, or about to be: a lost lease is also a stop
         if reason is not StopReason.LOST:
-            pipeline.stop_waiting()  # a sink failing now is not waited for: the drain is prompt
             await pipeline.drain()
             await policy.drained()
         bound.info("shard.stopped", reason=str(reason))
@@ -218,31 +231,10 @@ async def run_shard(
         await stop
     finally:
         stop.cancel()
+        lost.cancel()
         activity.forget(handle.shard_id)
         try:
             await batches.aclose()
         finally:
             await pipeline.aclose()
 
-
-async def _apply(
-    pipeline: ShardPipeline, batch: ReadBatch, stop: asyncio.Future[StopReason]
-) -> bool:
-    """Applies `batch` while watching the lease's stop; False if the stop left it unfinished.
-    LOST cancels it at once. A planned stop lets a healthy batch finish (the next owner gets no
-    duplicates) but ends its waits for a failing sink or DLQ (`stop_waiting`)."""
-    work = asyncio.ensure_future(pipeline.process(batch))
-    racing: set[asyncio.Future[Any]] = {work, stop}
-    try:
-        await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
-        if not work.done() and stop.result() is not StopReason.LOST:
-            pipeline.stop_waiting()
-            await asyncio.wait({work})
-    finally:
-        if not work.done():  # the lease is lost, or this task is cancelled
-            work.cancel()
-            await asyncio.wait({work})
-    if work.cancelled() or isinstance(work.exception(), OutageAbandoned):
-        return False
-    work.result()  # raises what processing raised (LeaseLost, ShardStopped, ...)
-    return True

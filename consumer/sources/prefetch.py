@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
@@ -117,21 +117,24 @@ def _budgets(limits: ReadAheadLimits | None) -> list[ByteBudget]:
 
 
 class Stopped:
-    """What `next_unless_stopped` returns when the stop future completed first."""
+    """What `unless_stopped` returns when the stop future completed first."""
 
 
 STOPPED = Stopped()
 
 
 async def next_unless_stopped(items: AsyncIterator[T], stop: asyncio.Future[Any]) -> T | Stopped:
-    """The next item of `items`, or STOPPED as soon as `stop` is done (a stop wins a tie).
+    """The next item of `items`, or STOPPED as soon as `stop` is done; StopAsyncIteration at
+    the end of `items`. The read never outlives this call: otherwise a later `aclose()` of the
+    generator fails with "asynchronous generator is already running", and the read-ahead task
+    and the reader behind it (an EFO subscription, a polling loop) read on after the lease."""
+    return await unless_stopped(anext(items), stop)
 
-    Raises StopAsyncIteration at the end of `items`. The pending read never outlives this
-    call, cancellation included: otherwise a later `aclose()` of the generator fails with
-    "asynchronous generator is already running", and the read-ahead task and the reader
-    behind it (an EFO subscription, a polling loop) keep reading after the lease is gone.
-    """
-    pending = asyncio.ensure_future(anext(items))
+
+async def unless_stopped(work: Awaitable[T], stop: asyncio.Future[Any]) -> T | Stopped:
+    """What `work` returns (or raises), or STOPPED as soon as `stop` is done (a stop wins a
+    tie). `work` never outlives this call, cancellation included: it is cancelled and awaited."""
+    pending = asyncio.ensure_future(work)
     try:
         await asyncio.wait({pending, stop}, return_when=asyncio.FIRST_COMPLETED)
     finally:

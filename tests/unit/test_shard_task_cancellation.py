@@ -95,6 +95,9 @@ class QuietHandle:
     shard_id = "shardId-000000000000"
     start_position = Checkpoint.trim_horizon()
 
+    def __init__(self) -> None:
+        self.lost = asyncio.Event()
+
     async def wait_stop(self) -> StopReason:
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
@@ -111,6 +114,9 @@ class RecordingPipeline:
     async def drain(self) -> None:
         return None
 
+    def stop_waiting(self) -> None:
+        return None
+
     async def aclose(self) -> None:
         self.closed = True
 
@@ -121,7 +127,7 @@ async def test_cancelling_run_shard_while_it_waits_closes_reader_read_ahead_and_
     shard = asyncio.create_task(
         run_shard(
             QuietHandle(),  # type: ignore[arg-type]  # the handle's read-only surface
-            source,  # type: ignore[arg-type]
+            source,
             lambda _: pipeline,  # type: ignore[arg-type,return-value]
             ShardActivity(),
         )
