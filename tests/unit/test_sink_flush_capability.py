@@ -12,12 +12,11 @@ import pytest
 from consumer.pipeline.audit import AuditSettings, AuditSink
 from consumer.pipeline.null import NullSink
 from consumer.pipeline.processor import Route
-from consumer.pipeline.replication import ReplicationSink
+from consumer.pipeline.replication import ReplicationSection, ReplicationSink
 from consumer.pipeline.search import LocalIndexSettings, LocalSearchIndex, OpenSearchSink
 from consumer.pipeline.search.settings import OpenSearchSettings
 from consumer.pipeline.sink import NO_FAILURES, Failures, Sink, flushing
 from consumer.records import ChangeEvent
-from consumer.settings import ReplicationSection
 from tests.unit.test_audit_support import MemoryStore
 from tests.unit.test_pipeline_processor import batch, pipeline
 
@@ -28,7 +27,7 @@ def unbuffered_sinks(tmp_path: Path) -> list[Sink]:
     return [
         NullSink(),
         ReplicationSink(object(), ReplicationSection(table="replica")),
-        OpenSearchSink(OpenSearchSettings(DOMAIN)),
+        OpenSearchSink(OpenSearchSettings(endpoint=DOMAIN)),
         LocalSearchIndex(LocalIndexSettings(directory=tmp_path)),
     ]
 
@@ -42,7 +41,7 @@ def test_an_unbuffered_sink_has_nothing_to_flush(tmp_path: Path, index: int) -> 
 
 
 def test_the_audit_sink_is_a_flushing_sink() -> None:
-    sink = AuditSink(AuditSettings("audit-bucket"), store=MemoryStore())
+    sink = AuditSink(AuditSettings(bucket="audit-bucket"), store=MemoryStore())
     assert flushing(sink) is sink
 
 
