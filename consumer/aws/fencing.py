@@ -1,17 +1,12 @@
 """The lease check right before each request a sink sends (issue 15.3, invariant 3).
 
-The pipeline checks the lease's local validity before each sink write; but one write can take
-long between that check and its requests (a replication transform hook runs one call at a time
-in a thread; an event-loop stall), and a request sent after the local expiry may land after
-another worker took the shard. So the pipeline also lends the check to the write (`fenced`),
-and a sink calls `check_fence()` just before each request: past the expiry it raises
-LeaseLost instead of writing. Outside a fenced write (tools, tests) it does nothing.
-
-The last check is the socket's (`fenced_socket`, every aiobotocore client's socket factory):
-between botocore's `before-send` and the write there are still awaits (the connection pool, a
-new connection: moto answers `Connection: close`), and a stall there let a checked request
-leave seconds after the expiry (chaos, EFO, seed 251190). `send` checks synchronously, with no
-await between the check and the bytes going to the kernel.
+A write can take long between the pipeline's lease check and its requests (a transform hook,
+an event-loop stall), and a request sent after the local expiry may land after another worker
+took the shard. So the pipeline lends the check to the write (`fenced`); sinks call
+`check_fence()` before each request, botocore before each send and retry (`fence_requests`),
+and last the socket itself in `send` (`fenced_socket`, every aiobotocore client's): after the
+last await (the pool, a new connection), where a stall let a checked request leave seconds
+late. Past the expiry the check raises instead; outside a fenced write it does nothing.
 """
 
 from __future__ import annotations
@@ -43,18 +38,14 @@ def check_fence() -> None:
 
 
 def fence_requests(client: Any) -> None:
-    """Also checks the fence in botocore's `before-send` event of every request of `client`
-    (after the client's own awaits: credentials, signing) and before botocore retries a
-    request (a refused send is a connection error to botocore: never retried, never slept on,
-    once the lease is gone). Registered once per client; clients without botocore events
-    (test fakes) are left alone.
-    """
+    """Checks the fence in `before-send` of each request of `client` and before botocore
+    retries one (a refused send is a connection error to it: not retried, nor slept on).
+    Once per client; clients without botocore events (test fakes) are left alone."""
     meta = getattr(client, "meta", None)
     if meta is None or not hasattr(meta, "events"):
         return
     meta.events.register("before-send", _check_fence_event, unique_id="fence:before-send")
-    # First at the retry handler's own node ("needs-retry.<service>"): a handler on a shorter
-    # name would run after it, that is after its backoff sleep.
+    # First at the retry handler's own node: on a shorter name it would run after its sleep.
     service = meta.service_model.service_id.hyphenize()
     meta.events.register_first(
         f"needs-retry.{service}", _check_fence_event, unique_id="fence:needs-retry"
@@ -66,13 +57,11 @@ def _check_fence_event(**_: Any) -> None:
 
 
 class FenceRefusedSend(ConnectionAbortedError):
-    """The socket refused to send: the fenced write's lease is no longer locally valid. An
-    OSError, so asyncio's transport reports it as a lost connection, quietly."""
+    """Not sent: the lease is gone. An OSError: asyncio closes the connection quietly."""
 
 
 class FencedSocket(socket.socket):
-    """A TCP socket that checks the fence of the write it sends for (the caller's context)
-    right before each send. asyncio's selector transport sends through `send`."""
+    """Checks the fence of the sending context before each send (asyncio's transports)."""
 
     def send(self, data: Any, flags: int = 0) -> int:
         _refuse_unless_owned()
@@ -91,7 +80,5 @@ def _refuse_unless_owned() -> None:
 
 
 def fenced_socket(addr_info: tuple[Any, ...]) -> socket.socket:
-    """An aiohttp `socket_factory` (aiobotocore's `connector_args`): sockets that check the
-    fence on every send."""
-    family, kind, proto = addr_info[0], addr_info[1], addr_info[2]
-    return FencedSocket(family, kind, proto)
+    """An aiohttp `socket_factory` (aiobotocore's `connector_args`)."""
+    return FencedSocket(*addr_info[:3])
