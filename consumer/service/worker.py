@@ -1,8 +1,9 @@
 """The worker: leases + readers + decoding + pipelines, one task per owned shard.
 
-`Worker.run(stop)` wires everything from Settings, runs until `stop` is set (SIGTERM/SIGINT)
-or, in burst mode, until no shard has delivered a record for `until_idle_s`; then it hands every
-lease off after a final checkpoint (the coordinator's graceful close) within the stop timeout.
+`Worker.run(stop)` builds its parts with `assembly.open_runtime`, runs until `stop` is set
+(SIGTERM/SIGINT) or, in burst mode, until no shard has delivered a record for `until_idle_s`;
+then it hands every lease off after a final checkpoint (the coordinator's graceful close)
+within the stop timeout.
 """
 
 from __future__ import annotations

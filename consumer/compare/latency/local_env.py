@@ -8,7 +8,6 @@ implements DynamoDB's Kinesis destination). The pipelines measured are replicati
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,9 +20,9 @@ from consumer.compare.latency.environment import LatencyError, Mode, ModeTarget,
 from consumer.compare.latency.probes import KeyAttribute, ProbeKeys
 from consumer.compare.latency.writer import WrittenProbe
 from consumer.local.bridge import BridgeOptions, DestinationBridge
+from consumer.local.resources import create_replica
 from consumer.local.sample_orders import ORDER_KEY, create_kinesis_stream, create_source_table
 from consumer.local.stack import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, LocalStackState
-from consumer.pipeline.replication import create_replica_table
 from consumer.settings import Settings
 
 # How long the bridge sleeps when the table's stream had nothing new (DestinationBridge.run).
@@ -78,7 +77,7 @@ class LocalEnvironment:
         table = f"{prefix}-orders"
         table_stream_arn = create_source_table(dynamodb, table)
         replica = f"{prefix}-replica"
-        asyncio.run(_create_replica(endpoints, replica))
+        create_replica(endpoints, replica, ORDER_KEY)
         queue_url = str(endpoints.client("sqs").create_queue(QueueName=f"{prefix}-dlq")["QueueUrl"])
         stream: dict[str, Any] = {
             "mode": mode,
@@ -146,12 +145,3 @@ class LocalEnvironment:
     def cleanup(self, probes: Sequence[WrittenProbe]) -> list[str]:
         return []  # every resource is the run's own and goes with the stack
 
-
-async def _create_replica(endpoints: AwsEndpoints, table: str) -> None:
-    async with endpoints.aio_client("dynamodb") as client:
-        await create_replica_table(
-            client,
-            table,
-            [{"AttributeName": ORDER_KEY, "KeyType": "HASH"}],
-            [{"AttributeName": ORDER_KEY, "AttributeType": "S"}],
-        )
