@@ -14,7 +14,7 @@ import importlib.util
 import ipaddress
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
 import botocore.loaders
@@ -225,6 +225,17 @@ class Section(BaseModel):
 
     # inf and nan are never meaningful here (an infinite heartbeat never fences).
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @classmethod
+    def of(cls, section: BaseModel, **more: Any) -> Self:
+        """This model from the fields of `section` it shares, plus `more`: a component's
+        settings (the section plus its own knobs) from the section as the settings hold it."""
+        shared = {
+            name: getattr(section, name)
+            for name in cls.model_fields
+            if name in type(section).model_fields
+        }
+        return cls(**shared, **more)
 
 
 Region = Annotated[str, AfterValidator(region_name)]

@@ -30,6 +30,7 @@ from pydantic_settings import SettingsError as PydanticSettingsError
 from checkpoints import settings as leases
 from consumer import setting_rules as rules
 from consumer.aws import AwsEndpoints
+from consumer.pipeline.audit.settings import AuditSection
 from consumer.pipeline.filters import FilterSyntaxError, RecordFilter
 from consumer.pipeline.replication import ReplicationSection
 from consumer.pipeline.retry_policy import RetrySection
@@ -108,27 +109,11 @@ class _Pipeline(Section):
         return patterns
 
 
-class AuditPipeline(_Pipeline):
-    bucket: BucketName | None = None
-    prefix: str = "audit/"
-    max_bytes: int = Field(8 * 1024 * 1024, ge=1024)
-    max_records: int = Field(100_000, ge=1)
-    max_age_s: float = Field(60.0, gt=0)
-    sse: Literal["AES256", "aws:kms", "none"] = "AES256"
-    kms_key_id: str | None = None
-    # The account that owns the bucket (12 digits): every PutObject carries it as
-    # ExpectedBucketOwner, so S3 refuses to write into a bucket of another account.
-    expected_bucket_owner: str | None = Field(None, pattern=r"^\d{12}$")
-
+class AuditPipeline(AuditSection, _Pipeline):
     @model_validator(mode="after")
     def _bucket(self) -> AuditPipeline:
         if self.enabled and not self.bucket:
             raise ValueError("pipelines.audit.bucket is required when the audit pipeline is on")
-        if self.kms_key_id and self.sse != "aws:kms":
-            raise ValueError(
-                f'pipelines.audit.kms_key_id needs pipelines.audit.sse = "aws:kms" '
-                f"(sse is {self.sse!r}, so the key would be ignored)"
-            )
         return self
 
 

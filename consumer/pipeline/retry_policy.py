@@ -47,7 +47,3 @@ class RetryPolicy(RetrySection):
 
     backoff_base_s: float = 0.2
     backoff_cap_s: float = 20.0
-
-    @classmethod
-    def of(cls, section: RetrySection) -> RetryPolicy:
-        return cls(**dict(section))

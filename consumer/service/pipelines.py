@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 
 from consumer.aws import AwsEndpoints
-from consumer.pipeline.audit import AuditSettings, AuditSink, ServerSideEncryption
+from consumer.pipeline.audit import AuditSettings, AuditSink
 from consumer.pipeline.dlq import (
     DeadLetterQueue,
     DlqRejectedError,
@@ -156,17 +156,7 @@ def extra_sink_builders(
     builders: dict[str, Callable[[str], Sink]] = {}
     audit = settings.pipelines.audit
     if audit.enabled:
-        assert audit.bucket is not None
-        audit_settings = AuditSettings(
-            bucket=audit.bucket,
-            prefix=audit.prefix,
-            max_bytes=audit.max_bytes,
-            max_records=audit.max_records,
-            max_age_s=audit.max_age_s,
-            sse=None if audit.sse == "none" else ServerSideEncryption(audit.sse),
-            kms_key_id=audit.kms_key_id,
-            expected_bucket_owner=audit.expected_bucket_owner,
-        )
+        audit_settings = AuditSettings.of(audit)
         builders["audit"] = lambda shard_id: AuditSink(audit_settings, store=clients.s3)
     search = settings.pipelines.search
     if search.enabled:

@@ -30,7 +30,7 @@ def bucket(s3: Any, unique_name: str) -> str:
 
 def make_sink(endpoints: AwsEndpoints, bucket: str, **settings: Any) -> AuditSink:
     options: dict[str, Any] = {"retry_base_s": 0.01, "retry_cap_s": 0.05, **settings}
-    return AuditSink.for_endpoints(AuditSettings(bucket, **options), endpoints)
+    return AuditSink.for_endpoints(AuditSettings(bucket=bucket, **options), endpoints)
 
 
 def keys(s3: Any, bucket: str) -> list[str]:

@@ -173,7 +173,7 @@ async def test_no_audit_object_is_written_after_a_stall_between_connect_and_send
 ) -> None:
     admin, bucket = s3_bucket
     async with endpoints.aio_client("s3") as s3:
-        sink = AuditSink(AuditSettings(bucket, sse=None, put_attempts=2), store=s3)
+        sink = AuditSink(AuditSettings(bucket=bucket, sse="none", put_attempts=2), store=s3)
         await sink.write([insert("a", 1_000_000, 1)])
         stall = stall_after_connect()
         lease = LocalLease()

@@ -188,7 +188,7 @@ async def test_audit_parks_only_the_payload_it_cannot_write(poisoned: int) -> No
     """Audit writes every change (it does not collapse); one that cannot be embedded (its
     payload is not a JSON object) is parked alone and the other changes of its item are kept."""
     store = MemoryStore()
-    audit = AuditSink(AuditSettings("audit-bucket"), store=store)
+    audit = AuditSink(AuditSettings(bucket="audit-bucket"), store=store)
     events = [
         decode_kinesis(raw(spec, sequence), "stream", "shardId-000000000000")[0]
         for sequence, spec in enumerate([GOOD_1, GOOD_2, POISON], 1)
@@ -214,7 +214,7 @@ async def test_every_sink_in_one_pipeline_parks_the_poison_once_per_sink_it_fail
     client, table = replica
     index = LocalSearchIndex(LocalIndexSettings(directory=tmp_path))
     store = MemoryStore()
-    audit = AuditSink(AuditSettings("audit-bucket"), store=store)
+    audit = AuditSink(AuditSettings(bucket="audit-bucket"), store=store)
     dlq = MemoryDlq()
     routes = [
         Route(ReplicationSink(client, ReplicationSection(table=table))),

@@ -37,7 +37,7 @@ class OwnedBucket(MemoryStore):
 
 def sink(store: MemoryStore, owner: str | None) -> AuditSink:
     settings = AuditSettings(
-        "audit-bucket", expected_bucket_owner=owner, retry_base_s=0.0, retry_cap_s=0.0
+        bucket="audit-bucket", expected_bucket_owner=owner, retry_base_s=0.0, retry_cap_s=0.0
     )
     return AuditSink(settings, store=store, clock=ManualClock())
 

@@ -9,7 +9,6 @@ import pytest
 
 from consumer.pipeline.audit import AuditSettings, ObjectLayout, Partition, partition_hour
 from consumer.pipeline.audit.layout import HOUR_US
-from consumer.pipeline.audit.settings import ServerSideEncryption
 from consumer.records import RecordPosition
 from tests.unit.test_audit_support import SHARD, STREAM, T0_MS, change_event, sequence
 
@@ -72,7 +71,7 @@ def test_names_that_could_add_path_levels_are_escaped() -> None:
         ({"max_records": 0}, "max_records"),
         ({"max_age_s": 0}, "max_age_s"),
         ({"kms_key_id": "alias/audit"}, "kms_key_id"),
-        ({"sse": ServerSideEncryption.KMS, "kms_key_id": ""}, "kms_key_id"),
+        ({"sse": "aws:kms", "kms_key_id": ""}, "kms_key_id"),
         ({"compress_level": 0}, "compress_level"),
         ({"put_attempts": 0}, "put_attempts"),
         ({"retry_base_s": 2.0, "retry_cap_s": 1.0}, "retry"),
@@ -85,9 +84,9 @@ def test_settings_reject_invalid_values(changes: dict[str, Any], message: str) -
 
 
 def test_settings_defaults() -> None:
-    settings = AuditSettings("audit-bucket")
+    settings = AuditSettings(bucket="audit-bucket")
     assert settings.prefix == "audit/"
     assert settings.max_bytes == 8 * 1024 * 1024
     assert settings.max_age_s == 60.0
-    assert settings.sse is ServerSideEncryption.S3
-    assert AuditSettings("b.c-d", prefix="", sse=None).prefix == ""
+    assert settings.sse == "AES256"
+    assert AuditSettings(bucket="b.c-d", prefix="", sse="none").prefix == ""

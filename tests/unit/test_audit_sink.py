@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from consumer.pipeline.audit import AuditSettings, AuditSink, ServerSideEncryption, audit_line
+from consumer.pipeline.audit import AuditSettings, AuditSink, audit_line
 from consumer.pipeline.sink import Sink, SinkError
 from tests.unit.test_audit_support import (
     SHARD,
@@ -34,7 +34,7 @@ def make_sink(
 ) -> AuditSink:
     options: dict[str, Any] = {"retry_base_s": 0.0, "retry_cap_s": 0.0, **settings}
     return AuditSink(
-        AuditSettings("audit-bucket", **options),
+        AuditSettings(bucket="audit-bucket", **options),
         store=store if store is not None else MemoryStore(),
         clock=clock or ManualClock(),
     )
@@ -125,13 +125,13 @@ async def test_flush_writes_one_gzip_ndjson_object_per_shard_buffer() -> None:
 
 async def test_sse_kms_with_a_key_and_no_sse() -> None:
     kms = MemoryStore()
-    sink = make_sink(kms, sse=ServerSideEncryption.KMS, kms_key_id="alias/audit")
+    sink = make_sink(kms, sse="aws:kms", kms_key_id="alias/audit")
     await sink.write([change_event(0)])
     await sink.flush()
     assert kms.requests[0]["ServerSideEncryption"] == "aws:kms"
     assert kms.requests[0]["SSEKMSKeyId"] == "alias/audit"
     plain = MemoryStore()
-    sink = make_sink(plain, sse=None)
+    sink = make_sink(plain, sse="none")
     await sink.write([change_event(0)])
     await sink.flush()
     assert "ServerSideEncryption" not in plain.requests[0]
@@ -334,7 +334,7 @@ async def test_a_factory_client_is_opened_at_the_first_flush_and_closed_by_aclos
         yield store
         opened.append("closed")
 
-    async with AuditSink(AuditSettings("audit-bucket"), store_factory=factory) as sink:
+    async with AuditSink(AuditSettings(bucket="audit-bucket"), store_factory=factory) as sink:
         await sink.write([change_event(0)])
         assert opened == []
         await sink.flush()
@@ -366,7 +366,7 @@ def test_exactly_one_of_store_and_factory() -> None:
     async def factory() -> AsyncIterator[MemoryStore]:
         yield MemoryStore()
 
-    settings = AuditSettings("audit-bucket")
+    settings = AuditSettings(bucket="audit-bucket")
     with pytest.raises(ValueError, match="exactly one"):
         AuditSink(settings)
     with pytest.raises(ValueError, match="exactly one"):

@@ -36,7 +36,7 @@ from consumer.aws.fencing import fence_requests
 from consumer.pipeline.audit.buffer import BufferLimits, Segment, ShardBuffer
 from consumer.pipeline.audit.layout import ObjectLayout
 from consumer.pipeline.audit.lines import LineError, audit_line
-from consumer.pipeline.audit.settings import AuditSettings, ServerSideEncryption
+from consumer.pipeline.audit.settings import AuditSettings
 from consumer.pipeline.audit.store import (
     CONTENT_ENCODING,
     CONTENT_TYPE,
@@ -215,9 +215,9 @@ class AuditSink:
         }
         if settings.expected_bucket_owner:
             request["ExpectedBucketOwner"] = settings.expected_bucket_owner
-        if settings.sse is not None:
-            request["ServerSideEncryption"] = settings.sse.value
-            if settings.sse is ServerSideEncryption.KMS and settings.kms_key_id:
+        if settings.sse != "none":
+            request["ServerSideEncryption"] = settings.sse
+            if settings.kms_key_id:  # only with aws:kms (the section's rule)
                 request["SSEKMSKeyId"] = settings.kms_key_id
         await put_with_retries(
             store,
