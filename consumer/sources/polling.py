@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Annotated, Any
 
 import structlog
@@ -144,7 +144,7 @@ class PollingReader:
                 log.warning("get_shard_iterator.retry", shard_id=shard_id, error=str(error))
             await backoff.sleep()
 
-    async def read(self, shard_id: str, start: StartPosition) -> AsyncIterator[ReadBatch]:
+    async def read(self, shard_id: str, start: StartPosition) -> AsyncGenerator[ReadBatch, None]:
         iterator = await self._iterator(shard_id, start)
         resume_after: str | None = None
         backoff = Backoff(base_s=self._options.interval_s, cap_s=10.0)

@@ -12,13 +12,14 @@ import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import pytest
 
 from consumer.records.batch import RawRecord
-from consumer.sources import polling
 from consumer.sources.efo import stream_events
+from consumer.sources.lean import kinesis_records
 from consumer.sources.model import StartPosition
 from consumer.sources.polling import PollingOptions, PollingReader
 from tests.fake_event_stream import record, shard_event
@@ -53,20 +54,18 @@ class OneBatchShard:
 async def test_a_polled_batch_is_stamped_before_its_records_are_decoded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    decode = polling.kinesis_records
+    decode = kinesis_records
 
     def slow_decode(records: list[dict[str, Any]]) -> list[RawRecord]:
         time.sleep(SLOW_DECODE_S)  # a large batch's decode, made long enough to see
         return decode(records)
 
-    monkeypatch.setattr(polling, "kinesis_records", slow_decode)
+    monkeypatch.setattr("consumer.sources.polling.kinesis_records", slow_decode)
     shard = OneBatchShard()
-    batches = PollingReader(shard, "arn", PollingOptions(interval_s=0.2)).read(
-        "shardId-0", StartPosition.trim_horizon()
-    )
-    batch = await anext(batches)
-    handed_over = time.monotonic()
-    await batches.aclose()
+    reader = PollingReader(shard, "arn", PollingOptions(interval_s=0.2))
+    async with aclosing(reader.read("shardId-0", StartPosition.trim_horizon())) as batches:
+        batch = await anext(batches)
+        handed_over = time.monotonic()
     assert batch.read_at is not None
     assert shard.answered_at <= batch.read_at
     assert handed_over - batch.read_at >= SLOW_DECODE_S  # the decode counts as added latency
