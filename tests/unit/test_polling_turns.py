@@ -10,7 +10,6 @@ turn within the polling interval.
 from __future__ import annotations
 
 import asyncio
-import base64
 import statistics
 import time
 from contextlib import aclosing
@@ -21,6 +20,7 @@ import pytest
 
 from consumer.sources.model import StartPosition
 from consumer.sources.polling import PollingOptions, PollingReader, PollTurns
+from tests.fake_event_stream import record
 
 INTERVAL_S = 0.2
 SHARDS = 4
@@ -39,14 +39,8 @@ class TipShards:
     async def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
         shard, position = ShardIterator.rsplit(":", 1)
         self.calls.setdefault(shard, []).append(time.monotonic())
-        record = {
-            "Data": base64.b64encode(b"{}").decode(),
-            "SequenceNumber": position,
-            "ApproximateArrivalTimestamp": 1.0,
-            "PartitionKey": "k",
-        }
         return {
-            "Records": [record],
+            "Records": [record(int(position), b"{}")],
             "MillisBehindLatest": 0,
             "NextShardIterator": f"{shard}:{int(position) + 1}",
         }

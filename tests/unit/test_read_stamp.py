@@ -9,7 +9,6 @@ decode hid it, and with 1,000 records a batch the decode is most of the consumer
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -39,15 +38,7 @@ class OneBatchShard:
 
     async def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
         self.answered_at = time.monotonic()
-        records = [
-            {
-                "Data": base64.b64encode(b"{}").decode(),
-                "SequenceNumber": str(n),
-                "ApproximateArrivalTimestamp": 1.0,
-                "PartitionKey": "k",
-            }
-            for n in (1, 2)
-        ]
+        records = [record(n, b"{}") for n in (1, 2)]
         return {"Records": records, "MillisBehindLatest": 0, "NextShardIterator": "1"}
 
 
@@ -88,15 +79,7 @@ class SlowSocket:
 
 
 async def test_an_efo_event_is_stamped_when_its_last_chunk_is_read_before_its_decode() -> None:
-    records = [
-        {
-            "SequenceNumber": str(n),
-            "ApproximateArrivalTimestamp": 1.0,
-            "Data": base64.b64encode(b"x" * 1000).decode(),
-            "PartitionKey": "k",
-        }
-        for n in range(200)
-    ]
+    records = [record(n, b"x" * 1000) for n in range(200)]
     socket = SlowSocket(shard_event(records, "199"), gap_s=0.03)
     events = stream_events(socket)  # type: ignore[arg-type]
     event = await anext(events)
