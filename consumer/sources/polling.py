@@ -102,7 +102,8 @@ class PollTurns:
     def next_call(self, phase: float, last_call: float, interval: float) -> float:
         """The turn after the last call's: never sooner than (1 - LATE_SHARE) intervals after
         it and never a turn skipped (a late call delays the next one, not the rate)."""
-        turn = self._turn(phase, last_call, interval, math.floor)
+        # The turn the last call was for; one a hair early (timers may fire so) was on it.
+        turn = self._turn(phase, last_call + interval * LATE_SHARE, interval, math.floor)
         return max(turn + interval, last_call + interval * (1 - LATE_SHARE))
 
 

@@ -99,3 +99,5 @@ def test_turns_of_any_number_of_shards_are_spread_over_the_interval() -> None:
     assert 0.22 + 0.19 <= late < 0.22 + 0.2
     on_time = turns.next_call(phase, last_call=0.2 + 0.002, interval=0.2)
     assert on_time == pytest.approx(0.4)  # a call at most 5 % late: the next is exactly on its turn
+    early = turns.next_call(phase, last_call=0.2 - 1e-9, interval=0.2)
+    assert early == pytest.approx(0.4)  # a timer that fired a hair early: still one interval
