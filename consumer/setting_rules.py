@@ -228,14 +228,15 @@ class Section(BaseModel):
 
     @classmethod
     def of(cls, section: BaseModel, **more: Any) -> Self:
-        """This model from the fields of `section` it shares, plus `more`: a component's
-        settings (the section plus its own knobs) from the section as the settings hold it."""
+        """This model from the fields of `section` it shares, with `more` added or replacing
+        them: a component's settings (the section plus its own knobs) from the section as the
+        settings hold it."""
         shared = {
             name: getattr(section, name)
             for name in cls.model_fields
             if name in type(section).model_fields
         }
-        return cls(**shared, **more)
+        return cls(**{**shared, **more})
 
 
 Region = Annotated[str, AfterValidator(region_name)]

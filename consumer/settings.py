@@ -34,6 +34,7 @@ from consumer.pipeline.audit.settings import AuditSection
 from consumer.pipeline.filters import FilterSyntaxError, RecordFilter
 from consumer.pipeline.replication import ReplicationSection
 from consumer.pipeline.retry_policy import RetrySection
+from consumer.pipeline.search.settings import SearchSection
 from consumer.setting_rules import BucketName, EndpointUrl, Region, Section, TableName
 from consumer.sources.select import StreamSection as StreamSection
 
@@ -117,31 +118,7 @@ class AuditPipeline(AuditSection, _Pipeline):
         return self
 
 
-class SearchPipeline(_Pipeline):
-    # No endpoint: the embedded local index (SQLite FTS5) at local_path.
-    endpoint: EndpointUrl | None = None
-    index: Annotated[str, AfterValidator(rules.index_name)] = "changes"
-    auth: Literal["none", "basic", "sigv4"] = "sigv4"
-    # SigV4 service and region: inferred from *.es.amazonaws.com / *.aoss.amazonaws.com hosts.
-    service: Literal["es", "aoss"] | None = None
-    region: Region | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    # Where the password lives in Secrets Manager. On ECS the task definition's `Secrets:`
-    # injects it as CONSUMER_PIPELINES__SEARCH__PASSWORD, so it never sits in the template.
-    password_secret_arn: Annotated[str, AfterValidator(rules.secret_arn)] | None = None
-    verify_certs: bool = True
-    ca_certs: Path | None = None
-    timeout_s: float = Field(30.0, gt=0, le=600)
-    local_path: Path = Path(".local-search")
-
-    @field_validator("ca_certs")
-    @classmethod
-    def _ca_certs(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"{value} is not a file (a PEM bundle of CA certificates)")
-        return value
-
+class SearchPipeline(SearchSection, _Pipeline):
     @model_validator(mode="after")
     def _basic_auth(self) -> SearchPipeline:
         if self.auth != "basic" or not self.endpoint:

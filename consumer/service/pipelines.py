@@ -57,15 +57,6 @@ class PipelineClients:
     owner: AsyncExitStack | None = None
 
 
-def search_signing_region(configured: str | None, endpoint: str, aws_region: str) -> str:
-    """SigV4 signs for the region the endpoint lives in: pipelines.search.region if set, else
-    the region in an AWS endpoint's host name (search-x.eu-west-1.es.amazonaws.com), and
-    aws.region only when neither says (a custom domain name)."""
-    if configured:
-        return configured
-    return OpenSearchSettings(endpoint=endpoint).endpoint_region or aws_region
-
-
 async def open_pipeline_clients(settings: Settings, stack: AsyncExitStack) -> PipelineClients:
     endpoints = settings.aws.endpoints()
     clients = PipelineClients(search_password=await search_password(settings), owner=stack)
@@ -161,18 +152,11 @@ def extra_sink_builders(
     search = settings.pipelines.search
     if search.enabled:
         opensearch = (
-            OpenSearchSettings(
-                endpoint=search.endpoint,
-                index=search.index,
-                auth_mode=search.auth,
-                service=search.service,
-                region=search_signing_region(search.region, search.endpoint, settings.aws.region),
-                username=search.username,
-                password=clients.search_password
-                or (search.password.get_secret_value() if search.password else None),
-                verify_certs=search.verify_certs,
-                ca_certs=str(search.ca_certs) if search.ca_certs else None,
-                timeout_s=search.timeout_s,
+            OpenSearchSettings.of(
+                search,
+                # SigV4 signs for the region the endpoint lives in (aws.region if unknown).
+                region=search.endpoint_region or settings.aws.region,
+                password=clients.search_password or search.password,
             )
             if search.endpoint
             else None

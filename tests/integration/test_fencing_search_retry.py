@@ -33,7 +33,7 @@ async def test_a_bulk_request_is_not_retried_after_the_lease_lapsed(
     double: OpenSearchDouble,
 ) -> None:
     settings = OpenSearchSettings(
-        double.url, index="orders", auth_mode="none", retry_base_s=0.001, retry_cap_s=0.005
+        endpoint=double.url, index="orders", auth="none", retry_base_s=0.001, retry_cap_s=0.005
     )
     sink = OpenSearchSink(settings)
     try:

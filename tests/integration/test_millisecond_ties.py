@@ -72,7 +72,7 @@ async def sink(
         return
     if request.param == "opensearch":
         with OpenSearchDouble() as double:
-            sink = OpenSearchSink(OpenSearchSettings(endpoint=double.url, auth_mode="none"))
+            sink = OpenSearchSink(OpenSearchSettings(endpoint=double.url, auth="none"))
 
             async def document_qty() -> str | None:
                 docs = double.engine.indices["changes"].docs

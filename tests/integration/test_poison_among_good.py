@@ -157,7 +157,7 @@ async def test_opensearch_parks_only_the_poison_and_indexes_the_newest_good(
     double: OpenSearchDouble, case: Case
 ) -> None:
     order, _, newest_good = case
-    sink = OpenSearchSink(OpenSearchSettings(endpoint=double.url, auth_mode="none"))
+    sink = OpenSearchSink(OpenSearchSettings(endpoint=double.url, auth="none"))
     try:
         dlq = await deliver(sink, order)
     finally:

@@ -97,7 +97,7 @@ def test_items_of_any_shape_are_all_indexed_and_none_parked(
 
     async def deliver() -> tuple[MemoryDlq, MemoryCheckpointer]:
         sink = OpenSearchSink(
-            OpenSearchSettings(shared_double.url, index=index, auth_mode="none", max_retries=0)
+            OpenSearchSettings(endpoint=shared_double.url, index=index, auth="none", max_retries=0)
         )
         dlq, checkpoints = MemoryDlq(), MemoryCheckpointer()
         policy = RetryPolicy(max_attempts=1, backoff_base_s=0.001, backoff_cap_s=0.01)

@@ -82,13 +82,13 @@ def raw_insert(key: str, new: dict[str, Any], created_us: int = 1_000_000) -> Ra
 def quick(endpoint: str, **kwargs: Any) -> OpenSearchSettings:
     options: dict[str, Any] = {
         "index": "orders",
-        "auth_mode": "none",
+        "auth": "none",
         "retry_base_s": 0.001,
         "retry_cap_s": 0.005,
         "max_retries": 1,
         **kwargs,
     }
-    return OpenSearchSettings(endpoint, **options)
+    return OpenSearchSettings(endpoint=endpoint, **options)
 
 
 def pipeline_for(

@@ -52,12 +52,12 @@ def quick(endpoint: str, **kwargs: Any) -> OpenSearchSettings:
     """Settings for tests: plain auth, fast retries."""
     options: dict[str, Any] = {
         "index": "orders",
-        "auth_mode": "none",
+        "auth": "none",
         "retry_base_s": 0.001,
         "retry_cap_s": 0.005,
         **kwargs,
     }
-    return OpenSearchSettings(endpoint, **options)
+    return OpenSearchSettings(endpoint=endpoint, **options)
 
 
 @pytest.fixture
@@ -355,7 +355,7 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 async def test_sigv4_signs_every_request(service: str) -> None:
     check = SigV4Check(ACCESS_KEY, SECRET_KEY, "eu-west-1", service)
     with OpenSearchDouble(sigv4=check) as strict:
-        settings_ = quick(strict.url, auth_mode="sigv4", region="eu-west-1", service=service)
+        settings_ = quick(strict.url, auth="sigv4", region="eu-west-1", service=service)
         writer = OpenSearchSink(settings_)
         try:
             assert await writer.write([insert("a", 1_000, 1), remove("b", 2_000)]) == {}
@@ -376,7 +376,7 @@ async def test_a_bad_signature_is_a_destination_fault_not_retried_by_the_sink(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
     check = SigV4Check(ACCESS_KEY, SECRET_KEY, "eu-west-1", "es")
     with OpenSearchDouble(sigv4=check) as strict:
-        writer = OpenSearchSink(quick(strict.url, auth_mode="sigv4", region="eu-west-1"))
+        writer = OpenSearchSink(quick(strict.url, auth="sigv4", region="eu-west-1"))
         try:
             with pytest.raises(SinkError) as raised:
                 await writer.write([insert("a", 1_000, 1)])
@@ -388,7 +388,7 @@ async def test_a_bad_signature_is_a_destination_fault_not_retried_by_the_sink(
 
 
 async def test_basic_auth_sends_the_configured_user(double: OpenSearchDouble) -> None:
-    writer = OpenSearchSink(quick(double.url, auth_mode="basic", username="u", password="p"))
+    writer = OpenSearchSink(quick(double.url, auth="basic", username="u", password="p"))
     try:
         await writer.write([insert("a", 1_000, 1)])
     finally:

@@ -43,33 +43,35 @@ def connection(client: Any) -> Any:
 
 
 def test_defaults_sign_with_sigv4_and_verify_certificates() -> None:
-    settings = OpenSearchSettings(DOMAIN)
-    assert settings.auth_mode == "sigv4"
+    settings = OpenSearchSettings(endpoint=DOMAIN)
+    assert settings.auth == "sigv4"
     assert settings.verify_certs is True
     assert settings.ca_certs is None
 
 
 def test_signing_scope_comes_from_aws_endpoints() -> None:
-    assert OpenSearchSettings(DOMAIN).signing_service == "es"
-    assert OpenSearchSettings(DOMAIN).endpoint_region == "eu-west-1"
-    assert OpenSearchSettings(COLLECTION).signing_service == "aoss"
-    assert OpenSearchSettings(COLLECTION).serverless
-    assert OpenSearchSettings(COLLECTION).endpoint_region == "us-east-2"
-    custom = OpenSearchSettings("https://search.example.com", service="aoss", region="ap-south-1")
+    assert OpenSearchSettings(endpoint=DOMAIN).signing_service == "es"
+    assert OpenSearchSettings(endpoint=DOMAIN).endpoint_region == "eu-west-1"
+    assert OpenSearchSettings(endpoint=COLLECTION).signing_service == "aoss"
+    assert OpenSearchSettings(endpoint=COLLECTION).serverless
+    assert OpenSearchSettings(endpoint=COLLECTION).endpoint_region == "us-east-2"
+    custom = OpenSearchSettings(
+        endpoint="https://search.example.com", service="aoss", region="ap-south-1"
+    )
     assert (custom.signing_service, custom.endpoint_region) == ("aoss", "ap-south-1")
-    assert OpenSearchSettings("https://search.example.com").endpoint_region is None
+    assert OpenSearchSettings(endpoint="https://search.example.com").endpoint_region is None
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"endpoint": "search.example.com"}, r"http\(s\) URL"),
-        ({"endpoint": "ftp://x"}, r"http\(s\) URL"),
+        ({"endpoint": "search.example.com"}, "http:// or https:// URL"),
+        ({"endpoint": "ftp://x"}, "http:// or https:// URL"),
         ({"endpoint": "https://u:p@search.example.com"}, "not in the endpoint URL"),
-        ({"endpoint": DOMAIN, "index": "Orders"}, "invalid index name"),
-        ({"endpoint": DOMAIN, "index": "_x"}, "invalid index name"),
-        ({"endpoint": DOMAIN, "auth_mode": "basic"}, "username and a password"),
-        ({"endpoint": DOMAIN, "auth_mode": "kerberos"}, "auth_mode"),
+        ({"endpoint": DOMAIN, "index": "Orders"}, "not an OpenSearch index name"),
+        ({"endpoint": DOMAIN, "index": "_x"}, "not an OpenSearch index name"),
+        ({"endpoint": DOMAIN, "auth": "basic"}, "username and a password"),
+        ({"endpoint": DOMAIN, "auth": "kerberos"}, "auth"),
         ({"endpoint": DOMAIN, "max_retries": -1}, "max_retries"),
         ({"endpoint": DOMAIN, "timeout_s": 0}, "timeout_s"),
     ],
@@ -80,13 +82,13 @@ def test_invalid_settings_are_refused(kwargs: dict[str, Any], message: str) -> N
 
 
 def test_the_password_stays_out_of_repr() -> None:
-    settings = OpenSearchSettings(DOMAIN, auth_mode="basic", username="u", password="hunter2")
+    settings = OpenSearchSettings(endpoint=DOMAIN, auth="basic", username="u", password="hunter2")
     assert "hunter2" not in repr(settings)
 
 
 async def test_the_client_verifies_certificates_and_host_names_by_default() -> None:
     # Entering the client creates its connections (no request is sent).
-    async with build_client(OpenSearchSettings(DOMAIN, auth_mode="none")) as client:
+    async with build_client(OpenSearchSettings(endpoint=DOMAIN, auth="none")) as client:
         context = connection(client)._ssl_context
         assert context.verify_mode == ssl.CERT_REQUIRED
         assert context.check_hostname is True
@@ -94,21 +96,21 @@ async def test_the_client_verifies_certificates_and_host_names_by_default() -> N
 
 
 async def test_verification_can_be_turned_off_explicitly() -> None:
-    settings = OpenSearchSettings(DOMAIN, auth_mode="none", verify_certs=False)
+    settings = OpenSearchSettings(endpoint=DOMAIN, auth="none", verify_certs=False)
     with pytest.warns(UserWarning, match="verify_certs=False is insecure"):
         async with build_client(settings) as client:
             assert connection(client)._ssl_context.verify_mode == ssl.CERT_NONE
 
 
 def test_the_client_leaves_retries_to_the_sink() -> None:
-    client = build_client(OpenSearchSettings(DOMAIN, auth_mode="none"))
+    client = build_client(OpenSearchSettings(endpoint=DOMAIN, auth="none"))
     assert client.transport.max_retries == 0
     assert not client.transport.retry_on_status
 
 
 @pytest.mark.usefixtures("static_credentials")
 def test_sigv4_signs_for_the_endpoint_scope() -> None:
-    auth = http_auth(OpenSearchSettings(COLLECTION))
+    auth = http_auth(OpenSearchSettings(endpoint=COLLECTION))
     assert isinstance(auth, AWSV4SignerAsyncAuth)
     assert (auth.signer.service, auth.signer.region) == ("aoss", "us-east-2")
     headers = auth("POST", COLLECTION + "/items/_bulk", b"{}\n", {})
@@ -122,14 +124,14 @@ def test_sigv4_signs_for_the_endpoint_scope() -> None:
 @pytest.mark.usefixtures("static_credentials")
 def test_sigv4_without_a_region_is_a_clear_error() -> None:
     with pytest.raises(SearchConfigError, match="region"):
-        http_auth(OpenSearchSettings("https://search.example.com"))
+        http_auth(OpenSearchSettings(endpoint="https://search.example.com"))
 
 
 def test_basic_auth_is_a_header_and_none_means_none() -> None:
-    settings = OpenSearchSettings(DOMAIN, auth_mode="basic", username="u", password="p")
+    settings = OpenSearchSettings(endpoint=DOMAIN, auth="basic", username="u", password="p")
     assert basic_authorization(settings) == "Basic dTpw"
     assert http_auth(settings) is None
-    assert http_auth(OpenSearchSettings(DOMAIN, auth_mode="none")) is None
+    assert http_auth(OpenSearchSettings(endpoint=DOMAIN, auth="none")) is None
 
 
 def test_the_local_index_is_the_default_search_sink(tmp_path: Path) -> None:
@@ -138,7 +140,7 @@ def test_the_local_index_is_the_default_search_sink(tmp_path: Path) -> None:
     assert isinstance(sink, LocalSearchIndex)
     assert sink.settings.file == tmp_path / "orders.sqlite3"
     assert not (tmp_path / "orders.sqlite3").exists()  # constructors do no I/O
-    assert isinstance(search_sink(OpenSearchSettings(DOMAIN)), OpenSearchSink)
+    assert isinstance(search_sink(OpenSearchSettings(endpoint=DOMAIN)), OpenSearchSink)
 
 
 def test_index_arguments_name_an_index_or_a_file() -> None:

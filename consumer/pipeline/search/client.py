@@ -41,8 +41,8 @@ def build_client(settings: OpenSearchSettings) -> AsyncOpenSearch:
         "ssl_show_warn": True,
     }
     if settings.ca_certs is not None:
-        options["ca_certs"] = settings.ca_certs
-    if settings.auth_mode == "basic":
+        options["ca_certs"] = str(settings.ca_certs)
+    if settings.auth == "basic":
         # As a header: opensearch-py's basic auth goes through aiohttp.BasicAuth, deprecated.
         options["headers"] = {"authorization": basic_authorization(settings)}
     auth = http_auth(settings)
@@ -53,13 +53,14 @@ def build_client(settings: OpenSearchSettings) -> AsyncOpenSearch:
 
 def basic_authorization(settings: OpenSearchSettings) -> str:
     """The Authorization header value for basic auth."""
-    credentials = f"{settings.username}:{settings.password}".encode()
+    password = settings.password.get_secret_value() if settings.password else None
+    credentials = f"{settings.username}:{password}".encode()
     return "Basic " + base64.b64encode(credentials).decode("ascii")
 
 
 def http_auth(settings: OpenSearchSettings) -> Any:
     """The client's `http_auth`: a SigV4 signer for "sigv4", else None."""
-    if settings.auth_mode == "sigv4":
+    if settings.auth == "sigv4":
         session = boto3.session.Session()
         region = settings.endpoint_region or session.region_name
         if not region:
