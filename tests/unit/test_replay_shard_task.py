@@ -19,7 +19,7 @@ from consumer.replay.status import DONE_TO_MS, END, ERROR, RECORDS, ReplayMarks
 from consumer.replay.window import ChangeTimeFilter, ReplayWindow
 from consumer.sources.model import StartPosition
 from tests.change_factory import destination_record
-from tests.pipeline_fakes import MemoryDlq, MemorySink
+from tests.pipeline_fakes import MemoryDlq, MemorySink, sink_error
 
 SHARD = "shardId-000000000000"
 WINDOW = ReplayWindow(from_ms=0, to_ms=1_000, grace_ms=100)  # cut-off at arrival 1100
@@ -190,3 +190,15 @@ async def test_a_lost_lease_writes_nothing_more() -> None:
     handle.request_stop(StopReason.LOST)
     await asyncio.wait_for(task, 1)
     assert table.checkpoints == [] and table.marked(END) == []
+
+
+async def test_a_stop_during_a_sink_outage_returns_at_once_with_nothing_marked() -> None:
+    """Issue 16: the stop is seen while a batch waits out an outage (before, the replay's
+    shard retried it until the coordinator's timeout)."""
+    sink = MemorySink(fail=lambda events, call: sink_error(retryable=True))
+    task, handle, table, _ = await run(
+        [batch(record(1, 100))], sink, settled=lambda table: sink.calls >= 2
+    )
+    handle.request_stop(StopReason.SHUTDOWN)
+    await asyncio.wait_for(task, 1)
+    assert table.checkpoints == [] and table.marked(END) == [] and not sink.state
