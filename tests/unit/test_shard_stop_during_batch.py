@@ -71,7 +71,10 @@ def outage_from(first_failing: int) -> Callable[[Sequence[ChangeEvent], int], Ex
 
 
 async def start(
-    sink: MemorySink, batches: Sequence[ReadBatch], checkpoint_interval_s: float = 0
+    sink: MemorySink,
+    batches: Sequence[ReadBatch],
+    checkpoint_interval_s: float = 0,
+    dlq: MemoryDlq | None = None,
 ) -> tuple[asyncio.Task[None], LeaseHandle, MemoryCheckpointer]:
     lease = Lease(SHARD, SHARD, owner="me", counter=1, checkpoint=Checkpoint.trim_horizon())
     handle = LeaseHandle(lease, "me", 1, TableWrites())  # its stop signal; no writes
@@ -82,7 +85,7 @@ async def start(
             "stream",
             SHARD,
             [Route(sink, policy=RetryPolicy(max_attempts=-1))],
-            MemoryDlq(),
+            dlq or MemoryDlq(),
             checkpointer,
             checkpoint_interval_s=checkpoint_interval_s,
         )
@@ -171,3 +174,18 @@ async def test_a_planned_stop_finishes_a_healthy_batch_in_flight_and_checkpoints
     assert await stopped_within(task, RETURN_BOUND_S) < RETURN_BOUND_S
     assert len(sink.state) == 2  # not cancelled: the next owner gets no duplicates
     assert checkpointer.checkpoints == [("2", 0)]
+
+
+async def test_a_stop_while_the_dlq_is_down_leaves_the_unparked_record_behind_checkpoint() -> None:
+    def reject_3(events: Sequence[ChangeEvent], call: int) -> Failures:
+        rejected = [i for i, e in enumerate(events) if e.position.sequence_number == "3"]
+        return {i: sink_error(retryable=False) for i in rejected}
+
+    dlq = MemoryDlq(outages=10**6)  # the queue is unreachable for as long as the test runs
+    sink = MemorySink(fail=reject_3)
+    task, handle, checkpointer = await start(sink, [batch(1, 2), batch(3, 4)], dlq=dlq)
+    await until(lambda: dlq.outages < 10**6 - 1)  # record 3 rejected, its parking retried
+    handle.request_stop(StopReason.SHUTDOWN)
+    assert await stopped_within(task, RETURN_BOUND_S) < RETURN_BOUND_S
+    assert dlq.parked == []
+    assert checkpointer.checkpoints == [("2", 0)]  # not past 3: neither applied nor parked
