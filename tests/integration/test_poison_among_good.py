@@ -12,23 +12,20 @@ Every arrival order, and the poison at every place in time (oldest, middle, newe
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-import pytest_asyncio
 
-from consumer.aws import AwsEndpoints
 from consumer.pipeline.audit import AuditSettings, AuditSink
 from consumer.pipeline.decoders import decode_kinesis
 from consumer.pipeline.processor import Route, ShardPipeline
 from consumer.pipeline.replication import (
     ReplicationSection,
     ReplicationSink,
-    create_replica_table,
     live_items,
     load_transform,
 )
@@ -101,18 +98,6 @@ async def deliver(sink: Sink, order: Sequence[tuple[str, dict[str, Any], int]]) 
 
 def parked_created(dlq: MemoryDlq) -> list[int]:
     return [orjson.loads(p.raw)["dynamodb"]["ApproximateCreationDateTime"] for p in dlq.parked]
-
-
-@pytest_asyncio.fixture
-async def replica(endpoints: AwsEndpoints, unique_name: str) -> AsyncIterator[tuple[Any, str]]:
-    async with endpoints.aio_client("dynamodb") as client:
-        await create_replica_table(
-            client,
-            unique_name,
-            [{"AttributeName": "pk", "KeyType": "HASH"}],
-            [{"AttributeName": "pk", "AttributeType": "S"}],
-        )
-        yield client, unique_name
 
 
 S_POISON = {"qty": {"S": 5}}

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from consumer.aws import AwsEndpoints
 from consumer.pipeline.replication import (
@@ -15,7 +13,6 @@ from consumer.pipeline.replication import (
     EXPIRES_AT,
     ReplicationSection,
     ReplicationSink,
-    create_replica_table,
     live_items,
     load_transform,
 )
@@ -23,18 +20,6 @@ from consumer.records import ChangeEvent
 from tests.change_factory import change, insert, remove, upsert
 
 pytestmark = pytest.mark.integration
-
-
-@pytest_asyncio.fixture
-async def replica(endpoints: AwsEndpoints, unique_name: str) -> AsyncIterator[tuple[Any, str]]:
-    async with endpoints.aio_client("dynamodb") as client:
-        await create_replica_table(
-            client,
-            unique_name,
-            [{"AttributeName": "pk", "KeyType": "HASH"}],
-            [{"AttributeName": "pk", "AttributeType": "S"}],
-        )
-        yield client, unique_name
 
 
 def values(items: list[dict[str, Any]]) -> dict[str, int]:
