@@ -4,6 +4,10 @@ Sources, highest precedence first: environment variables (`CONSUMER_` prefix, `_
 levels: `CONSUMER_STREAM__MODE=polling`, `CONSUMER_PIPELINES__REPLICATION__TABLE=replica`), then
 the TOML file named by `--config` or `CONSUMER_CONFIG_FILE`, then the defaults below.
 Every invalid setting is reported on one line that names it (`SettingsError`).
+
+Sections read by one component are defined next to it (`StreamSection` in sources/select.py,
+`LeasesSection` in checkpoints/settings.py, the pipelines' sections in pipeline/); this module
+composes them and adds what spans sections.
 """
 
 from __future__ import annotations

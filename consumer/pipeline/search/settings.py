@@ -31,11 +31,6 @@ _AWS_HOST = re.compile(
 )
 
 
-def check_index_name(name: str) -> str:
-    """`name` if OpenSearch accepts it as an index name; ValueError otherwise."""
-    return rules.index_name(name)
-
-
 class SearchSection(Section):
     """Where and how the search pipeline writes: the `pipelines.search` section.
 
@@ -147,7 +142,7 @@ class LocalIndexSettings:
     path: Path | None = None
 
     def __post_init__(self) -> None:
-        check_index_name(self.index)
+        rules.index_name(self.index)
 
     @property
     def file(self) -> Path:
