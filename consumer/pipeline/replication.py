@@ -74,7 +74,6 @@ PRIOR = "_cdc_prior"
 DELETED = "_cdc_deleted"
 EXPIRES_AT = "_cdc_expires_at"
 RESERVED = frozenset({VERSION, SEQUENCE, STATE, PRIOR, DELETED, EXPIRES_AT})
-SEQUENCE_WIDTH = 64  # Kinesis sequence numbers have up to 56 digits; sub-sequence adds 8
 
 _NEWER = f"attribute_not_exists({VERSION}) OR {VERSION} < :v"
 # Replaces exactly the stored change that a tie was decided against.
