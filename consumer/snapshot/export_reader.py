@@ -139,7 +139,6 @@ class Manifest:
     bucket: str
     files: tuple[DataFile, ...]
     item_count: int
-    billed_bytes: int
 
 
 def _time_us(text: str) -> int:
@@ -205,7 +204,6 @@ async def load_manifest(s3: Any, description: dict[str, Any]) -> Manifest:
         bucket=bucket,
         files=tuple(files),
         item_count=int(summary.get("itemCount", sum(f.item_count for f in files))),
-        billed_bytes=int(summary.get("billedSizeBytes", 0)),
     )
 
 

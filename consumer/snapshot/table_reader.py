@@ -135,7 +135,6 @@ class ReaderStats:
     items: int = 0
     size: int = 0
     read_units: float = 0.0
-    throttles: int = 0
     parts_done: int = 0
     # time.monotonic() of the first and the last Scan answer (None before any)
     first_read_at: float | None = None
@@ -185,9 +184,8 @@ class TableReader:
             except ClientError as error:
                 if not is_retryable(error):
                     raise
-                self.stats.throttles += 1
             except TRANSIENT_NETWORK_ERRORS:
-                self.stats.throttles += 1
+                pass
             await backoff.sleep()
 
     async def _read_part(self, lease: PartLease) -> AsyncIterator[Page]:

@@ -116,9 +116,7 @@ class EfoReader:
         self._min_interval_s = min_subscribe_interval_s
         self._in_use_wait_s = in_use_wait_s
         self.closed_check = closed_check or ClosedShardCheck(client, self.consumer.stream_arn)
-        self.subscriptions = 0
         self.resubscribes_after_error = 0
-        self.shard_ends_from_shard_list = 0
         self.in_use_retries = 0
 
     async def _in_use_pause(self, backoff: Backoff) -> None:
@@ -140,7 +138,6 @@ class EfoReader:
                     ShardId=shard_id,
                     StartingPosition=position.subscribe_args(),
                 )
-                self.subscriptions += 1
                 stream = response.get(RAW_STREAM)
                 if not isinstance(stream, SubscriptionStream):
                     raise ReaderError(
@@ -213,7 +210,6 @@ class EfoReader:
                         children, ended = state.children, state.ended
                         stalled_checks = stalled_checks + 1 if state.closed else 0
                         if ended:
-                            self.shard_ends_from_shard_list += 1
                             log.warning(
                                 "efo.shard_end_from_shard_list",
                                 shard_id=shard_id,

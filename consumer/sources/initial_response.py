@@ -46,7 +46,6 @@ class SubscriptionStream:
         self._remainder = b""
         self._first_taken = False
         self.content = _Content(self)  # what botocore's AioEventStream reads
-        self.injected_initial_response = False
 
     async def _first_message(self) -> bytes:
         """Reads up to the end of the first message; keeps any bytes after it."""
@@ -64,7 +63,6 @@ class SubscriptionStream:
         if event_type_of(head[:length]) == "initial-response":
             self._remainder = head[length:]
             return head[:length]
-        self.injected_initial_response = True
         self._remainder = head
         return SYNTHETIC_INITIAL_RESPONSE
 

@@ -28,7 +28,6 @@ from consumer.sources.model import ShardGoneError, StartKind, StartPosition
 log = structlog.get_logger(__name__)
 
 STREAMS_GET_RECORDS_LIMIT = 1000
-MAX_READERS_PER_SHARD = 2
 
 
 def install_lean_streams(client: Any) -> None:
@@ -56,7 +55,6 @@ class DynamoDBStreamsReader:
         self._client = client
         self._stream_arn = stream_arn
         self._interval_s = interval_s
-        self.trimmed_restarts = 0
 
     async def _iterator(self, shard_id: str, start: StartPosition) -> str:
         if start.kind is StartKind.AT_TIMESTAMP:
@@ -79,7 +77,6 @@ class DynamoDBStreamsReader:
                 if code == "TrimmedDataAccessException":
                     # The position is older than 24 h: the data is gone, start at the horizon.
                     log.warning("streams.trimmed", shard_id=shard_id)
-                    self.trimmed_restarts += 1
                     kwargs = {**kwargs, "ShardIteratorType": "TRIM_HORIZON"}
                     kwargs.pop("SequenceNumber", None)
                     continue

@@ -33,7 +33,6 @@ class Traffic:
     peak_writes_per_s: float
     records_per_month: float
     update_share: float
-    image_bytes: float
     one_image_record_bytes: float
     two_image_record_bytes: float
     # DynamoDB change data capture units per write: ceil(item KB) (the larger image's size;
@@ -86,7 +85,6 @@ def traffic_of(scenario: Scenario) -> Traffic:
         peak_writes_per_s=writes_per_s * workload.peak_factor,
         records_per_month=workload.writes_per_day * DAYS_PER_MONTH,
         update_share=workload.update_share,
-        image_bytes=image,
         one_image_record_bytes=envelope + image,
         two_image_record_bytes=envelope + 2 * image,
         cdc_units_per_write=math.ceil(workload.item_kb),

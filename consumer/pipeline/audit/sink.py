@@ -61,8 +61,6 @@ class AuditStats:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
-    objects_written: int = 0
-    bytes_written: int = 0  # compressed bytes sent to S3
     put_retries: int = 0
 
 
@@ -226,8 +224,6 @@ class AuditSink:
             backoff=Backoff(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s),
             on_retry=self._count_retry,
         )
-        self.stats.objects_written += 1
-        self.stats.bytes_written += len(body)
 
     def _count_retry(self) -> None:
         self.stats.put_retries += 1
