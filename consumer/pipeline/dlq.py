@@ -93,7 +93,8 @@ class DlqMessage:
 
 class DeadLetterQueue(Protocol):
     async def park(self, records: Sequence[ParkedRecord]) -> None:
-        """Durably parks every record, or raises."""
+        """Durably parks every record, or raises. The queue logs what it did with each
+        (`record.parked`); one that only collects failures for its caller logs nothing."""
         ...
 
 
@@ -245,6 +246,14 @@ class SqsDeadLetterQueue:
                     failed[index] = pending[index]
             self.parked += len(pending) - len(failed)
             if not failed:
+                for record in records:
+                    log.warning(
+                        "record.parked",
+                        pipeline=record.pipeline,
+                        shard_id=record.shard_id,
+                        sequence_number=record.sequence_number,
+                        error_type=record.error_type,
+                    )
                 return
             pending = failed
             await backoff.sleep()

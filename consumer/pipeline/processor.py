@@ -282,15 +282,7 @@ class ShardPipeline:
                 with fenced(self._ensure_owned):  # nor sends a request after its local expiry
                     await self._dlq.park(records)
                 self._seen_present(DLQ_SINK)
-                self.stats.parked += len(records)
-                for record in records:
-                    log.warning(
-                        "record.parked",
-                        pipeline=record.pipeline,
-                        shard_id=record.shard_id,
-                        sequence_number=record.sequence_number,
-                        error_type=record.error_type,
-                    )
+                self.stats.parked += len(records)  # the DLQ logs each one as what it did
                 return
             except DlqRejectedError as error:
                 if self._waits_for_missing(DLQ_SINK, error):  # the queue was deleted

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
+from structlog.testing import capture_logs
 
 from consumer.aws.shards import StreamsShardLister
 from consumer.lambda_handler import handle_event
@@ -88,3 +89,31 @@ def test_failures_report_the_lowest_sequence_number_not_applied(
     }
     response = asyncio.run(handle_event(broken, settings))
     assert response == {"batchItemFailures": [{"itemIdentifier": sequence[2]}]}
+
+
+def test_a_failed_record_is_logged_as_failed_not_as_parked(
+    local_stack: LocalStackState, unique_name: str
+) -> None:
+    """Lambda keeps a failed record in its batch (it retries from it); nothing is parked, so
+    the log says the record failed, never `record.parked`."""
+    app = Deployment(local_stack, unique_name)
+    app.create()
+    dynamodb = app.endpoints.client("dynamodb")
+    for key in ("a", "bad"):
+        dynamodb.put_item(TableName=app.table, Item={"pk": {"S": key}})
+    event = lambda_event(app)
+    bad = event["Records"][1]["dynamodb"]["SequenceNumber"]
+    settings = app.settings(
+        CONSUMER_STREAM__MODE="streams",
+        CONSUMER_STREAM__DYNAMODB_STREAM_ARN=(
+            "arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2026-01-01T00:00:00.000"
+        ),
+        CONSUMER_PIPELINES__REPLICATION__TRANSFORM="tests.replication_hooks:explode_on_bad",
+    )
+    with capture_logs() as logs:
+        response = asyncio.run(handle_event(event, settings))
+    assert response == {"batchItemFailures": [{"itemIdentifier": bad}]}
+    events = [entry["event"] for entry in logs]
+    assert "record.parked" not in events
+    (failed,) = [entry for entry in logs if entry["event"] == "lambda.record_failed"]
+    assert failed["sequence_number"] == bad and failed["sink"] == "replication"
