@@ -28,7 +28,7 @@ class ReadBatch:
     `resume_after` is the sequence number to resume after (the last record's, or the EFO
     continuation number, which advances even when no record came). `child_shard_ids` is set
     only on the last batch of a closed shard (SHARD_END). `read_at` is when its bytes were
-    read (monotonic seconds; set by the read-ahead), for the consumer's own added latency.
+    read (monotonic seconds; set by the readers), for the consumer's own added latency.
     """
 
     shard_id: str

@@ -17,10 +17,9 @@ cut-off, progress marks and holding the lease when done (consumer/replay/shard_t
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import structlog
@@ -106,13 +105,12 @@ def read_ahead_limits(stream: StreamSection) -> ReadAheadLimits:
 async def stamped(
     batches: AsyncIterator[ReadBatch], clock: Callable[[], float]
 ) -> AsyncGenerator[ReadBatch, None]:
-    """Each batch with the time it was read: the reader's own stamp (polling stamps it when the
-    response is off the socket), else now, as the reader hands it over (the added latency's
-    start: the reader yields right after parsing the response or event off the socket)."""
+    """Each batch with the time it was read: the reader's own stamp (polling and EFO stamp it
+    when the bytes are off the socket; the batch is passed on as it is), else now, as the
+    reader hands it over (the added latency's start)."""
     try:
         async for batch in batches:
-            stamp = clock() if batch.read_at is None else batch.read_at
-            yield dataclasses.replace(batch, read_at=stamp)
+            yield batch if batch.read_at is not None else replace(batch, read_at=clock())
     finally:
         aclose = getattr(batches, "aclose", None)
         if aclose is not None:

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from consumer.records.batch import RawRecord
+from consumer.records.batch import RawRecord, ReadBatch
+from consumer.service.shard_task import stamped
 from consumer.sources.efo import stream_events
 from consumer.sources.lean import kinesis_records
 from consumer.sources.model import StartPosition
@@ -102,3 +103,16 @@ async def test_efo_batches_carry_their_event_stamp_through_the_real_client() -> 
     received_at = time.monotonic()
     stamps = [batch.read_at for batch in batches]
     assert all(stamp is not None and subscribed_at <= stamp <= received_at for stamp in stamps)
+
+
+async def test_the_shard_loop_keeps_a_readers_stamp_and_stamps_only_unstamped_batches() -> None:
+    already = ReadBatch("shardId-0", [], None, "1", read_at=12.5)
+    bare = ReadBatch("shardId-0", [], None, "2")
+
+    async def batches() -> AsyncIterator[ReadBatch]:
+        yield already
+        yield bare
+
+    out = [batch async for batch in stamped(batches(), clock=lambda: 99.0)]
+    assert out[0] is already  # no copy of a batch the reader stamped (one per batch, hot path)
+    assert out[1].read_at == 99.0 and out[1].resume_after == "2"
