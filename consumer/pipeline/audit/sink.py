@@ -73,6 +73,9 @@ class AuditSink:
     the pipeline passes to `wants_flush`.
     """
 
+    name = "audit"
+    buffered = True
+
     def __init__(
         self,
         settings: AuditSettings,
@@ -100,14 +103,6 @@ class AuditSink:
     def for_endpoints(cls, settings: AuditSettings, endpoints: AwsEndpoints) -> AuditSink:
         """A sink that opens its own aiobotocore S3 client for `endpoints` (at first flush)."""
         return cls(settings, store_factory=lambda: endpoints.aio_client("s3"))
-
-    @property
-    def name(self) -> str:
-        return "audit"
-
-    @property
-    def buffered(self) -> bool:
-        return True
 
     @property
     def pending_records(self) -> int:

@@ -38,23 +38,14 @@ class LocalSearchIndex:
     Not buffered: `write` returns after the batch is committed to the file.
     """
 
+    name = "search"
+    buffered = False
+    collapses_per_key = True  # writes only the newest change per document of a batch
+
     def __init__(self, settings: LocalIndexSettings | None = None) -> None:
         self._settings = settings if settings is not None else LocalIndexSettings()
         self._executor: ThreadPoolExecutor | None = None
         self._store: LocalIndexStore | None = None  # used only on the executor's thread
-
-    @property
-    def name(self) -> str:
-        return "search"
-
-    @property
-    def buffered(self) -> bool:
-        return False
-
-    @property
-    def collapses_per_key(self) -> bool:
-        """Writes only the newest change per document of a batch (see ShardPipeline)."""
-        return True
 
     @property
     def settings(self) -> LocalIndexSettings:

@@ -112,6 +112,10 @@ class OpenSearchSink:
     sink closes whichever it uses in `aclose`.
     """
 
+    name = "search"
+    buffered = False
+    collapses_per_key = True  # writes only the newest change per document of a batch
+
     def __init__(
         self, settings: OpenSearchSettings, *, client: AsyncOpenSearch | None = None
     ) -> None:
@@ -121,19 +125,6 @@ class OpenSearchSink:
         # Destination faults by OpenSearch error type, since start (metrics read it).
         self.destination_faults: Counter[str] = Counter()
         self._fault_logged_at: dict[str, float] = {}
-
-    @property
-    def name(self) -> str:
-        return "search"
-
-    @property
-    def buffered(self) -> bool:
-        return False
-
-    @property
-    def collapses_per_key(self) -> bool:
-        """Writes only the newest change per document of a batch (see ShardPipeline)."""
-        return True
 
     @property
     def settings(self) -> OpenSearchSettings:
