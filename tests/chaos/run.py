@@ -27,6 +27,7 @@ from consumer.local.resources import create_replica
 from consumer.local.sample_orders import create_kinesis_stream, create_source_table
 from consumer.local.stack import LocalStack, LocalStackState
 from consumer.verify.check import SinkCheck, check_sinks, settings_from_environment
+from tests.chaos.canary import canary_environment, canary_key, with_canary
 from tests.chaos.faults import (
     ChaosPlan,
     Fault,
@@ -101,7 +102,7 @@ class Writer(threading.Thread):
 
     def _item(self, key: str, version: int) -> dict[str, Any]:
         rng = self._random
-        return {
+        item = {
             "pk": {"S": key},
             "status": {"S": rng.choice(["NEW", "PAID", "PACKED", "SHIPPED"])},
             "total": {"N": str(Decimal(rng.randint(100, 999_999)) / 100)},
@@ -110,6 +111,7 @@ class Writer(threading.Thread):
             "signature": {"B": rng.randbytes(8)},
             "version": {"N": str(version)},
         }
+        return with_canary(item)
 
     def run(self) -> None:
         live: dict[str, int] = {}
@@ -119,7 +121,7 @@ class Writer(threading.Thread):
                 started = time.monotonic()
                 roll = self._random.random()
                 if not live or roll < 0.4:
-                    key = f"order#{next_id:06d}"
+                    key = canary_key(f"order#{next_id:06d}")
                     next_id += 1
                     live[key] = 1
                     self._dynamodb.put_item(TableName=self._table, Item=self._item(key, 1))
@@ -255,6 +257,7 @@ class ChaosRun:
             "CONSUMER_LEASES__WORKER_ID": worker_id,
             # botocore puts "app/<id>" in each request's User-Agent: the apply log's sender.
             "AWS_SDK_UA_APP_ID": worker_id,
+            **canary_environment(),
         }
 
     # --- setup ------------------------------------------------------------------------
@@ -491,7 +494,7 @@ class ChaosRun:
             index = self.run_state.poison_items
             self.endpoints.client("dynamodb").put_item(
                 TableName=self.names.table,
-                Item={"pk": {"S": f"{POISON_PREFIX}-{index}"}, "status": {"S": "NEW"}},
+                Item=with_canary({"pk": {"S": f"{POISON_PREFIX}-{index}"}, "status": {"S": "NEW"}}),
             )
             self.run_state.poison_required.add(f"item:{POISON_PREFIX}-{index}")
             self.run_state.poison_items += 1
