@@ -21,6 +21,7 @@ from consumer.pipeline.processor import Route, ShardPipeline
 from consumer.service.assembly import lease_settings, open_runtime
 from consumer.service.preflight import check_destinations, claim_lease_table
 from consumer.service.shard_task import ShardActivity, read_ahead_limits, run_shard
+from consumer.service.startup_heap import freeze_startup_heap
 from consumer.settings import Settings
 from consumer.telemetry.metrics import MetricsRegistry
 
@@ -172,6 +173,9 @@ class Worker:
                 pipelines=settings.enabled_pipelines(),
                 lease_table=leases.lease_table,
             )
+            # Last thing before the heartbeat starts: the freeze's full collection blocks the
+            # loop (1.6 s under load), longer than a lease holder may go without a heartbeat.
+            freeze_startup_heap()
             async with coordinator:
                 state.ready = True
                 state.started_at = time.monotonic()  # burst mode's idle clock starts here
