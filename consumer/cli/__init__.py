@@ -64,8 +64,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
+    from consumer.settings import SettingsError  # imported by the commands already
+
     try:
         return handler(args)
+    except SettingsError as error:  # a command's load_settings: one line per invalid setting
+        for line in error.lines:
+            print(f"consumer: {line}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

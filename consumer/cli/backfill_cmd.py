@@ -12,13 +12,10 @@ import argparse
 import asyncio
 import sys
 
-from consumer.cli.options import (
-    add_config_option,
-    settings_or_exit,
-)
+from consumer.cli.options import add_config_option
 from consumer.cli.snapshot_options import add_run_options, add_table_read_options, worker_id
 from consumer.compare.costs.prices import load_region
-from consumer.settings import Settings
+from consumer.settings import Settings, load_settings
 from consumer.snapshot.backfill import (
     PURPOSE,
     Backfill,
@@ -31,9 +28,6 @@ from consumer.snapshot.dry_run import estimate_backfill, render_estimate
 from consumer.snapshot.progress import ProgressView
 from consumer.snapshot.segments import SnapshotConflict, SnapshotLeases
 from consumer.telemetry.logs import configure_logging, quiet_logging
-
-# A million segments or readers is far beyond any table (Scan allows 1,000,000 segments).
-
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subcommands.add_parser(
@@ -112,9 +106,7 @@ def summary_line(outcome: BackfillOutcome) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_or_exit(args)
-    if settings is None:
-        return 2
+    settings = load_settings(args.config)
     bar = args.progress == "bar" or (args.progress == "auto" and sys.stderr.isatty())
     if bar:
         quiet_logging()

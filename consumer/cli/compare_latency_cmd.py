@@ -17,13 +17,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from consumer.cli.options import settings_or_exit
 from consumer.compare.latency.environment import MODES, Environment, LatencyError, Mode
 from consumer.compare.latency.report import LatencyReport
 from consumer.compare.latency.runner import RunOptions, measure_latency
 from consumer.compare.latency.session import SessionOptions
 from consumer.compare.latency.writer import ProbeWriteError
 from consumer.local.stack import LocalStackError
+from consumer.settings import load_settings
 from consumer.telemetry.logs import quiet_logging
 
 if TYPE_CHECKING:
@@ -153,9 +153,7 @@ def _run_local(options: RunOptions, as_json: bool) -> int:
 def _run_aws(args: argparse.Namespace, options: RunOptions) -> int:
     from consumer.compare.latency.aws_env import AwsEnvironment
 
-    settings = settings_or_exit(args)
-    if settings is None:
-        return 2
+    settings = load_settings(args.config)
     quiet_logging()
     environment: Environment = AwsEnvironment(settings, args.table)
     report = measure_latency(environment, options, progress=_progress)

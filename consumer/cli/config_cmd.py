@@ -6,8 +6,8 @@ import argparse
 
 import orjson
 
-from consumer.cli.options import add_config_option, settings_or_exit
-from consumer.settings import redacted
+from consumer.cli.options import add_config_option
+from consumer.settings import load_settings, redacted
 
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,8 +19,6 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_or_exit(args)
-    if settings is None:
-        return 2
+    settings = load_settings(args.config)
     print(orjson.dumps(redacted(settings), option=orjson.OPT_INDENT_2).decode())
     return 0

@@ -9,10 +9,10 @@ import sys
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from consumer.cli.options import add_config_option, settings_or_exit
+from consumer.cli.options import add_config_option
 from consumer.cli.terminal import printable
 from consumer.pipeline.dlq import DlqMessage
-from consumer.settings import PIPELINE_NAMES, Settings
+from consumer.settings import PIPELINE_NAMES, Settings, load_settings
 from consumer.telemetry.logs import quiet_logging
 
 # Who parks records: a sink pipeline, or "decode" for records that could not be decoded.
@@ -56,9 +56,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_or_exit(args)
-    if settings is None:
-        return 2
+    settings = load_settings(args.config)
     pipeline = getattr(args, "pipeline", None)
     if pipeline not in (None, "decode") and pipeline not in settings.enabled_pipelines():
         print(

@@ -13,9 +13,9 @@ import re
 import signal
 import sys
 
-from consumer.cli.options import add_config_option, non_negative_seconds, settings_or_exit
+from consumer.cli.options import add_config_option, non_negative_seconds
 from consumer.replay import PIPELINES, ReplayOptions, Source, run_replay
-from consumer.settings import Settings
+from consumer.settings import Settings, load_settings
 from consumer.telemetry.logs import configure_logging, quiet_logging
 
 # Each replay worker is a process on this host with its own clients and read loop: past a
@@ -156,9 +156,7 @@ def options_from(args: argparse.Namespace) -> ReplayOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_or_exit(args)
-    if settings is None:
-        return 2
+    settings = load_settings(args.config)
     options = options_from(args)
     bar = options.progress == "bar" or (options.progress == "auto" and sys.stdout.isatty())
     if bar:

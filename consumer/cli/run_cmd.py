@@ -10,8 +10,9 @@ import sys
 import structlog
 
 from consumer import early_signals
-from consumer.cli.options import add_config_option, positive_seconds, settings_or_exit
+from consumer.cli.options import add_config_option, positive_seconds
 from consumer.service.runtime import serve
+from consumer.settings import load_settings
 from consumer.telemetry.logs import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -31,9 +32,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_or_exit(args)
-    if settings is None:
-        return 2
+    settings = load_settings(args.config)
     configure_logging(settings.telemetry.log_level, settings.telemetry.log_format)
     if args.until_idle is not None and args.until_idle <= 0:
         print("consumer: --until-idle must be > 0 seconds", file=sys.stderr)

@@ -16,10 +16,9 @@ import time
 from consumer.cli.options import (
     add_config_option,
     non_negative_seconds,
-    settings_or_exit,
 )
 from consumer.cli.snapshot_options import add_run_options, add_table_read_options, worker_id
-from consumer.settings import Settings
+from consumer.settings import Settings, load_settings
 from consumer.snapshot.progress import ProgressView
 from consumer.telemetry.logs import configure_logging, quiet_logging
 from consumer.verify.metric import emf_lines
@@ -96,9 +95,7 @@ def request_from(args: argparse.Namespace) -> VerifyRequest:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_or_exit(args)
-    if settings is None:
-        return 2
+    settings = load_settings(args.config)
     bar = args.progress == "bar" or (args.progress == "auto" and sys.stderr.isatty())
     if bar or args.json:
         quiet_logging()
