@@ -29,6 +29,7 @@ from consumer.snapshot.progress import ProgressView
 from consumer.snapshot.segments import SnapshotConflict, SnapshotLeases
 from consumer.telemetry.logs import configure_logging, quiet_logging
 
+
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subcommands.add_parser(
         "backfill",
