@@ -66,9 +66,14 @@ class Heartbeat:
         self._valid_until = started + self._settings.local_expiry_s
 
     async def beat(self) -> None:
-        """The heartbeat loop: failures are counted and logged; the watchdog acts on them."""
+        """The heartbeat loop, one beat an interval after the last one *started*: a slow answer
+        (a loaded loop or table) must not delay the next beat towards the local expiry.
+        Failures are counted and logged; the watchdog acts on them."""
+        next_at = self._clock()
         while True:
-            await asyncio.sleep(self._settings.heartbeat_interval_s * self._rng.uniform(0.95, 1.05))
+            next_at += self._settings.heartbeat_interval_s * self._rng.uniform(0.95, 1.05)
+            await asyncio.sleep(next_at - self._clock())
+            next_at = max(next_at, self._clock())  # late after a stall: no burst of beats
             try:
                 await self.beat_once()
             except TABLE_ERRORS as error:
