@@ -447,6 +447,7 @@ typedef struct {
     int depth;
     int level; /* inside an image: the level of the attribute values being read */
     int in_keys; /* reading dynamodb.Keys: its values must be S, N or B */
+    int envelope; /* parse_envelope: Keys as typed JSON, the item images checked, not built */
     /* The numbers made so far in this record, by text: a MODIFY's two images repeat most of
      * their numbers, and a Decimal costs more than a short scan of this list. */
     int seen_count;
@@ -492,6 +493,7 @@ enum { LEVEL_RECORD, LEVEL_BODY, LEVEL_OTHER, LEVEL_ITEM };
 static PyObject *parse_generic(Parser *parser, int level);
 static PyObject *parse_object(Parser *parser, int level);
 static PyObject *parse_attribute(Parser *parser);
+static int skip_value(Parser *parser);
 
 static inline void
 skip_space(Parser *parser)
@@ -622,44 +624,59 @@ bad:
     return irregular();
 }
 
-/* A JSON string at parser->p (after optional space) as a str. */
-static PyObject *
-parse_string(Parser *parser)
+/* Scans the JSON string at parser->p (after optional space) up to its closing quote: its text
+ * is [*start, *stop); `escaped` and `wide` say whether it holds escapes or non-ASCII bytes. */
+static int
+scan_string(Parser *parser, const char **start, const char **stop, int *escaped, int *wide)
 {
     if (!expect(parser, '"')) {
-        return irregular();
+        return 0;
     }
-    const char *start = parser->p, *p = start, *end = parser->end;
-    int escaped = 0, wide = 0;
+    const char *p = parser->p, *end = parser->end;
+    *start = p;
+    *escaped = *wide = 0;
     while (1) {
         if (p >= end) {
-            return irregular();
+            return 0;
         }
         unsigned char c = (unsigned char)*p;
         if (c == '"') {
             break;
         }
         if (c == '\\') {
-            escaped = 1;
+            *escaped = 1;
             p += 2;
             continue;
         }
         if (c < 0x20) {
-            return irregular(); /* control characters must be escaped */
+            return 0; /* control characters must be escaped */
         }
-        wide |= c >= 0x80;
+        *wide |= c >= 0x80;
         p++;
     }
+    *stop = p;
     parser->p = p + 1;
+    return 1;
+}
+
+/* A JSON string at parser->p (after optional space) as a str. */
+static PyObject *
+parse_string(Parser *parser)
+{
+    const char *start, *stop;
+    int escaped, wide;
+    if (!scan_string(parser, &start, &stop, &escaped, &wide)) {
+        return irregular();
+    }
     if (escaped) {
-        return unescape_string(start, p);
+        return unescape_string(start, stop);
     }
     if (wide) {
-        return PyUnicode_DecodeUTF8(start, p - start, "strict");
+        return PyUnicode_DecodeUTF8(start, stop - start, "strict");
     }
-    PyObject *text = PyUnicode_New(p - start, 127);
+    PyObject *text = PyUnicode_New(stop - start, 127);
     if (text != NULL) {
-        memcpy(PyUnicode_1BYTE_DATA(text), start, (size_t)(p - start));
+        memcpy(PyUnicode_1BYTE_DATA(text), start, (size_t)(stop - start));
     }
     return text;
 }
@@ -925,6 +942,13 @@ parse_member(Parser *parser, int level, PyObject *name)
     if (level == LEVEL_ITEM) {
         return parse_attribute(parser);
     }
+    if (level == LEVEL_BODY && parser->envelope && is_image_key(name)) {
+        /* Keys as typed JSON; an item image object is checked (as JSON) and stands as `...`. */
+        if (PyUnicode_CompareWithASCIIString(name, "Keys") == 0 || peek(parser) != '{') {
+            return parse_generic(parser, LEVEL_OTHER);
+        }
+        return skip_value(parser) ? Py_NewRef(Py_Ellipsis) : irregular();
+    }
     if (level == LEVEL_BODY && is_image_key(name)) {
         /* Anything but an object (null: no image) is read as it is, and the caller judges.
          * Keys hold a primary key: one or two attributes of type S, N or B. */
@@ -1042,12 +1066,132 @@ parse_generic(Parser *parser, int level)
     return irregular();
 }
 
-static PyObject *
-parse_change(PyObject *module, PyObject *data)
+/* Bytes that end a fast scan: a string's quote or escape, control characters, non-ASCII. */
+static int
+plain_byte(unsigned char c)
 {
-    if (!configured()) {
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+static unsigned char plain_bytes[256];
+
+/* The string at p (its opening quote), checked exactly as parse_string reads it; the byte after
+ * its closing quote, or NULL. `end` must be followed by a byte that is not plain (a bytes
+ * object's trailing NUL). */
+static const unsigned char *
+skip_string(const unsigned char *p, const unsigned char *end)
+{
+    const unsigned char *start = ++p;
+    while (plain_bytes[*p]) {
+        p++;
+    }
+    if (p < end && *p == '"') {
+        return p + 1;
+    }
+    Parser parser = {.p = (const char *)start - 1, .end = (const char *)end};
+    PyObject *text = parse_string(&parser); /* escapes or non-ASCII: rare, checked exactly */
+    if (text == NULL) {
+        PyErr_Clear();
         return NULL;
     }
+    Py_DECREF(text);
+    return (const unsigned char *)parser.p;
+}
+
+/* Whether the JSON value at parser->p is valid as parse_generic reads it (duplicate keys aside),
+ * without building anything: the item images of parse_envelope. One loop with an explicit
+ * stack of the open containers' closing brackets: this runs over every byte of every image. */
+static int
+skip_value(Parser *parser)
+{
+    const unsigned char *p = (const unsigned char *)parser->p;
+    const unsigned char *end = (const unsigned char *)parser->end;
+    char open[MAX_DEPTH];
+    int depth = 0, room = MAX_DEPTH - parser->depth;
+#define SPACE() while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') p++
+value:
+    SPACE();
+    switch (*p) {
+    case '"':
+        if ((p = skip_string(p, end)) == NULL) {
+            return 0;
+        }
+        break;
+    case '{':
+    case '[':
+        if (depth == room) {
+            return 0;
+        }
+        open[depth++] = *p == '{' ? '}' : ']';
+        p++;
+        SPACE();
+        if (*p == open[depth - 1]) {
+            p++;
+            depth--;
+            goto after;
+        }
+        if (open[depth - 1] == ']') {
+            goto value;
+        }
+        goto member;
+    case 't':
+    case 'f':
+    case 'n': {
+        const char *word = *p == 't' ? "true" : *p == 'f' ? "false" : "null";
+        size_t length = strlen(word);
+        if ((size_t)(end - p) < length || memcmp(p, word, length) != 0) {
+            return 0;
+        }
+        p += length;
+        goto after;
+    }
+    default: { /* an integer of at most 18 digits, as parse_integer reads it */
+        const unsigned char *digits = p + (*p == '-');
+        for (p = digits; p < end && *p >= '0' && *p <= '9'; p++) {
+        }
+        if (p == digits || p - digits > 18 || (p - digits > 1 && *digits == '0') || *p == '.' ||
+            *p == 'e' || *p == 'E') {
+            return 0;
+        }
+    }
+    }
+after: /* a value was read */
+    if (depth == 0) {
+        parser->p = (const char *)p;
+        return 1;
+    }
+    SPACE();
+    if (*p == ',') {
+        p++;
+        if (open[depth - 1] == ']') {
+            goto value;
+        }
+        goto member;
+    }
+    if (*p != open[depth - 1]) {
+        return 0;
+    }
+    p++;
+    depth--;
+    goto after;
+member:
+    SPACE();
+    if (*p != '"' || (p = skip_string(p, end)) == NULL) {
+        return 0;
+    }
+    SPACE();
+    if (*p != ':') {
+        return 0;
+    }
+    p++;
+    goto value;
+#undef SPACE
+}
+
+/* A whole record (parse_change, or parse_envelope when `envelope`), or None. */
+static PyObject *
+parse_whole_record(PyObject *data, int envelope)
+{
     if (!PyBytes_CheckExact(data)) {
         Py_RETURN_NONE;
     }
@@ -1057,6 +1201,7 @@ parse_change(PyObject *module, PyObject *data)
     parser.depth = 0;
     parser.level = 1;
     parser.in_keys = 0;
+    parser.envelope = envelope;
     parser.seen_count = 0;
     PyObject *record = NULL;
     if (peek(&parser) == '{') {
@@ -1076,6 +1221,22 @@ parse_change(PyObject *module, PyObject *data)
         }
     }
     return finish(record);
+}
+
+static PyObject *
+parse_change(PyObject *module, PyObject *data)
+{
+    return configured() ? parse_whole_record(data, 0) : NULL;
+}
+
+/* parse_envelope(data): a destination record as plain values, its dynamodb.Keys as typed JSON
+ * and each item image (NewImage, OldImage) that is an object checked as JSON, not built, and
+ * given as `...`; None for anything irregular (as parse_json: a duplicate key outside the item
+ * images, a float, invalid JSON anywhere...). The envelope path of kinesis.py. */
+static PyObject *
+parse_envelope(PyObject *module, PyObject *data)
+{
+    return parse_whole_record(data, 1);
 }
 
 /* regular_keys(keys): whether typed-JSON Keys are a primary key as DynamoDB has them: one or
@@ -1120,6 +1281,7 @@ parse_json(PyObject *module, PyObject *data)
     parser.depth = 0;
     parser.level = 1;
     parser.in_keys = 0;
+    parser.envelope = 0;
     parser.seen_count = 0;
     PyObject *document = parse_generic(&parser, LEVEL_OTHER);
     if (document != NULL) {
@@ -1171,6 +1333,9 @@ static PyMethodDef methods[] = {
     {"parse_json", parse_json, METH_O,
      "parse_json(data): a JSON document as plain values, or None (a duplicate key, a float, "
      "...)."},
+    {"parse_envelope", parse_envelope, METH_O,
+     "parse_envelope(data): a destination record with its item images checked, not built, or "
+     "None."},
     {"parse_change", parse_change, METH_O,
      "parse_change(data): a destination record with its images as python views, or None."},
     {"item_to_python", item_to_python, METH_O,
@@ -1200,6 +1365,9 @@ PyInit__speedups(void)
     PyObject *module = PyModule_Create(&module_definition);
     if (module == NULL) {
         return NULL;
+    }
+    for (int c = 0; c < 256; c++) {
+        plain_bytes[c] = (unsigned char)plain_byte((unsigned char)c);
     }
     Irregular = PyErr_NewException("consumer.records._speedups.Irregular", NULL, NULL);
     if (Irregular == NULL) {

@@ -16,6 +16,10 @@ def parse_change(data: bytes) -> dict[str, Any] | None:
     """A destination record parsed, with dynamodb.Keys/NewImage/OldImage as python views; None
     for anything it does not handle or that is not valid."""
 
+def parse_envelope(data: bytes) -> dict[str, Any] | None:
+    """A destination record parsed, with dynamodb.Keys as typed JSON and each item image that is
+    an object checked as JSON, not built, and given as `...`; None for anything irregular."""
+
 def item_to_python(item: object) -> dict[str, Any] | None:
     """The python view of a regular item; None for anything irregular."""
 

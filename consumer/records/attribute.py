@@ -381,6 +381,12 @@ def native_parse_change() -> Callable[[bytes], dict[str, Any] | None] | None:
     return None if _speedups is None else _speedups.parse_change
 
 
+def native_parse_envelope() -> Callable[[bytes], dict[str, Any] | None] | None:
+    """The C parser of a destination record's envelope, its item images checked but not built
+    (used by kinesis.py's envelope path), or None without the extension."""
+    return None if _speedups is None else _speedups.parse_envelope
+
+
 def native_regular_keys() -> Callable[[WireItem], bool] | None:
     """The C test of typed-JSON Keys (one or two values tagged S, N or B; used by
     kinesis.py's envelope path), or None without the extension."""

@@ -18,19 +18,16 @@ saves in CPython.
 from __future__ import annotations
 
 import binascii
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeAlias
 
 import orjson
-import simdjson
 
 from consumer.records import attribute, duplicates
 from consumer.records.attribute import WireItem
 from consumer.records.envelope import (
     DYNAMODB_SOURCE,
     EVENT_NAMES,
-    KEY_TAGS,
     body_object,
     check_key_types,
     check_source,
@@ -227,39 +224,15 @@ def _image(
 
 # --- the envelope-only fast path ----------------------------------------------------------
 #
-# simdjson validates the whole record (so malformed JSON anywhere is still caught here) but
-# builds Python objects only for the fields we read: the envelope and the Keys. The images
-# stay as bytes until a sink asks for a view; then one orjson parse serves both images.
-# Anything irregular returns None and the record takes the full path above, which produces
-# the precise DecodeError. pysimdjson allows one live document per parser, and every proxy
-# object must be released before the parser is used again: proxies never leave
-# `_envelope_event`.
+# The C parser checks the whole record as JSON (so malformed JSON anywhere is still caught
+# here) but builds Python objects only for the envelope and the Keys: each item image stays
+# as bytes (`...` in the parsed record) until a sink asks for a view; then one parse serves
+# both images and `record()`. It leaves a repeated key outside the images to the full path, as
+# it does anything irregular (None): the full path above gives the precise DecodeError.
+# Without the extension every record takes the full path.
 
-_simd = threading.local()
-_SimdObject = simdjson.Object
-_ABSENT: Any = object()  # a key not in the object (simdjson gives None for JSON null too)
-
-
-def wire_keys(keys: WireItem) -> bool:
-    """Whether typed-JSON Keys are one or two values tagged S, N or B (check_key_types names
-    the rule otherwise)."""
-    if len(keys) > 2:
-        return False
-    for value in keys.values():
-        if type(value) is not dict or len(value) != 1 or next(iter(value)) not in KEY_TAGS:
-            return False
-    return True
-
-
-# The same test in C when the extension is built (a Python loop costs ~4% of this path).
-_regular_keys: Callable[[WireItem], bool] = attribute.native_regular_keys() or wire_keys
-
-
-def _parser() -> simdjson.Parser:
-    parser: simdjson.Parser | None = getattr(_simd, "parser", None)
-    if parser is None:
-        parser = _simd.parser = simdjson.Parser()
-    return parser
+_parse_envelope = attribute.native_parse_envelope()
+_regular_keys = attribute.native_regular_keys()
 
 
 class _DeferredImages:
@@ -298,80 +271,45 @@ class _DeferredImages:
 
 
 def _envelope_event(data: bytes, position: RecordPosition) -> ChangeEvent | None:
-    try:
-        document = _parser().parse(data)
-    except ValueError:
-        return None  # not JSON: the full path says why
-    except RuntimeError:
-        _simd.parser = None  # a proxy outlived its document; start with a fresh parser
+    record = _parse_envelope(data) if _parse_envelope is not None else None
+    if record is None:
         return None
-    if type(document) is not _SimdObject:
+    body = record.get("dynamodb")
+    if type(body) is not dict:
         return None
-    body = document.get("dynamodb")
-    if type(body) is not _SimdObject:
-        return None
-    event_id = document.get("eventID")
-    table = document.get("tableName")
-    region = document.get("awsRegion")
-    name_text = document.get("eventName")
-    source = document.get("eventSource")
+    event_id = record.get("eventID")
+    table = record.get("tableName")
+    region = record.get("awsRegion")
+    name_text = record.get("eventName")
+    name = EVENT_NAMES.get(name_text) if type(name_text) is str else None
+    identity = record.get("userIdentity")
+    keys = body.get("Keys")
+    new_image = body.get("NewImage")
+    old_image = body.get("OldImage")
+    created = body.get("ApproximateCreationDateTime")
+    precision = body.get("ApproximateCreationDateTimePrecision")
+    size = body.get("SizeBytes")
     if (
         type(event_id) is not str
         or type(table) is not str
         or type(region) is not str
-        or type(name_text) is not str
-        or source != DYNAMODB_SOURCE
+        or name is None
+        or record.get("eventSource") != DYNAMODB_SOURCE
+        or (identity is not None and type(identity) is not dict)
+        or not _regular_keys(keys)  # type: ignore[misc,arg-type]  # set with _parse_envelope; any value
+        or (new_image is not None and new_image is not ...)
+        or (old_image is not None and old_image is not ...)
+        or type(size) is not int
+        or size < 0
     ):
         return None
-    name = EVENT_NAMES.get(name_text)
-    if name is None:
-        return None
-    identity_value = document.get("userIdentity", _ABSENT)  # null is common: tell it apart
-    if identity_value is None or identity_value is _ABSENT:
-        identity = None
-    elif type(identity_value) is _SimdObject:
-        identity = identity_value.as_dict()
+    if type(created) is int and precision == MICROSECOND and 0 <= created <= MAX_US:
+        created_at_us = created
     else:
-        return None
-    keys_value = body.get("Keys")
-    if type(keys_value) is not _SimdObject or not len(keys_value):
-        return None
-    keys: WireItem = keys_value.as_dict()
-    new_value = body.get("NewImage")
-    old_value = body.get("OldImage")
-    if (new_value is not None and type(new_value) is not _SimdObject) or (
-        old_value is not None and type(old_value) is not _SimdObject
-    ):
-        return None
-    has_new = new_value is not None
-    has_old = old_value is not None
-    created = body.get("ApproximateCreationDateTime")
-    precision = body.get("ApproximateCreationDateTimePrecision")
-    size = body.get("SizeBytes")
-    # simdjson reads the first of repeated keys, orjson the last, so a repeat must not pass
-    # here: every object read must have exactly the members read from it, each key once. A
-    # destination record has 8 members and its dynamodb object 6, fewer when some are absent
-    # (a null counts as absent, so a record with one takes the full path too, as does one with
-    # a member not read here); anything else goes to the full path, which rejects repeats.
-    # Counted without a loop: this is the per-record path of every pipeline.
-    repeats = (
-        len(document) + (identity_value is _ABSENT) + ("recordFormat" not in document) != 8
-        or len(body) + (new_value is None) + (old_value is None) + (precision is None) != 6
-        or len(keys_value) != len(keys)
-    )
-    # Release every proxy before anything else can use the parser.
-    del document, body, identity_value, keys_value, new_value, old_value
-    if repeats or not _regular_keys(keys):
-        return None
-    try:
-        if type(created) is int and precision == MICROSECOND and 0 <= created <= MAX_US:
-            created_at_us = created
-        else:
+        try:
             created_at_us = kinesis_created_at_us(created, precision)
-    except InvalidRecord:
-        return None
-    if type(size) is not int or size < 0:
-        return None
+        except InvalidRecord:
+            return None
     images = _DeferredImages(data, position)
     return new_event(
         event_id,
@@ -379,8 +317,8 @@ def _envelope_event(data: bytes, position: RecordPosition) -> ChangeEvent | None
         table,
         region,
         Image(keys, position, "Keys", data),
-        Image(None, position, "NewImage", data, images.new_image) if has_new else None,
-        Image(None, position, "OldImage", data, images.old_image) if has_old else None,
+        None if new_image is None else Image(None, position, "NewImage", data, images.new_image),
+        None if old_image is None else Image(None, position, "OldImage", data, images.old_image),
         created_at_us,
         False if identity is None else is_ttl_delete(name, identity),
         size,

@@ -299,6 +299,7 @@ def test_malformed_json_inside_an_image_fails_at_decoding(image: bytes) -> None:
     data = compact(record_with({"placeholder": {"NULL": True}})).replace(marker, image)
     assert image in data
     assert _speedups.parse_change(data) is None
+    assert _speedups.parse_envelope(data) is None  # the images are checked, though not built
     for strict in (False, True):
         with pytest.raises(DecodeError, match="not JSON"):
             decode_destination_record(data, POSITION, strict=strict)
@@ -413,14 +414,16 @@ def test_no_memory_is_kept_per_record() -> None:
         raw_record('{"a":{"N":"1e999"}}'),  # an error inside the C parser
         raw_record('{"a":{"B":"!!"}}'),  # an error from a Python callback
         raw_record('{"a":{"S":"\\ud83d"}}'),  # handed back to the Python path
+        raw_record('{"a":{"S":"\\u00e9 Ã©"}}'),  # checked by decoding, in the envelope path
         b'{"a":"\xff"}',
     ]
 
     def run(times: int) -> None:
         for _ in range(times):
             for data in inputs:
-                with suppress(DecodeError):
-                    decode_destination_record(data, POSITION, strict=True)
+                for strict in (False, True):  # the envelope path and the one-pass parser
+                    with suppress(DecodeError):
+                        decode_destination_record(data, POSITION, strict=strict)
 
     run(300)
     tracemalloc.start()
@@ -443,3 +446,64 @@ def test_parse_change_gives_plain_values_outside_the_images() -> None:
     assert parsed["dynamodb"]["SizeBytes"] == record["dynamodb"]["SizeBytes"]
     assert parsed["dynamodb"]["Keys"] == attribute._item_to_python(record["dynamodb"]["Keys"])
     assert _speedups.parse_change(bytearray(b"{}")) is None  # bytes only
+
+
+# --- the envelope parser (lazy decoding) ---------------------------------------------------
+
+
+def assert_envelope_agrees(data: bytes) -> None:
+    """parse_envelope takes whatever the one-pass parser takes (so no regular record leaves the
+    envelope path), and what it takes is JSON whose envelope it reads as orjson does, each item
+    image that is an object standing as `...`."""
+    envelope = _speedups.parse_envelope(data)
+    if _speedups.parse_json(data) is not None:
+        assert envelope is not None
+    if envelope is None:
+        return
+    expected = orjson.loads(data)  # raises if the envelope parser took what is not JSON
+    body = expected.get("dynamodb")
+    if isinstance(body, dict):
+        for name in ("NewImage", "OldImage"):
+            if isinstance(body.get(name), dict):
+                body[name] = ...
+    assert envelope == expected
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(adversarial_records())
+def test_the_envelope_parser_reads_generated_records(case: tuple[bytes, dict[str, Any]]) -> None:
+    data, _ = case
+    assert _speedups.parse_envelope(data) is not None
+    assert_envelope_agrees(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_the_envelope_parser_on_damaged_records(data: st.DataObject) -> None:
+    record = compact(ALL_TYPES if data.draw(st.booleans()) else DOC_RECORDS[1])
+    assert_envelope_agrees(damaged(data, record, (*INSERTIONS, b" ", b"\\u00e9", b"1")))
+
+
+@pytest.mark.parametrize("text", TEXTS, ids=range(len(TEXTS)))
+def test_the_envelope_parser_checks_strings_in_the_images(text: str) -> None:
+    for escape in (False, True):
+        data = json.dumps(record_with({"s": {"S": text}}), ensure_ascii=escape).encode()
+        assert _speedups.parse_envelope(data) is not None
+        assert_envelope_agrees(data)
+    marker = b'{"placeholder":{"NULL":true}}'
+    for bad in (b'"\\ud83d"', b'"\\x"', b'"\xff"', b'"\xed\xa0\x80"', b'"\x01"', b'"open'):
+        data = compact(record_with({"placeholder": {"NULL": True}}))
+        data = data.replace(marker, b'{"s":{"S":' + bad + b"}}")
+        assert _speedups.parse_envelope(data) is None, bad
+
+
+def test_lazy_decoding_leaves_the_images_unparsed() -> None:
+    """The null sink's path: the envelope is decoded, the images are not until a view is asked
+    for, and then one parse serves both images and record()."""
+    data = compact(DOC_RECORDS[1])
+    event = decode_destination_record(data, POSITION)
+    assert event.new_image is not None and event.old_image is not None
+    assert event.new_image._wire is None and event.old_image._wire is None
+    assert not isinstance(event._record, dict)
+    assert event.new_image.wire == DOC_RECORDS[1]["dynamodb"]["NewImage"]
+    assert event.old_image.wire is event.record()["dynamodb"]["OldImage"]

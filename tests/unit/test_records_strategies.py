@@ -191,12 +191,12 @@ def python_only() -> Iterator[None]:
     switched off, for the tests and benchmarks that compare the two."""
     names = ("_native_item", "_native_sharing", "_native_json", "_native_client")
     saved = [getattr(attribute, name) for name in names], kinesis._parse_change
-    saved_parse, saved_keys = duplicates.native_parse, kinesis._regular_keys
+    saved_parse, saved_envelope = duplicates.native_parse, kinesis._parse_envelope
     for name in names:
         setattr(attribute, name, None)
     kinesis._parse_change = None
     duplicates.native_parse = None
-    kinesis._regular_keys = kinesis.wire_keys
+    kinesis._parse_envelope = None
     try:
         yield
     finally:
@@ -204,7 +204,7 @@ def python_only() -> Iterator[None]:
             setattr(attribute, name, value)
         kinesis._parse_change = saved[1]
         duplicates.native_parse = saved_parse
-        kinesis._regular_keys = saved_keys
+        kinesis._parse_envelope = saved_envelope
 
 
 def compact(record: dict[str, Any]) -> bytes:
