@@ -42,7 +42,7 @@ import gzip
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -60,7 +60,7 @@ from consumer.replay.progress import StateListener, reporting_states
 from consumer.replay.request import ReplayRequest, replay_settings
 from consumer.replay.status import STOPPED, LocalTotals, ReplayOutcome, ReplayState, ShardStatus
 from consumer.replay.window import ChangeTimeFilter, ReplayError, ReplayInputError, ReplayWindow
-from consumer.service.pipelines import build_dlq, open_pipeline_clients, routes_factory
+from consumer.service.assembly import open_runtime
 from consumer.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -397,22 +397,19 @@ class ArchiveReplay:
         window = self.request.window
         self.totals.shards = {item.shard_id: ArchiveShard(item.shard_id) for item in self.objects}
         decoder = ChangeTimeFilter(decode_archived, window)
-        async with AsyncExitStack() as stack:
-            s3 = await stack.enter_async_context(settings.aws.endpoints().aio_client("s3"))
-            clients = await open_pipeline_clients(settings, stack)
-            dlq = build_dlq(settings, clients)
-            make_routes = routes_factory(settings, clients)
+        async with open_runtime(settings) as runtime:
+            s3 = await runtime.client("s3")
+            runtime.dead_letter_queue()  # says once, at start, where failed records go
+            runtime.routes("preflight")  # a bad filter or transform fails here, before a read
 
             def pipeline_for(shard: ArchiveShard, stream: str) -> ShardPipeline:
                 if shard.pipeline is None:
-                    shard.pipeline = ShardPipeline(
+                    shard.pipeline = runtime.pipeline(
                         stream,
                         shard.shard_id,
-                        make_routes(shard.shard_id),
-                        dlq,
                         NoCheckpoints(),
+                        routes=runtime.routes(shard.shard_id),
                         decoder=decoder,
-                        checkpoint_interval_s=settings.checkpoint_interval_s,
                     )
                 return shard.pipeline
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from consumer.pipeline.processor import Route
-from consumer.service.pipelines import PipelineClients
 from consumer.settings import Settings
+
+if TYPE_CHECKING:  # the assembly imports this module
+    from consumer.service.assembly import PipelineClients
 
 CHECK_TIMEOUT_S = 30.0
 

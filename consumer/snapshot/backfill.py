@@ -24,11 +24,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from consumer.pipeline.processor import Route, ShardPipeline
-from consumer.service.pipelines import (
-    build_dlq,
-    open_pipeline_clients,
-    routes_factory,
-)
+from consumer.service.assembly import only_pipelines, open_runtime
 from consumer.service.preflight import check_destinations
 from consumer.settings import Settings
 from consumer.snapshot.export_reader import (
@@ -104,15 +100,11 @@ class BackfillOutcome:
 
 def backfill_settings(settings: Settings, pipelines: tuple[str, ...], snapshot_id: str) -> Settings:
     """The settings with only `pipelines` enabled, audit writing under `snapshot=<id>/`."""
-    section = settings.pipelines
-    updates: dict[str, Any] = {}
-    for name in SNAPSHOT_PIPELINES:
-        pipeline = getattr(section, name)
-        change: dict[str, Any] = {"enabled": name in pipelines}
-        if name == "audit":
-            change["prefix"] = f"{pipeline.prefix}snapshot={snapshot_id}/"
-        updates[name] = pipeline.model_copy(update=change)
-    return settings.model_copy(update={"pipelines": section.model_copy(update=updates)})
+    section = only_pipelines(settings, pipelines).pipelines
+    audit = section.audit.model_copy(
+        update={"prefix": f"{section.audit.prefix}snapshot={snapshot_id}/"}
+    )
+    return settings.model_copy(update={"pipelines": section.model_copy(update={"audit": audit})})
 
 
 def chosen_pipelines(settings: Settings, requested: tuple[str, ...]) -> tuple[str, ...]:
@@ -296,10 +288,9 @@ class Backfill:
             bucket = ""
             if request.source == "export":
                 info, bucket = await self._export_parts(dynamodb, s3, leases, table, info)
-            clients = await open_pipeline_clients(sub_settings, stack)
-            dlq = build_dlq(sub_settings, clients)
-            build_routes = routes_factory(sub_settings, clients)
-            await check_destinations(sub_settings, clients, build_routes("preflight"))
+            runtime = await stack.enter_async_context(open_runtime(sub_settings))
+            dlq = runtime.dead_letter_queue()
+            await check_destinations(sub_settings, runtime.clients, runtime.routes("preflight"))
             # Every scan process has a limiter: one started without --max-read-units still
             # takes its share when another process of the backfill gave one.
             limiter = ReadUnitLimiter(math.inf) if request.source == "scan" else None
@@ -341,7 +332,7 @@ class Backfill:
                 async with asyncio.TaskGroup() as group:
                     for reader in readers:
                         group.create_task(
-                            self._work(reader, leases, info, key_names, build_routes, dlq)
+                            self._work(reader, leases, info, key_names, runtime.routes, dlq)
                         )
             finally:
                 progress_task.cancel()

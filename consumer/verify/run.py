@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 from consumer.pipeline.filters import RecordFilter
 from consumer.pipeline.search import LocalSearchIndex, OpenSearchSink
 from consumer.pipeline.sink import Sink
-from consumer.service.pipelines import open_pipeline_clients, routes_factory
+from consumer.service.assembly import PipelineClients, only_pipelines, open_runtime
 from consumer.settings import Settings
 from consumer.snapshot.backfill import access_denied_line
 from consumer.snapshot.progress import Progress, ProgressView
@@ -89,16 +89,6 @@ def chosen_pipelines(settings: Settings, requested: tuple[str, ...]) -> tuple[st
     return chosen
 
 
-def verify_settings(settings: Settings, pipelines: tuple[str, ...]) -> Settings:
-    """The settings with only `pipelines` enabled (the sinks a repair writes through)."""
-    section = settings.pipelines
-    updates: dict[str, Any] = {
-        name: getattr(section, name).model_copy(update={"enabled": name in pipelines})
-        for name in ("audit", "search", "replication", "null")
-    }
-    return settings.model_copy(update={"pipelines": section.model_copy(update=updates)})
-
-
 def denied_line(error: ClientError) -> str:
     code = error.response.get("Error", {}).get("Code", "")
     return (
@@ -141,7 +131,7 @@ class Verify:
         pipelines = chosen_pipelines(settings, request.pipelines)
         if not 0 < request.sample <= 1:
             raise VerifyError(f"--sample must be above 0 and at most 1, got {request.sample}")
-        sub_settings = verify_settings(settings, pipelines)
+        sub_settings = only_pipelines(settings, pipelines)  # the sinks a repair writes through
         async with AsyncExitStack() as stack:
             endpoints = settings.aws.endpoints()
             dynamodb = await stack.enter_async_context(endpoints.aio_client("dynamodb"))
@@ -151,10 +141,11 @@ class Verify:
             schema = key_schema(table)
             key_names = tuple(name for name, _, _ in schema)
             key_types = {name: attribute_type for name, _, attribute_type in schema}
-            clients = await open_pipeline_clients(sub_settings, stack)
-            routes = routes_factory(sub_settings, clients)("verify")
+            runtime = await stack.enter_async_context(open_runtime(sub_settings))
+            routes = runtime.routes("verify")
             sinks: dict[str, Sink] = {route.sink.name: route.sink for route in routes}
             filters = {route.sink.name: route.record_filter for route in routes}
+            clients = runtime.clients
             sides = self._sides(table, key_names, key_types, sinks, clients)
             for side in sides.values():
                 stack.push_async_callback(side.aclose)
@@ -257,7 +248,7 @@ class Verify:
         key_names: tuple[str, ...],
         key_types: dict[str, str],
         sinks: dict[str, Sink],
-        clients: Any,
+        clients: PipelineClients,
     ) -> dict[str, SinkSide]:
         sides: dict[str, SinkSide] = {}
         if "replication" in sinks:

@@ -5,13 +5,12 @@ definition's `Secrets:` injects it instead (see tests/unit/test_infra_template.p
 from __future__ import annotations
 
 import os
-from contextlib import AsyncExitStack
 
 import pytest
 
 from consumer.aws import AwsEndpoints
 from consumer.local.stack import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, LocalStackState
-from consumer.service.pipelines import open_pipeline_clients
+from consumer.service.assembly import open_runtime
 from consumer.service.search_secret import SearchSecretError, search_password
 from consumer.settings import Settings, load_settings
 
@@ -73,9 +72,8 @@ async def test_the_password_is_read_from_the_secret(
     arn = create_secret(endpoints, unique_name, stored)
     settings = settings_for(local_stack, monkeypatch, arn)
     assert settings.pipelines.search.password is None
-    async with AsyncExitStack() as stack:
-        clients = await open_pipeline_clients(settings, stack)
-    assert clients.search_password == "s3cr3t-canary"
+    async with open_runtime(settings) as runtime:
+        assert runtime.clients.search_password == "s3cr3t-canary"
 
 
 async def test_a_json_secret_without_a_password_is_one_line(

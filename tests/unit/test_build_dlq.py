@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 from consumer.pipeline.dlq import DlqRejectedError, ParkedRecord
-from consumer.service.pipelines import NoDeadLetterQueue, PipelineClients, build_dlq
+from consumer.service.assembly import NoDeadLetterQueue, PipelineClients, Runtime
 from consumer.settings import Settings
 
 
@@ -24,7 +25,7 @@ def _settings(**dlq: str) -> Settings:
 
 def test_no_dlq_is_said_once_at_start_and_parking_is_refused_for_good() -> None:
     with capture_logs() as logs:
-        dlq = build_dlq(_settings(), PipelineClients())
+        dlq = Runtime(_settings(), AsyncExitStack(), PipelineClients()).dead_letter_queue()
     assert isinstance(dlq, NoDeadLetterQueue)
     (line,) = [entry for entry in logs if entry["event"] == "dlq.none"]
     assert "stops its shard" in line["message"]
@@ -37,5 +38,6 @@ def test_no_dlq_is_said_once_at_start_and_parking_is_refused_for_good() -> None:
 
 def test_a_dlq_without_overflow_bucket_says_what_large_records_do() -> None:
     with capture_logs() as logs:
-        build_dlq(_settings(queue_url="http://127.0.0.1:1/q"), PipelineClients())
+        settings = _settings(queue_url="http://127.0.0.1:1/q")
+        Runtime(settings, AsyncExitStack(), PipelineClients()).dead_letter_queue()
     assert [entry["event"] for entry in logs] == ["dlq.no_overflow_bucket"]

@@ -4,8 +4,10 @@ wrong region (AWS answers 403: "Credential should be scoped to a valid region").
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+
 from consumer.pipeline.search import OpenSearchSink
-from consumer.service.pipelines import PipelineClients, routes_factory
+from consumer.service.assembly import PipelineClients, Runtime
 from consumer.settings import load_settings
 
 DOMAIN = "https://search-orders-abc123.eu-west-1.es.amazonaws.com"
@@ -22,7 +24,7 @@ def signing_region(endpoint: str, region: str | None = None) -> str | None:
         pipelines={"search": search},
         dlq={"queue_url": QUEUE_URL},
     )
-    (route,) = routes_factory(settings, PipelineClients())("shardId-0")
+    (route,) = Runtime(settings, AsyncExitStack(), PipelineClients()).routes("shardId-0")
     assert isinstance(route.sink, OpenSearchSink)
     return route.sink.settings.endpoint_region
 

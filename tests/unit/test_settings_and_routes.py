@@ -3,12 +3,13 @@ from them."""
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
 
 from consumer.cli import main
-from consumer.service.pipelines import PipelineClients, routes_factory
+from consumer.service.assembly import PipelineClients, Runtime
 from consumer.settings import SettingsError, load_settings
 
 BASE = {
@@ -148,7 +149,7 @@ def test_routes_cover_every_enabled_pipeline(
             "CONSUMER_PIPELINES__REPLICATION__FILTERS": '[{"eventName": ["INSERT"]}]',
         },
     )
-    build = routes_factory(load_settings(), PipelineClients(s3=object()))
+    build = Runtime(load_settings(), AsyncExitStack(), PipelineClients(s3=object())).routes
     routes = build("shardId-000000000000")
     assert sorted(route.sink.name for route in routes) == ["audit", "replication", "search"]
     replication = next(r for r in routes if r.sink.name == "replication")
@@ -173,7 +174,7 @@ def test_a_bad_filter_or_transform_fails_at_startup(monkeypatch: pytest.MonkeyPa
         },
     )
     with pytest.raises(ValueError, match="cannot be imported"):
-        routes_factory(load_settings(), PipelineClients())
+        Runtime(load_settings(), AsyncExitStack(), PipelineClients()).routes("shardId-0")
 
 
 @pytest.mark.parametrize(
@@ -392,13 +393,11 @@ def test_a_mistyped_setting_is_named_once(monkeypatch: pytest.MonkeyPatch) -> No
     assert "CONSUMER_PIPELINES__SEARCH__PASSWROD is not a setting" in line
 
 
-async def test_the_shared_search_sink_is_closed_by_the_clients_owner(
+async def test_the_shared_search_sink_is_closed_when_the_runtime_ends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 16: the search sink every shard shares had no owner and was never closed (and
     `dlq replay` closed it after every record)."""
-    from contextlib import AsyncExitStack
-
     from consumer.pipeline.search.local_index import LocalSearchIndex
 
     set_env(
@@ -410,10 +409,10 @@ async def test_the_shared_search_sink_is_closed_by_the_clients_owner(
         },
     )
     async with AsyncExitStack() as stack:
-        build = routes_factory(load_settings(), PipelineClients(owner=stack))
+        build = Runtime(load_settings(), stack, PipelineClients()).routes
         (route,) = build("shardId-000000000000")
         sink = route.sink
         assert isinstance(sink, LocalSearchIndex)
         assert await sink.count() == 0  # opens the index (and its thread)
         assert sink._executor is not None
-    assert sink._executor is None  # closed when the owner ended
+    assert sink._executor is None  # closed when the runtime's stack ended

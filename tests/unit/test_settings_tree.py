@@ -6,14 +6,14 @@ The names below are those of the settings before the sections moved next to thei
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from typing import Any
 
 from checkpoints.settings import LeasesSection
 from consumer.pipeline.audit import AuditSink
 from consumer.pipeline.replication import ReplicationSink
 from consumer.pipeline.search import OpenSearchSink
-from consumer.service.assembly import lease_settings
-from consumer.service.pipelines import PipelineClients, routes_factory
+from consumer.service.assembly import PipelineClients, Runtime, lease_settings
 from consumer.settings import ENV_PREFIX, Settings, load_settings, redacted
 from tests.unit.test_audit_support import MemoryStore
 
@@ -80,7 +80,9 @@ def test_settings_names_and_order_are_unchanged() -> None:
 
 def test_each_sink_reads_its_own_section() -> None:
     settings = every_setting()
-    routes = routes_factory(settings, PipelineClients(s3=MemoryStore()))("shardId-0")
+    routes = Runtime(settings, AsyncExitStack(), PipelineClients(s3=MemoryStore())).routes(
+        "shardId-0"
+    )
     sinks = {route.sink.name: route.sink for route in routes}
     replication, audit, search = sinks["replication"], sinks["audit"], sinks["search"]
     assert isinstance(replication, ReplicationSink)

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from consumer.pipeline.processor import Route, ShardPipeline
 from consumer.pipeline.replication import ReplicationSection, ReplicationSink, load_transform
 from consumer.pipeline.transform_hook import TransformFailed, TransformHook
 from consumer.records import ChangeEvent
-from consumer.service.pipelines import PipelineClients, routes_factory
+from consumer.service.assembly import PipelineClients, Runtime
 from consumer.settings import SettingsError, load_settings
 from tests.change_factory import insert
 from tests.pipeline_fakes import MemoryCheckpointer, MemoryDlq
@@ -292,8 +293,8 @@ def test_the_sink_reads_the_replication_section_itself() -> None:
         },
         dlq={"queue_url": QUEUE_URL},
     )
-    build = routes_factory(settings, PipelineClients(replica_dynamodb=MemoryReplica()))
-    (route,) = build("shardId-0")
+    clients = PipelineClients(replica_dynamodb=MemoryReplica())
+    (route,) = Runtime(settings, AsyncExitStack(), clients).routes("shardId-0")
     assert isinstance(route.sink, ReplicationSink)
     # No hand-copied settings class in between: the section with its checks, as loaded.
     assert route.sink.settings is settings.pipelines.replication
