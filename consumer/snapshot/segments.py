@@ -149,7 +149,6 @@ class SnapshotLeases:
         self._table = lease_table
         self.lease_ms = int(lease_s * 1000)
         self._wall_ms = wall_ms
-        self.writes = 0
 
     def now_ms(self) -> int:
         return self._wall_ms()
@@ -181,6 +180,16 @@ class SnapshotLeases:
         )
         item: dict[str, Any] | None = answer.get("Item")
         return item
+
+    async def _conditional(self, method: str, **params: Any) -> bool:
+        """One conditional write (`method` of the client); False when its condition failed."""
+        try:
+            await getattr(self._client, method)(TableName=self._table, **params)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != CONDITIONAL_FAILED:
+                raise
+            return False
+        return True
 
     async def current(self, purpose: str, table: str) -> SnapshotInfo | None:
         """The running snapshot of `table` for `purpose`, if any."""
@@ -226,19 +235,14 @@ class SnapshotLeases:
             if info.export_arn:
                 item["exportArn"] = _s(info.export_arn)
             await self._client.put_item(TableName=self._table, Item=item)
-            try:
-                await self._client.put_item(
-                    TableName=self._table,
-                    Item={
-                        "leaseKey": _s(self.current_key(info.purpose, info.table)),
-                        "snapshotId": _s(info.snapshot_id),
-                    },
-                    ConditionExpression="attribute_not_exists(leaseKey)",
-                )
-                self.writes += 2
-            except ClientError as error:
-                if error.response["Error"]["Code"] != CONDITIONAL_FAILED:
-                    raise
+            await self._conditional(
+                "put_item",
+                Item={
+                    "leaseKey": _s(self.current_key(info.purpose, info.table)),
+                    "snapshotId": _s(info.snapshot_id),
+                },
+                ConditionExpression="attribute_not_exists(leaseKey)",
+            )
             existing = await self.current(info.purpose, info.table)
             assert existing is not None
         if existing.source != info.source or existing.pipelines != info.pipelines:
@@ -266,16 +270,9 @@ class SnapshotLeases:
             }
             if part in details:
                 item["detail"] = _s(details[part])
-            try:
-                await self._client.put_item(
-                    TableName=self._table,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(leaseKey)",
-                )
-                self.writes += 1
-            except ClientError as error:
-                if error.response["Error"]["Code"] != CONDITIONAL_FAILED:
-                    raise
+            await self._conditional(
+                "put_item", Item=item, ConditionExpression="attribute_not_exists(leaseKey)"
+            )
 
     async def set_parts(self, info: SnapshotInfo, parts: Sequence[str]) -> SnapshotInfo:
         """Records the parts of a snapshot whose parts were not known at its start (an
@@ -287,24 +284,18 @@ class SnapshotLeases:
             ExpressionAttributeNames={"#p": "parts"},
             ExpressionAttributeValues={":p": _s(orjson.dumps(list(parts)).decode())},
         )
-        self.writes += 1
         return replace(info, parts=tuple(parts))
 
     async def set_export_arn(self, info: SnapshotInfo, export_arn: str) -> SnapshotInfo:
         """Records the export this snapshot reads; the first worker to record one wins."""
-        try:
-            await self._client.update_item(
-                TableName=self._table,
-                Key={"leaseKey": _s(self.snapshot_key(info.snapshot_id))},
-                UpdateExpression="SET exportArn = :a",
-                ConditionExpression="attribute_not_exists(exportArn)",
-                ExpressionAttributeValues={":a": _s(export_arn)},
-            )
-            self.writes += 1
+        if await self._conditional(
+            "update_item",
+            Key={"leaseKey": _s(self.snapshot_key(info.snapshot_id))},
+            UpdateExpression="SET exportArn = :a",
+            ConditionExpression="attribute_not_exists(exportArn)",
+            ExpressionAttributeValues={":a": _s(export_arn)},
+        ):
             return replace(info, export_arn=export_arn)
-        except ClientError as error:
-            if error.response["Error"]["Code"] != CONDITIONAL_FAILED:
-                raise
         stored = await self.describe(info.snapshot_id)
         assert stored is not None
         return stored
@@ -316,22 +307,16 @@ class SnapshotLeases:
             UpdateExpression="SET versionUs = :v",
             ExpressionAttributeValues={":v": _n(version_us)},
         )
-        self.writes += 1
         return replace(info, version_us=version_us)
 
     async def end(self, info: SnapshotInfo) -> None:
         """The snapshot is done: the table has no running snapshot any more."""
-        try:
-            await self._client.delete_item(
-                TableName=self._table,
-                Key={"leaseKey": _s(self.current_key(info.purpose, info.table))},
-                ConditionExpression="snapshotId = :id",
-                ExpressionAttributeValues={":id": _s(info.snapshot_id)},
-            )
-            self.writes += 1
-        except ClientError as error:
-            if error.response["Error"]["Code"] != CONDITIONAL_FAILED:
-                raise
+        await self._conditional(
+            "delete_item",
+            Key={"leaseKey": _s(self.current_key(info.purpose, info.table))},
+            ConditionExpression="snapshotId = :id",
+            ExpressionAttributeValues={":id": _s(info.snapshot_id)},
+        )
 
     # --- readers (the shared read budget) ------------------------------------------------
 
@@ -344,30 +329,20 @@ class SnapshotLeases:
             entry["maxReadUnits"] = {"N": repr(float(max_read_units))}
         key = {"leaseKey": _s(self.readers_key(snapshot_id))}
         for _ in range(2):
-            try:
-                await self._client.update_item(
-                    TableName=self._table,
-                    Key=key,
-                    UpdateExpression="SET readers.#me = :entry",
-                    ConditionExpression="attribute_exists(readers)",
-                    ExpressionAttributeNames={"#me": process_id},
-                    ExpressionAttributeValues={":entry": {"M": entry}},
-                )
-                self.writes += 1
+            if await self._conditional(
+                "update_item",
+                Key=key,
+                UpdateExpression="SET readers.#me = :entry",
+                ConditionExpression="attribute_exists(readers)",
+                ExpressionAttributeNames={"#me": process_id},
+                ExpressionAttributeValues={":entry": {"M": entry}},
+            ):
                 return
-            except ClientError as error:
-                if error.response["Error"]["Code"] != CONDITIONAL_FAILED:
-                    raise
-            try:  # the first reader creates the map
-                await self._client.put_item(
-                    TableName=self._table,
-                    Item={**key, "readers": {"M": {}}},
-                    ConditionExpression="attribute_not_exists(leaseKey)",
-                )
-                self.writes += 1
-            except ClientError as error:
-                if error.response["Error"]["Code"] != CONDITIONAL_FAILED:
-                    raise
+            await self._conditional(  # the first reader creates the map
+                "put_item",
+                Item={**key, "readers": {"M": {}}},
+                ConditionExpression="attribute_not_exists(leaseKey)",
+            )
 
     async def live_readers(self, snapshot_id: str) -> dict[str, float | None]:
         """The processes whose heartbeat has not expired, with their --max-read-units."""
@@ -388,7 +363,6 @@ class SnapshotLeases:
             UpdateExpression="REMOVE readers.#me",
             ExpressionAttributeNames={"#me": process_id},
         )
-        self.writes += 1
 
     # --- parts --------------------------------------------------------------------------
 
@@ -422,29 +396,24 @@ class SnapshotLeases:
             ":exp": _n(expires),
             ":now": _n(now),
         }
-        try:
-            await self._client.update_item(
-                TableName=self._table,
-                Key={"leaseKey": _s(self.part_key(snapshot_id, part.name))},
-                UpdateExpression=(
-                    "SET leaseOwner = :me, leaseCounter = :next, expiresAtMs = :exp, "
-                    "startedUs = if_not_exists(startedUs, :started)"
-                ),
-                ConditionExpression=(
-                    "leaseCounter = :seen AND finished = :false AND "
-                    "(attribute_not_exists(leaseOwner) OR leaseOwner = :me OR expiresAtMs <= :now)"
-                ),
-                ExpressionAttributeValues={
-                    **values,
-                    ":started": _n(now * 1000),
-                    ":false": {"BOOL": False},
-                },
-            )
-            self.writes += 1
-        except ClientError as error:
-            if error.response["Error"]["Code"] == CONDITIONAL_FAILED:
-                return None
-            raise
+        if not await self._conditional(
+            "update_item",
+            Key={"leaseKey": _s(self.part_key(snapshot_id, part.name))},
+            UpdateExpression=(
+                "SET leaseOwner = :me, leaseCounter = :next, expiresAtMs = :exp, "
+                "startedUs = if_not_exists(startedUs, :started)"
+            ),
+            ConditionExpression=(
+                "leaseCounter = :seen AND finished = :false AND "
+                "(attribute_not_exists(leaseOwner) OR leaseOwner = :me OR expiresAtMs <= :now)"
+            ),
+            ExpressionAttributeValues={
+                **values,
+                ":started": _n(now * 1000),
+                ":false": {"BOOL": False},
+            },
+        ):
+            return None
         fresh = await self._get(self.part_key(snapshot_id, part.name))
         if fresh is None:
             return None
@@ -463,7 +432,6 @@ class SnapshotLeases:
     ) -> None:
         now = self._wall_ms()
         params: dict[str, Any] = {
-            "TableName": self._table,
             "Key": {"leaseKey": _s(self.part_key(snapshot_id, lease.name))},
             "UpdateExpression": update,
             "ConditionExpression": "leaseOwner = :me AND leaseCounter = :token",
@@ -475,13 +443,8 @@ class SnapshotLeases:
         }
         if names:
             params["ExpressionAttributeNames"] = dict(names)
-        try:
-            await self._client.update_item(**params)
-            self.writes += 1
-        except ClientError as error:
-            if error.response["Error"]["Code"] == CONDITIONAL_FAILED:
-                raise PartLost(f"part {lease.name} was taken by another worker") from None
-            raise
+        if not await self._conditional("update_item", **params):
+            raise PartLost(f"part {lease.name} was taken by another worker")
         lease.expires_at_ms = now + self.lease_ms
 
     async def checkpoint(
