@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 from consumer.records import (
     ChangeEvent,
     DecodeError,
-    RecordPosition,
     decode_kinesis_data,
     decode_streams_record,
 )
 from consumer.records.batch import RawRecord
+from consumer.records.position import new_position
 
 # Turns one raw record into its changes (or a DecodeError standing in for a bad one).
 Decoder = Callable[[RawRecord, str, str], Sequence[ChangeEvent | DecodeError]]
@@ -22,7 +22,7 @@ def decode_kinesis(
 ) -> list[ChangeEvent | DecodeError]:
     """Envelope-only decoding of a Kinesis destination record (images decode when a sink asks);
     KPL aggregates are de-aggregated."""
-    position = RecordPosition(stream, shard_id, record.sequence_number, 0, record.arrival_ms)
+    position = new_position(stream, shard_id, record.sequence_number, 0, record.arrival_ms)
     return decode_kinesis_data(record.data, position)
 
 

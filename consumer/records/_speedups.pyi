@@ -16,6 +16,12 @@ def parse_change(data: bytes) -> dict[str, Any] | None:
     """A destination record parsed, with dynamodb.Keys/NewImage/OldImage as python views; None
     for anything it does not handle or that is not valid."""
 
+def layout(cls: type, names: tuple[str, ...]) -> object:
+    """Where those slots of cls are, for build()."""
+
+def build(layout: object, *values: object) -> Any:
+    """An instance of the layout's class with those slot values, without its __init__."""
+
 def parse_envelope(data: bytes) -> dict[str, Any] | None:
     """A destination record parsed, with dynamodb.Keys as typed JSON and each item image that is
     an object checked as JSON, not built, and given as `...`; None for anything irregular."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeAlias
@@ -14,6 +14,7 @@ from consumer.records.errors import DecodeError
 from consumer.records.image import Image
 from consumer.records.ordering import ABSENT, UNKNOWN, Transition
 from consumer.records.position import RecordPosition
+from consumer.records.slots import slot_builder
 from consumer.records.timestamps import datetime_from_us
 
 # The parsed change record, or a function returning it (parsing on first use).
@@ -146,30 +147,8 @@ class ChangeEvent:
         return hash((self.position, self.event_id))
 
 
-# The frozen dataclass __init__ looks up object.__setattr__ once per field, a measurable share
-# of decoding an envelope; decoders build events through `new_event`, which calls each slot's
-# setter directly. Same fields, same result.
-_new = object.__new__
-
-
-def _slot_setter(name: str) -> Callable[[ChangeEvent, object], None]:
-    setter: Callable[[ChangeEvent, object], None] = ChangeEvent.__dict__[name].__set__
-    return setter
-
-
-_set_event_id = _slot_setter("event_id")
-_set_event_name = _slot_setter("event_name")
-_set_table = _slot_setter("table")
-_set_region = _slot_setter("region")
-_set_keys = _slot_setter("keys")
-_set_new_image = _slot_setter("new_image")
-_set_old_image = _slot_setter("old_image")
-_set_created_at_us = _slot_setter("created_at_us")
-_set_ttl_delete = _slot_setter("ttl_delete")
-_set_size = _slot_setter("size")
-_set_position = _slot_setter("position")
-_set_raw = _slot_setter("raw")
-_set_record = _slot_setter("_record")
+# Decoders build events through `new_event` (see slots.py): every slot set, in field order.
+_build_event = slot_builder(ChangeEvent, tuple(each.name for each in fields(ChangeEvent)))
 
 
 def new_event(
@@ -190,18 +169,18 @@ def new_event(
     """ChangeEvent(...) for decoders: the same event, built faster (every field is set).
     `record`: `raw` already parsed, or the function that parses it (shared with the images'
     views), for `ChangeEvent.record()`."""
-    event: ChangeEvent = _new(ChangeEvent)
-    _set_event_id(event, event_id)
-    _set_event_name(event, event_name)
-    _set_table(event, table)
-    _set_region(event, region)
-    _set_keys(event, keys)
-    _set_new_image(event, new_image)
-    _set_old_image(event, old_image)
-    _set_created_at_us(event, created_at_us)
-    _set_ttl_delete(event, ttl_delete)
-    _set_size(event, size)
-    _set_position(event, position)
-    _set_raw(event, raw)
-    _set_record(event, record)
-    return event
+    return _build_event(
+        event_id,
+        event_name,
+        table,
+        region,
+        keys,
+        new_image,
+        old_image,
+        created_at_us,
+        ttl_delete,
+        size,
+        position,
+        raw,
+        record,
+    )

@@ -17,6 +17,7 @@ from consumer.records.attribute import (
 from consumer.records.errors import DecodeError, InvalidAttribute
 from consumer.records.ordering import state_digest
 from consumer.records.position import RecordPosition
+from consumer.records.slots import slot_builder
 
 _T = TypeVar("_T")
 
@@ -183,3 +184,20 @@ class Image:
 
     def __repr__(self) -> str:
         return f"Image({self._label}, {self.wire!r})"
+
+
+_IMAGE_SLOTS = ("_wire", "_load", "_raw", "_position", "_label")  # what new_image sets
+_CACHES = ("_reference", "_python", "_json", "_client", "_state")  # empty at first
+_build_image = slot_builder(Image, _IMAGE_SLOTS + _CACHES)
+
+
+def new_image(
+    wire: WireItem | None,
+    position: RecordPosition,
+    label: str,
+    raw: bytes,
+    load: Callable[[], WireItem] | None = None,
+) -> Image:
+    """Image(wire, position, label, raw, load) for decoders, built faster (see slots.py); the
+    decoder gives the typed JSON or its loader."""
+    return _build_image(wire, load, raw, position, label, None, None, None, None, None)

@@ -41,8 +41,8 @@ from consumer.records.envelope import (
 )
 from consumer.records.errors import DecodeError, InvalidRecord
 from consumer.records.event import ChangeEvent, new_event
-from consumer.records.image import Image
-from consumer.records.kpl import deaggregate
+from consumer.records.image import Image, new_image
+from consumer.records.kpl import deaggregate, is_aggregated
 from consumer.records.position import RecordPosition
 from consumer.records.timestamps import MAX_US, MICROSECOND, arrival_ms, kinesis_created_at_us
 
@@ -98,6 +98,12 @@ def decode_kinesis_data(
     one bad user record does not take its siblings with it. A corrupt aggregate gives a
     single DecodeError.
     """
+    if not is_aggregated(data):  # the common case, without the UserRecord
+        plain = position.with_sub_sequence(0)
+        try:
+            return [decode_destination_record(data, plain, strict=strict)]
+        except DecodeError as error:
+            return [error]
     try:
         records = deaggregate(data, position)
     except DecodeError as error:
@@ -284,8 +290,8 @@ def _envelope_event(data: bytes, position: RecordPosition) -> ChangeEvent | None
     name = EVENT_NAMES.get(name_text) if type(name_text) is str else None
     identity = record.get("userIdentity")
     keys = body.get("Keys")
-    new_image = body.get("NewImage")
-    old_image = body.get("OldImage")
+    new = body.get("NewImage")
+    old = body.get("OldImage")
     created = body.get("ApproximateCreationDateTime")
     precision = body.get("ApproximateCreationDateTimePrecision")
     size = body.get("SizeBytes")
@@ -297,8 +303,8 @@ def _envelope_event(data: bytes, position: RecordPosition) -> ChangeEvent | None
         or record.get("eventSource") != DYNAMODB_SOURCE
         or (identity is not None and type(identity) is not dict)
         or not _regular_keys(keys)  # type: ignore[misc,arg-type]  # set with _parse_envelope; any value
-        or (new_image is not None and new_image is not ...)
-        or (old_image is not None and old_image is not ...)
+        or (new is not None and new is not ...)
+        or (old is not None and old is not ...)
         or type(size) is not int
         or size < 0
     ):
@@ -316,9 +322,9 @@ def _envelope_event(data: bytes, position: RecordPosition) -> ChangeEvent | None
         name,
         table,
         region,
-        Image(keys, position, "Keys", data),
-        None if new_image is None else Image(None, position, "NewImage", data, images.new_image),
-        None if old_image is None else Image(None, position, "OldImage", data, images.old_image),
+        new_image(keys, position, "Keys", data),
+        None if new is None else new_image(None, position, "NewImage", data, images.new_image),
+        None if old is None else new_image(None, position, "OldImage", data, images.old_image),
         created_at_us,
         False if identity is None else is_ttl_delete(name, identity),
         size,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from consumer.records.slots import slot_builder
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +46,9 @@ class RecordPosition:
     def __str__(self) -> str:
         where = f"{self.stream}/{self.shard_id}" if self.shard_id else self.stream
         return f"{where}@{self.sequence_number}.{self.sub_sequence_number}"
+
+
+# The pipelines make one position per record read: built without the dataclass __init__.
+new_position: Callable[[str, str, str, int, int | None], RecordPosition] = slot_builder(
+    RecordPosition, ("stream", "shard_id", "sequence_number", "sub_sequence_number", "arrival_ms")
+)
