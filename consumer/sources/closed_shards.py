@@ -73,7 +73,6 @@ class ClosedShardCheck:
         self._listing: list[ShardInfo] = []
         self._listed_at = float("-inf")
         self._lock = asyncio.Lock()
-        self.checks = 0
 
     async def _shards(self) -> list[ShardInfo]:
         async with self._lock:
@@ -85,7 +84,6 @@ class ClosedShardCheck:
     async def state(self, shard_id: str, position: StartPosition) -> ShardState:
         """Whether the shard is closed, and if so whether anything is left after `position`
         (an unlisted shard counts as open: the reader's own errors handle a deleted one)."""
-        self.checks += 1
         shards = await self._shards()
         shard = next((s for s in shards if s.shard_id == shard_id), None)
         if shard is None or not shard.closed:

@@ -60,7 +60,6 @@ class AuditStats:
 
     accepted: int = 0
     duplicates: int = 0
-    rejected: int = 0
     put_retries: int = 0
 
 
@@ -125,7 +124,6 @@ class AuditSink:
                 failures[index] = SinkError(
                     f"audit: cannot write {event.position}: {error}", retryable=False
                 )
-                self.stats.rejected += 1
                 continue
             if self._buffer_for(event).accept(event, line, now):
                 self.stats.accepted += 1
