@@ -30,7 +30,8 @@ def bucket(s3: Any, unique_name: str) -> str:
 
 def make_sink(endpoints: AwsEndpoints, bucket: str, **settings: Any) -> AuditSink:
     options: dict[str, Any] = {"retry_base_s": 0.01, "retry_cap_s": 0.05, **settings}
-    return AuditSink.for_endpoints(AuditSettings(bucket=bucket, **options), endpoints)
+    settings = AuditSettings(bucket=bucket, **options)
+    return AuditSink(settings, store_factory=lambda: endpoints.aio_client("s3"))
 
 
 def keys(s3: Any, bucket: str) -> list[str]:

@@ -30,7 +30,6 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from consumer.aws import AwsEndpoints
 from consumer.aws.backoff import Backoff
 from consumer.aws.fencing import fence_requests
 from consumer.pipeline.audit.buffer import BufferLimits, Segment, ShardBuffer
@@ -97,11 +96,6 @@ class AuditSink:
         self._exit_stack = AsyncExitStack()
         self._flush_lock = asyncio.Lock()
         self._closed = False
-
-    @classmethod
-    def for_endpoints(cls, settings: AuditSettings, endpoints: AwsEndpoints) -> AuditSink:
-        """A sink that opens its own aiobotocore S3 client for `endpoints` (at first flush)."""
-        return cls(settings, store_factory=lambda: endpoints.aio_client("s3"))
 
     @property
     def pending_records(self) -> int:
