@@ -1299,8 +1299,8 @@ parse_json(PyObject *module, PyObject *data)
  *
  * A frozen dataclass sets each field through object.__setattr__, about 150 ns a field here;
  * the decoders build three such objects per record (position, event, images). layout(cls,
- * names) finds where those slots are; build(layout, *values) makes an instance with exactly
- * those values, as cls(*values) would without its checks. The caller passes every slot. */
+ * names) finds where those slots are; build(layout, *values) makes an instance with those
+ * values, as cls(*values) would without its checks; slots past the values given are None. */
 
 #define LAYOUT_NAME "consumer.records._speedups.layout"
 
@@ -1363,16 +1363,17 @@ static PyObject *
 build(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     Layout *layout = nargs > 0 ? PyCapsule_GetPointer(args[0], LAYOUT_NAME) : NULL;
-    if (layout == NULL || layout->count != nargs - 1) {
+    if (layout == NULL || nargs - 1 > layout->count) {
         if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_TypeError, "build(layout, *values): one value per slot");
+            PyErr_SetString(PyExc_TypeError, "build(layout, *values): at most one value per slot");
         }
         return NULL;
     }
     PyObject *object = layout->type->tp_alloc(layout->type, 0);
     if (object != NULL) {
         for (Py_ssize_t i = 0; i < layout->count; i++) {
-            *(PyObject **)((char *)object + layout->offsets[i]) = Py_NewRef(args[i + 1]);
+            PyObject *value = i + 1 < nargs ? args[i + 1] : Py_None;
+            *(PyObject **)((char *)object + layout->offsets[i]) = Py_NewRef(value);
         }
     }
     return object;
@@ -1420,7 +1421,8 @@ static PyMethodDef methods[] = {
     {"layout", (PyCFunction)(void (*)(void))layout, METH_FASTCALL,
      "layout(cls, names): where those slots of cls are, for build()."},
     {"build", (PyCFunction)(void (*)(void))build, METH_FASTCALL,
-     "build(layout, *values): an instance of the layout's class with those slot values."},
+     "build(layout, *values): an instance of the layout's class with those slot values (None "
+     "past them)."},
     {"parse_envelope", parse_envelope, METH_O,
      "parse_envelope(data): a destination record with its item images checked, not built, or "
      "None."},

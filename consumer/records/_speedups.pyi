@@ -20,7 +20,8 @@ def layout(cls: type, names: tuple[str, ...]) -> object:
     """Where those slots of cls are, for build()."""
 
 def build(layout: object, *values: object) -> Any:
-    """An instance of the layout's class with those slot values, without its __init__."""
+    """An instance of the layout's class with those slot values (None for the slots past
+    them), without its __init__."""
 
 def parse_envelope(data: bytes) -> dict[str, Any] | None:
     """A destination record parsed, with dynamodb.Keys as typed JSON and each item image that is

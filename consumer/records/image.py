@@ -58,6 +58,9 @@ class Image:
         "_wire",
     )
 
+    # The slots that start empty (see new_image).
+    CACHES = ("_reference", "_python", "_json", "_client", "_state")
+
     _wire: WireItem | None
     _load: Callable[[], WireItem] | None
     _reference: Image | None
@@ -186,18 +189,8 @@ class Image:
         return f"Image({self._label}, {self.wire!r})"
 
 
-_IMAGE_SLOTS = ("_wire", "_load", "_raw", "_position", "_label")  # what new_image sets
-_CACHES = ("_reference", "_python", "_json", "_client", "_state")  # empty at first
-_build_image = slot_builder(Image, _IMAGE_SLOTS + _CACHES)
-
-
-def new_image(
-    wire: WireItem | None,
-    position: RecordPosition,
-    label: str,
-    raw: bytes,
-    load: Callable[[], WireItem] | None = None,
-) -> Image:
-    """Image(wire, position, label, raw, load) for decoders, built faster (see slots.py); the
-    decoder gives the typed JSON or its loader."""
-    return _build_image(wire, load, raw, position, label, None, None, None, None, None)
+# Image(wire, position, label, raw, load) for decoders (see slots.py): no checks (the decoder
+# gives the typed JSON or its loader), the caches empty.
+new_image: Callable[
+    [WireItem | None, RecordPosition, str, bytes, Callable[[], WireItem] | None], Image
+] = slot_builder(Image, ("_wire", "_position", "_label", "_raw", "_load", *Image.CACHES))

@@ -100,6 +100,9 @@ def decode_kinesis_data(
     """
     if not is_aggregated(data):  # the common case, without the UserRecord
         plain = position.with_sub_sequence(0)
+        event = None if strict else _envelope_event(data, plain)
+        if event is not None:
+            return [event]
         try:
             return [decode_destination_record(data, plain, strict=strict)]
         except DecodeError as error:
@@ -322,7 +325,7 @@ def _envelope_event(data: bytes, position: RecordPosition) -> ChangeEvent | None
         name,
         table,
         region,
-        new_image(keys, position, "Keys", data),
+        new_image(keys, position, "Keys", data, None),
         None if new is None else new_image(None, position, "NewImage", data, images.new_image),
         None if old is None else new_image(None, position, "OldImage", data, images.old_image),
         created_at_us,

@@ -20,8 +20,8 @@ _T = TypeVar("_T")
 
 
 def slot_builder(cls: type[_T], names: tuple[str, ...]) -> Callable[..., _T]:
-    """A function of one value per name (every slot of `cls`, in that order) that returns the
-    instance with those slot values."""
+    """A function of one value per name (slots of `cls`, in that order; every slot of it) that
+    returns the instance with those slot values, None for the names past the values given."""
     if _speedups is not None:
         return partial(_speedups.build, _speedups.layout(cls, names))
     setters = [cls.__dict__[name].__set__ for name in names]
@@ -29,8 +29,10 @@ def slot_builder(cls: type[_T], names: tuple[str, ...]) -> Callable[..., _T]:
 
     def build(*values: Any) -> _T:
         instance: _T = new(cls)
-        for setter, value in zip(setters, values, strict=True):
-            setter(instance, value)
+        if len(values) > len(setters):
+            raise TypeError("build(*values): at most one value per slot")
+        for index, setter in enumerate(setters):
+            setter(instance, values[index] if index < len(values) else None)
         return instance
 
     return build

@@ -30,7 +30,7 @@ def test_the_decoders_builders_set_every_slot() -> None:
     position = new_position("orders", "shardId-1", "4965", 0, None)
     assert position == RecordPosition("orders", "shardId-1", "4965")
     wire = {"pk": {"S": "k"}}
-    image = new_image(wire, position, "Keys", b"{}")
+    image = new_image(wire, position, "Keys", b"{}", None)
     assert image == Image(wire, position, "Keys", b"{}")
     assert image.python == {"pk": "k"} and image.label == "Keys"
     lazy = new_image(None, position, "NewImage", b"{}", lambda: wire)
@@ -39,8 +39,10 @@ def test_the_decoders_builders_set_every_slot() -> None:
 
 def test_build_refuses_a_wrong_count_and_layout_a_name_that_is_no_slot() -> None:
     layout = _speedups.layout(RecordPosition, POSITION_SLOTS)
-    with pytest.raises(TypeError, match="one value per slot"):
-        _speedups.build(layout, "orders")
+    with pytest.raises(TypeError, match="at most one value per slot"):
+        _speedups.build(layout, *range(6))
+    partial = _speedups.build(layout, "orders")
+    assert (partial.stream, partial.shard_id, partial.arrival_ms) == ("orders", None, None)
     with pytest.raises(ValueError, match="PyCapsule"):
         _speedups.build(object(), "orders")  # not a layout
     with pytest.raises(AttributeError):
