@@ -9,6 +9,7 @@ import pytest
 
 from consumer.snapshot.rate import ReadUnitLimiter
 from consumer.snapshot.read_budget import share_of
+from tests.fake_time import FakeTime
 
 
 def test_the_budget_is_the_smallest_given_shared_by_every_live_process() -> None:
@@ -18,17 +19,6 @@ def test_the_budget_is_the_smallest_given_shared_by_every_live_process() -> None
     assert share_of([100.0, None]) == 50.0  # a process without a limit takes its share
     assert share_of([None, None]) == math.inf
     assert share_of([]) == math.inf
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def test_a_lower_rate_also_lowers_the_burst_and_infinity_never_waits() -> None:

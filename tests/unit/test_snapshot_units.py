@@ -30,19 +30,9 @@ from consumer.snapshot.progress import ProgressFigures, progress_line
 from consumer.snapshot.rate import ReadUnitLimiter
 from consumer.snapshot.records import snapshot_record_data
 from consumer.snapshot.stitch import StitchError, StitchFacts, check_initial_position, check_static
+from tests.fake_time import FakeTime
 
 HOUR_US = 3_600_000_000
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def test_the_limiter_keeps_consumed_units_at_or_under_the_rate_over_a_window() -> None:
