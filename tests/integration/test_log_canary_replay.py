@@ -13,14 +13,17 @@ listing shows the records): values never appear anywhere.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pytest
 
 from consumer.local.stack import LocalStackState
 from consumer.pipeline.replication import DELETED, SEQUENCE, VERSION
+from tests.change_factory import destination_record
 from tests.integration.test_log_canary import (
     AWS_SECRET,
     KEY,
@@ -78,6 +81,7 @@ def history(
     dynamodb.delete_item(TableName=app.table, Key={"pk": {"S": f"{KEY}-deleted"}})
     app.bridge()
     put_poison_records(app)
+    put_image_poison(app)
     env = {
         "CONSUMER_TELEMETRY__LOG_LEVEL": "debug",
         "CONSUMER_AWS__SECRET_ACCESS_KEY": AWS_SECRET,
@@ -98,6 +102,24 @@ def history(
     assert leaks(output) == [], "\n".join(leaks(output))
     assert set(live_replica(app)) == set(GOOD)
     return made
+
+
+def put_image_poison(app: Deployment) -> None:
+    """Records of this table (so the audit archive keeps them) whose images break DynamoDB's
+    rules around canary values: search and replication park them, from the stream and from
+    the archive. tests/unit/test_decode_rules.py cites the documentation of each rule."""
+    now_us = int(time.time() * 1_000_000)
+    images = [
+        {"note": {"Q": TEXT}},  # no such type
+        {"tags": {"SS": [TEXT, TEXT]}},  # set members repeat
+        {"qty": {"N": f"{NUMBER}E+200"}},  # beyond 1E+126
+    ]
+    kinesis = app.endpoints.client("kinesis")
+    for n, image in enumerate(images):
+        record = destination_record(
+            "INSERT", f"{KEY}-poison-{n}", now_us + n, image, table=app.table
+        )
+        kinesis.put_record(StreamName=app.stream, Data=orjson.dumps(record), PartitionKey=KEY)
 
 
 def live_replica(app: Deployment) -> dict[str, dict[str, Any]]:
@@ -130,6 +152,7 @@ def test_archive_replay_logs_no_canary(history: CanaryHistory) -> None:
     )
     assert code == 0, output[-3000:]
     assert leaks(output) == [], "\n".join(leaks(output))
+    assert "records parked in the dead-letter queue" in output  # the image poison, again
     assert set(live_replica(history.app)) == set(GOOD)
 
 
