@@ -13,6 +13,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from consumer.aws.backoff import Backoff
+from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, is_retryable
 
 
 class ReadUnitLimiter:
@@ -70,3 +76,23 @@ class ReadUnitLimiter:
         if self.units_per_s >= 128 or average_item_units <= 0:
             return None
         return max(1, int(self.units_per_s / average_item_units))
+
+
+async def read_with_retries(
+    call: Callable[[], Awaitable[dict[str, Any]]],
+    limiter: ReadUnitLimiter | None,
+    backoff: Backoff,
+) -> dict[str, Any]:
+    """One read (Scan, BatchGetItem) under the limiter, tried again after throttling, a 5xx or
+    a dropped connection until it answers; other errors raise."""
+    while True:
+        if limiter is not None:
+            await limiter.acquire()
+        try:
+            return await call()
+        except ClientError as error:
+            if not is_retryable(error):
+                raise
+        except TRANSIENT_NETWORK_ERRORS:
+            pass
+        await backoff.sleep()

@@ -44,11 +44,9 @@ from typing import Any
 
 import orjson
 import structlog
-from botocore.exceptions import ClientError
 
 from consumer.aws.backoff import Backoff
-from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, is_retryable
-from consumer.snapshot.rate import ReadUnitLimiter
+from consumer.snapshot.rate import ReadUnitLimiter, read_with_retries
 from consumer.snapshot.segments import (
     PartLease,
     PartLost,
@@ -173,21 +171,6 @@ class TableReader:
         if page.last:
             self.stats.parts_done += 1
 
-    async def _scan(self, params: dict[str, Any]) -> dict[str, Any]:
-        backoff = Backoff(base_s=0.2, cap_s=10.0)
-        while True:
-            if self._limiter is not None:
-                await self._limiter.acquire()
-            try:
-                answer: dict[str, Any] = await self._client.scan(**params)
-                return answer
-            except ClientError as error:
-                if not is_retryable(error):
-                    raise
-            except TRANSIENT_NETWORK_ERRORS:
-                pass
-            await backoff.sleep()
-
     async def _read_part(self, lease: PartLease) -> AsyncIterator[Page]:
         part = lease.part
         started_us = part.started_us or 0
@@ -212,7 +195,9 @@ class TableReader:
                 limit = _min_limit(limit, self._limiter.page_limit(average_units))
             if limit is not None:
                 params["Limit"] = limit
-            answer = await self._scan(params)
+            answer = await read_with_retries(
+                lambda: self._client.scan(**params), self._limiter, Backoff(base_s=0.2, cap_s=10.0)
+            )
             self.stats.last_read_at = time.monotonic()
             if self.stats.first_read_at is None:
                 self.stats.first_read_at = self.stats.last_read_at

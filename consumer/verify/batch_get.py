@@ -8,11 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from consumer.aws.backoff import Backoff
-from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, is_retryable
-from consumer.snapshot.rate import ReadUnitLimiter
+from consumer.snapshot.rate import ReadUnitLimiter, read_with_retries
 from consumer.verify.keys import KeyRef, key_ref
 
 WireItem = dict[str, Any]
@@ -56,23 +53,14 @@ async def batch_get(
 async def _call(
     client: Any, pending: dict[str, Any], limiter: ReadUnitLimiter | None, backoff: Backoff
 ) -> dict[str, Any]:
-    while True:
-        if limiter is not None:
-            await limiter.acquire()
-        try:
-            answer: dict[str, Any] = await client.batch_get_item(
-                RequestItems=pending, ReturnConsumedCapacity="TOTAL"
-            )
-        except ClientError as error:
-            if not is_retryable(error):
-                raise
-        except TRANSIENT_NETWORK_ERRORS:
-            pass
-        else:
-            if limiter is not None:
-                consumed = answer.get("ConsumedCapacity", [])
-                units = sum(float(c.get("CapacityUnits", 0) or 0) for c in consumed)
-                # No figure reported (an emulator): at least one unit per strongly consistent read.
-                limiter.pay(units or float(len(next(iter(pending.values()))["Keys"])))
-            return answer
-        await backoff.sleep()
+    answer = await read_with_retries(
+        lambda: client.batch_get_item(RequestItems=pending, ReturnConsumedCapacity="TOTAL"),
+        limiter,
+        backoff,
+    )
+    if limiter is not None:
+        consumed = answer.get("ConsumedCapacity", [])
+        units = sum(float(c.get("CapacityUnits", 0) or 0) for c in consumed)
+        # No figure reported (an emulator): at least one unit per strongly consistent read.
+        limiter.pay(units or float(len(next(iter(pending.values()))["Keys"])))
+    return answer
