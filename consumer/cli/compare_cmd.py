@@ -1,10 +1,8 @@
 """`consumer compare ACTION`: compare this service with the DynamoDB Streams + Lambda design.
 
 Actions: `cost` (here) prints a monthly cost table per design, the cheapest, and the write rates
-where the ranking changes; formulas and defaults are in docs/costs.md. Other actions live in
-their own modules, listed in ACTION_MODULES, each defining
-`register_action(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None` that
-adds its parser to `actions` and sets `handler`; a listed module that does not exist is skipped.
+where the ranking changes; formulas and defaults are in docs/costs.md. `latency` lives in
+compare_latency_cmd.
 
 Exit status of `compare cost`: 0 on success; 2 on bad input (one line on stderr naming the
 option, the price key or the file); 1 when the report was printed but the plot failed.
@@ -14,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
-import importlib.util
 import math
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from consumer.cli import compare_latency_cmd
 from consumer.compare.costs import (
     DEFAULT_REGION,
     CostError,
@@ -44,9 +41,6 @@ from consumer.compare.costs.compare import DEFAULT_SCAN_MAX, DEFAULT_SCAN_MIN
 if TYPE_CHECKING:
     Actions = argparse._SubParsersAction[argparse.ArgumentParser]
 
-# Modules under consumer.cli that each add one `compare` action with `register_action(actions)`.
-ACTION_MODULES: tuple[str, ...] = ("compare_latency_cmd",)
-
 PROG = "consumer compare cost"
 
 
@@ -63,9 +57,7 @@ def register(subcommands: Actions) -> None:
     actions = parser.add_subparsers(dest="compare_action", metavar="ACTION")
     parser.set_defaults(handler=_usage(parser))
     register_cost(actions)
-    for name in ACTION_MODULES:
-        if importlib.util.find_spec(f"consumer.cli.{name}") is not None:
-            importlib.import_module(f"consumer.cli.{name}").register_action(actions)
+    compare_latency_cmd.register_action(actions)
 
 
 def _usage(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
