@@ -401,10 +401,11 @@ class ChaosRun:
         key = f"mixed-{index:03d}"
         keys = {"pk": {"S": key}}
         good: list[dict[str, Any]] = [
-            {**keys, "status": {"S": "MIXED"}, "step": {"N": str(step)}} for step in (1, 2)
+            with_canary({**keys, "status": {"S": "MIXED"}, "step": {"N": str(step)}})
+            for step in (1, 2)
         ]
         # An S value that is a number: DynamoDB's typed JSON refuses it, every sink parks it.
-        poison = {**keys, "qty": {"S": 5}, MIXED_POISON_ATTRIBUTE: {"BOOL": True}}
+        poison = with_canary({**keys, "qty": {"S": 5}, MIXED_POISON_ATTRIBUTE: {"BOOL": True}})
         self.endpoints.client("dynamodb").put_item(TableName=self.names.table, Item=good[1])
         poison_at = index % 3
         images = list(good)
