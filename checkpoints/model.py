@@ -250,14 +250,14 @@ def ss(values: Iterable[str]) -> AttributeValue:
     return {"SS": sorted(values)}
 
 
-def _str(item: Item, name: str) -> str | None:
+def text_attr(item: Item, name: str) -> str | None:
     value = item.get(name)
     if value is None or "S" not in value:
         return None
     return str(value["S"])
 
 
-def _int(item: Item, name: str, default: int = 0) -> int:
+def int_attr(item: Item, name: str, default: int = 0) -> int:
     value = item.get(name)
     if value is None or "N" not in value:
         return default
@@ -287,26 +287,26 @@ def _set(item: Item, name: str) -> frozenset[str]:
 def shard_id_of(item: Item) -> str:
     """KCL single-stream leases are keyed by shard id; multi-stream ones carry `shardId`
     (their key is "account:stream:epoch:shardId")."""
-    explicit = _str(item, Attr.SHARD_ID)
+    explicit = text_attr(item, Attr.SHARD_ID)
     if explicit:
         return explicit
-    key = _str(item, Attr.LEASE_KEY) or ""
+    key = text_attr(item, Attr.LEASE_KEY) or ""
     return key.rsplit(":", 1)[-1]
 
 
 def lease_from_item(item: Item) -> Lease:
-    key = _str(item, Attr.LEASE_KEY)
+    key = text_attr(item, Attr.LEASE_KEY)
     if key is None:
         raise ValueError("lease item without leaseKey")
-    stored = _str(item, Attr.CHECKPOINT) or Position.TRIM_HORIZON.value
+    stored = text_attr(item, Attr.CHECKPOINT) or Position.TRIM_HORIZON.value
     checkpoint = Checkpoint.from_stored(
-        stored, _int(item, Attr.CHECKPOINT_SUB), _opt_int(item, Attr.CHECKPOINT_TIMESTAMP)
+        stored, int_attr(item, Attr.CHECKPOINT_SUB), _opt_int(item, Attr.CHECKPOINT_TIMESTAMP)
     )
-    pending_stored = _str(item, Attr.PENDING_CHECKPOINT)
+    pending_stored = text_attr(item, Attr.PENDING_CHECKPOINT)
     pending = (
         Checkpoint.from_stored(
             pending_stored,
-            _int(item, Attr.PENDING_CHECKPOINT_SUB),
+            int_attr(item, Attr.PENDING_CHECKPOINT_SUB),
             _opt_int(item, Attr.PENDING_CHECKPOINT_TIMESTAMP),
         )
         if pending_stored
@@ -315,14 +315,14 @@ def lease_from_item(item: Item) -> Lease:
     return Lease(
         key=key,
         shard_id=shard_id_of(item),
-        owner=_str(item, Attr.LEASE_OWNER),
-        counter=_int(item, Attr.LEASE_COUNTER),
+        owner=text_attr(item, Attr.LEASE_OWNER),
+        counter=int_attr(item, Attr.LEASE_COUNTER),
         checkpoint=checkpoint,
         pending_checkpoint=pending,
-        owner_switches=_int(item, Attr.OWNER_SWITCHES),
+        owner_switches=int_attr(item, Attr.OWNER_SWITCHES),
         parent_shard_ids=_set(item, Attr.PARENT_SHARD_IDS),
         child_shard_ids=_set(item, Attr.CHILD_SHARD_IDS),
-        handoff_to=_str(item, Attr.HANDOFF_TO),
+        handoff_to=text_attr(item, Attr.HANDOFF_TO),
     )
 
 
@@ -357,14 +357,14 @@ def lease_to_item(lease: Lease) -> dict[str, AttributeValue]:
 
 
 def heartbeat_from_item(item: Item) -> WorkerHeartbeat:
-    key = _str(item, Attr.LEASE_KEY) or ""
-    worker_id = _str(item, Attr.WORKER_ID) or key.removeprefix(WORKER_KEY_PREFIX)
+    key = text_attr(item, Attr.LEASE_KEY) or ""
+    worker_id = text_attr(item, Attr.WORKER_ID) or key.removeprefix(WORKER_KEY_PREFIX)
     return WorkerHeartbeat(
         worker_id=worker_id,
-        counter=_int(item, Attr.HEARTBEAT_COUNTER),
-        fenced_by=_str(item, Attr.FENCED_BY),
-        heartbeat_at=_str(item, Attr.HEARTBEAT_AT),
-        lease_count=_int(item, Attr.LEASE_COUNT),
+        counter=int_attr(item, Attr.HEARTBEAT_COUNTER),
+        fenced_by=text_attr(item, Attr.FENCED_BY),
+        heartbeat_at=text_attr(item, Attr.HEARTBEAT_AT),
+        lease_count=int_attr(item, Attr.LEASE_COUNT),
     )
 
 
@@ -372,7 +372,7 @@ def snapshot_from_items(items: Iterable[Item]) -> TableSnapshot:
     leases: list[Lease] = []
     workers: dict[str, WorkerHeartbeat] = {}
     for item in items:
-        key = _str(item, Attr.LEASE_KEY) or ""
+        key = text_attr(item, Attr.LEASE_KEY) or ""
         if is_worker_key(key):
             heartbeat = heartbeat_from_item(item)
             workers[heartbeat.worker_id] = heartbeat

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 from botocore.exceptions import ClientError
 
-from checkpoints.model import SNAPSHOT_KEY_PREFIX
+from checkpoints.model import SNAPSHOT_KEY_PREFIX, int_attr, n, s, text_attr
 
 CONDITIONAL_FAILED = "ConditionalCheckFailedException"
 
@@ -97,40 +97,22 @@ class PartLease:
         return self.part.name
 
 
-def _s(value: str) -> dict[str, str]:
-    return {"S": value}
-
-
-def _n(value: int) -> dict[str, str]:
-    return {"N": str(value)}
-
-
-def _text(item: Mapping[str, Any], name: str) -> str | None:
-    value = item.get(name)
-    return None if value is None or "S" not in value else str(value["S"])
-
-
-def _int(item: Mapping[str, Any], name: str, default: int = 0) -> int:
-    value = item.get(name)
-    return default if value is None or "N" not in value else int(value["N"])
-
-
 def part_from_item(item: Mapping[str, Any]) -> PartState:
-    position = _text(item, "position")
+    position = text_attr(item, "position")
     started = item.get("startedUs")
     return PartState(
-        name=_text(item, "partName") or "",
-        owner=_text(item, "leaseOwner"),
-        counter=_int(item, "leaseCounter"),
-        expires_at_ms=_int(item, "expiresAtMs"),
+        name=text_attr(item, "partName") or "",
+        owner=text_attr(item, "leaseOwner"),
+        counter=int_attr(item, "leaseCounter"),
+        expires_at_ms=int_attr(item, "expiresAtMs"),
         position=orjson.loads(position) if position else None,
-        ordinal=_int(item, "ordinal"),
-        items=_int(item, "items"),
-        size=_int(item, "bytes"),
+        ordinal=int_attr(item, "ordinal"),
+        items=int_attr(item, "items"),
+        size=int_attr(item, "bytes"),
         started_us=None if started is None else int(started["N"]),
         finished=bool(item.get("finished", {}).get("BOOL", False)),
-        failed=_text(item, "failed"),
-        detail=_text(item, "detail"),
+        failed=text_attr(item, "failed"),
+        detail=text_attr(item, "detail"),
     )
 
 
@@ -176,7 +158,7 @@ class SnapshotLeases:
 
     async def _get(self, key: str) -> dict[str, Any] | None:
         answer = await self._client.get_item(
-            TableName=self._table, Key={"leaseKey": _s(key)}, ConsistentRead=True
+            TableName=self._table, Key={"leaseKey": s(key)}, ConsistentRead=True
         )
         item: dict[str, Any] | None = answer.get("Item")
         return item
@@ -196,7 +178,7 @@ class SnapshotLeases:
         pointer = await self._get(self.current_key(purpose, table))
         if pointer is None:
             return None
-        snapshot_id = _text(pointer, "snapshotId") or ""
+        snapshot_id = text_attr(pointer, "snapshotId") or ""
         return await self.describe(snapshot_id)
 
     async def describe(self, snapshot_id: str) -> SnapshotInfo | None:
@@ -205,14 +187,14 @@ class SnapshotLeases:
             return None
         return SnapshotInfo(
             snapshot_id=snapshot_id,
-            purpose=_text(item, "purpose") or "",
-            table=_text(item, "table") or "",
-            source=_text(item, "source") or "",
-            parts=tuple(orjson.loads(_text(item, "parts") or "[]")),
-            version_us=_int(item, "versionUs"),
-            export_arn=_text(item, "exportArn"),
-            pipelines=tuple(orjson.loads(_text(item, "pipelines") or "[]")),
-            created_us=_int(item, "createdUs"),
+            purpose=text_attr(item, "purpose") or "",
+            table=text_attr(item, "table") or "",
+            source=text_attr(item, "source") or "",
+            parts=tuple(orjson.loads(text_attr(item, "parts") or "[]")),
+            version_us=int_attr(item, "versionUs"),
+            export_arn=text_attr(item, "exportArn"),
+            pipelines=tuple(orjson.loads(text_attr(item, "pipelines") or "[]")),
+            created_us=int_attr(item, "createdUs"),
         )
 
     async def begin(
@@ -223,23 +205,23 @@ class SnapshotLeases:
         existing = await self.current(info.purpose, info.table)
         if existing is None:
             item = {
-                "leaseKey": _s(self.snapshot_key(info.snapshot_id)),
-                "purpose": _s(info.purpose),
-                "table": _s(info.table),
-                "source": _s(info.source),
-                "parts": _s(orjson.dumps(list(info.parts)).decode()),
-                "versionUs": _n(info.version_us),
-                "pipelines": _s(orjson.dumps(list(info.pipelines)).decode()),
-                "createdUs": _n(info.created_us),
+                "leaseKey": s(self.snapshot_key(info.snapshot_id)),
+                "purpose": s(info.purpose),
+                "table": s(info.table),
+                "source": s(info.source),
+                "parts": s(orjson.dumps(list(info.parts)).decode()),
+                "versionUs": n(info.version_us),
+                "pipelines": s(orjson.dumps(list(info.pipelines)).decode()),
+                "createdUs": n(info.created_us),
             }
             if info.export_arn:
-                item["exportArn"] = _s(info.export_arn)
+                item["exportArn"] = s(info.export_arn)
             await self._client.put_item(TableName=self._table, Item=item)
             await self._conditional(
                 "put_item",
                 Item={
-                    "leaseKey": _s(self.current_key(info.purpose, info.table)),
-                    "snapshotId": _s(info.snapshot_id),
+                    "leaseKey": s(self.current_key(info.purpose, info.table)),
+                    "snapshotId": s(info.snapshot_id),
                 },
                 ConditionExpression="attribute_not_exists(leaseKey)",
             )
@@ -259,17 +241,17 @@ class SnapshotLeases:
     ) -> None:
         for part in parts:
             item = {
-                "leaseKey": _s(self.part_key(snapshot_id, part)),
-                "partName": _s(part),
-                "leaseCounter": _n(0),
-                "expiresAtMs": _n(0),
-                "ordinal": _n(0),
-                "items": _n(0),
-                "bytes": _n(0),
+                "leaseKey": s(self.part_key(snapshot_id, part)),
+                "partName": s(part),
+                "leaseCounter": n(0),
+                "expiresAtMs": n(0),
+                "ordinal": n(0),
+                "items": n(0),
+                "bytes": n(0),
                 "finished": {"BOOL": False},
             }
             if part in details:
-                item["detail"] = _s(details[part])
+                item["detail"] = s(details[part])
             await self._conditional(
                 "put_item", Item=item, ConditionExpression="attribute_not_exists(leaseKey)"
             )
@@ -279,10 +261,10 @@ class SnapshotLeases:
         export's data files, known when it completes)."""
         await self._client.update_item(
             TableName=self._table,
-            Key={"leaseKey": _s(self.snapshot_key(info.snapshot_id))},
+            Key={"leaseKey": s(self.snapshot_key(info.snapshot_id))},
             UpdateExpression="SET #p = :p",
             ExpressionAttributeNames={"#p": "parts"},
-            ExpressionAttributeValues={":p": _s(orjson.dumps(list(parts)).decode())},
+            ExpressionAttributeValues={":p": s(orjson.dumps(list(parts)).decode())},
         )
         return replace(info, parts=tuple(parts))
 
@@ -290,10 +272,10 @@ class SnapshotLeases:
         """Records the export this snapshot reads; the first worker to record one wins."""
         if await self._conditional(
             "update_item",
-            Key={"leaseKey": _s(self.snapshot_key(info.snapshot_id))},
+            Key={"leaseKey": s(self.snapshot_key(info.snapshot_id))},
             UpdateExpression="SET exportArn = :a",
             ConditionExpression="attribute_not_exists(exportArn)",
-            ExpressionAttributeValues={":a": _s(export_arn)},
+            ExpressionAttributeValues={":a": s(export_arn)},
         ):
             return replace(info, export_arn=export_arn)
         stored = await self.describe(info.snapshot_id)
@@ -303,9 +285,9 @@ class SnapshotLeases:
     async def set_version(self, info: SnapshotInfo, version_us: int) -> SnapshotInfo:
         await self._client.update_item(
             TableName=self._table,
-            Key={"leaseKey": _s(self.snapshot_key(info.snapshot_id))},
+            Key={"leaseKey": s(self.snapshot_key(info.snapshot_id))},
             UpdateExpression="SET versionUs = :v",
-            ExpressionAttributeValues={":v": _n(version_us)},
+            ExpressionAttributeValues={":v": n(version_us)},
         )
         return replace(info, version_us=version_us)
 
@@ -313,9 +295,9 @@ class SnapshotLeases:
         """The snapshot is done: the table has no running snapshot any more."""
         await self._conditional(
             "delete_item",
-            Key={"leaseKey": _s(self.current_key(info.purpose, info.table))},
+            Key={"leaseKey": s(self.current_key(info.purpose, info.table))},
             ConditionExpression="snapshotId = :id",
-            ExpressionAttributeValues={":id": _s(info.snapshot_id)},
+            ExpressionAttributeValues={":id": s(info.snapshot_id)},
         )
 
     # --- readers (the shared read budget) ------------------------------------------------
@@ -324,10 +306,10 @@ class SnapshotLeases:
         self, snapshot_id: str, process_id: str, max_read_units: float | None
     ) -> None:
         """Our heartbeat in the snapshot's readers map, live for one lease period."""
-        entry: dict[str, Any] = {"expiresAtMs": _n(self._wall_ms() + self.lease_ms)}
+        entry: dict[str, Any] = {"expiresAtMs": n(self._wall_ms() + self.lease_ms)}
         if max_read_units is not None:
             entry["maxReadUnits"] = {"N": repr(float(max_read_units))}
-        key = {"leaseKey": _s(self.readers_key(snapshot_id))}
+        key = {"leaseKey": s(self.readers_key(snapshot_id))}
         for _ in range(2):
             if await self._conditional(
                 "update_item",
@@ -359,7 +341,7 @@ class SnapshotLeases:
     async def drop_reader(self, snapshot_id: str, process_id: str) -> None:
         await self._client.update_item(
             TableName=self._table,
-            Key={"leaseKey": _s(self.readers_key(snapshot_id))},
+            Key={"leaseKey": s(self.readers_key(snapshot_id))},
             UpdateExpression="REMOVE readers.#me",
             ExpressionAttributeNames={"#me": process_id},
         )
@@ -373,7 +355,7 @@ class SnapshotLeases:
             "TableName": self._table,
             "ConsistentRead": True,
             "FilterExpression": "begins_with(leaseKey, :p)",
-            "ExpressionAttributeValues": {":p": _s(prefix)},
+            "ExpressionAttributeValues": {":p": s(prefix)},
         }
         found: list[PartState] = []
         while True:
@@ -390,15 +372,15 @@ class SnapshotLeases:
         now = self._wall_ms()
         expires = now + self.lease_ms
         values: dict[str, Any] = {
-            ":me": _s(me),
-            ":next": _n(part.counter + 1),
-            ":seen": _n(part.counter),
-            ":exp": _n(expires),
-            ":now": _n(now),
+            ":me": s(me),
+            ":next": n(part.counter + 1),
+            ":seen": n(part.counter),
+            ":exp": n(expires),
+            ":now": n(now),
         }
         if not await self._conditional(
             "update_item",
-            Key={"leaseKey": _s(self.part_key(snapshot_id, part.name))},
+            Key={"leaseKey": s(self.part_key(snapshot_id, part.name))},
             UpdateExpression=(
                 "SET leaseOwner = :me, leaseCounter = :next, expiresAtMs = :exp, "
                 "startedUs = if_not_exists(startedUs, :started)"
@@ -409,7 +391,7 @@ class SnapshotLeases:
             ),
             ExpressionAttributeValues={
                 **values,
-                ":started": _n(now * 1000),
+                ":started": n(now * 1000),
                 ":false": {"BOOL": False},
             },
         ):
@@ -432,12 +414,12 @@ class SnapshotLeases:
     ) -> None:
         now = self._wall_ms()
         params: dict[str, Any] = {
-            "Key": {"leaseKey": _s(self.part_key(snapshot_id, lease.name))},
+            "Key": {"leaseKey": s(self.part_key(snapshot_id, lease.name))},
             "UpdateExpression": update,
             "ConditionExpression": "leaseOwner = :me AND leaseCounter = :token",
             "ExpressionAttributeValues": {
-                ":me": _s(lease.owner),
-                ":token": _n(lease.counter),
+                ":me": s(lease.owner),
+                ":token": n(lease.counter),
                 **values,
             },
         }
@@ -462,11 +444,11 @@ class SnapshotLeases:
             lease,
             "SET #pos = :pos, ordinal = :ord, #items = :items, #bytes = :bytes, expiresAtMs = :exp",
             {
-                ":pos": _s(orjson.dumps(position).decode()),
-                ":ord": _n(ordinal),
-                ":items": _n(items),
-                ":bytes": _n(size),
-                ":exp": _n(self._wall_ms() + self.lease_ms),
+                ":pos": s(orjson.dumps(position).decode()),
+                ":ord": n(ordinal),
+                ":items": n(items),
+                ":bytes": n(size),
+                ":exp": n(self._wall_ms() + self.lease_ms),
             },
             {"#pos": "position", "#items": "items", "#bytes": "bytes"},
         )
@@ -476,7 +458,7 @@ class SnapshotLeases:
             snapshot_id,
             lease,
             "SET expiresAtMs = :exp",
-            {":exp": _n(self._wall_ms() + self.lease_ms)},
+            {":exp": n(self._wall_ms() + self.lease_ms)},
         )
 
     async def finish(
@@ -491,15 +473,15 @@ class SnapshotLeases:
         update = "SET finished = :true, #items = :items, #bytes = :bytes REMOVE leaseOwner"
         values: dict[str, Any] = {
             ":true": {"BOOL": True},
-            ":items": _n(items),
-            ":bytes": _n(size),
+            ":items": n(items),
+            ":bytes": n(size),
         }
         if failed is not None:
             update = (
                 "SET finished = :true, #items = :items, #bytes = :bytes, failed = :failed "
                 "REMOVE leaseOwner"
             )
-            values[":failed"] = _s(failed)
+            values[":failed"] = s(failed)
         await self._owned_update(
             snapshot_id, lease, update, values, {"#items": "items", "#bytes": "bytes"}
         )
