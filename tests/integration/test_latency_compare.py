@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from consumer.compare.latency import RunOptions, measure_latency
 from consumer.compare.latency.local_env import LocalEnvironment
 from consumer.compare.latency.percentiles import Summary
 from consumer.compare.latency.report import ConsumerBasis
+from consumer.compare.latency.runner import RunOptions, measure_latency
 from consumer.compare.latency.session import SessionOptions
 from consumer.local.stack import LocalStackState
 

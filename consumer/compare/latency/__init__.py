@@ -21,24 +21,3 @@ Modules, one concern each:
   (the configured endpoints, per-mode applications, cleanup) provide it.
 - `runner`: all modes of one run, in order.
 """
-
-from consumer.compare.latency.environment import Environment, LatencyError, Mode, ModeTarget
-from consumer.compare.latency.percentiles import PERCENTILE_METHOD, Summary, nearest_rank, summarize
-from consumer.compare.latency.report import LatencyReport, ModeLatency, SinkLatency
-from consumer.compare.latency.runner import RunOptions, measure_latency
-
-__all__ = [
-    "PERCENTILE_METHOD",
-    "Environment",
-    "LatencyError",
-    "LatencyReport",
-    "Mode",
-    "ModeLatency",
-    "ModeTarget",
-    "RunOptions",
-    "SinkLatency",
-    "Summary",
-    "measure_latency",
-    "nearest_rank",
-    "summarize",
-]
