@@ -66,9 +66,8 @@ class Heartbeat:
         self._valid_until = started + self._settings.local_expiry_s
 
     async def beat(self) -> None:
-        """The heartbeat loop, one beat an interval after the last one *started*: a slow answer
-        (a loaded loop or table) must not delay the next beat towards the local expiry.
-        Failures are counted and logged; the watchdog acts on them."""
+        """The heartbeat loop, one beat an interval after the last one *started* (a slow answer
+        must not push the next towards the local expiry); the watchdog acts on failures."""
         next_at = self._clock()
         while True:
             next_at += self._settings.heartbeat_interval_s * self._rng.uniform(0.95, 1.05)
