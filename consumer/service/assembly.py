@@ -93,7 +93,8 @@ class StreamSource:
 
 
 class Runtime:
-    """The parts of one consumer process. Build it with `open_runtime`."""
+    """The parts of one consumer process. Build it with `open_runtime` (unit tests give it
+    in-memory clients)."""
 
     def __init__(
         self,
