@@ -9,7 +9,11 @@ an order item with strings, numbers, a bool, a null, a string set, a nested map 
   the keys and both images (equal to the naive result, checked before timing). With the C fast
   path (consumer/records/_speedups.c) when it is built, as the service runs it.
 - full_pure_python: the same with the C fast path switched off, for context.
-- envelope: `decode_destination_record(...)`: the event with images kept as received.
+- envelope: `decode_destination_record(...)`: the event with images kept as bytes (checked as
+  JSON by the C envelope parser, built when a view is asked for).
+- pipeline: what a pipeline runs per Kinesis record (`pipeline.decoders.decode_kinesis`: the
+  position, the KPL check and the envelope); `decode_pipeline_us_per_record` is the floor of the
+  null sink's CPU per record.
 - views: the json and client views of a NewImage (what search and replication ask for), with
   and without the C fast path.
 - parse_only: `orjson.loads` alone, for context: the ceiling of any decoder that parses the
@@ -37,8 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import orjson
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from consumer.pipeline.decoders import decode_kinesis
 from consumer.records import RecordPosition, attribute, decode_destination_record
 from consumer.records.attribute import item_to_client, item_to_json
+from consumer.records.batch import RawRecord
 from tests.unit.test_records_strategies import python_only
 
 RECORDS = 200  # distinct records, so no cache sees the same bytes twice in a row
@@ -122,6 +128,14 @@ def envelope(data: bytes) -> object:
     return decode_destination_record(data, POSITION)
 
 
+# Each record as a reader hands it over, made before timing (see pipeline).
+RAW_RECORDS: dict[bytes, RawRecord] = {}
+
+
+def pipeline(data: bytes) -> object:
+    return decode_kinesis(RAW_RECORDS[data], POSITION.stream, POSITION.shard_id)
+
+
 def parse_only(data: bytes) -> object:
     return orjson.loads(data)
 
@@ -164,11 +178,14 @@ def _records_per_second(decode: Callable[[bytes], object], records: list[bytes])
 def main() -> None:
     records = [modify_record(number) for number in range(RECORDS)]
     check(records)
+    for data in records:
+        RAW_RECORDS[data] = RawRecord(data, POSITION.sequence_number, 1720046486486, "pk")
     decoders: dict[str, Callable[[bytes], object]] = {
         "naive": naive,
         "full": full,
         "full_pure_python": full_pure_python,
         "envelope": envelope,
+        "pipeline": pipeline,
         "parse_only": parse_only,
     }
     for decode in decoders.values():  # warm up
@@ -187,6 +204,8 @@ def main() -> None:
     print(f"decode_speedup_vs_naive {best['full'] / best['naive']:.2f} x")
     print(f"decode_pure_python_speedup_vs_naive {best['full_pure_python'] / best['naive']:.2f} x")
     print(f"decode_envelope_speedup_vs_naive {best['envelope'] / best['naive']:.2f} x")
+    print(f"decode_envelope_us_per_record {1e6 / best['envelope']:.1f} us")
+    print(f"decode_pipeline_us_per_record {1e6 / best['pipeline']:.1f} us")
     views(records)
 
 
