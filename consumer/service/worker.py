@@ -173,7 +173,7 @@ class Worker:
                 pipelines=settings.enabled_pipelines(),
                 lease_table=leases.lease_table,
             )
-            # Before any lease: its full collection blocks the loop (1.6 s loaded) > local expiry.
+            # Before any lease: its full collection blocks the loop, 1.6 s under load (heartbeats).
             freeze_startup_heap()
             async with coordinator:
                 state.ready = True
