@@ -59,13 +59,18 @@ from consumer.replay.dry_run import DryRun, ShardCount
 from consumer.replay.progress import StateListener, reporting_states
 from consumer.replay.request import ReplayRequest, replay_settings
 from consumer.replay.status import STOPPED, LocalTotals, ReplayOutcome, ReplayState, ShardStatus
-from consumer.replay.window import ChangeTimeFilter, ReplayError, ReplayInputError, ReplayWindow
+from consumer.replay.window import (
+    HOUR_MS,
+    ChangeTimeFilter,
+    ReplayError,
+    ReplayInputError,
+    ReplayWindow,
+)
 from consumer.service.assembly import open_runtime
 from consumer.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-HOUR_MS = 3_600_000
 BATCH_RECORDS = 1000
 SHARD_CONCURRENCY = 8
 # Sorts objects named by an event id (no decimal sequence number) after the others.
@@ -454,7 +459,7 @@ class ArchiveReplay:
                     shard.done = not stop.is_set() and shard.error is None
         state = self.state()
         self._on_state(state)
-        local = LocalTotals(skipped_after_to=decoder.skipped.after_to)
+        local = LocalTotals(skipped_after_to=decoder.skipped_after_to)
         for shard in self.totals.shards.values():
             if shard.pipeline is not None:
                 local.add(shard.pipeline)

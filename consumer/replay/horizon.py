@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from consumer.aws.shards import kinesis_shards
-from consumer.replay.window import human_span, iso_ms
+from consumer.replay.window import HOUR_MS, human_span, iso_ms
 from consumer.sources.lean import kinesis_records, lean_body
 
-HOUR_MS = 3_600_000
 # GetRecords calls per shard spent looking for the oldest record (a TRIM_HORIZON iterator may
 # return empty batches while it walks over expired data).
 _OLDEST_PROBES = 5
@@ -30,7 +29,6 @@ class StreamFacts:
     retention_hours: int
     created_ms: int
     on_demand: bool
-    open_shards: int
     oldest_arrival_ms: int | None = None
 
 
@@ -46,7 +44,6 @@ async def describe_stream(client: Any, name: str | None, arn: str | None) -> Str
         retention_hours=int(summary.get("RetentionPeriodHours", 24)),
         created_ms=round(created.timestamp() * 1000) if created is not None else 0,
         on_demand=mode == "ON_DEMAND",
-        open_shards=int(summary.get("OpenShardCount", 0)),
     )
 
 

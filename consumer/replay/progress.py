@@ -1,14 +1,6 @@
-"""Progress of a replay: the math (pure) and its two renderings.
-
-- per shard, the share of the time range done: (arrival time of the last record applied -
-  start) / (--to - start), 100 % once the shard is settled (see `status`);
-- overall: the mean of the shard shares; records (all workers), the recent rate (records/s
-  over the last `RATE_WINDOW_S`), and an ETA that extrapolates the elapsed time by the share
-  still to do;
-- on a terminal: one line rewritten in place (carriage return); otherwise a structured log
-  line every `log_interval_s`.
-
-The archive replay and the dry runs send their states with `reporting_states`.
+"""Progress of a replay: the math (pure) and its two renderings, a live line on a terminal
+and a log line every `log_interval_s` otherwise (docs/replay.md, "Progress"). The archive
+replay and the dry runs send their states with `reporting_states`.
 """
 
 from __future__ import annotations
@@ -19,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
 import structlog
@@ -62,11 +54,10 @@ class RateMeter:
     """Records per second over the last `window_s`, from cumulative counts."""
 
     window_s: float = RATE_WINDOW_S
-    _samples: deque[tuple[float, int]] | None = None
+    _samples: deque[tuple[float, int]] = field(default_factory=deque)
 
     def add(self, now: float, records: int) -> float:
-        samples = self._samples if self._samples is not None else deque()
-        self._samples = samples
+        samples = self._samples
         samples.append((now, records))
         while len(samples) > 2 and now - samples[1][0] >= self.window_s:
             samples.popleft()
@@ -103,7 +94,7 @@ def snapshot(
     )
     overall = sum(share for _, share in shares) / len(shares) if shares else 0.0
     return ProgressSnapshot(
-        records=sum(s.records for s in state.shards),
+        records=state.records,
         share=overall,
         shard_shares=shares,
         settled=sum(1 for verdict in verdicts.values() if verdict is not None),
@@ -189,8 +180,7 @@ class ProgressReporter:
 
     def update(self, state: ReplayState) -> ProgressSnapshot:
         now = self._clock()
-        records = sum(s.records for s in state.shards)
-        rate = self._rate.add(now, records)
+        rate = self._rate.add(now, state.records)
         current = snapshot(state, self._start_ms, self._to_ms, now - self._started, rate)
         self.last = current
         if self.mode == "bar":

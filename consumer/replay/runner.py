@@ -32,14 +32,13 @@ from consumer.replay.request import (
     replay_name,
     select_pipelines,
 )
-from consumer.replay.status import ReplayOutcome
+from consumer.replay.status import ReplayOutcome, stopped_shards
 from consumer.replay.stream import StreamReplay, delete_idle_lease_table, plan_stream_replay
 from consumer.replay.window import (
     ReplayError,
     ReplayInputError,
     ReplayWindow,
     iso_ms,
-    iso_us,
     window_from_input,
 )
 from consumer.replay.workers import (
@@ -47,6 +46,7 @@ from consumer.replay.workers import (
     spawn_workers,
     stop_workers,
     wait_workers,
+    window_args,
     worker_argv,
 )
 from consumer.settings import Settings
@@ -213,8 +213,7 @@ async def _same_window(
     if found is None:
         return request
     resumed = reconcile(request, found[1], explicit_to=options.to_text is not None)
-    if not options.worker_process:
-        console.say(f"resuming replay {request.name}: {RecordedWindow.of(resumed).describe()}")
+    console.say(f"resuming replay {request.name}: {RecordedWindow.of(resumed).describe()}")
     return resumed
 
 
@@ -364,11 +363,12 @@ def _report(
         f"{what} {verdict} in {elapsed_s:.1f} s: {by} read {local.records:,} records, "
         f"applied {applied:,} changes, skipped {local.skipped_after_to:,} made after --to"
     )
-    if request.source is Source.STREAM and outcome.records != local.records:
-        console.say(f"  {outcome.records:,} records read over all runs and workers of this replay")
+    total = outcome.state.records
+    if request.source is Source.STREAM and total != local.records:
+        console.say(f"  {total:,} records read over all runs and workers of this replay")
     if local.parked:
         console.say(f"  {local.parked:,} records parked in the dead-letter queue (consumer dlq)")
-    for shard, error in sorted(outcome.stopped.items()):
+    for shard, error in sorted(stopped_shards(outcome.state).items()):
         console.say(f"  shard {shard} stopped: {error}")
     failed = [worker.code for worker in workers if worker.failed]
     if failed:
@@ -378,7 +378,7 @@ def _report(
 
 
 def _exit_code(outcome: ReplayOutcome, workers: list[WorkerExit]) -> int:
-    if outcome.stopped or any(worker.failed for worker in workers):
+    if stopped_shards(outcome.state) or any(worker.failed for worker in workers):
         return 1
     if outcome.interrupted:
         return 130
@@ -386,17 +386,9 @@ def _exit_code(outcome: ReplayOutcome, workers: list[WorkerExit]) -> int:
 
 
 def _resume_command(request: ReplayRequest, options: ReplayOptions) -> str:
-    window = request.window
-    start = "TRIM_HORIZON" if window.from_ms is None else iso_ms(window.from_ms)
-    parts = [
-        "consumer replay",
-        f"--from {start}",
-        f"--to {iso_us(window.to_us)}",
-        f"--replay-name {request.name}",
-        f"--pipelines {','.join(request.pipelines)}",
-    ]
+    parts = ["consumer", "replay", *window_args(request)]
     if options.config is not None:
-        parts.append(f"--config {options.config}")
+        parts += ["--config", str(options.config)]
     if request.workers > 1:
-        parts.append(f"--workers {request.workers}")
+        parts += ["--workers", str(request.workers)]
     return " ".join(parts)

@@ -1,27 +1,17 @@
 """Where a replay stands, shard by shard: its marks on the lease table, when it is complete,
-and how a run ended.
+and how a run ended. Every worker reads the same lease table, so all reach the same verdict.
 
-Every replay worker reads the same lease table, so every worker (and the progress display)
-reaches the same verdict. A shard is *settled* for a replay up to `to_ms` when:
-- it is finished (SHARD_END): every record of a closed shard was read;
-- it is marked done for this `--to` or a later one (it reached the cut-off, or the tip);
-- it was stopped by a pipeline with `on_failure = stop` (the replay then fails);
-- an ancestor of it is settled without being finished: the ancestor never reaches SHARD_END
-  in this replay, so its children (which hold only records after the ancestor's last one,
-  all past `--to`) are never read.
-The replay is complete when every shard it set out to read is settled.
+A shard is *settled* for a replay up to `to_ms` when it is finished (SHARD_END), marked done
+for this `--to` or a later one (cut-off or tip reached), stopped by a pipeline with
+`on_failure = stop` (the replay then fails), or has an ancestor settled without being
+finished (its children hold only records past `--to` and are never read). The replay is
+complete when every shard it set out to read is settled.
 
-The lease table of a replay is an ordinary lease table (see `checkpoints`); the replay adds
-attributes that the lease code never writes and never removes (its updates SET and REMOVE
-named attributes only):
-
-- `replayRecords` (N): records applied so far, over all owners (an atomic ADD);
-- `replayAtMs` (N): the arrival time of the last record applied;
-- `replayDoneToMs` (N): the shard was read up to this `--to` (cut-off or tip reached);
-- `replayEnd` (S): why it ended (`reached-to`, `tip`, or `stopped`); `replayError` (S).
-
-Every write is fenced like a checkpoint (`leaseOwner` and `leaseCounter` must still be ours),
-so a worker that lost a shard can neither mark it done nor move its progress.
+The replay adds attributes to the lease items that the lease code never writes or removes:
+`replayRecords` (N, records applied by all owners, an atomic ADD), `replayAtMs` (N, the
+arrival time of the last one), `replayDoneToMs` (N, the `--to` the shard was read up to),
+`replayEnd` (S: `reached-to`, `tip` or `stopped`) and `replayError` (S). Every write is fenced
+like a checkpoint (`leaseOwner` and `leaseCounter` must still be ours).
 """
 
 from __future__ import annotations
@@ -29,11 +19,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-from checkpoints.model import Attr, is_worker_key, lease_from_item
+from checkpoints import LeaseHandle
+from checkpoints.model import Attr, int_attr, is_worker_key, lease_from_item, text_attr
 from checkpoints.table import CONDITIONAL_FAILED
 from consumer.aws.errors import error_code
 from consumer.pipeline.processor import ShardPipeline
@@ -76,8 +67,10 @@ class ReplayState:
     shards: tuple[ShardStatus, ...] = ()
     workers: frozenset[str] = frozenset()
 
-    def shard(self, shard_id: str) -> ShardStatus | None:
-        return next((s for s in self.shards if s.shard_id == shard_id), None)
+    @property
+    def records(self) -> int:
+        """Records read (applied, parked or skipped after --to), over all workers and runs."""
+        return sum(shard.records for shard in self.shards)
 
 
 def settlement(state: ReplayState, to_ms: int) -> dict[str, Settled | None]:
@@ -141,19 +134,6 @@ ERROR = "replayError"
 _FENCE = "#owner = :me AND #counter = :token"
 
 
-class LeaseOwner(Protocol):
-    """What identifies one holding of a lease (a `checkpoints.LeaseHandle` is one)."""
-
-    @property
-    def lease_key(self) -> str: ...
-
-    @property
-    def worker_id(self) -> str: ...
-
-    @property
-    def token(self) -> int: ...
-
-
 class ReplayMarks:
     """Reads and writes the replay attributes of one lease table over an aiobotocore
     DynamoDB client. Constructing one does no I/O."""
@@ -161,9 +141,8 @@ class ReplayMarks:
     def __init__(self, client: Any, table_name: str) -> None:
         self._client = client
         self.table_name = table_name
-        self.writes = 0
 
-    async def add_progress(self, owner: LeaseOwner, records: int, at_ms: int | None) -> bool:
+    async def add_progress(self, owner: LeaseHandle, records: int, at_ms: int | None) -> bool:
         """Adds `records` applied and moves the last arrival time; False if the lease is no
         longer ours."""
         sets = {AT_MS: {"N": str(at_ms)}} if at_ms is not None else {}
@@ -171,7 +150,7 @@ class ReplayMarks:
 
     async def mark_end(
         self,
-        owner: LeaseOwner,
+        owner: LeaseHandle,
         end: str,
         to_ms: int | None,
         records: int = 0,
@@ -189,7 +168,7 @@ class ReplayMarks:
         return await self._update(owner, sets, records)
 
     async def _update(
-        self, owner: LeaseOwner, sets: dict[str, dict[str, str]], records: int
+        self, owner: LeaseHandle, sets: dict[str, dict[str, str]], records: int
     ) -> bool:
         names = {"#owner": Attr.LEASE_OWNER, "#counter": Attr.LEASE_COUNTER}
         values: dict[str, Any] = {":me": {"S": owner.worker_id}, ":token": {"N": str(owner.token)}}
@@ -218,7 +197,6 @@ class ReplayMarks:
             if error_code(error) == CONDITIONAL_FAILED:
                 return False
             raise
-        self.writes += 1
         return True
 
     async def state(self) -> ReplayState:
@@ -233,6 +211,16 @@ class ReplayMarks:
                 break
             params["ExclusiveStartKey"] = start
         return state_from_items(items)
+
+    async def state_if_exists(self) -> ReplayState | None:
+        """`state()`, or None once the table is gone (only the last worker of a complete
+        replay deletes it)."""
+        try:
+            return await self.state()
+        except ClientError as error:
+            if error_code(error) == "ResourceNotFoundException":
+                return None
+            raise
 
 
 def state_from_items(items: list[dict[str, Any]]) -> ReplayState:
@@ -250,11 +238,11 @@ def state_from_items(items: list[dict[str, Any]]) -> ReplayState:
                 parents=lease.parent_shard_ids,
                 finished=lease.finished,
                 owner=lease.owner,
-                records=_number(item, RECORDS) or 0,
+                records=int_attr(item, RECORDS),
                 at_ms=_number(item, AT_MS),
                 done_to_ms=_number(item, DONE_TO_MS),
-                end=item.get(END, {}).get("S"),
-                error=item.get(ERROR, {}).get("S"),
+                end=text_attr(item, END),
+                error=text_attr(item, ERROR),
             )
         )
     shards.sort(key=lambda shard: shard.shard_id)
@@ -290,13 +278,3 @@ class ReplayOutcome:
     state: ReplayState
     local: LocalTotals = field(default_factory=LocalTotals)
     lease_table_deleted: bool = False
-
-    @property
-    def stopped(self) -> dict[str, str]:
-        """Shards a pipeline with on_failure = stop stopped, with the reason."""
-        return dict(stopped_shards(self.state))
-
-    @property
-    def records(self) -> int:
-        """Records read (applied, parked or skipped after --to), over all workers and runs."""
-        return sum(shard.records for shard in self.state.shards)

@@ -1,29 +1,17 @@
 """Stream replay: the chosen pipelines fed from the Kinesis stream, under the replay's own
-lease table, by one or more replay workers.
+lease table, by one or more replay workers (docs/replay.md, "From the stream").
 
-Wiring (by `consumer.service.assembly`, as for the worker):
-- shards: `FilteredShardLister` (ListShards FROM_TIMESTAMP / FROM_TRIM_HORIZON), so the
-  coordinator creates leases only for the shards of the window; roots start AT_TIMESTAMP
-  `--from` (or TRIM_HORIZON), children after their parents' SHARD_END (invariant 4, the
-  coordinator's rule);
-- reads: shared-throughput polling (GetRecords). A replay is bound by throughput, not
-  latency, so EFO's lower propagation delay buys nothing, while registering a consumer would
-  take one of the stream's 20 consumer slots and bill consumer-shard-hours. Polling shares the
-  shard's 5 GetRecords calls/s and 2 MiB/s with other polling consumers; a live service that
-  uses EFO is not slowed at all;
-- each leased shard: `shard_task.replay_shard` (cut-off at `--to + grace`, change-time filter
-  at `--to`, the service's `ShardPipeline` for retries, bisection, the DLQ and checkpoints).
-
-Completion: every worker scans the lease table once per `poll_s` (`marks.ReplayMarks.state`)
-and leaves when every shard is settled (`status.is_complete`); its coordinator then stops
-gracefully. The last worker out deletes the lease table (unless asked to keep it); an
-interrupted replay keeps it, and running the same replay again resumes from its checkpoints.
+Wired by `consumer.service.assembly` as the worker is, except: `FilteredShardLister` lists only
+the window's shards, reads poll (GetRecords: a replay is bound by throughput, and EFO would
+take one of the stream's 20 consumer slots), and each leased shard runs
+`shard_task.replay_shard`. Every worker scans the lease table once per `poll_s` and leaves
+when every shard is settled (`status.is_complete`); the last one out deletes the table unless
+asked to keep it. An interrupted replay keeps it, and the same command resumes.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -42,6 +30,7 @@ from consumer.replay.horizon import (
     describe_stream,
     oldest_arrival_ms,
 )
+from consumer.replay.progress import StateListener
 from consumer.replay.request import (
     FilteredShardLister,
     ReplayRequest,
@@ -57,15 +46,13 @@ from consumer.replay.status import (
     ShardStatus,
     is_complete,
 )
-from consumer.replay.window import ChangeTimeFilter, ReplayWindow
+from consumer.replay.window import HOUR_MS, ChangeTimeFilter, ReplayWindow
 from consumer.service.assembly import lease_settings, open_runtime
 from consumer.settings import Settings
 from consumer.sources.lean import install_lean_get_records
 from consumer.sources.polling import PollingOptions, PollingReader
 
 log = structlog.get_logger(__name__)
-
-StateListener = Callable[[ReplayState], object]
 
 
 @dataclass(frozen=True)
@@ -88,7 +75,7 @@ async def plan_stream_replay(settings: Settings, window: ReplayWindow, now_ms: i
     async with settings.aws.endpoints().aio_client("kinesis") as client:
         install_lean_get_records(client)
         facts = await describe_stream(client, stream.name, stream.arn)
-        horizon_ms = now_ms - facts.retention_hours * 3_600_000
+        horizon_ms = now_ms - facts.retention_hours * HOUR_MS
         if window.from_ms is None or window.from_ms < horizon_ms:
             facts = replace(facts, oldest_arrival_ms=await oldest_arrival_ms(client, facts.arn))
         shards = await FilteredShardLister(client, facts.arn, window.from_ms).list_shards()
@@ -125,15 +112,11 @@ class StreamReplay:
         take_s = self.settings.leases.take_interval_s
         self._poll_s = poll_s if poll_s is not None else min(2.0, max(0.5, take_s))
         self._keep_lease_table = keep_lease_table
-        # How the window is recorded on a new lease table (identity.py); None: not by us
+        # How the window is recorded on a new lease table (request.py); None: not by us
         # (an extra worker process: the replay that started it records it).
         self._window_to_given = window_to_given
         self._last_state = ReplayState()
         self.totals = LocalTotals()
-
-    def _initial_position(self) -> Checkpoint:
-        from_ms = self.request.window.from_ms
-        return Checkpoint.trim_horizon() if from_ms is None else Checkpoint.at_timestamp(from_ms)
 
     async def run(self, stop: asyncio.Event) -> ReplayOutcome:
         settings = self.settings
@@ -147,8 +130,11 @@ class StreamReplay:
             )
             lister = FilteredShardLister(await runtime.client("kinesis"), arn, window.from_ms)
             decoder = ChangeTimeFilter(decode_kinesis, window)
+            start = Checkpoint.trim_horizon()
+            if window.from_ms is not None:
+                start = Checkpoint.at_timestamp(window.from_ms)
             leases = lease_settings(settings, arn).model_copy(
-                update={"initial_position": self._initial_position(), "worker_id": self.worker_id}
+                update={"initial_position": start, "worker_id": self.worker_id}
             )
 
             def make_pipeline(handle: LeaseHandle) -> ShardPipeline:
@@ -191,7 +177,7 @@ class StreamReplay:
             state = await self._final_state(marks)
             for pipeline in pipelines:
                 self.totals.add(pipeline)
-            self.totals.skipped_after_to = decoder.skipped.after_to
+            self.totals.skipped_after_to = decoder.skipped_after_to
             complete = complete or is_complete(state, window.to_ms, self.plan.shard_ids)
             deleted = False
             if complete and not self._keep_lease_table:
@@ -215,16 +201,13 @@ class StreamReplay:
         to_ms = self.request.window.to_ms
         while not stop.is_set():
             try:
-                state = await marks.state()
-            except ClientError as error:
-                if error_code(error) == "ResourceNotFoundException":
-                    # Only the last worker of a complete replay deletes the table.
-                    log.info("replay.lease_table_gone", table=marks.table_name)
-                    return True
-                log.warning("replay.state_unavailable", error=str(error))
-            except BotoCoreError as error:
+                state = await marks.state_if_exists()
+            except (ClientError, BotoCoreError) as error:
                 log.warning("replay.state_unavailable", error=str(error))
             else:
+                if state is None:
+                    log.info("replay.lease_table_gone", table=marks.table_name)
+                    return True
                 self._last_state = state
                 self._on_state(with_expected(state, self.plan.shard_ids))
                 if is_complete(state, to_ms, self.plan.shard_ids):
@@ -238,14 +221,10 @@ class StreamReplay:
     async def _final_state(self, marks: ReplayMarks) -> ReplayState:
         """The table after our coordinator left; the last state seen if another worker has
         deleted the table meanwhile (it does so only once the replay is complete)."""
-        try:
-            state = await marks.state()
-        except ClientError as error:
-            if error_code(error) != "ResourceNotFoundException":
-                raise
-            return self._last_state
-        self._last_state = state
-        return state
+        state = await marks.state_if_exists()
+        if state is not None:
+            self._last_state = state
+        return self._last_state
 
 
 def with_expected(state: ReplayState, shard_ids: frozenset[str]) -> ReplayState:
@@ -278,10 +257,5 @@ async def delete_lease_table(client: Any, name: str, state: ReplayState) -> bool
 async def delete_idle_lease_table(settings: Settings, name: str) -> bool:
     """Deletes a replay's lease table if no worker has a heartbeat item in it any more."""
     async with settings.aws.endpoints().aio_client("dynamodb") as client:
-        try:
-            state = await ReplayMarks(client, name).state()
-        except ClientError as error:
-            if error_code(error) == "ResourceNotFoundException":
-                return False
-            raise
-        return await delete_lease_table(client, name, state)
+        state = await ReplayMarks(client, name).state_if_exists()
+        return state is not None and await delete_lease_table(client, name, state)

@@ -1,37 +1,19 @@
 """The replay window: which changes a replay applies, where reading a shard stops, the time
 syntax of `--from`/`--to`, and the two ways a replay refuses to go on. Pure: no I/O.
 
-Two clocks are involved, and each bound uses the one that makes it exact:
+`--from` is an *arrival* time (what AT_TIMESTAMP, ListShards' FROM_TIMESTAMP and the archive's
+partitions select by); `--to` is a *change* time (a change is applied only if made at or before
+it). A shard is read until the first record that arrived after `--to + grace`, for changes
+made before `--to` that arrived late (docs/replay.md, "Which changes").
 
-- `--from` is an *arrival* time (Kinesis ApproximateArrivalTimestamp): it is what
-  AT_TIMESTAMP iterators and ListShards' FROM_TIMESTAMP filter select by, and what the audit
-  archive is partitioned by.
-- `--to` is a *change* time (ApproximateCreationDateTime, the version sinks keep the newest
-  of): a change is applied only if it was made at or before `--to`, so the rebuilt state is
-  exactly the state as of `--to`.
+Every time parser returns epoch milliseconds (Kinesis arrival times are milliseconds) and
+raises ReplayInputError with one line naming the option.
 
-A change arrives shortly after it is made (well under a second, usually; later when the
-destination retries), so a shard is read until the first record that *arrived* after
-`--to + grace`: changes made before `--to` that arrived a little after it are still applied,
-and the ones made after `--to` in that grace span are read but skipped.
-
-Times on the command line:
-- `2026-11-27T21:00:00Z`, `2026-11-27T22:00:00+01:00`: absolute; a time without a zone is
-  refused (a replay an hour off because of a local clock is hard to notice).
-- `-90s`, `-30m`, `-2h`, `-3d`, `-1w`, `-1d12h`: that long before now. `now` is now.
-- `TRIM_HORIZON` or `earliest` (`--from` only): the oldest record the source holds (the
-  stream's trim horizon, or the start of the archive).
-Every parser returns epoch milliseconds (Kinesis arrival times are milliseconds) and raises
-ReplayInputError with one line naming the option.
-
-A shard's replay ends (`cut_batch`) at the first of:
-- SHARD_END: the shard is closed and every record of it was read (its children continue);
-- REACHED_TO: a record arrived after the window's cut-off; it and everything after it in the
-  shard are left alone (the shard is *not* checkpointed at SHARD_END: it is not finished, and
-  its children, which hold only later records, are never read);
-- TIP: an empty batch with MillisBehindLatest = 0: nothing more has arrived.
-Records within a shard arrive in sequence order, so the records to apply are always a prefix
-of the batch.
+A shard's replay ends (`cut_batch`) at the first of SHARD_END (a closed shard read to its
+end), REACHED_TO (a record arrived after the cut-off: it and the rest of the shard are left
+alone, and the shard is *not* checkpointed at SHARD_END, so its children are never read) and
+TIP (an empty batch with MillisBehindLatest = 0). Records within a shard arrive in sequence
+order, so the records to apply are always a prefix of the batch.
 """
 
 from __future__ import annotations
@@ -39,7 +21,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from consumer.pipeline.decoders import Decoder
@@ -59,6 +41,7 @@ class ReplayError(RuntimeError):
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+HOUR_MS = 3_600_000
 EARLIEST_WORDS = frozenset({"trim_horizon", "earliest"})
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _RELATIVE = re.compile(r"^-(?:\d+(?:\.\d+)?[smhdw])+$")
@@ -259,20 +242,13 @@ def cut_batch(batch: ReadBatch, cutoff_ms: int) -> Cut:
 
 
 @dataclass
-class SkipCounter:
-    """Changes read but not applied because they were made after `--to`."""
-
-    after_to: int = 0
-
-
-@dataclass
 class ChangeTimeFilter:
     """Wraps a decoder so that changes made after `--to` are dropped before any sink sees
     them (decode errors pass through: they are parked as usual)."""
 
     decoder: Decoder
     window: ReplayWindow
-    skipped: SkipCounter = field(default_factory=SkipCounter)
+    skipped_after_to: int = 0  # changes read but not applied: made after `--to`
 
     def __call__(
         self, record: RawRecord, stream: str, shard_id: str
@@ -283,5 +259,5 @@ class ChangeTimeFilter:
             for result in results
             if isinstance(result, DecodeError) or self.window.applies(result.created_at_us)
         ]
-        self.skipped.after_to += len(results) - len(kept)
+        self.skipped_after_to += len(results) - len(kept)
         return kept

@@ -23,33 +23,28 @@ from consumer.replay.window import iso_ms, iso_us
 CHILD_LOG_LEVEL = "warning"
 
 
-def worker_argv(request: ReplayRequest, config: Path | None) -> list[str]:
-    """The command line of one extra worker. It keeps the lease table: the worker that
-    started it deletes the table once every extra worker has exited (a worker starting after
-    the table is gone would replay everything again)."""
+def window_args(request: ReplayRequest) -> list[str]:
+    """The options naming the replay and its exact window (for an extra worker or a rerun)."""
     window = request.window
-    argv = [
-        sys.executable,
-        "-m",
-        "consumer",
-        "replay",
+    return [
         "--from",
         "TRIM_HORIZON" if window.from_ms is None else iso_ms(window.from_ms),
         "--to",
         iso_us(window.to_us),
-        "--to-grace",
-        f"{window.grace_ms / 1000:g}",
         "--replay-name",
         request.name,
         "--pipelines",
         ",".join(request.pipelines),
-        "--workers",
-        "1",
-        "--progress",
-        "none",
-        "--worker-process",
-        "--keep-lease-table",
     ]
+
+
+def worker_argv(request: ReplayRequest, config: Path | None) -> list[str]:
+    """The command line of one extra worker. It keeps the lease table: the worker that
+    started it deletes the table once every extra worker has exited (a worker starting after
+    the table is gone would replay everything again)."""
+    argv = [sys.executable, "-m", "consumer", "replay", *window_args(request)]
+    argv += ["--to-grace", f"{request.window.grace_ms / 1000:g}", "--workers", "1"]
+    argv += ["--progress", "none", "--worker-process", "--keep-lease-table"]
     if config is not None:
         argv += ["--config", str(config)]
     return argv

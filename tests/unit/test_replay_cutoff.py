@@ -69,4 +69,4 @@ def test_changes_made_after_to_are_dropped_before_the_sinks() -> None:
     assert [type(r) for r in decoder(made_before, "s", SHARD)] == [ChangeEvent]
     assert decoder(made_after, "s", SHARD) == []
     assert [type(r) for r in decoder(bad, "s", SHARD)] == [DecodeError]  # still parked
-    assert decoder.skipped.after_to == 1
+    assert decoder.skipped_after_to == 1

@@ -20,7 +20,6 @@ def facts(
         retention_hours=retention_hours,
         created_ms=created_ms,
         on_demand=True,
-        open_shards=2,
         oldest_arrival_ms=oldest_arrival_ms,
     )
 
