@@ -71,15 +71,12 @@ def lease_table_definition(table_name: str) -> dict[str, Any]:
 @dataclass
 class TableStats:
     """What the table did: billed writes per kind (a failed conditional write is billed too),
-    conditional failures, reads and retries. Read by the benchmark and telemetry."""
+    conditional failures, read units and retries. Read by the benchmark and telemetry."""
 
     writes: Counter[str] = field(default_factory=Counter)
     conditional_failures: Counter[str] = field(default_factory=Counter)
-    scans: int = 0
-    items_read: int = 0
-    # As DynamoDB reports it (ReturnConsumedCapacity), and as estimated from item sizes
-    # (strongly consistent: 4 KB per unit per page), for emulators that report nothing useful.
-    read_units: float = 0.0
+    # Estimated from item sizes (strongly consistent: 4 KB per unit per page): emulators do
+    # not report consumed capacity.
     estimated_read_units: int = 0
     retry: RetryStats = field(default_factory=RetryStats)
 
@@ -133,6 +130,32 @@ class ClientFactory(Protocol):
     def client_kwargs(self, service: Literal["dynamodb"]) -> dict[str, Any]: ...
 
     def aio_session(self) -> AioSession: ...
+
+
+def _move_to(
+    checkpoint: Checkpoint, *sets: str, removes: tuple[str, ...] = ()
+) -> tuple[str, dict[str, AttributeValue]]:
+    """The update that records `checkpoint` (clearing any pending one) plus `sets` and
+    `removes`, and its values (:cp, :sub, :zero, :ts)."""
+    set_list = [
+        "#checkpoint = :cp",
+        "#checkpointSubSequenceNumber = :sub",
+        *sets,
+        "#ownerSwitchesSinceCheckpoint = :zero",
+    ]
+    remove_list = [*removes, "#pendingCheckpoint", "#pendingCheckpointSubSequenceNumber",
+                   "#pendingCheckpointTimestamp"]
+    if checkpoint.timestamp_ms is not None:
+        set_list.append("#checkpointTimestamp = :ts")
+    else:
+        remove_list.append("#checkpointTimestamp")
+    values = {
+        ":cp": s(checkpoint.stored_value),
+        ":sub": n(checkpoint.sub_sequence_number),
+        ":zero": n(0),
+        ":ts": n(checkpoint.timestamp_ms or 0),
+    }
+    return f"SET {', '.join(set_list)} REMOVE {', '.join(remove_list)}", values
 
 
 def _now_text() -> str:
@@ -208,11 +231,7 @@ class LeaseTable:
     async def scan(self) -> TableSnapshot:
         """All leases and heartbeats, strongly consistent, every page."""
         items: list[Item] = []
-        params: dict[str, Any] = {
-            "TableName": self.name,
-            "ConsistentRead": True,
-            "ReturnConsumedCapacity": "TOTAL",
-        }
+        params: dict[str, Any] = {"TableName": self.name, "ConsistentRead": True}
         while True:
             try:
                 page = await self._call("scan", params)
@@ -220,27 +239,34 @@ class LeaseTable:
                 if error_code(error) == "ResourceNotFoundException":
                     raise LeaseTableMissing(f"lease table {self.name} does not exist") from error
                 raise
-            self.stats.scans += 1
             page_items = page.get("Items", [])
             items.extend(page_items)
             self.stats.estimated_read_units += max(1, -(-sum(map(item_size, page_items)) // 4096))
-            self.stats.read_units += float(page.get("ConsumedCapacity", {}).get("CapacityUnits", 0))
             start = page.get("LastEvaluatedKey")
             if not start:
                 break
             params["ExclusiveStartKey"] = start
-        self.stats.items_read += len(items)
         return snapshot_from_items(items)
 
-    async def get_lease(self, key: str) -> Lease | None:
-        response = await self._call(
-            "get_item",
-            {"TableName": self.name, "Key": {Attr.LEASE_KEY: s(key)}, "ConsistentRead": True},
-        )
-        item = response.get("Item")
-        return lease_from_item(item) if item else None
-
     # --- generic writes -------------------------------------------------------------------
+
+    def _count(self, kind: str, ok: bool) -> None:
+        self.stats.writes[kind] += 1
+        if not ok:
+            self.stats.conditional_failures[kind] += 1
+
+    async def _put_or_delete(self, kind: str, method: str, params: Mapping[str, Any]) -> bool:
+        """A PutItem or DeleteItem whose failed condition is an answer (False), not an error."""
+        try:
+            await self._call(method, params)
+        except ClientError as error:
+            if error_code(error) != CONDITIONAL_FAILED:
+                raise
+            ok = False
+        else:
+            ok = True
+        self._count(kind, ok)
+        return ok
 
     async def _update(
         self,
@@ -286,13 +312,11 @@ class LeaseTable:
         except ClientError as error:
             if error_code(error) != CONDITIONAL_FAILED:
                 raise
-            self.stats.writes[kind] += 1
             old: Item | None = error.response.get("Item")
-            if retried and resolve is not None and old is not None and resolve(old):
-                return _Outcome(True, old)
-            self.stats.conditional_failures[kind] += 1
-            return _Outcome(False, old)
-        self.stats.writes[kind] += 1
+            ok = retried and resolve is not None and old is not None and resolve(old)
+            self._count(kind, ok)
+            return _Outcome(ok, old)
+        self._count(kind, True)
         return _Outcome(True, response.get("Attributes"))
 
     async def _change_owner(
@@ -403,30 +427,13 @@ class LeaseTable:
     async def checkpoint(self, key: str, me: str, token: int, checkpoint: Checkpoint) -> None:
         """Records `checkpoint` and clears any pending one. Raises `LeaseLost` when the lease is
         no longer (me, token). Idempotent, so a retried write is harmless."""
-        sets = [
-            "#checkpoint = :cp",
-            "#checkpointSubSequenceNumber = :sub",
-            "#ownerSwitchesSinceCheckpoint = :zero",
-        ]
-        removes = ["#pendingCheckpoint", "#pendingCheckpointSubSequenceNumber",
-                   "#pendingCheckpointTimestamp"]
-        if checkpoint.timestamp_ms is not None:
-            sets.append("#checkpointTimestamp = :ts")
-        else:
-            removes.append("#checkpointTimestamp")
+        update, values = _move_to(checkpoint)
         outcome = await self._update(
             "checkpoint",
             key,
-            f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
+            update,
             "#leaseOwner = :me AND #leaseCounter = :counter",
-            {
-                ":cp": s(checkpoint.stored_value),
-                ":sub": n(checkpoint.sub_sequence_number),
-                ":zero": n(0),
-                ":ts": n(checkpoint.timestamp_ms or 0),
-                ":me": s(me),
-                ":counter": n(token),
-            },
+            {**values, ":me": s(me), ":counter": n(token)},
         )
         if not outcome.ok:
             raise LeaseLost(key, "the lease table refused the checkpoint (owner or token changed)")
@@ -477,16 +484,7 @@ class LeaseTable:
         if not overwrite:
             params["ConditionExpression"] = "attribute_not_exists(#k)"
             params["ExpressionAttributeNames"] = {"#k": Attr.LEASE_KEY}
-        try:
-            await self._call("put_item", params)
-        except ClientError as error:
-            if error_code(error) != CONDITIONAL_FAILED:
-                raise
-            self.stats.writes["create_lease"] += 1
-            self.stats.conditional_failures["create_lease"] += 1
-            return False
-        self.stats.writes["create_lease"] += 1
-        return True
+        return await self._put_or_delete("create_lease", "put_item", params)
 
     async def add_children(self, key: str, child_shard_ids: Iterable[str]) -> bool:
         children = sorted(child_shard_ids)
@@ -510,44 +508,19 @@ class LeaseTable:
             "ExpressionAttributeNames": {"#checkpoint": Attr.CHECKPOINT},
             "ExpressionAttributeValues": {":end": s(Checkpoint.shard_end().stored_value)},
         }
-        try:
-            await self._call("delete_item", params)
-        except ClientError as error:
-            if error_code(error) != CONDITIONAL_FAILED:
-                raise
-            self.stats.writes["delete_lease"] += 1
-            self.stats.conditional_failures["delete_lease"] += 1
-            return False
-        self.stats.writes["delete_lease"] += 1
-        return True
+        return await self._put_or_delete("delete_lease", "delete_item", params)
 
     async def reset_lease(self, key: str, expect_counter: int, checkpoint: Checkpoint) -> bool:
         """Admin: moves a lease to `checkpoint` and frees it (only for a stopped application)."""
-        sets = [
-            "#checkpoint = :cp",
-            "#checkpointSubSequenceNumber = :sub",
-            "#leaseCounter = :next",
-            "#ownerSwitchesSinceCheckpoint = :zero",
-        ]
-        removes = ["#leaseOwner", "#handoffTo", "#pendingCheckpoint",
-                   "#pendingCheckpointSubSequenceNumber", "#pendingCheckpointTimestamp"]
-        if checkpoint.timestamp_ms is not None:
-            sets.append("#checkpointTimestamp = :ts")
-        else:
-            removes.append("#checkpointTimestamp")
+        update, values = _move_to(
+            checkpoint, "#leaseCounter = :next", removes=("#leaseOwner", "#handoffTo")
+        )
         outcome = await self._update(
             "reset",
             key,
-            f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
+            update,
             "#leaseCounter = :counter",
-            {
-                ":cp": s(checkpoint.stored_value),
-                ":sub": n(checkpoint.sub_sequence_number),
-                ":next": n(expect_counter + 1),
-                ":zero": n(0),
-                ":ts": n(checkpoint.timestamp_ms or 0),
-                ":counter": n(expect_counter),
-            },
+            {**values, ":next": n(expect_counter + 1), ":counter": n(expect_counter)},
         )
         return outcome.ok
 
@@ -634,13 +607,4 @@ class LeaseTable:
             params["ConditionExpression"] = "#c = :c"
             params["ExpressionAttributeNames"] = {"#c": Attr.HEARTBEAT_COUNTER}
             params["ExpressionAttributeValues"] = {":c": n(counter)}
-        try:
-            await self._call("delete_item", params)
-        except ClientError as error:
-            if error_code(error) != CONDITIONAL_FAILED:
-                raise
-            self.stats.writes["delete_worker"] += 1
-            self.stats.conditional_failures["delete_worker"] += 1
-            return False
-        self.stats.writes["delete_worker"] += 1
-        return True
+        return await self._put_or_delete("delete_worker", "delete_item", params)

@@ -46,11 +46,11 @@ async def test_ownership_changes_are_conditional_and_bump_the_token(table: Lease
     assert claimed is not None
     assert claimed.counter == 2
     assert await table.transfer("s1", "w1", 2, "w2")
-    lease = await table.get_lease("s1")
+    lease = (await table.scan()).lease("s1")
     assert lease is not None
     assert (lease.owner, lease.counter) == ("w2", 3)
     assert await table.transfer("s1", "w2", 3, None)  # release
-    lease = await table.get_lease("s1")
+    lease = (await table.scan()).lease("s1")
     assert lease is not None
     assert (lease.owner, lease.counter) == (None, 4)
     assert table.stats.conditional_failures["take"] == 1
@@ -66,11 +66,11 @@ async def test_a_stale_owner_cannot_checkpoint(table: LeaseTable) -> None:
         await table.checkpoint("s1", "old", 1, Checkpoint.after("200"))
     with pytest.raises(LeaseLost):
         await table.finish_shard("s1", "old", 1)
-    lease = await table.get_lease("s1")
+    lease = (await table.scan()).lease("s1")
     assert lease is not None
     assert lease.checkpoint == Checkpoint.after("100")
     await table.checkpoint("s1", "new", 2, Checkpoint.after("150", 3))
-    lease = await table.get_lease("s1")
+    lease = (await table.scan()).lease("s1")
     assert lease is not None
     assert lease.checkpoint == Checkpoint.after("150", 3)
     assert lease.owner_switches == 0
@@ -80,11 +80,11 @@ async def test_checkpoint_and_shard_end(table: LeaseTable) -> None:
     await table.create_lease(Lease("s1", "s1"))
     await table.take("s1", None, 0, "w")
     await table.checkpoint("s1", "w", 1, Checkpoint.after("300"))
-    lease = await table.get_lease("s1")
+    lease = (await table.scan()).lease("s1")
     assert lease is not None
     assert (lease.checkpoint, lease.pending_checkpoint) == (Checkpoint.after("300"), None)
     await table.finish_shard("s1", "w", 1, ["c1", "c2"])
-    lease = await table.get_lease("s1")
+    lease = (await table.scan()).lease("s1")
     assert lease is not None
     assert lease.finished
     assert lease.owner is None
@@ -100,7 +100,7 @@ async def test_handoff_request_transfer_and_force_steal(table: LeaseTable) -> No
     assert await table.decline_handoff("s1", "owner", 1, "taker")
     assert await table.request_handoff("s1", "owner", 1, "taker")
     assert await table.transfer("s1", "owner", 1, "taker", requested_by="taker")
-    lease = await table.get_lease("s1")
+    lease = (await table.scan()).lease("s1")
     assert lease is not None
     assert (lease.owner, lease.counter, lease.handoff_to) == ("taker", 2, None)
     assert await table.request_handoff("s1", "taker", 2, "third")
