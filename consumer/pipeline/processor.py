@@ -40,6 +40,7 @@ from consumer.pipeline.decoders import Decoder, decode_kinesis
 from consumer.pipeline.dlq import DeadLetterQueue, DlqRejectedError, ParkedRecord
 from consumer.pipeline.filters import RecordFilter
 from consumer.pipeline.missing_destination import DestinationGone, MissingDestinations, missing_code
+from consumer.pipeline.newest import item_key
 from consumer.pipeline.retry_policy import OnFailure as OnFailure
 from consumer.pipeline.retry_policy import RetryPolicy as RetryPolicy
 from consumer.pipeline.sink import Failures, Sink, SinkError, flushing
@@ -134,17 +135,13 @@ def _kind(error: BaseException) -> str:
     return type(error).__name__
 
 
-def _item_key(event: ChangeEvent) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((name, repr(value)) for name, value in event.keys.wire.items()))
-
-
 def _superseded_by(
     chunk: Sequence[ChangeEvent], rejected: Sequence[ChangeEvent]
 ) -> list[ChangeEvent]:
     """The changes of `chunk` that share an item key with a rejected one, minus the rejected."""
     rejected_ids = {id(event) for event in rejected}
-    keys = {_item_key(event) for event in rejected}
-    return [e for e in chunk if id(e) not in rejected_ids and _item_key(e) in keys]
+    keys = {item_key(event) for event in rejected}
+    return [e for e in chunk if id(e) not in rejected_ids and item_key(e) in keys]
 
 
 class RateLimitedLog:

@@ -44,7 +44,14 @@ from pydantic import Field
 from consumer.aws import AwsEndpoints
 from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS, error_code, is_retryable
 from consumer.aws.fencing import check_fence, fence_requests
-from consumer.pipeline.newest import Newest, newest_per_key
+from consumer.pipeline.newest import (
+    Newest,
+    item_key,
+    newest_per_key,
+    sequence_token,
+    stored_change,
+    tie_history,
+)
 from consumer.pipeline.sink import Failures, SinkError
 from consumer.pipeline.transform_hook import (
     DEFAULT_TIMEOUT_S,
@@ -53,16 +60,7 @@ from consumer.pipeline.transform_hook import (
     TransformHook,
 )
 from consumer.records import ChangeEvent, DecodeError, EventName
-from consumer.records.ordering import (
-    AMBIGUOUS_TIES,
-    UNKNOWN,
-    StoredChange,
-    Transition,
-    decode_states,
-    encode_states,
-    history_after_tie,
-    tie_wins,
-)
+from consumer.records.ordering import Transition, encode_states
 from consumer.setting_rules import EndpointUrl, Region, Section, TableName, TransformReference
 
 log = structlog.get_logger(__name__)
@@ -152,26 +150,6 @@ class ReplicationSection(Section):
         return frozenset(self.exclude_attributes)
 
 
-def sequence_token(event: ChangeEvent) -> str:
-    sequence, sub_sequence = event.position.sequence_key
-    return f"{sequence:056d}{sub_sequence:08d}"
-
-
-def _key_token(event: ChangeEvent) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((name, repr(value)) for name, value in event.keys.wire.items()))
-
-
-def _stored_change(item: Mapping[str, Any]) -> StoredChange:
-    """What the replica item says of the change that wrote it (UNKNOWN states for items
-    written before states were recorded)."""
-    token = str(item.get(SEQUENCE, {}).get("S", "0"))
-    return StoredChange(
-        str(item.get(STATE, {}).get("S", UNKNOWN)),
-        decode_states(str(item.get(PRIOR, {}).get("S", ""))),
-        (int(token[:-8] or 0), int(token[-8:] or 0)),
-    )
-
-
 class ReplicationSink:
     """Applies changes to the replica table through an aiobotocore DynamoDB client."""
 
@@ -204,7 +182,6 @@ class ReplicationSink:
         self._transform = transform
         self._limit = asyncio.Semaphore(settings.concurrency)
         self.conditional_skips = 0
-        self.writes = 0
 
     def _project(self, event: ChangeEvent, item: Mapping[str, Any]) -> dict[str, Any]:
         include = self._include
@@ -221,7 +198,7 @@ class ReplicationSink:
     ) -> dict[str, Any] | None:
         version = {
             VERSION: {"N": str(event.version)},
-            SEQUENCE: {"S": sequence_token(event)},
+            SEQUENCE: {"S": sequence_token(event.position.sequence_key)},
             STATE: {"S": transition.after},
         }
         if event.event_name is EventName.REMOVE:
@@ -266,19 +243,25 @@ class ReplicationSink:
                 check_fence()  # the lease may have lapsed during the hook or the wait above
                 stored_item = await self._conditional_put(item, condition, values)
                 if stored_item is None:
-                    self.writes += 1
                     return
                 if stored_item.get(VERSION) != item[VERSION] or SEQUENCE not in stored_item:
                     self.conditional_skips += 1  # newer state is already there
                     return
-                stored = _stored_change(stored_item)
-                wins, ambiguous = tie_wins(newest.transition, newest.follows_states, stored)
-                if ambiguous:
-                    AMBIGUOUS_TIES.count(event.position.shard_id, self.name)
-                if not wins:
+                stored = stored_change(
+                    stored_item.get(STATE, {}).get("S"),
+                    stored_item.get(PRIOR, {}).get("S"),
+                    stored_item[SEQUENCE].get("S"),
+                )
+                history = tie_history(
+                    newest.transition,
+                    newest.follows_states,
+                    stored,
+                    event.position.shard_id,
+                    self.name,
+                )
+                if history is None:
                     self.conditional_skips += 1
                     return
-                history = history_after_tie(newest.follows_states, stored)
                 item[PRIOR] = {"S": encode_states(history)}
                 condition = _REPLACES
                 values = {":v": item[VERSION], ":stored_seq": stored_item[SEQUENCE]}
@@ -317,7 +300,7 @@ class ReplicationSink:
             raise
 
     async def write(self, events: Sequence[ChangeEvent]) -> Failures:
-        newest = list(newest_per_key(events, _key_token, self.name).values())
+        newest = list(newest_per_key(events, item_key, self.name).values())
         results = await asyncio.gather(
             *(self._put(events[chosen.index], chosen) for chosen in newest),
             return_exceptions=True,

@@ -31,17 +31,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from consumer.pipeline.newest import sequence_token, stored_change, tie_history
 from consumer.pipeline.search.document import ITEM_FIELD, NO_TRANSITION, DocumentWrite
 from consumer.records import JsonNumber, to_json_bytes
-from consumer.records.ordering import (
-    AMBIGUOUS_TIES,
-    StoredChange,
-    Transition,
-    decode_states,
-    encode_states,
-    history_after_tie,
-    tie_wins,
-)
+from consumer.records.ordering import Transition, encode_states
 
 # One transaction: creating a new index costs one sync to disk, not one per statement.
 _SCHEMA = """
@@ -147,8 +140,7 @@ def parse_source(source: str) -> dict[str, Any]:
 def local_write(write: DocumentWrite) -> LocalWrite:
     """The row for one planned write."""
     try:
-        sequence, sub_sequence = write.event.position.sequence_key
-        token = f"{sequence:056d}{sub_sequence:08d}"
+        token = sequence_token(write.event.position.sequence_key)
     except ValueError:
         token = ""  # no numeric sequence number (not from a stream): sorts before any
     text = "" if write.deleted else " ".join(_texts(write.source.get(ITEM_FIELD)))
@@ -174,17 +166,8 @@ def _history_if_newer(
     version, sequence, state, prior = stored
     if write.version != version:
         return write.follows_states if write.version > version else None
-    stored_change = StoredChange(state, decode_states(prior), _sequence_of(sequence))
-    wins, ambiguous = tie_wins(write.transition, write.follows_states, stored_change)
-    if ambiguous:
-        AMBIGUOUS_TIES.count(write.shard_id, "search")
-    return history_after_tie(write.follows_states, stored_change) if wins else None
-
-
-def _sequence_of(token: str) -> tuple[int, int]:
-    if not token.isdigit() or len(token) <= 8:
-        return (-1, 0)
-    return int(token[:-8]), int(token[-8:])
+    stored = stored_change(state, prior, sequence)
+    return tie_history(write.transition, write.follows_states, stored, write.shard_id, "search")
 
 
 def _texts(value: object) -> Iterator[str]:

@@ -71,7 +71,6 @@ from consumer.pipeline.search.settings import OpenSearchSettings
 from consumer.pipeline.search.ties import tie_rewrite, with_tie_fields
 from consumer.pipeline.sink import Failures, SinkError
 from consumer.records import ChangeEvent
-from consumer.records.ordering import AMBIGUOUS_TIES
 
 _T = TypeVar("_T")
 
@@ -247,9 +246,7 @@ class OpenSearchSink:
                 if error.status != 404:
                     raise
                 continue  # gone since the conflict: nothing to decide against
-            rewrite, ambiguous = tie_rewrite(write, found)
-            if ambiguous:
-                AMBIGUOUS_TIES.count(write.event.position.shard_id, self.name)
+            rewrite = tie_rewrite(write, found, self.name)
             if rewrite is not None:
                 winners.append(rewrite)
         return winners

@@ -22,15 +22,9 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from consumer.pipeline.newest import sequence_token, stored_change, tie_history
 from consumer.pipeline.search.document import CHANGE_FIELD, DocumentWrite
-from consumer.records.ordering import (
-    UNKNOWN,
-    StoredChange,
-    decode_states,
-    encode_states,
-    history_after_tie,
-    tie_wins,
-)
+from consumer.records.ordering import encode_states
 
 STATE_FIELD = "state"
 PRIOR_FIELD = "prior"
@@ -43,48 +37,28 @@ TIE_MAPPINGS: dict[str, Any] = {
 }
 
 
-def sequence_token(write: DocumentWrite) -> str:
-    sequence, sub_sequence = write.transition.sequence
-    if sequence < 0:
-        return ""
-    return f"{sequence:056d}{sub_sequence:08d}"
-
-
 def with_tie_fields(write: DocumentWrite, history: frozenset[str] | None = None) -> DocumentWrite:
     """The write with `change.state`, `change.prior` and `change.sequence` in its source."""
     change = dict(write.source.get(CHANGE_FIELD, {}))
     change[STATE_FIELD] = write.transition.after
     change[PRIOR_FIELD] = encode_states(write.follows_states if history is None else history)
-    change[SEQUENCE_FIELD] = sequence_token(write)
+    change[SEQUENCE_FIELD] = sequence_token(write.transition.sequence)
     return dataclasses.replace(write, source={**write.source, CHANGE_FIELD: change})
 
 
-def stored_change(source: Mapping[str, Any]) -> StoredChange:
-    """What a stored document says of the change that wrote it (UNKNOWN states for documents
-    written before these fields existed: such a tie goes to the incoming change)."""
-    change = source.get(CHANGE_FIELD)
+def tie_rewrite(write: DocumentWrite, found: Mapping[str, Any], sink: str) -> DocumentWrite | None:
+    """For a write that conflicted, given the stored document (a GET response): the write to
+    send again with "external_gte" (None: the stored document stays). A stored document
+    written before the tie fields existed has UNKNOWN states: the tie goes to the write."""
+    if not found.get("found") or found.get("_version") != write.version:
+        return None  # newer state is there (or it vanished: the next change will tell)
+    source = found.get("_source")
+    change = source.get(CHANGE_FIELD) if isinstance(source, Mapping) else None
     if not isinstance(change, Mapping):
         change = {}
-    token = str(change.get(SEQUENCE_FIELD) or "")
-    sequence = (int(token[:-8]), int(token[-8:])) if token.isdigit() and len(token) > 8 else (-1, 0)
-    return StoredChange(
-        str(change.get(STATE_FIELD) or UNKNOWN),
-        decode_states(str(change.get(PRIOR_FIELD) or "")),
-        sequence,
+    stored = stored_change(
+        change.get(STATE_FIELD), change.get(PRIOR_FIELD), change.get(SEQUENCE_FIELD)
     )
-
-
-def tie_rewrite(
-    write: DocumentWrite, found: Mapping[str, Any]
-) -> tuple[DocumentWrite | None, bool]:
-    """For a write that conflicted, given the stored document (a GET response): the write to
-    send again with "external_gte" (None: the stored document stays), and whether the tie
-    was ambiguous (decided by shard order)."""
-    if not found.get("found") or found.get("_version") != write.version:
-        return None, False  # newer state is there (or it vanished: the next change will tell)
-    source = found.get("_source")
-    stored = stored_change(source if isinstance(source, Mapping) else {})
-    wins, ambiguous = tie_wins(write.transition, write.follows_states, stored)
-    if not wins:
-        return None, ambiguous
-    return with_tie_fields(write, history_after_tie(write.follows_states, stored)), ambiguous
+    shard_id = write.event.position.shard_id
+    history = tie_history(write.transition, write.follows_states, stored, shard_id, sink)
+    return None if history is None else with_tie_fields(write, history)
