@@ -144,12 +144,9 @@ class Checkpoint:
     ) -> Checkpoint:
         if value.isdigit():
             return cls.after(value, sub_sequence_number)
-        try:
-            position = Position(value)
-        except ValueError as error:
-            raise ValueError(f"unknown checkpoint value {value!r}") from error
-        if position not in _SENTINELS:
+        if value not in _SENTINELS:
             raise ValueError(f"unknown checkpoint value {value!r}")
+        position = Position(value)
         at_timestamp = position is Position.AT_TIMESTAMP
         return cls(position, timestamp_ms=timestamp_ms if at_timestamp else None)
 
@@ -221,10 +218,7 @@ class TableSnapshot:
     workers: Mapping[str, WorkerHeartbeat] = field(default_factory=dict)
 
     def lease(self, key: str) -> Lease | None:
-        for lease in self.leases:
-            if lease.key == key:
-                return lease
-        return None
+        return next((lease for lease in self.leases if lease.key == key), None)
 
 
 def worker_key(worker_id: str) -> str:
@@ -257,18 +251,16 @@ def text_attr(item: Item, name: str) -> str | None:
     return str(value["S"])
 
 
-def int_attr(item: Item, name: str, default: int = 0) -> int:
-    value = item.get(name)
-    if value is None or "N" not in value:
-        return default
-    return int(value["N"])
-
-
 def _opt_int(item: Item, name: str) -> int | None:
     value = item.get(name)
     if value is None or "N" not in value:
         return None
     return int(value["N"])
+
+
+def int_attr(item: Item, name: str, default: int = 0) -> int:
+    value = _opt_int(item, name)
+    return default if value is None else value
 
 
 def _set(item: Item, name: str) -> frozenset[str]:
@@ -294,31 +286,32 @@ def shard_id_of(item: Item) -> str:
     return key.rsplit(":", 1)[-1]
 
 
+def _checkpoint_of(item: Item, value: str, sub: str, timestamp: str) -> Checkpoint | None:
+    stored = text_attr(item, value)
+    if not stored:
+        return None
+    return Checkpoint.from_stored(stored, int_attr(item, sub), _opt_int(item, timestamp))
+
+
 def lease_from_item(item: Item) -> Lease:
     key = text_attr(item, Attr.LEASE_KEY)
     if key is None:
         raise ValueError("lease item without leaseKey")
-    stored = text_attr(item, Attr.CHECKPOINT) or Position.TRIM_HORIZON.value
-    checkpoint = Checkpoint.from_stored(
-        stored, int_attr(item, Attr.CHECKPOINT_SUB), _opt_int(item, Attr.CHECKPOINT_TIMESTAMP)
-    )
-    pending_stored = text_attr(item, Attr.PENDING_CHECKPOINT)
-    pending = (
-        Checkpoint.from_stored(
-            pending_stored,
-            int_attr(item, Attr.PENDING_CHECKPOINT_SUB),
-            _opt_int(item, Attr.PENDING_CHECKPOINT_TIMESTAMP),
-        )
-        if pending_stored
-        else None
+    checkpoint = _checkpoint_of(
+        item, Attr.CHECKPOINT, Attr.CHECKPOINT_SUB, Attr.CHECKPOINT_TIMESTAMP
     )
     return Lease(
         key=key,
         shard_id=shard_id_of(item),
         owner=text_attr(item, Attr.LEASE_OWNER),
         counter=int_attr(item, Attr.LEASE_COUNTER),
-        checkpoint=checkpoint,
-        pending_checkpoint=pending,
+        checkpoint=checkpoint or Checkpoint.trim_horizon(),
+        pending_checkpoint=_checkpoint_of(
+            item,
+            Attr.PENDING_CHECKPOINT,
+            Attr.PENDING_CHECKPOINT_SUB,
+            Attr.PENDING_CHECKPOINT_TIMESTAMP,
+        ),
         owner_switches=int_attr(item, Attr.OWNER_SWITCHES),
         parent_shard_ids=_set(item, Attr.PARENT_SHARD_IDS),
         child_shard_ids=_set(item, Attr.CHILD_SHARD_IDS),
@@ -388,11 +381,7 @@ def parents_done(lease: Lease, by_key: Mapping[str, Lease]) -> bool:
     """Invariant 4: a shard may be read only when every parent is at SHARD_END. A parent
     without a lease counts as done: it was cleaned up after retention, or it ended before
     this application started (LATEST)."""
-    for parent in lease.parent_shard_ids:
-        parent_lease = by_key.get(parent)
-        if parent_lease is not None and not parent_lease.finished:
-            return False
-    return True
+    return all(by_key[parent].finished for parent in lease.parent_shard_ids if parent in by_key)
 
 
 def is_available(lease: Lease, by_key: Mapping[str, Lease]) -> bool:
