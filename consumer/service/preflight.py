@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from consumer.pipeline.processor import Route
+from consumer.service.sinks import PipelineClients
 from consumer.settings import Settings
-
-if TYPE_CHECKING:  # the assembly imports this module
-    from consumer.service.assembly import PipelineClients
 
 CHECK_TIMEOUT_S = 30.0
 
@@ -40,9 +39,7 @@ def _why(error: BaseException) -> str:
 async def _check(setting: str, what: str, call: Callable[[], Awaitable[Any]]) -> str | None:
     try:
         await asyncio.wait_for(call(), CHECK_TIMEOUT_S)
-    except (ClientError, BotoCoreError, TimeoutError, OSError) as error:
-        return f"{setting}: {what} is not usable ({_why(error)})"
-    except Exception as error:  # a sink's own check (OpenSearch): still one line
+    except Exception as error:  # AWS, network, timeout, or a sink's own check: one line
         return f"{setting}: {what} is not usable ({_why(error)})"
     return None
 
@@ -117,51 +114,33 @@ async def check_destinations(
     """Asks each configured destination once; PreflightError with every problem, one a line."""
     pipelines = settings.pipelines
     checks: list[Awaitable[str | None]] = []
+
+    def ask(setting: str, what: str, call: Callable[[], Awaitable[Any]]) -> None:
+        checks.append(_check(setting, what, call))
+
     replica, s3, sqs = clients.replica_dynamodb, clients.s3, clients.sqs
     if pipelines.replication.enabled and replica is not None:
         table = str(pipelines.replication.table)
-        checks.append(
-            _check(
-                "pipelines.replication.table",
-                f"replica table {table!r}",
-                lambda: _check_replica(settings, replica, table),
-            )
-        )
+        what = f"replica table {table!r}"
+        ask("pipelines.replication.table", what, partial(_check_replica, settings, replica, table))
     if pipelines.audit.enabled and s3 is not None:
         bucket = pipelines.audit.bucket
-        checks.append(
-            _check(
-                "pipelines.audit.bucket",
-                f"bucket {bucket!r}",
-                lambda: s3.head_bucket(Bucket=bucket),
-            )
-        )
+        ask("pipelines.audit.bucket", f"bucket {bucket!r}", lambda: s3.head_bucket(Bucket=bucket))
     if settings.dlq.queue_url and sqs is not None:
         queue = settings.dlq.queue_url
-        checks.append(
-            _check(
-                "dlq.queue_url",
-                f"queue {queue}",
-                lambda: sqs.get_queue_attributes(
-                    QueueUrl=queue, AttributeNames=["MaximumMessageSize"]
-                ),
-            )
+        attributes = ["MaximumMessageSize"]
+        ask(
+            "dlq.queue_url",
+            f"queue {queue}",
+            lambda: sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=attributes),
         )
     if settings.dlq.overflow_bucket and s3 is not None:
         overflow = settings.dlq.overflow_bucket
-        checks.append(
-            _check(
-                "dlq.overflow_bucket",
-                f"bucket {overflow!r}",
-                lambda: s3.head_bucket(Bucket=overflow),
-            )
-        )
+        ask("dlq.overflow_bucket", f"bucket {overflow!r}", lambda: s3.head_bucket(Bucket=overflow))
     for route in routes:
         check = getattr(route.sink, "check", None)
         if check is not None:
-            checks.append(
-                _check(f"pipelines.{route.sink.name}", f"the {route.sink.name} destination", check)
-            )
+            ask(f"pipelines.{route.sink.name}", f"the {route.sink.name} destination", check)
     problems = [problem for problem in await asyncio.gather(*checks) if problem]
     if problems:
         raise PreflightError("; ".join(problems))

@@ -24,8 +24,9 @@ import structlog
 from botocore.exceptions import ClientError
 
 from consumer.pipeline.processor import Route, ShardPipeline
-from consumer.service.assembly import only_pipelines, open_runtime
+from consumer.service.assembly import open_runtime
 from consumer.service.preflight import check_destinations
+from consumer.service.sinks import only_pipelines
 from consumer.settings import Settings
 from consumer.snapshot.export_reader import (
     DynamoDbExports,

@@ -27,7 +27,8 @@ from botocore.exceptions import ClientError
 from consumer.pipeline.filters import RecordFilter
 from consumer.pipeline.search import LocalSearchIndex, OpenSearchSink
 from consumer.pipeline.sink import Sink
-from consumer.service.assembly import PipelineClients, only_pipelines, open_runtime
+from consumer.service.assembly import open_runtime
+from consumer.service.sinks import PipelineClients, only_pipelines
 from consumer.settings import Settings
 from consumer.snapshot.backfill import access_denied_line
 from consumer.snapshot.progress import Progress, ProgressView

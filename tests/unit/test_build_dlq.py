@@ -10,7 +10,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from consumer.pipeline.dlq import DlqRejectedError, ParkedRecord
-from consumer.service.assembly import NoDeadLetterQueue, PipelineClients, Runtime
+from consumer.service.assembly import Runtime
+from consumer.service.sinks import NoDeadLetterQueue, PipelineClients
 from consumer.settings import Settings
 
 

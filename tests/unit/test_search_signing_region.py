@@ -7,7 +7,8 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 from consumer.pipeline.search import OpenSearchSink
-from consumer.service.assembly import PipelineClients, Runtime
+from consumer.service.assembly import Runtime
+from consumer.service.sinks import PipelineClients
 from consumer.settings import load_settings
 
 DOMAIN = "https://search-orders-abc123.eu-west-1.es.amazonaws.com"

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from consumer.cli import main
-from consumer.service.assembly import PipelineClients, Runtime
+from consumer.service.assembly import Runtime
+from consumer.service.sinks import PipelineClients
 from consumer.settings import SettingsError, load_settings
 
 BASE = {

@@ -13,7 +13,8 @@ from checkpoints.settings import LeasesSection
 from consumer.pipeline.audit import AuditSink
 from consumer.pipeline.replication import ReplicationSink
 from consumer.pipeline.search import OpenSearchSink
-from consumer.service.assembly import PipelineClients, Runtime, lease_settings
+from consumer.service.assembly import Runtime, lease_settings
+from consumer.service.sinks import PipelineClients
 from consumer.settings import ENV_PREFIX, Settings, load_settings, redacted
 from tests.unit.test_audit_support import MemoryStore
 

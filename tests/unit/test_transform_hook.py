@@ -23,7 +23,8 @@ from consumer.pipeline.processor import Route, ShardPipeline
 from consumer.pipeline.replication import ReplicationSection, ReplicationSink, load_transform
 from consumer.pipeline.transform_hook import TransformFailed, TransformHook
 from consumer.records import ChangeEvent
-from consumer.service.assembly import PipelineClients, Runtime
+from consumer.service.assembly import Runtime
+from consumer.service.sinks import PipelineClients
 from consumer.settings import SettingsError, load_settings
 from tests.change_factory import insert
 from tests.pipeline_fakes import MemoryCheckpointer, MemoryDlq
