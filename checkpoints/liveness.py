@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from checkpoints.model import TableSnapshot
+from checkpoints.model import TableSnapshot, WorkerHeartbeat
 
 
 class WorkerState(StrEnum):
@@ -38,6 +38,17 @@ class _Sighting:
     first_seen: float
 
 
+def _sight(sightings: dict[str, _Sighting], values: Mapping[str, tuple[object, ...]],
+           now: float) -> None:
+    """Keeps when each key's current value was first seen; forgets keys no longer there."""
+    for gone in set(sightings) - set(values):
+        del sightings[gone]
+    for key, value in values.items():
+        sighting = sightings.get(key)
+        if sighting is None or sighting.value != value:
+            sightings[key] = _Sighting(value, now)
+
+
 class LivenessTracker:
     """Remembers first sightings of heartbeat counters and lease counters. Feed it every
     snapshot with the time the read completed; ask it for views at any later time."""
@@ -45,49 +56,35 @@ class LivenessTracker:
     def __init__(self, failover_s: float) -> None:
         self._failover_s = failover_s
         self._workers: dict[str, _Sighting] = {}
-        self._counters: dict[str, int] = {}
-        self._fenced: set[str] = set()
+        self._heartbeats: Mapping[str, WorkerHeartbeat] = {}
         self._leases: dict[str, _Sighting] = {}
 
     def observe(self, snapshot: TableSnapshot, now: float) -> None:
-        seen: set[str] = set()
-        for worker_id, heartbeat in snapshot.workers.items():
-            seen.add(worker_id)
-            self._counters[worker_id] = heartbeat.counter
-            if heartbeat.fenced_by is not None:
-                self._fenced.add(worker_id)
-            else:
-                self._fenced.discard(worker_id)
-            value: tuple[object, ...] = (heartbeat.counter,)
-            sighting = self._workers.get(worker_id)
-            if sighting is None or sighting.value != value:
-                self._workers[worker_id] = _Sighting(value, now)
-        for gone in set(self._workers) - seen:
-            del self._workers[gone]
-            self._counters.pop(gone, None)
-            self._fenced.discard(gone)
-        lease_seen: set[str] = set()
-        for lease in snapshot.leases:
-            if lease.owner is None or lease.owner in snapshot.workers:
-                continue
-            lease_seen.add(lease.key)
-            lease_value: tuple[object, ...] = (lease.owner, lease.counter)
-            lease_sighting = self._leases.get(lease.key)
-            if lease_sighting is None or lease_sighting.value != lease_value:
-                self._leases[lease.key] = _Sighting(lease_value, now)
-        for gone in set(self._leases) - lease_seen:
-            del self._leases[gone]
+        self._heartbeats = snapshot.workers
+        _sight(self._workers, {w: (h.counter,) for w, h in snapshot.workers.items()}, now)
+        _sight(
+            self._leases,
+            {
+                lease.key: (lease.owner, lease.counter)
+                for lease in snapshot.leases
+                if lease.owner is not None and lease.owner not in snapshot.workers
+            },
+            now,
+        )
+
+    def _fenced(self, worker_id: str) -> bool:
+        return self._heartbeats[worker_id].fenced_by is not None
 
     def workers(self, now: float) -> dict[str, WorkerView]:
         views: dict[str, WorkerView] = {}
         for worker_id, sighting in self._workers.items():
-            if worker_id in self._fenced:
+            if self._fenced(worker_id):
                 state = WorkerState.FENCED
             elif now - sighting.first_seen >= self._failover_s:
                 state = WorkerState.EXPIRED
             else:
                 state = WorkerState.LIVE
-            views[worker_id] = WorkerView(worker_id, state, self._counters[worker_id])
+            views[worker_id] = WorkerView(worker_id, state, self._heartbeats[worker_id].counter)
         return views
 
     def expired_leases(self, now: float) -> frozenset[str]:
@@ -105,7 +102,7 @@ class LivenessTracker:
         deadlines = [
             sighting.first_seen + self._failover_s
             for worker_id, sighting in self._workers.items()
-            if worker_id not in self._fenced and (owners is None or owners.get(worker_id, 0) > 0)
+            if not self._fenced(worker_id) and (owners is None or owners.get(worker_id, 0) > 0)
         ]
         deadlines.extend(s.first_seen + self._failover_s for s in self._leases.values())
         future = [d for d in deadlines if d > now]
