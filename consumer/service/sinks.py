@@ -10,7 +10,8 @@ from typing import Any
 
 import structlog
 
-from consumer.pipeline.audit import AuditSettings, AuditSink
+from consumer.pipeline.audit.settings import AuditSettings
+from consumer.pipeline.audit.sink import AuditSink
 from consumer.pipeline.dlq import (
     DeadLetterQueue,
     DlqRejectedError,

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from consumer.aws import AwsEndpoints
-from consumer.pipeline.audit import AuditSettings, AuditSink
+from consumer.pipeline.audit.settings import AuditSettings
+from consumer.pipeline.audit.sink import AuditSink
 from consumer.pipeline.sink import SinkError
 from tests.unit.test_audit_support import SHARD, change_event, change_events, ndjson, sequence
 

@@ -28,7 +28,8 @@ import pytest_asyncio
 from checkpoints.errors import LeaseLost
 from consumer.aws import AwsEndpoints
 from consumer.aws.fencing import fenced
-from consumer.pipeline.audit import AuditSettings, AuditSink
+from consumer.pipeline.audit.settings import AuditSettings
+from consumer.pipeline.audit.sink import AuditSink
 from consumer.pipeline.dlq import ParkedRecord, SqsDeadLetterQueue
 from consumer.pipeline.replication import (
     ReplicationSection,

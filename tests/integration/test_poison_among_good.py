@@ -20,7 +20,8 @@ from typing import Any
 import orjson
 import pytest
 
-from consumer.pipeline.audit import AuditSettings, AuditSink
+from consumer.pipeline.audit.settings import AuditSettings
+from consumer.pipeline.audit.sink import AuditSink
 from consumer.pipeline.decoders import decode_kinesis
 from consumer.pipeline.processor import Route, ShardPipeline
 from consumer.pipeline.replication import (

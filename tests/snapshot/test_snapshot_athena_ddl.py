@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from consumer.pipeline.audit import LINE_FIELDS, ObjectLayout, Partition
+from consumer.pipeline.audit.layout import ObjectLayout, Partition
+from consumer.pipeline.audit.lines import LINE_FIELDS
 from consumer.records import RecordPosition
 from consumer.settings import Settings
 from consumer.snapshot.athena import DdlShapeError, main, snapshot_table_ddl

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from consumer.pipeline.audit import AuditSink
+from consumer.pipeline.audit.sink import AuditSink
 from consumer.pipeline.processor import Route
 from consumer.pipeline.search.local_index import LocalSearchIndex
 from consumer.records import DecodeError, RecordPosition

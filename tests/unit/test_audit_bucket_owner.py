@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from consumer.pipeline.audit import AuditSettings, AuditSink
+from consumer.pipeline.audit.settings import AuditSettings
+from consumer.pipeline.audit.sink import AuditSink
 from consumer.pipeline.sink import SinkError
 from consumer.settings import SettingsError, load_settings
 from tests.unit.test_audit_support import ManualClock, MemoryStore, change_event, client_error

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from consumer.pipeline.audit import LINE_FIELDS, ObjectLayout, Partition, partition_hour
+from consumer.pipeline.audit.layout import ObjectLayout, Partition, partition_hour
+from consumer.pipeline.audit.lines import LINE_FIELDS
 from tests.unit.test_audit_support import change_event
 
 DDL = (Path(__file__).parents[2] / "infra" / "athena" / "audit_table.sql").read_text()

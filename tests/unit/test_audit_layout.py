@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from consumer.pipeline.audit import AuditSettings, ObjectLayout, Partition, partition_hour
-from consumer.pipeline.audit.layout import HOUR_US
+from consumer.pipeline.audit.layout import HOUR_US, ObjectLayout, Partition, partition_hour
+from consumer.pipeline.audit.settings import AuditSettings
 from consumer.records import RecordPosition
 from tests.unit.test_audit_support import SHARD, STREAM, T0_MS, change_event, sequence
 

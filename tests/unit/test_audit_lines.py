@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer.pipeline.audit import LINE_FIELDS, LineError, audit_line, iso_utc_us
+from consumer.pipeline.audit.lines import LINE_FIELDS, LineError, audit_line, iso_utc_us
 from consumer.records import ChangeEvent, RecordPosition, decode_destination_record, iso_utc
 from consumer.records.timestamps import MAX_US
 from tests.unit.test_audit_support import SHARD, STREAM, T0_MS, change_event, sequence

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from consumer.pipeline.audit import AuditSettings, AuditSink, audit_line
+from consumer.pipeline.audit.lines import audit_line
+from consumer.pipeline.audit.settings import AuditSettings
+from consumer.pipeline.audit.sink import AuditSink
 from consumer.pipeline.sink import Sink, SinkError
 from tests.unit.test_audit_support import (
     SHARD,

@@ -7,7 +7,8 @@ import gzip
 
 import pytest
 
-from consumer.pipeline.audit import ObjectLayout, audit_line, iso_utc_us
+from consumer.pipeline.audit.layout import ObjectLayout
+from consumer.pipeline.audit.lines import audit_line, iso_utc_us
 from consumer.records import ChangeEvent, DecodeError
 from consumer.replay.archive import (
     HOUR_MS,

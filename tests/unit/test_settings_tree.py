@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from checkpoints.settings import LeasesSection
-from consumer.pipeline.audit import AuditSink
+from consumer.pipeline.audit.sink import AuditSink
 from consumer.pipeline.replication import ReplicationSink
 from consumer.pipeline.search import OpenSearchSink
 from consumer.service.assembly import Runtime, lease_settings

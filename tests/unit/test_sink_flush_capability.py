@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from consumer.pipeline.audit import AuditSettings, AuditSink
+from consumer.pipeline.audit.settings import AuditSettings
+from consumer.pipeline.audit.sink import AuditSink
 from consumer.pipeline.null import NullSink
 from consumer.pipeline.processor import Route
 from consumer.pipeline.replication import ReplicationSection, ReplicationSink
