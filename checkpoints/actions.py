@@ -72,22 +72,19 @@ class ActionExecutor:
                     self._supervisor.drop(key, reason)
                 case HandOff(key, to, token):
                     self._begin_handoff(key, to, token)
-                case Take(fence=Fence() as fence) if fence not in fences:
-                    fences[fence] = asyncio.create_task(self._fence(fence))
-            match action:
-                case Take() | Claim() | ForceSteal() | RequestHandoff() | DeclineHandoff() | (
-                    DeleteWorker()
-                ):
+                case _:  # a write
+                    if isinstance(action, Take) and action.fence and action.fence not in fences:
+                        fences[action.fence] = asyncio.create_task(self._fence(action.fence))
                     writes.append(self._write(action, fences))
         if writes:
             results = await asyncio.gather(*writes, return_exceptions=True)
             for result in results:
-                if isinstance(result, BaseException) and not isinstance(result, TABLE_ERRORS):
-                    raise result
-                if isinstance(result, BaseException):
+                if isinstance(result, TABLE_ERRORS):
                     self._counters["write_failures"] += 1
                     log.warning("lease.write_failed", worker=self._me.worker_id,
                                 error=str(result))
+                elif isinstance(result, BaseException):
+                    raise result
 
     async def _fence(self, fence: Fence) -> FenceOutcome:
         try:

@@ -103,9 +103,14 @@ class LeaseHandle:
     async def checkpoint(self, sequence_number: str, sub_sequence_number: int = 0) -> bool:
         """Records that every record up to and including this one is durably processed.
         Returns False (and writes nothing) if it is not past the current checkpoint."""
-        target = self._parse(sequence_number, sub_sequence_number)
+        try:
+            target = Checkpoint.after(sequence_number, sub_sequence_number)
+        except ValueError as error:
+            raise CheckpointRejected(str(error)) from error
         async with self._lock:
-            if not self._advances(target):
+            if self.finished:
+                raise CheckpointRejected(f"shard {self.shard_id} is already at SHARD_END")
+            if not self._checkpoint.is_behind(target):
                 return False
             await self._write(lambda: self._writer.checkpoint(
                 self.lease_key, self.worker_id, self.token, target
@@ -128,18 +133,6 @@ class LeaseHandle:
             self._on_shard_end(self)
 
     # --- internals --------------------------------------------------------------------------
-
-    @staticmethod
-    def _parse(sequence_number: str, sub_sequence_number: int) -> Checkpoint:
-        try:
-            return Checkpoint.after(sequence_number, sub_sequence_number)
-        except ValueError as error:
-            raise CheckpointRejected(str(error)) from error
-
-    def _advances(self, target: Checkpoint) -> bool:
-        if self.finished:
-            raise CheckpointRejected(f"shard {self.shard_id} is already at SHARD_END")
-        return self._checkpoint.is_behind(target)
 
     def ensure_owned(self) -> None:
         """Raises LeaseLost unless the lease is still ours by this worker's own clock.

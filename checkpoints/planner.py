@@ -137,9 +137,7 @@ def leader(workers: Mapping[str, WorkerView], me: str) -> str:
 
 
 def targets(lease_count: int, worker_count: int) -> tuple[int, int]:
-    """(floor, ceil) of leases per worker."""
-    if worker_count <= 0:
-        return (0, 0)
+    """(floor, ceil) of leases per worker (`plan` always counts itself: worker_count >= 1)."""
     return (lease_count // worker_count, -(-lease_count // worker_count))
 
 
