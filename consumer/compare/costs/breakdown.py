@@ -66,6 +66,19 @@ class DesignCost:
         return self.design.label
 
 
+def priced(
+    component: str,
+    quantity: float,
+    unit: str,
+    price_key: str,
+    price: float,
+    basis: str,
+    per: float = 1.0,
+) -> CostLine:
+    """A line billed `price` per `per` units (1, or a million for per-million prices)."""
+    return CostLine(component, quantity / per * price, quantity, unit, price_key, basis)
+
+
 def usd(value: float) -> str:
     """A unit price for a basis text: `$0.015`, `$0.0000166667`, `$0.625`."""
     text = f"{value:.10f}".rstrip("0").rstrip(".")

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 
-from consumer.compare.costs.breakdown import CostLine, Design, DesignCost, count, usd
+from consumer.compare.costs.breakdown import CostLine, Design, DesignCost, count, priced, usd
 from consumer.compare.costs.consumer_service import service_lines, tasks_needed
 from consumer.compare.costs.prices import PriceSheet
 from consumer.compare.costs.scenario import Scenario
@@ -89,16 +89,15 @@ def on_demand_shards(traffic: Traffic) -> int:
 def _cdc_line(traffic: Traffic, prices: PriceSheet) -> CostLine:
     price = prices.prices.dynamodb_cdc_units_million.value
     units = traffic.records_per_month * traffic.cdc_units_per_write
-    return CostLine(
-        component="DynamoDB change data capture",
-        usd_per_month=units / MILLION * price,
-        quantity=units,
-        unit="change data capture units",
-        price_key="dynamodb_cdc_units_million",
-        basis=(
-            f"{count(traffic.records_per_month)} writes x {traffic.cdc_units_per_write} units "
-            f"(1 per KB of the larger image, rounded up) x {usd(price)}/M"
-        ),
+    return priced(
+        "DynamoDB change data capture",
+        units,
+        "change data capture units",
+        "dynamodb_cdc_units_million",
+        price,
+        f"{count(traffic.records_per_month)} writes x {traffic.cdc_units_per_write} units "
+        f"(1 per KB of the larger image, rounded up) x {usd(price)}/M",
+        MILLION,
     )
 
 
@@ -144,24 +143,9 @@ def _notes(scenario: Scenario, traffic: Traffic, efo: bool) -> tuple[list[str], 
     return notes, viable
 
 
-def _long_retention_line(
-    daily_gb: float, days: float, prices: PriceSheet, price_key: str
-) -> CostLine:
-    """Retention beyond 7 days, billed per GB-month on both stream kinds."""
-    far_gb = daily_gb * max(days - 7.0, 0.0)
-    price: float = getattr(prices.prices, price_key).value
-    return CostLine(
-        component="retention beyond 7 days",
-        usd_per_month=far_gb * price,
-        quantity=far_gb,
-        unit="GB-months",
-        price_key=price_key,
-        basis=(
-            f"{count(daily_gb)} GB/day x {days - 7.0:g} days x {usd(price)}"
-            if days > 7.0
-            else NO_LONG_TERM_RETENTION
-        ),
-    )
+def _read_line(component: str, consumers: int, data_gb: float, key: str, price: float) -> CostLine:
+    basis = f"{consumers} consumer(s) x {count(data_gb)} GB x {usd(price)}"
+    return priced(component, consumers * data_gb, "GB", key, price, basis)
 
 
 def _design_cost(
@@ -172,10 +156,28 @@ def _design_cost(
     stream_lines: list[CostLine],
     shards: int,
     efo: bool,
+    long_retention_key: str,
 ) -> DesignCost:
-    """The stream's lines with change data capture and the consumer service added."""
+    """The stream's lines with retention beyond 7 days (billed per GB-month on both stream
+    kinds), change data capture and the consumer service added."""
+    days = scenario.workload.retention_days
+    daily_gb = _daily_gb(scenario, traffic)
+    far_gb = daily_gb * max(days - 7.0, 0.0)
+    far_price: float = getattr(prices.prices, long_retention_key).value
     lines = [
         *stream_lines,
+        priced(
+            "retention beyond 7 days",
+            far_gb,
+            "GB-months",
+            long_retention_key,
+            far_price,
+            (
+                f"{count(daily_gb)} GB/day x {days - 7.0:g} days x {usd(far_price)}"
+                if days > 7.0
+                else NO_LONG_TERM_RETENTION
+            ),
+        ),
         _cdc_line(traffic, prices),
         *service_lines(scenario, traffic, prices, shards),
     ]
@@ -190,136 +192,120 @@ def _design_cost(
     )
 
 
+def _daily_gb(scenario: Scenario, traffic: Traffic) -> float:
+    return scenario.workload.writes_per_day * traffic.mean_record_bytes / GIB
+
+
 def on_demand_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> DesignCost:
     """A Kinesis on-demand stream read with EFO (`efo`) or shared polling."""
     traffic = traffic_of(scenario)
     table = prices.prices
-    workload = scenario.workload
-    consumers = workload.consumers
-    shards = on_demand_shards(traffic)
-
     stream_price = table.kinesis_on_demand_stream_hour.value
     ingest_price = table.kinesis_on_demand_ingest_gb.value
     billed_gb = traffic.records_per_month * traffic.billed_kib_per_record * KIB / GIB
     read_key = "kinesis_on_demand_efo_read_gb" if efo else "kinesis_on_demand_read_gb"
-    read_price = getattr(table, read_key).value
     # Reads and retention count the records' bytes: AWS publishes the 1 KB rounding for
     # Data-In only (docs/costs.md), so rounding them too would be a guess (up to +13%).
-    data_gb = traffic.bytes_per_month / GIB
-    read_gb = consumers * data_gb
-    daily_gb = workload.writes_per_day * traffic.mean_record_bytes / GIB
-    days = workload.retention_days
+    daily_gb = _daily_gb(scenario, traffic)
+    days = scenario.workload.retention_days
     near_gb = daily_gb * (min(days, 7.0) - 1.0)
     near_price = table.kinesis_on_demand_retention_7d_gb_month.value
-
     lines = [
-        CostLine(
-            component="stream hours",
-            usd_per_month=HOURS_PER_MONTH * stream_price,
-            quantity=HOURS_PER_MONTH,
-            unit="stream-hours",
-            price_key="kinesis_on_demand_stream_hour",
-            basis=f"1 stream x 730 h x {usd(stream_price)}",
+        priced(
+            "stream hours",
+            HOURS_PER_MONTH,
+            "stream-hours",
+            "kinesis_on_demand_stream_hour",
+            stream_price,
+            f"1 stream x 730 h x {usd(stream_price)}",
         ),
-        CostLine(
-            component="ingest",
-            usd_per_month=billed_gb * ingest_price,
-            quantity=billed_gb,
-            unit="GB",
-            price_key="kinesis_on_demand_ingest_gb",
-            basis=(
-                f"{count(traffic.records_per_month)} records x "
-                f"{count(traffic.billed_kib_per_record)} KB (each rounded up to 1 KB) = "
-                f"{count(billed_gb)} GB x {usd(ingest_price)}"
-            ),
+        priced(
+            "ingest",
+            billed_gb,
+            "GB",
+            "kinesis_on_demand_ingest_gb",
+            ingest_price,
+            f"{count(traffic.records_per_month)} records x "
+            f"{count(traffic.billed_kib_per_record)} KB (each rounded up to 1 KB) = "
+            f"{count(billed_gb)} GB x {usd(ingest_price)}",
         ),
-        CostLine(
-            component="retrieval (EFO)" if efo else "retrieval (shared)",
-            usd_per_month=read_gb * read_price,
-            quantity=read_gb,
-            unit="GB",
-            price_key=read_key,
-            basis=f"{consumers} consumer(s) x {count(data_gb)} GB x {usd(read_price)}",
+        _read_line(
+            "retrieval (EFO)" if efo else "retrieval (shared)",
+            scenario.workload.consumers,
+            traffic.bytes_per_month / GIB,
+            read_key,
+            getattr(table, read_key).value,
         ),
-        CostLine(
-            component="retention 1-7 days",
-            usd_per_month=near_gb * near_price,
-            quantity=near_gb,
-            unit="GB-months",
-            price_key="kinesis_on_demand_retention_7d_gb_month",
-            basis=(
+        priced(
+            "retention 1-7 days",
+            near_gb,
+            "GB-months",
+            "kinesis_on_demand_retention_7d_gb_month",
+            near_price,
+            (
                 f"{count(daily_gb)} GB/day x {min(days, 7.0) - 1.0:g} days x {usd(near_price)}"
                 if days > 1.0
                 else NO_EXTENDED_RETENTION
             ),
         ),
-        _long_retention_line(daily_gb, days, prices, "kinesis_on_demand_retention_long_gb_month"),
     ]
-    return _design_cost(scenario, traffic, prices, _ON_DEMAND[efo], lines, shards, efo)
+    shards = on_demand_shards(traffic)
+    long_key = "kinesis_on_demand_retention_long_gb_month"
+    return _design_cost(scenario, traffic, prices, _ON_DEMAND[efo], lines, shards, efo, long_key)
 
 
 def provisioned_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> DesignCost:
     """A Kinesis provisioned stream, sized for the peak, read with EFO or shared polling."""
     traffic = traffic_of(scenario)
     table = prices.prices
-    workload = scenario.workload
-    consumers = workload.consumers
+    consumers = scenario.workload.consumers
     shards = provisioned_shards(traffic, consumers, efo)
     shard_hours = shards * HOURS_PER_MONTH
-
     shard_price = table.kinesis_shard_hour.value
     put_price = table.kinesis_put_payload_units_million.value
     put_units = traffic.records_per_month * traffic.put_payload_units_per_record
     data_gb = traffic.bytes_per_month / GIB
-    daily_gb = workload.writes_per_day * traffic.mean_record_bytes / GIB
-    days = workload.retention_days
+    days = scenario.workload.retention_days
     extended_price = table.kinesis_extended_retention_shard_hour.value
     extended_hours = shard_hours if days > 1.0 else 0.0
-
     lines = [
-        CostLine(
-            component="shard hours",
-            usd_per_month=shard_hours * shard_price,
-            quantity=shard_hours,
-            unit="shard-hours",
-            price_key="kinesis_shard_hour",
-            basis=f"{shards} shard(s) x 730 h x {usd(shard_price)}",
+        priced(
+            "shard hours",
+            shard_hours,
+            "shard-hours",
+            "kinesis_shard_hour",
+            shard_price,
+            f"{shards} shard(s) x 730 h x {usd(shard_price)}",
         ),
-        CostLine(
-            component="ingest (PUT payload units)",
-            usd_per_month=put_units / MILLION * put_price,
-            quantity=put_units,
-            unit="PUT payload units",
-            price_key="kinesis_put_payload_units_million",
-            basis=(
-                f"{count(traffic.records_per_month)} records x "
-                f"{count(traffic.put_payload_units_per_record)} units "
-                f"(25 KB each, rounded up per record) x {usd(put_price)}/M"
-            ),
+        priced(
+            "ingest (PUT payload units)",
+            put_units,
+            "PUT payload units",
+            "kinesis_put_payload_units_million",
+            put_price,
+            f"{count(traffic.records_per_month)} records x "
+            f"{count(traffic.put_payload_units_per_record)} units "
+            f"(25 KB each, rounded up per record) x {usd(put_price)}/M",
+            MILLION,
         ),
     ]
     if efo:
         consumer_price = table.kinesis_efo_consumer_shard_hour.value
-        efo_read_price = table.kinesis_efo_read_gb.value
-        consumer_hours = consumers * shard_hours
         lines += [
-            CostLine(
-                component="EFO consumer-shard hours",
-                usd_per_month=consumer_hours * consumer_price,
-                quantity=consumer_hours,
-                unit="consumer-shard-hours",
-                price_key="kinesis_efo_consumer_shard_hour",
-                basis=(
-                    f"{consumers} consumer(s) x {shards} shard(s) x 730 h x {usd(consumer_price)}"
-                ),
+            priced(
+                "EFO consumer-shard hours",
+                consumers * shard_hours,
+                "consumer-shard-hours",
+                "kinesis_efo_consumer_shard_hour",
+                consumer_price,
+                f"{consumers} consumer(s) x {shards} shard(s) x 730 h x {usd(consumer_price)}",
             ),
-            CostLine(
-                component="retrieval (EFO)",
-                usd_per_month=consumers * data_gb * efo_read_price,
-                quantity=consumers * data_gb,
-                unit="GB",
-                price_key="kinesis_efo_read_gb",
-                basis=f"{consumers} consumer(s) x {count(data_gb)} GB x {usd(efo_read_price)}",
+            _read_line(
+                "retrieval (EFO)",
+                consumers,
+                data_gb,
+                "kinesis_efo_read_gb",
+                table.kinesis_efo_read_gb.value,
             ),
         ]
     else:
@@ -333,19 +319,20 @@ def provisioned_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> Desig
                 basis="included in shard hours (GetRecords, 2 MB/s per shard shared)",
             )
         )
-    lines += [
-        CostLine(
-            component="retention 1-7 days",
-            usd_per_month=extended_hours * extended_price,
-            quantity=extended_hours,
-            unit="shard-hours",
-            price_key="kinesis_extended_retention_shard_hour",
-            basis=(
+    lines.append(
+        priced(
+            "retention 1-7 days",
+            extended_hours,
+            "shard-hours",
+            "kinesis_extended_retention_shard_hour",
+            extended_price,
+            (
                 f"{shards} shard(s) x 730 h x {usd(extended_price)} (retention {days:g} days)"
                 if days > 1.0
                 else NO_EXTENDED_RETENTION
             ),
-        ),
-        _long_retention_line(daily_gb, days, prices, "kinesis_long_term_retention_gb_month"),
-    ]
-    return _design_cost(scenario, traffic, prices, _PROVISIONED[efo], lines, shards, efo)
+        )
+    )
+    long_key = "kinesis_long_term_retention_gb_month"
+    design = _PROVISIONED[efo]
+    return _design_cost(scenario, traffic, prices, design, lines, shards, efo, long_key)
