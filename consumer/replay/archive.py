@@ -1,38 +1,21 @@
 """Archive replay: the chosen pipelines fed from the audit archive in S3, for history older
-than the stream's retention.
+than the stream's retention (docs/replay.md, "From the audit archive").
 
-Finding the objects. The archive's layout (see `consumer.pipeline.audit.layout`):
+Objects (`consumer.pipeline.audit.layout`) are partitioned by the UTC hour of each record's
+*arrival*, and never span two. A replay lists, day by day (one listing per day, not per
+hour), the partitions from the hour before `--from`'s to the hour of the cut-off, and selects
+lines by their own arrival time.
 
-    {prefix}table={table}/dt=YYYY-MM-DD/hour=HH/{shard_id}/{first_seq}-{first_sub}.ndjson.gz
+A line (`consumer.pipeline.audit.lines`) ends with `,"change":<the record exactly as read>}`;
+the bytes after the first `,"change":` (in the metadata before it every quote is escaped) are
+the raw record, byte for byte: no parse and re-encode, so numbers keep their digits.
 
-Partitions are the UTC hour of each record's *arrival*; an object never spans two. A replay
-from `--from` lists the partitions from the hour before `--from`'s hour (a cheap margin for
-records near the boundary; lines are filtered by their own arrival time anyway) to the hour of
-the cut-off (`--to + grace`). Listing goes day by day (one ListObjectsV2 listing per day, not
-per hour), so a replay over a year costs a few hundred listings.
-
-Reading lines back. A line is `{…metadata…,"change":<the change record exactly as read>}`
-(see `consumer.pipeline.audit.lines`); `change` is always the last field, and the bytes
-between `,"change":` and the line's closing brace are the raw record, byte for byte: no parse
-and re-encode, so numbers keep their digits. (The first `,"change":` in a line is the
-separator: in the metadata before it every quote inside a string is escaped.) Each line
-becomes an `ArchivedRecord`, a `RawRecord` that also carries the record's sub-sequence
-number, and `decode_archived` decodes it at the position the line names.
-
-Order and versioning are the stream replay's:
-- within a shard, objects are read in the order of their first record and their lines in
-  file order, which is shard order (sequence, sub-sequence), through the same
-  `ShardPipeline` (retries, bisection, the DLQ) with the same change-time filter at `--to`;
-  lines are selected by their own arrival time (at or after `--from`, at most the cut-off);
-- across shards, partitions are replayed hour by hour (each hour's shards concurrently), so
-  parents come before children at hour granularity. Finer order does not matter for the
-  result: every sink keeps the newest version of each item by change time, so applying two
-  shards' changes in either order converges to the same state; order only saves writes.
-- a change the archive holds twice (same event id) is applied once (`RecentIds`).
-
-It runs in one process (no leases, no checkpoints: an interrupted archive replay starts over,
-which the versioned sinks make harmless). Throughput is bound by S3 GETs and the sinks, and
-one process reads several shards at once.
+Within a shard, objects are read in the order of their first record and lines in file order
+(shard order), through the stream replay's `ShardPipeline` and change-time filter; across
+shards, hour by hour (each hour's shards concurrently), so parents come before children at
+hour granularity (the versioned sinks converge in any order). A change held twice is applied
+once (`RecentIds`). One process, no leases, no checkpoints: an interrupted archive replay
+starts over, which the versioned sinks make harmless.
 """
 
 from __future__ import annotations
@@ -40,18 +23,20 @@ from __future__ import annotations
 import asyncio
 import gzip
 import time
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import groupby
+from operator import attrgetter
 from typing import Any
 from urllib.parse import unquote
 
 import orjson
 import structlog
 
-from consumer.pipeline.audit.layout import SUFFIX, ObjectLayout
+from consumer.pipeline.audit.layout import SUFFIX, ObjectLayout, Partition
 from consumer.pipeline.processor import ShardPipeline, ShardStopped
 from consumer.records import ChangeEvent, DecodeError, RecordPosition, decode_destination_record
 from consumer.records.batch import RawRecord, ReadBatch
@@ -130,32 +115,23 @@ def parse_object_key(key: str, table_prefix: str, size: int = 0) -> ArchiveObjec
     return ArchiveObject(hour, unquote(parts[2]), first, key, size)
 
 
-def day_text(hour: int) -> str:
-    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(hours=hour)).strftime("%Y-%m-%d")
-
-
 def select_days(days: Iterable[str], first_hour: int | None, last_hour: int) -> list[str]:
     """The `YYYY-MM-DD` partitions that can hold the hours [first_hour, last_hour]."""
-    low = day_text(first_hour) if first_hour is not None else ""
-    high = day_text(last_hour)
+    low = Partition(first_hour).dt if first_hour is not None else ""
+    high = Partition(last_hour).dt
     return sorted(day for day in days if low <= day <= high)
 
 
-async def _listing_pages(s3: Any, **params: Any) -> AsyncIterator[dict[str, Any]]:
-    """Every ListObjectsV2 page of `params`, following continuation tokens."""
-    while True:
-        page: dict[str, Any] = await s3.list_objects_v2(**params)
-        yield page
-        token = page.get("NextContinuationToken")
-        if not token:
-            return
-        params["ContinuationToken"] = token
+def _pages(s3: Any, **params: Any) -> AsyncIterator[dict[str, Any]]:
+    """Every ListObjectsV2 page of `params`."""
+    pages: AsyncIterator[dict[str, Any]] = s3.get_paginator("list_objects_v2").paginate(**params)
+    return pages
 
 
 async def _common_prefixes(s3: Any, bucket: str, prefix: str) -> list[str]:
     return [
         entry["Prefix"]
-        async for page in _listing_pages(s3, Bucket=bucket, Prefix=prefix, Delimiter="/")
+        async for page in _pages(s3, Bucket=bucket, Prefix=prefix, Delimiter="/")
         for entry in page.get("CommonPrefixes", [])
     ]
 
@@ -189,8 +165,7 @@ async def list_objects(
     days = [entry[len(table_prefix) :].removeprefix("dt=").rstrip("/") for entry in day_prefixes]
     objects: list[ArchiveObject] = []
     for day in select_days(days, first_hour, last_hour):
-        pages = _listing_pages(s3, Bucket=location.bucket, Prefix=f"{table_prefix}dt={day}/")
-        async for page in pages:
+        async for page in _pages(s3, Bucket=location.bucket, Prefix=f"{table_prefix}dt={day}/"):
             for entry in page.get("Contents", []):
                 parsed = parse_object_key(entry["Key"], table_prefix, int(entry.get("Size", 0)))
                 if parsed is None:
@@ -321,7 +296,7 @@ class NoCheckpoints:
 
 @dataclass
 class ArchiveShard:
-    """One shard's progress through the archive."""
+    """One shard's progress through the archive (`bytes` and `changes`: a dry run's counts)."""
 
     shard_id: str
     records: int = 0
@@ -329,6 +304,13 @@ class ArchiveShard:
     done: bool = False
     error: str | None = None
     pipeline: ShardPipeline | None = None
+    bytes: int = 0
+    changes: int = 0
+
+    def saw(self, records: Sequence[RawRecord]) -> None:
+        self.records += len(records)
+        if records:
+            self.at_ms = records[-1].arrival_ms or self.at_ms
 
     def status(self, to_ms: int) -> ShardStatus:
         return ShardStatus(
@@ -344,12 +326,10 @@ class ArchiveShard:
 @dataclass
 class ArchiveTotals:
     objects: int = 0
-    bytes: int = 0
     lines: int = 0
     bad_lines: int = 0
     duplicates: int = 0
     outside_window: int = 0
-    shards: dict[str, ArchiveShard] = field(default_factory=dict)
 
 
 def batches(records: Sequence[ArchivedRecord], shard_id: str) -> list[ReadBatch]:
@@ -361,11 +341,8 @@ def batches(records: Sequence[ArchivedRecord], shard_id: str) -> list[ReadBatch]
 
 
 def by_hour(objects: Sequence[ArchiveObject]) -> list[list[ArchiveObject]]:
-    """Objects grouped by partition hour, ascending (objects come sorted)."""
-    groups: dict[int, list[ArchiveObject]] = defaultdict(list)
-    for item in objects:
-        groups[item.hour].append(item)
-    return [groups[hour] for hour in sorted(groups)]
+    """Objects grouped by partition hour, ascending."""
+    return [list(group) for _, group in groupby(sorted(objects), attrgetter("hour"))]
 
 
 class ArchiveReplay:
@@ -390,17 +367,15 @@ class ArchiveReplay:
         self._poll_s = poll_s
         self._seen = RecentIds()
         self.totals = ArchiveTotals()
+        self.shards = {item.shard_id: ArchiveShard(item.shard_id) for item in self.objects}
 
     def state(self) -> ReplayState:
         to_ms = self.request.window.to_ms
-        return ReplayState(
-            tuple(shard.status(to_ms) for _, shard in sorted(self.totals.shards.items()))
-        )
+        return ReplayState(tuple(shard.status(to_ms) for _, shard in sorted(self.shards.items())))
 
     async def run(self, stop: asyncio.Event) -> ReplayOutcome:
         settings = self.settings
         window = self.request.window
-        self.totals.shards = {item.shard_id: ArchiveShard(item.shard_id) for item in self.objects}
         decoder = ChangeTimeFilter(decode_archived, window)
         async with open_runtime(settings) as runtime:
             s3 = await runtime.client("s3")
@@ -418,52 +393,45 @@ class ArchiveReplay:
                     )
                 return shard.pipeline
 
-            async def replay_objects(shard: ArchiveShard, items: list[ArchiveObject]) -> None:
-                for item in items:
-                    if stop.is_set() or shard.error:
-                        return
-                    records = await self._read(s3, item)
-                    if not records:
-                        continue
-                    pipeline = pipeline_for(shard, records[0].stream or self.location.table)
-                    try:
-                        for batch in batches(records, shard.shard_id):
-                            await pipeline.process(batch)
-                            shard.records += len(batch.records)
-                            shard.at_ms = batch.records[-1].arrival_ms or shard.at_ms
-                    except ShardStopped as stopped:
-                        log.error(
-                            "replay.shard_stopped", shard_id=shard.shard_id, error=str(stopped)
-                        )
-                        shard.error = str(stopped)
-
             limit = asyncio.Semaphore(SHARD_CONCURRENCY)
 
-            async def limited(shard: ArchiveShard, items: list[ArchiveObject]) -> None:
+            async def replay_objects(shard: ArchiveShard, items: list[ArchiveObject]) -> None:
                 async with limit:
-                    await replay_objects(shard, items)
+                    for item in items:
+                        if stop.is_set() or shard.error:
+                            return
+                        records = await self._read(s3, item)
+                        if not records:
+                            continue
+                        pipeline = pipeline_for(shard, records[0].stream or self.location.table)
+                        try:
+                            for batch in batches(records, shard.shard_id):
+                                await pipeline.process(batch)
+                                shard.saw(batch.records)
+                        except ShardStopped as stopped:
+                            log.error(
+                                "replay.shard_stopped", shard_id=shard.shard_id, error=str(stopped)
+                            )
+                            shard.error = str(stopped)
 
             async with self._reporting(stop):
                 for hour in by_hour(self.objects):
                     if stop.is_set():
                         break
-                    per_shard: dict[str, list[ArchiveObject]] = defaultdict(list)
-                    for item in hour:
-                        per_shard[item.shard_id].append(item)
                     async with asyncio.TaskGroup() as group:
-                        for shard_id, items in per_shard.items():
-                            group.create_task(limited(self.totals.shards[shard_id], items))
-                for shard in self.totals.shards.values():
+                        for shard_id, items in groupby(hour, attrgetter("shard_id")):
+                            group.create_task(replay_objects(self.shards[shard_id], list(items)))
+                for shard in self.shards.values():
                     if shard.pipeline is not None:
                         await shard.pipeline.drain()
                     shard.done = not stop.is_set() and shard.error is None
         state = self.state()
         self._on_state(state)
         local = LocalTotals(skipped_after_to=decoder.skipped_after_to)
-        for shard in self.totals.shards.values():
+        for shard in self.shards.values():
             if shard.pipeline is not None:
                 local.add(shard.pipeline)
-        complete = all(shard.done for shard in self.totals.shards.values())
+        complete = all(shard.done for shard in self.shards.values())
         log.info(
             "replay.stopped",
             complete=complete,
@@ -482,30 +450,25 @@ class ArchiveReplay:
     async def count(self, stop: asyncio.Event) -> DryRun:
         """`--dry-run`: reads the objects and counts what the replay would apply."""
         window = self.request.window
-        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # records, bytes, changes
+        counted: dict[str, ArchiveShard] = {}
         started = time.monotonic()
-        self.totals.shards = {item.shard_id: ArchiveShard(item.shard_id) for item in self.objects}
         async with self._reporting(stop), self.settings.aws.endpoints().aio_client("s3") as s3:
             for item in self.objects:
                 if stop.is_set():
                     break
                 records = await self._read(s3, item)
-                tally = counts[item.shard_id]
-                tally[0] += len(records)
-                tally[1] += sum(len(record.data) for record in records)
-                tally[2] += sum(1 for r in records if window.applies(r.created_at_us))
-                shard = self.totals.shards[item.shard_id]
-                shard.records += len(records)
-                if records:
-                    shard.at_ms = records[-1].arrival_ms or shard.at_ms
-        for shard in self.totals.shards.values():
+                shard = counted.setdefault(item.shard_id, self.shards[item.shard_id])
+                shard.saw(records)
+                shard.bytes += sum(len(record.data) for record in records)
+                shard.changes += sum(1 for r in records if window.applies(r.created_at_us))
+        for shard in self.shards.values():
             shard.done = not stop.is_set()
         self._on_state(self.state())
         location = self.location
         return DryRun(
             counts=tuple(
-                ShardCount(shard_id, frozenset(), c[0], c[1], c[2], "archive")
-                for shard_id, c in sorted(counts.items())
+                ShardCount(s.shard_id, frozenset(), s.records, s.bytes, s.changes, "archive")
+                for _, s in sorted(counted.items())
             ),
             elapsed_s=time.monotonic() - started,
             description=(
@@ -521,7 +484,6 @@ class ArchiveReplay:
         async with response["Body"] as body:
             data = await body.read()
         self.totals.objects += 1
-        self.totals.bytes += len(data)
         try:
             # Decompression of a multi-MB object would stall every other shard's task.
             records, bad = await asyncio.to_thread(read_object, data)

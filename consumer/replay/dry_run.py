@@ -1,22 +1,12 @@
 """`--dry-run`: count what a replay would read and apply, estimate its time and read cost,
-write nothing.
+write nothing (docs/replay.md, "Dry run").
 
 From the stream it reads every shard of the window with GetRecords, exactly as the replay
-would (so on an on-demand stream the dry run costs what the replay's reads cost, and it shares
-the shards' 5 GetRecords calls/s with other polling consumers). From the archive it lists and
-reads the window's objects (S3 GETs; no Kinesis reads).
-
-The estimates are pure. Time: shards of one lineage are read one after the other (parents
-before children), shards of different lineages at once, so the replay takes at least the
-longest lineage's read time. Two bounds are reported: at the rate the dry run itself read
-(the same polling reads a replay makes; the sinks may be slower), and at Kinesis' per-shard
-read limits (2 MiB/s and 5 GetRecords calls/s of up to 10,000 records), the best a replay
-can do.
-
-Cost: reading is billed per GB on on-demand streams ($0.04/GB shared polling, $0.05/GB EFO);
-on provisioned streams polling is included in the shard-hours and EFO costs $0.013/GB plus a
-consumer-shard-hour per shard while the consumer is registered. Prices come from the
-packaged price sheet (`consumer.compare.costs.prices`).
+would (on an on-demand stream it costs what the replay's reads cost); from the archive it
+reads the window's objects. The estimates are pure: shards of one lineage are read one after
+the other, lineages at once, so a replay takes at least its longest lineage's read time, at
+the dry run's own rate and at Kinesis' per-shard read limits (2 MiB/s, 5 GetRecords calls/s
+of up to 10,000 records). Prices come from `consumer.compare.costs.prices`.
 """
 
 from __future__ import annotations

@@ -1,36 +1,13 @@
 """A replay request and its identity: what to replay, from which shards, into which
-pipelines, under which name, and the window recorded on its lease table.
+pipelines, under which name, and the window recorded on its lease table. Each problem is
+found up front and is one line (ReplayInputError).
 
-Checked up front, each problem as one line (ReplayInputError): an unknown pipeline, a
-pipeline the settings do not configure, audit from the archive, a name that cannot name a
-lease table.
-
-A replay runs under its own application name (default `<application>-replay-<from>`) with
-its own lease table (`<name>-leases`), so it never touches the live service's leases or
-checkpoints. Several replay workers with the same name share the shards through that table;
-running the same command again after an interruption resumes from its checkpoints.
-
-The window is recorded on the lease table, so a rerun can only continue the same one. A
-replay's checkpoints cover records its `--to` filter skipped; resuming them under another
-window would silently lose those changes: run `--from X --to T3`, then `--from X` again
-without `--to`, and the changes made after T3 were read, skipped and checkpointed by the first
-run, so the second never applies them. So the lease table carries its window (from, to in
-microseconds, grace, pipelines, source) as a table tag (`consumerReplayWindow`: tags are
-invisible to the lease code, which reads items), and a request under an existing name:
-
-- with the same window resumes;
-- without `--to`, when the recorded replay was also "up to now" and is otherwise the same,
-  resumes the recorded window (a rerun of an interrupted replay "up to now" continues up to
-  the *first* run's now; later changes are the live service's, as they always were);
-- otherwise is refused with one line naming the existing replay and how to resume or remove it.
-
-The shards a replay reads come from ListShards with a ShardFilter, closed shards included:
-`FROM_TIMESTAMP` lists every shard that was open at `--from` or opened after it (closed
-shards whose end is at or after the time, and all open shards), with their parents, which is
-exactly a replay's lineage from `--from` on. (`AT_TIMESTAMP` would list only the shards open
-at that instant and miss the children of a later split.) With no `--from`,
-`FROM_TRIM_HORIZON` lists every shard within retention. A time before the trim horizon is
-treated by Kinesis as the trim horizon.
+A replay runs under its own application name (default `<application>-replay-<from>`) with its
+own lease table (`<name>-leases`), which its workers share and a rerun resumes from. Its
+checkpoints cover records its `--to` filter skipped, so they can serve only that window: the
+table carries the window as a tag (`consumerReplayWindow`; the lease code reads only items),
+and a request under an existing name resumes the same window, continues a recorded "up to
+now" window when it has no `--to` either, or is refused (docs/replay.md, "Reruns").
 """
 
 from __future__ import annotations
@@ -44,7 +21,6 @@ from typing import Any
 import orjson
 from botocore.exceptions import ClientError
 
-from consumer.aws.backoff import RetryPolicy
 from consumer.aws.errors import error_code
 from consumer.aws.shards import KinesisShardLister
 from consumer.replay.window import ReplayInputError, ReplayWindow, compact_ms, iso_us, utc_datetime
@@ -277,28 +253,12 @@ async def record_window(
         )
 
 
-def shard_filter(from_ms: int | None) -> dict[str, Any]:
-    """The ListShards ShardFilter for a replay from `from_ms` (None: the trim horizon)."""
-    if from_ms is None:
-        return {"Type": "FROM_TRIM_HORIZON"}
-    return {"Type": "FROM_TIMESTAMP", "Timestamp": utc_datetime(from_ms)}
-
-
-class FilteredShardLister(KinesisShardLister):
-    """A `checkpoints.discovery.ShardLister` that lists only the replay's shards.
-
-    The filter goes with the first page only: a NextToken carries the whole request (and a
-    call with a NextToken must not name the stream). An expired token restarts the listing.
-    Constructing one does no I/O.
-    """
-
-    def __init__(
-        self,
-        client: Any,
-        stream_arn: str,
-        from_ms: int | None,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        super().__init__(
-            client, stream_arn=stream_arn, retry=retry, shard_filter=shard_filter(from_ms)
-        )
+def shard_lister(client: Any, stream_arn: str, from_ms: int | None) -> KinesisShardLister:
+    """A `checkpoints.discovery.ShardLister` of the replay's shards: ListShards FROM_TIMESTAMP
+    lists every shard open at `--from` or opened after it, closed ones included, with their
+    parents (AT_TIMESTAMP would miss the children of a later split); FROM_TRIM_HORIZON every
+    shard within retention. Constructing one does no I/O."""
+    shard_filter: dict[str, Any] = {"Type": "FROM_TRIM_HORIZON"}
+    if from_ms is not None:
+        shard_filter = {"Type": "FROM_TIMESTAMP", "Timestamp": utc_datetime(from_ms)}
+    return KinesisShardLister(client, stream_arn=stream_arn, shard_filter=shard_filter)

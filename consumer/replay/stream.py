@@ -1,7 +1,7 @@
 """Stream replay: the chosen pipelines fed from the Kinesis stream, under the replay's own
 lease table, by one or more replay workers (docs/replay.md, "From the stream").
 
-Wired by `consumer.service.assembly` as the worker is, except: `FilteredShardLister` lists only
+Wired by `consumer.service.assembly` as the worker is, except: `request.shard_lister` lists only
 the window's shards, reads poll (GetRecords: a replay is bound by throughput, and EFO would
 take one of the stream's 20 consumer slots), and each leased shard runs
 `shard_task.replay_shard`. Every worker scans the lease table once per `poll_s` and leaves
@@ -32,10 +32,10 @@ from consumer.replay.horizon import (
 )
 from consumer.replay.progress import StateListener
 from consumer.replay.request import (
-    FilteredShardLister,
     ReplayRequest,
     record_window,
     replay_settings,
+    shard_lister,
 )
 from consumer.replay.shard_task import replay_shard
 from consumer.replay.status import (
@@ -78,7 +78,7 @@ async def plan_stream_replay(settings: Settings, window: ReplayWindow, now_ms: i
         horizon_ms = now_ms - facts.retention_hours * HOUR_MS
         if window.from_ms is None or window.from_ms < horizon_ms:
             facts = replace(facts, oldest_arrival_ms=await oldest_arrival_ms(client, facts.arn))
-        shards = await FilteredShardLister(client, facts.arn, window.from_ms).list_shards()
+        shards = await shard_lister(client, facts.arn, window.from_ms).list_shards()
     return StreamPlan(
         facts=facts,
         horizon=check_horizon(window.from_ms, facts, now_ms),
@@ -128,7 +128,7 @@ class StreamReplay:
             reader = PollingReader(
                 kinesis, arn, PollingOptions(interval_s=settings.stream.polling_interval_s)
             )
-            lister = FilteredShardLister(await runtime.client("kinesis"), arn, window.from_ms)
+            lister = shard_lister(await runtime.client("kinesis"), arn, window.from_ms)
             decoder = ChangeTimeFilter(decode_kinesis, window)
             start = Checkpoint.trim_horizon()
             if window.from_ms is not None:
