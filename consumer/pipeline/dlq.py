@@ -86,7 +86,6 @@ class DlqMessage:
     """A parked record as received from the queue, with what deletes it."""
 
     receipt_handle: str
-    message_id: str
     record: ParkedRecord
     receive_count: int
 
@@ -178,7 +177,6 @@ class SqsDeadLetterQueue:
         self._bucket = overflow_bucket
         self._prefix = overflow_prefix
         self._max_bytes = max_message_bytes
-        self.parked = 0
 
     async def _limit(self) -> int:
         if self._max_bytes is None:
@@ -244,7 +242,6 @@ class SqsDeadLetterQueue:
                         )
                     index = int(entry["Id"])
                     failed[index] = pending[index]
-            self.parked += len(pending) - len(failed)
             if not failed:
                 for record in records:
                     log.warning(
@@ -277,7 +274,6 @@ class SqsDeadLetterQueue:
             messages.append(
                 DlqMessage(
                     receipt_handle=message["ReceiptHandle"],
-                    message_id=message["MessageId"],
                     record=ParkedRecord.from_message(body, raw),
                     receive_count=int(
                         message.get("Attributes", {}).get("ApproximateReceiveCount", 1)

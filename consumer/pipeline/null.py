@@ -9,16 +9,12 @@ from consumer.records import ChangeEvent
 
 
 class NullSink:
-    """Accepts every change and counts it."""
+    """Accepts every change."""
 
     name = "null"
     buffered = False
 
-    def __init__(self) -> None:
-        self.changes = 0
-
     async def write(self, events: Sequence[ChangeEvent]) -> Failures:
-        self.changes += len(events)
         return NO_FAILURES
 
     async def aclose(self) -> None:

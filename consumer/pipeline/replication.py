@@ -141,14 +141,6 @@ class ReplicationSection(Section):
     transform_timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0, le=900)
     concurrency: int = Field(16, ge=1, le=256)
 
-    @property
-    def included(self) -> frozenset[str] | None:
-        return None if self.include_attributes is None else frozenset(self.include_attributes)
-
-    @property
-    def excluded(self) -> frozenset[str]:
-        return frozenset(self.exclude_attributes)
-
 
 class ReplicationSink:
     """Applies changes to the replica table through an aiobotocore DynamoDB client."""
@@ -174,8 +166,9 @@ class ReplicationSink:
         fence_requests(client)
         self.settings = settings
         self._table = settings.table
-        self._include = settings.included
-        self._exclude = settings.excluded
+        include = settings.include_attributes
+        self._include = None if include is None else frozenset(include)
+        self._exclude = frozenset(settings.exclude_attributes)
         self._clock = clock
         if transform is not None and not isinstance(transform, TransformHook):
             transform = TransformHook(transform, settings.transform_timeout_s)
@@ -314,10 +307,8 @@ class ReplicationSink:
                 error = result
             elif isinstance(result, TRANSIENT_NETWORK_ERRORS):
                 error = SinkError(f"network: {result!r}", retryable=True)
-            elif isinstance(result, Exception):
-                raise result  # whole-batch failure (table missing, credentials, a bug)
             else:
-                raise result
+                raise result  # whole-batch failure (table missing, credentials, a bug)
             if error.retryable:
                 # Superseded changes are retried with their newest (any of them may win then).
                 for member in (index, *chosen.superseded):

@@ -43,13 +43,9 @@ class LocalSearchIndex:
     collapses_per_key = True  # writes only the newest change per document of a batch
 
     def __init__(self, settings: LocalIndexSettings | None = None) -> None:
-        self._settings = settings if settings is not None else LocalIndexSettings()
+        self.settings = settings if settings is not None else LocalIndexSettings()
         self._executor: ThreadPoolExecutor | None = None
         self._store: LocalIndexStore | None = None  # used only on the executor's thread
-
-    @property
-    def settings(self) -> LocalIndexSettings:
-        return self._settings
 
     async def write(self, events: Sequence[ChangeEvent]) -> Failures:
         plan = plan_writes(events)
@@ -95,7 +91,7 @@ class LocalSearchIndex:
 
     def _on_store(self, operation: Callable[[LocalIndexStore], _T]) -> _T:
         if self._store is None:
-            self._store = LocalIndexStore.open(self._settings.file)
+            self._store = LocalIndexStore.open(self.settings.file)
         return operation(self._store)
 
     def _close_store(self) -> None:

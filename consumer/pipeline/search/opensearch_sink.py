@@ -118,16 +118,12 @@ class OpenSearchSink:
     def __init__(
         self, settings: OpenSearchSettings, *, client: AsyncOpenSearch | None = None
     ) -> None:
-        self._settings = settings
+        self.settings = settings
         self._client = client
         self._index_ready = False
         # Destination faults by OpenSearch error type, since start (metrics read it).
         self.destination_faults: Counter[str] = Counter()
         self._fault_logged_at: dict[str, float] = {}
-
-    @property
-    def settings(self) -> OpenSearchSettings:
-        return self._settings
 
     async def write(self, events: Sequence[ChangeEvent]) -> Failures:
         plan = plan_writes(events)
@@ -151,7 +147,7 @@ class OpenSearchSink:
 
     async def _ready_client(self) -> AsyncOpenSearch:
         if self._client is None:
-            self._client = build_client(self._settings)
+            self._client = build_client(self.settings)
         client = self._client
         if not self._index_ready:
             await self._ensure_index(client)
@@ -159,9 +155,9 @@ class OpenSearchSink:
         return client
 
     async def _ensure_index(self, client: AsyncOpenSearch) -> None:
-        index = self._settings.index
+        index = self.settings.index
         if not await self._call(lambda: client.indices.exists(index=index), "index check"):
-            if not self._settings.create_index:
+            if not self.settings.create_index:
                 raise IndexUnusable(
                     f"search index {index} does not exist and create_index is off: create it "
                     "with infra/opensearch/index.json"
@@ -207,11 +203,11 @@ class OpenSearchSink:
     ) -> dict[int, SinkError]:
         failures: dict[int, SinkError] = {}
         backoff = self._backoff()
-        for round_number in range(self._settings.max_retries + 1):
+        for round_number in range(self.settings.max_retries + 1):
             if not pending:
                 break
             retry: list[DocumentWrite] = []
-            for chunk in bulk_chunks(pending, self._settings.max_bulk_bytes, version_type):
+            for chunk in bulk_chunks(pending, self.settings.max_bulk_bytes, version_type):
                 for (write, _), error in zip(
                     chunk, await self._send_chunk(client, chunk, conflicted), strict=True
                 ):
@@ -222,7 +218,7 @@ class OpenSearchSink:
                         # waits it out, holding the shard.
                         self._count_fault(error)
                         failures[write.index] = error
-                    elif error.retryable and round_number < self._settings.max_retries:
+                    elif error.retryable and round_number < self.settings.max_retries:
                         retry.append(write)
                     else:
                         failures[write.index] = error
@@ -236,7 +232,7 @@ class OpenSearchSink:
         self, client: AsyncOpenSearch, conflicted: Sequence[DocumentWrite]
     ) -> list[DocumentWrite]:
         """The conflicted writes that win their tie with the stored document."""
-        index = self._settings.index
+        index = self.settings.index
         winners = []
         for write in conflicted:
             read = functools.partial(client.get, index=index, id=write.doc_id)
@@ -259,7 +255,7 @@ class OpenSearchSink:
     ) -> list[SinkError | None]:
         """Sends one bulk request; its version conflicts are added to `conflicted`."""
         body = bulk_body(chunk)
-        index = self._settings.index
+        index = self.settings.index
         try:
             response = await self._call(lambda: client.bulk(body=body, index=index), "bulk")
         except RequestFailed as error:
@@ -284,14 +280,14 @@ class OpenSearchSink:
                 if isinstance(failure, DestinationRefused):
                     self._count_fault(failure)
                     raise failure from error
-                if not failure.retried_here or attempt >= self._settings.max_retries:
+                if not failure.retried_here or attempt >= self.settings.max_retries:
                     raise failure from error
                 log.info("search.request_retried", request=what, status=failure.status)
             attempt += 1
             await backoff.sleep()
 
     def _backoff(self) -> Backoff:
-        return Backoff(base_s=self._settings.retry_base_s, cap_s=self._settings.retry_cap_s)
+        return Backoff(base_s=self.settings.retry_base_s, cap_s=self.settings.retry_cap_s)
 
     def _count_fault(self, fault: DestinationRefused) -> None:
         kind = fault.kind
