@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import math
 
-from consumer.compare.costs.breakdown import CostLine, count, usd
-from consumer.compare.costs.dead_letters import dlq_line
+from consumer.compare.costs.breakdown import CostLine, count, priced, usd
 from consumer.compare.costs.prices import PriceSheet
 from consumer.compare.costs.scenario import Scenario
 from consumer.compare.costs.traffic import Traffic, busy_windows_per_s
@@ -70,38 +69,56 @@ def service_lines(
     failed = consumers * traffic.records_per_month * scenario.failure_rate
     apps = f"{consumers} app{'s' if consumers > 1 else ''} x "
     return [
-        CostLine(
-            component="Fargate tasks",
-            usd_per_month=task_hours * task_hour,
-            quantity=task_hours,
-            unit="task-hours",
-            price_key="fargate_vcpu_hour+fargate_gb_hour",
-            basis=(
-                f"{apps}{tasks} tasks x 730 h x ({service.task_vcpu:g} vCPU x {usd(vcpu_price)}"
-                f" + {service.task_memory_gb:g} GB x {usd(gb_price)})"
-            ),
+        priced(
+            "Fargate tasks",
+            task_hours,
+            "task-hours",
+            "fargate_vcpu_hour+fargate_gb_hour",
+            task_hour,
+            f"{apps}{tasks} tasks x 730 h x ({service.task_vcpu:g} vCPU x {usd(vcpu_price)}"
+            f" + {service.task_memory_gb:g} GB x {usd(gb_price)})",
         ),
-        CostLine(
-            component="lease table writes",
-            usd_per_month=writes / MILLION * write_price,
-            quantity=writes,
-            unit="write request units",
-            price_key="dynamodb_on_demand_writes_million",
-            basis=(
-                f"{apps}({count(heartbeats_per_s)} heartbeats/s + {count(checkpoints_per_s)} "
-                f"checkpoints/s) = {count(writes)} x {usd(write_price)}/M"
-            ),
+        priced(
+            "lease table writes",
+            writes,
+            "write request units",
+            "dynamodb_on_demand_writes_million",
+            write_price,
+            f"{apps}({count(heartbeats_per_s)} heartbeats/s + {count(checkpoints_per_s)} "
+            f"checkpoints/s) = {count(writes)} x {usd(write_price)}/M",
+            MILLION,
         ),
-        CostLine(
-            component="lease table reads",
-            usd_per_month=reads / MILLION * read_price,
-            quantity=reads,
-            unit="read request units",
-            price_key="dynamodb_on_demand_reads_million",
-            basis=(
-                f"{apps}{count(scans_per_s)} scans/s x {units_per_scan} units "
-                f"({shards} leases + {tasks} workers) = {count(reads)} x {usd(read_price)}/M"
-            ),
+        priced(
+            "lease table reads",
+            reads,
+            "read request units",
+            "dynamodb_on_demand_reads_million",
+            read_price,
+            f"{apps}{count(scans_per_s)} scans/s x {units_per_scan} units "
+            f"({shards} leases + {tasks} workers) = {count(reads)} x {usd(read_price)}/M",
+            MILLION,
         ),
         dlq_line(failed, 2 * chunks + 1, prices, "records with their payload"),
     ]
+
+
+def dlq_line(
+    failed_records: float, requests_per_record: float, prices: PriceSheet, what: str
+) -> CostLine:
+    """The SQS dead-letter queue both designs park failed records in: requests to park
+    `failed_records` a month and later drain them (receive + delete).
+
+    `requests_per_record` counts SQS's billing: each 64 KB chunk of a payload is a request,
+    so a message is sent in n chunks, received in n and deleted in 1: 2n + 1.
+    """
+    price = prices.prices.sqs_requests_million.value
+    return priced(
+        "SQS dead-letter queue",
+        failed_records * requests_per_record,
+        "requests",
+        "sqs_requests_million",
+        price,
+        f"{count(failed_records)} failed records ({what}) x {count(requests_per_record)} "
+        f"requests (send, receive, delete) x {usd(price)}/M",
+        MILLION,
+    )

@@ -36,8 +36,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from consumer.compare.costs.breakdown import CostLine, Design, DesignCost, count, usd
-from consumer.compare.costs.dead_letters import dlq_line
+from consumer.compare.costs.breakdown import CostLine, Design, DesignCost, count, priced, usd
+from consumer.compare.costs.consumer_service import dlq_line
 from consumer.compare.costs.prices import PriceSheet
 from consumer.compare.costs.scenario import Scenario
 from consumer.compare.costs.traffic import Traffic, busy_windows_per_s, traffic_of
@@ -193,24 +193,23 @@ def streams_lambda_cost(scenario: Scenario, prices: PriceSheet) -> DesignCost:
     def function_lines(label: str, invocations: float, milliseconds: float) -> list[CostLine]:
         gb_seconds = milliseconds / 1000 * memory_gb
         return [
-            CostLine(
-                component=f"Lambda requests{label}",
-                usd_per_month=invocations / MILLION * request_price,
-                quantity=invocations,
-                unit="requests",
-                price_key="lambda_requests_million",
-                basis=f"{count(invocations)} invocations x {usd(request_price)}/M",
+            priced(
+                f"Lambda requests{label}",
+                invocations,
+                "requests",
+                "lambda_requests_million",
+                request_price,
+                f"{count(invocations)} invocations x {usd(request_price)}/M",
+                MILLION,
             ),
-            CostLine(
-                component=f"Lambda duration{label}",
-                usd_per_month=gb_seconds * second_price,
-                quantity=gb_seconds,
-                unit="GB-seconds",
-                price_key="lambda_gb_second",
-                basis=(
-                    f"{count(milliseconds / 1000)} s x {sizing.lambda_memory_mb} MB = "
-                    f"{count(gb_seconds)} GB-s x {usd(second_price)}"
-                ),
+            priced(
+                f"Lambda duration{label}",
+                gb_seconds,
+                "GB-seconds",
+                "lambda_gb_second",
+                second_price,
+                f"{count(milliseconds / 1000)} s x {sizing.lambda_memory_mb} MB = "
+                f"{count(gb_seconds)} GB-s x {usd(second_price)}",
             ),
         ]
 
@@ -241,27 +240,25 @@ def streams_lambda_cost(scenario: Scenario, prices: PriceSheet) -> DesignCost:
             " (dispatcher)", batches_month, batches_month * sizing.dispatcher_ms
         )
         lines += [
-            CostLine(
-                component="SNS publishes",
-                usd_per_month=chunks / MILLION * sns_price,
-                quantity=chunks,
-                unit="requests (64 KB chunks)",
-                price_key="sns_publishes_million",
-                basis=(
-                    f"{count(batches_month)} batches x {count(chunks / batches_month)} chunks "
-                    f"of 64 KB x {usd(sns_price)}/M"
-                ),
+            priced(
+                "SNS publishes",
+                chunks,
+                "requests (64 KB chunks)",
+                "sns_publishes_million",
+                sns_price,
+                f"{count(batches_month)} batches x {count(chunks / batches_month)} chunks "
+                f"of 64 KB x {usd(sns_price)}/M",
+                MILLION,
             ),
-            CostLine(
-                component="SQS fan-out queues",
-                usd_per_month=sqs_requests / MILLION * sqs_price,
-                quantity=sqs_requests,
-                unit="requests",
-                price_key="sqs_requests_million",
-                basis=(
-                    f"{consumers} queues x (2 x {count(chunks)} chunks + {count(messages)} "
-                    f"deletes + {count(idle)} idle polls) x {usd(sqs_price)}/M"
-                ),
+            priced(
+                "SQS fan-out queues",
+                sqs_requests,
+                "requests",
+                "sqs_requests_million",
+                sqs_price,
+                f"{consumers} queues x (2 x {count(chunks)} chunks + {count(messages)} "
+                f"deletes + {count(idle)} idle polls) x {usd(sqs_price)}/M",
+                MILLION,
             ),
         ]
         lines += function_lines(
