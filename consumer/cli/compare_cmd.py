@@ -18,25 +18,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from consumer.cli import compare_latency_cmd
-from consumer.compare.costs import (
-    DEFAULT_REGION,
-    CostError,
-    CostInputError,
+from consumer.compare.costs.compare import DEFAULT_SCAN_MAX, DEFAULT_SCAN_MIN, ScanRange, compare
+from consumer.compare.costs.errors import CostError, CostInputError, PriceFileError
+from consumer.compare.costs.prices import DEFAULT_REGION, PriceSheet, load_price_file, load_region
+from consumer.compare.costs.render import render_json, render_text
+from consumer.compare.costs.scenario import (
     LambdaSizing,
-    PriceFileError,
-    PriceSheet,
     RecordShape,
-    ScanRange,
     Scenario,
     ServiceSizing,
     Workload,
-    compare,
-    load_price_file,
-    load_region,
-    render_json,
-    render_text,
 )
-from consumer.compare.costs.compare import DEFAULT_SCAN_MAX, DEFAULT_SCAN_MIN
 
 if TYPE_CHECKING:
     Actions = argparse._SubParsersAction[argparse.ArgumentParser]

@@ -11,17 +11,11 @@ import orjson
 import pytest
 
 from consumer.cli import compare_cmd
-from consumer.compare.costs import (
-    CostInputError,
-    LambdaSizing,
-    Scenario,
-    ServiceSizing,
-    Workload,
-    compare,
-    load_region,
-)
-from consumer.compare.costs.compare import ScanRange
+from consumer.compare.costs.compare import ScanRange, compare
+from consumer.compare.costs.errors import CostInputError
 from consumer.compare.costs.plot import PlotError, plot_comparison
+from consumer.compare.costs.prices import load_region
+from consumer.compare.costs.scenario import LambdaSizing, Scenario, ServiceSizing, Workload
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REFERENCE = ["compare", "cost", "--writes-per-day", "10000000", "--item-kb", "2"]

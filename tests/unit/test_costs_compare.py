@@ -10,19 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumer.compare.costs import (
-    Design,
-    LambdaSizing,
-    PriceSheet,
-    ScanRange,
-    Scenario,
-    Workload,
-    compare,
-    cost_all,
-    load_region,
-)
-from consumer.compare.costs.compare import total
-from consumer.compare.costs.prices import PRICE_UNITS, parse_price_sheet
+from consumer.compare.costs.breakdown import Design
+from consumer.compare.costs.compare import ScanRange, compare, cost_all, total
+from consumer.compare.costs.prices import PRICE_UNITS, PriceSheet, load_region, parse_price_sheet
+from consumer.compare.costs.scenario import LambdaSizing, Scenario, Workload
 
 PRICES = load_region("us-east-1")
 

@@ -20,18 +20,12 @@ import math
 import pytest
 
 from consumer.cli import compare_cmd
-from consumer.compare.costs import (
-    CostInputError,
-    Design,
-    LambdaSizing,
-    Scenario,
-    Workload,
-    load_region,
-)
-from consumer.compare.costs.breakdown import DesignCost
+from consumer.compare.costs.breakdown import Design, DesignCost
 from consumer.compare.costs.compare import ScanRange, compare, cost_all
+from consumer.compare.costs.errors import CostInputError
 from consumer.compare.costs.kinesis import on_demand_cost
-from consumer.compare.costs.scenario import MAX_WRITES_PER_DAY
+from consumer.compare.costs.prices import load_region
+from consumer.compare.costs.scenario import MAX_WRITES_PER_DAY, LambdaSizing, Scenario, Workload
 from consumer.compare.costs.traffic import traffic_of
 
 PRICES = load_region("us-east-1")

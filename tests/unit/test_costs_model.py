@@ -20,11 +20,18 @@ import math
 
 import pytest
 
-from consumer.compare.costs import Design, DesignCost, LambdaSizing, Scenario, Workload, load_region
+from consumer.compare.costs.breakdown import Design, DesignCost
 from consumer.compare.costs.compare import cost_all
 from consumer.compare.costs.kinesis import on_demand_cost, provisioned_cost, provisioned_shards
 from consumer.compare.costs.lambda_streams import stream_batches, streams_lambda_cost
-from consumer.compare.costs.scenario import RecordShape, ServiceSizing
+from consumer.compare.costs.prices import load_region
+from consumer.compare.costs.scenario import (
+    LambdaSizing,
+    RecordShape,
+    Scenario,
+    ServiceSizing,
+    Workload,
+)
 from consumer.compare.costs.traffic import traffic_of
 
 PRICES = load_region("us-east-1")

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from consumer.compare.costs import PriceFileError, UnknownRegionError, known_regions, load_region
-from consumer.compare.costs.prices import PRICE_UNITS, load_price_file
+from consumer.compare.costs.errors import PriceFileError, UnknownRegionError
+from consumer.compare.costs.prices import PRICE_UNITS, known_regions, load_price_file, load_region
 
 PACKAGED = Path(__file__).resolve().parents[2] / "consumer" / "data" / "prices"
 
