@@ -224,7 +224,7 @@ class Coordinator:
         delay = self.settings.take_interval_s * self._rng.uniform(0.9, 1.1)
         now = self._clock()
         owners = Counter(lease.owner for lease in self._snapshot.leases if lease.owner)
-        deadline = self._tracker.next_deadline(now, {k: v for k, v in owners.items() if k})
+        deadline = self._tracker.next_deadline(now, owners)
         if deadline is not None:
             # Read again right when a lease owner's failover time is up: takeover does not
             # wait for the next regular tick (a few ms later so the deadline has passed).
