@@ -1,18 +1,11 @@
-"""A shard's checkpoint write, off the delivery path.
+"""A shard's checkpoint write, off the delivery path: a conditional write to the lease table
+(~10-30 ms, seconds when throttled) awaited inline held the next batch behind it.
 
-A checkpoint is a conditional write to the lease table (~10-30 ms, seconds when DynamoDB
-throttles or retries). Awaited inline it held the shard's next batch behind it; written beside
-the delivery path the shard goes on applying while it is in flight. What may be checkpointed is
-unchanged (the pipeline passes only targets whose records are applied everywhere), and:
-
-- at most one write is in flight per shard, so writes cannot overtake each other (the lease
-  handle also serialises and ignores a checkpoint behind the current one); a checkpoint that
-  falls due meanwhile is written at the first batch after the write in flight finished;
-- a failed write (LeaseLost, the lease table unavailable) is raised by the next `check`,
-  `start` or `settle`: the shard stops at its next batch at the latest, and every sink write
-  is fenced on its own (`ensure_owned`), so a lost lease still writes nothing;
-- `settle` waits for the write in flight: a drain, a handoff and SHARD_END checkpoint only
-  after it.
+- At most one write is in flight per shard, so writes cannot overtake each other; one that
+  falls due meanwhile is written at the first batch after it.
+- A failed write (LeaseLost, the table unavailable) is raised by the next `check`, `start` or
+  `settle`; every sink write is fenced on its own, so a lost lease still writes nothing.
+- `settle` waits for the write in flight: a drain, a handoff and SHARD_END come after it.
 """
 
 from __future__ import annotations

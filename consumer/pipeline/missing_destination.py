@@ -1,23 +1,13 @@
 """A destination that is gone for good: the replica table, the audit bucket, the search index
 or the dead-letter queue deleted (or never created) while the service runs.
 
-An outage (throttling, 5xx, a frozen endpoint) ends by itself, so a shard waits it out. A
-missing destination usually does not: a worker holding its shards and retrying would keep
-them from every other worker, which may be configured correctly (a rolling deploy with a
-typo'd table name). So a shard whose destination has been missing for `bound_s` without a
-single successful write stops with `DestinationGone`, its checkpoint before the records it
-could not apply, and the worker hands its lease to another worker (see
-`consumer/service/shard_task.py`).
-
-What "missing" means, per destination (the error codes of the AWS API references and
-OpenSearch's bulk item errors):
-
-- replication: DynamoDB `ResourceNotFoundException` on PutItem / BatchWriteItem (the table does
-  not exist or is not ACTIVE yet);
-- audit, DLQ overflow: S3 `NoSuchBucket` on PutObject;
-- search: a bulk item's 404 `index_not_found_exception`;
-- DLQ: SQS `QueueDoesNotExist` (`AWS.SimpleQueueService.NonExistentQueue` in the query
-  protocol's code) on SendMessageBatch or GetQueueAttributes.
+An outage ends by itself, so a shard waits it out; a missing destination usually does not,
+and a worker retrying would keep its shards from workers that may be configured correctly (a
+rolling deploy with a typo'd table name). So a shard whose destination has been missing for
+`bound_s` without a successful write stops with `DestinationGone`, its checkpoint before what
+it could not apply, and its lease goes to another worker (`consumer/service/shard_task.py`).
+The codes that mean "missing" (AWS API references, OpenSearch bulk item errors; README has
+the table): `MISSING_CODES`.
 """
 
 from __future__ import annotations

@@ -1,22 +1,16 @@
 """One shard's pipeline: decode, filter, deliver to every sink with retries, bisection and the
 dead-letter queue, and checkpoint only behind what is done.
 
-The checkpoint rule (as Lambda's ReportBatchItemFailures): batches are processed in shard
-order, one at a time, and a batch is done when every record is durably applied by every sink
-that takes it, or parked in the dead-letter queue. The checkpoint then moves to the batch's last
-record, and for buffering sinks (audit) only once they have flushed. A crash at any point
-therefore re-delivers from the last checkpoint and loses nothing; the sinks are idempotent.
+The checkpoint rule (as Lambda's ReportBatchItemFailures): batches go in shard order, one at a
+time; a batch is done when every record is durably applied by every sink that takes it (for
+buffering sinks: flushed), or parked. Only then may the checkpoint reach its last record, so
+a crash re-delivers from the last checkpoint and loses nothing (the sinks are idempotent).
 
-Failures, per sink:
-- transient (the sink is unreachable, throttled, 5xx; a retryable SinkError): retried with
-  exponential backoff and jitter for as long as it lasts, bounded only by `max_record_age_s`.
-  A sink outage stops the shard's checkpoint and loses nothing.
-- a record the sink rejects (a non-retryable SinkError for that record): parked at once.
-- anything else the sink raises for a batch (a bug, a failing transform): the batch is bisected
-  until the failing record is alone (bisection does not use up attempts), and that record is
-  retried up to `max_attempts` times, then parked. The rest of its batch is applied.
-Parking means the DLQ, or, with `on_failure = stop`, stopping the shard (ShardStopped) with
-its checkpoint before the record, as a Lambda mapping without a destination does.
+Failures (README: Failures): transient ones are retried with backoff while they last (bounded
+by `max_record_age_s`); a record a sink rejects is parked at once; any other batch error is
+bisected down to one record (bisection uses no attempts), retried `max_attempts` times, then
+parked. Parking is the DLQ, or with `on_failure = stop` stopping the shard (ShardStopped)
+before the record.
 """
 
 from __future__ import annotations

@@ -1,30 +1,17 @@
 """Replication into another DynamoDB table (any region or endpoint), versioned and idempotent.
 
-Every replica item carries the version of the change that wrote it: `_cdc_version`
-(ApproximateCreationDateTime in microseconds), `_cdc_seq` (the change's sequence number,
-zero-padded so strings compare like numbers), the digest of the source item's state that
-change left (`_cdc_state`) and the states it is known to follow at its version
-(`_cdc_prior`, digests joined by spaces). Each write is a conditional PutItem that succeeds
-only if the stored version is older, so duplicates and late changes never overwrite newer
-state, whatever order they arrive in; a failed condition means newer state is already there,
-which counts as applied.
+Every replica item carries the version of the change that wrote it (`_cdc_version`, the
+change time in microseconds; `_cdc_seq`, its `sequence_token`) and the states it connects
+(`_cdc_state`, `_cdc_prior`). Each write is a conditional PutItem that succeeds only if the
+stored version is older; a failed condition means newer state is there (applied). At the same
+version (a MILLISECOND tie) the stored item DynamoDB returns (ALL_OLD, no extra read) decides
+(`newest.tie_history`), and a win is written on condition that the stored change is still the
+one decided against, so a concurrent writer is never overwritten blindly.
 
-Two changes with the same version (a MILLISECOND tie) are ordered by the states they connect
-(`consumer.records.ordering`). When the condition fails, DynamoDB returns the stored item
-(ReturnValuesOnConditionCheckFailure=ALL_OLD, no extra read); at the same version
-`tie_wins` decides: this change follows the stored one (write), the stored one follows it or
-is the same state (skip), or nothing decides (the later in shard order wins, counted as an
-ambiguous tie). A win is written on condition that the stored change is still the one
-decided against, so a concurrent writer is never overwritten blindly.
-
-A REMOVE writes a tombstone (the key, the version, `_cdc_deleted = true` and
-`_cdc_expires_at`, an epoch-seconds TTL attribute, so DynamoDB's TTL removes it after
-`tombstone_ttl_s`), so a late INSERT or MODIFY cannot resurrect the item. Readers of the
-replica skip items with `_cdc_deleted`; `live_items` does that.
-
-Within one batch only the newest change per key is written (others are superseded; see
-`consumer.pipeline.newest`), and the writes run concurrently: with versioned conditions their
-order does not matter.
+A REMOVE writes a tombstone (`_cdc_deleted`, and `_cdc_expires_at` for DynamoDB's TTL after
+`tombstone_ttl_s`), so a late change cannot resurrect the item; `live_items` skips them.
+Only the newest change per key of a batch is written, concurrently: with versioned conditions
+their order does not matter.
 """
 
 from __future__ import annotations

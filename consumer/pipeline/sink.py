@@ -1,34 +1,24 @@
 """The sink contract: what every pipeline destination (audit, search, replication) implements.
 
-A sink receives the changes of one shard in shard order, batch by batch. It must be
-idempotent and converge despite duplicates and disorder (DESIGN.md invariant 2): for every item
-key it keeps the newest change by `ChangeEvent.version` (ApproximateCreationDateTime in
-microseconds), changes of equal version ordered by their images
-(`consumer.records.ordering`, `consumer.pipeline.newest`), never lets an older or duplicate
-change overwrite newer state, and never lets a late INSERT or MODIFY resurrect an item whose
-newer delete it has seen (deletes leave a versioned tombstone).
+A sink receives one shard's changes in shard order, batch by batch. It is idempotent and
+converges despite duplicates and disorder (DESIGN.md invariant 2): per item key it keeps the
+newest change by `ChangeEvent.version`, equal versions ordered by their images
+(`consumer.pipeline.newest`), and deletes leave a versioned tombstone so a late change cannot
+resurrect the item.
 
-Failures are reported, never swallowed:
-- `write` returns the per-record failures it could identify, by index into the batch it was
-  given. A `SinkError` with `retryable=False` (the record itself is bad: too large, rejected by
-  a mapping, refused by a transform) is parked in the dead-letter queue without further attempts;
-  a retryable one is retried with backoff.
-- `write` raises when the whole batch failed (the destination is unreachable, throttling that
-  outlasted its own retries, a bug). The pipeline retries, and bisects the batch to isolate a
-  poison record when errors persist.
+Failures are reported, never swallowed: `write` returns per-record failures by index into its
+batch (a `SinkError` with `retryable=False` is parked without further attempts; a retryable
+one is retried), and raises when the whole batch failed (the pipeline retries, and bisects to
+isolate a poison record when errors persist).
 
-Collapsing: a sink that writes only the newest change per item key of a batch (replication,
-search) says so with `collapses_per_key = True`, and reports a non-retryable failure only for
-the change whose write failed. The pipeline then delivers the changes that failed one
-superseded again, without it, so the newest change that can be applied is applied and only the
-bad record is parked. Retryable failures may be reported for every change of the key.
+Collapsing (`collapses_per_key = True`: only the newest change per key of a batch is written):
+a non-retryable failure is reported only for the change whose write failed, and the pipeline
+delivers the changes it superseded again without it. Retryable failures may name them all.
 
-Durability: when `write` returns, every record not reported as failed is either durably applied,
-or (for a buffering sink, `buffered = True`, which implements `FlushingSink`) accepted into the
-sink's buffer. Accepted records become durable when `flush` returns. The pipeline never
-checkpoints past a record that is not durable in every sink or parked in the dead-letter queue;
-it calls `flush` when `wants_flush` says so, before every checkpoint, and before a lease is
-handed off or the worker stops. Unbuffered sinks have no `flush` at all.
+Durability: when `write` returns, every record not reported failed is durably applied, or,
+for a buffering sink (`buffered = True`, a `FlushingSink`), accepted into its buffer and
+durable once `flush` returns. The pipeline calls `flush` when `wants_flush` says so, before
+every checkpoint and before a handoff or stop. Unbuffered sinks have no `flush` at all.
 """
 
 from __future__ import annotations

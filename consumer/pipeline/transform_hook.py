@@ -1,25 +1,13 @@
 """Running the user's replication transform hook safely: off the event loop, bounded in time,
-and with every way it can fail turned into that one record's failure.
+and with every way it can fail turned into that one record's failure (README: The transform
+hook).
 
-The hook is user code (`pipelines.replication.transform`, "module:function", see
-`consumer.pipeline.replication.Transform`). What it may do, and what the worker does then:
-
-- raise anything, `BaseException` included (`SystemExit`, `KeyboardInterrupt`, even
-  `asyncio.CancelledError` raised by its own code): the record fails with `TransformFailed`
-  and is parked. A hook cannot stop the worker: it runs in a thread of its own (off the event
-  loop, so a slow call holds up no other shard), and the process stops only on a signal
-  (SIGTERM/SIGINT reach the main thread, never the hook's).
-  Cancelling the task that awaits the hook (the worker shutting down) still cancels it.
-- take too long (`timeout_s`): the record fails with "did not return within ..." and is
-  parked. Python cannot kill a thread, so the late call runs on in its daemon thread (which
-  never holds up the process's exit) and its result is dropped; further calls go to a new
-  thread. Once `max_stuck` calls are still running past their time, the hook is not called
-  until one returns: further records fail as retryable (the shard waits and retries, as for a
-  destination outage; they are not theirs to be parked for).
-- return something that is not a dict item or None: the record fails (and is parked).
-
-Calls run one at a time, as they did on the event loop, so a hook need not be thread-safe
-(except with a call that overran its time, which may still be running).
+A hook that raises anything (`BaseException` included), overruns `timeout_s` or returns
+anything but a dict or None fails its record with `TransformFailed` (parked). It runs on a
+daemon thread, so it can neither stop the worker nor hold up its exit; Python cannot kill a
+thread, so an overrunning call runs on, its result dropped, and later calls go to a new
+thread. While `max_stuck` calls overrun, records fail as retryable (the shard waits). Calls
+run one at a time, so a hook need not be thread-safe.
 """
 
 from __future__ import annotations

@@ -1,19 +1,14 @@
 """The records of one (shard, table) waiting to be written, cut into objects. Pure: no I/O.
 
-A buffer is a list of segments; each segment becomes one object. A new segment starts when
-the record's partition hour differs from the open segment's, or when adding the record would
-take the open segment past the byte or record limit. These cuts depend only on the records, so
-a replay from the same first record cuts the same objects (same keys) up to its first flush;
-a flush (`seal`) cuts wherever the buffer stands then, which depends on batching and timing.
+Each segment becomes one object. A new segment starts when the partition hour changes or the
+byte or record limit would be passed: cuts that depend only on the records, so a replay from
+the same first record cuts the same objects up to its first flush (`seal` cuts wherever the
+buffer stands).
 
-De-duplication (the pipeline may deliver a record again):
-- a record whose (event_id, sequence_number, sub_sequence_number) is already buffered is
-  dropped, so an object never holds a line twice;
-- a record at or below the highest position this buffer has written (`flushed_through`) is
-  dropped: records come in shard order (the Sink contract), so such a record was delivered
-  before and is durable already. Without this, a re-delivered run starting at an object's first
-  record would rewrite that object with fewer records than it holds. The mark lives as long
-  as the sink instance; a new instance (a restart, a DLQ re-drive) starts without one.
+Dropped as duplicates: a delivery already buffered, and a record at or below the highest
+position written (`flushed_through`; records come in shard order, so it is durable already),
+which would otherwise rewrite an object with fewer records than it holds. The mark lives as
+long as the sink instance.
 """
 
 from __future__ import annotations

@@ -2,22 +2,15 @@
 
     {prefix}table={table}/dt=YYYY-MM-DD/hour=HH/{shard_id}/{sequence_number}-{sub_sequence}.ndjson.gz
 
-- The partition is the UTC hour of the record's *arrival time* (Kinesis
-  ApproximateArrivalTimestamp), or of its change time (ApproximateCreationDateTime) for sources
-  without one (DynamoDB Streams, Lambda). Arrival time rather than change time because it
-  follows shard order: the Kinesis destination may deliver a change late or twice, so change
-  times jump back and forth within a shard, while arrival times do not; a late duplicate of an
-  old change therefore never drags a fresh object into an old partition. It is also the time
-  `consumer replay --from` (AT_TIMESTAMP) selects by.
-- An object never spans partitions: the sink starts a new object when the hour changes, so every
-  line in `dt=…/hour=…` arrived in that hour. Athena queries filter on the partition for
-  pruning and on the line's own `created_at` / `arrival_time` for exact bounds.
-- The file name is the position of the object's FIRST record. The pipeline only moves a
-  checkpoint after a flush, and a restarted consumer resumes right after the last checkpoint,
-  so after a crash the next object starts at the very record the lost attempt started at:
-  it gets the same key and overwrites whatever that attempt wrote, instead of adding a
-  duplicate object. (Records re-read after a restart are contiguous from that first record,
-  so an overwrite never drops a record: what the new object lacks, the next objects carry.)
+- The partition is the UTC hour of the record's arrival time (ApproximateArrivalTimestamp;
+  the change time for sources without one: DynamoDB Streams, Lambda). Arrival times follow
+  shard order while change times jump with late and duplicate deliveries, so a late duplicate
+  never drags a fresh object into an old partition; `replay --from` selects by it too.
+- An object never spans partitions: a new object starts when the hour changes.
+- The file name is the position of the object's FIRST record. The checkpoint moves only after
+  a flush, so after a crash the next object starts at the very record the lost attempt
+  started at, and overwrites it instead of adding a duplicate (the records re-read are
+  contiguous from there: what the new object lacks, the next ones carry).
 """
 
 from __future__ import annotations

@@ -1,24 +1,14 @@
 """AuditSink: every change as a line of gzip NDJSON in S3, ready for Athena.
 
-Durability follows the Sink contract (consumer/pipeline/sink.py): `write` only buffers (per
-shard and table, so an object never mixes shards or tables), and records become durable when
-`flush` has written their objects. The pipeline checkpoints only after a flush, so a crash at
-any point loses nothing: the records after the checkpoint are read again.
+`write` only buffers (per shard and table: an object never mixes them); records are durable
+once `flush` has written their objects, and the pipeline checkpoints only after a flush.
+Object keys are deterministic (`layout`), so a re-read from a checkpoint or a retried flush
+rewrites the same objects; a record delivered again is dropped if still buffered or written by
+this instance (`buffer`). Remaining duplicates share an event_id: readers de-duplicate by it
+(`audit_changes_dedup` in infra/athena/). Rewrites assume one writer per shard: a worker that
+lost its lease must not flush, or its stale object could replace the new owner's.
 
-Idempotence: object keys are deterministic (see `layout`): the object of a buffer is named by
-its first record, so re-reading from a checkpoint rewrites the same objects instead of adding
-copies, and a failed flush keeps its sealed objects and retries them with the same key and
-body. A record delivered again is dropped when it is still buffered or was written by this
-instance (see `buffer`). Duplicates that remain (the Kinesis destination delivering a change
-twice, a restart whose flushes cut objects elsewhere than the first attempt's) are lines with
-the same event_id: readers de-duplicate by it (the `audit_changes_dedup` view in
-infra/athena/).
-
-Rewrites under the same key assume one writer per shard: a worker that lost its lease must not
-flush (it should drop the sink: `aclose`), or its stale object could replace the new owner's.
-
-Bad input never raises: an event whose payload cannot be embedded is reported by index as a
-non-retryable SinkError, so the pipeline parks it in the dead-letter queue.
+An event whose payload cannot be embedded is a non-retryable per-record failure (parked).
 """
 
 from __future__ import annotations

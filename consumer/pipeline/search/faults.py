@@ -1,22 +1,9 @@
 """Which OpenSearch refusals are the record's fault and which are the destination's.
 
-A record fault (the document itself is refused: a mapping error, an invalid id, a document
-too large for any request) is parked: retrying it cannot help, and the shard moves on.
-
-A destination fault says nothing about the record, and every other record would fail the same
-way: parking them would drain the whole stream into the dead-letter queue while the index
-stays stale. So the sink reports it as retryable and the shard holds (backoff, checkpoint
-held) until the destination accepts writes again:
-
-- 401 / 403 for the whole request: security_exception (fine-grained access control: unknown
-  user, a role without the permission), IAM denials of Amazon OpenSearch Service, or a TLS
-  failure (certificate not trusted). The operator must act: counted and alarmed.
-- 403 (or 429) cluster_block_exception for a bulk item: the index is write-blocked
-  (`index.blocks.write`, the flood-stage disk watermark, or Amazon OpenSearch Service under
-  storage or JVM memory pressure); it lifts by itself once the pressure does.
-- 404 index_not_found_exception for a bulk item: the index was deleted and cannot be
-  auto-created.
-- 429 and 5xx, timeouts, connection failures: throttling and outages, retried the same way.
+A record fault (a mapping error, an invalid id, a document too large) is parked. A destination
+fault (401/403 access or TLS, a write block, a missing index; README has the table) would fail
+every record alike, and parking them would drain the stream into the dead-letter queue, so it
+is retryable: the shard holds, checkpoint and all, until the destination accepts writes.
 """
 
 from __future__ import annotations

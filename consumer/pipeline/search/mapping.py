@@ -1,29 +1,9 @@
 """The search index's mapping: fixed, so that every DynamoDB item can be indexed.
 
-OpenSearch maps unknown fields dynamically, and DynamoDB items break that in many ways: the
-first type seen for a field fixes it (an attribute that is a number in one item and a map in
-another is then a 400), integers beyond 64 bits are out of range, decimals become `float`
-(38 digits cut to 7) and 1E+125 is not a finite float, date-like strings become dates that
-later strings cannot fill, and an index takes at most 1000 fields and 20 levels of objects
-(DynamoDB: any number of attributes, 32 levels). Each of those documents was refused, its
-record parked and the document left stale.
-
-So the index has an explicit mapping with a fixed set of fields, whatever the items hold:
-
-- `item` and `keys` (the item and its key as JSON, exact digits) are stored in `_source` and
-  returned by GET and search, but not indexed (`"enabled": false`): any shape, any number.
-- `search.keys`: one keyword per key attribute, `name=value`.
-- `search.values`: one keyword per value in the item, `path=value`, where path is the
-  attribute names from the top joined with "." (list positions add nothing; each set member
-  is a value of its own), and value is the string, the number in canonical form (`0.10` is
-  `0.1`, `1.0E+3` is `1000`), `true`/`false`, `null`, or binary as base64. Values longer than
-  `IGNORE_ABOVE` characters are not indexed (Lucene cannot hold a term over 32,766 bytes).
-- `search.text`: every string in the item, analysed, for full-text `match` queries.
-- `deleted` and `change.*` as before.
-
-The root is `dynamic: strict` (any other field is a bug: refused, never guessed) with no date
-or numeric detection. No item can add a field, so the field and depth limits never apply, and
-there is nothing to conflict with.
+OpenSearch's dynamic mapping cannot hold DynamoDB items (README: Search index, which lists the
+fields). So `item` and `keys` are stored, not indexed; `search.keys`, `search.values`
+(`path=value` terms) and `search.text` are what is searched; the root is `dynamic: strict`
+with no date detection, so no item adds a field and there is nothing to conflict with.
 """
 
 from __future__ import annotations

@@ -1,40 +1,19 @@
 """The search sink for OpenSearch (managed domains, serverless collections, self-managed).
 
 One document per item key (`document.py`), written with external versioning through `_bulk`
-(`bulk.py`): the newest change per key wins whatever order changes arrive in, duplicates are
-harmless, and deletes leave versioned tombstones, so the index converges to the table
-(DESIGN.md invariant 2). Searches must leave tombstones out (`queries.live_only`).
+(`bulk.py`), so the index converges to the table (DESIGN.md invariant 2); deletes leave
+versioned tombstones, which searches must leave out (`queries.live_only`). The index is
+created with the sink's mapping (`mapping.py`) when missing and its mapping checked at start.
+Which refusals are parked and which hold the shard: `faults.py` and README's table; bulk items
+refused with 429/5xx, and whole requests throttled, failing with 5xx or unreachable, are
+retried here up to `max_retries` times first.
 
-The index: created with the sink's explicit mapping (`mapping.py`) when it is missing, and
-checked at start (`check`) when it exists: an index whose mapping cannot hold every item is
-one start-up error naming the fields, never a stream of parked records.
+Tombstones are kept forever: `consumer replay` can re-deliver changes as old as the stream's
+retention (365 days), and removing one is safe only once no older change can arrive.
 
-Failures (record faults are parked, destination faults hold the shard: `faults.py`):
-- a bulk item refused with 429 or 5xx is sent again, with backoff, up to `max_retries` more
-  rounds; if it still fails it is reported as a retryable per-record failure;
-- a bulk item refused by the destination (403 cluster_block_exception: the index is
-  write-blocked; 401/403 security_exception; 404 index_not_found_exception) is reported at
-  once as a retryable DestinationRefused, counted in `destination_faults` and logged;
-- a bulk item refused otherwise (mapper_parsing_exception, an invalid id, ...) is reported as
-  a non-retryable per-record failure (the pipeline parks it in the dead-letter queue), and so
-  is a change whose key or document is invalid;
-- a whole request that was throttled (429), failed with a 5xx, timed out or could not connect
-  is retried with backoff up to `max_retries` times, then `write` raises a retryable
-  SinkError; a request refused with 401/403 or failing TLS verification raises a retryable
-  DestinationRefused at once (at start-up: a start-up error); other request failures (a
-  malformed request) raise a non-retryable error. A single document too large for a request
-  (413) is that record's failure.
-
-Tombstones are kept forever: removing one is safe only once no older change of that key can
-arrive any more, and `consumer replay` can re-deliver changes as old as the stream's
-retention (up to 365 days). They are small (keys and change metadata), and not purged here.
-
-Serverless collections (service "aoss") are written the same way: search collections accept
-custom document ids; time series collections do not, so they cannot hold one document per key
-and are not supported. Whether a collection honors `version_type` external_gte could not be
-checked here (no access to AWS): if it refused it, every document would fail with a 400 and
-land in the dead-letter queue, never silently. The sink never calls `_refresh`, which
-serverless collections do not offer.
+Serverless: search collections accept custom ids (time series collections do not, and are
+not supported); whether they honour `external_gte` is unverified (a refusal would park every
+document with a 400, never silently). `_refresh`, which they lack, is never called.
 """
 
 from __future__ import annotations
