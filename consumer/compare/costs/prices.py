@@ -31,7 +31,7 @@ import math
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from pydantic import (
@@ -44,33 +44,6 @@ from pydantic import (
 )
 
 from consumer.compare.costs.errors import PriceFileError, UnknownRegionError
-
-# Each key the model uses and the unit its value must be in.
-PRICE_UNITS: dict[str, str] = {
-    "kinesis_on_demand_stream_hour": "USD per stream-hour",
-    "kinesis_on_demand_ingest_gb": "USD per GB",
-    "kinesis_on_demand_read_gb": "USD per GB",
-    "kinesis_on_demand_efo_read_gb": "USD per GB",
-    "kinesis_on_demand_retention_7d_gb_month": "USD per GB-month",
-    "kinesis_on_demand_retention_long_gb_month": "USD per GB-month",
-    "kinesis_shard_hour": "USD per shard-hour",
-    "kinesis_put_payload_units_million": "USD per million PUT payload units",
-    "kinesis_extended_retention_shard_hour": "USD per shard-hour",
-    "kinesis_long_term_retention_gb_month": "USD per GB-month",
-    "kinesis_efo_consumer_shard_hour": "USD per consumer-shard-hour",
-    "kinesis_efo_read_gb": "USD per GB",
-    "dynamodb_cdc_units_million": "USD per million change data capture units",
-    "dynamodb_streams_reads_100k": "USD per 100,000 read request units",
-    "dynamodb_on_demand_writes_million": "USD per million write request units",
-    "dynamodb_on_demand_reads_million": "USD per million read request units",
-    "dynamodb_export_gb": "USD per GB",
-    "lambda_requests_million": "USD per million requests",
-    "lambda_gb_second": "USD per GB-second",
-    "fargate_vcpu_hour": "USD per vCPU-hour",
-    "fargate_gb_hour": "USD per GB-hour",
-    "sqs_requests_million": "USD per million requests",
-    "sns_publishes_million": "USD per million requests",
-}
 
 DEFAULT_REGION = "us-east-1"
 _PACKAGE = "consumer"
@@ -105,34 +78,39 @@ class Price(BaseModel):
         return value
 
 
+def _in(unit: str) -> Any:
+    """A required price whose unit must be `unit`."""
+    return Field(description=unit)
+
+
 class Prices(BaseModel):
-    """Every price the model uses; field names are the keys of `PRICE_UNITS`."""
+    """Every price the model uses, each with the unit its value must be in."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kinesis_on_demand_stream_hour: Price
-    kinesis_on_demand_ingest_gb: Price
-    kinesis_on_demand_read_gb: Price
-    kinesis_on_demand_efo_read_gb: Price
-    kinesis_on_demand_retention_7d_gb_month: Price
-    kinesis_on_demand_retention_long_gb_month: Price
-    kinesis_shard_hour: Price
-    kinesis_put_payload_units_million: Price
-    kinesis_extended_retention_shard_hour: Price
-    kinesis_long_term_retention_gb_month: Price
-    kinesis_efo_consumer_shard_hour: Price
-    kinesis_efo_read_gb: Price
-    dynamodb_cdc_units_million: Price
-    dynamodb_streams_reads_100k: Price
-    dynamodb_on_demand_writes_million: Price
-    dynamodb_on_demand_reads_million: Price
-    dynamodb_export_gb: Price
-    lambda_requests_million: Price
-    lambda_gb_second: Price
-    fargate_vcpu_hour: Price
-    fargate_gb_hour: Price
-    sqs_requests_million: Price
-    sns_publishes_million: Price
+    kinesis_on_demand_stream_hour: Price = _in("USD per stream-hour")
+    kinesis_on_demand_ingest_gb: Price = _in("USD per GB")
+    kinesis_on_demand_read_gb: Price = _in("USD per GB")
+    kinesis_on_demand_efo_read_gb: Price = _in("USD per GB")
+    kinesis_on_demand_retention_7d_gb_month: Price = _in("USD per GB-month")
+    kinesis_on_demand_retention_long_gb_month: Price = _in("USD per GB-month")
+    kinesis_shard_hour: Price = _in("USD per shard-hour")
+    kinesis_put_payload_units_million: Price = _in("USD per million PUT payload units")
+    kinesis_extended_retention_shard_hour: Price = _in("USD per shard-hour")
+    kinesis_long_term_retention_gb_month: Price = _in("USD per GB-month")
+    kinesis_efo_consumer_shard_hour: Price = _in("USD per consumer-shard-hour")
+    kinesis_efo_read_gb: Price = _in("USD per GB")
+    dynamodb_cdc_units_million: Price = _in("USD per million change data capture units")
+    dynamodb_streams_reads_100k: Price = _in("USD per 100,000 read request units")
+    dynamodb_on_demand_writes_million: Price = _in("USD per million write request units")
+    dynamodb_on_demand_reads_million: Price = _in("USD per million read request units")
+    dynamodb_export_gb: Price = _in("USD per GB")
+    lambda_requests_million: Price = _in("USD per million requests")
+    lambda_gb_second: Price = _in("USD per GB-second")
+    fargate_vcpu_hour: Price = _in("USD per vCPU-hour")
+    fargate_gb_hour: Price = _in("USD per GB-hour")
+    sqs_requests_million: Price = _in("USD per million requests")
+    sns_publishes_million: Price = _in("USD per million requests")
 
     @field_validator("*")
     @classmethod
@@ -141,6 +119,10 @@ class Prices(BaseModel):
         if price.unit != expected:
             raise ValueError(f"unit must be {expected!r}, got {price.unit!r}")
         return price
+
+
+# Each key the model uses and the unit its value must be in.
+PRICE_UNITS = {name: str(field.description) for name, field in Prices.model_fields.items()}
 
 
 class PriceSheet(BaseModel):
