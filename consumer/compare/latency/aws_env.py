@@ -29,8 +29,11 @@ APPLICATION_LIMIT = 100  # Settings.application
 SUFFIX = "-latency-"
 
 
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", "")) or str(error)
+def _reason(error: ClientError | BotoCoreError) -> str:
+    """A failed call's error code, or its message when it has none (a BotoCoreError)."""
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", "")) or str(error)
+    return str(error)
 
 
 class AwsEnvironment:
@@ -61,13 +64,9 @@ class AwsEnvironment:
         if self._description is None:
             try:
                 table: dict[str, Any] = dynamodb.describe_table(TableName=self._table)["Table"]
-            except ClientError as error:
+            except (ClientError, BotoCoreError) as error:
                 raise LatencyError(
-                    f"cannot describe source table {self._table}: {_code(error)}"
-                ) from error
-            except BotoCoreError as error:
-                raise LatencyError(
-                    f"cannot describe source table {self._table}: {error}"
+                    f"cannot describe source table {self._table}: {_reason(error)}"
                 ) from error
             self._description = table
         return self._description
@@ -150,12 +149,10 @@ def mode_settings(
 def _delete_table(dynamodb: Any, table: str) -> str:
     try:
         dynamodb.delete_table(TableName=table)
-    except ClientError as error:
-        if _code(error) == "ResourceNotFoundException":
+    except (ClientError, BotoCoreError) as error:
+        if isinstance(error, ClientError) and _reason(error) == "ResourceNotFoundException":
             return f"cleanup: lease table {table} was not created"
-        return f"cleanup: could not delete lease table {table}: {_code(error)}"
-    except BotoCoreError as error:
-        return f"cleanup: could not delete lease table {table}: {error}"
+        return f"cleanup: could not delete lease table {table}: {_reason(error)}"
     return f"cleanup: deleted lease table {table}"
 
 
@@ -166,8 +163,6 @@ def _deregister(kinesis: Any, settings: Settings, consumer: str) -> str:
             summary = kinesis.describe_stream_summary(StreamName=settings.stream.name)
             arn = summary["StreamDescriptionSummary"]["StreamARN"]
         kinesis.deregister_stream_consumer(StreamARN=arn, ConsumerName=consumer)
-    except ClientError as error:
-        return f"cleanup: could not deregister EFO consumer {consumer}: {_code(error)}"
-    except BotoCoreError as error:
-        return f"cleanup: could not deregister EFO consumer {consumer}: {error}"
+    except (ClientError, BotoCoreError) as error:
+        return f"cleanup: could not deregister EFO consumer {consumer}: {_reason(error)}"
     return f"cleanup: deregistered EFO consumer {consumer}"

@@ -23,8 +23,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import cast
 
-from consumer.compare.latency.clock import WallClockUs, wall_us
-from consumer.compare.latency.probes import ProbeStamp, read_probe
+from consumer.compare.latency.probes import ProbeStamp, WallClockUs, read_probe, wall_us
 from consumer.pipeline.added_latency import BATCH_READ_AT
 from consumer.pipeline.processor import Route
 from consumer.pipeline.sink import Failures, FlushingSink, Sink

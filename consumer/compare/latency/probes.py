@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -23,6 +24,13 @@ PROBE_WRITTEN_US = "probe_written_us"
 
 KeyType = Literal["S", "N", "B"]
 Item = dict[str, Any]
+WallClockUs = Callable[[], int]
+
+
+def wall_us() -> int:
+    """Now, in epoch microseconds (the system clock, as Kinesis arrival times are): the one
+    clock that probe write times and apply times are both read from."""
+    return time.time_ns() // 1000
 
 
 class Phase(enum.StrEnum):

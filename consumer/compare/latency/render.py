@@ -6,7 +6,6 @@ import dataclasses
 import json
 from typing import Any
 
-from consumer.compare.latency.percentiles import Summary
 from consumer.compare.latency.report import ConsumerBasis, LatencyReport, ModeLatency, SinkLatency
 
 BASIS_TEXT = {
@@ -30,23 +29,18 @@ def _ms(value: float | None) -> str:
 
 
 def _row(mode: ModeLatency, sink: SinkLatency) -> list[str]:
-    total, consumer, upstream = sink.end_to_end, sink.consumer, sink.upstream
-    added = sink.consumer_added
-    return [
-        mode.mode,
-        sink.sink,
-        f"{sink.applied}/{mode.probes}",
-        _ms(total.p50 if total else None),
-        _ms(total.p90 if total else None),
-        _ms(total.p99 if total else None),
-        _ms(total.max if total else None),
-        _ms(consumer.p50 if consumer else None),
-        _ms(consumer.p99 if consumer else None),
-        _ms(upstream.p50 if upstream else None),
-        _ms(upstream.p99 if upstream else None),
-        _ms(added.p50 if added else None),
-        _ms(added.p99 if added else None),
+    columns = (
+        (sink.end_to_end, ("p50", "p90", "p99", "max")),
+        (sink.consumer, ("p50", "p99")),
+        (sink.upstream, ("p50", "p99")),
+        (sink.consumer_added, ("p50", "p99")),
+    )
+    cells = [
+        _ms(getattr(summary, name) if summary else None)
+        for summary, names in columns
+        for name in names
     ]
+    return [mode.mode, sink.sink, f"{sink.applied}/{mode.probes}", *cells]
 
 
 def _table(rows: list[list[str]]) -> list[str]:
@@ -90,8 +84,11 @@ def render_text(report: LatencyReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _summary(summary: Summary | None) -> dict[str, Any] | None:
-    return None if summary is None else dataclasses.asdict(summary)
+def _sink_data(sink: SinkLatency) -> dict[str, Any]:
+    """The sink's fields in order, its summaries as dicts; `consumer_added` is named with its
+    unit in the document."""
+    data = dataclasses.asdict(sink)
+    return {("consumer_added_ms" if key == "consumer_added" else key): data[key] for key in data}
 
 
 def report_data(report: LatencyReport) -> dict[str, Any]:
@@ -113,18 +110,7 @@ def report_data(report: LatencyReport) -> dict[str, Any]:
                 "worker_exit": mode.worker_exit,
                 "problems": list(mode.problems),
                 "ok": mode.ok,
-                "sinks": [
-                    {
-                        "sink": sink.sink,
-                        "applied": sink.applied,
-                        "missing": sink.missing,
-                        "end_to_end": _summary(sink.end_to_end),
-                        "consumer": _summary(sink.consumer),
-                        "upstream": _summary(sink.upstream),
-                        "consumer_added_ms": _summary(sink.consumer_added),
-                    }
-                    for sink in mode.sinks
-                ],
+                "sinks": [_sink_data(sink) for sink in mode.sinks],
             }
             for mode in report.modes
         ],

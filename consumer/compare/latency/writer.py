@@ -14,8 +14,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from consumer.compare.latency.clock import WallClockUs, wall_us
-from consumer.compare.latency.probes import Item, ProbeKeys, ProbeTag, probe_attributes
+from consumer.compare.latency.probes import (
+    Item,
+    ProbeKeys,
+    ProbeTag,
+    WallClockUs,
+    probe_attributes,
+    wall_us,
+)
 
 
 class ProbeWriteError(RuntimeError):
@@ -77,22 +83,14 @@ class ProbeWriter:
             self.written.append(probe)
         return probe
 
-    def write_series(
-        self,
-        tag: ProbeTag,
-        count: int,
-        rate_per_s: float,
-        stop: threading.Event | None = None,
-    ) -> list[WrittenProbe]:
+    def write_series(self, tag: ProbeTag, count: int, rate_per_s: float) -> list[WrittenProbe]:
         """Writes probes 0..count-1 of `tag`, the i-th at start + i / rate_per_s (right away
-        when the table is slower than that). Stops early when `stop` is set."""
+        when the table is slower than that)."""
         if rate_per_s <= 0:
             raise ValueError(f"rate must be > 0 probes/s, got {rate_per_s}")
         probes: list[WrittenProbe] = []
         start = self._monotonic()
         for seq in range(count):
-            if stop is not None and stop.is_set():
-                break
             delay = start + seq / rate_per_s - self._monotonic()
             if delay > 0:
                 self._sleep(delay)
