@@ -43,7 +43,7 @@ from consumer.records.batch import RawRecord, ReadBatch
 from consumer.replay.dry_run import DryRun, ShardCount
 from consumer.replay.progress import StateListener, reporting_states
 from consumer.replay.request import ReplayRequest, replay_settings
-from consumer.replay.status import STOPPED, LocalTotals, ReplayOutcome, ReplayState, ShardStatus
+from consumer.replay.status import STOPPED, LocalTotals, ReplayOutcome, ReplayState, ShardTally
 from consumer.replay.window import (
     HOUR_MS,
     ChangeTimeFilter,
@@ -295,35 +295,6 @@ class NoCheckpoints:
 
 
 @dataclass
-class ArchiveShard:
-    """One shard's progress through the archive (`bytes` and `changes`: a dry run's counts)."""
-
-    shard_id: str
-    records: int = 0
-    at_ms: int | None = None
-    done: bool = False
-    error: str | None = None
-    pipeline: ShardPipeline | None = None
-    bytes: int = 0
-    changes: int = 0
-
-    def saw(self, records: Sequence[RawRecord]) -> None:
-        self.records += len(records)
-        if records:
-            self.at_ms = records[-1].arrival_ms or self.at_ms
-
-    def status(self, to_ms: int) -> ShardStatus:
-        return ShardStatus(
-            shard_id=self.shard_id,
-            records=self.records,
-            at_ms=self.at_ms,
-            done_to_ms=to_ms if self.done else None,
-            end=STOPPED if self.error else None,
-            error=self.error,
-        )
-
-
-@dataclass
 class ArchiveTotals:
     objects: int = 0
     lines: int = 0
@@ -367,11 +338,10 @@ class ArchiveReplay:
         self._poll_s = poll_s
         self._seen = RecentIds()
         self.totals = ArchiveTotals()
-        self.shards = {item.shard_id: ArchiveShard(item.shard_id) for item in self.objects}
+        self.shards = {item.shard_id: ShardTally(item.shard_id) for item in self.objects}
 
     def state(self) -> ReplayState:
-        to_ms = self.request.window.to_ms
-        return ReplayState(tuple(shard.status(to_ms) for _, shard in sorted(self.shards.items())))
+        return ReplayState.of_tallies(self.shards.values(), self.request.window.to_ms)
 
     async def run(self, stop: asyncio.Event) -> ReplayOutcome:
         settings = self.settings
@@ -382,20 +352,22 @@ class ArchiveReplay:
             runtime.dead_letter_queue()  # says once, at start, where failed records go
             runtime.routes("preflight")  # a bad filter or transform fails here, before a read
 
-            def pipeline_for(shard: ArchiveShard, stream: str) -> ShardPipeline:
-                if shard.pipeline is None:
-                    shard.pipeline = runtime.pipeline(
+            pipelines: dict[str, ShardPipeline] = {}
+
+            def pipeline_for(shard_id: str, stream: str) -> ShardPipeline:
+                if shard_id not in pipelines:
+                    pipelines[shard_id] = runtime.pipeline(
                         stream,
-                        shard.shard_id,
+                        shard_id,
                         NoCheckpoints(),
-                        routes=runtime.routes(shard.shard_id),
+                        routes=runtime.routes(shard_id),
                         decoder=decoder,
                     )
-                return shard.pipeline
+                return pipelines[shard_id]
 
             limit = asyncio.Semaphore(SHARD_CONCURRENCY)
 
-            async def replay_objects(shard: ArchiveShard, items: list[ArchiveObject]) -> None:
+            async def replay_objects(shard: ShardTally, items: list[ArchiveObject]) -> None:
                 async with limit:
                     for item in items:
                         if stop.is_set() or shard.error:
@@ -403,7 +375,8 @@ class ArchiveReplay:
                         records = await self._read(s3, item)
                         if not records:
                             continue
-                        pipeline = pipeline_for(shard, records[0].stream or self.location.table)
+                        stream = records[0].stream or self.location.table
+                        pipeline = pipeline_for(shard.shard_id, stream)
                         try:
                             for batch in batches(records, shard.shard_id):
                                 await pipeline.process(batch)
@@ -412,7 +385,7 @@ class ArchiveReplay:
                             log.error(
                                 "replay.shard_stopped", shard_id=shard.shard_id, error=str(stopped)
                             )
-                            shard.error = str(stopped)
+                            shard.end, shard.error = STOPPED, str(stopped)
 
             async with self._reporting(stop):
                 for hour in by_hour(self.objects):
@@ -421,16 +394,15 @@ class ArchiveReplay:
                     async with asyncio.TaskGroup() as group:
                         for shard_id, items in groupby(hour, attrgetter("shard_id")):
                             group.create_task(replay_objects(self.shards[shard_id], list(items)))
+                for pipeline in pipelines.values():
+                    await pipeline.drain()
                 for shard in self.shards.values():
-                    if shard.pipeline is not None:
-                        await shard.pipeline.drain()
                     shard.done = not stop.is_set() and shard.error is None
         state = self.state()
         self._on_state(state)
         local = LocalTotals(skipped_after_to=decoder.skipped_after_to)
-        for shard in self.shards.values():
-            if shard.pipeline is not None:
-                local.add(shard.pipeline)
+        for pipeline in pipelines.values():
+            local.add(pipeline)
         complete = all(shard.done for shard in self.shards.values())
         log.info(
             "replay.stopped",
@@ -450,7 +422,7 @@ class ArchiveReplay:
     async def count(self, stop: asyncio.Event) -> DryRun:
         """`--dry-run`: reads the objects and counts what the replay would apply."""
         window = self.request.window
-        counted: dict[str, ArchiveShard] = {}
+        counted: dict[str, ShardTally] = {}
         started = time.monotonic()
         async with self._reporting(stop), self.settings.aws.endpoints().aio_client("s3") as s3:
             for item in self.objects:

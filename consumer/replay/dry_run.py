@@ -22,7 +22,7 @@ from consumer.compare.costs.prices import DEFAULT_REGION, Prices, load_region
 from consumer.pipeline.decoders import decode_kinesis
 from consumer.records import ChangeEvent
 from consumer.replay.progress import StateListener, reporting_states
-from consumer.replay.status import ReplayState, ShardStatus
+from consumer.replay.status import ReplayState, ShardTally
 from consumer.replay.stream import StreamPlan
 from consumer.replay.window import ReplayWindow, cut_batch, human_span, iso_ms, utc_datetime
 from consumer.settings import Settings
@@ -132,15 +132,6 @@ class DryRun:
         return sum(count.changes for count in self.counts)
 
 
-@dataclass
-class _Tally:
-    records: int = 0
-    size: int = 0
-    changes: int = 0
-    at_ms: int | None = None
-    end: str = ""
-
-
 async def dry_run_stream(
     settings: Settings,
     window: ReplayWindow,
@@ -151,7 +142,7 @@ async def dry_run_stream(
     """Reads every shard of `plan` from `--from` to the cut-off, counting records, bytes and
     the changes the replay would apply."""
     notify = on_state or (lambda state: None)
-    tallies = {shard.shard_id: _Tally() for shard in plan.shards}
+    tallies = {shard.shard_id: ShardTally(shard.shard_id) for shard in plan.shards}
     start = (
         StartPosition.trim_horizon()
         if window.from_ms is None
@@ -159,17 +150,7 @@ async def dry_run_stream(
     )
 
     def state() -> ReplayState:
-        return ReplayState(
-            tuple(
-                ShardStatus(
-                    shard_id=shard_id,
-                    records=tally.records,
-                    at_ms=tally.at_ms,
-                    done_to_ms=window.to_ms if tally.end else None,
-                )
-                for shard_id, tally in sorted(tallies.items())
-            )
-        )
+        return ReplayState.of_tallies(tallies.values(), window.to_ms)
 
     started = time.monotonic()
     async with settings.aws.endpoints().aio_client("kinesis") as client:
@@ -184,18 +165,17 @@ async def dry_run_stream(
             async with limit:
                 async for batch in reader.read(shard_id, start):
                     cut = cut_batch(batch, window.cutoff_ms)
-                    for record in cut.batch.records:
-                        tally.records += 1
-                        tally.size += len(record.data)
-                        tally.at_ms = record.arrival_ms
-                        tally.changes += sum(
-                            1
-                            for result in decode_kinesis(record, plan.facts.arn, shard_id)
-                            if isinstance(result, ChangeEvent)
-                            and window.applies(result.created_at_us)
-                        )
+                    records = cut.batch.records
+                    tally.saw(records)
+                    tally.bytes += sum(len(record.data) for record in records)
+                    tally.changes += sum(
+                        1
+                        for record in records
+                        for result in decode_kinesis(record, plan.facts.arn, shard_id)
+                        if isinstance(result, ChangeEvent) and window.applies(result.created_at_us)
+                    )
                     if cut.end is not None:
-                        tally.end = cut.end.value
+                        tally.done, tally.end = True, cut.end.value
                         return
 
         async with (
@@ -209,7 +189,7 @@ async def dry_run_stream(
     facts = plan.facts
     return DryRun(
         counts=tuple(
-            ShardCount(shard_id, parents[shard_id], t.records, t.size, t.changes, t.end)
+            ShardCount(shard_id, parents[shard_id], t.records, t.bytes, t.changes, t.end or "")
             for shard_id, t in sorted(tallies.items())
         ),
         elapsed_s=time.monotonic() - started,

@@ -17,8 +17,9 @@ like a checkpoint (`leaseOwner` and `leaseCounter` must still be ours).
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -28,6 +29,7 @@ from checkpoints.model import Attr, int_attr, is_worker_key, lease_from_item, te
 from checkpoints.table import CONDITIONAL_FAILED
 from consumer.aws.errors import error_code
 from consumer.pipeline.processor import ShardPipeline
+from consumer.records.batch import RawRecord
 
 
 class Settled(enum.StrEnum):
@@ -71,6 +73,23 @@ class ReplayState:
     def records(self) -> int:
         """Records read (applied, parked or skipped after --to), over all workers and runs."""
         return sum(shard.records for shard in self.shards)
+
+    @classmethod
+    def of_tallies(cls, tallies: Iterable[ShardTally], to_ms: int) -> ReplayState:
+        """Shards counted where no marks are kept: done for `to_ms` once `done`."""
+        return cls(
+            tuple(
+                ShardStatus(
+                    shard_id=t.shard_id,
+                    records=t.records,
+                    at_ms=t.at_ms,
+                    done_to_ms=to_ms if t.done else None,
+                    end=t.end,
+                    error=t.error,
+                )
+                for t in sorted(tallies, key=attrgetter("shard_id"))
+            )
+        )
 
 
 def settlement(state: ReplayState, to_ms: int) -> dict[str, Settled | None]:
@@ -252,6 +271,26 @@ def state_from_items(items: list[dict[str, Any]]) -> ReplayState:
 def _number(item: dict[str, Any], name: str) -> int | None:
     value = item.get(name, {}).get("N")
     return int(value) if value is not None else None
+
+
+@dataclass
+class ShardTally:
+    """One shard's counts where no marks are kept (the archive replay, the dry runs);
+    `bytes` and `changes` are a dry run's."""
+
+    shard_id: str
+    records: int = 0
+    at_ms: int | None = None
+    done: bool = False
+    end: str | None = None
+    error: str | None = None
+    bytes: int = 0
+    changes: int = 0
+
+    def saw(self, records: Sequence[RawRecord]) -> None:
+        self.records += len(records)
+        if records:
+            self.at_ms = records[-1].arrival_ms or self.at_ms
 
 
 @dataclass
