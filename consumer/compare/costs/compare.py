@@ -1,11 +1,7 @@
-"""Cost every design, rank them, and find the write rates where their order changes.
-
-Crossovers are found by evaluating every design on a logarithmic grid of writes/day (points
-per decade configurable) and bisecting, in log space, each grid interval where the sign of
-(total A - total B) changes. Two crossings closer together than one grid step can be missed;
-step changes (a shard or a task more) count as crossings when they reverse an order.
-Only viable designs are ranked or crossed, at the scenario's rate and at each crossing.
-"""
+"""Cost every design, rank them, and find the write rates where their order changes
+(docs/costs.md, "Ranking and crossovers"): a logarithmic grid of writes/day, bisected in log
+space where the sign of (total A - total B) changes. Only viable designs are ranked or crossed,
+at the scenario's rate and at each crossing."""
 
 from __future__ import annotations
 

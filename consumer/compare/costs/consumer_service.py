@@ -1,19 +1,6 @@
 """This project's consumer service, per consuming application: Fargate tasks, the lease table
 and the dead-letter queue. The same for every Kinesis design; only the shard count differs.
-
-Per application (C applications cost C times this):
-
-    tasks T          = max(min_tasks, ceil(peak records/s / task_records_per_s))
-    Fargate          = T x 730 h x (vCPU x $/vCPU-h + GB x $/GB-h)
-    lease writes/s   = T / heartbeat_s                                    (one heartbeat per worker)
-                     + N x (1 - e^(-r x checkpoint_s)) / checkpoint_s     (checkpoints, N shards,
-                                                                           r records/s per shard)
-    lease reads/s    = T / scan_s x ceil((N + T) x lease_item_bytes / 4 KB)
-                       (strongly consistent scans: 1 read unit per 4 KB)
-    DLQ requests     = records x failure_rate x (2 x ceil(record / 64 KB) + 1)
-
-Lease items are under 1 KB, so every write is one write unit. Lease takes, hand-offs and shard
-sync are rare next to heartbeats and checkpoints and are not counted; nor is table storage.
+Formulas: docs/costs.md, "This service on Fargate", "Lease table" and "SQS dead-letter queue".
 """
 
 from __future__ import annotations

@@ -1,30 +1,7 @@
 """The four Kinesis designs: on-demand or provisioned stream, read with enhanced fan-out (EFO)
-or shared polling, by this project's consumer service on Fargate.
-
-Stream-side formulas (R = records a month, C = consumers, N = shards; see docs/costs.md):
-
-    on-demand   stream      730 h x $/stream-hour
-                ingest      R x mean(ceil(record / 1 KB)) KB  -> GB x $/GB
-                retrieval   C x R x mean record bytes -> GB x $/GB (shared) or $/GB (EFO)
-                retention   GB/day x (min(D, 7) - 1) x $/GB-month (to 7 days)
-                            + GB/day x max(D - 7, 0) x $/GB-month (beyond 7 days)
-                            (record bytes: the 1 KB rounding is published for Data-In only)
-    provisioned shards      N = max(1, ceil(max(peak MB/s / 1 MB/s, peak records/s / 1000,
-                                             read MB/s needed / 2 MB/s)))
-                            read MB/s needed: C x peak MB/s (polling shares 2 MB/s per shard),
-                                              peak MB/s (EFO: 2 MB/s per consumer per shard)
-                stream      N x 730 h x $/shard-hour
-                ingest      R x mean(ceil(record / 25 KB)) x $/million PUT payload units
-                retrieval   polling: included; EFO: C x N x 730 h x $/consumer-shard-hour
-                                                   + C x GB read x $/GB
-                retention   D > 1: N x 730 h x $/extended-retention shard-hour
-                            D > 7: GB/day x (D - 7) x $/GB-month (long-term)
-    both        DynamoDB change data capture: R x ceil(item KB) x $/million units
-
-On-demand's shard count is not billed, but the lease table holds one lease per shard: an
-on-demand stream starts with 4 MB/s (4 shards) and keeps capacity for twice its peak, so
-N = max(4, ceil(2 x max(peak MB/s, peak records/s / 1000))).
-"""
+or shared polling, by this project's consumer service on Fargate. Formulas: docs/costs.md,
+"Kinesis on-demand" and "Kinesis provisioned" (on-demand shards are not billed, but they size
+the lease table)."""
 
 from __future__ import annotations
 

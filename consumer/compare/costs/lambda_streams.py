@@ -1,35 +1,7 @@
-"""The baseline: the table's DynamoDB stream read by Lambda event source mappings.
-
-Stream shards. Roughly one stream shard per table partition; a partition takes 1,000 write
-units/s and 10 GB, and a new on-demand table starts with 4 partitions (4,000 writes/s):
-
-    S = --stream-shards, or max(4, ceil(peak writes/s x ceil(item KB) / 1000), ceil(table GB / 10))
-
-Throughput per shard. An event source mapping runs one batch per shard at a time; with
-ParallelizationFactor P (1-10) up to P batches of one shard run at once (order per item key is
-kept). A full batch of B records takes batch_ms + record_ms x B (the dispatcher: dispatcher_ms),
-so a shard carries P x B / that duration records/s. The peak rate per shard decides P:
-
-    P = ceil(peak records/s per shard / (B / batch duration)); over 10 the design is not viable
-
-Batches. Lambda polls each shard 4 times a second (GetRecords by Lambda are free) and invokes
-with what it found, up to the batch size B (and at most 6 MB of payload). With r = average
-records/s per shard and Poisson arrivals:
-
-    batches/s = S x max(r / B, 4 x (1 - e^(-r / 4)))
-
-(about r when records are rare, each its own batch; 4 per shard when every poll finds a few;
-r / B when batches are full). Duration per invocation = batch_ms + record_ms x records.
-
-C <= 2 consumers: each is a function on the stream (DynamoDB Streams allows 2 readers per
-shard): C x batches invocations. C > 2: a fan-out: one dispatcher function on the stream
-publishes each batch to SNS (messages of up to 256 KB, billed per 64 KB chunk; SNS does not
-charge deliveries to SQS), SNS delivers to C SQS queues, each drained by a function with one
-message (= one stream batch) per invocation. A batch of b bytes is about b / 64 KB + 0.5 chunks
-and b / 256 KB + 0.5 messages (at least 1: half a unit of rounding on average). Per queue SQS
-bills the delivery (chunks), the receive (chunks), the delete (1 per message) and the idle long
-polls of Lambda's 5 pollers (one per 20 s each: 657,000 a month, an upper bound).
-"""
+"""The baseline: the table's DynamoDB stream read by Lambda event source mappings, with the
+SNS/SQS fan-out beyond 2 consumers (DynamoDB Streams allows 2 readers per shard). Formulas:
+docs/costs.md, "DynamoDB Streams + Lambda": stream shards from the table's partitions, the
+ParallelizationFactor a shard's peak needs, batches from Lambda's 4 polls a second per shard."""
 
 from __future__ import annotations
 

@@ -1,23 +1,5 @@
-"""Price sheets: one JSON file per region, every number with its unit, source and date.
-
-A file looks like this (see `consumer/data/prices/us-east-1.json`):
-
-    {
-      "region": "us-east-1",
-      "currency": "USD",
-      "description": "...",                       # optional
-      "prices": {
-        "kinesis_shard_hour": {
-          "value": 0.015,
-          "unit": "USD per shard-hour",          # must equal PRICE_UNITS[key]
-          "source": "https://aws.amazon.com/kinesis/data-streams/pricing/",
-          "as_of": "2026-11-27",
-          "unverified": false,                   # optional; true = re-check this number
-          "note": "..."                          # optional
-        },
-        ...                                      # every key of PRICE_UNITS, no others
-      }
-    }
+"""Price sheets: one JSON file per region (`consumer/data/prices/us-east-1.json`; the format is
+in docs/costs.md, "Price files"), every number with its unit, source and date.
 
 The unit of each key is fixed (`PRICE_UNITS`): the formulas depend on it, so a file that prices
 GB where the model expects millions of requests is rejected rather than silently mis-scaled.

@@ -1,18 +1,6 @@
-"""Turn a `Comparison` into the text report or the JSON document `consumer compare cost` prints.
-
-The JSON document (all money in USD per month):
-
-    {"region", "prices": {"region", "description", "unverified": [keys]},
-     "inputs": {...every scenario parameter...},
-     "records": {"one_image_bytes", "two_image_bytes", "mean_bytes", "cdc_units_per_write"},
-     "designs": [{"design", "title", "viable", "total_usd_per_month", "sizing": {...},
-                  "notes": [...], "lines": [{"component", "usd_per_month", "quantity", "unit",
-                                             "price_key", "basis"}]}],
-     "ranking": [design, ...], "cheapest": design | null,
-     "scan": {"writes_per_day_min", "writes_per_day_max", "points_per_decade"},
-     "crossovers": [{"writes_per_day", "cheaper_below", "cheaper_above", "usd_per_month"}],
-     "cheapest_changes": [same shape]}
-"""
+"""Turn a `Comparison` into the text report or the JSON document `consumer compare cost` prints
+(all money in USD per month; the document holds the same as the report, see
+`to_json_document`)."""
 
 from __future__ import annotations
 

@@ -104,14 +104,9 @@ class Workload:
 
 @dataclass(frozen=True)
 class RecordShape:
-    """How big a change record is, from the item size.
-
-    - json_overhead: DynamoDB-JSON size of an image / the item's size (type tags, quotes,
-      braces; 1.1x for string-heavy items, more for many small numbers; default 1.3).
-    - envelope_bytes: everything in a record but the images (eventID, eventName, tableName,
-      Keys, timestamps, SizeBytes, ...) plus the Kinesis partition key. The AWS documentation
-      samples measure 359-436 bytes without the partition key; default 500.
-    """
+    """How big a change record is, from the item size: `json_overhead` is an image's
+    DynamoDB-JSON size / the item's size, `envelope_bytes` everything but the images plus the
+    Kinesis partition key (docs/costs.md, "Record size", says where the defaults come from)."""
 
     json_overhead: float = 1.3
     envelope_bytes: float = 500.0
@@ -125,13 +120,9 @@ class RecordShape:
 class ServiceSizing:
     """This project's consumer service on ECS Fargate, per consuming application.
 
-    - task_records_per_s: records/s one task carries at its size. Default 1,000 for a
-      0.25 vCPU task: the readers measure 37-53 us of CPU per record (README, Performance);
-      decoding and sink work are budgeted at about 4x that, so ~250 us per record in 250 ms of
-      CPU per second. Replace it with your own measurement.
-    - min_tasks: tasks kept for availability even when one would do (default 2).
-    - The lease protocol's intervals are this project's defaults (checkpoints.LeaseSettings,
-      the shard processor): heartbeat 2.5 s, table scan 5 s, checkpoint 10 s per busy shard.
+    `task_records_per_s` is an estimate from the benchmarks (docs/costs.md, "This service on
+    Fargate": replace it with your own measurement); `min_tasks` are kept for availability;
+    the lease intervals are this project's defaults (checkpoints.LeaseSettings).
     """
 
     task_vcpu: float = 0.25
@@ -161,15 +152,10 @@ class ServiceSizing:
 
 @dataclass(frozen=True)
 class LambdaSizing:
-    """The DynamoDB Streams + Lambda design.
-
-    - batch_size: the event source mapping's BatchSize (default 100, max 10,000).
-    - lambda_memory_mb: memory of every function (default 512).
-    - lambda_batch_ms, lambda_record_ms: billed duration of one invocation =
-      batch_ms + record_ms x records in it (defaults 100 ms and 1 ms: assumptions; use your own).
-    - dispatcher_ms: billed duration of one fan-out dispatcher invocation (default 50 ms).
-    - stream_shards: DynamoDB stream shards if known; None = estimate from the partitions.
-    """
+    """The DynamoDB Streams + Lambda design: the event source mapping's `batch_size`, every
+    function's memory, one invocation's billed duration (`lambda_batch_ms` + `lambda_record_ms`
+    x records in it; the fan-out dispatcher's: `dispatcher_ms`), and the stream's shards if
+    known (None: estimated from the table's partitions)."""
 
     batch_size: int = 100
     lambda_memory_mb: int = 512

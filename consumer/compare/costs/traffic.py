@@ -1,18 +1,6 @@
-"""What a scenario's writes become: change records, their sizes and their rates.
-
-A Kinesis destination record (and a DynamoDB Streams record, for the fan-out) is the JSON
-envelope plus the images in DynamoDB JSON: an update carries both images, an insert only the
-new one and a delete only the old one. With item size K KB, DynamoDB-JSON overhead h and
-envelope e bytes:
-
-    image         = K x 1024 x h bytes
-    one-image     = e + image           (inserts and deletes)
-    two-image     = e + 2 x image       (updates)
-
-Per-record quantities that are rounded per record (Kinesis' 1 KB and 25 KB units) are rounded
-for each record type first and then averaged over the mix (update share U):
-mean(f) = U x f(two-image) + (1 - U) x f(one-image).
-"""
+"""What a scenario's writes become: change records, their sizes and their rates (docs/costs.md,
+"Record size"). Quantities rounded per record (Kinesis' 1 KB and 25 KB units) are rounded for
+each record type first and then averaged over the update/insert-delete mix."""
 
 from __future__ import annotations
 

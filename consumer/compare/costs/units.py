@@ -1,9 +1,5 @@
-"""Units and calendar constants shared by every formula.
-
-A month is 730 hours (8,760 h / 12), as AWS's own pricing examples use; so a month has
-30.4167 days and 2,628,000 seconds. Sizes are binary: 1 KB = 1,024 bytes, 1 MB = 1,024 KB,
-1 GB = 1,024 MB (AWS's Kinesis pricing page counts "1 KB (1,024 bytes)").
-"""
+"""Units and calendar constants shared by every formula: a month is 730 hours, as AWS's own
+pricing examples use; sizes are binary (AWS's Kinesis pricing counts "1 KB (1,024 bytes)")."""
 
 from __future__ import annotations
 
