@@ -1,15 +1,10 @@
 """Modes against the resources the settings name (real AWS endpoints, or any others).
 
-Probes go into the source table given on the command line, which must feed the configured
-Kinesis stream through its Kinesis destination (efo, polling) and have a DynamoDB stream
-(streams). Each mode runs a worker under its own application, `<application>-latency-<mode>`,
-so it never touches the service's leases or EFO consumer: its own lease table (created by the
-worker) and, for efo, its own registered consumer, both removed again by `cleanup`, as are the
-probe items. Readers start at LATEST; warm-up probes make sure reading has begun.
-
-The workers apply every change they read in that window to the configured sinks, as a second
-consumer would (idempotent and newest-wins, so the sinks' contents do not change; an audit
-trail gets those records twice). Use a settings file with only the pipelines to measure.
+Probes go into the source table given on the command line. Each mode runs a worker under its
+own application, `<application>-latency-<mode>` (its own lease table and EFO consumer, never
+the service's), from LATEST; `cleanup` removes those and the probe items. The workers apply
+what they read to the configured sinks as a second consumer would (docs/latency.md, "Against
+AWS").
 """
 
 from __future__ import annotations

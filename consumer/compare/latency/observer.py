@@ -1,16 +1,10 @@
-"""Recording when each sink applied each probe.
+"""Recording when each sink applied each probe (docs/latency.md, "What is measured, exactly").
 
 `ProbeObserver.wrap_routes` is a worker routes hook: it wraps every route's sink in a
-`MeasuringSink`, which delegates to the real sink and reports each probe it applied, with the
-wall time at which that became true: when `write` returned (for a sink that is not buffered)
-or when the next `flush` returned (for a buffered one, whose records are durable only then).
+`MeasuringSink`, which reports each probe it applied, at the wall time when `write` returned
+(a sink that is not buffered) or when the next `flush` returned (a buffered one: durable only
+then), with the consumer's own part since its batch was read (`BATCH_READ_AT`, monotonic).
 The first apply of a probe per sink counts; a duplicate delivery is ignored.
-
-Each apply also carries the consumer's own part (`read_to_apply_ms`): from the moment the
-batch holding the probe was read (the reader stamps it when its bytes are off the socket,
-before their decode; the pipeline passes that time on in `BATCH_READ_AT`) to the apply, on the
-monotonic clock. End to end minus that is the source's part: DynamoDB's propagation and the
-stream's delivery cadence, which the consumer does not control.
 """
 
 from __future__ import annotations

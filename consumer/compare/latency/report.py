@@ -1,17 +1,8 @@
-"""The result of a latency run, and how observations become it.
-
-Per probe and sink, in milliseconds:
-- end to end = apply time - probe write time (both read from this process's clock);
-- for the Kinesis modes, upstream = Kinesis arrival (ApproximateArrivalTimestamp, ms) - write
-  time: DynamoDB's Kinesis destination on AWS, the destination bridge locally; and the
-  consumer's share = apply time - Kinesis arrival;
-- for streams mode the worker reads the table's DynamoDB stream directly, so the consumer's
-  share is the end-to-end time (the stream's ApproximateCreationDateTime has one-second
-  resolution, too coarse to split off DynamoDB's part);
-- in every mode, consumer added (`consumer_added_ms`) = apply - the moment the consumer read
-  the batch holding the probe off the socket (monotonic clock): what the service itself adds,
-  without the source's delivery cadence that the consumer share still includes (a polling
-  interval, kinesis-mock's once-a-second EFO events).
+"""The result of a latency run, and how observations become it (docs/latency.md says what each
+share measures). Per probe and sink, in ms: end to end = apply - write; for the Kinesis modes
+upstream = Kinesis arrival - write and consumer share = apply - arrival (streams mode: the
+stream's 1 s timestamps are too coarse, so the consumer share is the end to end); consumer
+added = apply - the consumer's read of the probe's batch (monotonic clock), in every mode.
 """
 
 from __future__ import annotations

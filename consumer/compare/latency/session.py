@@ -1,12 +1,9 @@
 """One mode's measurement: run a worker in-process, warm up, write probes, wait, stop.
 
-The worker (`serve`) reads with the mode's settings and every sink wrapped by the observer.
-Warm-up probes are written every `warmup_interval_s` until every sink has applied one read
-from each open shard of the stream: after that every shard is being read (leases taken, EFO
-consumer registered, iterators open), so no measured probe is lost to a reader that starts at
-LATEST after it, nor delayed by start-up. Then `probes` probes are written at
-`rate_per_s`, and the run waits until every sink applied all of them, at most
-`settle_timeout_s` after the last write. The worker is stopped the way SIGTERM stops it.
+Warm-up probes go until every sink applied one from each open shard (readers start at LATEST:
+a measured probe must not be lost to a reader that is not reading yet, nor wait on start-up);
+then the probes at their rate, and a wait until every sink applied them all. The worker is
+stopped the way SIGTERM stops it.
 """
 
 from __future__ import annotations
