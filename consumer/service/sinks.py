@@ -22,7 +22,8 @@ from consumer.pipeline.filters import RecordFilter
 from consumer.pipeline.null import NullSink
 from consumer.pipeline.processor import RetryPolicy, Route
 from consumer.pipeline.replication import ReplicationSink, load_transform, replica_client
-from consumer.pipeline.search import LocalIndexSettings, OpenSearchSettings, search_sink
+from consumer.pipeline.search import search_sink
+from consumer.pipeline.search.settings import LocalIndexSettings, OpenSearchSettings
 from consumer.pipeline.sink import Sink
 from consumer.pipeline.transform_hook import TransformHook
 from consumer.service.search_secret import search_password

@@ -25,7 +25,8 @@ import structlog
 from botocore.exceptions import ClientError
 
 from consumer.pipeline.filters import RecordFilter
-from consumer.pipeline.search import LocalSearchIndex, OpenSearchSink
+from consumer.pipeline.search.local_index import LocalSearchIndex
+from consumer.pipeline.search.opensearch_sink import OpenSearchSink
 from consumer.pipeline.sink import Sink
 from consumer.service.assembly import open_runtime
 from consumer.service.sinks import PipelineClients, only_pipelines

@@ -16,7 +16,8 @@ import pytest
 
 from checkpoints.errors import LeaseLost
 from consumer.aws.fencing import fenced
-from consumer.pipeline.search import OpenSearchSettings, OpenSearchSink
+from consumer.pipeline.search.opensearch_sink import OpenSearchSink
+from consumer.pipeline.search.settings import OpenSearchSettings
 from tests.change_factory import insert
 from tests.opensearch_double import OpenSearchDouble
 

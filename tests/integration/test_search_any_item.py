@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumer.pipeline.processor import RetryPolicy, Route, ShardPipeline
-from consumer.pipeline.search import OpenSearchSettings, OpenSearchSink
+from consumer.pipeline.search.opensearch_sink import OpenSearchSink
+from consumer.pipeline.search.settings import OpenSearchSettings
 from consumer.records.batch import RawRecord, ReadBatch
 from tests.change_factory import destination_record
 from tests.opensearch_double import OpenSearchDouble

@@ -24,8 +24,10 @@ from opensearchpy import AsyncOpenSearch
 
 from consumer.local.stack import LocalStackState
 from consumer.pipeline.processor import RetryPolicy, Route, ShardPipeline
-from consumer.pipeline.search import OpenSearchSettings, OpenSearchSink, live_search_body
 from consumer.pipeline.search.mapping import INDEX_BODY
+from consumer.pipeline.search.opensearch_sink import OpenSearchSink
+from consumer.pipeline.search.queries import live_search_body
+from consumer.pipeline.search.settings import OpenSearchSettings
 from consumer.pipeline.sink import SinkError
 from consumer.records.batch import RawRecord, ReadBatch
 from consumer.telemetry.metrics import (

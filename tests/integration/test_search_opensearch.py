@@ -20,13 +20,10 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from opensearchpy import AsyncOpenSearch
 
-from consumer.pipeline.search import (
-    OpenSearchSettings,
-    OpenSearchSink,
-    live_only,
-    live_search_body,
-)
 from consumer.pipeline.search.mapping import INDEX_BODY
+from consumer.pipeline.search.opensearch_sink import OpenSearchSink
+from consumer.pipeline.search.queries import live_only, live_search_body
+from consumer.pipeline.search.settings import OpenSearchSettings
 from consumer.pipeline.sink import SinkError
 from tests.change_factory import change, insert, remove, upsert
 from tests.opensearch_double import OpenSearchDouble, SigV4Check

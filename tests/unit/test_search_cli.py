@@ -11,7 +11,8 @@ import pytest
 
 import consumer.cli
 from consumer.cli import search_cmd
-from consumer.pipeline.search import LocalIndexSettings, LocalSearchIndex
+from consumer.pipeline.search.local_index import LocalSearchIndex
+from consumer.pipeline.search.settings import LocalIndexSettings
 from tests.change_factory import change, remove
 
 BIG = "12345678901234567890123456789012345678"

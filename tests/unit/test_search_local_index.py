@@ -11,12 +11,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from consumer.pipeline.search import (
-    LocalIndexSettings,
-    LocalIndexStore,
-    LocalSearchIndex,
-    SearchQueryError,
-)
+from consumer.pipeline.search.local_index import LocalSearchIndex
+from consumer.pipeline.search.local_store import LocalIndexStore, SearchQueryError
+from consumer.pipeline.search.settings import LocalIndexSettings
 from consumer.pipeline.sink import Sink, flushing
 from tests.change_factory import change, insert, remove, upsert
 from tests.unit.test_search_strategies import Delivery, deliveries, expected_items

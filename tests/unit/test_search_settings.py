@@ -9,13 +9,15 @@ from typing import Any
 import pytest
 from opensearchpy import AWSV4SignerAsyncAuth
 
-from consumer.pipeline.search import LocalSearchIndex, OpenSearchSink, search_sink
+from consumer.pipeline.search import search_sink
 from consumer.pipeline.search.client import (
     SearchConfigError,
     basic_authorization,
     build_client,
     http_auth,
 )
+from consumer.pipeline.search.local_index import LocalSearchIndex
+from consumer.pipeline.search.opensearch_sink import OpenSearchSink
 from consumer.pipeline.search.settings import (
     LocalIndexSettings,
     OpenSearchSettings,

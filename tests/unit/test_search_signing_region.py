@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 
-from consumer.pipeline.search import OpenSearchSink
+from consumer.pipeline.search.opensearch_sink import OpenSearchSink
 from consumer.service.assembly import Runtime
 from consumer.service.sinks import PipelineClients
 from consumer.settings import load_settings

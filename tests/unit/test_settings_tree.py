@@ -12,7 +12,7 @@ from typing import Any
 from checkpoints.settings import LeasesSection
 from consumer.pipeline.audit.sink import AuditSink
 from consumer.pipeline.replication import ReplicationSink
-from consumer.pipeline.search import OpenSearchSink
+from consumer.pipeline.search.opensearch_sink import OpenSearchSink
 from consumer.service.assembly import Runtime, lease_settings
 from consumer.service.sinks import PipelineClients
 from consumer.settings import ENV_PREFIX, Settings, load_settings, redacted

@@ -14,8 +14,9 @@ from consumer.pipeline.audit.sink import AuditSink
 from consumer.pipeline.null import NullSink
 from consumer.pipeline.processor import Route
 from consumer.pipeline.replication import ReplicationSection, ReplicationSink
-from consumer.pipeline.search import LocalIndexSettings, LocalSearchIndex, OpenSearchSink
-from consumer.pipeline.search.settings import OpenSearchSettings
+from consumer.pipeline.search.local_index import LocalSearchIndex
+from consumer.pipeline.search.opensearch_sink import OpenSearchSink
+from consumer.pipeline.search.settings import LocalIndexSettings, OpenSearchSettings
 from consumer.pipeline.sink import NO_FAILURES, Failures, Sink, flushing
 from consumer.records import ChangeEvent
 from tests.unit.test_audit_support import MemoryStore

@@ -119,26 +119,16 @@ class ShardBuffer:
         return last
 
     @property
-    def pending_bytes(self) -> int:
-        return sum(segment.size for segment in self.segments)
-
-    @property
     def pending_records(self) -> int:
         return sum(segment.records for segment in self.segments)
 
-    @property
-    def oldest_accepted_at(self) -> float | None:
-        return min((segment.first_accepted_at for segment in self.segments), default=None)
-
     def due(self, now: float, max_age_s: float) -> bool:
         """Full (bytes or records), or its oldest record has waited `max_age_s`."""
-        if not self.segments:
-            return False
-        oldest = self.oldest_accepted_at
-        return (
-            self.pending_bytes >= self._limits.max_bytes
+        segments = self.segments
+        return bool(segments) and (
+            sum(segment.size for segment in segments) >= self._limits.max_bytes
             or self.pending_records >= self._limits.max_records
-            or (oldest is not None and now - oldest >= max_age_s)
+            or now - min(segment.first_accepted_at for segment in segments) >= max_age_s
         )
 
     def seal(self) -> list[Segment]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from consumer.pipeline.search.document import DocumentWrite
 from consumer.pipeline.search.faults import DestinationRefused, is_destination_fault, is_transient
-from consumer.pipeline.search.mapping import encode_document
+from consumer.pipeline.search.mapping import indexed_document
 from consumer.pipeline.sink import SinkError
 from consumer.records import to_json_bytes
 
@@ -42,7 +42,7 @@ def encode_write(write: DocumentWrite, version_type: str = VERSION_TYPE) -> byte
     action = {
         "index": {"_id": write.doc_id, "version": write.version, "version_type": version_type}
     }
-    return to_json_bytes(action) + b"\n" + encode_document(write) + b"\n"
+    return to_json_bytes(action) + b"\n" + to_json_bytes(indexed_document(write)) + b"\n"
 
 
 def bulk_chunks(

@@ -22,7 +22,6 @@ from consumer.pipeline.search.document import (
     canonical_number,
 )
 from consumer.pipeline.search.ties import TIE_MAPPINGS
-from consumer.records import to_json_bytes
 
 SEARCH_FIELD = "search"
 # Characters: a keyword term is at most 32,766 UTF-8 bytes, 4 bytes per character at most.
@@ -70,10 +69,6 @@ def indexed_document(write: DocumentWrite) -> dict[str, Any]:
     if not write.deleted and write.event.new_image is not None:
         search["values"], search["text"] = item_terms(write.event.new_image.python)
     return {**write.source, SEARCH_FIELD: search}
-
-
-def encode_document(write: DocumentWrite) -> bytes:
-    return to_json_bytes(indexed_document(write))
 
 
 def _text(value: object) -> str:

@@ -6,14 +6,12 @@ from typing import Any
 
 from consumer.pipeline.search.document import DELETED_FIELD
 
-MATCH_ALL: dict[str, Any] = {"match_all": {}}
-
 
 def live_only(query: dict[str, Any] | None = None) -> dict[str, Any]:
     """`query` (default: every document) restricted to live items: no tombstones."""
     return {
         "bool": {
-            "must": [query if query is not None else MATCH_ALL],
+            "must": [query if query is not None else {"match_all": {}}],
             "must_not": [{"term": {DELETED_FIELD: True}}],
         }
     }

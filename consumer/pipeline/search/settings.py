@@ -69,21 +69,21 @@ class SearchSection(Section):
             raise ValueError(f"{value} is not a file (a PEM bundle of CA certificates)")
         return value
 
+    def _aws_host(self, part: str) -> str | None:
+        match = _AWS_HOST.fullmatch(urlsplit(self.endpoint or "").hostname or "")
+        return None if match is None else match[part]
+
     @property
     def signing_service(self) -> SigningService:
         """The SigV4 service name: as set, else from the endpoint's host, else "es"."""
         if self.service is not None:
             return self.service
-        match = _AWS_HOST.fullmatch(urlsplit(self.endpoint or "").hostname or "")
-        return "aoss" if match is not None and match["service"] == "aoss" else "es"
+        return "aoss" if self._aws_host("service") == "aoss" else "es"
 
     @property
     def endpoint_region(self) -> str | None:
         """The region: as set, else from an AWS endpoint's host, else None (use boto3's)."""
-        if self.region:
-            return self.region
-        match = _AWS_HOST.fullmatch(urlsplit(self.endpoint or "").hostname or "")
-        return None if match is None else match["region"]
+        return self.region or self._aws_host("region")
 
     @property
     def serverless(self) -> bool:
