@@ -84,7 +84,6 @@ class ArchiveObject:
     shard_id: str
     first: tuple[int, int]
     key: str
-    size: int = 0
 
 
 def hour_range(window: ReplayWindow) -> tuple[int | None, int]:
@@ -94,7 +93,7 @@ def hour_range(window: ReplayWindow) -> tuple[int | None, int]:
     return first, window.cutoff_ms // HOUR_MS
 
 
-def parse_object_key(key: str, table_prefix: str, size: int = 0) -> ArchiveObject | None:
+def parse_object_key(key: str, table_prefix: str) -> ArchiveObject | None:
     """The object of `key`, or None for a key that is not an audit object of this table."""
     if not key.startswith(table_prefix) or not key.endswith(SUFFIX):
         return None
@@ -112,7 +111,7 @@ def parse_object_key(key: str, table_prefix: str, size: int = 0) -> ArchiveObjec
     name = parts[3][: -len(SUFFIX)]
     sequence, _, sub = name.rpartition("-")
     first = (int(sequence), int(sub)) if sequence.isdigit() and sub.isdigit() else _NO_SEQUENCE
-    return ArchiveObject(hour, unquote(parts[2]), first, key, size)
+    return ArchiveObject(hour, unquote(parts[2]), first, key)
 
 
 def select_days(days: Iterable[str], first_hour: int | None, last_hour: int) -> list[str]:
@@ -167,7 +166,7 @@ async def list_objects(
     for day in select_days(days, first_hour, last_hour):
         async for page in _pages(s3, Bucket=location.bucket, Prefix=f"{table_prefix}dt={day}/"):
             for entry in page.get("Contents", []):
-                parsed = parse_object_key(entry["Key"], table_prefix, int(entry.get("Size", 0)))
+                parsed = parse_object_key(entry["Key"], table_prefix)
                 if parsed is None:
                     continue
                 if (first_hour is None or parsed.hour >= first_hour) and parsed.hour <= last_hour:
@@ -259,13 +258,8 @@ def decode_archived(
 
 
 class RecentIds:
-    """Event ids seen lately, up to `capacity` (oldest forgotten first).
-
-    The archive can hold a change twice (the destination delivered it twice, or a restarted
-    consumer cut its objects differently); skipping the second copy saves sink writes. It is
-    only an optimisation: every sink is idempotent and versioned, so a copy that slips past a
-    full window changes nothing.
-    """
+    """Event ids seen lately, up to `capacity` (oldest forgotten first). Skipping a change the
+    archive holds twice only saves writes: a copy that slips past is harmless to the sinks."""
 
     def __init__(self, capacity: int = 500_000) -> None:
         if capacity < 1:

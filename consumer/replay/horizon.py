@@ -84,13 +84,8 @@ class HorizonCheck:
 
 
 def check_horizon(from_ms: int | None, facts: StreamFacts, now_ms: int) -> HorizonCheck:
-    """Compares `--from` with what the stream can still hold.
-
-    - before the trim horizon (now - retention): a warning with the missing span; the replay
-      starts at the horizon;
-    - before the stream was created (but within retention): a note, nothing is missing;
-    - `--from TRIM_HORIZON`: starts at the oldest record.
-    """
+    """Compares `--from` with what the stream can still hold: before the trim horizon, a
+    warning with the missing span; before the stream was created, a note."""
     horizon_ms = now_ms - facts.retention_hours * HOUR_MS
     first_ms = max(horizon_ms, facts.created_ms)
     if facts.oldest_arrival_ms is not None:

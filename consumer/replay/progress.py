@@ -147,11 +147,8 @@ def progress_fields(progress: ProgressSnapshot) -> dict[str, object]:
 
 
 class ProgressReporter:
-    """Renders replay states as they come: a live line on a terminal, log lines otherwise.
-
-    `mode`: "bar" (carriage-return line on `out`), "log" (structlog every `log_interval_s`),
-    or "none". `start_ms`/`to_ms` bound the time range shares are measured on.
-    """
+    """Renders replay states as they come, per `mode`: "bar" (a line rewritten on `out`),
+    "log" (every `log_interval_s`) or "none"; shares are of the range `start_ms`-`to_ms`."""
 
     def __init__(
         self,

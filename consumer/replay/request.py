@@ -55,12 +55,8 @@ class ReplayRequest:
 def select_pipelines(
     settings: Settings, requested: Sequence[str] | None, source: Source
 ) -> tuple[str, ...]:
-    """The pipelines to replay into.
-
-    Without `--pipelines`: every pipeline the settings enable, except audit (replaying into
-    the archive would add a second copy of every line; ask for it by name to rebuild a lost
-    archive from the stream).
-    """
+    """The pipelines to replay into; by default the enabled ones but audit (replaying into the
+    archive would add a second copy of every line: ask for it by name to rebuild it)."""
     enabled = settings.enabled_pipelines()
     if requested is None:
         chosen = tuple(name for name in enabled if name != "audit")

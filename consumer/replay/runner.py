@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from consumer.replay.archive import HOUR_MS, ArchiveReplay, find_table, list_objects
@@ -50,8 +49,6 @@ from consumer.replay.workers import (
     worker_argv,
 )
 from consumer.settings import Settings
-
-log = structlog.get_logger(__name__)
 
 # How long extra workers get to notice by themselves that the replay is complete.
 WORKER_GRACE_S = 3.0

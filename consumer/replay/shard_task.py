@@ -1,14 +1,9 @@
 """One leased shard of a stream replay: the service's shard loop (`service.shard_task.run_shard`)
-with the replay's window as its policy:
-- each batch is cut at the window's cut-off (`window.cut_batch`); at the cut-off or the tip
-  the pipeline drains (flush + checkpoint), the shard is marked done for this `--to`
-  (`status.ReplayMarks.mark_end`), and the loop then *holds* the lease idle until it is asked
-  to stop: returning would make the coordinator restart it, and releasing it would let another
-  worker read it again;
-- progress (records applied, last arrival time) goes to the lease item every few seconds, so
-  every worker and the progress display see every shard;
-- a pipeline with `on_failure = stop` marks the shard stopped (the replay fails) instead of
-  being restarted forever.
+with the replay's window as its policy. At the cut-off or the tip the pipeline drains, the
+shard is marked done for this `--to`, and the loop then *holds* the lease idle until asked to
+stop (returning would make the coordinator restart it, releasing it would let another worker
+read it again). Progress goes to the lease item every few seconds; a pipeline with
+`on_failure = stop` marks the shard stopped (the replay fails) instead of restarting forever.
 """
 
 from __future__ import annotations

@@ -41,17 +41,12 @@ class Settled(enum.StrEnum):
 
 @dataclass(frozen=True)
 class ShardStatus:
-    """One shard's lease as a replay sees it.
-
-    `records`: records applied so far (all owners together); `at_ms`: the arrival time of the
-    last one; `done_to_ms`: the `--to` the shard was marked done for; `end`: why it ended
-    (see `window.ShardEnd`, or "stopped"); `error`: what stopped it.
-    """
+    """One shard's lease as a replay sees it (the marks of the module docstring; `end` is a
+    `window.ShardEnd` or "stopped")."""
 
     shard_id: str
     parents: frozenset[str] = frozenset()
     finished: bool = False
-    owner: str | None = None
     records: int = 0
     at_ms: int | None = None
     done_to_ms: int | None = None
@@ -190,13 +185,11 @@ class ReplayMarks:
         self, owner: LeaseHandle, sets: dict[str, dict[str, str]], records: int
     ) -> bool:
         names = {"#owner": Attr.LEASE_OWNER, "#counter": Attr.LEASE_COUNTER}
+        names.update({f"#{name}": name for name in sets})
         values: dict[str, Any] = {":me": {"S": owner.worker_id}, ":token": {"N": str(owner.token)}}
-        clauses = []
-        for index, (name, value) in enumerate(sorted(sets.items())):
-            names[f"#a{index}"] = name
-            values[f":a{index}"] = value
-            clauses.append(f"#a{index} = :a{index}")
-        expression = f"SET {', '.join(clauses)}" if clauses else ""
+        values.update({f":{name}": value for name, value in sets.items()})
+        clauses = ", ".join(f"#{name} = :{name}" for name in sorted(sets))
+        expression = f"SET {clauses}" if clauses else ""
         if records:
             names["#records"] = RECORDS
             values[":records"] = {"N": str(records)}
@@ -256,7 +249,6 @@ def state_from_items(items: list[dict[str, Any]]) -> ReplayState:
                 shard_id=lease.shard_id,
                 parents=lease.parent_shard_ids,
                 finished=lease.finished,
-                owner=lease.owner,
                 records=int_attr(item, RECORDS),
                 at_ms=_number(item, AT_MS),
                 done_to_ms=_number(item, DONE_TO_MS),

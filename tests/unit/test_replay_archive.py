@@ -48,9 +48,7 @@ def test_object_keys_are_parsed_as_the_audit_sink_writes_them() -> None:
     event = change_event(0)
     hour = T0_MS // HOUR_MS
     key = ObjectLayout("audit/").object_key("orders", hour, event.position, event.event_id)
-    assert parse_object_key(key, PREFIX, 99) == ArchiveObject(
-        hour, SHARD, (int(sequence(0)), 0), key, 99
-    )
+    assert parse_object_key(key, PREFIX) == ArchiveObject(hour, SHARD, (int(sequence(0)), 0), key)
     assert parse_object_key("audit/table=orders/dt=x/hour=1/s/1-0.ndjson.gz", PREFIX) is None
     assert (
         parse_object_key("audit/table=other/dt=2024-07-03/hour=22/s/1-0.ndjson.gz", PREFIX) is None
