@@ -87,7 +87,7 @@ async def test_outside_a_pipeline_delivery_no_read_time_is_claimed() -> None:
 def test_the_report_summarises_consumer_added_per_sink() -> None:
     def applied(seq: int, added_ms: float | None) -> Applied:
         stamp = ProbeStamp(str(TAG), seq, 1_000_000)
-        return Applied("search", stamp, 1_300_000, SHARD, 1_100, 1_000_010, added_ms)
+        return Applied("search", stamp, 1_300_000, SHARD, 1_100, added_ms)
 
     applies = {0: applied(0, 3.5), 1: applied(1, 12.0), 2: applied(2, None)}
     result = sink_latency("search", applies, 3, ConsumerBasis.KINESIS_ARRIVAL)

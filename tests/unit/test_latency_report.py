@@ -25,7 +25,6 @@ def applied(seq: int, written_us: int, applied_us: int, arrival_ms: int | None) 
         applied_us=applied_us,
         shard_id="shardId-000000000000",
         arrival_ms=arrival_ms,
-        created_at_us=written_us + 5_000,
     )
 
 

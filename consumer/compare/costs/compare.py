@@ -99,18 +99,18 @@ def cost_all(scenario: Scenario, prices: PriceSheet) -> tuple[DesignCost, ...]:
     return tuple(model(scenario, prices) for model in MODELS.values())
 
 
+def _cost_at(design: Design, scenario: Scenario, prices: PriceSheet, writes: float) -> DesignCost:
+    return MODELS[design](scenario.at_writes_per_day(writes), prices)
+
+
 def total(design: Design, scenario: Scenario, prices: PriceSheet, writes_per_day: float) -> float:
     """`design`'s monthly total at another write rate."""
-    return MODELS[design](scenario.at_writes_per_day(writes_per_day), prices).total
+    return _cost_at(design, scenario, prices, writes_per_day).total
 
 
 def _cheapest_viable(costs: dict[Design, DesignCost]) -> Design | None:
     viable = [cost for cost in costs.values() if cost.viable]
     return min(viable, key=lambda cost: cost.total).design if viable else None
-
-
-def _viable(design: Design, scenario: Scenario, prices: PriceSheet, writes_per_day: float) -> bool:
-    return MODELS[design](scenario.at_writes_per_day(writes_per_day), prices).viable
 
 
 def _bisect(
@@ -146,10 +146,7 @@ def find_crossovers(
 ) -> tuple[list[Crossover], list[Crossover]]:
     """Pairwise crossovers of `designs`, and the rates where the cheapest design changes."""
     grid = scan.grid()
-    evaluated = [
-        {design: MODELS[design](scenario.at_writes_per_day(writes), prices) for design in designs}
-        for writes in grid
-    ]
+    evaluated = [{d: _cost_at(d, scenario, prices, writes) for d in designs} for writes in grid]
     totals = [{design: cost.total for design, cost in row.items()} for row in evaluated]
     pairwise: list[Crossover] = []
     for first, second in combinations(designs, 2):
@@ -170,8 +167,8 @@ def find_crossovers(
     pairwise = [
         crossover
         for crossover in pairwise
-        if _viable(crossover.cheaper_below, scenario, prices, crossover.writes_per_day)
-        and _viable(crossover.cheaper_above, scenario, prices, crossover.writes_per_day)
+        if _cost_at(crossover.cheaper_below, scenario, prices, crossover.writes_per_day).viable
+        and _cost_at(crossover.cheaper_above, scenario, prices, crossover.writes_per_day).viable
     ]
     changes: list[Crossover] = []
     leaders = [_cheapest_viable(row) for row in evaluated]

@@ -93,15 +93,6 @@ def render_text(comparison: Comparison, prices_origin: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def _crossover_json(crossover: Crossover) -> JsonObject:
-    return {
-        "writes_per_day": crossover.writes_per_day,
-        "cheaper_below": crossover.cheaper_below.value,
-        "cheaper_above": crossover.cheaper_above.value,
-        "usd_per_month": crossover.usd_per_month,
-    }
-
-
 def to_json_document(comparison: Comparison, prices_origin: str) -> JsonObject:
     """The machine-readable report (see the module docstring for its shape)."""
     scenario = comparison.scenario
@@ -147,8 +138,8 @@ def to_json_document(comparison: Comparison, prices_origin: str) -> JsonObject:
             "writes_per_day_max": comparison.scan.high,
             "points_per_decade": comparison.scan.points_per_decade,
         },
-        "crossovers": [_crossover_json(crossover) for crossover in comparison.crossovers],
-        "cheapest_changes": [_crossover_json(change) for change in comparison.cheapest_changes],
+        "crossovers": [asdict(crossover) for crossover in comparison.crossovers],
+        "cheapest_changes": [asdict(change) for change in comparison.cheapest_changes],
     }
 
 

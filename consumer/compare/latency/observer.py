@@ -29,9 +29,9 @@ class Applied:
     """One sink's first apply of one probe.
 
     `shard_id`: the shard it was read from; `arrival_ms`: the Kinesis ApproximateArrivalTimestamp
-    of the record that carried it (None when read from a DynamoDB stream); `created_at_us`:
-    its ApproximateCreationDateTime; `read_to_apply_ms`: the consumer's own part, from its
-    batch's read to this apply (None when the pipeline did not say when it was read).
+    of the record that carried it (None when read from a DynamoDB stream); `read_to_apply_ms`:
+    the consumer's own part, from its batch's read to this apply (None when the pipeline did
+    not say when it was read).
     """
 
     sink: str
@@ -39,7 +39,6 @@ class Applied:
     applied_us: int
     shard_id: str
     arrival_ms: int | None
-    created_at_us: int
     read_to_apply_ms: float | None = None
 
 
@@ -85,7 +84,6 @@ class ProbeObserver:
                 applied_us,
                 position.shard_id,
                 position.arrival_ms,
-                event.created_at_us,
                 read_to_apply_ms,
             )
 

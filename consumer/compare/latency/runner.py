@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from consumer.compare.latency.environment import MODES, Environment, Mode
@@ -71,7 +71,7 @@ def measure_latency(
             progress(f"{mode}: {'done' if result.ok else 'done with problems'}")
             results.append(result)
     finally:
-        cleanup = environment.cleanup(_in_order(written))
+        cleanup = environment.cleanup(sorted(written, key=lambda probe: probe.written_us))
     return LatencyReport(
         environment=environment.name,
         run_id=run,
@@ -81,7 +81,3 @@ def measure_latency(
         notes=tuple(environment.notes(options.modes)) + tuple(cleanup),
         modes=tuple(results),
     )
-
-
-def _in_order(probes: Sequence[WrittenProbe]) -> list[WrittenProbe]:
-    return sorted(probes, key=lambda probe: probe.written_us)
