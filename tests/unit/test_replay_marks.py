@@ -91,7 +91,7 @@ def test_state_is_read_from_the_lease_items() -> None:
     state = state_from_items([child, heartbeat, parent])
     assert state.workers == frozenset({"w1"})
     assert state.shards == (
-        ShardStatus("c", frozenset({"p"}), False, "w1", 40, 1234, 5000, "tip", None),
+        ShardStatus("c", frozenset({"p"}), False, 40, 1234, 5000, "tip", None),
         ShardStatus("p", finished=True),
     )
 
