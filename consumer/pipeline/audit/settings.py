@@ -16,22 +16,11 @@ MAX_OBJECT_BYTES = 4 * 1024 * MIB
 
 
 class AuditSection(Section):
-    """Where audit objects go and when buffers are written. Constructing one does no I/O.
-
-    - `bucket`, `prefix`: objects are written under `s3://bucket/prefix` (prefix "" or ending
-      in "/"; see `layout` for the rest of the key).
-    - A shard buffer is due for a flush when its uncompressed NDJSON reaches `max_bytes`, when
-      it holds `max_records` records, or when its oldest record has waited `max_age_s`. The same
-      byte and record limits also cap each object: a buffer that outgrows them is written as
-      several objects.
-    - `sse`: server-side encryption requested on every PutObject (SSE-S3 "AES256" or SSE-KMS
-      "aws:kms"); "none" sends no header (the bucket's default encryption applies).
-      `kms_key_id` (only with SSE-KMS) names the key; without it S3 uses the account's `aws/s3`
-      key.
-    - `expected_bucket_owner`: the account that owns the bucket (12 digits). Every PutObject
-      carries it, so S3 refuses (403) to write into a bucket of another account, e.g. one
-      re-created under the same name after this one was deleted.
-    """
+    """Where audit objects go and when buffers are written (README: Settings). The byte and
+    record limits that make a buffer due also cap each object. `sse` "none" sends no header
+    (the bucket's default applies); without `kms_key_id` SSE-KMS uses the account's `aws/s3`
+    key. `expected_bucket_owner` on every PutObject makes S3 refuse (403) a bucket of another
+    account, e.g. one re-created under the same name."""
 
     bucket: BucketName | None = None
     prefix: str = "audit/"
@@ -56,12 +45,10 @@ class AuditSettings(AuditSection):
     """The section plus the sink's own knobs (not settings). Constructing one does no I/O.
 
     - `compress_level`: gzip level (1 fastest, 9 smallest).
-    - `verify_json`: parse every raw payload once more before embedding it. That is about as
-      costly as building the rest of the line; turn it off only when every event comes from
-      this project's decoders (which have parsed the payload already).
-    - `put_attempts`, `retry_base_s`, `retry_cap_s`: a throttled or failed (5xx, network)
-      PutObject is retried inside one `flush`, with full-jitter backoff, up to `put_attempts`
-      tries in all. `flush_concurrency`: shard buffers written at the same time.
+    - `verify_json`: parse every raw payload again before embedding it (as costly as the rest
+      of the line); off only when every event comes from this project's decoders.
+    - `put_attempts`, `retry_base_s`, `retry_cap_s`: tries of a throttled or failed PutObject
+      within one `flush`, full-jitter backoff. `flush_concurrency`: buffers written at once.
     """
 
     bucket: BucketName

@@ -1,19 +1,12 @@
 """The `_bulk` protocol of the OpenSearch sink: NDJSON request bodies and per-item outcomes.
 
-Every write is an `index` action with external versioning, the change's version
-(`created_at_us`) and `version_type` "external": OpenSearch applies it only if that
-version is greater than the stored one, else answers 409 version_conflict_engine_exception,
-which means newer state, or a change of the same version, is already there: not an error.
-Conflicts are listed (`conflicts`) so that the sink can decide ties of equal versions from
-the images (`ties.py`) and write a winner again with "external_gte". A REMOVE indexes a
-tombstone document the same way (see `document.py`), so the delete's version stays in the
-index for good; OpenSearch's own versioned deletes forget their version after
-`index.gc_deletes` (60 s), after which a late, older INSERT would resurrect the item.
-
-Why not "external_gte" at once: the two differ only for two changes with the same version,
-which happens when the stream's timestamps have millisecond precision and one item changes
-twice in a millisecond. "external_gte" lets the later arrival win, and a redelivered copy of
-the older change of such a pair arrives later: the index would go back in time.
+Every write is an `index` action with the change's version and `version_type` "external":
+applied only over an older version, else a 409 version_conflict_engine_exception (newer state
+or a tie is there: not an error). Conflicts are listed (`conflicts`) so that the sink decides
+ties from the images (`ties.py`) and writes a winner again with "external_gte", which at once
+would let a redelivered copy of the older change of a millisecond tie win. A REMOVE indexes a
+tombstone the same way: OpenSearch's own deletes forget their version after
+`index.gc_deletes` (60 s), after which a late INSERT would resurrect the item.
 """
 
 from __future__ import annotations

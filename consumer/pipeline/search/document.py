@@ -1,27 +1,19 @@
 """What the search sinks write: one document per item key, its id, body and version.
 
-Document id (`document_id`): the item's key attribute values in attribute-name order (the
-change record carries the key's values, not the table's key schema, and name order is stable
-across processes), each written as text and percent-escaped, joined with "~":
+Document id (`document_id`, unique per table: one index per table): the key attribute values
+in attribute-name order (the record carries the key's values, not the key schema), as text
+(S as is, N in canonical form so equal numbers give one id, B unpadded base64url),
+percent-escaped but for `A-Z a-z 0-9 - _ .` (an empty value is "%"), joined with "~". An id
+over `MAX_READABLE_ID` characters (OpenSearch caps ids at 512 bytes; DynamoDB keys reach 3 KB)
+becomes a prefix, "~~" and the SHA-256 of the full id; a readable id never holds "~~".
 
-- S: the string; N: the number's canonical form (`1`, `1.5`, `1E+50`: equal numbers give the
-  same id whatever digits DynamoDB sent); B: unpadded base64url.
-- Escaping keeps `A-Z a-z 0-9 - _ .` and writes every other UTF-8 byte as %XX (so "~" never
-  occurs inside a value and the join is reversible); an empty value is written as "%".
-- Ids longer than `MAX_READABLE_ID` characters (OpenSearch caps ids at 512 bytes; DynamoDB
-  keys reach 3 KB) become a readable prefix, "~~" and the SHA-256 of the full id. A readable
-  id never contains "~~" (values are never empty), so the two forms cannot collide.
-
-Ids are unique per table: use one index per table.
-
-Document body (`document_source`), JSON view of the change with exact numbers:
+Document body (`document_source`), the change as JSON with exact numbers:
 
     {"keys": {...}, "item": {... NewImage ...}, "deleted": false,
      "change": {"event_id", "event_name", "table", "created_at", "version", "ttl_delete"}}
 
-A REMOVE writes a tombstone instead: the same without "item", and `"deleted": true`. Item
-attributes live under "item" so that no attribute name can clash with the sink's fields;
-query them as `item.<name>`, and leave out tombstones (`deleted: true`).
+A REMOVE writes a tombstone: the same without "item", and `"deleted": true`. Attributes live
+under "item" so that no attribute name can clash with the sink's fields.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """The "search" sink when no OpenSearch endpoint is configured: the embedded local index.
 
-Same documents and ids as the OpenSearch sink (`document.py`), same convergence: the newest
-change per key wins, duplicates and late changes are no-ops, deletes leave tombstones
-(`local_store.py`). Ties between changes with the same version break by sequence number, as
-the sink contract says (OpenSearch's external versioning cannot see sequence numbers).
-
-SQLite calls run on one dedicated thread, so the event loop never waits on disk; that thread
-owns the connection, opened on first use. One writer per index file per process: run one
-LocalSearchIndex per file.
+Same documents, ids and convergence as the OpenSearch sink (`document.py`, `local_store.py`).
+SQLite calls run on one dedicated thread, which owns the connection (opened on first use), so
+the event loop never waits on disk. Run one LocalSearchIndex per index file per process.
 """
 
 from __future__ import annotations

@@ -1,24 +1,15 @@
 """The embedded local search index: one SQLite file with an FTS5 full-text table.
 
-Tables:
-- `documents`: one row per document id with its version (created_at_us), a sequence token
-  (the change's sequence number, zero-padded so text order is numeric order), the digest of
-  the item state the change left (`state`) and of the states it is known to follow at its
-  version (`prior`, space-separated; `consumer.records.ordering`), a deleted flag (a tombstone)
-  and the JSON document (`document.py`), exact numbers and all.
-- `documents_text`: FTS5 over the text of live documents (the item's string and number
-  values), rowid = the document's row. Tombstones have no text row.
-
-Versioning is the sink contract's exactly: a change is applied only if its version is greater
-than the stored one, or equal and newer by the states the two changes connect
-(`consumer.records.ordering.tie_wins`: a MILLISECOND tie); duplicates and older changes leave
-the row as it is; a REMOVE leaves a tombstone row, so a late, older INSERT never resurrects
-the item.
+`documents` holds one row per document id: its version, `sequence_token`, states (`state`,
+`prior`: `consumer.pipeline.newest`), a deleted flag (a tombstone) and the JSON document with
+exact numbers. `documents_text` is FTS5 over the strings and numbers of live documents (rowid
+= the document's row). A change is applied only if its version is greater than the stored
+one, or equal and winning the tie; a REMOVE leaves a tombstone row, so a late INSERT never
+resurrects the item.
 
 A store is used from one thread (sqlite3's rule). Writes commit per batch in WAL mode with
-synchronous=FULL: committed batches survive a crash of the process or the machine. Several
-stores (threads, processes) may share a file: writers take turns (BEGIN IMMEDIATE, waiting
-up to 30 s for the lock), and readers such as `consumer search` read while others write.
+synchronous=FULL (a committed batch survives a crash of the machine); stores sharing a file
+take turns writing (BEGIN IMMEDIATE, up to 30 s), and readers read while others write.
 """
 
 from __future__ import annotations

@@ -32,22 +32,10 @@ _AWS_HOST = re.compile(
 
 
 class SearchSection(Section):
-    """Where and how the search pipeline writes: the `pipelines.search` section.
-
-    - `endpoint`: the OpenSearch domain or collection URL, `https://host[:port][/prefix]`;
-      none: the embedded local index (SQLite FTS5) under `local_path`.
-    - `auth`: "sigv4" (the default: IAM, for managed domains and serverless collections,
-      with the credentials boto3 resolves, such as the ECS task role), "basic"
-      (`username`/`password`, e.g. fine-grained access control's internal users) or "none".
-      `password_secret_arn`: where the password lives in Secrets Manager. On ECS the task
-      definition's `Secrets:` injects it as CONSUMER_PIPELINES__SEARCH__PASSWORD, so it never
-      sits in the template.
-    - `service` and `region`: the SigV4 signing scope. When unset they are read from an AWS
-      endpoint's host name (`*.REGION.es.amazonaws.com`, `*.REGION.aoss.amazonaws.com`); the
-      region falls back to aws.region, the service to "es".
-    - `verify_certs` (on by default) and `ca_certs` (a CA bundle path; default: certifi's).
-    - `timeout_s`: per request.
-    """
+    """Where and how the search pipeline writes: the `pipelines.search` section (README:
+    Settings). Without `endpoint`, the embedded local index under `local_path`. `service` and
+    `region` (the SigV4 scope) default to what an AWS endpoint's host name says, then to "es"
+    and aws.region; `ca_certs` defaults to certifi's bundle."""
 
     endpoint: EndpointUrl | None = None
     index: IndexName = DEFAULT_INDEX
