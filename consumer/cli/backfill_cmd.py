@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import sys
 
-from consumer.cli.options import add_config_option
+from consumer.cli.options import add_config_option, from_args, progress_logging
 from consumer.cli.snapshot_options import add_run_options, add_table_read_options, worker_id
 from consumer.compare.costs.prices import load_region
 from consumer.settings import Settings, load_settings
@@ -27,7 +27,6 @@ from consumer.snapshot.backfill import (
 from consumer.snapshot.dry_run import estimate_backfill, render_estimate
 from consumer.snapshot.progress import ProgressView
 from consumer.snapshot.segments import SnapshotConflict, SnapshotLeases
-from consumer.telemetry.logs import configure_logging, quiet_logging
 
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -79,18 +78,12 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def request_from(args: argparse.Namespace) -> BackfillRequest:
-    source = "export" if args.export_arn else args.source
-    return BackfillRequest(
-        table=args.table,
-        source=source,
-        pipelines=args.pipelines,
-        segments=args.segments,
-        workers=args.workers,
-        max_read_units=args.max_read_units,
-        export_arn=args.export_arn,
+    return from_args(
+        BackfillRequest,
+        args,
+        source="export" if args.export_arn else args.source,
         worker_id=worker_id(args),
         check_stitching=not args.skip_stitch_check,
-        page_items=args.page_items,
     )
 
 
@@ -108,11 +101,7 @@ def summary_line(outcome: BackfillOutcome) -> str:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    bar = args.progress == "bar" or (args.progress == "auto" and sys.stderr.isatty())
-    if bar:
-        quiet_logging()
-    else:
-        configure_logging(settings.telemetry.log_level, settings.telemetry.log_format)
+    bar = progress_logging(settings, args.progress, sys.stderr.isatty())
     request = request_from(args)
     try:
         if args.dry_run:

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO, TextIO, cast
 
 from consumer.cli.decode_formats import FORMATS, UNKNOWN_TABLE, decode_line, without_bom
-from consumer.cli.options import command_parser
+from consumer.cli.options import NOT_WHOLE, command_parser, whole_number
 from consumer.cli.terminal import printable
 from consumer.records import (
     ChangeEvent,
@@ -77,22 +77,12 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     parser.add_argument(
         "--max-line-bytes",
-        type=_line_limit,
+        type=whole_number(1024, 1024**3, NOT_WHOLE, "must be {low} to {high} bytes, got {text}"),
         default=DEFAULT_MAX_LINE_BYTES,
         metavar="N",
         help=f"skip longer lines with an error (default {DEFAULT_MAX_LINE_BYTES})",
     )
     parser.set_defaults(handler=run)
-
-
-def _line_limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1024 <= value <= 1024**3:
-        raise argparse.ArgumentTypeError(f"must be 1024 to {1024**3} bytes, got {text}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,11 +1,25 @@
-"""Options shared by the commands that read the service's settings."""
+"""What the commands share: options, argparse types, logging for a progress bar, stop signals."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import math
-from collections.abc import Callable
+import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from consumer.telemetry.logs import configure_logging, quiet_logging
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    from consumer.settings import Settings
+
+Request = TypeVar("Request", bound="DataclassInstance")
+NOT_WHOLE = "not a whole number: {text!r}"
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -26,27 +40,22 @@ def non_negative_seconds(text: str) -> float:
     return value
 
 
-def port_number(text: str) -> int:
-    """An argparse type: a TCP port, 1-65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a port number (1-65535), got {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number (1-65535), got {text!r}")
-    return value
-
-
-def whole_number(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type: a whole number from `low` to `high`."""
+def whole_number(
+    low: int,
+    high: int,
+    not_whole: str = "must be a whole number, got {text!r}",
+    out_of_range: str = "must be {low} to {high}, got {text!r}",
+) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`; the messages are templates of
+    `text`, `low` and `high`."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(not_whole.format(text=text)) from None
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be {low} to {high}, got {text!r}")
+            raise argparse.ArgumentTypeError(out_of_range.format(text=text, low=low, high=high))
         return value
 
     return parse
@@ -66,6 +75,8 @@ def positive_number(what: str) -> Callable[[str], float]:
 
 # A finite number of seconds above zero (nan, inf, 0, -1 refused).
 positive_seconds = positive_number("seconds")
+_PORT = "must be a port number (1-65535), got {text!r}"
+port_number = whole_number(1, 65535, _PORT, _PORT)
 
 
 def command_parser(
@@ -96,3 +107,55 @@ def _number(text: str) -> float:
 def pipeline_list(text: str) -> tuple[str, ...]:
     """A comma-separated list of pipeline names ("replication,search")."""
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def from_args(cls: type[Request], args: argparse.Namespace, **given: Any) -> Request:
+    """The dataclass `cls` from the options of its fields' names, `given` added or replacing."""
+    fields = dataclasses.fields(cls)
+    named = {field.name: getattr(args, field.name) for field in fields if hasattr(args, field.name)}
+    return cls(**{**named, **given})
+
+
+def progress_logging(
+    settings: Settings, progress: str, terminal: bool, quiet: bool = False
+) -> bool:
+    """Whether `--progress` draws a bar (auto: on a `terminal`). With a bar (or `quiet`), logs go
+    to stderr from warnings up, so they do not break the bar's line; else as the settings say."""
+    bar = progress == "bar" or (progress == "auto" and terminal)
+    if bar or quiet:
+        quiet_logging()
+    else:
+        configure_logging(settings.telemetry.log_level, settings.telemetry.log_format)
+    return bar
+
+
+async def until_stopped(
+    main: Callable[[asyncio.Event], Awaitable[int]],
+    on_signal: Callable[[int, int], None] | None = None,
+    held: Callable[[], list[int]] = list,
+) -> int:
+    """`main(stop)`, where SIGTERM or SIGINT sets `stop` and a second one cancels `main` (exit
+    status 130). `on_signal(signum, count)` sees each; `held()`, called once the handlers are in
+    place, gives the signals that arrived earlier (they count as if they arrived now)."""
+    stop = asyncio.Event()
+    main_task = asyncio.current_task()
+    signals = 0
+
+    def stop_on(signum: int) -> None:
+        nonlocal signals
+        signals += 1
+        if on_signal is not None:
+            on_signal(signum, signals)
+        if signals > 1 and main_task is not None:
+            main_task.cancel()  # a second signal: stop waiting for the graceful stop
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_on, signum)
+    for early in held():
+        stop_on(early)
+    try:
+        return await main(stop)
+    except asyncio.CancelledError:
+        return 130

@@ -10,13 +10,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import signal
 import sys
 
-from consumer.cli.options import add_config_option, non_negative_seconds
+from consumer.cli.options import (
+    NOT_WHOLE,
+    add_config_option,
+    from_args,
+    non_negative_seconds,
+    progress_logging,
+    until_stopped,
+    whole_number,
+)
 from consumer.replay import PIPELINES, ReplayOptions, Source, run_replay
-from consumer.settings import Settings, load_settings
-from consumer.telemetry.logs import configure_logging, quiet_logging
+from consumer.settings import load_settings
 
 # Each replay worker is a process on this host with its own clients and read loop: past a
 # few dozen they only contend for the same cores (and each shard is read by one at a time).
@@ -43,7 +49,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     add_config_option(parser)
     parser.add_argument(
         "--from",
-        dest="from_time",
+        dest="from_text",
         required=True,
         metavar="TIME",
         help="arrival time to start at: ISO 8601 with a zone (2026-11-27T21:00:00Z), "
@@ -51,7 +57,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     parser.add_argument(
         "--to",
-        dest="to_time",
+        dest="to_text",
         metavar="TIME",
         help="apply changes made up to this time (default: now, the stream's tip)",
     )
@@ -63,7 +69,9 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     parser.add_argument(
         "--workers",
-        type=_worker_count,
+        type=whole_number(
+            1, MAX_WORKERS, NOT_WHOLE, "must be 1-{high} worker processes on this host, got {text}"
+        ),
         default=1,
         metavar="N",
         help="replay worker processes on this host (N-1 are started next to this one), "
@@ -88,6 +96,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     parser.add_argument(
         "--to-grace",
+        dest="grace_s",
         type=non_negative_seconds,
         default=60.0,
         metavar="SECONDS",
@@ -118,70 +127,17 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.set_defaults(handler=run)
 
 
-def _worker_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= MAX_WORKERS:
-        raise argparse.ArgumentTypeError(
-            f"must be 1-{MAX_WORKERS} worker processes on this host, got {text}"
-        )
-    return value
-
-
 def _pipelines(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(","))
 
 
 def options_from(args: argparse.Namespace) -> ReplayOptions:
-    return ReplayOptions(
-        from_text=args.from_time,
-        to_text=args.to_time,
-        pipelines=args.pipelines,
-        workers=args.workers,
-        source=Source(args.source),
-        dry_run=args.dry_run,
-        replay_name=args.replay_name,
-        table=args.table,
-        archive_bucket=args.archive_bucket,
-        archive_prefix=args.archive_prefix,
-        grace_s=args.to_grace,
-        progress=args.progress,
-        keep_lease_table=args.keep_lease_table,
-        accept_expired_tombstones=args.accept_expired_tombstones,
-        worker_process=args.worker_process,
-        config=args.config,
-    )
+    return from_args(ReplayOptions, args, source=Source(args.source))
 
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     options = options_from(args)
-    bar = options.progress == "bar" or (options.progress == "auto" and sys.stdout.isatty())
-    if bar:
-        quiet_logging()  # the live line owns stdout; warnings go to stderr
-    else:
-        configure_logging(settings.telemetry.log_level, settings.telemetry.log_format)
-    return asyncio.run(_main(settings, options))
-
-
-async def _main(settings: Settings, options: ReplayOptions) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    main_task = asyncio.current_task()
-    signals = 0
-
-    def on_signal() -> None:
-        nonlocal signals
-        signals += 1
-        if signals > 1 and main_task is not None:
-            main_task.cancel()  # a second signal: stop waiting for the graceful stop
-        stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal)
-    try:
-        return await run_replay(settings, options, stop)
-    except asyncio.CancelledError:
-        return 130
+    # The live line owns stdout; with it, warnings go to stderr.
+    progress_logging(settings, options.progress, sys.stdout.isatty())
+    return asyncio.run(until_stopped(lambda stop: run_replay(settings, options, stop)))

@@ -20,7 +20,7 @@ from typing import TextIO
 
 import orjson
 
-from consumer.cli.options import command_parser
+from consumer.cli.options import command_parser, whole_number
 from consumer.cli.terminal import json_safe, printable
 from consumer.pipeline.search.document import ITEM_FIELD, KEYS_FIELD
 from consumer.pipeline.search.local_store import (
@@ -37,6 +37,7 @@ QUERY_SYNTAX = (
     'put words with punctuation in double quotes ("user@example.com")'
 )
 _VALUE_WIDTH = 40
+MAX_LIMIT = 10_000
 
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,7 +56,13 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help=f"index name under .local-search/, or a file path (default: {DEFAULT_INDEX})",
     )
     parser.add_argument(
-        "--limit", type=_positive_int, default=10, metavar="N", help="at most N hits (10)"
+        "--limit",
+        type=whole_number(
+            1, MAX_LIMIT, "not a number: {text!r}", "must be between 1 and {high}, got {text}"
+        ),
+        default=10,
+        metavar="N",
+        help="at most N hits (10)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON lines")
     parser.set_defaults(handler=run)
@@ -140,16 +147,3 @@ def _short(value: object) -> str:
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-MAX_LIMIT = 10_000
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 1 <= value <= MAX_LIMIT:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_LIMIT}, got {text}")
-    return value

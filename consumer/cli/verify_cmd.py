@@ -15,12 +15,13 @@ import time
 
 from consumer.cli.options import (
     add_config_option,
+    from_args,
     non_negative_seconds,
+    progress_logging,
 )
 from consumer.cli.snapshot_options import add_run_options, add_table_read_options, worker_id
 from consumer.settings import Settings, load_settings
 from consumer.snapshot.progress import ProgressView
-from consumer.telemetry.logs import configure_logging, quiet_logging
 from consumer.verify.metric import emf_lines
 from consumer.verify.model import VerifyError, VerifyReport
 from consumer.verify.report import as_json, as_table
@@ -80,27 +81,12 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def request_from(args: argparse.Namespace) -> VerifyRequest:
-    return VerifyRequest(
-        table=args.table,
-        pipelines=args.pipelines,
-        segments=args.segments,
-        workers=args.workers,
-        max_read_units=args.max_read_units,
-        sample=args.sample,
-        repair=args.repair,
-        recheck_after_s=args.recheck_after_s,
-        worker_id=worker_id(args),
-        page_items=args.page_items,
-    )
+    return from_args(VerifyRequest, args, worker_id=worker_id(args))
 
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    bar = args.progress == "bar" or (args.progress == "auto" and sys.stderr.isatty())
-    if bar or args.json:
-        quiet_logging()
-    else:
-        configure_logging(settings.telemetry.log_level, settings.telemetry.log_format)
+    bar = progress_logging(settings, args.progress, sys.stderr.isatty(), quiet=args.json)
     view = None if args.progress == "none" else ProgressView(tty=bar, label="verify")
     try:
         report = asyncio.run(Verify(settings, request_from(args), view=view).run())

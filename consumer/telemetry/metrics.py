@@ -23,7 +23,7 @@ from aiohttp import web
 from consumer.pipeline.added_latency import AddedLatency
 from consumer.pipeline.processor import PipelineStats
 from consumer.records.ordering import AMBIGUOUS_TIES
-from consumer.telemetry.health import start_site
+from consumer.telemetry.health import HttpServer
 
 if TYPE_CHECKING:
     from checkpoints.table import TableStats
@@ -114,35 +114,28 @@ def emf_line(
     """One EMF document: rates over the interval, gauges as they are now."""
     rate = max(interval_s, 1e-9)
     count, ms = "Count", "Milliseconds"
+
+    def change(counter: str) -> float:
+        difference: float = getattr(current, counter) - getattr(previous, counter)
+        return difference
+
     metrics: dict[str, tuple[float, str]] = {  # name: (value, unit)
-        "RecordsPerSecond": (
-            (current.records_total - previous.records_total) / rate,
-            "Count/Second",
-        ),
-        "ChangesPerSecond": (
-            (current.changes_total - previous.changes_total) / rate,
-            "Count/Second",
-        ),
-        "ParkedRecords": (current.parked_total - previous.parked_total, count),
-        "SinkRetries": (current.retries_total - previous.retries_total, count),
+        "RecordsPerSecond": (change("records_total") / rate, "Count/Second"),
+        "ChangesPerSecond": (change("changes_total") / rate, "Count/Second"),
+        "ParkedRecords": (change("parked_total"), count),
+        "SinkRetries": (change("retries_total"), count),
         # Destination faults the shards waited on, all sinks (alarm: <app>-destination-refusing).
         "SinkWaits": (
             sum(current.sink_waits_total.values()) - sum(previous.sink_waits_total.values()),
             count,
         ),
         "LeasesHeld": (current.leases_held, count),
-        "LeaseTableWrites": (
-            current.lease_table_writes_total - previous.lease_table_writes_total,
-            count,
-        ),
+        "LeaseTableWrites": (change("lease_table_writes_total"), count),
         "MillisBehindLatest": (max(current.millis_behind_latest.values(), default=0), ms),
         "ChangeAgeMillis": (current.change_age_ms_max, ms),
-        "AmbiguousTies": (current.ambiguous_ties_total - previous.ambiguous_ties_total, count),
+        "AmbiguousTies": (change("ambiguous_ties_total"), count),
         # Leases given up for a missing destination (alarm: <app>-destination-missing).
-        "DestinationsGone": (
-            current.destinations_gone_total - previous.destinations_gone_total,
-            count,
-        ),
+        "DestinationsGone": (change("destinations_gone_total"), count),
     }
     per_sink: list[tuple[str, str, Mapping[str, float], Mapping[str, float]]] = [
         ("SinkSeconds", "Seconds", current.sink_seconds_total, previous.sink_seconds_total),
@@ -204,24 +197,21 @@ class MetricsReporter:
         self._application = settings.application
         self._registry = registry
         self._task: asyncio.Task[None] | None = None
-        self._runner: web.AppRunner | None = None
+        self._server: HttpServer | None = None
         self.bound_port: int | None = None
 
     async def start(self) -> None:
         if self._telemetry.emf:
             self._task = asyncio.create_task(self._emf_loop(), name="metrics-emf")
         if self._telemetry.prometheus_port is not None:
-            app = web.Application()
-            app.router.add_get("/metrics", self._metrics)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            await start_site(
-                self._runner,
+            self._server = HttpServer(
+                {"/metrics": self._metrics},
                 self._telemetry.bind_address,
                 self._telemetry.prometheus_port,
                 "telemetry.prometheus_port",
             )
-            self.bound_port = int(self._runner.addresses[0][1])
+            await self._server.start()
+            self.bound_port = self._server.bound_port
 
     async def _metrics(self, request: web.Request) -> web.Response:
         text = prometheus_text(self._application, take_snapshot(self._registry))
@@ -250,5 +240,5 @@ class MetricsReporter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            await self._server.aclose()
