@@ -22,8 +22,8 @@ value and whose reason names the rule, never the value. The rules are DynamoDB's
 payload of its type; numbers of at most 38 digits from 1E-130 to below 1E+126; canonical
 base64; sets (SS, NS, BS) non-empty and without duplicate members (numbers compared by value,
 binary by bytes); values nested at most 32 levels deep, a top-level attribute being level 1.
-The loops are written out per view, with inline paths for the commonest types, because this
-is the hot path of every pipeline.
+The python and JSON views share one walker, with inline paths for the commonest types; the
+client view checks values with the python view's converters.
 
 The three views have a C fast path (`_speedups.c`, built at install; `NATIVE_PYTHON_VIEW` says
 whether it is there). It converts regular input only, with this module's own number context,
@@ -35,9 +35,11 @@ costs about a microsecond per attribute value here, several times what parsing t
 from __future__ import annotations
 
 import binascii
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeAlias
+from functools import partial
+from typing import Any, TypeAlias, TypeVar
 
 from consumer.records.errors import InvalidAttribute
 from consumer.records.number import (
@@ -185,10 +187,6 @@ def _converted_members(convert: Callable[[Any], Any], members: list[Any]) -> lis
     return out
 
 
-def _json_number(value: object) -> JsonNumber:
-    return JsonNumber(_number_text(value))
-
-
 def _repeated(converted: list[Any], tag: str) -> InvalidAttribute:
     """The error for a set whose converted members are not distinct ("Each value within a set
     must be unique"), naming the first repeat: numbers compare by value (1 and 1.0 are one
@@ -203,22 +201,160 @@ def _repeated(converted: list[Any], tag: str) -> InvalidAttribute:
     return InvalidAttribute(f"{tag} members must not repeat (a set's values are unique)")
 
 
-def _set_value(tag: str, payload: object) -> set[Any]:
+def _set_converted(
+    tag: str, payload: object, number: Callable[[Any], Any], binary: Callable[[Any], Any]
+) -> list[Any]:
+    """A set payload's members, non-empty and each valid: NS converted by `number`, BS by
+    `binary`, in the order received."""
+    if tag == "SS":
+        return _string_list(payload, tag)
+    return _converted_members(number if tag == "NS" else binary, _set_members(payload, tag))
+
+
+def _python_set(tag: str, payload: object) -> set[Any]:
     """A set payload as the python view's set (str, Decimal or bytes members), checked:
     non-empty, every member valid, no member repeated."""
-    converted: list[Any]
-    if tag == "SS":
-        converted = _string_list(payload, tag)
-    else:
-        convert = parse_number if tag == "NS" else _binary
-        converted = _converted_members(convert, _set_members(payload, tag))
+    converted = _set_converted(tag, payload, parse_number, _binary)
     members = set(converted)
     if len(members) != len(converted):
         raise _repeated(converted, tag)
     return members
 
 
-# --- python view ----------------------------------------------------------------------------
+def _json_set(tag: str, payload: object) -> list[Any]:
+    """A set as a list in the order received, checked like the python view's: JsonNumbers
+    compare by value, and canonical base64 text is equal exactly when the bytes are."""
+    members = list(_set_converted(tag, payload, _json_number, _binary_text))
+    if len(set(members)) != len(members):
+        raise _repeated(members, tag)
+    return members
+
+
+def _json_number(value: object) -> JsonNumber:
+    return JsonNumber(_number_text(value))
+
+
+def _number_text(value: object) -> str:
+    if type(value) is str:
+        return value
+    raise InvalidAttribute(f"a number must be a string, not {_kind(value)}")
+
+
+# --- the python and JSON views: one walker, a converter per type tag ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    """How one view converts: `number` an N payload (a string) on the inline path (a
+    non-finite result goes to the general path), `leaves` every tag but M and L."""
+
+    number: Callable[[str], Decimal]
+    leaves: dict[str, Callable[[Any], Any]]
+
+
+_SET_TAGS = ("SS", "NS", "BS")
+_PYTHON = _View(
+    create_number,
+    {
+        "S": _string,
+        "N": parse_number,
+        "BOOL": _bool,
+        "NULL": _null,
+        "B": _binary,
+        **{tag: partial(_python_set, tag) for tag in _SET_TAGS},
+    },
+)
+_JSON = _View(
+    JsonNumber,
+    {
+        "S": _string,
+        "N": _json_number,
+        "BOOL": _bool,
+        "NULL": _null,
+        "B": _binary_text,
+        **{tag: partial(_json_set, tag) for tag in _SET_TAGS},
+    },
+)
+
+
+def _too_deep(level: int, members: dict[str, Any] | list[Any]) -> None:
+    """Raise if `members` (of a map or list whose members are at `level`) exist too deep."""
+    if level > MAX_LEVEL and members:
+        first: str | int = next(iter(members)) if type(members) is dict else 0
+        raise InvalidAttribute(TOO_DEEP, [first])
+
+
+_Members = TypeVar("_Members", dict[str, Any], list[Any])
+
+
+def _converted(view: _View, members: _Members, level: int = 1) -> _Members:
+    """An item, M or L payload (checked to be an object or array) whose members are at
+    `level`, converted by `view`; an error names the member."""
+    if level > MAX_LEVEL:
+        _too_deep(level, members)
+    out: _Members
+    if isinstance(members, dict):
+        pairs: Iterable[tuple[Any, object]] = members.items()
+        out = {}
+    else:
+        pairs = enumerate(members)
+        out = [None] * len(members)
+    number = view.number
+    inner = level + 1
+    for step, value in pairs:
+        try:
+            # Inline paths for the common types, in order of frequency (S, N, M, L); any
+            # irregularity, including every error, is left to _value, which names it.
+            if type(value) is dict and len(value) == 1:
+                payload = value.get("S", value)
+                if payload is not value:
+                    if type(payload) is str:
+                        out[step] = payload
+                        continue
+                else:
+                    payload = value.get("N", value)
+                    if payload is not value:
+                        if type(payload) is str:
+                            converted = number(payload)
+                            if converted.is_finite():
+                                out[step] = converted
+                                continue
+                    else:
+                        payload = value.get("M", value)
+                        if payload is not value:
+                            out[step] = _converted(view, _map(payload), inner)
+                            continue
+                        payload = value.get("L", value)
+                        if payload is not value:
+                            out[step] = _converted(view, _list(payload, "L"), inner)
+                            continue
+            out[step] = _value(view, value, level)
+        except InvalidAttribute as error:
+            error.path.append(step)
+            raise
+        except _CONVERSION_ERRORS as error:
+            raise _explain(error, value, step) from error
+    return out
+
+
+def _value(view: _View, value: object, level: int = 1) -> Any:
+    """One attribute value at `level` (a top-level attribute is level 1)."""
+    tag, payload = _tagged(value)
+    if tag == "M":
+        return _converted(view, _map(payload), level + 1)
+    if tag == "L":
+        return _converted(view, _list(payload, "L"), level + 1)
+    leaf = view.leaves.get(tag)
+    if leaf is None:
+        raise InvalidAttribute(_unknown_tag(tag))
+    return leaf(payload)
+
+
+def _value_of(view: _View, value: object) -> Any:
+    try:
+        return _value(view, value)
+    except _CONVERSION_ERRORS as error:
+        raise _explain(error, value, None) from error
 
 
 def item_to_python(item: object) -> PythonItem:
@@ -230,65 +366,16 @@ def item_to_python(item: object) -> PythonItem:
     return _item_to_python(item)
 
 
+def _item_to_python(item: object) -> PythonItem:
+    return _converted(_PYTHON, _map(item))
+
+
 def item_to_python_sharing(item: object, known_wire: WireItem, known: PythonItem) -> PythonItem:
     """item_to_python, reusing `known[name]` where `item[name]` equals `known_wire[name]`."""
     if _native_sharing is not None:
         converted = _native_sharing(item, known_wire, known)
         if converted is not None:
             return converted
-    return _item_to_python_sharing(item, known_wire, known)
-
-
-def _too_deep(level: int, members: dict[str, Any] | list[Any]) -> None:
-    """Raise if `members` (of a map or list whose members are at `level`) exist too deep."""
-    if level > MAX_LEVEL and members:
-        first: str | int = next(iter(members)) if type(members) is dict else 0
-        raise InvalidAttribute(TOO_DEEP, [first])
-
-
-def _item_to_python(item: object, level: int = 1) -> PythonItem:
-    out: PythonItem = {}
-    mapping = _map(item)
-    if level > MAX_LEVEL:
-        _too_deep(level, mapping)
-    inner = level + 1
-    for name, value in mapping.items():
-        try:
-            # Inline paths for the common types, in order of frequency (S, N, M, L); any
-            # irregularity, including every error, is left to _python_value, which names it.
-            if type(value) is dict and len(value) == 1:
-                payload = value.get("S", value)
-                if payload is not value:
-                    if type(payload) is str:
-                        out[name] = payload
-                        continue
-                else:
-                    payload = value.get("N", value)
-                    if payload is not value:
-                        if type(payload) is str:
-                            number = create_number(payload)
-                            if number.is_finite():
-                                out[name] = number
-                                continue
-                    else:
-                        payload = value.get("M", value)
-                        if payload is not value:
-                            out[name] = _item_to_python(payload, inner)
-                            continue
-                        payload = value.get("L", value)
-                        if payload is not value:
-                            out[name] = _python_list(payload, inner)
-                            continue
-            out[name] = _python_value(value, level)
-        except InvalidAttribute as error:
-            error.path.append(name)
-            raise
-        except _CONVERSION_ERRORS as error:
-            raise _explain(error, value, name) from error
-    return out
-
-
-def _item_to_python_sharing(item: object, known_wire: WireItem, known: PythonItem) -> PythonItem:
     mapping = _map(item)
     shared: PythonItem = {}
     rest: WireItem = {}
@@ -303,97 +390,9 @@ def _item_to_python_sharing(item: object, known_wire: WireItem, known: PythonIte
     return {name: shared[name] if name in shared else converted[name] for name in mapping}
 
 
-def _python_list(value: object, level: int) -> list[Any]:
-    out: list[Any] = []
-    append = out.append
-    members = _list(value, "L")
-    if level > MAX_LEVEL:
-        _too_deep(level, members)
-    inner = level + 1
-    for member in members:
-        try:
-            # The same inline paths as item_to_python.
-            if type(member) is dict and len(member) == 1:
-                payload = member.get("S", member)
-                if payload is not member:
-                    if type(payload) is str:
-                        append(payload)
-                        continue
-                else:
-                    payload = member.get("N", member)
-                    if payload is not member:
-                        if type(payload) is str:
-                            number = create_number(payload)
-                            if number.is_finite():
-                                append(number)
-                                continue
-                    else:
-                        payload = member.get("M", member)
-                        if payload is not member:
-                            append(_item_to_python(payload, inner))
-                            continue
-                        payload = member.get("L", member)
-                        if payload is not member:
-                            append(_python_list(payload, inner))
-                            continue
-            append(_python_value(member, level))
-        except InvalidAttribute as error:
-            error.path.append(len(out))  # the index of the member that failed
-            raise
-        except _CONVERSION_ERRORS as error:
-            raise _explain(error, member, len(out)) from error
-    return out
-
-
-def _python_value(value: object, level: int = 1) -> Any:
-    """One attribute value at `level` (a top-level attribute is level 1)."""
-    tag, payload = _tagged(value)
-    if tag == "S":
-        return _string(payload)
-    if tag == "N":
-        return parse_number(payload)
-    if tag == "M":
-        return _item_to_python(payload, level + 1)
-    if tag == "L":
-        return _python_list(payload, level + 1)
-    if tag == "BOOL":
-        return _bool(payload)
-    if tag == "NULL":
-        return _null(payload)
-    if tag == "B":
-        return _binary(payload)
-    if tag == "SS" or tag == "NS" or tag == "BS":
-        return _set_value(tag, payload)
-    raise InvalidAttribute(_unknown_tag(tag))
-
-
 def value_to_python(value: object) -> Any:
     """One attribute value (`{"TAG": payload}`) as a native Python value."""
-    try:
-        return _python_value(value)
-    except _CONVERSION_ERRORS as error:
-        raise _explain(error, value, None) from error
-
-
-def native_parse_change() -> Callable[[bytes], dict[str, Any] | None] | None:
-    """The C one-pass parser of whole destination records (used by kinesis.py), configured
-    like the converters above, or None without the extension."""
-    return None if _speedups is None else _speedups.parse_change
-
-
-def native_parse_envelope() -> Callable[[bytes], dict[str, Any] | None] | None:
-    """The C parser of a destination record's envelope, its item images checked but not built
-    (used by kinesis.py's envelope path), or None without the extension."""
-    return None if _speedups is None else _speedups.parse_envelope
-
-
-def native_regular_keys() -> Callable[[WireItem], bool] | None:
-    """The C test of typed-JSON Keys (one or two values tagged S, N or B; used by
-    kinesis.py's envelope path), or None without the extension."""
-    return None if _speedups is None else _speedups.regular_keys
-
-
-# --- JSON view ------------------------------------------------------------------------------
+    return _value_of(_PYTHON, value)
 
 
 def item_to_json(item: object) -> JsonItem:
@@ -405,90 +404,13 @@ def item_to_json(item: object) -> JsonItem:
     return _item_to_json(item)
 
 
-def _item_to_json(item: object, level: int = 1) -> JsonItem:
-    out: JsonItem = {}
-    mapping = _map(item)
-    if level > MAX_LEVEL:
-        _too_deep(level, mapping)
-    for name, value in mapping.items():
-        try:
-            if type(value) is dict and len(value) == 1:
-                payload = value.get("S", value)
-                if payload is not value and type(payload) is str:
-                    out[name] = payload
-                    continue
-            out[name] = _json_value(value, level)
-        except InvalidAttribute as error:
-            error.path.append(name)
-            raise
-        except _CONVERSION_ERRORS as error:
-            raise _explain(error, value, name) from error
-    return out
-
-
-def _json_list(value: object, level: int) -> list[Any]:
-    out: list[Any] = []
-    members = _list(value, "L")
-    if level > MAX_LEVEL:
-        _too_deep(level, members)
-    for index, member in enumerate(members):
-        try:
-            out.append(_json_value(member, level))
-        except InvalidAttribute as error:
-            error.path.append(index)
-            raise
-        except _CONVERSION_ERRORS as error:
-            raise _explain(error, member, index) from error
-    return out
-
-
-def _json_value(value: object, level: int = 1) -> Any:
-    tag, payload = _tagged(value)
-    if tag == "S":
-        return _string(payload)
-    if tag == "N":
-        return JsonNumber(_number_text(payload))
-    if tag == "M":
-        return _item_to_json(payload, level + 1)
-    if tag == "L":
-        return _json_list(payload, level + 1)
-    if tag == "BOOL":
-        return _bool(payload)
-    if tag == "NULL":
-        return _null(payload)
-    if tag == "B":
-        return _binary_text(payload)
-    if tag == "SS" or tag == "NS" or tag == "BS":
-        return _json_set(tag, payload)
-    raise InvalidAttribute(_unknown_tag(tag))
-
-
-def _json_set(tag: str, payload: object) -> list[Any]:
-    """A set as a list in the order received, checked like the python view's: JsonNumbers
-    compare by value, and canonical base64 text is equal exactly when the bytes are."""
-    members: list[Any]
-    if tag == "SS":
-        members = list(_string_list(payload, tag))
-    else:
-        convert = _json_number if tag == "NS" else _binary_text
-        members = _converted_members(convert, _set_members(payload, tag))
-    if len(set(members)) != len(members):
-        raise _repeated(members, tag)
-    return members
+def _item_to_json(item: object) -> JsonItem:
+    return _converted(_JSON, _map(item))
 
 
 def value_to_json(value: object) -> Any:
     """One attribute value (`{"TAG": payload}`) as a JSON-native value."""
-    try:
-        return _json_value(value)
-    except _CONVERSION_ERRORS as error:
-        raise _explain(error, value, None) from error
-
-
-def _number_text(value: object) -> str:
-    if type(value) is str:
-        return value
-    raise InvalidAttribute(f"a number must be a string, not {_kind(value)}")
+    return _value_of(_JSON, value)
 
 
 # --- client view ----------------------------------------------------------------------------
@@ -511,72 +433,58 @@ def _item_to_client(item: object, level: int = 1) -> WireItem:
     source = _map(item)
     if level > MAX_LEVEL:
         _too_deep(level, source)
-    out: WireItem | None = None
-    for name, value in source.items():
-        try:
-            converted = _client_value(value, level)
-        except InvalidAttribute as error:
-            error.path.append(name)
-            raise
-        except _CONVERSION_ERRORS as error:
-            raise _explain(error, value, name) from error
-        if converted is not value:
-            if out is None:
-                out = dict(source)
-            out[name] = converted
-    return source if out is None else out
+    changes = _client_changes(source.items(), level)
+    return {**source, **changes} if changes else source
 
 
 def _client_list(value: object, level: int) -> list[Any]:
     source = _list(value, "L")
     if level > MAX_LEVEL:
         _too_deep(level, source)
-    out: list[Any] | None = None
-    for index, member in enumerate(source):
+    changes = _client_changes(enumerate(source), level)
+    if not changes:
+        return source
+    return [changes.get(index, member) for index, member in enumerate(source)]
+
+
+def _client_changes(pairs: Iterable[tuple[Any, object]], level: int) -> dict[Any, Any]:
+    """The members of a map or list at `level` whose client form is not the value itself."""
+    changes: dict[Any, Any] = {}
+    for step, value in pairs:
+        if type(value) is dict and len(value) == 1 and type(value.get("S")) is str:
+            continue  # the commonest value, valid as it is
         try:
-            converted = _client_value(member, level)
+            converted = _client_value(value, level)
         except InvalidAttribute as error:
-            error.path.append(index)
+            error.path.append(step)
             raise
         except _CONVERSION_ERRORS as error:
-            raise _explain(error, member, index) from error
-        if converted is not member:
-            if out is None:
-                out = list(source)
-            out[index] = converted
-    return source if out is None else out
+            raise _explain(error, value, step) from error
+        if converted is not value:
+            changes[step] = converted
+    return changes
 
 
 def _client_value(value: object, level: int) -> Any:
+    """`value` itself, or a copy with its binary values as bytes; checked like the python
+    view (by its converters)."""
     tag, payload = _tagged(value)
-    if tag == "S":
-        _string(payload)
-    elif tag == "N":
-        parse_number(payload)
-    elif tag == "M":
+    if tag == "M":
         converted = _item_to_client(payload, level + 1)
-        if converted is not payload:
-            return {"M": converted}
-    elif tag == "L":
+        return value if converted is payload else {"M": converted}
+    if tag == "L":
         members = _client_list(payload, level + 1)
-        if members is not payload:
-            return {"L": members}
-    elif tag == "BOOL":
-        _bool(payload)
-    elif tag == "NULL":
-        _null(payload)
-    elif tag == "B":
-        if type(payload) is not bytes:
-            return {"B": _binary(payload)}
-    elif tag == "SS" or tag == "NS":
-        _set_value(tag, payload)
-    elif tag == "BS":
-        _set_value(tag, payload)
+        return value if members is payload else {"L": members}
+    leaf = _PYTHON.leaves.get(tag)
+    if leaf is None:
+        raise InvalidAttribute(_unknown_tag(tag))
+    checked = leaf(payload)
+    if tag == "B" and type(payload) is not bytes:
+        return {"B": checked}
+    if tag == "BS":
         members = _list(payload, tag)
         if any(type(member) is not bytes for member in members):
             return {"BS": [_binary(member) for member in members]}
-    else:
-        raise InvalidAttribute(_unknown_tag(tag))
     return value
 
 

@@ -18,12 +18,10 @@ saves in CPython.
 from __future__ import annotations
 
 import binascii
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias
 
-import orjson
-
-from consumer.records import attribute, duplicates
+from consumer.records import duplicates
 from consumer.records.attribute import WireItem
 from consumer.records.envelope import (
     DYNAMODB_SOURCE,
@@ -49,10 +47,18 @@ from consumer.records.timestamps import MAX_US, MICROSECOND, arrival_ms, kinesis
 # A decoded user record, or the error that stands in its place (for the dead-letter queue).
 DecodeResult: TypeAlias = ChangeEvent | DecodeError
 
-_loads = orjson.loads
+try:
+    from consumer.records import _speedups
+except ImportError:  # not compiled: every record takes the general path
+    _speedups = None  # type: ignore[assignment]  # a module or None; mypy sees only the module
+
 _parse_record = duplicates.parse_record
-# The C one-pass parser of strict decoding, when the extension was built (see attribute.py).
-_parse_change = attribute.native_parse_change()
+# The C parsers, configured by attribute.py (imported above), when the extension was built:
+# the one-pass parser of strict decoding, and the envelope path's (see below).
+_Parser: TypeAlias = Callable[[bytes], dict[str, Any] | None]
+_parse_change: _Parser | None = None if _speedups is None else _speedups.parse_change
+_parse_envelope: _Parser | None = None if _speedups is None else _speedups.parse_envelope
+_regular_keys: Callable[[Any], bool] | None = None if _speedups is None else _speedups.regular_keys
 
 
 def decode_destination_record(
@@ -240,9 +246,6 @@ def _image(
 # it does anything irregular (None): the full path above gives the precise DecodeError.
 # Without the extension every record takes the full path.
 
-_parse_envelope = attribute.native_parse_envelope()
-_regular_keys = attribute.native_regular_keys()
-
 
 class _DeferredImages:
     """Parses the record once, on the first image view or `record()` asked for, for both
@@ -305,7 +308,7 @@ def _envelope_event(data: bytes, position: RecordPosition) -> ChangeEvent | None
         or name is None
         or record.get("eventSource") != DYNAMODB_SOURCE
         or (identity is not None and type(identity) is not dict)
-        or not _regular_keys(keys)  # type: ignore[misc,arg-type]  # set with _parse_envelope; any value
+        or not _regular_keys(keys)  # type: ignore[misc]  # set with _parse_envelope
         or (new is not None and new is not ...)
         or (old is not None and old is not ...)
         or type(size) is not int
