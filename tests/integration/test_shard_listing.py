@@ -20,7 +20,7 @@ from consumer.aws.shards import KinesisShardLister, is_open, kinesis_shards, str
 from consumer.compare.latency.shards import open_shard_ids
 from consumer.local.sample_orders import create_source_table
 from consumer.local.stack import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, LocalStackState
-from consumer.replay.horizon import oldest_arrival_ms
+from consumer.replay.stream import oldest_arrival_ms
 from consumer.settings import Settings
 from tests.stack_helpers import new_stream, wait_stream_active
 

@@ -3,7 +3,7 @@ time before the stream existed, and where progress starts."""
 
 from __future__ import annotations
 
-from consumer.replay.horizon import HOUR_MS, StreamFacts, check_horizon
+from consumer.replay.stream import HOUR_MS, StreamFacts, check_horizon
 from consumer.replay.window import iso_ms
 
 NOW = 1_795_813_200_000
