@@ -1,13 +1,9 @@
 """The dead-letter queue: records a pipeline could not apply, parked in SQS with their cause.
 
-A message carries the raw record (base64), the error, the pipeline that failed, and the
-record's position (stream, shard, sequence and sub-sequence number, arrival time), so the
-record can be re-driven later (`consumer dlq replay`) or inspected (`consumer dlq list`).
-A record too large for one SQS message is written to S3 (a deterministic key per position, so
-parking it twice writes one object) and the message points to it.
-
-`park` returns only when every record is durably in the queue; otherwise it raises and the
-pipeline does not move its checkpoint past them (nothing is lost when the DLQ is down).
+A message carries the raw record, the error, the pipeline that failed and the record's
+position, for `consumer dlq replay` and `dlq list`. A record too large for one message goes to
+S3 (one deterministic key per position) and the message points to it. `park` returns only
+when every record is durably in the queue, else raises: the checkpoint stays behind them.
 """
 
 from __future__ import annotations

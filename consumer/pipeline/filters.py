@@ -1,17 +1,11 @@
 """Per-pipeline record filters, in the syntax of Lambda's FilterCriteria (event patterns).
 
-A filter is a JSON pattern matched against the change record as JSON (the Kinesis
-destination's shape: `eventName`, `dynamodb.NewImage.<attr>.<type>`, ...). A pipeline with
-several filters takes a record when any of them matches (as Lambda does).
-
-Supported matchers, as in EventBridge/Lambda patterns:
-- a list of literals: `["INSERT", "MODIFY"]` (strings, numbers, booleans, null)
-- `{"prefix": "abc"}`, `{"suffix": "xyz"}`, `{"equals-ignore-case": "x"}`
-- `{"anything-but": [..]}` (or a single literal), `{"anything-but": {"prefix": ".."}}`
-- `{"numeric": [">", 0, "<=", 5]}` (DynamoDB numbers are strings in the record; they are
-  compared as numbers)
-- `{"exists": true|false}`
-Nested objects descend into the record. A field holding a list matches if any element does.
+A filter is a JSON pattern matched against the change record as JSON (`eventName`,
+`dynamodb.NewImage.<attr>.<type>`, ...); a record passes when any of a pipeline's filters
+matches. Matchers: a list of literals, `prefix`, `suffix`, `equals-ignore-case`,
+`anything-but` (literals or a prefix), `numeric` (operator/value pairs; DynamoDB's number
+strings compare as numbers), `exists`. Nested objects descend into the record; a field holding
+a list matches if any element does.
 """
 
 from __future__ import annotations
@@ -153,37 +147,21 @@ class _Matcher:
         return self.matches_value(value)
 
 
-class FilterPattern:
-    """A compiled pattern; `matches(record)` takes the record as a parsed JSON object."""
+def _compile(pattern: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """A compiled pattern: per field, its value matcher or the compiled nested pattern."""
+    fields: dict[str, Any] = {}
+    for name, spec in pattern.items():
+        where = f"{path}.{name}"
+        fields[name] = _compile(spec, where) if isinstance(spec, Mapping) else _Matcher(spec, where)
+    return fields
 
-    def __init__(self, pattern: Mapping[str, Any]) -> None:
-        if not isinstance(pattern, Mapping) or not pattern:
-            raise FilterSyntaxError("a filter pattern must be a non-empty JSON object")
-        self._fields = self._compile(pattern, "$")
 
-    def _compile(self, pattern: Mapping[str, Any], path: str) -> dict[str, Any]:
-        fields: dict[str, Any] = {}
-        for name, spec in pattern.items():
-            where = f"{path}.{name}"
-            if isinstance(spec, Mapping):
-                fields[name] = self._compile(spec, where)
-            else:
-                fields[name] = _Matcher(spec, where)
-        return fields
-
-    @staticmethod
-    def _match(fields: Mapping[str, Any], record: Any) -> bool:
-        for name, spec in fields.items():
-            value = record.get(name, _MISSING) if isinstance(record, Mapping) else _MISSING
-            if isinstance(spec, _Matcher):
-                if not spec.matches(value):
-                    return False
-            elif not FilterPattern._match(spec, value):
-                return False
-        return True
-
-    def matches(self, record: Mapping[str, Any]) -> bool:
-        return self._match(self._fields, record)
+def _matches(fields: Mapping[str, Any], record: Any) -> bool:
+    for name, spec in fields.items():
+        value = record.get(name, _MISSING) if isinstance(record, Mapping) else _MISSING
+        if not (spec.matches(value) if isinstance(spec, _Matcher) else _matches(spec, value)):
+            return False
+    return True
 
 
 class RecordFilter:
@@ -198,7 +176,9 @@ class RecordFilter:
                 except orjson.JSONDecodeError as error:
                     raise FilterSyntaxError(f"filter {index + 1} is not JSON: {error}") from error
             try:
-                compiled.append(FilterPattern(pattern))
+                if not isinstance(pattern, Mapping) or not pattern:
+                    raise FilterSyntaxError("a filter pattern must be a non-empty JSON object")
+                compiled.append(_compile(pattern, "$"))
             except FilterSyntaxError as error:
                 raise FilterSyntaxError(f"filter {index + 1}: {error}") from error
         self._patterns = compiled
@@ -207,7 +187,7 @@ class RecordFilter:
         return bool(self._patterns)
 
     def matches(self, record: Mapping[str, Any]) -> bool:
-        return not self._patterns or any(p.matches(record) for p in self._patterns)
+        return not self._patterns or any(_matches(p, record) for p in self._patterns)
 
     def selects(self, event: ChangeEvent) -> bool:
         """Whether the pipeline takes this change: `matches` on its record, parsed once and

@@ -33,10 +33,9 @@ _Outcome = tuple[dict[str, Any] | None, BaseException | None]
 
 
 class TransformFailed(Exception):
-    """The hook failed for this record; the message names the cause (it may quote the
-    hook's own error text, so it belongs in the dead-letter message, never in a log line).
-    `retryable`: not the record's fault (the hook is saturated by stuck calls): the shard waits
-    and tries again, as for a destination outage, instead of parking an innocent record."""
+    """The hook failed for this record. The message may quote the hook's error text: it goes
+    to the dead-letter message, never a log line. `retryable`: not the record's fault (stuck
+    calls saturate the hook): the shard waits instead of parking an innocent record."""
 
     def __init__(self, message: str, retryable: bool = False) -> None:
         super().__init__(message)
@@ -128,11 +127,9 @@ class TransformHook:
 
 
 class _HookThread:
-    """A daemon thread running hook calls in turn (a thread per call costs ~10x more).
-
-    Daemon: one stuck in a call that never returns cannot hold up the process's exit (an
-    executor's threads are joined at exit). It ends after IDLE_S without calls, so hooks made
-    per invocation (the Lambda handler, `dlq replay`) leave no threads behind."""
+    """A daemon thread running hook calls in turn (a thread per call costs ~10x more). Daemon,
+    unlike an executor's threads (joined at exit), so a stuck call cannot hold up the exit;
+    it ends after IDLE_S without calls, so per-invocation hooks leave no threads behind."""
 
     IDLE_S = 30.0
 
