@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from consumer.compare.costs.prices import PriceSheet
+from consumer.compare.costs.units import MILLION
+
 
 class Design(StrEnum):
     """The designs compared; the value is the machine name used in JSON and the plot."""
@@ -67,15 +70,19 @@ class DesignCost:
 
 
 def priced(
+    prices: PriceSheet,
+    price_key: str,
     component: str,
     quantity: float,
     unit: str,
-    price_key: str,
-    price: float,
     basis: str,
-    per: float = 1.0,
+    per_million: bool = False,
 ) -> CostLine:
-    """A line billed `price` per `per` units (1, or a million for per-million prices)."""
+    """`quantity` `unit`s at the price under `price_key` (per unit, or per million units);
+    the basis ends with that price (` x $0.015`, per million ` x $0.1/M`)."""
+    price = prices.price(price_key)
+    per, suffix = (MILLION, "/M") if per_million else (1.0, "")
+    basis = f"{basis} x {usd(price)}{suffix}"
     return CostLine(component, quantity / per * price, quantity, unit, price_key, basis)
 
 

@@ -11,7 +11,7 @@ from consumer.compare.costs.breakdown import CostLine, count, priced, usd
 from consumer.compare.costs.prices import PriceSheet
 from consumer.compare.costs.scenario import Scenario
 from consumer.compare.costs.traffic import Traffic, busy_windows_per_s
-from consumer.compare.costs.units import HOURS_PER_MONTH, KIB, MILLION, SECONDS_PER_MONTH
+from consumer.compare.costs.units import HOURS_PER_MONTH, KIB, SECONDS_PER_MONTH
 
 READ_UNIT_BYTES = 4 * KIB
 SQS_CHUNK_BYTES = 64 * KIB
@@ -31,9 +31,8 @@ def service_lines(
     service = scenario.service
     consumers = scenario.workload.consumers
     tasks = tasks_needed(scenario, traffic)
-    table = prices.prices
-    vcpu_price = table.fargate_vcpu_hour.value
-    gb_price = table.fargate_gb_hour.value
+    vcpu_price = prices.price("fargate_vcpu_hour")
+    gb_price = prices.price("fargate_gb_hour")
     task_hour = service.task_vcpu * vcpu_price + service.task_memory_gb * gb_price
     task_hours = consumers * tasks * HOURS_PER_MONTH
 
@@ -42,48 +41,45 @@ def service_lines(
         traffic.writes_per_s / shards, service.checkpoint_interval_s
     )
     writes = consumers * (heartbeats_per_s + checkpoints_per_s) * SECONDS_PER_MONTH
-    write_price = table.dynamodb_on_demand_writes_million.value
 
     units_per_scan = math.ceil((shards + tasks) * service.lease_item_bytes / READ_UNIT_BYTES)
     scans_per_s = tasks / service.scan_interval_s
     reads = consumers * scans_per_s * units_per_scan * SECONDS_PER_MONTH
-    read_price = table.dynamodb_on_demand_reads_million.value
 
-    chunks = traffic.mix(
-        math.ceil(traffic.one_image_record_bytes / SQS_CHUNK_BYTES),
-        math.ceil(traffic.two_image_record_bytes / SQS_CHUNK_BYTES),
-    )
+    chunks = traffic.per_record(SQS_CHUNK_BYTES)
     failed = consumers * traffic.records_per_month * scenario.failure_rate
     apps = f"{consumers} app{'s' if consumers > 1 else ''} x "
     return [
-        priced(
-            "Fargate tasks",
-            task_hours,
-            "task-hours",
-            "fargate_vcpu_hour+fargate_gb_hour",
-            task_hour,
-            f"{apps}{tasks} tasks x 730 h x ({service.task_vcpu:g} vCPU x {usd(vcpu_price)}"
-            f" + {service.task_memory_gb:g} GB x {usd(gb_price)})",
+        CostLine(
+            component="Fargate tasks",
+            usd_per_month=task_hours * task_hour,
+            quantity=task_hours,
+            unit="task-hours",
+            price_key="fargate_vcpu_hour+fargate_gb_hour",
+            basis=(
+                f"{apps}{tasks} tasks x 730 h x ({service.task_vcpu:g} vCPU x {usd(vcpu_price)}"
+                f" + {service.task_memory_gb:g} GB x {usd(gb_price)})"
+            ),
         ),
         priced(
+            prices,
+            "dynamodb_on_demand_writes_million",
             "lease table writes",
             writes,
             "write request units",
-            "dynamodb_on_demand_writes_million",
-            write_price,
             f"{apps}({count(heartbeats_per_s)} heartbeats/s + {count(checkpoints_per_s)} "
-            f"checkpoints/s) = {count(writes)} x {usd(write_price)}/M",
-            MILLION,
+            f"checkpoints/s) = {count(writes)}",
+            per_million=True,
         ),
         priced(
+            prices,
+            "dynamodb_on_demand_reads_million",
             "lease table reads",
             reads,
             "read request units",
-            "dynamodb_on_demand_reads_million",
-            read_price,
             f"{apps}{count(scans_per_s)} scans/s x {units_per_scan} units "
-            f"({shards} leases + {tasks} workers) = {count(reads)} x {usd(read_price)}/M",
-            MILLION,
+            f"({shards} leases + {tasks} workers) = {count(reads)}",
+            per_million=True,
         ),
         dlq_line(failed, 2 * chunks + 1, prices, "records with their payload"),
     ]
@@ -98,14 +94,13 @@ def dlq_line(
     `requests_per_record` counts SQS's billing: each 64 KB chunk of a payload is a request,
     so a message is sent in n chunks, received in n and deleted in 1: 2n + 1.
     """
-    price = prices.prices.sqs_requests_million.value
     return priced(
+        prices,
+        "sqs_requests_million",
         "SQS dead-letter queue",
         failed_records * requests_per_record,
         "requests",
-        "sqs_requests_million",
-        price,
         f"{count(failed_records)} failed records ({what}) x {count(requests_per_record)} "
-        f"requests (send, receive, delete) x {usd(price)}/M",
-        MILLION,
+        "requests (send, receive, delete)",
+        per_million=True,
     )

@@ -12,7 +12,7 @@ from consumer.compare.costs.consumer_service import service_lines, tasks_needed
 from consumer.compare.costs.prices import PriceSheet
 from consumer.compare.costs.scenario import Scenario
 from consumer.compare.costs.traffic import Traffic, traffic_of
-from consumer.compare.costs.units import GIB, HOURS_PER_MONTH, KIB, MIB, MILLION
+from consumer.compare.costs.units import GIB, HOURS_PER_MONTH, KIB, MIB
 
 # Per shard: 1 MB/s and 1,000 records/s in; 2 MB/s out (shared by pollers, per EFO consumer).
 SHARD_WRITE_MIB_PER_S = 1.0
@@ -64,17 +64,15 @@ def on_demand_shards(traffic: Traffic) -> int:
 
 
 def _cdc_line(traffic: Traffic, prices: PriceSheet) -> CostLine:
-    price = prices.prices.dynamodb_cdc_units_million.value
-    units = traffic.records_per_month * traffic.cdc_units_per_write
     return priced(
-        "DynamoDB change data capture",
-        units,
-        "change data capture units",
+        prices,
         "dynamodb_cdc_units_million",
-        price,
+        "DynamoDB change data capture",
+        traffic.records_per_month * traffic.cdc_units_per_write,
+        "change data capture units",
         f"{count(traffic.records_per_month)} writes x {traffic.cdc_units_per_write} units "
-        f"(1 per KB of the larger image, rounded up) x {usd(price)}/M",
-        MILLION,
+        "(1 per KB of the larger image, rounded up)",
+        per_million=True,
     )
 
 
@@ -120,9 +118,9 @@ def _notes(scenario: Scenario, traffic: Traffic, efo: bool) -> tuple[list[str], 
     return notes, viable
 
 
-def _read_line(component: str, consumers: int, data_gb: float, key: str, price: float) -> CostLine:
-    basis = f"{consumers} consumer(s) x {count(data_gb)} GB x {usd(price)}"
-    return priced(component, consumers * data_gb, "GB", key, price, basis)
+def _read_line(prices: PriceSheet, key: str, component: str, consumers: int, gb: float) -> CostLine:
+    basis = f"{consumers} consumer(s) x {count(gb)} GB"
+    return priced(prices, key, component, consumers * gb, "GB", basis)
 
 
 def _design_cost(
@@ -140,16 +138,16 @@ def _design_cost(
     days = scenario.workload.retention_days
     daily_gb = _daily_gb(scenario, traffic)
     far_gb = daily_gb * max(days - 7.0, 0.0)
-    far_price: float = getattr(prices.prices, long_retention_key).value
+    far_price = prices.price(long_retention_key)
     lines = [
         *stream_lines,
-        priced(
-            "retention beyond 7 days",
-            far_gb,
-            "GB-months",
-            long_retention_key,
-            far_price,
-            (
+        CostLine(
+            component="retention beyond 7 days",
+            usd_per_month=far_gb * far_price,
+            quantity=far_gb,
+            unit="GB-months",
+            price_key=long_retention_key,
+            basis=(
                 f"{count(daily_gb)} GB/day x {days - 7.0:g} days x {usd(far_price)}"
                 if days > 7.0
                 else NO_LONG_TERM_RETENTION
@@ -176,9 +174,6 @@ def _daily_gb(scenario: Scenario, traffic: Traffic) -> float:
 def on_demand_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> DesignCost:
     """A Kinesis on-demand stream read with EFO (`efo`) or shared polling."""
     traffic = traffic_of(scenario)
-    table = prices.prices
-    stream_price = table.kinesis_on_demand_stream_hour.value
-    ingest_price = table.kinesis_on_demand_ingest_gb.value
     billed_gb = traffic.records_per_month * traffic.billed_kib_per_record * KIB / GIB
     read_key = "kinesis_on_demand_efo_read_gb" if efo else "kinesis_on_demand_read_gb"
     # Reads and retention count the records' bytes: AWS publishes the 1 KB rounding for
@@ -186,40 +181,40 @@ def on_demand_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> DesignC
     daily_gb = _daily_gb(scenario, traffic)
     days = scenario.workload.retention_days
     near_gb = daily_gb * (min(days, 7.0) - 1.0)
-    near_price = table.kinesis_on_demand_retention_7d_gb_month.value
+    near_price = prices.price("kinesis_on_demand_retention_7d_gb_month")
     lines = [
         priced(
+            prices,
+            "kinesis_on_demand_stream_hour",
             "stream hours",
             HOURS_PER_MONTH,
             "stream-hours",
-            "kinesis_on_demand_stream_hour",
-            stream_price,
-            f"1 stream x 730 h x {usd(stream_price)}",
+            "1 stream x 730 h",
         ),
         priced(
+            prices,
+            "kinesis_on_demand_ingest_gb",
             "ingest",
             billed_gb,
             "GB",
-            "kinesis_on_demand_ingest_gb",
-            ingest_price,
             f"{count(traffic.records_per_month)} records x "
             f"{count(traffic.billed_kib_per_record)} KB (each rounded up to 1 KB) = "
-            f"{count(billed_gb)} GB x {usd(ingest_price)}",
+            f"{count(billed_gb)} GB",
         ),
         _read_line(
+            prices,
+            read_key,
             "retrieval (EFO)" if efo else "retrieval (shared)",
             scenario.workload.consumers,
             traffic.bytes_per_month / GIB,
-            read_key,
-            getattr(table, read_key).value,
         ),
-        priced(
-            "retention 1-7 days",
-            near_gb,
-            "GB-months",
-            "kinesis_on_demand_retention_7d_gb_month",
-            near_price,
-            (
+        CostLine(
+            component="retention 1-7 days",
+            usd_per_month=near_gb * near_price,
+            quantity=near_gb,
+            unit="GB-months",
+            price_key="kinesis_on_demand_retention_7d_gb_month",
+            basis=(
                 f"{count(daily_gb)} GB/day x {min(days, 7.0) - 1.0:g} days x {usd(near_price)}"
                 if days > 1.0
                 else NO_EXTENDED_RETENTION
@@ -234,56 +229,45 @@ def on_demand_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> DesignC
 def provisioned_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> DesignCost:
     """A Kinesis provisioned stream, sized for the peak, read with EFO or shared polling."""
     traffic = traffic_of(scenario)
-    table = prices.prices
     consumers = scenario.workload.consumers
     shards = provisioned_shards(traffic, consumers, efo)
     shard_hours = shards * HOURS_PER_MONTH
-    shard_price = table.kinesis_shard_hour.value
-    put_price = table.kinesis_put_payload_units_million.value
-    put_units = traffic.records_per_month * traffic.put_payload_units_per_record
     data_gb = traffic.bytes_per_month / GIB
     days = scenario.workload.retention_days
-    extended_price = table.kinesis_extended_retention_shard_hour.value
+    extended_price = prices.price("kinesis_extended_retention_shard_hour")
     extended_hours = shard_hours if days > 1.0 else 0.0
     lines = [
         priced(
+            prices,
+            "kinesis_shard_hour",
             "shard hours",
             shard_hours,
             "shard-hours",
-            "kinesis_shard_hour",
-            shard_price,
-            f"{shards} shard(s) x 730 h x {usd(shard_price)}",
+            f"{shards} shard(s) x 730 h",
         ),
         priced(
-            "ingest (PUT payload units)",
-            put_units,
-            "PUT payload units",
+            prices,
             "kinesis_put_payload_units_million",
-            put_price,
+            "ingest (PUT payload units)",
+            traffic.records_per_month * traffic.put_payload_units_per_record,
+            "PUT payload units",
             f"{count(traffic.records_per_month)} records x "
             f"{count(traffic.put_payload_units_per_record)} units "
-            f"(25 KB each, rounded up per record) x {usd(put_price)}/M",
-            MILLION,
+            "(25 KB each, rounded up per record)",
+            per_million=True,
         ),
     ]
     if efo:
-        consumer_price = table.kinesis_efo_consumer_shard_hour.value
         lines += [
             priced(
+                prices,
+                "kinesis_efo_consumer_shard_hour",
                 "EFO consumer-shard hours",
                 consumers * shard_hours,
                 "consumer-shard-hours",
-                "kinesis_efo_consumer_shard_hour",
-                consumer_price,
-                f"{consumers} consumer(s) x {shards} shard(s) x 730 h x {usd(consumer_price)}",
+                f"{consumers} consumer(s) x {shards} shard(s) x 730 h",
             ),
-            _read_line(
-                "retrieval (EFO)",
-                consumers,
-                data_gb,
-                "kinesis_efo_read_gb",
-                table.kinesis_efo_read_gb.value,
-            ),
+            _read_line(prices, "kinesis_efo_read_gb", "retrieval (EFO)", consumers, data_gb),
         ]
     else:
         lines.append(
@@ -297,13 +281,13 @@ def provisioned_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> Desig
             )
         )
     lines.append(
-        priced(
-            "retention 1-7 days",
-            extended_hours,
-            "shard-hours",
-            "kinesis_extended_retention_shard_hour",
-            extended_price,
-            (
+        CostLine(
+            component="retention 1-7 days",
+            usd_per_month=extended_hours * extended_price,
+            quantity=extended_hours,
+            unit="shard-hours",
+            price_key="kinesis_extended_retention_shard_hour",
+            basis=(
                 f"{shards} shard(s) x 730 h x {usd(extended_price)} (retention {days:g} days)"
                 if days > 1.0
                 else NO_EXTENDED_RETENTION

@@ -13,7 +13,7 @@ from consumer.compare.costs.consumer_service import dlq_line
 from consumer.compare.costs.prices import PriceSheet
 from consumer.compare.costs.scenario import Scenario
 from consumer.compare.costs.traffic import Traffic, busy_windows_per_s, traffic_of
-from consumer.compare.costs.units import KIB, MIB, MILLION, SECONDS_PER_MONTH
+from consumer.compare.costs.units import KIB, MIB, SECONDS_PER_MONTH
 
 POLLS_PER_S = 4.0
 MAX_DIRECT_READERS = 2
@@ -135,7 +135,6 @@ def _units(batch_bytes: float, unit_bytes: float) -> float:
 def streams_lambda_cost(scenario: Scenario, prices: PriceSheet) -> DesignCost:
     """DynamoDB Streams + Lambda, with the SNS/SQS fan-out when more than 2 consumers."""
     traffic = traffic_of(scenario)
-    table = prices.prices
     sizing = scenario.lambdas
     consumers = scenario.workload.consumers
     batches = stream_batches(scenario, traffic)
@@ -143,9 +142,6 @@ def streams_lambda_cost(scenario: Scenario, prices: PriceSheet) -> DesignCost:
     batches_month = batches.batches_per_s * SECONDS_PER_MONTH
     records = traffic.records_per_month
     memory_gb = sizing.lambda_memory_mb / 1024
-    request_price = table.lambda_requests_million.value
-    second_price = table.lambda_gb_second.value
-    reads_price = table.dynamodb_streams_reads_100k.value
 
     lines = [
         CostLine(
@@ -154,7 +150,10 @@ def streams_lambda_cost(scenario: Scenario, prices: PriceSheet) -> DesignCost:
             quantity=0.0,
             unit="read request units",
             price_key="dynamodb_streams_reads_100k",
-            basis=f"GetRecords by Lambda are free (others: {usd(reads_price)} per 100k)",
+            basis=(
+                "GetRecords by Lambda are free "
+                f"(others: {usd(prices.price('dynamodb_streams_reads_100k'))} per 100k)"
+            ),
         )
     ]
     notes: list[str] = []
@@ -166,22 +165,22 @@ def streams_lambda_cost(scenario: Scenario, prices: PriceSheet) -> DesignCost:
         gb_seconds = milliseconds / 1000 * memory_gb
         return [
             priced(
+                prices,
+                "lambda_requests_million",
                 f"Lambda requests{label}",
                 invocations,
                 "requests",
-                "lambda_requests_million",
-                request_price,
-                f"{count(invocations)} invocations x {usd(request_price)}/M",
-                MILLION,
+                f"{count(invocations)} invocations",
+                per_million=True,
             ),
             priced(
+                prices,
+                "lambda_gb_second",
                 f"Lambda duration{label}",
                 gb_seconds,
                 "GB-seconds",
-                "lambda_gb_second",
-                second_price,
                 f"{count(milliseconds / 1000)} s x {sizing.lambda_memory_mb} MB = "
-                f"{count(gb_seconds)} GB-s x {usd(second_price)}",
+                f"{count(gb_seconds)} GB-s",
             ),
         ]
 
@@ -195,8 +194,6 @@ def streams_lambda_cost(scenario: Scenario, prices: PriceSheet) -> DesignCost:
         batch_bytes = batches.records_per_batch * traffic.mean_record_bytes
         chunks = batches_month * _units(batch_bytes, CHUNK_BYTES)
         messages = batches_month * _units(batch_bytes, SNS_MESSAGE_BYTES)
-        sns_price = table.sns_publishes_million.value
-        sqs_price = table.sqs_requests_million.value
         idle = SQS_IDLE_POLLERS * SECONDS_PER_MONTH / SQS_LONG_POLL_S
         sqs_requests = consumers * (2 * chunks + messages + idle)
         notes.append(
@@ -213,24 +210,24 @@ def streams_lambda_cost(scenario: Scenario, prices: PriceSheet) -> DesignCost:
         )
         lines += [
             priced(
+                prices,
+                "sns_publishes_million",
                 "SNS publishes",
                 chunks,
                 "requests (64 KB chunks)",
-                "sns_publishes_million",
-                sns_price,
                 f"{count(batches_month)} batches x {count(chunks / batches_month)} chunks "
-                f"of 64 KB x {usd(sns_price)}/M",
-                MILLION,
+                "of 64 KB",
+                per_million=True,
             ),
             priced(
+                prices,
+                "sqs_requests_million",
                 "SQS fan-out queues",
                 sqs_requests,
                 "requests",
-                "sqs_requests_million",
-                sqs_price,
                 f"{consumers} queues x (2 x {count(chunks)} chunks + {count(messages)} "
-                f"deletes + {count(idle)} idle polls) x {usd(sqs_price)}/M",
-                MILLION,
+                f"deletes + {count(idle)} idle polls)",
+                per_million=True,
             ),
         ]
         lines += function_lines(

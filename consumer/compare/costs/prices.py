@@ -117,6 +117,11 @@ class PriceSheet(BaseModel):
     description: str | None = None
     prices: Prices
 
+    def price(self, key: str) -> float:
+        """The value of the price under `key` (a `PRICE_UNITS` key)."""
+        value: float = getattr(self.prices, key).value
+        return value
+
     def unverified(self) -> list[str]:
         """Keys whose price the file marks `unverified`, in file order."""
         return [name for name in PRICE_UNITS if getattr(self.prices, name).unverified]

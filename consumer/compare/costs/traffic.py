@@ -45,21 +45,22 @@ class Traffic:
     def peak_mib_per_s(self) -> float:
         return self.peak_writes_per_s * self.mean_record_bytes / MIB
 
+    def per_record(self, unit_bytes: float) -> float:
+        """Units of `unit_bytes` per record, each record rounded up, averaged over the mix."""
+        return self.mix(
+            math.ceil(self.one_image_record_bytes / unit_bytes),
+            math.ceil(self.two_image_record_bytes / unit_bytes),
+        )
+
     @property
     def billed_kib_per_record(self) -> float:
         """On-demand ingest: each record rounded up to 1 KB, averaged over the mix."""
-        return self.mix(
-            math.ceil(self.one_image_record_bytes / KIB),
-            math.ceil(self.two_image_record_bytes / KIB),
-        )
+        return self.per_record(KIB)
 
     @property
     def put_payload_units_per_record(self) -> float:
         """Provisioned ingest: 25 KB units, each record rounded up, averaged over the mix."""
-        return self.mix(
-            math.ceil(self.one_image_record_bytes / PUT_PAYLOAD_UNIT_BYTES),
-            math.ceil(self.two_image_record_bytes / PUT_PAYLOAD_UNIT_BYTES),
-        )
+        return self.per_record(PUT_PAYLOAD_UNIT_BYTES)
 
 
 def traffic_of(scenario: Scenario) -> Traffic:
