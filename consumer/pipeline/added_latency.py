@@ -55,11 +55,6 @@ class LatencyHistogram:
                 return _upper_s(bucket) * 1000
         return _upper_s(BUCKETS - 1) * 1000
 
-    def merge(self, other: LatencyHistogram) -> None:
-        for bucket, count in enumerate(other.counts):
-            self.counts[bucket] += count
-        self.total += other.total
-
 
 @dataclass
 class AddedLatency:
@@ -72,7 +67,3 @@ class AddedLatency:
         if histogram is None:
             histogram = self.by_sink[sink] = LatencyHistogram()
         histogram.add(seconds, records)
-
-    def merge(self, other: AddedLatency) -> None:
-        for sink, histogram in other.by_sink.items():
-            self.by_sink.setdefault(sink, LatencyHistogram()).merge(histogram)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from consumer.pipeline.added_latency import AddedLatency, LatencyHistogram
+from consumer.pipeline.added_latency import LatencyHistogram
 from consumer.pipeline.processor import Route, ShardPipeline
 from consumer.records.batch import RawRecord, ReadBatch
 from tests.change_factory import destination_record
@@ -20,16 +20,6 @@ def test_percentiles_are_weighted_by_records_and_within_a_bucket() -> None:
     assert p99 is not None and 2.0 <= p99 <= 2.0 * 1.08  # 99 of 100 records waited 2 ms
     assert p100 is not None and 500 <= p100 <= 500 * 1.08
     assert LatencyHistogram().percentile_ms(99) is None
-
-
-def test_merging_keeps_every_record() -> None:
-    first, second = AddedLatency(), AddedLatency()
-    first.add("search", 0.01, 3)
-    second.add("search", 0.01, 2)
-    second.add("audit", 0.01, 1)
-    first.merge(second)
-    assert first.by_sink["search"].total == 5
-    assert first.by_sink["audit"].total == 1
 
 
 async def test_a_pipeline_measures_read_to_apply_per_sink() -> None:

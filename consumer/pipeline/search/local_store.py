@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from consumer.pipeline.newest import sequence_token, stored_change, tie_history
-from consumer.pipeline.search.document import ITEM_FIELD, NO_TRANSITION, DocumentWrite
+from consumer.pipeline.search.document import ITEM_FIELD, DocumentWrite
 from consumer.records import JsonNumber, to_json_bytes
-from consumer.records.ordering import Transition, encode_states
+from consumer.records.ordering import encode_states
 
 # One transaction: creating a new index costs one sync to disk, not one per statement.
 _SCHEMA = """
@@ -82,17 +82,13 @@ class SearchQueryError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class LocalWrite:
-    """One row to write: a document and the text to index (empty for a tombstone)."""
+    """One row to write: the planned write, its sequence token, its document as JSON and the
+    text to index (empty for a tombstone)."""
 
-    doc_id: str
-    version: int
+    write: DocumentWrite
     sequence: str
-    deleted: bool
     source: bytes
     text: str
-    transition: Transition = NO_TRANSITION
-    follows_states: frozenset[str] = frozenset()
-    shard_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,21 +131,11 @@ def local_write(write: DocumentWrite) -> LocalWrite:
     except ValueError:
         token = ""  # no numeric sequence number (not from a stream): sorts before any
     text = "" if write.deleted else " ".join(_texts(write.source.get(ITEM_FIELD)))
-    return LocalWrite(
-        write.doc_id,
-        write.version,
-        token,
-        write.deleted,
-        to_json_bytes(write.source),
-        text,
-        write.transition,
-        write.follows_states,
-        write.event.position.shard_id,
-    )
+    return LocalWrite(write, token, to_json_bytes(write.source), text)
 
 
 def _history_if_newer(
-    write: LocalWrite, stored: tuple[int, str, str, str] | None
+    write: DocumentWrite, stored: tuple[int, str, str, str] | None
 ) -> frozenset[str] | None:
     """The states to store with `write` if it replaces the stored row, else None."""
     if stored is None:
@@ -158,7 +144,8 @@ def _history_if_newer(
     if write.version != version:
         return write.follows_states if write.version > version else None
     stored = stored_change(state, prior, sequence)
-    return tie_history(write.transition, write.follows_states, stored, write.shard_id, "search")
+    shard_id = write.event.position.shard_id
+    return tie_history(write.transition, write.follows_states, stored, shard_id, "search")
 
 
 def _texts(value: object) -> Iterator[str]:
@@ -225,7 +212,8 @@ class LocalIndexStore:
         connection.execute("BEGIN IMMEDIATE")
         committed = False
         try:
-            for write in writes:
+            for row in writes:
+                write = row.write
                 stored = connection.execute(_STORED, (write.doc_id,)).fetchone()
                 history = _history_if_newer(write, stored)
                 if history is None:
@@ -236,18 +224,18 @@ class LocalIndexStore:
                     (
                         write.doc_id,
                         write.version,
-                        write.sequence,
+                        row.sequence,
                         write.transition.after,
                         encode_states(history),
                         int(write.deleted),
-                        write.source.decode("utf-8"),
+                        row.source.decode("utf-8"),
                     ),
                 ).fetchone()
                 connection.execute("DELETE FROM documents_text WHERE rowid = ?", (row_id,))
                 if not write.deleted:
                     connection.execute(
                         "INSERT INTO documents_text (rowid, text) VALUES (?, ?)",
-                        (row_id, write.text),
+                        (row_id, row.text),
                     )
                 applied.append(True)
             connection.execute("COMMIT")
