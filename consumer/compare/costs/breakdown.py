@@ -64,10 +64,6 @@ class DesignCost:
     def total(self) -> float:
         return sum(line.usd_per_month for line in self.lines)
 
-    @property
-    def title(self) -> str:
-        return self.design.label
-
 
 def priced(
     prices: PriceSheet,

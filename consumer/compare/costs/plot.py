@@ -41,7 +41,7 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> None:
     colours: dict[str, str] = {}
     for index, cost in enumerate(comparison.costs):
         totals = [total(cost.design, scenario, prices, writes) for writes in grid]
-        label = cost.title if cost.viable else f"{cost.title} (not viable)"
+        label = cost.design.label if cost.viable else f"{cost.design.label} (not viable)"
         colours[cost.design.value] = f"C{index}"  # the default colour cycle, in design order
         axes.plot(
             grid,

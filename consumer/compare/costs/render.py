@@ -25,7 +25,7 @@ def _money(value: float) -> str:
 def _design_block(cost: DesignCost) -> list[str]:
     sizing = ", ".join(f"{name} {count(round(value, 2))}" for name, value in cost.sizing)
     status = "" if cost.viable else "  (NOT VIABLE)"
-    lines = [f"{cost.title}{status}  [{sizing}]"]
+    lines = [f"{cost.design.label}{status}  [{sizing}]"]
     lines.append(f"  {'component':<{COMPONENT_WIDTH}}{'USD/month':>{AMOUNT_WIDTH}}  basis")
     for line in cost.lines:
         amount = f"{line.usd_per_month:,.2f}"
@@ -71,8 +71,8 @@ def render_text(comparison: Comparison, prices_origin: str) -> str:
     ranking = comparison.ranking
     if ranking:
         best = ranking[0]
-        others = ", ".join(f"{cost.title} {_money(cost.total)}" for cost in ranking[1:])
-        out.append(f"Cheapest: {best.title} at {_money(best.total)}/month")
+        others = ", ".join(f"{cost.design.label} {_money(cost.total)}" for cost in ranking[1:])
+        out.append(f"Cheapest: {best.design.label} at {_money(best.total)}/month")
         if others:
             out.append(f"  then: {others}")
     else:
@@ -122,7 +122,7 @@ def to_json_document(comparison: Comparison, prices_origin: str) -> JsonObject:
         "designs": [
             {
                 "design": cost.design.value,
-                "title": cost.title,
+                "title": cost.design.label,
                 "viable": cost.viable,
                 "total_usd_per_month": cost.total,
                 "sizing": dict(cost.sizing),

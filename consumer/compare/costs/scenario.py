@@ -58,20 +58,12 @@ def _whole(name: str, value: int, low: int, high: int | None = None) -> None:
 
 @dataclass(frozen=True)
 class Workload:
-    """The table's change traffic and what the consumers need of it.
+    """The table's change traffic and what the consumers need of it (docs/costs.md).
 
-    - writes_per_day: table writes (inserts + updates + deletes) per day, on average.
-    - item_kb: item size in KB as DynamoDB measures it (1 KB = 1,024 bytes); an update's old
-      and new images are assumed the same size.
-    - update_share: the share of writes that are updates (their records carry both images);
-      the rest are inserts or deletes (one image each; the split between them changes nothing).
-    - consumers: independent consuming applications (each an EFO consumer or a poller of the
-      Kinesis stream with its own tasks and lease table; each a Lambda function on the
-      DynamoDB stream).
-    - retention_days: Kinesis stream retention (1 = the included 24 h).
-    - peak_factor: peak write rate / average; capacity (shards, partitions, tasks) is sized
-      for the peak, usage is billed at the average.
-    - table_gb: table size, for the DynamoDB partition estimate (10 GB per partition).
+    `item_kb` is DynamoDB's measure (old and new images assumed the same size); `consumers`
+    are independent applications; capacity (shards, partitions, tasks) is sized for
+    `peak_factor` x the average, usage is billed at the average; `table_gb` sizes the
+    partition estimate (10 GB per partition).
     """
 
     writes_per_day: float

@@ -1,10 +1,6 @@
-"""The probe item: a change that carries its own write time, and how to find it again.
-
-A probe is a new item in the source table with three attributes besides its key:
-`probe_tag` (S: "<run id>/<mode>/<phase>", so concurrent runs and modes never mix),
-`probe_seq` (N: its number within the tag) and `probe_written_us` (N: epoch microseconds taken
-just before the PutItem call). Its key is derived from the tag and the number and fits any key
-schema (S, N or B partition key, optional sort key); see `ProbeKeys`.
+"""The probe item: a new item in the source table that carries its own write time (`probe_tag`
+"<run id>/<mode>/<phase>", so runs and modes never mix, `probe_seq`, `probe_written_us` taken
+just before the PutItem), with a key for any key schema (`ProbeKeys`); and how to find it again.
 """
 
 from __future__ import annotations

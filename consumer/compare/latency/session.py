@@ -39,10 +39,6 @@ class SessionOptions:
             raise ValueError(f"rate must be in (0, 1000] probes/s, got {self.rate_per_s}")
 
 
-def consumer_basis(target: ModeTarget) -> ConsumerBasis:
-    return ConsumerBasis.WRITE if target.mode == "streams" else ConsumerBasis.KINESIS_ARRIVAL
-
-
 async def _warm_up(
     writer: ProbeWriter,
     observer: ProbeObserver,
@@ -116,7 +112,7 @@ async def measure_mode(
         exit_code = await worker
     if exit_code != 0 and not problems:
         problems.append(f"the worker exited with status {exit_code}")
-    basis = consumer_basis(target)
+    basis = ConsumerBasis.WRITE if target.mode == "streams" else ConsumerBasis.KINESIS_ARRIVAL
     return ModeLatency(
         mode=target.mode,
         probes=written,
