@@ -143,9 +143,9 @@ def _history_if_newer(
     version, sequence, state, prior = stored
     if write.version != version:
         return write.follows_states if write.version > version else None
-    stored = stored_change(state, prior, sequence)
+    tie = stored_change(state, prior, sequence)
     shard_id = write.event.position.shard_id
-    return tie_history(write.transition, write.follows_states, stored, shard_id, "search")
+    return tie_history(write.transition, write.follows_states, tie, shard_id, "search")
 
 
 def _texts(value: object) -> Iterator[str]:
