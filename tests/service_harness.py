@@ -15,8 +15,19 @@ from consumer.local import resources
 from consumer.local.bridge import BridgeOptions, BridgeStats, DestinationBridge
 from consumer.local.sample_orders import create_kinesis_stream, create_source_table
 from consumer.local.stack import LocalStackState
+from consumer.pipeline.replication import live_items
 from consumer.service.runtime import serve
 from consumer.settings import Settings
+
+
+def replica_items(endpoints: AwsEndpoints, table: str) -> list[dict[str, Any]]:
+    """Every live item of the replica `table`."""
+
+    async def read() -> list[dict[str, Any]]:
+        async with endpoints.aio_client("dynamodb") as client:
+            return await live_items(client, table)
+
+    return asyncio.run(read())
 
 
 @dataclass
@@ -132,7 +143,7 @@ class Deployment:
         return resources.source_items(self.endpoints, self.table)
 
     def replica_items(self) -> list[dict[str, Any]]:
-        return resources.replica_items(self.endpoints, self.replica)
+        return replica_items(self.endpoints, self.replica)
 
     def lease_items(self) -> list[dict[str, Any]]:
         client = self.endpoints.client("dynamodb")

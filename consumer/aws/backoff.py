@@ -1,5 +1,5 @@
-"""Backoff with full jitter for every retry loop in the service, and the bounded retry of one
-call. Both draw their delays from `checkpoints.retry.full_jitter` (one formula)."""
+"""Backoff with full jitter for every open-ended retry loop in the service; its delays come from
+`checkpoints.retry.full_jitter`, the formula of the bounded `call_with_retry` too."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import asyncio
 import random
 from dataclasses import dataclass, field
 
-from checkpoints.retry import RetryPolicy, RetryStats, call_with_retry, full_jitter
-
-__all__ = ["Backoff", "RetryPolicy", "RetryStats", "call_with_retry"]
+from checkpoints.retry import full_jitter
 
 
 @dataclass

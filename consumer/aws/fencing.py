@@ -1,12 +1,8 @@
-"""The lease check right before each request a sink sends (issue 15.3, invariant 3).
-
-A write can take long between the pipeline's lease check and its requests (a transform hook,
-an event-loop stall), and a request sent after the local expiry may land after another worker
-took the shard. So the pipeline lends the check to the write (`fenced`); sinks call
-`check_fence()` before each request, botocore before each send and retry (`fence_requests`),
-and last the socket itself in `send` (`fenced_socket`, every aiobotocore client's): after the
-last await (the pool, a new connection), where a stall let a checked request leave seconds
-late. Past the expiry the check raises instead; outside a fenced write it does nothing.
+"""The lease check right before each request a sink sends (issue 15.3, invariant 3; README,
+Reliability). The pipeline lends the check to the write (`fenced`); sinks call `check_fence()`
+before each request, botocore before each send and retry (`fence_requests`), and the socket in
+`send` (`fenced_socket`), after the last await. Past the local expiry the check raises;
+outside a fenced write it does nothing.
 """
 
 from __future__ import annotations

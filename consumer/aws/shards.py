@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from checkpoints.discovery import ShardInfo
 from checkpoints.retry import RetryPolicy, RetryStats, call_with_retry, error_code
-from consumer.aws.endpoints import AwsEndpoints
 
 # One shard as ListShards or DescribeStream describes it (ShardId, ParentShardId, ...).
 ApiShard = dict[str, Any]
@@ -112,14 +110,6 @@ class KinesisShardLister:
         self._shard_filter = shard_filter
         self._retry = retry or RetryPolicy()
         self.stats = RetryStats()
-
-    @classmethod
-    @asynccontextmanager
-    async def open(
-        cls, endpoints: AwsEndpoints, stream_name: str | None = None, stream_arn: str | None = None
-    ) -> AsyncIterator[KinesisShardLister]:
-        async with endpoints.aio_client("kinesis") as client:
-            yield cls(client, stream_name, stream_arn)
 
     async def list_shards(self) -> list[ShardInfo]:
         shards = await kinesis_shards(

@@ -139,12 +139,12 @@ def _print(report: LatencyReport, as_json: bool) -> int:
 
 def _run_local(options: RunOptions, as_json: bool) -> int:
     from consumer.compare.latency.local_env import LocalEnvironment
-    from consumer.local.stack import running_local_stack
+    from consumer.local.stack import LocalStack
 
     quiet_logging()
     with tempfile.TemporaryDirectory(prefix="consumer-latency-") as work:
         _progress("starting the local stack (moto server + kinesis-mock)")
-        with running_local_stack(Path(work) / "stack") as stack:
+        with LocalStack(Path(work) / "stack") as stack:
             environment = LocalEnvironment(stack, Path(work) / "search")
             report = measure_latency(environment, options, progress=_progress)
     return _print(report, as_json)

@@ -92,7 +92,7 @@ def _aws_problem(error: ClientError | BotoCoreError, settings: Settings) -> str:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.dlq_action == "list":
         # Only the queue: listing never builds pipelines nor imports the transform hook.
-        from consumer.service.dlq_listing import list_parked
+        from consumer.service.dlq_admin import list_parked
 
         messages = asyncio.run(list_parked(settings, args.max))
         _print_parked(messages, args.json)

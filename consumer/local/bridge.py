@@ -1,17 +1,10 @@
-"""LOCAL ONLY: a stand-in for DynamoDB's Kinesis Data Streams destination.
+"""LOCAL ONLY: a stand-in for DynamoDB's Kinesis Data Streams destination, which no emulator
+implements: it tails the source table's DynamoDB Stream (moto) and writes each change into the
+Kinesis stream (kinesis-mock) in the destination's exact record format.
 
-No emulator implements EnableKinesisStreamingDestination, so for the demo and the tests this
-bridge tails the source table's DynamoDB Stream (moto) and writes each change into the Kinesis
-stream (kinesis-mock) in the exact record format of the destination. Production never runs it:
-on AWS, DynamoDB itself writes these records.
-
-Like AWS, it may deliver a change twice and out of order; switches inject duplicates and
-reorderings at a given rate, and the bridge counts what it injected so tests can check it.
-
-Precision: MICROSECOND gives every change its own time. MILLISECOND (the destination's
-default) truncates times to the millisecond, and the bridge then lets
-`changes_per_millisecond` consecutive changes share one, as a busy item on AWS does: with
-duplicates, a late copy of the older change of a tie arrives with a higher sequence number.
+Like AWS, it may deliver a change twice and out of order (at the rates its options give; it
+counts what it injected), and in MILLISECOND precision (the destination's default) lets
+consecutive changes share one millisecond, as a busy item on AWS does.
 """
 
 from __future__ import annotations
@@ -41,7 +34,6 @@ class BridgeStats:
     duplicates: int = 0
     reorderings: int = 0
     reorder_candidates: int = 0
-    ttl_deletes: int = 0
 
 
 @dataclass
@@ -94,12 +86,6 @@ def opaque_partition_key(keys: Mapping[str, Any]) -> str:
 
 
 @dataclass
-class _ShardCursor:
-    iterator: str | None
-    closed: bool = False
-
-
-@dataclass
 class DestinationBridge:
     """Copies a table's DynamoDB Stream into a Kinesis stream in the destination's format.
 
@@ -116,7 +102,7 @@ class DestinationBridge:
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.options.seed)
-        self._cursors: dict[str, _ShardCursor] = {}
+        self._cursors: dict[str, str | None] = {}  # shard -> its next iterator (None: closed)
         self._stream_arn: str | None = None
         self._last_us = 0
         self._in_tick = 0  # changes given the current millisecond (MILLISECOND mode)
@@ -134,23 +120,16 @@ class DestinationBridge:
         for shard in description["StreamDescription"]["Shards"]:
             shard_id = shard["ShardId"]
             if shard_id not in self._cursors:
-                iterator = self.streams_client.get_shard_iterator(
-                    StreamArn=self._stream_arn,
-                    ShardId=shard_id,
-                    ShardIteratorType="TRIM_HORIZON",
+                self._cursors[shard_id] = self.streams_client.get_shard_iterator(
+                    StreamArn=self._stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
                 )["ShardIterator"]
-                self._cursors[shard_id] = _ShardCursor(iterator)
 
     def _read_changes(self) -> list[dict[str, Any]]:
         changes: list[dict[str, Any]] = []
-        for cursor in self._cursors.values():
-            while cursor.iterator and not cursor.closed:
-                response = self.streams_client.get_records(
-                    ShardIterator=cursor.iterator, Limit=1000
-                )
-                cursor.iterator = response.get("NextShardIterator")
-                if cursor.iterator is None:
-                    cursor.closed = True
+        for shard_id, iterator in self._cursors.items():
+            while iterator:
+                response = self.streams_client.get_records(ShardIterator=iterator, Limit=1000)
+                self._cursors[shard_id] = iterator = response.get("NextShardIterator")
                 records = response.get("Records", [])
                 changes.extend(records)
                 if not records:
@@ -186,16 +165,13 @@ class DestinationBridge:
             "ApproximateCreationDateTimePrecision": self.options.precision,
             "Keys": _wire_value(body["Keys"]),
         }
-        if "NewImage" in body:
-            dynamodb["NewImage"] = _wire_value(body["NewImage"])
-        if "OldImage" in body:
-            dynamodb["OldImage"] = _wire_value(body["OldImage"])
+        for image in ("NewImage", "OldImage"):
+            if image in body:
+                dynamodb[image] = _wire_value(body[image])
         dynamodb["SizeBytes"] = int(body.get("SizeBytes", 0))
         user_identity = change.get("userIdentity")
         if user_identity is None and self._is_ttl_delete(change, created_us):
             user_identity = dict(TTL_PRINCIPAL)
-        if user_identity is not None:
-            self.stats.ttl_deletes += user_identity == TTL_PRINCIPAL
         return {
             "awsRegion": self.region,
             "eventID": str(uuid.uuid4()),
@@ -278,12 +254,8 @@ class DestinationBridge:
             entries = []
             for change in changes:
                 record = self.destination_record(change)
-                entries.append(
-                    {
-                        "Data": orjson.dumps(record),
-                        "PartitionKey": opaque_partition_key(record["dynamodb"]["Keys"]),
-                    }
-                )
+                key = opaque_partition_key(record["dynamodb"]["Keys"])
+                entries.append({"Data": orjson.dumps(record), "PartitionKey": key})
             self.stats.changes += len(changes)
             self._put(self._with_faults(entries))
             return len(changes)

@@ -1,15 +1,11 @@
 """`consumer demo`: the real service end to end on the embedded local stack.
 
-Brings the stack up; creates the source table holding orders written before its stream
-existed, then turns the stream on; creates the Kinesis stream, the replica table, the audit
-bucket and the dead-letter queue; starts worker processes
-(`consumer run`, enhanced fan-out, all pipelines) that share the shards through the lease
-table; writes sample order changes while the destination bridge copies them into Kinesis with
-duplicates and reorderings injected, as AWS may, and meanwhile `consumer backfill` (parallel
-Scan) brings the orders from before the stream to the replica and the search index; waits
-until the workers are idle; then checks
-that the replica and the search index equal the source table and that every change is in the
-audit trail, and prints one summary line.
+Creates a source table holding orders from before its stream, then turns the stream on; creates
+the Kinesis stream, replica table, audit bucket and DLQ; starts `consumer run` workers (EFO, all
+pipelines) sharing the shards; writes order changes while the destination bridge copies them
+into Kinesis with duplicates and reorderings, and `consumer backfill` (parallel Scan) brings the
+older orders to the replica and the search index; once the workers are idle, checks the replica
+and the index against the table and the audit trail against the changes: one summary line.
 """
 
 from __future__ import annotations
@@ -20,7 +16,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +30,7 @@ from consumer.local.sample_orders import (
     write_order_changes,
     write_preexisting_orders,
 )
-from consumer.local.stack import LocalStackState, running_local_stack
+from consumer.local.stack import LocalStack, LocalStackState
 from consumer.verify.check import check_sinks, settings_from_environment
 
 APPLICATION = "orders-demo"
@@ -96,33 +91,27 @@ def worker_environment(stack: LocalStackState, search_dir: Path) -> dict[str, st
     }
 
 
+def _consumer(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`consumer ARGS` in a child process, its output in `log_path`."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "consumer", *args],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def _start_workers(
     count: int, env: dict[str, str], idle_s: float, logs: Path
 ) -> list[subprocess.Popen[bytes]]:
-    workers = []
-    for index in range(count):
-        log = (logs / f"worker-{index + 1}.log").open("wb")
-        workers.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "consumer", "run", "--until-idle", str(idle_s)],
-                env={**os.environ, **env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-        log.close()
-    return workers
+    args = ["run", "--until-idle", str(idle_s)]
+    return [_consumer(args, env, logs / f"worker-{index + 1}.log") for index in range(count)]
 
 
 def _start_backfill(env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
-    log = (logs / "backfill.log").open("wb")
-    args = [sys.executable, "-m", "consumer", "backfill", "--table", TABLE, "--source", "scan"]
-    args += ["--pipelines", "replication,search", "--segments", "4", "--progress", "log"]
-    process = subprocess.Popen(
-        args, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
-    )
-    log.close()
-    return process
+    args = ["backfill", "--table", TABLE, "--source", "scan", "--pipelines", "replication,search"]
+    return _consumer([*args, "--segments", "4", "--progress", "log"], env, logs / "backfill.log")
 
 
 def _backfilled(path: Path) -> int | None:
@@ -148,10 +137,6 @@ def _wait_for_leases(endpoints: Any, deadline: float) -> None:
     raise TimeoutError("the workers did not create their leases")
 
 
-def _pump_until(bridge: DestinationBridge, done: threading.Event) -> None:
-    bridge.run(done, interval_s=0.2)
-
-
 def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
     for worker in workers:
         if worker.poll() is None:
@@ -163,15 +148,18 @@ def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
             worker.kill()
 
 
-def _tail(path: Path, lines: int = 15) -> Iterator[str]:
-    yield from path.read_text(errors="replace").splitlines()[-lines:]
+def _print_failure(what: str, log_path: Path) -> None:
+    """`what` on stderr, with the last lines of its log."""
+    print(f"demo: {what}:", file=sys.stderr)
+    for line in log_path.read_text(errors="replace").splitlines()[-15:]:
+        print(f"  {line}", file=sys.stderr)
 
 
 def run_demo(options: DemoOptions) -> int:
     with tempfile.TemporaryDirectory(prefix="consumer-demo-") as work:
         work_dir = Path(work)
         _say("starting the local stack (moto server + kinesis-mock)")
-        with running_local_stack(work_dir / "stack") as stack:
+        with LocalStack(work_dir / "stack") as stack:
             endpoints = stack.endpoints()
             dynamodb = endpoints.client("dynamodb")
             kinesis = endpoints.client("kinesis")
@@ -206,7 +194,7 @@ def run_demo(options: DemoOptions) -> int:
                 ),
             )
             done = threading.Event()
-            pump = threading.Thread(target=_pump_until, args=(bridge, done), daemon=True)
+            pump = threading.Thread(target=bridge.run, args=(done, 0.2), daemon=True)
             pump.start()
             backfill: subprocess.Popen[bytes] | None = None
             try:
@@ -226,9 +214,7 @@ def run_demo(options: DemoOptions) -> int:
                     f"{stats.duplicates} duplicates and {stats.reorderings} reorderings injected"
                 )
                 if backfill.wait(timeout=options.timeout_s) != 0:
-                    print("demo: backfill failed:", file=sys.stderr)
-                    for line in _tail(work_dir / "backfill.log"):
-                        print(f"  {line}", file=sys.stderr)
+                    _print_failure("backfill failed", work_dir / "backfill.log")
                 backfilled = _backfilled(work_dir / "backfill.log")
                 _say(f"backfill applied {backfilled} items from before the stream")
                 _say(f"waiting for the workers to go idle ({options.idle_s:g} s without records)")
@@ -242,10 +228,8 @@ def run_demo(options: DemoOptions) -> int:
                 raise
             failed = [i for i, w in enumerate(workers) if w.returncode != 0]
             for index in failed:
-                code = workers[index].returncode
-                print(f"demo: worker {index + 1} exited with {code}:", file=sys.stderr)
-                for line in _tail(work_dir / f"worker-{index + 1}.log"):
-                    print(f"  {line}", file=sys.stderr)
+                log = work_dir / f"worker-{index + 1}.log"
+                _print_failure(f"worker {index + 1} exited with {workers[index].returncode}", log)
 
             source = source_items(endpoints, TABLE)
             # The sinks against the table: the same code as `consumer verify`.

@@ -1,7 +1,6 @@
 """LOCAL ONLY: the local stack's resources as the demo, the chaos run and the tests use them:
-a replica table, every item of a table, every live replica item, the audit trail's event ids.
-(Whether the sinks equal the table is `consumer.verify.check`, the same code as
-`consumer verify`.)"""
+a replica table, every item of a table, the audit trail's event ids. (Whether the sinks equal
+the table is `consumer.verify.check`, the same code as `consumer verify`.)"""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from typing import Any
 import orjson
 
 from consumer.aws import AwsEndpoints
-from consumer.pipeline.replication import create_replica_table, live_items
+from consumer.pipeline.replication import create_replica_table
 
 
 def create_replica(endpoints: AwsEndpoints, table: str, key: str = "pk") -> None:
@@ -29,23 +28,9 @@ def create_replica(endpoints: AwsEndpoints, table: str, key: str = "pk") -> None
 
 
 def source_items(endpoints: AwsEndpoints, table: str) -> list[dict[str, Any]]:
-    client = endpoints.client("dynamodb")
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-    while True:
-        page = client.scan(**kwargs)
-        items.extend(page["Items"])
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def replica_items(endpoints: AwsEndpoints, table: str) -> list[dict[str, Any]]:
-    async def read() -> list[dict[str, Any]]:
-        async with endpoints.aio_client("dynamodb") as client:
-            return await live_items(client, table)
-
-    return asyncio.run(read())
+    scan = endpoints.client("dynamodb").get_paginator("scan")
+    pages = scan.paginate(TableName=table, ConsistentRead=True)
+    return [item for page in pages for item in page["Items"]]
 
 
 def audit_event_ids(endpoints: AwsEndpoints, bucket: str) -> set[str]:

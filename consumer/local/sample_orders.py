@@ -18,26 +18,22 @@ STREAM_SPECIFICATION = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IM
 PREEXISTING_FIRST_ID = 500_000
 
 
+def create_table_without_stream(dynamodb: Any, table_name: str, **stream: Any) -> Any:
+    """The orders table as it was before anyone turned its stream on."""
+    return dynamodb.create_table(
+        TableName=table_name,
+        KeySchema=[{"AttributeName": ORDER_KEY, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": ORDER_KEY, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        **stream,
+    )
+
+
 def create_source_table(dynamodb: Any, table_name: str) -> str:
     """Creates the orders table with a NEW_AND_OLD_IMAGES stream; returns the stream ARN."""
-    response = dynamodb.create_table(
-        TableName=table_name,
-        KeySchema=[{"AttributeName": ORDER_KEY, "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": ORDER_KEY, "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification=STREAM_SPECIFICATION,
-    )
+    spec = STREAM_SPECIFICATION
+    response = create_table_without_stream(dynamodb, table_name, StreamSpecification=spec)
     return str(response["TableDescription"]["LatestStreamArn"])
-
-
-def create_table_without_stream(dynamodb: Any, table_name: str) -> None:
-    """The orders table as it was before anyone turned its stream on."""
-    dynamodb.create_table(
-        TableName=table_name,
-        KeySchema=[{"AttributeName": ORDER_KEY, "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": ORDER_KEY, "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
 
 
 def enable_stream(dynamodb: Any, table_name: str) -> str:
@@ -140,16 +136,15 @@ def write_order_changes(
                 },
             )
             counts.modifies += 1
-        elif roll < 0.93 or not expired:
-            order_id = live.pop(rng.randrange(len(live)))
-            dynamodb.delete_item(
-                TableName=table_name, Key={ORDER_KEY: {"S": f"order#{order_id:06d}"}}
-            )
-            counts.removes += 1
         else:
-            order_id = expired.pop(rng.randrange(len(expired)))
+            ttl = roll >= 0.93 and bool(expired)
+            pool = expired if ttl else live
+            order_id = pool.pop(rng.randrange(len(pool)))
             dynamodb.delete_item(
                 TableName=table_name, Key={ORDER_KEY: {"S": f"order#{order_id:06d}"}}
             )
-            counts.ttl_deletes += 1
+            if ttl:
+                counts.ttl_deletes += 1
+            else:
+                counts.removes += 1
     return counts

@@ -19,8 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -143,19 +142,9 @@ def _http_answers(url: str, method: str = "GET") -> bool:
         return False
 
 
-def _moto_answers(port: int) -> bool:
-    return _http_answers(f"http://{LOOPBACK}:{port}/moto-api/")
-
-
-def _kinesis_answers(port: int) -> bool:
-    return _http_answers(f"http://{LOOPBACK}:{port}/", method="POST")
-
-
 class LocalStack:
-    """Starts and stops moto server and kinesis-mock. `start()` waits until both answer.
-
-    Constructing one does nothing; `start()` spawns, `stop()` kills (idempotent).
-    """
+    """Starts and stops moto server and kinesis-mock. Constructing one does nothing; `start()`
+    spawns both and waits until they answer, `stop()` kills (idempotent); `with` does both."""
 
     def __init__(
         self,
@@ -207,7 +196,7 @@ class LocalStack:
                 command=[sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(moto_port)],
                 cwd=self._log_dir,
                 env={},
-                probe=_moto_answers,
+                probe=lambda port: _http_answers(f"http://{LOOPBACK}:{port}/moto-api/"),
             ),
             _Piece(
                 name="kinesis-mock",
@@ -216,7 +205,7 @@ class LocalStack:
                 # kinesis-mock reads its TLS certificate (server.json) from the working directory.
                 cwd=script.parent,
                 env=kinesis_env,
-                probe=_kinesis_answers,
+                probe=lambda port: _http_answers(f"http://{LOOPBACK}:{port}/", "POST"),
             ),
         ]
 
@@ -316,16 +305,6 @@ class LocalStack:
 def _kill_group(pid: int, sig: signal.Signals = signal.SIGTERM) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-
-
-@contextmanager
-def running_local_stack(log_dir: Path) -> Iterator[LocalStackState]:
-    """A stack for the lifetime of a `with` block (tests and the demo)."""
-    stack = LocalStack(log_dir)
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
 
 
 # --- the detached stack behind `consumer local up|down|status` ---------------------------

@@ -1,10 +1,7 @@
-"""Delivering decoded records once, for callers that retry elsewhere.
-
-The Lambda handler (Lambda retries the batch from the lowest failed record) and `dlq replay`
-(a record that fails again stays parked) deliver through the service's `ShardPipeline`: the
-same filters, collapsing and flushing as the service. Each sink is tried once per record
-(transient errors too are final here); the failures are collected, not parked, and checkpoints
-go nowhere: the caller reports the failures.
+"""Delivering decoded records once through the service's `ShardPipeline`, for callers that
+retry elsewhere: the Lambda handler (Lambda retries from the lowest failed record) and `dlq
+replay` (a record that fails again stays parked). Each sink is tried once per record (transient
+errors too are final); failures are collected, not parked, and checkpoints go nowhere.
 """
 
 from __future__ import annotations
@@ -72,14 +69,8 @@ class OneTrySink:
         self._sink = sink
         self._failed = failed
         self._unflushed: list[ChangeEvent] = []
-
-    @property
-    def name(self) -> str:
-        return self._sink.name
-
-    @property
-    def buffered(self) -> bool:
-        return self._sink.buffered
+        self.name = sink.name
+        self.buffered = sink.buffered
 
     async def write(self, events: Sequence[ChangeEvent]) -> Failures:
         try:

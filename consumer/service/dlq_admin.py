@@ -1,30 +1,57 @@
-"""`consumer dlq replay`: re-drive parked records through the pipelines (listing them is
-`dlq_listing.py`).
+"""`consumer dlq list` and `consumer dlq replay`: DLQ administration.
 
-Each parked record is decoded again and applied to the pipeline that failed (every pipeline
-for a record that could not be decoded) through the service's `ShardPipeline`, each sink tried
-once (`deliver_once.py`); a record is deleted from the queue only once every one of those sinks
-has applied it (buffering sinks are flushed first).
-A record that fails again stays in the queue, visible again at once, and is reported by its
-position and error type only: the error's text may quote the record (issue 20.5), and
-`consumer dlq list` shows it from the message itself.
-Because the sinks are versioned, re-driving an old record never overwrites newer state.
+Listing opens only the queue (and the overflow bucket, for oversized records): a broken
+transform hook or an unreachable destination never keeps an operator from seeing what is parked.
+
+Replay decodes each parked record again and applies it through the service's `ShardPipeline`
+to the pipeline that failed (every pipeline for a record that could not be decoded), each sink
+tried once (`deliver_once.py`); the record is deleted from the queue only once every one of
+those sinks has applied it (buffering sinks flushed). One that fails again stays in the queue,
+visible again at once, reported by position and error type only: the error's text may quote
+the record (issue 20.5). The sinks are versioned: an old record never overwrites newer state.
 """
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
-from consumer.pipeline.decoders import decode_kinesis, decode_streams
-from consumer.pipeline.dlq import DlqMessage, SqsDeadLetterQueue
+from consumer.pipeline.decoders import Decoder, decode_kinesis, decode_streams
+from consumer.pipeline.dlq import DlqMessage, ParkedRecord, SqsDeadLetterQueue
 from consumer.pipeline.processor import DECODE_PIPELINE, Route
 from consumer.records import DecodeError
 from consumer.records.batch import RawRecord
-from consumer.service.assembly import open_runtime
+from consumer.service.assembly import Runtime, open_runtime
 from consumer.service.deliver_once import Failure, deliver_once
+from consumer.service.sinks import sqs_dead_letter_queue
 from consumer.settings import Settings
 
 REPLAY_SHARD = "dlq-replay"
+
+
+async def list_parked(settings: Settings, limit: int) -> list[DlqMessage]:
+    """Up to `limit` parked records, without removing them (they stay hidden briefly while
+    being read, then are made visible again)."""
+    endpoints = settings.aws.endpoints()
+    async with AsyncExitStack() as stack:
+        sqs = await stack.enter_async_context(endpoints.aio_client("sqs"))
+        s3 = (
+            await stack.enter_async_context(endpoints.aio_client("s3"))
+            if settings.dlq.overflow_bucket
+            else None
+        )
+        dlq = sqs_dead_letter_queue(settings, sqs, s3)
+        seen: list[DlqMessage] = []
+        try:
+            while len(seen) < limit:
+                batch = await dlq.receive(min(10, limit - len(seen)), visibility_timeout_s=30)
+                if not batch:
+                    break
+                seen.extend(batch)
+        finally:
+            for message in seen:
+                await dlq.release(message)
+        return seen
 
 
 @dataclass
@@ -44,6 +71,31 @@ def _cause_type(failure: Failure) -> str:
     while error.__cause__ is not None:
         error = error.__cause__
     return type(error).__name__
+
+
+async def _replay_one(
+    runtime: Runtime, record: ParkedRecord, decoder: Decoder, enabled: set[str]
+) -> str | None:
+    """Why `record` stays parked, or None once every sink it goes to has applied it."""
+    # Fresh sinks per record: parked records come in no particular order, and a sink may skip
+    # what it believes it already wrote for a shard (audit does).
+    # No filters: the record was taken by the pipeline that parked it.
+    targets = [
+        Route(route.sink)
+        for route in runtime.routes(REPLAY_SHARD)
+        if record.pipeline == DECODE_PIPELINE or route.sink.name == record.pipeline
+    ]
+    if not targets:
+        return f"pipeline {record.pipeline} is not enabled ({sorted(enabled)})"
+    raw = RawRecord(record.raw, record.sequence_number, record.arrival_ms or 0, "")
+    results = decoder(raw, record.stream, record.shard_id)
+    problem = next((r for r in results if isinstance(r, DecodeError)), None)
+    if problem is not None:
+        return f"still cannot be decoded ({type(problem).__name__})"
+    failures = await deliver_once(runtime, record.shard_id, targets, results)
+    if failures:  # reported; the record stays parked
+        return f"{record.pipeline} failed again ({_cause_type(failures[0])})"
+    return None
 
 
 async def replay_parked(
@@ -70,42 +122,14 @@ async def replay_parked(
                     report.skipped += 1
                     retry_later.append(message)
                     continue
-                # Fresh sinks per record: parked records come in no particular order, and a
-                # sink may skip what it believes it already wrote for a shard (audit does).
-                # No filters: the record was taken by the pipeline that parked it.
-                targets = [
-                    Route(route.sink)
-                    for route in runtime.routes(REPLAY_SHARD)
-                    if record.pipeline == DECODE_PIPELINE or route.sink.name == record.pipeline
-                ]
-                where = f"{record.shard_id}@{record.sequence_number}"
-                if not targets:
-                    report.failed += 1
-                    report.errors.append(
-                        f"{where}: pipeline {record.pipeline} is not enabled ({sorted(enabled)})"
-                    )
-                    retry_later.append(message)
+                why = await _replay_one(runtime, record, decoder, enabled)
+                if why is None:
+                    await dlq.delete(message)
+                    report.applied += 1
                     continue
-                raw = RawRecord(record.raw, record.sequence_number, record.arrival_ms or 0, "")
-                results = decoder(raw, record.stream, record.shard_id)
-                problem = next((r for r in results if isinstance(r, DecodeError)), None)
-                if problem is not None:
-                    report.failed += 1
-                    report.errors.append(
-                        f"{where}: still cannot be decoded ({type(problem).__name__})"
-                    )
-                    retry_later.append(message)
-                    continue
-                failures = await deliver_once(runtime, record.shard_id, targets, results)
-                if failures:  # reported; the record stays parked
-                    report.failed += 1
-                    report.errors.append(
-                        f"{where}: {record.pipeline} failed again ({_cause_type(failures[0])})"
-                    )
-                    retry_later.append(message)
-                    continue
-                await dlq.delete(message)
-                report.applied += 1
+                report.failed += 1
+                report.errors.append(f"{record.shard_id}@{record.sequence_number}: {why}")
+                retry_later.append(message)
         for message in retry_later:
             await dlq.release(message)
     return report

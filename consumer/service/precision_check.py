@@ -1,12 +1,7 @@
-"""At start: is the source table's Kinesis destination set to MICROSECOND precision?
-
-With MILLISECOND (the destination's default) one item's changes often share an
-ApproximateCreationDateTime; the sinks then order them by their images
-(`consumer.records.ordering`), and only where the images cannot tell is a tie decided by
-shard order and counted. MICROSECOND makes such ties practically impossible, so `consumer
-run` reads the destination (DescribeKinesisStreamingDestination) when `stream.source_table`
-is set and warns, with the command that fixes it, when it is not MICROSECOND. The check never
-stops the worker: a destination it cannot read is one info line.
+"""At start: is the source table's Kinesis destination set to MICROSECOND precision? With
+MILLISECOND (the default) one item's changes often tie (README, "Ordering and ties"), so
+`consumer run` warns with the fixing command. The check never stops the worker: a destination
+it cannot read is one info line.
 """
 
 from __future__ import annotations
@@ -32,25 +27,24 @@ def fix_command(table: str, stream_arn: str) -> str:
     )
 
 
-async def destination_precision(dynamodb: Any, table: str, stream_arn: str) -> str | None:
-    """The precision of `table`'s destination into `stream_arn`, None if it has none."""
-    response = await dynamodb.describe_kinesis_streaming_destination(TableName=table)
-    for destination in response.get("KinesisDataStreamDestinations", []):
-        if destination.get("StreamArn") == stream_arn:
-            return str(destination.get("ApproximateCreationDateTimePrecision", DEFAULT_PRECISION))
-    return None
-
-
 async def warn_unless_microsecond(dynamodb: Any, table: str | None, stream_arn: str) -> str | None:
     """Logs a warning (and returns the fix command) when the destination's precision is not
     MICROSECOND; None when it is, when there is no known table, or when it cannot be read."""
     if not table:
         return None
     try:
-        precision = await destination_precision(dynamodb, table, stream_arn)
+        response = await dynamodb.describe_kinesis_streaming_destination(TableName=table)
     except (ClientError, BotoCoreError) as error:
         log.info("precision.unchecked", table=table, error_type=type(error).__name__)
         return None
+    precision = next(
+        (
+            str(destination.get("ApproximateCreationDateTimePrecision", DEFAULT_PRECISION))
+            for destination in response.get("KinesisDataStreamDestinations", [])
+            if destination.get("StreamArn") == stream_arn
+        ),
+        None,
+    )
     if precision is None:
         log.warning("precision.no_destination", table=table, stream_arn=stream_arn)
         return None

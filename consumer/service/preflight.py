@@ -1,10 +1,7 @@
-"""Start-up checks: every configured destination is reachable before any lease is taken.
-
-A worker that takes leases and then cannot write holds those shards hostage: a rolling
-deploy with a typo in the replica table's name stopped every shard it reached (issue 15.2),
-and a wrong `stream.arn` ran forever with /readyz ready (issue 20). So before the lease
-coordinator starts, each configured piece is asked once, and a missing or forbidden one is a
-start-up error with one line naming the setting (exit 1, readiness never true).
+"""Start-up checks: every configured destination is reachable before any lease is taken, since
+a worker that cannot write holds its shards hostage (a typo in the replica table's name, issue
+15.2; a wrong `stream.arn` ran with /readyz ready, issue 20). A missing or forbidden one is a
+start-up error, one line naming the setting (exit 1, readiness never true).
 """
 
 from __future__ import annotations

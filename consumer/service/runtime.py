@@ -65,11 +65,9 @@ def _startup_error(error: BaseException) -> str | None:
     if isinstance(error, NoCredentialsError):
         return "no AWS credentials found (task role, environment or profile)"
     if isinstance(error, ClientError):
-        code = error.response.get("Error", {}).get("Code", "")
+        detail = error.response.get("Error", {})
         operation = getattr(error, "operation_name", "")
-        return (
-            f"{operation} failed with {code}: {error.response.get('Error', {}).get('Message', '')}"
-        )
+        return f"{operation} failed with {detail.get('Code', '')}: {detail.get('Message', '')}"
     if isinstance(error, LeaseTableMissing | LeaseTableUnavailable | ReaderError | ValueError):
         return str(error)
     return None

@@ -1,10 +1,6 @@
-"""The OpenSearch password from Secrets Manager, when the settings name a secret ARN.
-
-On ECS the task definition's `Secrets:` section injects the password as
-CONSUMER_PIPELINES__SEARCH__PASSWORD and nothing is read here. Elsewhere (a laptop, a VM),
-`pipelines.search.password_secret_arn` alone is enough: the worker reads the secret once at
-start. The secret is the password itself, or JSON with a "password" key (the shape of the
-secrets OpenSearch and RDS create for their master users).
+"""The OpenSearch password read once at start from `pipelines.search.password_secret_arn` (on
+ECS the task definition injects it as CONSUMER_PIPELINES__SEARCH__PASSWORD instead). The secret
+is the password itself, or JSON with a "password" key (as OpenSearch and RDS create them).
 """
 
 from __future__ import annotations

@@ -142,16 +142,6 @@ class ShardLoopPolicy:
         """A pipeline cannot apply a record (on_failure = stop); the lease is then held at it."""
 
 
-def _abandon_waits_on_shutdown(
-    pipeline: ShardPipeline,
-) -> Callable[[asyncio.Future[StopReason]], None]:
-    def on_stop(stop: asyncio.Future[StopReason]) -> None:
-        if not stop.cancelled() and stop.result() is StopReason.SHUTDOWN:
-            pipeline.stop_waiting()
-
-    return on_stop
-
-
 async def run_shard(
     handle: LeaseHandle,
     reader: ShardReader,
@@ -181,11 +171,16 @@ async def run_shard(
     )
     stop = asyncio.ensure_future(handle.wait_stop())
     lost = asyncio.ensure_future(handle.lost.wait())
+
     # A shutdown ends any wait for a failing sink or DLQ, so the drain is prompt (the process
     # is going away). A handoff keeps waiting: abandoning a batch that is partly applied would
     # give the peer duplicates on a planned move (invariant 5), and the peer could not apply
     # through the outage either.
-    stop.add_done_callback(_abandon_waits_on_shutdown(pipeline))
+    def abandon_waits_on_shutdown(stop: asyncio.Future[StopReason]) -> None:
+        if not stop.cancelled() and stop.result() is StopReason.SHUTDOWN:
+            pipeline.stop_waiting()
+
+    stop.add_done_callback(abandon_waits_on_shutdown)
     try:
         while True:
             try:

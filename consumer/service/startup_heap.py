@@ -1,11 +1,7 @@
-"""Keeps the start-up heap out of the cyclic garbage collector's full collections.
-
-A worker holds ~200,000 long-lived container objects from start-up (botocore's service models,
-modules, classes, clients). Each full (generation 2) collection walked them all and stalled the
-event loop 100 ms (500 ms loaded): the whole p99 of the added latency. `gc.freeze()` moves them
-to the permanent generation that collections skip (the CPython documentation's advice), after
-one full collection that blocks the loop too (1.6 s loaded): the worker freezes before its
-first lease.
+"""Keeps the start-up heap (~200,000 objects, mostly botocore's service models) out of full
+collections, which stalled the event loop 100-500 ms each (README, Performance). The one
+collection before `gc.freeze()` blocks the loop too (1.6 s loaded): the worker freezes before
+its first lease.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""The worker: leases + readers + decoding + pipelines, one task per owned shard.
-
-`Worker.run(stop)` builds its parts with `assembly.open_runtime`, runs until `stop` is set
-(SIGTERM/SIGINT) or, in burst mode, until no shard has delivered a record for `until_idle_s`;
-then it hands every lease off after a final checkpoint (the coordinator's graceful close)
-within the stop timeout.
+"""The worker: leases + readers + decoding + pipelines, one task per owned shard. `run(stop)`
+runs until `stop` is set (SIGTERM/SIGINT) or, in burst mode, no shard has delivered a record for
+`until_idle_s`; then it hands every lease off after a final checkpoint, within the stop timeout.
 """
 
 from __future__ import annotations
@@ -73,14 +70,10 @@ class Worker:
         self.state = WorkerState()
 
     def _idle(self, now: float) -> bool:
-        """Burst mode: nothing left to do for `until_idle_s`.
-
-        Every held shard must have been read up to the tip at least once (a shard that is
-        still starting or behind is not idle), and no record may have arrived for
-        `until_idle_s`. A worker that never held a lease also waits out one failover time
-        and take interval, so slow starts and leases of dead workers are not mistaken for
-        an empty stream.
-        """
+        """Burst mode: every held shard was read up to the tip at least once, and no record
+        arrived for `until_idle_s`. A worker that never held a lease also waits out one failover
+        time and take interval, so slow starts and dead workers' leases are not taken for an
+        empty stream."""
         activity = self.state.activity
         coordinator = self.state.coordinator
         assert activity is not None and self.until_idle_s is not None
@@ -92,14 +85,8 @@ class Worker:
             leases = self.settings.leases
             grace = leases.failover_s + leases.take_interval_s
             return now - self.state.started_at >= self.until_idle_s + grace
-        last = max(
-            [
-                self.state.started_at,
-                *activity.started_at.values(),
-                *activity.last_record_at.values(),
-            ]
-        )
-        return now - last >= self.until_idle_s
+        since = (*activity.started_at.values(), *activity.last_record_at.values())
+        return now - max(self.state.started_at, *since) >= self.until_idle_s
 
     async def _wait(self, stop: asyncio.Event) -> None:
         if self.until_idle_s is None:

@@ -84,7 +84,8 @@ async def run(endpoints: AwsEndpoints) -> None:
             table = await stack.enter_async_context(
                 LeaseTable.open(endpoints, settings.lease_table)
             )
-            lister = await stack.enter_async_context(KinesisShardLister.open(endpoints, stream))
+            kinesis = await stack.enter_async_context(endpoints.aio_client("kinesis"))
+            lister = KinesisShardLister(kinesis, stream)
             coordinator = Coordinator(
                 settings, table, lister, idle_processor, worker_id=f"bench-worker-{i}"
             )

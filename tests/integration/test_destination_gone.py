@@ -30,7 +30,7 @@ import pytest
 from consumer.local import resources
 from consumer.local.sample_orders import write_order_changes
 from consumer.local.stack import LocalStackState
-from tests.service_harness import Deployment, by_key
+from tests.service_harness import Deployment, by_key, replica_items
 
 pytestmark = pytest.mark.integration
 
@@ -156,7 +156,7 @@ def test_a_deleted_replica_table_hands_the_lease_to_a_correctly_configured_worke
         # Worker b, whose replica exists, takes it and applies every record: nothing lost.
         source = by_key(app.source_items())
         _wait_for(
-            lambda: by_key(resources.replica_items(app.endpoints, good_replica)) == source,
+            lambda: by_key(replica_items(app.endpoints, good_replica)) == source,
             40,
             "worker b's replica equals the source table",
             every_s=0.5,

@@ -25,7 +25,7 @@ import orjson
 import pytest
 
 from consumer.local.stack import LocalStackState
-from consumer.service.dlq_listing import list_parked
+from consumer.service.dlq_admin import list_parked
 from tests.change_factory import destination_record
 from tests.service_harness import Deployment, by_key
 

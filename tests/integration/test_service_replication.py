@@ -11,8 +11,7 @@ import pytest
 from consumer.local.bridge import BridgeOptions
 from consumer.local.sample_orders import write_order_changes
 from consumer.local.stack import LocalStackState
-from consumer.service.dlq_admin import replay_parked
-from consumer.service.dlq_listing import list_parked
+from consumer.service.dlq_admin import list_parked, replay_parked
 from tests.service_harness import Deployment, by_key
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,8 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
-from consumer.aws.backoff import Backoff, RetryPolicy
+from checkpoints.retry import RetryPolicy
+from consumer.aws.backoff import Backoff
 from consumer.aws.errors import (
     TRANSIENT_NETWORK_ERRORS,
     is_retryable,
