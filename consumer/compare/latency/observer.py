@@ -96,13 +96,10 @@ class ProbeObserver:
         least one of them). False before the worker has built any route."""
         if not self._sinks:
             return False
-        for sink in self._sinks:
-            seen = self.applied(tag, sink)
-            if count is None and not seen:
-                return False
-            if count is not None and any(seq not in seen for seq in range(count)):
-                return False
-        return True
+        if count is None:
+            return all(self.applied(tag, sink) for sink in self._sinks)
+        wanted = set(range(count))
+        return all(self.applied(tag, sink).keys() >= wanted for sink in self._sinks)
 
     def covered(self, tag: str, shards: AbstractSet[str]) -> bool:
         """True when every sink has applied a probe of `tag` read from each of `shards` (with
