@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from consumer.sources.event_frames import encode_event, encode_exception
+from consumer.sources.event_frames import encode_event, encode_message
 
 
 def record(sequence_number: int, data: bytes) -> dict[str, Any]:
@@ -97,3 +97,16 @@ async def serve(fake: FakeKinesis) -> AsyncIterator[str]:
 
 def exception_frame(code: str, message: str = "boom") -> bytes:
     return encode_exception(code, message)
+
+
+def encode_exception(exception_type: str, message: str) -> bytes:
+    """An error delivered inside the stream, as AWS does for e.g. ResourceNotFoundException."""
+    payload = json.dumps({"message": message}).encode()
+    return encode_message(
+        {
+            ":message-type": "exception",
+            ":exception-type": exception_type,
+            ":content-type": "application/json",
+        },
+        payload,
+    )

@@ -30,7 +30,7 @@ class MemorySink:
     def _apply(self, event: ChangeEvent) -> None:
         key = str(event.keys.wire)
         current = self.state.get(key)
-        if current is None or event.sort_key > current.sort_key:
+        if current is None or _shard_order(event) > _shard_order(current):
             self.state[key] = event
         self.applied.append(event.event_id)
 
@@ -92,3 +92,8 @@ class MemoryCheckpointer:
 
 def sink_error(retryable: bool) -> SinkError:
     return SinkError("rejected" if not retryable else "try again", retryable=retryable)
+
+
+def _shard_order(event: ChangeEvent) -> tuple[int, tuple[int, int]]:
+    """(version, sequence key): the newer of two changes by time, then shard order."""
+    return event.created_at_us, event.position.sequence_key

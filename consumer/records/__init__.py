@@ -12,17 +12,8 @@ Each gives a `ChangeEvent` whose images (`Image`) decode lazily into `.wire`, `.
 `.json` and `.client` views. `strict=True` checks everything at decode time.
 """
 
-from consumer.records.attribute import (
-    JsonItem,
-    PythonItem,
-    WireItem,
-    item_to_client,
-    item_to_json,
-    item_to_python,
-    value_to_json,
-    value_to_python,
-)
-from consumer.records.errors import DecodeError, InvalidAttribute
+from consumer.records.attribute import item_to_python, value_to_json, value_to_python
+from consumer.records.errors import DecodeError
 from consumer.records.event import ChangeEvent, EventName
 from consumer.records.image import Image
 from consumer.records.jsonout import change_document, iso_utc, to_json_bytes
@@ -33,7 +24,7 @@ from consumer.records.kinesis import (
     decode_kinesis_record,
     kinesis_position,
 )
-from consumer.records.kpl import UserRecord, aggregate, deaggregate, is_aggregated
+from consumer.records.kpl import aggregate, deaggregate, is_aggregated
 from consumer.records.number import DYNAMODB_NUMBERS, JsonNumber
 from consumer.records.position import RecordPosition
 from consumer.records.streams import (
@@ -50,13 +41,8 @@ __all__ = [
     "DecodeResult",
     "EventName",
     "Image",
-    "InvalidAttribute",
-    "JsonItem",
     "JsonNumber",
-    "PythonItem",
     "RecordPosition",
-    "UserRecord",
-    "WireItem",
     "aggregate",
     "change_document",
     "deaggregate",
@@ -68,8 +54,6 @@ __all__ = [
     "decode_streams_record",
     "is_aggregated",
     "iso_utc",
-    "item_to_client",
-    "item_to_json",
     "item_to_python",
     "kinesis_position",
     "table_from_stream_arn",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeAlias
 
@@ -15,7 +14,6 @@ from consumer.records.image import Image
 from consumer.records.ordering import ABSENT, UNKNOWN, Transition
 from consumer.records.position import RecordPosition
 from consumer.records.slots import slot_builder
-from consumer.records.timestamps import datetime_from_us
 
 # The parsed change record, or a function returning it (parsing on first use).
 RecordSource: TypeAlias = dict[str, Any] | Callable[[], dict[str, Any]]
@@ -61,22 +59,9 @@ class ChangeEvent:
     _record: RecordSource | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
-    def created_at(self) -> datetime:
-        """ApproximateCreationDateTime as an aware UTC datetime (microsecond resolution)."""
-        return datetime_from_us(self.created_at_us)
-
-    @property
     def version(self) -> int:
         """The item version sinks keep the newest of: `created_at_us`."""
         return self.created_at_us
-
-    @property
-    def sort_key(self) -> tuple[int, int, int]:
-        """(created_at_us, sequence number, sub-sequence number): shard order within one
-        version. Which of two changes with the same version is newer is decided by
-        `consumer.records.ordering` (their images), not by this key alone."""
-        sequence, sub_sequence = self.position.sequence_key
-        return self.created_at_us, sequence, sub_sequence
 
     @property
     def transition(self) -> Transition:
@@ -147,40 +132,24 @@ class ChangeEvent:
         return hash((self.position, self.event_id))
 
 
-# Decoders build events through `new_event` (see slots.py): every slot set, in field order.
-_build_event = slot_builder(ChangeEvent, tuple(each.name for each in fields(ChangeEvent)))
-
-
-def new_event(
-    event_id: str,
-    event_name: EventName,
-    table: str,
-    region: str,
-    keys: Image,
-    new_image: Image | None,
-    old_image: Image | None,
-    created_at_us: int,
-    ttl_delete: bool,
-    size: int,
-    position: RecordPosition,
-    raw: bytes,
-    record: RecordSource | None = None,
-) -> ChangeEvent:
-    """ChangeEvent(...) for decoders: the same event, built faster (every field is set).
-    `record`: `raw` already parsed, or the function that parses it (shared with the images'
-    views), for `ChangeEvent.record()`."""
-    return _build_event(
-        event_id,
-        event_name,
-        table,
-        region,
-        keys,
-        new_image,
-        old_image,
-        created_at_us,
-        ttl_delete,
-        size,
-        position,
-        raw,
-        record,
-    )
+# ChangeEvent(...) for decoders (see slots.py): the same event, built faster, every field set
+# in field order; the last, `record`, is `raw` already parsed or the function that parses it
+# (shared with the images' views), for `ChangeEvent.record()`.
+new_event: Callable[
+    [
+        str,
+        EventName,
+        str,
+        str,
+        Image,
+        Image | None,
+        Image | None,
+        int,
+        bool,
+        int,
+        RecordPosition,
+        bytes,
+        RecordSource | None,
+    ],
+    ChangeEvent,
+] = slot_builder(ChangeEvent, tuple(each.name for each in fields(ChangeEvent)))

@@ -160,6 +160,7 @@ def _event(
         size_bytes(body, len(raw)),
         position,
         raw,
+        None,
     )
 
 

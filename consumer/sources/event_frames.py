@@ -1,13 +1,11 @@
 """Encoding of AWS event-stream messages (the binary framing SubscribeToShard uses).
 
-botocore only decodes this framing. We encode it for two reasons: to supply the
-`initial-response` event kinesis-mock omits (see initial_response.py), and to build fake
-SubscribeToShard streams in tests for paths no emulator produces (ChildShards, in-stream errors).
+botocore only decodes this framing. We encode it to supply the `initial-response` event
+kinesis-mock omits (see initial_response.py); tests build fake SubscribeToShard streams with it.
 """
 
 from __future__ import annotations
 
-import json
 import struct
 from binascii import crc32
 
@@ -40,19 +38,6 @@ def encode_message(headers: dict[str, str], payload: bytes) -> bytes:
 def encode_event(event_type: str, payload: bytes, content_type: str = "application/json") -> bytes:
     return encode_message(
         {":message-type": "event", ":event-type": event_type, ":content-type": content_type},
-        payload,
-    )
-
-
-def encode_exception(exception_type: str, message: str) -> bytes:
-    """An error delivered inside the stream, as AWS does for e.g. ResourceNotFoundException."""
-    payload = json.dumps({"message": message}).encode()
-    return encode_message(
-        {
-            ":message-type": "exception",
-            ":exception-type": exception_type,
-            ":content-type": "application/json",
-        },
         payload,
     )
 

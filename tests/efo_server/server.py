@@ -38,7 +38,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from consumer.sources.event_frames import encode_event, encode_exception
+from consumer.sources.event_frames import encode_event
+from tests.fake_event_stream import encode_exception
 
 TARGET_PREFIX = "Kinesis_20131202."
 # kinesis-mock reads the region from the credential scope; it does not check signatures.

@@ -32,6 +32,7 @@ from consumer.records import (
     kinesis_position,
 )
 from consumer.records.event import new_event
+from consumer.records.timestamps import datetime_from_us
 from tests.unit.test_records_strategies import (
     ITEMS,
     KEYS,
@@ -73,7 +74,8 @@ def test_documentation_insert_record() -> None:
     assert event.old_image is None
     # No precision field: the original format, milliseconds.
     assert event.created_at_us == 1606156283612000
-    assert event.created_at == datetime(2020, 11, 23, 18, 31, 23, 612000, tzinfo=UTC)
+    created_at = datetime_from_us(event.created_at_us)
+    assert created_at == datetime(2020, 11, 23, 18, 31, 23, 612000, tzinfo=UTC)
     assert event.ttl_delete is False
     assert event.size == 112
     assert event.position == POSITION
@@ -83,13 +85,13 @@ def test_documentation_modify_record_with_microsecond_precision() -> None:
     event = decode_both(compact(DOC_RECORDS[1]))
     assert event.event_name is EventName.MODIFY
     assert event.created_at_us == 1720046486486729
-    assert event.created_at.microsecond == 486729
+    assert datetime_from_us(event.created_at_us).microsecond == 486729
     assert event.new_image is not None
     assert event.old_image is not None
     assert event.new_image.python["AlbumTitle"] == "Updated Album Title"
     assert event.old_image.python["AlbumTitle"] == "Somewhat Famous"
     assert event.version == event.created_at_us
-    assert event.sort_key == (1720046486486729, int(POSITION.sequence_number), 0)
+    assert event.position.sequence_key == (int(POSITION.sequence_number), 0)
 
 
 def test_documentation_remove_records_user_and_ttl() -> None:

@@ -27,6 +27,7 @@ from consumer.records import (
     table_from_stream_arn,
 )
 from consumer.records.errors import InvalidRecord
+from consumer.records.timestamps import datetime_from_us
 
 EVENTS = Path(__file__).parent.parent / "events"
 GET_RECORDS_BODY = (EVENTS / "dynamodb_streams_get_records.json").read_bytes()
@@ -63,7 +64,7 @@ def test_get_records_sample_through_boto3() -> None:
     assert first.new_image is None  # KEYS_ONLY
     assert first.old_image is None
     assert first.created_at_us == 1464806460_000000  # seconds, 1.46480646E9
-    assert first.created_at == datetime(2016, 6, 1, 18, 41, tzinfo=UTC)
+    assert datetime_from_us(first.created_at_us) == datetime(2016, 6, 1, 18, 41, tzinfo=UTC)
     assert first.size == 41
     assert first.position == RecordPosition(FORUM_STREAM, SHARD, "300000000000000499659")
     assert events[1].created_at_us == 1464805270_000000
