@@ -70,24 +70,11 @@ def stream_batches(scenario: Scenario, traffic: Traffic) -> StreamBatches:
     )
 
 
-@dataclass(frozen=True)
-class ShardThroughput:
-    """Whether the stream's reader function keeps up with a shard at the peak."""
-
-    peak_records_per_s: float
-    batch_ms: float
-    records_per_s_per_batch: float
-    parallelization_factor: int
-
-    @property
-    def viable(self) -> bool:
-        return self.parallelization_factor <= MAX_PARALLELIZATION_FACTOR
-
-
-def shard_throughput(
+def _parallelization(
     scenario: Scenario, traffic: Traffic, batches: StreamBatches
-) -> ShardThroughput:
-    """The ParallelizationFactor the function reading the stream needs at the peak rate.
+) -> tuple[int, str | None]:
+    """The ParallelizationFactor the function reading the stream needs at the peak rate, and a
+    note when it is over 1 (not viable over Lambda's maximum).
 
     The reader is each consumer's function (up to 2 consumers) or the fan-out's dispatcher;
     the fan-out's consumer functions read SQS, which has no per-shard limit.
@@ -98,34 +85,25 @@ def shard_throughput(
     else:
         batch_ms = sizing.dispatcher_ms
     per_batch = batches.batch_size / (batch_ms / 1000)
-    peak = traffic.peak_writes_per_s / batches.shards
-    return ShardThroughput(
-        peak_records_per_s=peak,
-        batch_ms=batch_ms,
-        records_per_s_per_batch=per_batch,
-        parallelization_factor=max(1, math.ceil(peak / per_batch - EPSILON)),
-    )
-
-
-def _throughput_note(throughput: ShardThroughput, batch_size: int) -> str | None:
-    factor = throughput.parallelization_factor
+    peak_per_shard = traffic.peak_writes_per_s / batches.shards
+    factor = max(1, math.ceil(peak_per_shard / per_batch - EPSILON))
     carries = (
-        f"one batch of {batch_size} at a time ({throughput.batch_ms:g} ms each) carries "
-        f"{throughput.records_per_s_per_batch:,.0f}/s"
+        f"one batch of {batches.batch_size} at a time ({batch_ms:g} ms each) carries "
+        f"{per_batch:,.0f}/s"
     )
-    peak = f"{throughput.peak_records_per_s:,.0f} records/s per stream shard at peak"
-    if not throughput.viable:
-        return (
+    peak = f"{peak_per_shard:,.0f} records/s per stream shard at peak"
+    if factor > MAX_PARALLELIZATION_FACTOR:
+        return factor, (
             f"not viable: {peak} needs ParallelizationFactor {factor}, over Lambda's maximum of "
             f"{MAX_PARALLELIZATION_FACTOR} ({carries}): raise --batch-size or shorten the "
             "function's duration"
         )
     if factor > 1:
-        return (
+        return factor, (
             f"{peak}; {carries}: set ParallelizationFactor {factor} on the event source "
             "mapping (order per item is kept)"
         )
-    return None
+    return factor, None
 
 
 def _units(batch_bytes: float, unit_bytes: float) -> float:
@@ -138,7 +116,7 @@ def streams_lambda_cost(scenario: Scenario, prices: PriceSheet) -> DesignCost:
     sizing = scenario.lambdas
     consumers = scenario.workload.consumers
     batches = stream_batches(scenario, traffic)
-    throughput = shard_throughput(scenario, traffic, batches)
+    factor, factor_note = _parallelization(scenario, traffic, batches)
     batches_month = batches.batches_per_s * SECONDS_PER_MONTH
     records = traffic.records_per_month
     memory_gb = sizing.lambda_memory_mb / 1024
@@ -156,10 +134,7 @@ def streams_lambda_cost(scenario: Scenario, prices: PriceSheet) -> DesignCost:
             ),
         )
     ]
-    notes: list[str] = []
-    throughput_note = _throughput_note(throughput, batches.batch_size)
-    if throughput_note is not None:
-        notes.append(throughput_note)
+    notes = [] if factor_note is None else [factor_note]
 
     def function_lines(label: str, invocations: float, milliseconds: float) -> list[CostLine]:
         gb_seconds = milliseconds / 1000 * memory_gb
@@ -244,8 +219,8 @@ def streams_lambda_cost(scenario: Scenario, prices: PriceSheet) -> DesignCost:
             ("stream shards", batches.shards),
             ("batches per second", batches.batches_per_s),
             ("records per batch", batches.records_per_batch),
-            ("parallelization factor", throughput.parallelization_factor),
+            ("parallelization factor", factor),
         ),
         notes=tuple(notes),
-        viable=throughput.viable,
+        viable=factor <= MAX_PARALLELIZATION_FACTOR,
     )
