@@ -18,7 +18,7 @@ from typing import TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from consumer.replay.archive import HOUR_MS, ArchiveReplay, find_table, list_objects
+from consumer.replay.archive import ArchiveReplay, find_table, list_objects
 from consumer.replay.dry_run import dry_run_stream, render
 from consumer.replay.progress import ProgressReporter
 from consumer.replay.request import (
@@ -34,6 +34,7 @@ from consumer.replay.request import (
 from consumer.replay.status import ReplayOutcome, stopped_shards
 from consumer.replay.stream import StreamReplay, delete_idle_lease_table, plan_stream_replay
 from consumer.replay.window import (
+    HOUR_MS,
     ReplayError,
     ReplayInputError,
     ReplayWindow,
