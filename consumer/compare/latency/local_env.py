@@ -25,6 +25,9 @@ from consumer.local.sample_orders import ORDER_KEY, create_kinesis_stream, creat
 from consumer.local.stack import LOCAL_ACCESS_KEY_ID, LOCAL_SECRET_ACCESS_KEY, LocalStackState
 from consumer.settings import Settings
 
+# The Kinesis modes' polling interval and stream shards.
+POLLING_INTERVAL_S = 0.5
+KINESIS_SHARDS = 1
 # How long the bridge sleeps when the table's stream had nothing new (DestinationBridge.run).
 BRIDGE_INTERVAL_S = 0.2
 # The worker's DynamoDB Streams reader polls each shard this often (its default in
@@ -41,17 +44,9 @@ class LocalEnvironment:
 
     name = "local"
 
-    def __init__(
-        self,
-        stack: LocalStackState,
-        work_dir: Path,
-        polling_interval_s: float = 0.5,
-        shards: int = 1,
-    ) -> None:
+    def __init__(self, stack: LocalStackState, work_dir: Path) -> None:
         self._stack = stack
         self._work_dir = work_dir
-        self._polling_interval_s = polling_interval_s
-        self._shards = shards
         self._streams: dict[Mode, str] = {}
 
     @property
@@ -62,7 +57,7 @@ class LocalEnvironment:
         return [
             "local emulators: these are not AWS latencies (kinesis-mock pushes EFO events "
             "about once a second; polling interval "
-            f"{self._polling_interval_s * 1000:.0f} ms; the DynamoDB Streams reader polls "
+            f"{POLLING_INTERVAL_S * 1000:.0f} ms; the DynamoDB Streams reader polls "
             f"every {STREAMS_POLL_S * 1000:.0f} ms; moto and kinesis-mock share this machine "
             "with the worker)",
             "upstream (efo, polling) is the local destination bridge (it copies the table's "
@@ -83,13 +78,13 @@ class LocalEnvironment:
             "mode": mode,
             "initial_position": "LATEST",
             "fallback_to_polling": False,
-            "polling_interval_s": self._polling_interval_s,
+            "polling_interval_s": POLLING_INTERVAL_S,
         }
         if mode == "streams":
             stream["dynamodb_stream_arn"] = table_stream_arn
         else:
             stream["name"] = f"{prefix}-cdc"
-            create_kinesis_stream(endpoints.client("kinesis"), stream["name"], self._shards)
+            create_kinesis_stream(endpoints.client("kinesis"), stream["name"], KINESIS_SHARDS)
             self._streams[mode] = stream["name"]
         settings = Settings(
             application=prefix,

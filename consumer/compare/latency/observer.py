@@ -114,17 +114,13 @@ class ProbeObserver:
         )
 
     async def wait_until(
-        self,
-        done: Callable[[], bool],
-        timeout_s: float,
-        poll_s: float = 0.02,
-        monotonic: Callable[[], float] = time.monotonic,
+        self, done: Callable[[], bool], timeout_s: float, poll_s: float = 0.02
     ) -> bool:
         """Waits until `done()` is true (returns True) or `timeout_s` passed (returns False).
         Polling does not affect the measurement: apply times are taken in the sinks."""
-        deadline = monotonic() + timeout_s
+        deadline = time.monotonic() + timeout_s
         while not done():
-            if monotonic() >= deadline:
+            if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(poll_s)
         return True
