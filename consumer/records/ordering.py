@@ -43,25 +43,10 @@ UNKNOWN = "?"  # the stream did not carry the image (a view type without it)
 _SET_TYPES = ("SS", "NS", "BS")
 
 
-# Values with nothing inside to canonicalize (a scalar's typed value is kept as it is).
-_LEAVES = frozenset({str, bool, int, float, bytes, type(None)})
-
-
 def _canonical(value: Any) -> Any:
     """Typed JSON with set members sorted: DynamoDB does not promise an order of set members,
-    and two images of the same state must digest alike. Parts without sets may be returned
-    as they are (they are only serialized)."""
-    if type(value) is dict:
-        if len(value) == 1:
-            ((kind, inner),) = value.items()
-            if kind in _SET_TYPES and isinstance(inner, list):
-                return {kind: sorted(inner)}
-            if type(inner) in _LEAVES:
-                return value  # {"S": "..."} and other scalars: nothing to sort inside
-        return {name: _canonical(inner) for name, inner in value.items()}
-    if type(value) is list:
-        return [_canonical(inner) for inner in value]
-    if isinstance(value, Mapping):  # not from a parser: the general rule
+    and two images of the same state must digest alike."""
+    if isinstance(value, Mapping):
         if len(value) == 1:
             ((kind, inner),) = value.items()
             if kind in _SET_TYPES and isinstance(inner, list):

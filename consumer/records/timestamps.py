@@ -9,7 +9,6 @@ from consumer.records.errors import InvalidRecord
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
-_ONE_MS = timedelta(milliseconds=1)
 # datetime's range ends in year 9999; later times are not valid change times.
 MAX_US = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - EPOCH) // _ONE_US
 # ApproximateCreationDateTime values at or above this are microseconds even when the record
@@ -65,9 +64,7 @@ def arrival_ms(value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return (value - EPOCH) // _ONE_MS
+        return us_from_datetime(value) // 1000
     return _scaled(value, 1000)
 
 

@@ -65,7 +65,6 @@ class ByteBudget:
             raise ValueError(f"a byte budget must be at least 1 byte, got {limit_bytes}")
         self.limit_bytes = limit_bytes
         self.in_use = 0
-        self.peak = 0
         self.waits = 0
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
 
@@ -101,7 +100,6 @@ class ByteBudget:
 
     def _take(self, size: int) -> None:
         self.in_use += size
-        self.peak = max(self.peak, self.in_use)
 
     def _grant(self) -> None:
         while self._waiters and self._fits(self._waiters[0][0]):

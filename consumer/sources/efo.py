@@ -88,10 +88,6 @@ async def stream_events(stream: SubscriptionStream) -> AsyncIterator[StreamEvent
             yield StreamEvent(str(headers.get(":event-type", "")), payload, read_at)
 
 
-class _ConsumerGone(Exception):
-    """ResourceNotFoundException, and the consumer (not the shard) is what is missing."""
-
-
 class EfoReader:
     """Reads shards through one registered stream consumer.
 
@@ -119,14 +115,30 @@ class EfoReader:
         self.resubscribes_after_error = 0
         self.in_use_retries = 0
 
-    async def _in_use_pause(self, backoff: Backoff) -> None:
-        await asyncio.sleep(self._in_use_wait_s * (1.0 + backoff.rng.random() / 4))
-
-    async def _not_found(self, shard_id: str, consumer_arn: str, error: Exception) -> None:
-        """Raises what a ResourceNotFoundException means: _ConsumerGone or ShardGoneError."""
-        if await self.consumer.is_gone(consumer_arn):
-            raise _ConsumerGone(str(error)) from error
-        raise ShardGoneError(f"shard {shard_id}: {error}") from error
+    async def _recovered(
+        self, code: str, error: Exception, shard_id: str, consumer_arn: str, backoff: Backoff
+    ) -> bool:
+        """Handles what SubscribeToShard and its event stream both may end with: True when the
+        caller subscribes again at once (the consumer registered again, ResourceInUseException
+        waited out); raises ShardGoneError or EfoUnavailableError; False for anything else."""
+        if code == "ResourceNotFoundException":
+            # The shard is gone only if the consumer is not (see registration.py).
+            if not await self.consumer.is_gone(consumer_arn):
+                raise ShardGoneError(f"shard {shard_id}: {error}") from error
+            await self.consumer.reregister(consumer_arn)
+            return True
+        if code in ACCESS_DENIED_CODES:
+            what = "subscription" if isinstance(error, InStreamError) else "SubscribeToShard"
+            raise EfoUnavailableError(f"{what} denied: {error}") from error
+        if code == "ResourceInUseException":
+            # A subscription (ours before a reconnect, or a dead owner's) was made less than 5 s
+            # ago; after 5 s a new call takes over. kinesis-mock accepts the call, then refuses
+            # inside the stream; AWS refuses the call itself. Retry at the call rate, not a
+            # growing backoff (that turned a 2 s hold into stalls of 10-36 s after a kill -9).
+            self.in_use_retries += 1
+            await asyncio.sleep(self._in_use_wait_s * (1.0 + backoff.rng.random() / 4))
+            return True
+        return False
 
     async def _subscribe(self, shard_id: str, position: StartPosition) -> SubscriptionStream:
         backoff = Backoff(base_s=self._min_interval_s, cap_s=10.0)
@@ -146,20 +158,7 @@ class EfoReader:
                     )
                 return stream
             except ClientError as error:
-                code = error_code(error)
-                if code == "ResourceNotFoundException":
-                    try:
-                        await self._not_found(shard_id, consumer_arn, error)
-                    except _ConsumerGone:
-                        await self.consumer.reregister(consumer_arn)
-                        continue
-                if code in ACCESS_DENIED_CODES:
-                    raise EfoUnavailableError(f"SubscribeToShard denied: {error}") from error
-                if code == "ResourceInUseException":
-                    # A subscription (ours before a reconnect, or a dead owner's) was made less
-                    # than 5 s ago; after 5 s a new call takes over. Retry at the call rate.
-                    self.in_use_retries += 1
-                    await self._in_use_pause(backoff)
+                if await self._recovered(error_code(error), error, shard_id, consumer_arn, backoff):
                     continue
                 if not is_retryable(error):
                     raise
@@ -237,22 +236,9 @@ class EfoReader:
                     if ended:
                         return
             except InStreamError as error:
-                if error.code == "ResourceNotFoundException":
-                    try:
-                        await self._not_found(shard_id, consumer_arn, error)
-                    except _ConsumerGone:
-                        await self.consumer.reregister(consumer_arn)
-                        continue
-                if error.code in ACCESS_DENIED_CODES:
-                    raise EfoUnavailableError(f"subscription denied: {error}") from error
                 if error.code == "ResourceInUseException":
-                    # kinesis-mock accepts the call, then refuses inside the stream while it
-                    # still holds a dead owner's subscription; AWS refuses the call itself.
-                    # Either way it lasts seconds: retry at the call rate, not a growing backoff
-                    # (that turned a 2 s hold into stalls of 10-36 s after a kill -9).
-                    self.in_use_retries += 1
                     log.info("subscription.in_use", shard_id=shard_id, error=str(error))
-                    await self._in_use_pause(backoff)
+                if await self._recovered(error.code, error, shard_id, consumer_arn, backoff):
                     continue
                 self.resubscribes_after_error += 1
                 log.warning("subscription.error", shard_id=shard_id, error=str(error))

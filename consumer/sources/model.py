@@ -57,22 +57,20 @@ class StartPosition:
     def at_timestamp(cls, timestamp: datetime) -> StartPosition:
         return cls(StartKind.AT_TIMESTAMP, timestamp=timestamp)
 
-    def iterator_args(self) -> dict[str, object]:
-        """The GetShardIterator / SubscribeToShard StartingPosition arguments."""
-        args: dict[str, object] = {"ShardIteratorType": self.kind.value}
+    def iterator_args(
+        self, kind: str = "ShardIteratorType", sequence: str = "StartingSequenceNumber"
+    ) -> dict[str, object]:
+        """The GetShardIterator arguments (with the defaults) or, named by SubscribeToShard's
+        StartingPosition, its fields."""
+        args: dict[str, object] = {kind: self.kind.value}
         if self.sequence_number is not None:
-            args["StartingSequenceNumber"] = self.sequence_number
+            args[sequence] = self.sequence_number
         if self.timestamp is not None:
             args["Timestamp"] = self.timestamp
         return args
 
     def subscribe_args(self) -> dict[str, object]:
-        args: dict[str, object] = {"Type": self.kind.value}
-        if self.sequence_number is not None:
-            args["SequenceNumber"] = self.sequence_number
-        if self.timestamp is not None:
-            args["Timestamp"] = self.timestamp
-        return args
+        return self.iterator_args("Type", "SequenceNumber")
 
 
 class ShardReader(Protocol):
