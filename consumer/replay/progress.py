@@ -77,7 +77,6 @@ class ProgressSnapshot:
     settled: int
     rate: float
     eta_s: float | None
-    elapsed_s: float
 
     @property
     def shards(self) -> int:
@@ -100,7 +99,6 @@ def snapshot(
         settled=sum(1 for verdict in verdicts.values() if verdict is not None),
         rate=rate,
         eta_s=eta_s(elapsed_s, overall),
-        elapsed_s=elapsed_s,
     )
 
 
