@@ -1,35 +1,23 @@
 """DynamoDB typed JSON (`{"S": "x"}`, `{"N": "1.5"}`, ...) to Python and to JSON.
 
-Three converters over an item map (attribute name -> attribute value), one per image view:
+One converter over an item map per image view (see `Image`):
 
-- `item_to_python`: native values, equal to boto3's TypeDeserializer output wherever boto3
-  accepts the input: str, Decimal, bytes (boto3 gives `Binary`, which compares equal to
-  bytes), bool, None, set, list, dict. (It also reads the few numbers at the bottom of
-  DynamoDB's range that boto3's decimal context rejects, and rejects what is not valid typed
-  JSON, such as {"S": 1} or "NaN", which boto3 passes through; see number.py.)
-- `item_to_json`: JSON-native values: numbers as `JsonNumber` (exact; written with DynamoDB's
-  own digits by `to_json_bytes`), binary as base64 text, sets as lists in the order received.
-- `item_to_client`: typed JSON with binary values as bytes, the shape botocore's low-level
-  client takes for PutItem (it base64-encodes bytes itself; base64 text would be stored as is).
+- `item_to_python`: boto3's TypeDeserializer output wherever boto3 accepts the input (bytes
+  for `Binary`), but strict: {"S": 1} or "NaN" are rejected, not passed through (number.py).
+- `item_to_json`: JSON-native values: `JsonNumber`, binary as base64 text, sets as lists.
+- `item_to_client`: typed JSON with binary values as bytes, what botocore's client takes.
 
-Binary values may arrive as base64 text (Kinesis destination records, Lambda events) or as
-bytes (boto3's DynamoDB Streams client); both are accepted. Base64 text is decoded strictly:
-only the canonical encoding is valid.
+Binary values may arrive as base64 text (Kinesis, Lambda) or bytes (boto3's Streams client);
+base64 must be canonical. All three check DynamoDB's rules ("Supported data types and naming
+rules", "Quotas: attributes": a known tag with a payload of its type, numbers of at most 38
+digits from 1E-130 to below 1E+126, sets non-empty without repeats, at most 32 levels deep)
+and raise only InvalidAttribute, whose path names the bad value and whose reason names the
+rule, never the value. The python and JSON views share one walker with inline paths for the
+commonest types; the client view checks with the python view's converters.
 
-All three validate the same things and raise only InvalidAttribute, whose path names the bad
-value and whose reason names the rule, never the value. The rules are DynamoDB's own
-("Supported data types and naming rules", "Quotas: attributes"): a known type tag with a
-payload of its type; numbers of at most 38 digits from 1E-130 to below 1E+126; canonical
-base64; sets (SS, NS, BS) non-empty and without duplicate members (numbers compared by value,
-binary by bytes); values nested at most 32 levels deep, a top-level attribute being level 1.
-The python and JSON views share one walker, with inline paths for the commonest types; the
-client view checks values with the python view's converters.
-
-The three views have a C fast path (`_speedups.c`, built at install; `NATIVE_PYTHON_VIEW` says
-whether it is there). It converts regular input only, with this module's own number context,
-JsonNumber and base64 checks, and hands anything irregular back to the pure-Python converters
-below, which give the same result or the error that names the problem. Python-level walking
-costs about a microsecond per attribute value here, several times what parsing the JSON costs.
+The C fast path (`_speedups.c`; `NATIVE_PYTHON_VIEW` says whether it was built) converts
+regular input with this module's number context, JsonNumber and base64 checks, and hands
+anything irregular back to the pure-Python code below, which gives the result or the error.
 """
 
 from __future__ import annotations

@@ -1,17 +1,11 @@
 """A record's JSON parsed so that a repeated key is an error, not a silent choice.
 
-JSON parsers disagree about an object that repeats a key: simdjson reads the first, orjson
-and Python's json the last. A record that repeats `dynamodb`, an image that repeats an
-attribute, or an attribute value that repeats its type tag therefore reads differently
-depending on the parser, and DynamoDB itself never writes one (an item's attribute names are
-unique, "Each value within a set must be unique", one type per attribute value). So every
-decoder parses records with `parse_record`, which rejects them wherever the repeat is.
-
-The C parser (`_speedups.parse_json`) makes the same values as orjson and returns None when
-it meets a repeated key (or anything else it leaves to the general path); then orjson says
-whether the text is JSON at all, and Python's json, with a hook on every object, finds and
-names the first repeated key. That check costs a second parse, paid only by records the C
-parser did not take (and by every record when the extension is not built).
+JSON parsers disagree about an object that repeats a key (some read the first, orjson the
+last), and DynamoDB never writes one (attribute names are unique, one type per value), so
+every decoder parses with `parse_record`, which rejects a repeat wherever it is. The C parser
+(`_speedups.parse_json`) returns None on a repeated key (or anything irregular); then orjson
+says whether the text is JSON, and Python's json with an object hook names the first repeat:
+a second parse, paid only by records the C parser did not take.
 """
 
 from __future__ import annotations

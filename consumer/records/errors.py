@@ -6,14 +6,10 @@ from consumer.records.position import RecordPosition
 
 
 class DecodeError(Exception):
-    """A record that is not a valid DynamoDB change: bad JSON, missing or mistyped fields,
-    unknown type tags or event names, invalid numbers or base64, a corrupt KPL aggregate.
-
-    Every decoder and every lazy image view raises only this for bad input, so a worker can
-    catch it per record and route the record to the dead-letter queue instead of crashing.
-    `position` says where the record sits in its stream; `raw` is the record's payload when
-    known (empty otherwise), so the dead-letter message can carry it.
-    """
+    """A record that is not a valid DynamoDB change (bad JSON, fields, type tags, numbers,
+    base64, a corrupt KPL aggregate): the only error decoders and image views raise for bad
+    input, so a worker parks the record instead of crashing. `raw` is its payload when known
+    (else empty), for the dead-letter message."""
 
     def __init__(self, position: RecordPosition, reason: str, raw: bytes = b"") -> None:
         super().__init__(position, reason, raw)
@@ -26,13 +22,10 @@ class DecodeError(Exception):
 
 
 class InvalidAttribute(Exception):
-    """An attribute value that is not valid DynamoDB typed JSON.
-
-    Raised by the attribute converters (`item_to_python`, `value_to_json`, ...), which know no
-    record position; Image views turn it into a DecodeError. `path` names where the value sits
-    (attribute names and list indexes), innermost first because it is filled in while the
-    error unwinds; `where` renders it outermost first, as `['order']['lines'][1]`.
-    """
+    """An attribute value that is not valid DynamoDB typed JSON (from the converters, which
+    know no position; Image views turn it into a DecodeError). `path` (attribute names, list
+    indexes) is innermost first, filled in while the error unwinds; `where` renders it
+    outermost first, as `['order']['lines'][1]`."""
 
     def __init__(self, reason: str, path: list[str | int] | None = None) -> None:
         super().__init__(reason)
@@ -45,10 +38,8 @@ class InvalidAttribute(Exception):
 
 
 class InvalidRecord(Exception):
-    """A record envelope that is not a DynamoDB change (internal to this package).
-
-    Decoders turn it into a DecodeError carrying the record's position.
-    """
+    """A record envelope that is not a DynamoDB change (internal: decoders turn it into a
+    DecodeError with the record's position)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)

@@ -31,16 +31,13 @@ class EventName(StrEnum):
 class ChangeEvent:
     """One change to one DynamoDB item, as read from a stream.
 
-    - `keys`: the item's primary key. `new_image` is present on INSERT and MODIFY, `old_image`
-      on MODIFY and REMOVE, each when the stream carries it (a Streams view type may not).
+    - `new_image` is present on INSERT and MODIFY, `old_image` on MODIFY and REMOVE, each when
+      the stream carries it (a Streams view type may not).
     - `created_at_us`: ApproximateCreationDateTime in epoch microseconds, whatever the
-      record's precision (milliseconds or microseconds in Kinesis destination records,
-      seconds in DynamoDB Streams records). It is the item's version for sinks (`version`).
-    - `ttl_delete`: a REMOVE done by DynamoDB's TTL process (userIdentity is the DynamoDB
-      service principal).
-    - `size`: the record's SizeBytes when it has one, else the payload's length in bytes.
-    - `raw`: the record's payload as read (for DynamoDB Streams records given as dicts, their
-      wire JSON), for audit and dead-letter queues.
+      record's precision; the item's version for sinks (`version`).
+    - `ttl_delete`: a REMOVE by DynamoDB's TTL process (userIdentity is DynamoDB's principal).
+    - `size`: the record's SizeBytes, else the payload's length in bytes.
+    - `raw`: the payload as read (a Streams record dict's wire JSON), for audit and the DLQ.
     """
 
     event_id: str
@@ -89,12 +86,9 @@ class ChangeEvent:
         )
 
     def record(self) -> dict[str, Any]:
-        """The change record as JSON values (the payload `raw` parsed), for filters.
-
-        Parsed at most once per event, and by the Kinesis decoders the same parse serves the
-        images' views: a filter and the sinks share one parse. Read-only, like the views.
-        Raises DecodeError if `raw` is not a JSON object (or breaks a decode rule).
-        """
+        """The change record as JSON values (`raw` parsed once, the parse the images' views
+        share with Kinesis decoders), for filters; read-only. Raises DecodeError if `raw` is
+        not a JSON object (or breaks a decode rule)."""
         source = self._record
         if isinstance(source, dict):
             return source
@@ -113,11 +107,8 @@ class ChangeEvent:
         return parsed
 
     def validate(self) -> None:
-        """Raise DecodeError now for anything a view of this event would raise on later.
-
-        Computes (and caches) the python view of every image: the new image first, then the
-        old image and the keys sharing what is equal to it.
-        """
+        """Raise DecodeError now for anything a view would raise later: computes the python
+        view of the new image, then of the old image and keys sharing what is equal to it."""
         first = self.new_image or self.old_image
         if first is not None:
             first.validate()

@@ -25,24 +25,17 @@ _T = TypeVar("_T")
 class Image:
     """An item image (NewImage, OldImage) or the Keys of a change, in DynamoDB typed JSON.
 
-    Views (python, json and client are computed on first access and then cached; treat all
-    of them as read-only: they are shared by every reader of this event):
+    Views, computed on first access, cached and shared (read-only):
 
-    - `wire`: the typed JSON as received, `{"name": {"S": "x"}}`. No conversion at all. Binary
-      values are base64 text in Kinesis destination records and Lambda events, bytes from
-      boto3's DynamoDB Streams client.
-    - `python`: native values, equal to boto3's TypeDeserializer output (Decimal numbers,
-      bytes, sets).
-    - `json`: JSON-native values for documents: numbers exact (`JsonNumber`, written by
-      `to_json_bytes` with DynamoDB's digits), binary as base64 text, sets as lists.
-    - `client`: typed JSON with binary values as bytes, what botocore's low-level client takes
-      for PutItem. Use it rather than `wire` to write an item through boto3 or aiobotocore:
-      they base64-encode binary values themselves.
+    - `wire`: the typed JSON as received (binary as base64 text, or bytes from boto3).
+    - `python`: boto3's TypeDeserializer output (Decimal numbers, bytes, sets).
+    - `json`: JSON-native values: `JsonNumber` (written with DynamoDB's digits by
+      `to_json_bytes`), binary as base64 text, sets as lists.
+    - `client`: typed JSON with binary as bytes; write items through boto3 with it, not
+      `wire` (botocore base64-encodes binary values itself).
 
-    The python, json and client views may raise DecodeError (carrying the record's
-    position) when the image turns out to be invalid; an event decoded with `strict=True` has
-    already checked everything.
-    Images compare equal when their wire forms are equal.
+    python, json and client raise DecodeError (with the record's position) for an invalid
+    image; `strict=True` decoding has checked already. Images are equal when their wires are.
     """
 
     __slots__ = (
@@ -81,9 +74,8 @@ class Image:
         load: Callable[[], WireItem] | None = None,
         python: PythonItem | None = None,
     ) -> None:
-        """An image whose typed JSON is `wire`, or, when `wire` is None, is parsed by `load` the
-        first time any view is asked for. `label` names it in error messages. `python`, when
-        given, is its python view, already computed (and so validated) by the decoder."""
+        """An image of typed JSON `wire`, or parsed by `load` when first asked for. `label`
+        names it in errors; `python`, when given, is its (validated) python view."""
         if wire is None and load is None:
             raise ValueError("an Image needs its typed JSON or a loader")
         self._wire = wire
@@ -111,13 +103,9 @@ class Image:
         return wire
 
     def share_with(self, reference: Image) -> None:
-        """Reuse `reference`'s python view for attributes whose typed JSON is equal to it.
-
-        A MODIFY's old and new images are mostly the same item, and Keys are a part of
-        either: an equality test in C is much cheaper than converting the value again. The
-        result is the same (conversion depends only on the typed JSON); the shared values are
-        read-only like every view.
-        """
+        """Reuse `reference`'s python view for attributes whose typed JSON is equal to it: a
+        MODIFY's images are mostly the same item, and an equality test is much cheaper than a
+        conversion (which depends only on the typed JSON)."""
         self._reference = reference
 
     @property
@@ -159,11 +147,8 @@ class Image:
         return state
 
     def validate(self) -> None:
-        """Raise DecodeError now if any view of this image would.
-
-        The python view checks everything the other views check, so this computes (and
-        caches) it.
-        """
+        """Raise DecodeError now if any view would: computes (and caches) the python view,
+        which checks everything the others check."""
         self.python  # noqa: B018  # computed for its checks; the result stays cached
 
     def _convert(self, convert: Callable[[WireItem], _T]) -> _T:

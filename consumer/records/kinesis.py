@@ -1,18 +1,11 @@
 """Decoder for DynamoDB change records written to Kinesis by the Kinesis Data Streams
-destination (and for streams written by other producers, KPL-aggregated or not).
+destination (KPL-aggregated or not).
 
-A record's Data is JSON: `awsRegion, eventID, eventName, userIdentity, recordFormat,
-tableName, dynamodb{ApproximateCreationDateTime, ApproximateCreationDateTimePrecision, Keys,
-NewImage, OldImage, SizeBytes}, eventSource`.
-
-By default only the envelope is decoded: the record is parsed once (orjson) and the images are
-kept as received (typed JSON), converted only when a view is first asked for. `strict=True`
-also computes the python view of every image, so every DecodeError surfaces at decode time.
-
-Why the images are parsed, not cut out of the text unparsed: cutting by key markers is wrong
-for real items (an attribute named "NewImage" inside a REMOVE's OldImage passes every cheap
-check), and the string-aware structural check that makes it exact costs about what the cut
-saves in CPython.
+By default only the envelope is decoded; the images are kept as received (typed JSON) and
+converted when a view is first asked for. `strict=True` also computes the python view of every
+image, so every DecodeError surfaces at decode time. The images are parsed, not cut out of the
+text: cutting by key markers is wrong for real items (an attribute named "NewImage" inside a
+REMOVE's OldImage), and the check that makes it exact costs about what the cut saves.
 """
 
 from __future__ import annotations
@@ -164,10 +157,9 @@ def decode_kinesis_record(
 def _event(
     parsed: object, data: bytes, position: RecordPosition, views: _DeferredImages | None = None
 ) -> ChangeEvent:
-    # The common path reads each field once with inline checks; when a check fails, the
-    # envelope helper for that field runs and raises with a reason that names the problem.
-    # With `views`, the images in `parsed` are python views (from _speedups.parse_change) and
-    # `views` loads their typed JSON when another view is asked for.
+    # Each field is read once with inline checks; when one fails, the envelope helper for that
+    # field raises with the reason. With `views`, the images in `parsed` are python views
+    # (from parse_change) and `views` loads their typed JSON when another view is asked for.
     record = parsed if type(parsed) is dict else record_object(parsed)
     body = record.get("dynamodb")
     if type(body) is not dict:
@@ -239,12 +231,9 @@ def _image(
 
 # --- the envelope-only fast path ----------------------------------------------------------
 #
-# The C parser checks the whole record as JSON (so malformed JSON anywhere is still caught
-# here) but builds Python objects only for the envelope and the Keys: each item image stays
-# as bytes (`...` in the parsed record) until a sink asks for a view; then one parse serves
-# both images and `record()`. It leaves a repeated key outside the images to the full path, as
-# it does anything irregular (None): the full path above gives the precise DecodeError.
-# Without the extension every record takes the full path.
+# The C parser checks the whole record as JSON but builds only the envelope and the Keys: each
+# item image stays bytes (`...`) until a view is asked for; then one parse serves both images
+# and `record()`. Anything irregular (None) takes the full path, which gives the DecodeError.
 
 
 class _DeferredImages:

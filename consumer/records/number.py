@@ -1,15 +1,11 @@
 """DynamoDB numbers: exact decimals, never floats.
 
 DynamoDB numbers have at most 38 significant digits and magnitudes from 1E-130 to below
-1E+126 ("Supported data types and naming rules", Number: positive range 1E-130 to
-9.9999999999999999999999999999999999999E+125). boto3's TypeDeserializer reads them with a
-decimal context (prec=38, Emin=-128, Emax=126) that traps rounding, so every number it accepts
-is exact. This context keeps DynamoDB's own range instead: Emax=125, so 1E+126 and above
-(which boto3 accepts) raise; Emin=-130 with Subnormal trapped, so magnitudes below 1E-130
-(which boto3 accepts down to 1E-165) raise, while 37 and 38 digit numbers near 1E-130, which
-DynamoDB stores but boto3's context rejects, decode exactly. On every number DynamoDB can hold
-the result is boto3's. It also traps InvalidOperation, so text that is not a number raises
-instead of becoming NaN as it does in boto3.
+1E+126 ("Supported data types and naming rules"). boto3's context (prec=38, Emin=-128,
+Emax=126, rounding trapped) accepts 1E+126 and 1E-165 and rejects 38-digit numbers near
+1E-130; this one keeps DynamoDB's range (Emax=125; Emin=-130 with Subnormal trapped), and
+traps InvalidOperation so that text that is not a number raises instead of becoming NaN.
+On every number DynamoDB can hold the result is boto3's.
 """
 
 from __future__ import annotations

@@ -1,29 +1,19 @@
 """Which of two changes to one item is newer, when their ApproximateCreationDateTime ties.
 
-Sinks keep the newest change per item by `ChangeEvent.version` (the creation time in
-microseconds). With MILLISECOND precision (the Kinesis destination's default) one item often
-changes twice in a millisecond, and the Kinesis sequence number cannot break such a tie: a
-redelivered duplicate of the older change carries a higher sequence number than the newer one.
-
-So ties are decided from the records themselves, by the item states they connect. Each change
-takes the item from a state `before` (its OldImage; absent for an INSERT) to a state `after`
-(its NewImage; absent for a REMOVE); `state_digest` names a state by a short hash.
+With MILLISECOND precision (the Kinesis destination's default) one item often changes twice in
+a millisecond, and the sequence number cannot break the tie (a redelivered duplicate of the
+older change has a higher one). So ties are decided by the item states the changes connect:
+each takes the item from `before` (its OldImage; ABSENT for an INSERT) to `after` (its
+NewImage; ABSENT for a REMOVE), named by `state_digest`.
 
 - X follows Y when X.before == Y.after: X is the newer.
 - X.after == Y.after: the same state; which one is kept does not matter.
-- Otherwise (a cycle such as a→b, b→a, a gap where the change in between is missing, or a
-  stream view without old images) nothing in the records decides: the later one in shard
-  order (sequence number) wins, deterministically, and the tie is counted as ambiguous
-  (`AmbiguousTies`, warned once per shard).
+- Otherwise (a cycle, a gap, a view without old images) the later in shard order wins and the
+  tie is counted as ambiguous (`AmbiguousTies`, warned once per shard).
 
-Across batches the same rule needs the stored side's history, so every sink stores, with
-the version, the digest of the state it wrote and the digests of the states that change is
-known to follow at that version (`StoredChange`: its OldImage's, those of the changes of its
-batch it follows, and, when it replaced a change of the same version it follows, that one's
-too). A tying change then wins if it follows the stored state, loses if the stored change
-follows it or is the same state, and falls back to the sequence number otherwise
-(`tie_wins`). The history is what makes a late duplicate of a change two or more steps
-back lose: A, B, C in one millisecond, then a copy of A; C's history holds A's state.
+Across batches every sink stores with the version the state it wrote and the states that
+change is known to follow (`StoredChange`), so a late duplicate of a change two or more steps
+back loses too (A, B, C in one millisecond, then a copy of A: C's history holds A's state).
 """
 
 from __future__ import annotations

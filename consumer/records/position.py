@@ -10,15 +10,10 @@ from consumer.records.slots import slot_builder
 
 @dataclass(frozen=True, slots=True)
 class RecordPosition:
-    """A record's place in a stream.
-
-    `stream` is the stream's name or ARN, `shard_id` the shard ("" when unknown, as in a Lambda
-    event), `sequence_number` the record's sequence number as the service sent it (a decimal
-    string up to 128 bits; compare with `sequence_key`, never as strings).
-    `sub_sequence_number` numbers the user records inside a KPL aggregate (0 for a record that
-    is not aggregated). `arrival_ms` is the Kinesis ApproximateArrivalTimestamp in epoch
-    milliseconds (the resolution AT_TIMESTAMP iterators use), None where there is none
-    (DynamoDB Streams, command-line input).
+    """A record's place in a stream: `stream` name or ARN, `shard_id` ("" when unknown, as in
+    a Lambda event), `sequence_number` as sent (compare with `sequence_key`, never as strings),
+    `sub_sequence_number` inside a KPL aggregate (else 0), `arrival_ms` the Kinesis
+    ApproximateArrivalTimestamp in epoch ms (None for DynamoDB Streams or command-line input).
     """
 
     stream: str
@@ -29,10 +24,8 @@ class RecordPosition:
 
     @property
     def sequence_key(self) -> tuple[int, int]:
-        """(sequence number, sub-sequence number) as integers: the order within a shard.
-
-        Raises ValueError if the sequence number is not a decimal integer.
-        """
+        """(sequence number, sub-sequence number) as integers: the order within a shard;
+        ValueError if the sequence number is not a decimal integer."""
         return int(self.sequence_number), self.sub_sequence_number
 
     def with_sub_sequence(self, sub_sequence_number: int) -> RecordPosition:

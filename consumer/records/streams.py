@@ -1,19 +1,10 @@
-"""Decoders for DynamoDB Streams records ("Streams mode"): the GetRecords API shape and the
-Lambda event shape.
+"""Decoders for DynamoDB Streams records ("Streams mode"): GetRecords and Lambda events.
 
-Both carry the same `dynamodb` body as Kinesis destination records plus `SequenceNumber` and
-`StreamViewType`, with ApproximateCreationDateTime in seconds. They differ in what the record
-says about its stream and how values arrive:
-
-- GetRecords through boto3: a dict with binary values as bytes and the creation time as a
-  datetime; the stream ARN is not in the record (the reader passes it). The wire JSON of one
-  record (bytes) is accepted too.
-- Lambda event: a dict parsed from JSON: binary values are base64 text, the time is a number,
-  and `eventSourceARN` names the stream. There is no shard id.
-
-The table name comes from the stream ARN (`arn:aws:dynamodb:...:table/NAME/stream/LABEL`).
-Streams records have no payload bytes of their own, so `raw` is the record's wire JSON
-(bytes as base64, datetimes as epoch seconds).
+Both carry the Kinesis destination's `dynamodb` body plus `SequenceNumber`, the creation time
+in seconds. Through boto3, binary values are bytes and the time a datetime, and the reader
+passes the stream ARN (the wire JSON, bytes, is accepted too); a Lambda event has base64 text,
+a number and `eventSourceARN`, and no shard id. The table name comes from the stream ARN, and
+`raw` is the record's wire JSON (bytes as base64, datetimes as epoch seconds).
 """
 
 from __future__ import annotations

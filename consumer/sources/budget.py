@@ -1,11 +1,9 @@
 """Byte budgets for read-ahead: memory bounded by what is read, not by how many batches.
 
-A polling batch can hold 10,000 records (10 MiB), so a bound in batches lets a shard that is
-behind hold tens of MiB, and a worker catching up on 100 shards several GiB. As KCL bounds its
-prefetch per shard in bytes (`maxByteSize`, 8 MiB), a shard here may hold at most
-`per_shard` bytes of record payload read ahead of its pipeline, and all shards of a worker
-together at most the worker's budget (by default a share of the task's memory limit). A shard
-waits for room *before* it reads again, so the bound holds for what is on the socket too.
+A polling batch can hold 10 MiB, so a bound in batches lets 100 shards catching up hold GiBs.
+As KCL bounds its prefetch in bytes (`maxByteSize`, 8 MiB), a shard may hold at most its
+budget of record payload read ahead, and all shards of a worker at most the worker's (by
+default a share of the task's memory limit). A shard waits for room *before* it reads again.
 """
 
 from __future__ import annotations

@@ -1,20 +1,16 @@
 """Shard end for enhanced fan-out, decided from the stream's shard list.
 
-AWS ends a subscription on a closed shard with a SubscribeToShardEvent whose
-ContinuationSequenceNumber is null and whose ChildShards name the children. A reader that only
-trusts that event waits forever when it never comes: kinesis-mock keeps sending empty events on
-a closed shard after UpdateShardCount, and a subscription could be cut just before the last
-event. So when a subscription is idle at the tip, the EFO reader asks `ClosedShardCheck` now
-and then whether its shard is closed and read to its end:
+AWS ends a subscription on a closed shard with an event whose ContinuationSequenceNumber is null
+and whose ChildShards name the children. When that never comes (kinesis-mock keeps sending
+empty events after UpdateShardCount; a subscription cut just before it), the EFO reader, idle
+at the tip, asks `ClosedShardCheck` now and then whether its shard is:
 
-- closed: ListShards (every page) lists it with an EndingSequenceNumber; the listing is shared
-  by all shards of the reader and cached for a few seconds, so 100 idle shards cost one call;
-- reached: one GetRecords after the reader's position returns no record and no next iterator
-  (the polling API's SHARD_END), which also names the children; the shard list's children
-  (shards whose parents include it) are the fallback.
+- closed: ListShards (every page; shared by the reader's shards and cached a few seconds)
+  lists it with an EndingSequenceNumber;
+- read to its end: one GetRecords after the reader's position returns no record and no next
+  iterator (SHARD_END), naming the children (else the shard list's children).
 
-Only then does the reader end the shard (and the pipeline checkpoint SHARD_END), with a warning,
-since on AWS this means the event stream did not deliver what the documentation promises.
+Only then does the reader end the shard, with a warning (on AWS the stream broke its promise).
 """
 
 from __future__ import annotations

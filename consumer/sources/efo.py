@@ -1,14 +1,9 @@
 """Enhanced fan-out: SubscribeToShard through aiobotocore, renewed every 5 minutes.
 
-A subscription pushes `SubscribeToShardEvent`s for up to 5 minutes; the reader then subscribes
-again AFTER the last ContinuationSequenceNumber (which advances even when no record came). After
-any error it resubscribes from the same place, and it drops any record at or below the last one
-it delivered, so nothing is skipped or repeated across renewals.
-
-Shard end: the event with a null continuation and ChildShards, or, when a subscription idles at
-the tip, the stream's shard list saying the shard is closed and read to its end
-(closed_shards.py). ResourceNotFoundException means the shard is gone only if the consumer still
-exists: a deregistered consumer is registered again and reading goes on (registration.py).
+A subscription pushes events for up to 5 minutes; the reader then (or after any error)
+subscribes again AFTER the last ContinuationSequenceNumber, dropping any record at or below the
+last one delivered, so nothing is skipped or repeated. Shard end: the event with a null
+continuation and ChildShards, or the shard list (closed_shards.py).
 """
 
 from __future__ import annotations

@@ -1,20 +1,12 @@
 """The SubscribeToShard response stream: tolerate a missing `initial-response`, read it lean.
 
-AWS starts every SubscribeToShard event stream with an `initial-response` event; botocore's
-parser insists on it and fails with "First event was not of type initial-response" otherwise.
-kinesis-mock (the local emulator) omits it. This module is the one place that copes:
-
-- It is opt-in per client (`install_subscription_stream(client)` registers a handler on that
-  client's own event emitter), never a global patch of botocore or aiobotocore.
-- It changes nothing when the first message *is* `initial-response` (real AWS): those bytes
-  go to botocore untouched. Only when the first message is something else does it hand botocore
-  a synthetic, empty `initial-response` instead, keeping the real first event for the reader
-  rather than letting botocore swallow it.
-
-It also gives the EFO reader the raw stream (`SubscriptionStream`, under RAW_STREAM in the
-response), so events are decoded with one orjson call each instead of botocore's per-record
-parsing. botocore is handed exactly the first message, so its own event iterator never holds
-bytes that belong to later events; iterating botocore's EventStream instead still works.
+botocore fails with "First event was not of type initial-response" when a stream does not
+start with one, as kinesis-mock's do. Per client (`install_subscription_stream`, no global
+patch), botocore gets the real first message when it is `initial-response` (AWS), else a
+synthetic empty one, and the real first event stays for the reader. The EFO reader reads the
+raw stream (`SubscriptionStream`, under RAW_STREAM in the response): one orjson call per event
+instead of botocore's per-record parsing. botocore is handed exactly the first message, so
+iterating its EventStream instead still works.
 """
 
 from __future__ import annotations

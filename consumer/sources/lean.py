@@ -1,11 +1,9 @@
-"""The lean response path: hand Kinesis responses to the reader as raw bytes.
+"""The lean response path: hand GetRecords responses to the reader as raw bytes.
 
-botocore parses every GetRecords response into Python objects: it base64-decodes each record,
-builds a datetime per arrival timestamp and validates shapes, which costs more CPU than the rest
-of the consumer together. For the hot calls (GetRecords, and the DynamoDB Streams GetRecords)
-this module registers a per-client `before-parse` handler that keeps the successful response body
-for us and gives botocore an empty one. Errors (status >= 300) pass through untouched, so
-botocore still raises its usual ClientError. Nothing global is patched.
+botocore's parse of a GetRecords response (base64, a datetime per record, shape checks) costs
+more CPU than the rest of the consumer. A per-client `before-parse` handler keeps a successful
+body for the reader and gives botocore an empty one; errors (status >= 300) pass untouched, so
+botocore still raises its ClientError.
 """
 
 from __future__ import annotations

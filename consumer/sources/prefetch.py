@@ -1,11 +1,8 @@
 """A bounded read-ahead buffer per shard: reading overlaps processing, memory stays bounded.
 
-The reader runs at most `max_batches` batches ahead of the pipeline. When the buffer is full
-the reader task waits, so it stops pulling from Kinesis: with polling it makes no GetRecords
-call, with EFO it stops reading the socket and TCP flow control holds the server back.
-Memory per shard is therefore at most (max_batches + 1) batches: with polling at most
-(max_batches + 1) x 10 MiB (a GetRecords response's limit, reached only with huge records),
-with EFO (max_batches + 1) events of a few MiB plus socket buffers.
+The reader runs at most `max_batches` batches ahead of the pipeline; when the buffer is full it
+waits, so polling makes no GetRecords call and EFO stops reading the socket (TCP flow control
+holds the server back): at most (max_batches + 1) batches per shard.
 """
 
 from __future__ import annotations

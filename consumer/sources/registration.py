@@ -35,12 +35,9 @@ async def ensure_stream_consumer(
     timeout_s: float = 120.0,
     poll_interval_s: float = 0.5,
 ) -> str:
-    """Returns the ARN of the ACTIVE consumer `name`, registering it if missing.
-
-    Safe to call from every worker at once: a concurrent registration shows up as
-    ResourceInUseException and we simply wait for the other one to become ACTIVE.
-    Raises EfoUnavailableError when access is denied or the stream's consumer limit is reached.
-    """
+    """Returns the ARN of the ACTIVE consumer `name`, registering it if missing; every worker
+    may call it at once (a concurrent registration's ResourceInUseException is waited out).
+    EfoUnavailableError when access is denied or the stream's consumer limit is reached."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -82,10 +79,9 @@ def consumer_name_of(consumer_arn: str) -> str:
 class StreamConsumer:
     """The application's registered EFO consumer, shared by every shard's subscription.
 
-    Someone may deregister it while we read (a cleanup script, a stack update). Kinesis then
-    answers SubscribeToShard with ResourceNotFoundException, the same code as for a shard that
-    does not exist; `is_gone` tells the two apart with DescribeStreamConsumer, and
-    `reregister` registers it again once for all shards (the new registration has a new ARN).
+    A consumer deregistered while in use makes SubscribeToShard answer
+    ResourceNotFoundException, as for a missing shard: `is_gone` tells the two apart, and
+    `reregister` registers it again once for all shards (under a new ARN).
     """
 
     def __init__(self, client: Any, consumer_arn: str) -> None:
