@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
 from typing import Any
 
 import orjson
@@ -163,8 +163,7 @@ class RecordedWindow:
         )
 
     def tag_value(self) -> str:
-        fields = [self.from_ms, self.to_us, self.grace_ms, list(self.pipelines), self.source]
-        return orjson.dumps([*fields, self.to_given]).decode()
+        return orjson.dumps(astuple(self)).decode()
 
     @classmethod
     def from_tag(cls, text: str) -> RecordedWindow:
