@@ -1,17 +1,11 @@
-"""Streams mode on AWS Lambda: the same pipelines behind a DynamoDB Streams event source mapping.
+"""Streams mode on AWS Lambda: the same pipelines behind a DynamoDB Streams event source mapping
+(the baseline design of `consumer compare`; infra/cloudformation/lambda-streams.yaml).
 
-Configure the function with handler `consumer.lambda_handler.handler`, the same CONSUMER_*
-settings as the service (pipelines, DLQ), and the event source mapping with
-`FunctionResponseTypes: [ReportBatchItemFailures]` (plus BisectBatchOnFunctionError,
-MaximumRetryAttempts and an OnFailure destination as you like). This is the baseline design
-of `consumer compare`: identical sink logic, different transport.
-
-Per invocation: the batch is decoded, filtered and written to every enabled pipeline through
-the service's `ShardPipeline`, each sink tried once (`consumer.service.deliver_once`; buffering
-sinks flushed before returning). The response names the lowest sequence number that is not
-applied everywhere, so Lambda checkpoints just before it and retries from there, which is
-the same rule the service's checkpoints follow. A record that cannot be decoded is reported
-the same way; Lambda's retries and OnFailure destination then deal with it.
+Handler `consumer.lambda_handler.handler`, the service's CONSUMER_* settings, and a mapping with
+`FunctionResponseTypes: [ReportBatchItemFailures]`. Each sink is tried once per invocation
+(`consumer.service.deliver_once`); the response names the lowest sequence number not applied
+everywhere (an undecodable record included), so Lambda checkpoints just before it and retries
+from there: the rule the service's checkpoints follow.
 """
 
 from __future__ import annotations

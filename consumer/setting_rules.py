@@ -31,7 +31,7 @@ _KINESIS_STREAM_NAME = r"[a-zA-Z0-9_.-]{1,128}"
 # DynamoDB table names: 3-255 of [a-zA-Z0-9_.-] (DynamoDB Developer Guide, Naming rules).
 _DYNAMODB_TABLE_NAME = re.compile(r"[a-zA-Z0-9_.-]{3,255}")
 # Secrets Manager secret ARNs end in the name plus "-" and 6 random characters.
-_SECRET_RESOURCE = re.compile(r"secret:[a-zA-Z0-9/_+=.@-]{1,512}-[a-zA-Z0-9]{6}")
+_SECRET_RESOURCE = r"secret:[a-zA-Z0-9/_+=.@-]{1,512}-[a-zA-Z0-9]{6}"
 # S3 general purpose bucket naming rules (S3 User Guide, "Bucket naming rules"): 3-63
 # characters, lowercase letters, digits, dots and hyphens, beginning and ending with a letter
 # or digit, no two adjacent dots, not an IP address, no reserved prefixes or suffixes.
@@ -54,16 +54,23 @@ def _arn_parts(value: str) -> re.Match[str]:
     return found
 
 
-def kinesis_stream_arn(value: str) -> str:
+def _service_arn(value: str, service: str, resource: str, problem: str) -> str:
+    """`value` if it is an ARN of `service`, its resource matching `resource`, in a known
+    region; else ValueError(`problem`)."""
     parts = _arn_parts(value)
-    resource = parts["resource"]
-    shape = "(arn:aws:kinesis:REGION:ACCOUNT:stream/NAME)"
-    if parts["service"] != "kinesis":
-        raise ValueError(f"is a {parts['service']} ARN, not a Kinesis stream's {shape}")
-    if not re.fullmatch(f"stream/{_KINESIS_STREAM_NAME}", resource):
-        raise ValueError(f"is not a Kinesis stream ARN {shape}")
+    if parts["service"] != service or not re.fullmatch(resource, parts["resource"]):
+        raise ValueError(problem)
     region_name(parts["region"])
     return value
+
+
+def kinesis_stream_arn(value: str) -> str:
+    shape = "(arn:aws:kinesis:REGION:ACCOUNT:stream/NAME)"
+    service = _arn_parts(value)["service"]
+    if service != "kinesis":
+        raise ValueError(f"is a {service} ARN, not a Kinesis stream's {shape}")
+    resource = f"stream/{_KINESIS_STREAM_NAME}"
+    return _service_arn(value, service, resource, f"is not a Kinesis stream ARN {shape}")
 
 
 def kinesis_stream_name(value: str) -> str:
@@ -78,28 +85,23 @@ def stream_name_of_arn(arn: str) -> str:
 
 def dynamodb_stream_arn(value: str) -> str:
     """arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/LABEL (DescribeStream's StreamArn)."""
-    parts = _arn_parts(value)
-    resource = parts["resource"]
-    if parts["service"] != "dynamodb" or not re.fullmatch(
-        r"table/[a-zA-Z0-9_.-]{3,255}/stream/[^/\s]{1,64}", resource
-    ):
-        raise ValueError(
-            "is not a DynamoDB stream ARN (arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/"
-            "LABEL; DescribeTable's LatestStreamArn)"
-        )
-    region_name(parts["region"])
-    return value
+    return _service_arn(
+        value,
+        "dynamodb",
+        r"table/[a-zA-Z0-9_.-]{3,255}/stream/[^/\s]{1,64}",
+        "is not a DynamoDB stream ARN (arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/"
+        "LABEL; DescribeTable's LatestStreamArn)",
+    )
 
 
 def secret_arn(value: str) -> str:
-    parts = _arn_parts(value)
-    if parts["service"] != "secretsmanager" or not _SECRET_RESOURCE.fullmatch(parts["resource"]):
-        raise ValueError(
-            "is not a Secrets Manager secret ARN "
-            "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-AbCdEf)"
-        )
-    region_name(parts["region"])
-    return value
+    return _service_arn(
+        value,
+        "secretsmanager",
+        _SECRET_RESOURCE,
+        "is not a Secrets Manager secret ARN "
+        "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-AbCdEf)",
+    )
 
 
 def dynamodb_table_name(value: str) -> str:

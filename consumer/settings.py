@@ -71,18 +71,8 @@ class AwsSection(Section):
     secret_access_key: SecretStr | None = None
 
     def endpoints(self) -> AwsEndpoints:
-        urls = {
-            service: url
-            for service, url in (
-                ("kinesis", self.endpoint_kinesis),
-                ("dynamodb", self.endpoint_dynamodb),
-                ("dynamodbstreams", self.endpoint_dynamodbstreams),
-                ("s3", self.endpoint_s3),
-                ("sqs", self.endpoint_sqs),
-                ("secretsmanager", self.endpoint_secretsmanager),
-            )
-            if url
-        }
+        services = ("kinesis", "dynamodb", "dynamodbstreams", "s3", "sqs", "secretsmanager")
+        urls = {name: url for name in services if (url := getattr(self, f"endpoint_{name}"))}
         secret = self.secret_access_key.get_secret_value() if self.secret_access_key else None
         return AwsEndpoints(
             region=self.region,
@@ -290,11 +280,7 @@ class Settings(BaseSettings):
         return self.leases.table or leases.default_table_name(self.application)
 
     def enabled_pipelines(self) -> list[str]:
-        return [
-            name
-            for name in PIPELINE_NAMES
-            if getattr(self.pipelines, name).enabled
-        ]
+        return [name for name in PIPELINE_NAMES if getattr(self.pipelines, name).enabled]
 
 
 class SettingsError(ValueError):

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 
 from consumer import __version__
 from consumer.early_signals import hold_stop_signals
-
-Handler = Callable[[argparse.Namespace], int]
 
 # Modules under consumer.cli that each register one command (group).
 COMMAND_MODULES: tuple[str, ...] = (
@@ -35,10 +32,6 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def _available(name: str) -> bool:
-    return importlib.util.find_spec(f"consumer.cli.{name}") is not None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="consumer",
@@ -46,11 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"consumer {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        if not _available(name):
-            continue
-        module = importlib.import_module(f"consumer.cli.{name}")
-        module.register(subcommands)
+    for name in COMMAND_MODULES:  # imported here: after `main` held the stop signals
+        importlib.import_module(f"consumer.cli.{name}").register(subcommands)
     return parser
 
 
@@ -60,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         hold_stop_signals()  # before the heavy imports: a SIGTERM now is a graceful stop
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler: Handler | None = getattr(args, "handler", None)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
         return 2

@@ -60,19 +60,12 @@ def _usage(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], in
     return handler
 
 
-def _default(cls: type[Any], name: str) -> Any:
-    for field in dataclasses.fields(cls):
-        if field.name == name:
-            return field.default
-    raise KeyError(name)
-
-
 def _option(
     group: argparse._ArgumentGroup, cls: type[Any], name: str, help_text: str, metavar: str
 ) -> None:
     """An option whose value is parsed in the handler (so errors are one line) and whose
     default is the model's."""
-    default = _default(cls, name)
+    default = next(field.default for field in dataclasses.fields(cls) if field.name == name)
     shown = "estimated" if default is None else f"{default:g}"
     group.add_argument(
         "--" + name.replace("_", "-"),

@@ -23,6 +23,7 @@ import argparse
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import BinaryIO, TextIO, cast
 
 from consumer.cli.decode_formats import FORMATS, UNKNOWN_TABLE, decode_line, without_bom
@@ -43,11 +44,11 @@ DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
 _CHUNK = 1024 * 1024
 
 
+@dataclass(frozen=True)
 class LineTooLong:
     """Stands in for a line longer than the limit (its bytes were skipped, not kept)."""
 
-    def __init__(self, length: int) -> None:
-        self.length = length
+    length: int
 
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

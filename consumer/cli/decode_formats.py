@@ -1,16 +1,5 @@
-"""The record shapes `consumer decode` reads, and how it tells them apart.
-
-- destination: a Kinesis destination record's Data, the JSON DynamoDB writes to Kinesis
-  (has `tableName` / `recordFormat`).
-- streams: a DynamoDB Streams GetRecords record (has `dynamodb.SequenceNumber`, no ARN).
-- lambda: a Lambda DynamoDB event (`{"Records": [...]}`) or one of its records
-  (has `eventSourceARN`).
-- kinesis: a Kinesis record as GetRecords returns it (`Data` in base64; KPL aggregates are
-  de-aggregated), a Lambda Kinesis event record (`kinesis.data`), or a GetRecords response /
-  Lambda Kinesis event holding them (`{"Records": [...]}`).
-
-`auto` looks at each line's keys and picks one; `--format` says it outright.
-"""
+"""The record shapes `consumer decode` reads (its --help describes them), and how `auto` tells
+them apart by each line's keys (`detect`); `--format` names one outright."""
 
 from __future__ import annotations
 

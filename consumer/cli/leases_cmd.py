@@ -12,9 +12,8 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -56,12 +55,11 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         metavar="TRIM_HORIZON|LATEST|AT_TIMESTAMP=<time>",
         help="AT_TIMESTAMP takes an ISO-8601 time (UTC if no zone) or epoch milliseconds",
     )
-    reset.add_argument("--force", action="store_true", help="reset even if workers look alive")
-    reset.add_argument(
-        "--observe-s",
-        type=non_negative_seconds,
-        default=3.0,
-        help="watch heartbeats this long before deciding the application is stopped",
+    _add_force_options(
+        reset,
+        "reset even if workers look alive",
+        3.0,
+        "watch heartbeats this long before deciding the application is stopped",
     )
 
     kcl = actions.add_parser("import-kcl", help="adopt a stopped KCL application's checkpoints")
@@ -77,12 +75,11 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="the time of leases KCL left at AT_TIMESTAMP (KCL does not store it)",
     )
     kcl.add_argument("--overwrite", action="store_true", help="replace leases we already have")
-    kcl.add_argument("--force", action="store_true", help="import even if KCL leases still move")
-    kcl.add_argument(
-        "--observe-s",
-        type=non_negative_seconds,
-        default=4.0,
-        help="watch the KCL table this long for renewals (KCL renews every ~3.3 s)",
+    _add_force_options(
+        kcl,
+        "import even if KCL leases still move",
+        4.0,
+        "watch the KCL table this long for renewals (KCL renews every ~3.3 s)",
     )
     _add_endpoint_options(kcl)
 
@@ -95,6 +92,15 @@ def _add_table_options(parser: argparse.ArgumentParser) -> None:
     table.add_argument("--app", help="application name (lease table <app>-leases)")
     table.add_argument("--table", help="lease table name")
     _add_endpoint_options(parser)
+
+
+def _add_force_options(
+    parser: argparse.ArgumentParser, force_help: str, observe_s: float, observe_help: str
+) -> None:
+    parser.add_argument("--force", action="store_true", help=force_help)
+    parser.add_argument(
+        "--observe-s", type=non_negative_seconds, default=observe_s, help=observe_help
+    )
 
 
 def _add_endpoint_options(parser: argparse.ArgumentParser) -> None:
@@ -149,21 +155,12 @@ def endpoints_from(args: argparse.Namespace) -> AwsEndpoints:
 
 
 def run(args: argparse.Namespace) -> int:
-    commands: dict[
-        str, Callable[[argparse.Namespace, AwsEndpoints], Coroutine[Any, Any, int]]
-    ] = {
-        "list": _list,
-        "reset": _reset,
-        "import-kcl": _import_kcl,
-    }
+    command = {"list": _list, "reset": _reset, "import-kcl": _import_kcl}[args.leases_action]
     try:
-        return asyncio.run(commands[args.leases_action](args, endpoints_from(args)))
-    except BadEndpoint as error:
+        return asyncio.run(command(args, endpoints_from(args)))
+    except (BadEndpoint, LeaseError, KclImportError) as error:
         print(f"consumer leases: {error}", file=sys.stderr)
-        return 2
-    except (LeaseError, KclImportError) as error:
-        print(f"consumer leases: {error}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(error, BadEndpoint) else 1
     except (ClientError, BotoCoreError) as error:
         print(f"consumer leases: AWS call failed: {error}", file=sys.stderr)
         return 1

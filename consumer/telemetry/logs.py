@@ -11,16 +11,9 @@ import sys
 
 import structlog
 
-_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
-
 
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
-    numeric = _LEVELS.get(level, logging.INFO)
+    numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
