@@ -144,12 +144,10 @@ def _binary_text(value: object) -> str:
     raise InvalidAttribute(f"a binary value must be base64 text or bytes, not {_kind(value)}")
 
 
-def _string_list(value: object, tag: str) -> list[str]:
-    strings = _set_members(value, tag)
-    for index, item in enumerate(strings):
-        if type(item) is not str:
-            raise InvalidAttribute(f"an SS member must be a string, not {_kind(item)}", [index])
-    return strings
+def _set_string(value: object) -> str:
+    if type(value) is str:
+        return value
+    raise InvalidAttribute(f"an SS member must be a string, not {_kind(value)}")
 
 
 def _set_members(value: object, tag: str) -> list[Any]:
@@ -194,9 +192,8 @@ def _set_converted(
 ) -> list[Any]:
     """A set payload's members, non-empty and each valid: NS converted by `number`, BS by
     `binary`, in the order received."""
-    if tag == "SS":
-        return _string_list(payload, tag)
-    return _converted_members(number if tag == "NS" else binary, _set_members(payload, tag))
+    convert = _set_string if tag == "SS" else number if tag == "NS" else binary
+    return _converted_members(convert, _set_members(payload, tag))
 
 
 def _python_set(tag: str, payload: object) -> set[Any]:

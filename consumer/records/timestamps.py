@@ -42,7 +42,8 @@ def kinesis_created_at_us(value: object, precision: object) -> int:
     elif precision == MILLISECOND:
         scale = 1000
     elif precision is None:
-        scale = 1 if _is_number(value) and _at_least(value, _INFER_MICROSECONDS_FROM) else 1000
+        inferred = isinstance(value, int | float | Decimal) and value >= _INFER_MICROSECONDS_FROM
+        scale = 1 if inferred else 1000
     else:
         raise InvalidRecord(f"unknown ApproximateCreationDateTimePrecision {precision!r}")
     return _checked(_scaled(value, scale))
@@ -66,14 +67,6 @@ def arrival_ms(value: object) -> int | None:
     if isinstance(value, datetime):
         return us_from_datetime(value) // 1000
     return _scaled(value, 1000)
-
-
-def _is_number(value: object) -> bool:
-    return type(value) is int or type(value) is float or type(value) is Decimal
-
-
-def _at_least(value: object, bound: int) -> bool:
-    return isinstance(value, int | float | Decimal) and value >= bound
 
 
 def _scaled(value: object, scale: int) -> int:

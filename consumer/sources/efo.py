@@ -36,7 +36,6 @@ SUBSCRIBE_MIN_INTERVAL_S = 1.0  # SubscribeToShard: 1 call/s per consumer per sh
 # the last successful one, so a new owner reads within ~1 s of that instead of waiting 2.5-5 s
 # more per attempt.
 RESOURCE_IN_USE_WAIT_S = 1.0
-__all__ = ["ACCESS_DENIED_CODES", "EfoReader", "InStreamError", "StreamEvent", "stream_events"]
 # Idle checks of a closed shard that found records still to come, before warning that the
 # subscription is not delivering them.
 STALLED_CHECKS_BEFORE_WARNING = 3
