@@ -1,9 +1,5 @@
-"""What every shard reader hands the pipelines: raw records in batches, as Kinesis stored them.
-
-Here, below both `sources/` (which produce them) and `pipeline/` (which consume them), so the
-pipelines do not depend on any reader. Decoding is the pipeline's job and happens only for what
-a sink needs.
-"""
+"""What every shard reader hands the pipelines: raw records in batches, as Kinesis stored them
+(here, below `sources/` and `pipeline/`, so the pipelines depend on no reader)."""
 
 from __future__ import annotations
 
@@ -23,13 +19,10 @@ class RawRecord:
 
 @dataclass(frozen=True, slots=True)
 class ReadBatch:
-    """Records read from one shard in one call or event.
-
-    `resume_after` is the sequence number to resume after (the last record's, or the EFO
-    continuation number, which advances even when no record came). `child_shard_ids` is set
-    only on the last batch of a closed shard (SHARD_END). `read_at` is when its bytes were
-    read (monotonic seconds; set by the readers), for the consumer's own added latency.
-    """
+    """Records read from one shard in one call or event: `resume_after` the sequence number
+    to resume after (the last record's, or EFO's continuation, which advances without
+    records), `child_shard_ids` only on a closed shard's last batch (SHARD_END), `read_at`
+    when its bytes were read (monotonic s), for the consumer's own added latency."""
 
     shard_id: str
     records: Sequence[RawRecord]

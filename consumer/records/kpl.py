@@ -15,10 +15,9 @@ F3 89 9A C2, a protobuf `AggregatedRecord`, then the 16-byte MD5 digest of the p
       repeated Tag    tags                    = 4;   // ignored
     }
 
-User records share the Kinesis record's sequence number and are told apart by their index,
-the sub-sequence number (KCL's numbering). A record without the magic bytes is one user record
-with sub-sequence number 0. The protobuf reader here is a small one written for these two
-messages (no dependency); unknown fields are skipped, as protobuf requires.
+User records share the Kinesis record's sequence number; their index is the sub-sequence number
+(KCL's numbering; 0 for a record without the magic bytes). The small protobuf reader here
+skips unknown fields, as protobuf requires.
 """
 
 from __future__ import annotations

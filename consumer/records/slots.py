@@ -1,9 +1,6 @@
-"""Instances of slotted classes built without their __init__, for the decoders.
-
-A frozen dataclass sets each field through object.__setattr__, and the decoders build a
-position, an event and its images for every record: in C (`_speedups.build`) that costs a
-fifth as much. The result is the object the constructor makes from the same values.
-"""
+"""Instances of slotted classes built without their __init__, for the decoders: a frozen
+dataclass sets each field through object.__setattr__, and C (`_speedups.build`) does it for a
+fifth of that. The result is the object the constructor makes from the same values."""
 
 from __future__ import annotations
 

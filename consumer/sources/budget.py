@@ -47,15 +47,13 @@ def default_worker_budget(limit_bytes: int | None) -> int:
 
 
 class ByteBudget:
-    """Bytes that readers may hold ahead of processing. Not thread-safe (one event loop).
+    """Bytes that readers may hold ahead of processing (one event loop).
 
-    `reserve(n)` waits until `n` more bytes fit, except that the budget's only holder, and with
-    `always` a caller that holds nothing, get it at once: a batch larger than the budget must
-    not stall its shard, and a shard must not starve while others fill the budget (so the
-    worker's bound is its budget plus at most one batch per shard).
-    Waiters are served first come, first served, so a large read is not starved by small ones.
-    `adjust` corrects a reservation to what was actually read, without waiting; `release`
-    returns bytes. `waits` counts reservations that had to wait (reads slowed by the budget).
+    `reserve(n)` waits until `n` more bytes fit, first come, first served; the only holder, and
+    with `always` a caller that holds nothing, get them at once (a batch larger than the budget
+    must not stall its shard, nor a shard starve: the worker's bound is its budget plus one
+    batch per shard). `adjust` corrects a reservation to what was read; `release` returns
+    bytes; `waits` counts reservations that had to wait.
     """
 
     def __init__(self, limit_bytes: int) -> None:

@@ -44,12 +44,10 @@ async def prefetch(
 ) -> AsyncGenerator[T, None]:
     """Yields what `source` yields, reading up to `max_batches` items ahead in a task.
 
-    With `limits`, the read-ahead is also bounded in bytes (`size` of each item): before each
-    read the task reserves as many bytes as the last item had, in the shard's budget and in the
-    worker's, and waits for room. An item's bytes are held until the consumer asks for the next
-    one (it is being processed until then); all are returned when this iterator closes.
-    Errors of the source are raised here, after the items read before them. Closing this
-    iterator cancels the read-ahead task.
+    With `limits` the read-ahead is bounded in bytes too (`size` of each item): before each
+    read the task reserves the last item's bytes in the shard's and the worker's budgets. An
+    item's bytes are held until the next one is asked for, all returned on close (which cancels
+    the task). Errors of the source are raised here, after the items read before them.
     """
     if max_batches < 1:
         raise ValueError(f"max_batches must be at least 1, got {max_batches}")

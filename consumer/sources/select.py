@@ -1,7 +1,5 @@
-"""Choosing the reader: enhanced fan-out, with a fallback to polling when EFO is unavailable.
-
-`StreamSection` is the `stream` section of the settings (consumer/settings.py composes it).
-"""
+"""Choosing the reader: enhanced fan-out, with a fallback to polling when EFO is unavailable;
+`StreamSection`, the settings' `stream` section."""
 
 from __future__ import annotations
 
@@ -23,13 +21,10 @@ log = structlog.get_logger(__name__)
 
 
 class StreamSection(Section):
-    """What to read and how: the `stream` section.
-
-    With `mode` efo the application's consumer is registered (named `consumer_name`, default:
-    the application name); when EFO cannot be used (access denied, the stream's consumer limit
-    reached) the reader falls back to polling with a warning, or fails if
-    `fallback_to_polling` is off.
-    """
+    """What to read and how. With `mode` efo the consumer `consumer_name` (default: the
+    application name) is registered; when EFO cannot be used (access denied, the consumer limit
+    reached) the reader falls back to polling with a warning, unless `fallback_to_polling` is
+    off."""
 
     name: Annotated[str, AfterValidator(rules.kinesis_stream_name)] | None = None
     arn: Annotated[str, AfterValidator(rules.kinesis_stream_arn)] | None = None
