@@ -9,7 +9,7 @@ import sys
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from consumer.cli.options import add_config_option
+from consumer.cli.options import NOT_WHOLE, add_config_option, whole_number
 from consumer.cli.terminal import printable
 from consumer.pipeline.dlq import DlqMessage
 from consumer.settings import PIPELINE_NAMES, Settings, load_settings
@@ -18,16 +18,7 @@ from consumer.telemetry.logs import quiet_logging
 # Who parks records: a sink pipeline, or "decode" for records that could not be decoded.
 PARKING_PIPELINES = (*PIPELINE_NAMES, "decode")
 MAX_MESSAGES = 100_000
-
-
-def _message_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= MAX_MESSAGES:
-        raise argparse.ArgumentTypeError(f"must be 1-{MAX_MESSAGES}, got {text}")
-    return value
+_message_count = whole_number(1, MAX_MESSAGES, NOT_WHOLE, "must be 1-{high}, got {text}")
 
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
