@@ -12,12 +12,9 @@
 `created_at` is the record's ApproximateCreationDateTime, `arrival_time` the Kinesis
 ApproximateArrivalTimestamp (null where the source has none: DynamoDB Streams, Lambda).
 
-`change` is `ChangeEvent.raw` embedded verbatim: the line is built by concatenating bytes around
-the orjson-encoded metadata, so the record is neither parsed into Python values nor
-re-encoded (numbers keep their exact digits, and it costs one copy). The only change ever made
-to it: CR and LF bytes become spaces. In valid JSON those can only be whitespace between tokens
-(strings cannot hold raw control characters), so the value is the same and the line stays one
-line.
+`change` is `ChangeEvent.raw` embedded verbatim around the orjson-encoded metadata: never
+re-encoded (exact digits, one copy). Only CR and LF bytes become spaces: in valid JSON they
+can only be whitespace between tokens, so the value is the same and the line stays one line.
 """
 
 from __future__ import annotations

@@ -53,13 +53,9 @@ class AuditStats:
 
 
 class AuditSink:
-    """The audit pipeline's sink. One instance may serve one shard or several.
-
-    Give it either an S3 client (`store`, owned by the caller) or a factory that opens one
-    (`store_factory`, e.g. `lambda: endpoints.aio_client("s3")`; opened at the first flush
-    and closed by `aclose`). The constructor does no I/O. `clock` must be the monotonic clock
-    the pipeline passes to `wants_flush`.
-    """
+    """The audit pipeline's sink, for one shard or several. Give it an S3 client (`store`, the
+    caller's) or a factory (`store_factory`: opened at the first flush, closed by `aclose`).
+    `clock` must be the monotonic clock the pipeline passes to `wants_flush`."""
 
     name = "audit"
     buffered = True

@@ -80,18 +80,14 @@ class SearchSection(Section):
 
 
 class OpenSearchSettings(SearchSection):
-    """The section with an endpoint, plus the sink's own knobs (not settings). Constructing
-    one does no I/O; it only validates.
+    """The section with an endpoint and the resolved `password` (the section's, or read from
+    `password_secret_arn`), plus the sink's own knobs (not settings):
 
-    - `password`: the resolved one (the section's, or read from `password_secret_arn`).
-    - `max_retries`: extra attempts for a whole bulk request that was throttled (429), failed
-      with a 5xx or could not connect, and extra rounds for documents a bulk response rejected
-      with 429 or 5xx; backoff from `retry_base_s` up to `retry_cap_s`, full jitter.
-    - `max_bulk_bytes`: a batch is sent as bulk requests of at most this many bytes (a single
-      larger document goes alone). Managed domains accept 10 MiB or more per request.
-    - `create_index`: create the index with the sink's mapping (`mapping.py`) on first use if
-      it is missing; when off, a missing index is an error. An existing index's mapping is
-      checked either way.
+    - `max_retries`: extra tries of a bulk request throttled (429), failing with a 5xx or
+      unreachable, and extra rounds for bulk items refused with 429 or 5xx (full-jitter
+      backoff from `retry_base_s` to `retry_cap_s`).
+    - `max_bulk_bytes`: the most bytes per bulk request (a larger document goes alone).
+    - `create_index`: create a missing index with the sink's mapping; off, it is an error.
     """
 
     endpoint: EndpointUrl
