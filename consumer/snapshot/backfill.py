@@ -1,12 +1,9 @@
 """`consumer backfill`: bring a sink up to the existing table, stitched to the stream.
 
-One process runs `workers` readers (asyncio tasks); any number of processes (ECS tasks) can run
-the same backfill: they join the table's running snapshot through the lease table and share its
-parts. Each page of a part is turned into change records (`consumer.snapshot.records`) with
-version = snapshot time - margin, and applied by a `ShardPipeline` per part, the same retry,
-bisection, DLQ and checkpoint rules as a shard: the part's checkpoint (the lease item) moves
-only past pages that every sink holds durably, so a `kill -9` loses nothing and a restart
-resumes at the last checkpoint.
+`workers` readers per process, and any number of processes, share the table's running snapshot
+through the lease table. Each page becomes change records (`consumer.snapshot.records`) applied
+by a `ShardPipeline` per part, with a shard's retry, bisection, DLQ and checkpoint rules: the
+part's checkpoint moves only past pages every sink holds durably, so a `kill -9` loses nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +35,7 @@ from consumer.snapshot.export_reader import (
     check_given_export,
     load_manifest,
 )
-from consumer.snapshot.progress import Progress, ProgressView
+from consumer.snapshot.progress import ProgressView, run_alongside, show_progress
 from consumer.snapshot.rate import ReadUnitLimiter
 from consumer.snapshot.read_budget import SharedReadBudget
 from consumer.snapshot.records import page_batch
@@ -47,16 +44,18 @@ from consumer.snapshot.segments import (
     PartLost,
     SnapshotInfo,
     SnapshotLeases,
+    wall_us,
 )
-from consumer.snapshot.source_table import describe_source_table
+from consumer.snapshot.source_table import describe_source_table, lease_table_required
 from consumer.snapshot.stitch import (
     StitchError,
     StitchFacts,
     check_consumer_position,
     check_static,
     lease_table_leases,
+    stream_name,
 )
-from consumer.snapshot.table_reader import Page, TableReader, begin_scan_snapshot
+from consumer.snapshot.table_reader import SEGMENT_PREFIX, Page, TableReader, part_names
 
 log = structlog.get_logger(__name__)
 
@@ -108,27 +107,35 @@ def backfill_settings(settings: Settings, pipelines: tuple[str, ...], snapshot_i
     return settings.model_copy(update={"pipelines": section.model_copy(update={"audit": audit})})
 
 
-def chosen_pipelines(settings: Settings, requested: tuple[str, ...]) -> tuple[str, ...]:
-    enabled = [name for name in SNAPSHOT_PIPELINES if getattr(settings.pipelines, name).enabled]
-    if not requested:
-        chosen = tuple(name for name in enabled if name != "null") or tuple(enabled)
-        if not chosen:
-            raise BackfillError("no pipeline is enabled in the settings: nothing to backfill")
-        return chosen
+def enabled_among(
+    settings: Settings,
+    names: tuple[str, ...],
+    requested: tuple[str, ...],
+    offered: tuple[str, ...],
+    error: type[Exception],
+) -> list[str]:
+    """The enabled pipelines among `names`; `error` (the command's own) if one `requested` is
+    not among them (`offered`: the names the message lists) or is not enabled."""
+    enabled = [name for name in names if getattr(settings.pipelines, name).enabled]
     for name in requested:
-        if name not in SNAPSHOT_PIPELINES:
-            raise BackfillError(
-                f"unknown pipeline {name!r} (choose from {', '.join(SNAPSHOT_PIPELINES[:3])})"
-            )
+        if name not in names:
+            raise error(f"unknown pipeline {name!r} (choose from {', '.join(offered)})")
         if name not in enabled:
-            raise BackfillError(
+            raise error(
                 f"pipeline {name} is not enabled in the settings (pipelines.{name}.enabled)"
             )
-    return tuple(name for name in SNAPSHOT_PIPELINES if name in requested)
+    return enabled
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
+def chosen_pipelines(settings: Settings, requested: tuple[str, ...]) -> tuple[str, ...]:
+    pipelines = SNAPSHOT_PIPELINES
+    enabled = enabled_among(settings, pipelines, requested, pipelines[:3], BackfillError)
+    if requested:
+        return tuple(name for name in pipelines if name in requested)
+    chosen = tuple(name for name in enabled if name != "null") or tuple(enabled)
+    if not chosen:
+        raise BackfillError("no pipeline is enabled in the settings: nothing to backfill")
+    return chosen
 
 
 def new_snapshot_id(table: str, now_us: int) -> str:
@@ -167,12 +174,7 @@ async def _renewing(
             await asyncio.sleep(leases.lease_ms / 3000)
             await leases.renew(info.snapshot_id, lease)
 
-    renewer = asyncio.create_task(renew())
-    try:
-        await work
-    finally:
-        renewer.cancel()
-        await asyncio.gather(renewer, return_exceptions=True)
+    await run_alongside(work, renew())
 
 
 class PartCheckpointer:
@@ -209,27 +211,19 @@ class PartCheckpointer:
             await self._last.commit()
 
 
+@dataclass
 class Backfill:
     """One process's part of a backfill. Constructors do no I/O; `run` does it all."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        request: BackfillRequest,
-        *,
-        export_api: Callable[[Any], ExportApi] = DynamoDbExports,
-        view: ProgressView | None = None,
-        now_us: Callable[[], int] = _now_us,
-        export_poll_s: float = 10.0,
-    ) -> None:
-        self._export_poll_s = export_poll_s
-        self.settings = settings
-        self.request = request
-        self._export_api = export_api
-        self._view = view
-        self._now_us = now_us
-        self.outcome: BackfillOutcome | None = None
-        self._pipelines: list[ShardPipeline] = []
+    settings: Settings
+    request: BackfillRequest
+    _: KW_ONLY
+    export_api: Callable[[Any], ExportApi] = DynamoDbExports
+    view: ProgressView | None = None
+    now_us: Callable[[], int] = wall_us
+    export_poll_s: float = 10.0
+    outcome: BackfillOutcome | None = field(default=None, init=False)
+    _pipelines: list[ShardPipeline] = field(default_factory=list, init=False)
 
     @property
     def margin_us(self) -> int:
@@ -260,22 +254,23 @@ class Backfill:
             leases = SnapshotLeases(
                 dynamodb, settings.lease_table, lease_s=settings.backfill.lease_s
             )
-            running = await self._current(leases)
+            with lease_table_required(settings.lease_table, BackfillError):
+                running = await leases.current(PURPOSE, request.table)
             s3 = None
             if request.source == "export":
                 s3 = await stack.enter_async_context(endpoints.aio_client("s3"))
             if running is None:
-                snapshot_us = self._now_us()
+                snapshot_us = self.now_us()
                 description = None
                 if request.source == "export" and request.export_arn:
-                    description = await self._export_api(dynamodb).describe(request.export_arn)
+                    description = await self.export_api(dynamodb).describe(request.export_arn)
                     check_given_export(description, table["TableArn"])
                     if "ExportTime" in description:
                         snapshot_us = int(description["ExportTime"].timestamp() * 1_000_000)
                 if request.check_stitching:
                     await self._check_stitching(stack, dynamodb, snapshot_us, pipelines)
                 # A new snapshot's time is after the check (see consumer.snapshot.stitch).
-                info = await self._begin(leases, pipelines, self._now_us())
+                info = await self._begin(leases, pipelines, self.now_us())
             else:
                 if running.source != request.source or running.pipelines != pipelines:
                     raise BackfillError(
@@ -307,7 +302,6 @@ class Backfill:
                 )
                 await budget.refresh()
             total = int(table.get("ItemCount", 0)) or None
-            progress = Progress(leases, info, total, self._view)
             readers: list[TableReader] = []
             for index in range(max(1, request.workers)):
                 worker = f"{request.worker_id}-{index}"
@@ -327,21 +321,18 @@ class Backfill:
                             page_items=request.page_items,
                         )
                     )
-            progress_task = asyncio.create_task(progress.run(readers))
-            budget_task = asyncio.create_task(budget.run()) if budget is not None else None
-            try:
+
+            async def read_all() -> None:
                 async with asyncio.TaskGroup() as group:
                     for reader in readers:
                         group.create_task(
                             self._work(reader, leases, info, key_names, runtime.routes, dlq)
                         )
-            finally:
-                progress_task.cancel()
-                if budget_task is not None:
-                    budget_task.cancel()
-                await asyncio.gather(
-                    progress_task, *filter(None, [budget_task]), return_exceptions=True
-                )
+
+            background = [show_progress(leases, info, total, self.view)]
+            if budget is not None:
+                background.append(budget.run())
+            await run_alongside(read_all(), *background)
             if budget is not None:
                 await budget.leave()
             parts = await leases.parts(info.snapshot_id)
@@ -363,28 +354,19 @@ class Backfill:
                 outcome.read_window = (min(known), max(known))
             if outcome.finished:
                 await leases.end(info)
-            await progress.done(outcome.items, outcome.size)
+            if self.view is not None:
+                self.view.finish()
             outcome.elapsed_s = time.monotonic() - started
             self.outcome = outcome
             return outcome
-
-    async def _current(self, leases: SnapshotLeases) -> SnapshotInfo | None:
-        try:
-            return await leases.current(PURPOSE, self.request.table)
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ResourceNotFoundException":
-                raise BackfillError(
-                    f"lease table {self.settings.lease_table!r} does not exist: start "
-                    "`consumer run` first (it creates it), or set leases.table"
-                ) from None
-            raise
 
     async def _check_stitching(
         self, stack: AsyncExitStack, dynamodb: Any, snapshot_us: int, pipelines: tuple[str, ...]
     ) -> None:
         settings = self.settings
-        now = self._now_us()
+        now = self.now_us()
         replication = settings.pipelines.replication
+        stream = stream_name(settings)
         retention: int | None
         if settings.stream.mode == "streams":
             retention = 24
@@ -393,7 +375,7 @@ class Backfill:
             kinesis = await stack.enter_async_context(
                 settings.aws.endpoints().aio_client("kinesis")
             )
-            stream = self._stream_name()
+            assert stream is not None  # the settings require a name or ARN in Kinesis mode
             try:
                 summary = await kinesis.describe_stream_summary(StreamName=stream)
             except ClientError as error:
@@ -413,40 +395,23 @@ class Backfill:
             tombstone_ttl_s=replication.tombstone_ttl_s if "replication" in pipelines else None,
         )
         check_static(facts)
-        if kinesis is not None:
+        if kinesis is not None and stream is not None:
             shard_leases = await lease_table_leases(dynamodb, settings.lease_table)
-            await check_consumer_position(kinesis, self._stream_name(), shard_leases, facts)
-
-    def _stream_name(self) -> str:
-        stream = self.settings.stream
-        if stream.name:
-            return stream.name
-        assert stream.arn is not None
-        return stream.arn.rsplit("/", 1)[-1]
+            await check_consumer_position(kinesis, stream, shard_leases, facts)
 
     async def _begin(
         self, leases: SnapshotLeases, pipelines: tuple[str, ...], now_us: int
     ) -> SnapshotInfo:
         request = self.request
-        snapshot_id = new_snapshot_id(request.table, now_us)
-        if request.source == "scan":
-            return await begin_scan_snapshot(
-                leases,
-                snapshot_id=snapshot_id,
-                purpose=PURPOSE,
-                table=request.table,
-                segments=request.segments,
-                pipelines=pipelines,
-                now_us=now_us,
-            )
+        scan = request.source == "scan"
         info = SnapshotInfo(
-            snapshot_id=snapshot_id,
+            snapshot_id=new_snapshot_id(request.table, now_us),
             purpose=PURPOSE,
             table=request.table,
-            source="export",
-            parts=(),
+            source="scan" if scan else "export",
+            parts=part_names(SEGMENT_PREFIX, request.segments) if scan else (),
             version_us=0,
-            export_arn=request.export_arn,
+            export_arn=None if scan else request.export_arn,
             pipelines=pipelines,
             created_us=now_us,
         )
@@ -462,7 +427,7 @@ class Backfill:
     ) -> tuple[SnapshotInfo, str]:
         """Starts the export if the snapshot has none yet, waits for it, reads its
         manifests and records its data files as the parts."""
-        api = self._export_api(dynamodb)
+        api = self.export_api(dynamodb)
         if info.export_arn is None:
             info = await self._start_export(api, leases, table, info)
         assert info.export_arn is not None
@@ -479,8 +444,8 @@ class Backfill:
             )
         if not info.parts:
             info = await begin_export_snapshot(leases, info, manifest)
-        if self._view is not None:
-            self._view.note(
+        if self.view is not None:
+            self.view.note(
                 f"export {manifest.export_arn}: {len(manifest.files)} data files, "
                 f"{manifest.item_count} items"
             )
@@ -525,10 +490,10 @@ class Backfill:
                 return description
             waited = time.monotonic() - started
             message = f"export {export_arn} is {status} ({waited:.0f} s)"
-            if self._view is not None:
-                self._view.note(message)
+            if self.view is not None:
+                self.view.note(message)
             log.info("backfill.export_waiting", export=export_arn, status=status)
-            await asyncio.sleep(self._export_poll_s)
+            await asyncio.sleep(self.export_poll_s)
 
     async def _work(
         self,

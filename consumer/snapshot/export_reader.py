@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 from consumer.aws.backoff import Backoff
 from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS
 from consumer.snapshot.segments import PartLease, SnapshotInfo, SnapshotLeases
-from consumer.snapshot.table_reader import Page, TableReader, WireItem
+from consumer.snapshot.table_reader import Page, TableReader, WireItem, part_names
 
 log = structlog.get_logger(__name__)
 
@@ -81,10 +81,6 @@ class DynamoDbExports:
         return description
 
 
-def file_names(count: int) -> tuple[str, ...]:
-    return tuple(f"{FILE_PREFIX}{index:04d}" for index in range(count))
-
-
 def check_export(description: dict[str, Any], table_arn: str) -> None:
     """Refuses an export of another table (or region, or account), a failed one, or one in a
     format the reader does not read."""
@@ -126,31 +122,17 @@ def check_given_export(description: dict[str, Any], table_arn: str) -> None:
 
 
 @dataclass(frozen=True)
-class DataFile:
-    key: str
-    item_count: int
-
-
-@dataclass(frozen=True)
 class Manifest:
     export_arn: str
     table_arn: str
     export_time_us: int
     bucket: str
-    files: tuple[DataFile, ...]
+    files: tuple[str, ...]  # the data files' S3 keys
     item_count: int
 
 
-def _time_us(text: str) -> int:
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return int(parsed.timestamp() * 1_000_000)
-
-
 async def _get(s3: Any, bucket: str, key: str) -> bytes:
-    answer = await s3.get_object(Bucket=bucket, Key=key)
-    async with answer["Body"] as body:
-        data: bytes = await body.read()
-    return data
+    return b"".join([chunk async for chunk in _body_chunks(s3, bucket, key)])
 
 
 def _prefixed(prefix: str, key: str) -> str:
@@ -191,19 +173,16 @@ async def load_manifest(s3: Any, description: dict[str, Any]) -> Manifest:
         raise ExportProblem(
             f"manifest s3://{bucket}/{summary_key} is not a DynamoDB export manifest ({error})"
         ) from None
-    files: list[DataFile] = []
-    for line in files_text.splitlines():
-        if not line.strip():
-            continue
-        entry = orjson.loads(line)
-        files.append(DataFile(_prefixed(prefix, entry["dataFileS3Key"]), int(entry["itemCount"])))
+    entries = [orjson.loads(line) for line in files_text.splitlines() if line.strip()]
+    counts = [int(entry["itemCount"]) for entry in entries]
+    exported = datetime.fromisoformat(summary["exportTime"].replace("Z", "+00:00"))
     return Manifest(
         export_arn=summary.get("exportArn", arn),
         table_arn=summary.get("tableArn", description.get("TableArn", "")),
-        export_time_us=_time_us(summary["exportTime"]),
+        export_time_us=int(exported.timestamp() * 1_000_000),
         bucket=bucket,
-        files=tuple(files),
-        item_count=int(summary.get("itemCount", sum(f.item_count for f in files))),
+        files=tuple(_prefixed(prefix, entry["dataFileS3Key"]) for entry in entries),
+        item_count=int(summary.get("itemCount", sum(counts))),
     )
 
 
@@ -234,44 +213,10 @@ class ExportReader(TableReader):
         worker_id: str,
         *,
         auto_commit: bool = True,
-        poll_s: float = 1.0,
-        page_lines: int = PAGE_LINES,
     ) -> None:
-        super().__init__(None, snapshot, leases, worker_id, auto_commit=auto_commit, poll_s=poll_s)
+        super().__init__(None, snapshot, leases, worker_id, auto_commit=auto_commit)
         self._s3 = s3
         self._bucket = bucket
-        self._page_lines = page_lines
-
-    def _page(
-        self,
-        lease: PartLease,
-        first: int,
-        items: list[WireItem],
-        ordinals: list[int],
-        bad: list[tuple[int, bytes, str]],
-        size: int,
-        size_through: int,
-        last: bool,
-        failed: str | None = None,
-    ) -> Page:
-        self.stats.pages += 1
-        self.stats.items += len(items)
-        self.stats.size += size
-        return Page(
-            part=lease.name,
-            items=items,
-            scan_start_us=self.snapshot.version_us,
-            first_ordinal=first,
-            last=last,
-            size=size,
-            size_through=size_through,
-            resume=None if last else {"line": first + len(items) + len(bad)},
-            lease=lease,
-            _commit=self._commit,
-            item_ordinals=ordinals,
-            bad=bad,
-            failed=failed,
-        )
 
     async def _read_part(self, lease: PartLease) -> AsyncIterator[Page]:
         """The file's pages, streamed: at most one page of lines and one decompressed chunk
@@ -293,7 +238,7 @@ class ExportReader(TableReader):
                     seen += 1
                     if seen <= taken:
                         continue
-                    if len(chunk) == self._page_lines:
+                    if len(chunk) == PAGE_LINES:
                         page = self._page_of(lease, first, chunk, where, size_through, False)
                         size_through = page.size_through
                         yield page
@@ -342,8 +287,22 @@ class ExportReader(TableReader):
             except ValueError as error:
                 bad.append((ordinal, line, f"{where} line {ordinal + 1}: {error}"))
         size = sum(len(line) for line in lines)
-        return self._page(
-            lease, first, items, ordinals, bad, size, size_through + size, last, failed
+        self.stats.pages += 1
+        self.stats.items += len(items)
+        return Page(
+            part=lease.name,
+            items=items,
+            scan_start_us=self.snapshot.version_us,
+            first_ordinal=first,
+            last=last,
+            size=size,
+            size_through=size_through + size,
+            resume=None if last else {"line": first + len(lines)},
+            lease=lease,
+            _commit=self._commit,
+            item_ordinals=ordinals,
+            bad=bad,
+            failed=failed,
         )
 
 
@@ -406,9 +365,8 @@ async def begin_export_snapshot(
     manifest: Manifest,
 ) -> SnapshotInfo:
     """Records an export's data files as the snapshot's parts (idempotent)."""
-    names = file_names(len(manifest.files))
-    details = {name: data_file.key for name, data_file in zip(names, manifest.files, strict=True)}
-    info = await leases.set_parts(info, names)
-    info = await leases.set_version(info, manifest.export_time_us)
+    names = part_names(FILE_PREFIX, len(manifest.files))
+    details = dict(zip(names, manifest.files, strict=True))
+    info = await leases.set_export_parts(info, names, manifest.export_time_us)
     await leases.add_parts(info.snapshot_id, names, details)
     return info

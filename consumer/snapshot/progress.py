@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 import structlog
 
 from consumer.snapshot.segments import SnapshotInfo, SnapshotLeases
-from consumer.snapshot.table_reader import TableReader
 
 log = structlog.get_logger(__name__)
 
@@ -47,16 +46,12 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / 1_000_000:.1f} MB"
-
-
 def progress_line(figures: ProgressFigures) -> str:
     share = ""
     if figures.total_items:
         share = f" ({min(100.0, 100 * figures.items / figures.total_items):.0f}%)"
     return (
-        f"{figures.items} items{share}, {_megabytes(figures.size)}, "
+        f"{figures.items} items{share}, {figures.size / 1_000_000:.1f} MB, "
         f"{figures.parts_done}/{figures.parts} parts, {figures.rate_items_s:.0f} items/s, "
         f"ETA {_duration(figures.eta_s)}"
     )
@@ -128,51 +123,41 @@ class ProgressView:
             self._drawn = False
 
 
-class Progress:
+async def show_progress(
+    leases: SnapshotLeases, info: SnapshotInfo, total_items: int | None, view: ProgressView | None
+) -> None:
     """Polls the lease table and feeds the view until cancelled."""
+    if view is None:
+        return
+    started = time.monotonic()
+    first: int | None = None
+    while True:
+        try:
+            parts = await leases.parts(info.snapshot_id)
+            items = sum(part.items for part in parts)
+            if first is None:
+                first = items
+            elapsed = time.monotonic() - started
+            figures = ProgressFigures(
+                items=items,
+                size=sum(part.size for part in parts),
+                parts_done=sum(1 for part in parts if part.finished),
+                parts=len(parts),
+                rate_items_s=(items - first) / elapsed if elapsed > 0 else 0.0,
+                total_items=total_items,
+            )
+            view.update(figures)
+        except Exception as error:  # progress must never stop the backfill
+            log.debug("backfill.progress_failed", error=str(error))
+        await asyncio.sleep(view.poll_s)
 
-    def __init__(
-        self,
-        leases: SnapshotLeases,
-        info: SnapshotInfo,
-        total_items: int | None,
-        view: ProgressView | None,
-    ) -> None:
-        self._leases = leases
-        self._info = info
-        self._total = total_items
-        self._view = view
 
-    async def _figures(self, started: float, first_items: int | None) -> ProgressFigures:
-        parts = await self._leases.parts(self._info.snapshot_id)
-        items = sum(part.items for part in parts)
-        elapsed = time.monotonic() - started
-        base = items if first_items is None else first_items
-        rate = (items - base) / elapsed if elapsed > 0 else 0.0
-        return ProgressFigures(
-            items=items,
-            size=sum(part.size for part in parts),
-            parts_done=sum(1 for part in parts if part.finished),
-            parts=len(parts),
-            rate_items_s=rate,
-            total_items=self._total,
-        )
-
-    async def run(self, readers: Sequence[TableReader]) -> None:
-        if self._view is None:
-            return
-        started = time.monotonic()
-        first: int | None = None
-        while True:
-            try:
-                figures = await self._figures(started, first)
-                if first is None:
-                    first = figures.items
-                self._view.update(figures)
-            except Exception as error:  # progress must never stop the backfill
-                log.debug("backfill.progress_failed", error=str(error))
-            await asyncio.sleep(self._view.poll_s)
-
-    async def done(self, items: int, size: int) -> None:
-        if self._view is not None:
-            self._view.finish()
+async def run_alongside(work: Awaitable[None], *background: Coroutine[Any, Any, None]) -> None:
+    """Awaits `work` while the `background` loops run; cancels them once it ends."""
+    tasks = [asyncio.create_task(loop) for loop in background]
+    try:
+        await work
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -16,19 +16,12 @@ is a real change at or after the snapshot's version.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 
 import orjson
 
 from consumer.records.batch import RawRecord, ReadBatch
-from consumer.snapshot.table_reader import Page, WireItem
-
-
-def _bytes_default(value: object) -> str:
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode()
-    raise TypeError(type(value).__name__)
+from consumer.snapshot.table_reader import Page, WireItem, base64_bytes
 
 
 def snapshot_record_data(
@@ -44,24 +37,42 @@ def snapshot_record_data(
 ) -> bytes:
     """The record bytes of one snapshot item (binaries as base64, as in stream records)."""
     keys = {name: item[name] for name in key_names if name in item}
-    image = orjson.dumps(item, default=_bytes_default)
+    event_id = f"snapshot:{snapshot_id}:{part}:{ordinal}"
+    return change_record_data(event_id, keys, item, table, region, snapshot_id, version_us)
+
+
+def change_record_data(
+    event_id: str,
+    keys: WireItem,
+    item: WireItem | None,
+    table: str,
+    region: str,
+    snapshot_id: str,
+    version_us: int,
+) -> bytes:
+    """A MODIFY carrying `item`, or a REMOVE of `keys` when `item` is None."""
+    change: dict[str, object] = {
+        "ApproximateCreationDateTime": version_us,
+        "ApproximateCreationDateTimePrecision": "MICROSECOND",
+        "Keys": keys,
+    }
+    if item is None:
+        change["SizeBytes"] = 0
+    else:
+        image = orjson.dumps(item, default=base64_bytes)
+        change["NewImage"] = orjson.Fragment(image)
+        change["SizeBytes"] = len(image)
     record = {
         "awsRegion": region,
-        "eventID": f"snapshot:{snapshot_id}:{part}:{ordinal}",
-        "eventName": "MODIFY",
+        "eventID": event_id,
+        "eventName": "REMOVE" if item is None else "MODIFY",
         "recordFormat": "application/json",
         "tableName": table,
-        "dynamodb": {
-            "ApproximateCreationDateTime": version_us,
-            "ApproximateCreationDateTimePrecision": "MICROSECOND",
-            "Keys": keys,
-            "NewImage": orjson.Fragment(image),
-            "SizeBytes": len(image),
-        },
+        "dynamodb": change,
         "eventSource": "aws:dynamodb",
         "snapshot": snapshot_id,
     }
-    return orjson.dumps(record, default=_bytes_default)
+    return orjson.dumps(record, default=base64_bytes)
 
 
 def page_batch(

@@ -31,9 +31,15 @@ from botocore.exceptions import ClientError
 from checkpoints.model import SNAPSHOT_KEY_PREFIX, int_attr, n, s, text_attr
 
 CONDITIONAL_FAILED = "ConditionalCheckFailedException"
+_COUNTERS = {"#items": "items", "#bytes": "bytes"}  # reserved words in DynamoDB expressions
 
 # The resume state of one part: {"key": LastEvaluatedKey} or {"line": n}; None = the start.
 ResumeState = Mapping[str, Any] | None
+
+
+def wall_us() -> int:
+    """Now, in epoch microseconds."""
+    return time.time_ns() // 1000
 
 
 class PartLost(RuntimeError):
@@ -114,6 +120,17 @@ def part_from_item(item: Mapping[str, Any]) -> PartState:
         failed=text_attr(item, "failed"),
         detail=text_attr(item, "detail"),
     )
+
+
+async def scan_all(client: Any, **params: Any) -> list[dict[str, Any]]:
+    """Every item a Scan with `params` returns, page after page."""
+    items: list[dict[str, Any]] = []
+    while True:
+        page = await client.scan(**params)
+        items.extend(page.get("Items", []))
+        if not page.get("LastEvaluatedKey"):
+            return items
+        params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 class SnapshotLeases:
@@ -256,17 +273,22 @@ class SnapshotLeases:
                 "put_item", Item=item, ConditionExpression="attribute_not_exists(leaseKey)"
             )
 
-    async def set_parts(self, info: SnapshotInfo, parts: Sequence[str]) -> SnapshotInfo:
-        """Records the parts of a snapshot whose parts were not known at its start (an
-        export's data files, known when it completes)."""
+    async def set_export_parts(
+        self, info: SnapshotInfo, parts: Sequence[str], version_us: int
+    ) -> SnapshotInfo:
+        """Records the parts and version of a snapshot that knew neither at its start (an
+        export's data files and time, known when it completes)."""
         await self._client.update_item(
             TableName=self._table,
             Key={"leaseKey": s(self.snapshot_key(info.snapshot_id))},
-            UpdateExpression="SET #p = :p",
+            UpdateExpression="SET #p = :p, versionUs = :v",
             ExpressionAttributeNames={"#p": "parts"},
-            ExpressionAttributeValues={":p": s(orjson.dumps(list(parts)).decode())},
+            ExpressionAttributeValues={
+                ":p": s(orjson.dumps(list(parts)).decode()),
+                ":v": n(version_us),
+            },
         )
-        return replace(info, parts=tuple(parts))
+        return replace(info, parts=tuple(parts), version_us=version_us)
 
     async def set_export_arn(self, info: SnapshotInfo, export_arn: str) -> SnapshotInfo:
         """Records the export this snapshot reads; the first worker to record one wins."""
@@ -281,15 +303,6 @@ class SnapshotLeases:
         stored = await self.describe(info.snapshot_id)
         assert stored is not None
         return stored
-
-    async def set_version(self, info: SnapshotInfo, version_us: int) -> SnapshotInfo:
-        await self._client.update_item(
-            TableName=self._table,
-            Key={"leaseKey": s(self.snapshot_key(info.snapshot_id))},
-            UpdateExpression="SET versionUs = :v",
-            ExpressionAttributeValues={":v": n(version_us)},
-        )
-        return replace(info, version_us=version_us)
 
     async def end(self, info: SnapshotInfo) -> None:
         """The snapshot is done: the table has no running snapshot any more."""
@@ -350,34 +363,20 @@ class SnapshotLeases:
 
     async def parts(self, snapshot_id: str) -> list[PartState]:
         """Every part of the snapshot, strongly consistent."""
-        prefix = self.part_key(snapshot_id, "")
-        params: dict[str, Any] = {
-            "TableName": self._table,
-            "ConsistentRead": True,
-            "FilterExpression": "begins_with(leaseKey, :p)",
-            "ExpressionAttributeValues": {":p": s(prefix)},
-        }
-        found: list[PartState] = []
-        while True:
-            page = await self._client.scan(**params)
-            found.extend(part_from_item(item) for item in page.get("Items", []))
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return sorted(found, key=lambda part: part.name)
-            params["ExclusiveStartKey"] = start
+        items = await scan_all(
+            self._client,
+            TableName=self._table,
+            ConsistentRead=True,
+            FilterExpression="begins_with(leaseKey, :p)",
+            ExpressionAttributeValues={":p": s(self.part_key(snapshot_id, ""))},
+        )
+        return sorted(map(part_from_item, items), key=lambda part: part.name)
 
     async def take(self, snapshot_id: str, me: str, part: PartState) -> PartLease | None:
         """Takes an available part (free, ours, or its owner's lease expired). None if another
         worker got it first."""
         now = self._wall_ms()
         expires = now + self.lease_ms
-        values: dict[str, Any] = {
-            ":me": s(me),
-            ":next": n(part.counter + 1),
-            ":seen": n(part.counter),
-            ":exp": n(expires),
-            ":now": n(now),
-        }
         if not await self._conditional(
             "update_item",
             Key={"leaseKey": s(self.part_key(snapshot_id, part.name))},
@@ -390,7 +389,11 @@ class SnapshotLeases:
                 "(attribute_not_exists(leaseOwner) OR leaseOwner = :me OR expiresAtMs <= :now)"
             ),
             ExpressionAttributeValues={
-                **values,
+                ":me": s(me),
+                ":next": n(part.counter + 1),
+                ":seen": n(part.counter),
+                ":exp": n(expires),
+                ":now": n(now),
                 ":started": n(now * 1000),
                 ":false": {"BOOL": False},
             },
@@ -413,19 +416,14 @@ class SnapshotLeases:
         names: Mapping[str, str] | None = None,
     ) -> None:
         now = self._wall_ms()
-        params: dict[str, Any] = {
-            "Key": {"leaseKey": s(self.part_key(snapshot_id, lease.name))},
-            "UpdateExpression": update,
-            "ConditionExpression": "leaseOwner = :me AND leaseCounter = :token",
-            "ExpressionAttributeValues": {
-                ":me": s(lease.owner),
-                ":token": n(lease.counter),
-                **values,
-            },
-        }
-        if names:
-            params["ExpressionAttributeNames"] = dict(names)
-        if not await self._conditional("update_item", **params):
+        if not await self._conditional(
+            "update_item",
+            Key={"leaseKey": s(self.part_key(snapshot_id, lease.name))},
+            UpdateExpression=update,
+            ConditionExpression="leaseOwner = :me AND leaseCounter = :token",
+            ExpressionAttributeValues={":me": s(lease.owner), ":token": n(lease.counter), **values},
+            **({"ExpressionAttributeNames": dict(names)} if names else {}),
+        ):
             raise PartLost(f"part {lease.name} was taken by another worker")
         lease.expires_at_ms = now + self.lease_ms
 
@@ -450,7 +448,7 @@ class SnapshotLeases:
                 ":bytes": n(size),
                 ":exp": n(self._wall_ms() + self.lease_ms),
             },
-            {"#pos": "position", "#items": "items", "#bytes": "bytes"},
+            {"#pos": "position", **_COUNTERS},
         )
 
     async def renew(self, snapshot_id: str, lease: PartLease) -> None:
@@ -470,20 +468,13 @@ class SnapshotLeases:
         failed: str | None = None,
     ) -> None:
         """The part is done (or failed for good, `failed` saying why); releases it."""
-        update = "SET finished = :true, #items = :items, #bytes = :bytes REMOVE leaseOwner"
-        values: dict[str, Any] = {
-            ":true": {"BOOL": True},
-            ":items": n(items),
-            ":bytes": n(size),
-        }
+        update = "SET finished = :true, #items = :items, #bytes = :bytes"
+        values: dict[str, Any] = {":true": {"BOOL": True}, ":items": n(items), ":bytes": n(size)}
         if failed is not None:
-            update = (
-                "SET finished = :true, #items = :items, #bytes = :bytes, failed = :failed "
-                "REMOVE leaseOwner"
-            )
+            update += ", failed = :failed"
             values[":failed"] = s(failed)
         await self._owned_update(
-            snapshot_id, lease, update, values, {"#items": "items", "#bytes": "bytes"}
+            snapshot_id, lease, update + " REMOVE leaseOwner", values, _COUNTERS
         )
 
     def still_owned(self, lease: PartLease, margin_ms: int = 2000) -> bool:

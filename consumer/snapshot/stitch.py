@@ -1,27 +1,18 @@
 """The stitching check: the stream must cover every change after the snapshot.
 
-Why a snapshot stitched to the stream converges. Snapshot items are applied with version
-V = T - margin, where T is the snapshot time (the export time, or the segment's scan start:
-every item a segment returns was read at or after it). Take any item:
+Why it converges (README, "Backfill"): snapshot items are applied with version V = T - margin,
+T being the snapshot time (the export time, or the segment's scan start). A change after T
+reaches the sinks through the stream with a version > V (the margin absorbs clock skew and
+millisecond truncation), so it wins whichever arrives first, and a delete's tombstone stays; a
+change before T is in what the snapshot read, and a stream change in (V, T] is a real state
+that any later change supersedes. So the sinks end equal to the table provided the stream
+delivers every change after T, which is checked before a snapshot starts (one line on failure):
 
-- every change made after T reaches the sinks through the stream with its own version, which
-  is > V (the margin absorbs clock skew and millisecond truncation), so it wins over the
-  snapshot's copy, whichever arrives first; a delete leaves a tombstone of that version, which
-  the snapshot's copy cannot overwrite;
-- every change made before T is in what the snapshot read, so the snapshot's copy (V) is at
-  least as new as any of them that the stream delivers with a version <= V, and a stream
-  change in (V, T] is itself a real state that a later change (if any) supersedes.
-
-So the sinks end equal to the table provided the stream delivers every change made after T.
-That is what is checked before a snapshot starts, in one line on failure:
-
-- the consumer's position: a snapshot taken after this check (a scan, a new export) is
-  covered by any consumer that has leases, since it reads every record arriving from now on.
-  For an existing export (T in the past), the first record after each open shard's checkpoint
-  must have arrived at or before T: a consumer already past T applied the changes since to the
-  pipelines it had then, not to one added since.
-  With no leases (the consumer never ran), its initial position must be TRIM_HORIZON or
-  AT_TIMESTAMP <= V: LATEST would skip what happens before it starts;
+- the consumer's position: a snapshot taken after this check (a scan, a new export) is covered
+  by a consumer with leases. For an existing export (T in the past), the first record after
+  each open shard's checkpoint must have arrived at or before T: a consumer past T applied the
+  changes since to the pipelines it had then, not to one added since. With no leases, the
+  initial position must be TRIM_HORIZON or AT_TIMESTAMP <= V (LATEST would skip changes);
 - the stream's retention reaches back to V (an old export);
 - with replication, V is within the replica's tombstone lifetime.
 """
@@ -36,6 +27,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from checkpoints.model import Lease, Position, snapshot_from_items
+from consumer.settings import Settings
+from consumer.snapshot.segments import scan_all
 
 
 class StitchError(RuntimeError):
@@ -50,6 +43,12 @@ class StitchFacts:
     retention_hours: int | None
     initial_position: str
     tombstone_ttl_s: int | None  # replication's, when replication takes the snapshot
+
+
+def stream_name(settings: Settings) -> str | None:
+    """The Kinesis stream's name: `stream.name`, or the end of `stream.arn`."""
+    stream = settings.stream
+    return stream.name or (stream.arn.rsplit("/", 1)[-1] if stream.arn else None)
 
 
 def _iso(us: int) -> str:
@@ -123,15 +122,8 @@ async def _first_arrival_after(kinesis: Any, stream: str, lease: Lease) -> int |
 
 
 async def lease_table_leases(client: Any, lease_table: str) -> Sequence[Lease]:
-    items: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"TableName": lease_table, "ConsistentRead": True}
     try:
-        while True:
-            page = await client.scan(**params)
-            items.extend(page.get("Items", []))
-            if not page.get("LastEvaluatedKey"):
-                break
-            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = await scan_all(client, TableName=lease_table, ConsistentRead=True)
     except ClientError as error:
         if error.response["Error"]["Code"] == "ResourceNotFoundException":
             return ()

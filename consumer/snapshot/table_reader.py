@@ -1,41 +1,31 @@
-"""The shared table reader: a parallel, rate-limited, leased, resumable Scan of the source table.
+"""The shared table reader: a parallel, rate-limited, leased, resumable Scan of the source table,
+which `consumer backfill` applies through the sinks and `consumer verify` compares with them.
+Parts are leased and checkpointed in the lease table like shards (`consumer.snapshot.segments`).
 
-Used by `consumer backfill` (apply every item through the versioned sinks) and `consumer verify`
-(compare every item with the sinks). A snapshot of a table is split into Scan segments
-(`TotalSegments`); its parts are leased and checkpointed in the lease table like shards
-(`consumer.snapshot.segments`), so several workers, in one process or many, share a table and a
-worker killed with `kill -9` resumes where it was.
-
-The partitions, bytewax-style:
-
-- A partition is one Scan segment, named `segment-NNNN`. Its resume state is the
-  LastEvaluatedKey after the last committed page (None: the segment's start), with the number
-  of items read before it (`ordinal`), kept in the part's lease item.
-- `TableReader.pages()` is one worker's loop: take an available segment (free, or its owner's lease
-  expired), read it page by page from its resume state, yield each page, and take the next
-  segment when it is done. It returns when every segment of the snapshot is finished; while
-  other live workers still hold segments it waits for them (taking over any whose owner stops
-  renewing), so every worker's loop ends only when the whole table has been read.
+- A partition is one Scan segment, `segment-NNNN`. Its resume state is the LastEvaluatedKey
+  after the last committed page (None: the segment's start), with the number of items read
+  before it (`ordinal`), kept in the part's lease item.
+- `TableReader.pages()` is one worker's loop: take an available segment (free, or its owner's
+  lease expired), yield its pages from its resume state, take the next. It returns only when
+  every segment is finished, waiting meanwhile for other live workers' segments (taking over
+  any whose owner stops renewing).
 - Resume rule: a restarted reader resumes *after the last committed page*: pages yielded but
   not committed are read again (at least once). With `auto_commit` (verify) a page is committed
-  when the caller asks for the next one, i.e. once the caller is done with it; without it
-  (backfill) the caller commits with `await page.commit()` once the page is durable in every
-  sink, and committing a segment's last page (`page.last`) finishes the segment.
-- `page.scan_start_us` is when the segment's scan first started (epoch microseconds), kept
-  across restarts. Every item the segment yields was read at or after it, so it reflects every
-  change made before that time: the version a backfill applies the segment's items with.
-- Rate: every Scan waits for the process's `ReadUnitLimiter` and pays the ConsumedCapacity the
-  call returned (ReturnConsumedCapacity=TOTAL; estimated from the page's size where the service
-  reports none), so the process reads at most its limiter's rate, on on-demand and provisioned
-  tables alike (a backfill sets that rate to the process's share of `--max-read-units`,
-  `consumer.snapshot.read_budget`). Throttling and 5xx are retried with backoff.
-- A lost lease (another worker took the segment after ours expired): the page's `commit`
-  raises `PartLost`, and the reader drops that segment before its next page.
+  when the caller asks for the next one; without it (backfill) the caller commits with
+  `await page.commit()` once the page is durable in every sink. Committing a segment's last
+  page (`page.last`) finishes the segment.
+- `page.scan_start_us`: when the segment's scan first started (epoch microseconds, kept across
+  restarts). Every item it yields was read at or after it: the version a backfill applies.
+- Rate: every Scan waits for the process's `ReadUnitLimiter` and pays the ConsumedCapacity it
+  returned (estimated from the page's size where none is reported). Throttling and 5xx are
+  retried with backoff.
+- A lost lease: the page's `commit` raises `PartLost`; the reader drops that segment.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -50,7 +40,6 @@ from consumer.snapshot.rate import ReadUnitLimiter, read_with_retries
 from consumer.snapshot.segments import (
     PartLease,
     PartLost,
-    PartState,
     ResumeState,
     SnapshotInfo,
     SnapshotLeases,
@@ -63,10 +52,12 @@ WireItem = dict[str, Any]
 SEGMENT_PREFIX = "segment-"
 # Eventually consistent reads: half a unit per 4 KB, summed over the page.
 _UNIT_BYTES = 4096
+_POLL_S = 1.0  # how often a worker with no part to read looks again
 
 
-def segment_names(segments: int) -> tuple[str, ...]:
-    return tuple(f"{SEGMENT_PREFIX}{index:04d}" for index in range(segments))
+def part_names(prefix: str, count: int) -> tuple[str, ...]:
+    """`segment-0000`, … or `file-0000`, …"""
+    return tuple(f"{prefix}{index:04d}" for index in range(count))
 
 
 def segment_index(name: str) -> int:
@@ -75,12 +66,11 @@ def segment_index(name: str) -> int:
 
 def wire_size(items: list[WireItem]) -> int:
     """The page's size in bytes, as its typed JSON (binaries in base64)."""
-    return len(orjson.dumps(items, default=_bytes_default))
+    return len(orjson.dumps(items, default=base64_bytes))
 
 
-def _bytes_default(value: object) -> str:
-    import base64
-
+def base64_bytes(value: object) -> str:
+    """orjson's `default` for binaries: base64 text, as in stream records."""
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode()
     raise TypeError(type(value).__name__)
@@ -131,9 +121,7 @@ class Page:
 class ReaderStats:
     pages: int = 0
     items: int = 0
-    size: int = 0
     read_units: float = 0.0
-    parts_done: int = 0
     # time.monotonic() of the first and the last Scan answer (None before any)
     first_read_at: float | None = None
     last_read_at: float | None = None
@@ -151,9 +139,7 @@ class TableReader:
         *,
         limiter: ReadUnitLimiter | None = None,
         auto_commit: bool = True,
-        poll_s: float = 1.0,
         page_items: int | None = None,
-        consistent: bool = False,
     ) -> None:
         self._client = client
         self.snapshot = snapshot
@@ -161,15 +147,22 @@ class TableReader:
         self.worker_id = worker_id
         self._limiter = limiter
         self._auto_commit = auto_commit
-        self._poll_s = poll_s
         self._page_items = page_items
-        self._consistent = consistent
         self.stats = ReaderStats()
 
     async def _commit(self, page: Page) -> None:
-        await commit_page(self._leases, self.snapshot, page)
+        """Checkpoint after `page` (finish its part if it is the last): the part's counters are
+        the items and bytes up to and including it."""
+        items = page.first_ordinal + page.count
+        snapshot_id = self.snapshot.snapshot_id
         if page.last:
-            self.stats.parts_done += 1
+            await self._leases.finish(
+                snapshot_id, page.lease, items, page.size_through, failed=page.failed
+            )
+        else:
+            await self._leases.checkpoint(
+                snapshot_id, page.lease, page.resume, items, items, page.size_through
+            )
 
     async def _read_part(self, lease: PartLease) -> AsyncIterator[Page]:
         part = lease.part
@@ -183,18 +176,16 @@ class TableReader:
             "TotalSegments": len(self.snapshot.parts),
             "ReturnConsumedCapacity": "TOTAL",
         }
-        if self._consistent:  # twice the read units: what verify may want, never backfill
-            params["ConsistentRead"] = True
         average_units = 0.0
         while True:
             await self._renew_if_due(lease)
             if position is not None:
                 params["ExclusiveStartKey"] = position["key"]
-            limit = self._page_items
+            limits = [self._page_items]
             if self._limiter is not None:
-                limit = _min_limit(limit, self._limiter.page_limit(average_units))
-            if limit is not None:
-                params["Limit"] = limit
+                limits.append(self._limiter.page_limit(average_units))
+            if given := [limit for limit in limits if limit is not None]:
+                params["Limit"] = min(given)
             answer = await read_with_retries(
                 lambda: self._client.scan(**params), self._limiter, Backoff(base_s=0.2, cap_s=10.0)
             )
@@ -205,7 +196,7 @@ class TableReader:
             size = wire_size(items)
             units = float(answer.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0) or 0.0)
             if units <= 0:
-                units = math.ceil(size / _UNIT_BYTES) * (1.0 if self._consistent else 0.5)
+                units = math.ceil(size / _UNIT_BYTES) * 0.5
             if self._limiter is not None:
                 self._limiter.pay(units)
             if items:
@@ -214,7 +205,6 @@ class TableReader:
             size_through += size
             self.stats.pages += 1
             self.stats.items += len(items)
-            self.stats.size += size
             self.stats.read_units += units
             page = Page(
                 part=part.name,
@@ -262,7 +252,7 @@ class TableReader:
             if taken is False:
                 return
             if taken is None or taken is True:
-                await asyncio.sleep(self._poll_s)
+                await asyncio.sleep(_POLL_S)
                 continue
             log.info("snapshot.part_taken", part=taken.name, worker=self.worker_id)
             try:
@@ -271,28 +261,6 @@ class TableReader:
                     yield page
             except PartLost:
                 log.warning("snapshot.part_lost", part=taken.name, worker=self.worker_id)
-
-
-async def commit_page(leases: SnapshotLeases, snapshot: SnapshotInfo, page: Page) -> None:
-    """Checkpoint after `page` (finish its part if it is the last): the part's counters are
-    the items and bytes up to and including it."""
-    items = page.first_ordinal + page.count
-    if page.last:
-        await leases.finish(
-            snapshot.snapshot_id, page.lease, items, page.size_through, failed=page.failed
-        )
-    else:
-        await leases.checkpoint(
-            snapshot.snapshot_id, page.lease, page.resume, items, items, page.size_through
-        )
-
-
-def _min_limit(a: int | None, b: int | None) -> int | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return min(a, b)
 
 
 async def begin_scan_snapshot(
@@ -311,7 +279,7 @@ async def begin_scan_snapshot(
         purpose=purpose,
         table=table,
         source="scan",
-        parts=segment_names(segments),
+        parts=part_names(SEGMENT_PREFIX, segments),
         version_us=0,
         export_arn=None,
         pipelines=pipelines,
@@ -319,13 +287,3 @@ async def begin_scan_snapshot(
     )
     return await leases.begin(info)
 
-
-__all__ = [
-    "Page",
-    "PartState",
-    "ReaderStats",
-    "TableReader",
-    "WireItem",
-    "begin_scan_snapshot",
-    "segment_names",
-]

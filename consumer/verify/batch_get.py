@@ -6,13 +6,13 @@ budget covers these reads too, on the source table)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from consumer.aws.backoff import Backoff
 from consumer.snapshot.rate import ReadUnitLimiter, read_with_retries
-from consumer.verify.keys import KeyRef, key_ref
+from consumer.verify.keys import KeyRef, WireItem, key_ref
 
-WireItem = dict[str, Any]
 BATCH_KEYS = 100  # BatchGetItem's limit per call
 
 
@@ -23,25 +23,22 @@ async def batch_get(
     key_names: tuple[str, ...],
     *,
     limiter: ReadUnitLimiter | None = None,
-    keys_only: bool = False,
 ) -> dict[str, WireItem]:
-    """The items that exist among `refs`, by document id. `keys_only` reads just the key
-    attributes (an existence check)."""
+    """The items that exist among `refs`, by document id."""
     found: dict[str, WireItem] = {}
     unique = list({ref.doc_id: ref for ref in refs}.values())
+    get = partial(client.batch_get_item, ReturnConsumedCapacity="TOTAL")
     for start in range(0, len(unique), BATCH_KEYS):
-        request: dict[str, Any] = {
-            "Keys": [ref.key for ref in unique[start : start + BATCH_KEYS]],
-            "ConsistentRead": True,
-        }
-        if keys_only:
-            names = {f"#k{index}": name for index, name in enumerate(key_names)}
-            request["ProjectionExpression"] = ", ".join(names)
-            request["ExpressionAttributeNames"] = names
-        pending: dict[str, Any] = {table: request}
+        keys = [ref.key for ref in unique[start : start + BATCH_KEYS]]
+        pending: dict[str, Any] = {table: {"Keys": keys, "ConsistentRead": True}}
         backoff = Backoff(base_s=0.05, cap_s=5.0)
         while pending:
-            answer = await _call(client, pending, limiter, backoff)
+            answer = await read_with_retries(partial(get, RequestItems=pending), limiter, backoff)
+            if limiter is not None:
+                consumed = answer.get("ConsumedCapacity", [])
+                units = sum(float(c.get("CapacityUnits", 0) or 0) for c in consumed)
+                # No figure reported (an emulator): at least one unit per strongly consistent read.
+                limiter.pay(units or float(len(pending[table]["Keys"])))
             for item in answer.get("Responses", {}).get(table, []):
                 found[key_ref(item, key_names).doc_id] = item
             pending = answer.get("UnprocessedKeys") or {}
@@ -49,18 +46,3 @@ async def batch_get(
                 await backoff.sleep()
     return found
 
-
-async def _call(
-    client: Any, pending: dict[str, Any], limiter: ReadUnitLimiter | None, backoff: Backoff
-) -> dict[str, Any]:
-    answer = await read_with_retries(
-        lambda: client.batch_get_item(RequestItems=pending, ReturnConsumedCapacity="TOTAL"),
-        limiter,
-        backoff,
-    )
-    if limiter is not None:
-        consumed = answer.get("ConsumedCapacity", [])
-        units = sum(float(c.get("CapacityUnits", 0) or 0) for c in consumed)
-        # No figure reported (an emulator): at least one unit per strongly consistent read.
-        limiter.pay(units or float(len(next(iter(pending.values()))["Keys"])))
-    return answer

@@ -1,11 +1,7 @@
-"""How far behind the consumer is, from the lease table and the stream.
-
-For every open shard lease, the first record after its checkpoint is read (GetRecords, Limit 1):
-the consumer has not confirmed anything that arrived since, so its lag is at most now minus
-that record's arrival (a checkpoint trails what the sinks hold by up to
-`checkpoint_interval_s`: an overestimate, the safe side for a re-check). No record after the
-checkpoint: that shard is caught up. A wait of at least that long lets every change made before
-a difference was seen reach the sinks.
+"""How far behind the consumer is: for every open shard lease, now minus the arrival of the
+first record after its checkpoint (none: caught up). A checkpoint trails what the sinks hold, so
+this overestimates, the safe side for a re-check: waiting that long lets every change made
+before a difference was seen reach the sinks.
 """
 
 from __future__ import annotations

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from consumer.verify.compare import canonical_item
-from consumer.verify.keys import KeyRef
+from consumer.verify.keys import KeyRef, WireItem
 from consumer.verify.model import Kind
 from consumer.verify.sides import SinkSide
 
-WireItem = dict[str, Any]
 SourceReader = Callable[[Sequence[KeyRef]], Awaitable[dict[str, WireItem]]]
 
 

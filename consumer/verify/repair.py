@@ -12,21 +12,18 @@ stream's change wins. A sink whose stored version is newer than the repair's kee
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
-
-import orjson
 
 from consumer.aws.backoff import Backoff
 from consumer.pipeline.sink import Sink, SinkError, flushing
 from consumer.records import ChangeEvent, RecordPosition, decode_destination_record
-from consumer.snapshot.records import snapshot_record_data
+from consumer.snapshot.records import change_record_data, snapshot_record_data
+from consumer.snapshot.segments import wall_us
 from consumer.verify.batch_get import batch_get
 from consumer.verify.keys import KeyRef
 
-WireItem = dict[str, Any]
 ATTEMPTS = 5
 
 
@@ -36,69 +33,22 @@ class RepairOutcome:
     failed: list[tuple[KeyRef, str]] = field(default_factory=list)
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
-
-def remove_record_data(
-    key: Mapping[str, Any],
-    *,
-    table: str,
-    region: str,
-    repair_id: str,
-    ordinal: int,
-    version_us: int,
-) -> bytes:
-    record = {
-        "awsRegion": region,
-        "eventID": f"repair:{repair_id}:{ordinal}",
-        "eventName": "REMOVE",
-        "recordFormat": "application/json",
-        "tableName": table,
-        "dynamodb": {
-            "ApproximateCreationDateTime": version_us,
-            "ApproximateCreationDateTimePrecision": "MICROSECOND",
-            "Keys": key,
-            "SizeBytes": 0,
-        },
-        "eventSource": "aws:dynamodb",
-        "snapshot": repair_id,
-    }
-    return orjson.dumps(record, default=_b64)
-
-
-def _b64(value: object) -> str:
-    import base64
-
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode()
-    raise TypeError(type(value).__name__)
-
-
+@dataclass
 class Repairer:
     """Applies the source's current state of keys to sinks. Constructors do no I/O."""
 
-    def __init__(
-        self,
-        source_client: Any,
-        table: str,
-        key_names: tuple[str, ...],
-        region: str,
-        repair_id: str,
-        *,
-        now_us: Callable[[], int] = _now_us,
-    ) -> None:
-        self._client = source_client
-        self._table = table
-        self._key_names = key_names
-        self._region = region
-        self._repair_id = repair_id
-        self._now_us = now_us
-        self._ordinal = 0
+    source_client: Any
+    table: str
+    key_names: tuple[str, ...]
+    region: str
+    repair_id: str
+    _: KW_ONLY
+    now_us: Callable[[], int] = wall_us
+    _ordinal: int = field(default=0, init=False)
 
     async def events(self, refs: Sequence[KeyRef]) -> list[ChangeEvent]:
-        version_us = self._now_us()  # before the read: see the module docstring
-        items = await batch_get(self._client, self._table, refs, self._key_names)
+        version_us = self.now_us()  # before the read: see the module docstring
+        items = await batch_get(self.source_client, self.table, refs, self.key_names)
         events = []
         for ref in refs:
             self._ordinal += 1
@@ -106,25 +56,26 @@ class Repairer:
             if item is not None:
                 data = snapshot_record_data(
                     item,
-                    self._key_names,
-                    table=self._table,
-                    region=self._region,
-                    snapshot_id=self._repair_id,
+                    self.key_names,
+                    table=self.table,
+                    region=self.region,
+                    snapshot_id=self.repair_id,
                     part="repair",
                     ordinal=self._ordinal,
                     version_us=version_us,
                 )
             else:
-                data = remove_record_data(
+                data = change_record_data(
+                    f"repair:{self.repair_id}:{self._ordinal}",
                     ref.key,
-                    table=self._table,
-                    region=self._region,
-                    repair_id=self._repair_id,
-                    ordinal=self._ordinal,
-                    version_us=version_us,
+                    None,
+                    self.table,
+                    self.region,
+                    self.repair_id,
+                    version_us,
                 )
             position = RecordPosition(
-                stream=f"verify/{self._repair_id}",
+                stream=f"verify/{self.repair_id}",
                 shard_id="repair",
                 sequence_number=str(self._ordinal),
             )

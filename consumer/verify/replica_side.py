@@ -3,7 +3,7 @@ parallel Scan on the shared table reader (so several verify workers share the re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -11,10 +11,8 @@ from botocore.exceptions import ClientError
 from consumer.snapshot.table_reader import Page
 from consumer.verify.batch_get import batch_get
 from consumer.verify.compare import expected_replica, is_tombstone, same_replica
-from consumer.verify.keys import KeyRef, key_ref
+from consumer.verify.keys import KeyRef, WireItem, key_ref
 from consumer.verify.model import VerifyError
-
-WireItem = dict[str, Any]
 
 
 def key_schema(table: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -37,22 +35,18 @@ class ReplicaSide:
         table: str,
         source_table: dict[str, Any],
         *,
-        include: frozenset[str] | None,
-        exclude: frozenset[str],
+        include: Iterable[str] | None,
+        exclude: Iterable[str],
         transform: str | None,
-        scan: Callable[[], AsyncIterator[Page]] | None = None,
     ) -> None:
         self._client = client
         self.table = table
         self._source_schema = key_schema(source_table)
         self.key_names = tuple(name for name, _, _ in self._source_schema)
-        self._include = include
-        self._exclude = exclude
+        self._include = None if include is None else frozenset(include)
+        self._exclude = frozenset(exclude)
         self.transform = transform
-        self._scan = scan
-
-    def set_scan(self, scan: Callable[[], AsyncIterator[Page]]) -> None:
-        self._scan = scan
+        self.pages: AsyncIterator[Page] | None = None  # the replica's scan, set before live_keys
 
     async def check(self) -> None:
         try:
@@ -83,8 +77,8 @@ class ReplicaSide:
         return same_replica(expected, copy)
 
     async def live_keys(self) -> AsyncIterator[list[KeyRef]]:
-        assert self._scan is not None, "set_scan first"
-        async for page in self._scan():
+        assert self.pages is not None, "set pages first"
+        async for page in self.pages:
             yield [key_ref(item, self.key_names) for item in page.items if not is_tombstone(item)]
 
     async def aclose(self) -> None:

@@ -1,11 +1,10 @@
 """`consumer verify`, the whole run. Constructors do no I/O; `Verify.run` does it all:
 
-1. Checks (one line each, VerifyError): the pipelines asked for are known and enabled, the
-   source table, the replica (same key schema) and the index exist and can be read.
-2. The source table, by the shared table reader (parallel, rate-limited, leased segments):
-   each page's items are compared with each sink's copy (BatchGetItem; `_mget`).
+1. Checks (one line each, VerifyError): the pipelines, the source table, the replica (same key
+   schema) and the index.
+2. The source table, by the shared table reader: each page's items against each sink's copy.
 3. Extras, from the sinks' side: the replica's live keys (a leased Scan, the same reader) and
-   the index's (`search_after`), each checked against the table (keys only).
+   the index's, each checked against the table (keys only).
 4. Every difference is re-checked after the consumer's lag (`consumer.verify.recheck`).
 5. With `repair`, the differing items' current state goes through the sinks
    (`consumer.verify.repair`), and the repaired keys are verified again.
@@ -17,7 +16,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import orjson
@@ -31,18 +30,19 @@ from consumer.pipeline.sink import Sink
 from consumer.service.assembly import open_runtime
 from consumer.service.sinks import PipelineClients, only_pipelines
 from consumer.settings import Settings
-from consumer.snapshot.backfill import access_denied_line
-from consumer.snapshot.progress import Progress, ProgressView
+from consumer.snapshot.backfill import access_denied_line, enabled_among
+from consumer.snapshot.progress import ProgressView, run_alongside, show_progress
 from consumer.snapshot.rate import ReadUnitLimiter
 from consumer.snapshot.records import snapshot_record_data
-from consumer.snapshot.segments import SnapshotInfo, SnapshotLeases
-from consumer.snapshot.source_table import describe_source_table
+from consumer.snapshot.segments import SnapshotInfo, SnapshotLeases, wall_us
+from consumer.snapshot.source_table import describe_source_table, lease_table_required
+from consumer.snapshot.stitch import stream_name
 from consumer.snapshot.table_reader import Page, TableReader
 from consumer.verify.batch_get import batch_get
-from consumer.verify.keys import KeyRef, in_sample, key_ref
+from consumer.verify.keys import KeyRef, WireItem, in_sample, key_ref
 from consumer.verify.lag import consumer_lag_s
 from consumer.verify.model import FIRST_KEYS, Kind, PipelineTally, VerifyError, VerifyReport
-from consumer.verify.recheck import Candidate, observe, settle, state_of
+from consumer.verify.recheck import Candidate, classify, observe, settle, state_of
 from consumer.verify.repair import Repairer
 from consumer.verify.replica_side import ReplicaSide, key_schema
 from consumer.verify.search_local import LocalIndexSide
@@ -53,7 +53,6 @@ from consumer.verify.snapshot import EXTRAS_PURPOSE, SOURCE_PURPOSE, close_scan,
 log = structlog.get_logger(__name__)
 
 VERIFY_PIPELINES = ("replication", "search")
-WireItem = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -66,26 +65,16 @@ class VerifyRequest:
     sample: float = 1.0
     repair: bool = False
     recheck_after_s: float = 5.0
-    recheck_rounds: int = 3
     measure_lag: bool = True
-    extras: bool = True
     worker_id: str = "verify"
     page_items: int | None = None
     first_keys: int = FIRST_KEYS  # keys reported per kind and pipeline
 
 
 def chosen_pipelines(settings: Settings, requested: tuple[str, ...]) -> tuple[str, ...]:
-    enabled = [name for name in VERIFY_PIPELINES if getattr(settings.pipelines, name).enabled]
-    for name in requested:
-        if name not in VERIFY_PIPELINES:
-            raise VerifyError(
-                f"unknown pipeline {name!r} (choose from {', '.join(VERIFY_PIPELINES)})"
-            )
-        if name not in enabled:
-            raise VerifyError(
-                f"pipeline {name} is not enabled in the settings (pipelines.{name}.enabled)"
-            )
-    chosen = tuple(name for name in VERIFY_PIPELINES if name in (requested or enabled))
+    pipelines = VERIFY_PIPELINES
+    enabled = enabled_among(settings, pipelines, requested, pipelines, VerifyError)
+    chosen = tuple(name for name in pipelines if name in (requested or enabled))
     if not chosen:
         raise VerifyError("no pipeline to verify: enable pipelines.replication or pipelines.search")
     return chosen
@@ -99,25 +88,16 @@ def denied_line(error: ClientError) -> str:
     )
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
-
+@dataclass
 class Verify:
-    def __init__(
-        self,
-        settings: Settings,
-        request: VerifyRequest,
-        *,
-        view: ProgressView | None = None,
-        now_us: Callable[[], int] = _now_us,
-    ) -> None:
-        self.settings = settings
-        self.request = request
-        self._view = view
-        self._now_us = now_us
-        self.report: VerifyReport | None = None
-        self._joined: list[str] = []  # notes: scans this process joined rather than began
+    settings: Settings
+    request: VerifyRequest
+    _: KW_ONLY
+    view: ProgressView | None = None
+    now_us: Callable[[], int] = wall_us
+    report: VerifyReport | None = field(default=None, init=False)
+    # notes: scans this process joined rather than began
+    _joined: list[str] = field(default_factory=list, init=False)
 
     async def run(self) -> VerifyReport:
         try:
@@ -186,9 +166,8 @@ class Verify:
                 )
                 for index in range(max(1, request.workers))
             ]
-            progress = Progress(leases, info, int(table.get("ItemCount", 0)) or None, self._view)
-            progress_task = asyncio.create_task(progress.run(readers))
-            try:
+
+            async def compare_all() -> None:
                 async with asyncio.TaskGroup() as group:
                     for reader in readers:
                         group.create_task(
@@ -196,34 +175,39 @@ class Verify:
                                 reader.pages(), key_names, sides, filters, report, candidates
                             )
                         )
-            finally:
-                progress_task.cancel()
-                await asyncio.gather(progress_task, return_exceptions=True)
-            await progress.done(0, 0)
+
+            total = int(table.get("ItemCount", 0)) or None
+            await run_alongside(compare_all(), show_progress(leases, info, total, self.view))
+            if self.view is not None:
+                self.view.finish()
             report.items_read = sum(reader.stats.items for reader in readers)
             await close_scan(leases, info)
             # 3. Extras, from the sinks' side.
-            if request.extras:
-                for name, side in sides.items():
-                    if isinstance(side, ReplicaSide):
-                        extras = await self._open(leases, EXTRAS_PURPOSE, side.table, pipelines)
-                        side.set_scan(self._scan_of(clients.replica_dynamodb, extras, leases))
-                        await self._find_extras(name, side, read_source, candidates)
-                        await close_scan(leases, extras)
-                    else:
-                        await self._find_extras(name, side, read_source, candidates)
-                    foreign = getattr(side, "foreign", 0)
-                    if foreign:
-                        report.notes.append(
-                            f"{name}: {foreign} live documents have keys that are not this "
-                            "table's (another table's documents in the index?)"
-                        )
+            for name, side in sides.items():
+                if isinstance(side, ReplicaSide):
+                    extras = await self._open(leases, EXTRAS_PURPOSE, side.table, pipelines)
+                    side.pages = TableReader(
+                        clients.replica_dynamodb,
+                        extras,
+                        leases,
+                        f"{request.worker_id}-extras",
+                        auto_commit=True,
+                        page_items=request.page_items,
+                    ).pages()
+                    await self._find_extras(name, side, read_source, candidates)
+                    await close_scan(leases, extras)
+                else:
+                    await self._find_extras(name, side, read_source, candidates)
+                foreign = getattr(side, "foreign", 0)
+                if foreign:
+                    report.notes.append(
+                        f"{name}: {foreign} live documents have keys that are not this "
+                        "table's (another table's documents in the index?)"
+                    )
             # 4. Re-check after the consumer's lag.
             wait_s = await self._recheck_wait(stack, dynamodb)
             report.recheck_after_s = wait_s
-            settled = await settle(
-                list(candidates.values()), sides, read_source, wait_s, request.recheck_rounds
-            )
+            settled = await settle(list(candidates.values()), sides, read_source, wait_s)
             confirmed_ids = {(c.pipeline, c.ref.doc_id) for c in settled.confirmed}
             unsettled_ids = {(c.pipeline, c.ref.doc_id) for c in settled.unsettled}
             for key, candidate in candidates.items():
@@ -260,8 +244,8 @@ class Verify:
                 clients.replica_dynamodb,
                 replica.table,
                 table,
-                include=replica.included,
-                exclude=replica.excluded,
+                include=replica.include_attributes,
+                exclude=replica.exclude_attributes,
                 transform=replica.transform,
             )
         search = sinks.get("search")
@@ -274,8 +258,8 @@ class Verify:
     async def _open(
         self, leases: SnapshotLeases, purpose: str, table: str, pipelines: tuple[str, ...]
     ) -> SnapshotInfo:
-        now_us = self._now_us()
-        try:
+        now_us = self.now_us()
+        with lease_table_required(self.settings.lease_table, VerifyError):
             info = await open_scan(
                 leases,
                 purpose=purpose,
@@ -284,35 +268,12 @@ class Verify:
                 pipelines=pipelines,
                 now_us=now_us,
             )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ResourceNotFoundException":
-                raise VerifyError(
-                    f"lease table {self.settings.lease_table!r} does not exist: start "
-                    "`consumer run` first (it creates it), or set leases.table"
-                ) from None
-            raise
         if info.created_us != now_us:
             self._joined.append(
                 f"joined the running {purpose} scan {info.snapshot_id} of {table}: this "
                 "process reports only the items it read itself"
             )
         return info
-
-    def _scan_of(
-        self, client: Any, info: SnapshotInfo, leases: SnapshotLeases
-    ) -> Callable[[], AsyncIterator[Page]]:
-        def scan() -> AsyncIterator[Page]:
-            reader = TableReader(
-                client,
-                info,
-                leases,
-                f"{self.request.worker_id}-extras",
-                auto_commit=True,
-                page_items=self.request.page_items,
-            )
-            return reader.pages()
-
-        return scan
 
     async def _compare_pages(
         self,
@@ -340,14 +301,13 @@ class Verify:
                     continue
                 copies = await side.fetch([ref for ref, _ in mine])
                 for ref, item in mine:
-                    copy = copies.get(ref.doc_id)
-                    if copy is not None and side.same(item, copy):
+                    kind = classify(side, item, copies.get(ref.doc_id))
+                    if kind is Kind.EQUAL:
                         report.pipelines[name].counts[Kind.EQUAL] += 1
-                        continue
-                    kind = Kind.MISSING if copy is None else Kind.STALE
-                    candidates[(name, ref.doc_id)] = Candidate(
-                        name, ref, kind, state_of(item), seen_at, first_kind=kind
-                    )
+                    else:
+                        candidates[(name, ref.doc_id)] = Candidate(
+                            name, ref, kind, state_of(item), seen_at, first_kind=kind
+                        )
 
     def _passes(
         self, record_filter: RecordFilter, item: WireItem, key_names: tuple[str, ...]
@@ -395,7 +355,7 @@ class Verify:
         stream = self.settings.stream
         if not self.request.measure_lag or stream.mode == "streams":
             return wait_s
-        name = stream.name or (stream.arn.rsplit("/", 1)[-1] if stream.arn else None)
+        name = stream_name(self.settings)
         if not name:
             return wait_s
         try:
@@ -439,7 +399,7 @@ class Verify:
                 for ref, kind, state in seen
                 if kind is not Kind.EQUAL
             )
-        settled = await settle(again, sides, read_source, 0.0, self.request.recheck_rounds)
+        settled = await settle(again, sides, read_source, 0.0)
         report.after_repair = {name: 0 for name in report.pipelines}
         for candidate in settled.confirmed:
             report.after_repair[candidate.pipeline] += 1

@@ -14,14 +14,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from consumer.pipeline.search.document import ITEM_FIELD, KEYS_FIELD
+from consumer.pipeline.search.document import KEYS_FIELD
 from consumer.pipeline.search.local_store import parse_source
-from consumer.verify.compare import same_document
-from consumer.verify.keys import KeyRef, key_from_json, key_ref
+from consumer.verify.keys import KeyRef
 from consumer.verify.model import VerifyError
+from consumer.verify.sides import IndexSide
 
 _T = TypeVar("_T")
-WireItem = dict[str, Any]
 PAGE = 500
 _CHUNK = 500  # ids per IN (...) query: under SQLite's parameter limit
 
@@ -35,18 +34,14 @@ def _page_after(connection: sqlite3.Connection, *, after: str) -> list[tuple[str
     return rows
 
 
-class LocalIndexSide:
-    pipeline = "search"
-
+class LocalIndexSide(IndexSide):
     def __init__(
         self, path: Path, key_names: tuple[str, ...], key_types: Mapping[str, str]
     ) -> None:
+        super().__init__(key_names, key_types)
         self.path = path
-        self._key_names = key_names
-        self._key_types = dict(key_types)
         self._executor: ThreadPoolExecutor | None = None
         self._connection: sqlite3.Connection | None = None
-        self.foreign = 0  # live documents whose keys are not this table's
 
     async def _run(self, operation: Callable[[sqlite3.Connection], _T]) -> _T:
         if self._executor is None:
@@ -91,23 +86,13 @@ class LocalIndexSide:
 
         return await self._run(read)
 
-    def same(self, source: WireItem, copy: Any) -> bool:
-        return same_document(source, copy.get(ITEM_FIELD))
-
     async def live_keys(self) -> AsyncIterator[list[KeyRef]]:
         after = ""
         while True:
             rows = await self._run(partial(_page_after, after=after))
             if not rows:
                 return
-            refs = []
-            for _, source in rows:
-                key = key_from_json(parse_source(source).get(KEYS_FIELD) or {}, self._key_types)
-                if key is None:
-                    self.foreign += 1
-                    continue
-                refs.append(key_ref(key, self._key_names))
-            yield refs
+            yield self._refs(parse_source(source).get(KEYS_FIELD) or {} for _, source in rows)
             after = rows[-1][0]
 
     async def aclose(self) -> None:

@@ -23,14 +23,13 @@ from opensearchpy.exceptions import (
 from opensearchpy.serializer import Deserializer, JSONSerializer
 
 from consumer.pipeline.search.client import build_client
-from consumer.pipeline.search.document import ITEM_FIELD, KEYS_FIELD
+from consumer.pipeline.search.document import KEYS_FIELD
 from consumer.pipeline.search.queries import live_only
 from consumer.pipeline.search.settings import OpenSearchSettings
-from consumer.verify.compare import same_document
-from consumer.verify.keys import KeyRef, key_from_json, key_ref
+from consumer.verify.keys import KeyRef
 from consumer.verify.model import VerifyError
+from consumer.verify.sides import IndexSide
 
-WireItem = dict[str, Any]
 PAGE = 1000
 MGET_IDS = 500
 
@@ -40,21 +39,17 @@ class ExactJSONSerializer(JSONSerializer):
         return json.loads(s, parse_float=Decimal)
 
 
-class OpenSearchSide:
-    pipeline = "search"
-
+class OpenSearchSide(IndexSide):
     def __init__(
         self,
         settings: OpenSearchSettings,
         key_names: tuple[str, ...],
         key_types: Mapping[str, str],
     ) -> None:
+        super().__init__(key_names, key_types)
         self._settings = settings
         self.index = settings.index
-        self._key_names = key_names
-        self._key_types = dict(key_types)
         self._client: AsyncOpenSearch | None = None
-        self.foreign = 0
 
     def _ready(self) -> AsyncOpenSearch:
         if self._client is None:
@@ -109,9 +104,6 @@ class OpenSearchSide:
                     found[doc["_id"]] = source
         return found
 
-    def same(self, source: WireItem, copy: Any) -> bool:
-        return same_document(source, copy.get(ITEM_FIELD))
-
     async def live_keys(self) -> AsyncIterator[list[KeyRef]]:
         client = self._ready()
         after: list[Any] | None = None
@@ -131,15 +123,7 @@ class OpenSearchSide:
             hits = answer.get("hits", {}).get("hits", [])
             if not hits:
                 return
-            refs = []
-            for hit in hits:
-                keys = (hit.get("_source") or {}).get(KEYS_FIELD) or {}
-                key = key_from_json(keys, self._key_types)
-                if key is None:
-                    self.foreign += 1
-                    continue
-                refs.append(key_ref(key, self._key_names))
-            yield refs
+            yield self._refs((hit.get("_source") or {}).get(KEYS_FIELD) or {} for hit in hits)
             after = hits[-1].get("sort")
             if not after:
                 return

@@ -10,12 +10,12 @@ Rules every side keeps:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from consumer.verify.keys import KeyRef
-
-WireItem = dict[str, Any]
+from consumer.pipeline.search.document import ITEM_FIELD
+from consumer.verify.compare import same_document
+from consumer.verify.keys import KeyRef, WireItem, key_from_json, key_ref
 
 
 class SinkSide(Protocol):
@@ -34,3 +34,29 @@ class SinkSide(Protocol):
         """Pages of the keys of live items in the sink."""
 
     async def aclose(self) -> None: ...
+
+
+class IndexSide:
+    """What the two search sides share: a document holds the item in its `item` field, and its
+    key in `keys` (JSON), read back with the table's key types."""
+
+    pipeline = "search"
+
+    def __init__(self, key_names: tuple[str, ...], key_types: Mapping[str, str]) -> None:
+        self._key_names = key_names
+        self._key_types = dict(key_types)
+        self.foreign = 0  # live documents whose keys are not this table's
+
+    def same(self, source: WireItem, copy: Any) -> bool:
+        return same_document(source, copy.get(ITEM_FIELD))
+
+    def _refs(self, documents_keys: Iterable[Mapping[str, Any]]) -> list[KeyRef]:
+        """The documents' keys as references; another table's keys are counted in `foreign`."""
+        refs = []
+        for keys in documents_keys:
+            key = key_from_json(keys, self._key_types)
+            if key is None:
+                self.foreign += 1
+                continue
+            refs.append(key_ref(key, self._key_names))
+        return refs

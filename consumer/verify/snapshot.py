@@ -1,11 +1,9 @@
 """The verify scans, on the shared table reader: the source table (purpose "verify") and the
-replica, for its extras (purpose "verify-extras"). Segments are leased in the lease table, so
-several verify processes share a large table; each reports the differences in what it read.
+replica, for its extras (purpose "verify-extras"), leased so several processes share a table.
 
-A running verify scan of the table is joined while a worker holds one of its segments (or it
-has just started); one whose workers are all gone (a verify that crashed) or that is finished
-is ended and a new one begun: verify keeps its findings in memory, so a crashed run's
-committed segments cannot be resumed, only read again.
+A running scan is joined while a worker holds one of its segments (or it has just started);
+one whose workers are all gone, or that is finished, is ended and a new one begun: verify keeps
+its findings in memory, so a crashed run's committed segments can only be read again.
 """
 
 from __future__ import annotations
