@@ -7,7 +7,7 @@ replica's `_cdc_*` attributes, the index's change fields) is not part of the ite
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -21,27 +21,8 @@ def canonical(value: Mapping[str, Any]) -> Any:
     """A typed attribute value (or, for a whole item, use `canonical_item`) as a hashable,
     order-free form."""
     kind, inner = next(iter(value.items()))
-    if kind == "S":
-        return ("S", inner)
-    if kind == "N":
-        return ("N", _decimal(inner))
-    if kind == "B":
-        return ("B", _bytes(inner))
-    if kind == "SS":
-        return ("SS", frozenset(inner))
-    if kind == "NS":
-        return ("NS", frozenset(_decimal(member) for member in inner))
-    if kind == "BS":
-        return ("BS", frozenset(_bytes(member) for member in inner))
-    if kind == "M":
-        return ("M", canonical_item(inner))
-    if kind == "L":
-        return ("L", tuple(canonical(member) for member in inner))
-    if kind == "BOOL":
-        return ("BOOL", bool(inner))
-    if kind == "NULL":
-        return ("NULL", True)
-    return (kind, repr(inner))
+    form = _CANONICAL.get(kind)
+    return (kind, repr(inner) if form is None else form(inner))
 
 
 def canonical_item(item: Mapping[str, Any]) -> frozenset[tuple[str, Any]]:
@@ -60,6 +41,20 @@ def _bytes(value: Any) -> bytes:
     if isinstance(value, bytes | bytearray):
         return bytes(value)
     return base64.b64decode(value)
+
+
+_CANONICAL: dict[str, Callable[[Any], Any]] = {
+    "S": lambda inner: inner,
+    "N": _decimal,
+    "B": _bytes,
+    "SS": frozenset,
+    "NS": lambda inner: frozenset(map(_decimal, inner)),
+    "BS": lambda inner: frozenset(map(_bytes, inner)),
+    "M": lambda inner: canonical_item(inner),
+    "L": lambda inner: tuple(map(canonical, inner)),
+    "BOOL": bool,
+    "NULL": lambda inner: True,
+}
 
 
 def is_tombstone(replica_item: Mapping[str, Any]) -> bool:
@@ -100,28 +95,17 @@ def same_document(source: Mapping[str, Any], document_item: Any) -> bool:
 
 def _same_json(typed: Mapping[str, Any], value: Any) -> bool:
     kind, inner = next(iter(typed.items()))
-    if kind == "S":
-        return isinstance(value, str) and value == inner
-    if kind == "N":
-        return _is_number(value) and _decimal(_number_text(value)) == _decimal(inner)
-    if kind == "B":
-        return isinstance(value, str) and _b64(value) == _bytes(inner)
+    if kind in ("S", "N", "B"):
+        return _scalar(kind, value) == _CANONICAL[kind](inner)
+    if kind in ("SS", "NS", "BS"):
+        if not isinstance(value, list) or len(value) != len(inner):
+            return False
+        members = [_scalar(kind[0], member) for member in value]
+        return None not in members and set(members) == _CANONICAL[kind](inner)
     if kind == "BOOL":
         return isinstance(value, bool) and value == bool(inner)
     if kind == "NULL":
         return value is None
-    if kind in ("SS", "NS", "BS"):
-        if not isinstance(value, list) or len(value) != len(inner):
-            return False
-        if kind == "SS":
-            return all(isinstance(v, str) for v in value) and set(value) == set(inner)
-        if kind == "NS":
-            return all(_is_number(v) for v in value) and {
-                _decimal(_number_text(v)) for v in value
-            } == {_decimal(member) for member in inner}
-        return all(isinstance(v, str) for v in value) and {_b64(v) for v in value} == {
-            _bytes(member) for member in inner
-        }
     if kind == "L":
         return (
             isinstance(value, list)
@@ -131,6 +115,15 @@ def _same_json(typed: Mapping[str, Any], value: Any) -> bool:
     if kind == "M":
         return same_document(inner, value)
     return False
+
+
+def _scalar(kind: str, value: Any) -> Any:
+    """A JSON value read as a scalar of `kind` (S, N or B), canonical; None if it is not one."""
+    if kind == "N":
+        return _decimal(_number_text(value)) if _is_number(value) else None
+    if not isinstance(value, str):
+        return None
+    return value if kind == "S" else _b64(value)
 
 
 def _is_number(value: Any) -> bool:
