@@ -96,7 +96,7 @@ def same_document(source: Mapping[str, Any], document_item: Any) -> bool:
 def _same_json(typed: Mapping[str, Any], value: Any) -> bool:
     kind, inner = next(iter(typed.items()))
     if kind in ("S", "N", "B"):
-        return _scalar(kind, value) == _CANONICAL[kind](inner)
+        return bool(_scalar(kind, value) == _CANONICAL[kind](inner))
     if kind in ("SS", "NS", "BS"):
         if not isinstance(value, list) or len(value) != len(inner):
             return False
