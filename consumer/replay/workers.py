@@ -24,7 +24,8 @@ CHILD_LOG_LEVEL = "warning"
 
 
 def window_args(request: ReplayRequest) -> list[str]:
-    """The options naming the replay and its exact window (for an extra worker or a rerun)."""
+    """The options naming the replay and its exact window, grace included (for an extra worker
+    or a rerun)."""
     window = request.window
     return [
         "--from",
@@ -33,6 +34,8 @@ def window_args(request: ReplayRequest) -> list[str]:
         iso_us(window.to_us),
         "--replay-name",
         request.name,
+        "--to-grace",
+        f"{window.grace_ms / 1000:.3f}".rstrip("0").rstrip("."),  # exact (:g keeps 6 digits)
         "--pipelines",
         ",".join(request.pipelines),
     ]
@@ -43,7 +46,7 @@ def worker_argv(request: ReplayRequest, config: Path | None) -> list[str]:
     started it deletes the table once every extra worker has exited (a worker starting after
     the table is gone would replay everything again)."""
     argv = [sys.executable, "-m", "consumer", "replay", *window_args(request)]
-    argv += ["--to-grace", f"{request.window.grace_ms / 1000:g}", "--workers", "1"]
+    argv += ["--workers", "1"]
     argv += ["--progress", "none", "--worker-process", "--keep-lease-table"]
     if config is not None:
         argv += ["--config", str(config)]

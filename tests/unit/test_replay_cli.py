@@ -14,7 +14,8 @@ import pytest
 from consumer.cli import build_parser
 from consumer.cli.replay_cmd import options_from
 from consumer.replay import ReplayOptions, ReplayRequest, ReplayWindow, Source, run_replay
-from consumer.replay.runner import Console, progress_mode
+from consumer.replay.request import RecordedWindow, reconcile
+from consumer.replay.runner import Console, _resume_command, build_request, progress_mode
 from consumer.replay.workers import spawn_workers, wait_workers, worker_argv
 from consumer.settings import Settings
 
@@ -115,3 +116,18 @@ def test_extra_workers_that_outlive_a_complete_replay_are_stopped_not_failed() -
         (3, False, True),
         (-15, True, False),  # SIGTERM
     ]
+
+
+def test_the_printed_resume_command_carries_the_grace_and_is_accepted() -> None:
+    """An interrupted replay with a non-default --to-grace prints a command that resumes it (the
+    grace is part of the recorded window: without it the rerun is another window)."""
+    first = ReplayOptions("-2h", grace_s=30, replay_name="r-1", config=Path("live.toml"))
+    request, _ = build_request(settings(), first, NOW)
+    line = _resume_command(request, first)
+    assert "--to-grace 30" in line
+    argv = line.split()
+    assert argv[:2] == ["consumer", "replay"]
+    again = options_from(build_parser().parse_args(argv[1:]))
+    resumed, _ = build_request(settings(), again, NOW + 600_000)
+    recorded = RecordedWindow.of(request, to_given=False)
+    assert reconcile(resumed, recorded, explicit_to=again.to_text is not None) == request
