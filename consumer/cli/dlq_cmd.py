@@ -9,6 +9,7 @@ import sys
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
+from consumer.aws.errors import call_failed
 from consumer.cli.options import NOT_WHOLE, add_config_option, whole_number
 from consumer.cli.terminal import printable
 from consumer.pipeline.dlq import DlqMessage
@@ -75,8 +76,7 @@ def _aws_problem(error: ClientError | BotoCoreError, settings: Settings) -> str:
         code = error.response.get("Error", {}).get("Code", "")
         if code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
             return f"queue {queue} does not exist (dlq.queue_url)"
-        message = error.response.get("Error", {}).get("Message", "")
-        return f"{getattr(error, 'operation_name', 'AWS call')} failed with {code}: {message}"
+        return call_failed(error)
     return f"AWS call failed: {error}"
 
 

@@ -18,6 +18,7 @@ from typing import TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from consumer.aws.errors import call_failed
 from consumer.replay.archive import ArchiveReplay, find_table, list_objects
 from consumer.replay.dry_run import dry_run_stream, render
 from consumer.replay.progress import ProgressReporter
@@ -185,14 +186,7 @@ async def run_replay(
         print(f"consumer replay: {error}", file=console.err, flush=True)
         return 1
     except ClientError as error:
-        detail = error.response.get("Error", {})
-        operation = getattr(error, "operation_name", "an AWS call")
-        print(
-            f"consumer replay: {operation} failed with {detail.get('Code', '')}: "
-            f"{detail.get('Message', '')}",
-            file=console.err,
-            flush=True,
-        )
+        print(f"consumer replay: {call_failed(error)}", file=console.err, flush=True)
         return 1
     except BotoCoreError as error:
         print(f"consumer replay: AWS call failed: {error}", file=console.err, flush=True)

@@ -15,6 +15,7 @@ import structlog
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
 from checkpoints import LeaseTableMissing, LeaseTableUnavailable
+from consumer.aws.errors import call_failed
 from consumer.records.attribute import NATIVE_PYTHON_VIEW
 from consumer.service.preflight import PreflightError
 from consumer.service.worker import RoutesHook, Worker
@@ -65,9 +66,7 @@ def _startup_error(error: BaseException) -> str | None:
     if isinstance(error, NoCredentialsError):
         return "no AWS credentials found (task role, environment or profile)"
     if isinstance(error, ClientError):
-        detail = error.response.get("Error", {})
-        operation = getattr(error, "operation_name", "")
-        return f"{operation} failed with {detail.get('Code', '')}: {detail.get('Message', '')}"
+        return call_failed(error)
     if isinstance(error, LeaseTableMissing | LeaseTableUnavailable | ReaderError | ValueError):
         return str(error)
     return None
