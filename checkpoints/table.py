@@ -250,23 +250,52 @@ class LeaseTable:
 
     # --- generic writes -------------------------------------------------------------------
 
+    def _key(self, key: str) -> dict[str, Any]:
+        return {"TableName": self.name, "Key": {Attr.LEASE_KEY: s(key)}}
+
     def _count(self, kind: str, ok: bool) -> None:
         self.stats.writes[kind] += 1
         if not ok:
             self.stats.conditional_failures[kind] += 1
 
-    async def _put_or_delete(self, kind: str, method: str, params: Mapping[str, Any]) -> bool:
-        """A PutItem or DeleteItem whose failed condition is an answer (False), not an error."""
+    async def _write(
+        self,
+        kind: str,
+        method: str,
+        params: dict[str, Any],
+        values: Mapping[str, AttributeValue] | None = None,
+        *,
+        resolve: Callable[[Item], bool] | None = None,
+        deadline: float | None = None,
+    ) -> _Outcome:
+        """One PutItem, DeleteItem or UpdateItem whose failed condition is an answer (not ok),
+        not an error; the names (#x) and `values` (:x) its expressions use are filled in.
+        `resolve(old_item)` decides, after a retried attempt failed its condition, whether the
+        item shows our own earlier attempt succeeded."""
+        text = f"{params.get('UpdateExpression', '')} {params.get('ConditionExpression', '')}"
+        names = {f"#{name}": name for name in _NAME.findall(text)}
+        if names:
+            params["ExpressionAttributeNames"] = names
+        used = {f":{name}" for name in _VALUE.findall(text)}
+        if used and values:
+            params["ExpressionAttributeValues"] = {k: v for k, v in values.items() if k in used}
+        retried = False
+
+        def note_retry(_error: BaseException) -> None:
+            nonlocal retried
+            retried = True
+
         try:
-            await self._call(method, params)
+            response = await self._call(method, params, on_retry=note_retry, deadline=deadline)
         except ClientError as error:
             if error_code(error) != CONDITIONAL_FAILED:
                 raise
-            ok = False
-        else:
-            ok = True
-        self._count(kind, ok)
-        return ok
+            old: Item | None = error.response.get("Item")
+            ok = retried and resolve is not None and old is not None and resolve(old)
+            self._count(kind, ok)
+            return _Outcome(ok, old)
+        self._count(kind, True)
+        return _Outcome(True, response.get("Attributes"))
 
     async def _update(
         self,
@@ -280,44 +309,17 @@ class LeaseTable:
         resolve: Callable[[Item], bool] | None = None,
         deadline: float | None = None,
     ) -> _Outcome:
-        """One conditional UpdateItem. `resolve(old_item)` decides, after a retried attempt
-        failed its condition, whether the item shows our own earlier attempt succeeded."""
-        text = f"{update} {condition or ''}"
-        params: dict[str, Any] = {
-            "TableName": self.name,
-            "Key": {Attr.LEASE_KEY: s(key)},
-            "UpdateExpression": update,
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-        names = {f"#{name}": name for name in _NAME.findall(text)}
-        if names:
-            params["ExpressionAttributeNames"] = names
-        used = {f":{name}" for name in _VALUE.findall(text)}
-        if used:
-            params["ExpressionAttributeValues"] = {k: v for k, v in values.items() if k in used}
+        """One conditional UpdateItem (see `_write`)."""
+        params = self._key(key)
+        params["UpdateExpression"] = update
+        params["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         if condition:
             params["ConditionExpression"] = condition
         if return_new:
             params["ReturnValues"] = "ALL_NEW"
-        retried = False
-
-        def note_retry(_error: BaseException) -> None:
-            nonlocal retried
-            retried = True
-
-        try:
-            response = await self._call(
-                "update_item", params, on_retry=note_retry, deadline=deadline
-            )
-        except ClientError as error:
-            if error_code(error) != CONDITIONAL_FAILED:
-                raise
-            old: Item | None = error.response.get("Item")
-            ok = retried and resolve is not None and old is not None and resolve(old)
-            self._count(kind, ok)
-            return _Outcome(ok, old)
-        self._count(kind, True)
-        return _Outcome(True, response.get("Attributes"))
+        return await self._write(
+            kind, "update_item", params, values, resolve=resolve, deadline=deadline
+        )
 
     async def _change_owner(
         self,
@@ -443,34 +445,24 @@ class LeaseTable:
     ) -> None:
         """Checkpoints SHARD_END and gives the lease up in one write: a finished lease has no
         owner, so its children become takeable (invariant 4)."""
-        children = sorted(child_shard_ids)
-        update = (
-            "SET #checkpoint = :end, #checkpointSubSequenceNumber = :zero, "
-            "#leaseCounter = :next, #ownerSwitchesSinceCheckpoint = :zero"
-            + (" ADD #childShardIds :children" if children else "")
-            + " REMOVE #leaseOwner, #handoffTo, #pendingCheckpoint, "
-            "#pendingCheckpointSubSequenceNumber, #checkpointTimestamp"
+        update, values = _move_to(
+            Checkpoint.shard_end(), "#leaseCounter = :next", removes=("#leaseOwner", "#handoffTo")
         )
+        children = sorted(child_shard_ids)
+        if children:
+            update += " ADD #childShardIds :children"
+            values[":children"] = ss(children)
 
         def resolve(item: Item) -> bool:
             lease = lease_from_item(item)
             return lease.finished and lease.counter == token + 1
 
-        values = {
-            ":end": s(Checkpoint.shard_end().stored_value),
-            ":zero": n(0),
-            ":next": n(token + 1),
-            ":me": s(me),
-            ":counter": n(token),
-        }
-        if children:
-            values[":children"] = ss(children)
         outcome = await self._update(
             "shard_end",
             key,
             update,
             "#leaseOwner = :me AND #leaseCounter = :counter",
-            values,
+            {**values, ":next": n(token + 1), ":me": s(me), ":counter": n(token)},
             resolve=resolve,
         )
         if not outcome.ok:
@@ -482,9 +474,8 @@ class LeaseTable:
         """Puts a new lease; False if one with this key exists (unless `overwrite`)."""
         params: dict[str, Any] = {"TableName": self.name, "Item": lease_to_item(lease)}
         if not overwrite:
-            params["ConditionExpression"] = "attribute_not_exists(#k)"
-            params["ExpressionAttributeNames"] = {"#k": Attr.LEASE_KEY}
-        return await self._put_or_delete("create_lease", "put_item", params)
+            params["ConditionExpression"] = "attribute_not_exists(#leaseKey)"
+        return (await self._write("create_lease", "put_item", params)).ok
 
     async def add_children(self, key: str, child_shard_ids: Iterable[str]) -> bool:
         children = sorted(child_shard_ids)
@@ -501,14 +492,9 @@ class LeaseTable:
 
     async def delete_finished_lease(self, key: str) -> bool:
         """Deletes a lease only if it is at SHARD_END."""
-        params = {
-            "TableName": self.name,
-            "Key": {Attr.LEASE_KEY: s(key)},
-            "ConditionExpression": "#checkpoint = :end",
-            "ExpressionAttributeNames": {"#checkpoint": Attr.CHECKPOINT},
-            "ExpressionAttributeValues": {":end": s(Checkpoint.shard_end().stored_value)},
-        }
-        return await self._put_or_delete("delete_lease", "delete_item", params)
+        params = {**self._key(key), "ConditionExpression": "#checkpoint = :end"}
+        values = {":end": s(Checkpoint.shard_end().stored_value)}
+        return (await self._write("delete_lease", "delete_item", params, values)).ok
 
     async def reset_lease(self, key: str, expect_counter: int, checkpoint: Checkpoint) -> bool:
         """Admin: moves a lease to `checkpoint` and frees it (only for a stopped application)."""
@@ -599,12 +585,8 @@ class LeaseTable:
 
     async def delete_worker(self, worker_id: str, counter: int | None = None) -> bool:
         """Deletes a heartbeat item (ours at shutdown, or a dead worker's that owns nothing)."""
-        params: dict[str, Any] = {
-            "TableName": self.name,
-            "Key": {Attr.LEASE_KEY: s(worker_key(worker_id))},
-        }
+        params = self._key(worker_key(worker_id))
         if counter is not None:
-            params["ConditionExpression"] = "#c = :c"
-            params["ExpressionAttributeNames"] = {"#c": Attr.HEARTBEAT_COUNTER}
-            params["ExpressionAttributeValues"] = {":c": n(counter)}
-        return await self._put_or_delete("delete_worker", "delete_item", params)
+            params["ConditionExpression"] = "#heartbeatCounter = :counter"
+        values = {":counter": n(counter or 0)}
+        return (await self._write("delete_worker", "delete_item", params, values)).ok
