@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from consumer.pipeline.audit.layout import ObjectLayout, partition_hour
+from consumer.pipeline.audit.settings import AuditSection
 from consumer.records import ChangeEvent
 
 # (event_id, sequence_number, sub_sequence_number): one delivery of one change.
@@ -61,24 +62,15 @@ class Segment:
         self.lines = []
 
 
-@dataclass(frozen=True)
-class BufferLimits:
-    max_bytes: int
-    max_records: int
-
-
+@dataclass(eq=False)
 class ShardBuffer:
-    """Pending audit lines of one table's changes in one shard."""
+    """Pending audit lines of one table's changes in one shard. `settings` give the limits."""
 
-    def __init__(
-        self, shard_id: str, table: str, layout: ObjectLayout, limits: BufferLimits
-    ) -> None:
-        self.shard_id = shard_id
-        self.table = table
-        self._layout = layout
-        self._limits = limits
-        self.segments: list[Segment] = []
-        self.flushed_through: SequenceKey | None = None
+    table: str
+    layout: ObjectLayout
+    settings: AuditSection
+    segments: list[Segment] = field(default_factory=list)
+    flushed_through: SequenceKey | None = None
 
     def accept(self, event: ChangeEvent, line: bytes, now: float) -> bool:
         """Buffers the event's line; False (nothing buffered) for a duplicate."""
@@ -94,41 +86,33 @@ class ShardBuffer:
         if any(identity in segment.identities for segment in self.segments):
             return False
         hour = partition_hour(event)
-        segment = self._open_segment(hour, len(line))
-        if segment is None:
+        segment = self.segments[-1] if self.segments else None
+        if (
+            segment is None
+            or segment.sealed
+            or segment.hour != hour
+            or segment.records >= self.settings.max_records
+            or segment.size + len(line) > self.settings.max_bytes
+        ):
             segment = Segment(
-                self._layout.object_key(self.table, hour, position, event.event_id), hour, now
+                self.layout.object_key(self.table, hour, position, event.event_id), hour, now
             )
             self.segments.append(segment)
         segment.add(line, identity, sequence)
         return True
 
-    def _open_segment(self, hour: int, size: int) -> Segment | None:
-        """The segment the next line joins, or None when it must start a new one."""
-        if not self.segments:
-            return None
-        last = self.segments[-1]
-        limits = self._limits
-        if (
-            last.sealed
-            or last.hour != hour
-            or last.records >= limits.max_records
-            or last.size + size > limits.max_bytes
-        ):
-            return None
-        return last
-
     @property
     def pending_records(self) -> int:
         return sum(segment.records for segment in self.segments)
 
-    def due(self, now: float, max_age_s: float) -> bool:
+    def due(self, now: float) -> bool:
         """Full (bytes or records), or its oldest record has waited `max_age_s`."""
         segments = self.segments
+        settings = self.settings
         return bool(segments) and (
-            sum(segment.size for segment in segments) >= self._limits.max_bytes
-            or self.pending_records >= self._limits.max_records
-            or now - min(segment.first_accepted_at for segment in segments) >= max_age_s
+            sum(segment.size for segment in segments) >= settings.max_bytes
+            or self.pending_records >= settings.max_records
+            or now - min(segment.first_accepted_at for segment in segments) >= settings.max_age_s
         )
 
     def seal(self) -> list[Segment]:

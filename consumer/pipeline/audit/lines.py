@@ -96,30 +96,26 @@ def _second_text(second: int) -> str:
     return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _parsed_as_object(event: ChangeEvent) -> bool:
-    """The payload is a JSON object by the parse that filters and image views share (no
-    parse of its own); False when that parse refuses it, and plain JSON decides (a record
-    that breaks a decode rule such as a repeated key is still JSON, and is audited)."""
-    try:
-        event.record()
-    except DecodeError:
-        return False
-    return True
-
-
 def _embeddable(event: ChangeEvent, verify_json: bool) -> bytes:
     raw: object = event.raw
     if type(raw) is not bytes:
         if not isinstance(raw, bytearray | memoryview):
             raise LineError(f"the raw payload is a {type(raw).__name__}, not bytes")
         raw = bytes(raw)
-    if verify_json and not _parsed_as_object(event):
+    if verify_json:
+        # The parse that filters and image views share (no parse of its own) decides; when it
+        # refuses the payload, plain JSON does (a record that breaks a decode rule such as a
+        # repeated key is still JSON, and is audited).
         try:
-            parsed = orjson.loads(raw)
-        except orjson.JSONDecodeError as error:
-            raise LineError(f"the raw payload is not JSON: {error}") from None
-        if type(parsed) is not dict:
-            raise LineError(f"the raw payload is a JSON {type(parsed).__name__}, not an object")
+            event.record()
+        except DecodeError:
+            try:
+                parsed = orjson.loads(raw)
+            except orjson.JSONDecodeError as error:
+                raise LineError(f"the raw payload is not JSON: {error}") from None
+            if type(parsed) is not dict:
+                kind = type(parsed).__name__
+                raise LineError(f"the raw payload is a JSON {kind}, not an object") from None
     else:
         stripped = raw.strip()
         if not (stripped.startswith(b"{") and stripped.endswith(b"}")):

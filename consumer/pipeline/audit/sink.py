@@ -22,7 +22,7 @@ from typing import Any, TypeAlias
 
 from consumer.aws.backoff import Backoff
 from consumer.aws.fencing import fence_requests
-from consumer.pipeline.audit.buffer import BufferLimits, Segment, ShardBuffer
+from consumer.pipeline.audit.buffer import Segment, ShardBuffer
 from consumer.pipeline.audit.layout import ObjectLayout
 from consumer.pipeline.audit.lines import LineError, audit_line
 from consumer.pipeline.audit.settings import AuditSettings
@@ -77,7 +77,6 @@ class AuditSink:
         self._store_factory = store_factory
         self._clock = clock
         self._layout = ObjectLayout(settings.prefix)
-        self._limits = BufferLimits(settings.max_bytes, settings.max_records)
         self._buffers: dict[BufferKey, ShardBuffer] = {}
         self._exit_stack = AsyncExitStack()
         self._flush_lock = asyncio.Lock()
@@ -115,14 +114,13 @@ class AuditSink:
         key = (event.position.shard_id, event.table)
         buffer = self._buffers.get(key)
         if buffer is None:
-            buffer = self._buffers[key] = ShardBuffer(*key, self._layout, self._limits)
+            buffer = self._buffers[key] = ShardBuffer(event.table, self._layout, self.settings)
         return buffer
 
     def wants_flush(self, now_monotonic: float) -> bool:
         """True when any buffer is full (bytes or records) or its oldest record has waited
         `max_age_s`."""
-        max_age_s = self.settings.max_age_s
-        return any(buffer.due(now_monotonic, max_age_s) for buffer in self._buffers.values())
+        return any(buffer.due(now_monotonic) for buffer in self._buffers.values())
 
     async def flush(self) -> None:
         """Writes every buffered record; returns when all are durable.

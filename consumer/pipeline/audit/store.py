@@ -38,14 +38,6 @@ class ObjectStore(Protocol):
 StoreFactory: TypeAlias = Callable[[], AbstractAsyncContextManager[Any]]
 
 
-def is_retryable_put_error(error: BaseException) -> bool:
-    """Throttling, a 5xx, a timeout or a broken connection: trying again may succeed."""
-    if isinstance(error, ClientError):
-        code = error_code(error)
-        return code in _S3_RETRY_CODES or is_retryable(error)
-    return isinstance(error, TRANSIENT_NETWORK_ERRORS)
-
-
 async def gzip_body(text: bytes, level: int) -> bytes:
     """`text` as one gzip member. mtime=0 makes the body a function of the text alone, so a
     rewrite of the same records is byte-identical (same ETag)."""
@@ -74,8 +66,13 @@ async def put_with_retries(
             await store.put_object(**request)
             return
         except (ClientError, BotoCoreError, *TRANSIENT_NETWORK_ERRORS) as error:
-            retryable = is_retryable_put_error(error)
-            cause = error_code(error) if isinstance(error, ClientError) else type(error).__name__
+            # Throttling, a 5xx, a timeout or a broken connection: trying again may succeed.
+            if isinstance(error, ClientError):
+                cause = error_code(error)
+                retryable = cause in _S3_RETRY_CODES or is_retryable(error)
+            else:
+                cause = type(error).__name__
+                retryable = isinstance(error, TRANSIENT_NETWORK_ERRORS)
             if not retryable or attempt == attempts:
                 raise SinkError(
                     f"audit: PutObject {where} failed ({cause}) after {attempt} attempt(s)",
