@@ -376,18 +376,15 @@ class ShardPipeline:
             if not failures:
                 backoff.reset()
                 continue
-            retry = [
-                chunk[index]
-                for index, failure in sorted(failures.items())
-                if failure.retryable or index in missing
-            ]
+            retry: list[ChangeEvent] = []
+            rejected: list[tuple[ChangeEvent, BaseException, int]] = []
+            for index, failure in sorted(failures.items()):
+                if failure.retryable or index in missing:
+                    retry.append(chunk[index])
+                else:
+                    rejected.append((chunk[index], failure, attempts + 1))
             if len(retry) < len(chunk):
                 backoff.reset()  # progress: only a run of failed writes backs off further
-            rejected = [
-                (chunk[index], failure, attempts + 1)
-                for index, failure in sorted(failures.items())
-                if not failure.retryable and index not in missing
-            ]
             await self._give_up(route, rejected)
             if rejected and getattr(route.sink, "collapses_per_key", False):
                 # The sink wrote only the newest change of each key, and that one failed: the
@@ -416,8 +413,7 @@ class ShardPipeline:
         """True if `error` says `sink`'s destination does not exist and this pipeline bounds
         that wait: the caller waits and tries again. Raises DestinationGone past the bound."""
         tracker = self.missing_destinations
-        code = None if tracker is None else missing_code(error)
-        if tracker is None or code is None:
+        if tracker is None or (code := missing_code(error)) is None:
             return False
         tracker.seen_missing(sink, code, self.shard_id)
         return True
@@ -533,13 +529,11 @@ class ShardPipeline:
 
     async def checkpoint_if_due(self, force: bool = False) -> None:
         now = self._clock()
-        if force:
-            due = True
-        elif self._buffered:
-            due = any(sink.wants_flush(now) for sink in self._buffered)
-        else:
-            due = now - self._last_checkpoint_at >= self._interval_s
-        if due:
+        if force or (
+            any(sink.wants_flush(now) for sink in self._buffered)
+            if self._buffered
+            else now - self._last_checkpoint_at >= self._interval_s
+        ):
             try:
                 await self._flush_all()
                 self._checkpoint_owed = self._done  # applied everywhere and flushed
