@@ -26,11 +26,7 @@ The worker runtime needs only this much:
 The coordinator runs one `process(handle)` task per lease it holds; a task that returns without
 being asked to stop or reaching SHARD_END is restarted from its last checkpoint after a backoff.
 
-Guarantees (DESIGN.md invariants 3-5): one owner per shard (every ownership change and every
-checkpoint is a conditional write on owner and fencing token; a worker that cannot confirm its
-heartbeat stops before anyone may take its shards); children only after all parents reached
-SHARD_END; planned moves (balancing, SIGTERM) hand off after a final checkpoint, with no
-duplicates. Cost: one heartbeat write per worker per interval instead of one renewal per lease.
+Guarantees (DESIGN.md invariants 3-5) and costs: README's Leases section.
 """
 
 from checkpoints.coordinator import Coordinator

@@ -2,20 +2,12 @@
 settings compose) and LeaseSettings, that section plus what one coordinator run is given (the
 application, the stream, where a new shard starts, the stop timeout).
 
-Defaults are for production. The timing contract they encode:
-
-- every worker writes one heartbeat item every `heartbeat_interval_s`;
-- an observer declares a worker dead when its heartbeat counter has not changed for
-  `failover_s` on the observer's own monotonic clock, counted from the first time the observer
-  saw that value (no clock sync between workers is needed);
-- a worker stops processing (fences itself) when its last *successful* heartbeat write
-  *started* more than `local_expiry_s = failover_s - fencing_margin_s` ago, where
-  `fencing_margin_s = min(3 s, failover_s / 3)`. Because that write
-  landed before any observer could see it, every observer's failover window ends later than the
-  worker's own expiry: the owner always stops before anyone may take its leases;
-- observers read the table every `take_interval_s` and also exactly when a worker's failover
-  deadline falls due, so a dead worker's leases are taken within
-  `failover_s + take_interval_s` of its last heartbeat (plus the write latency).
+Defaults are for production. The timing contract (README's Leases section gives the defaults'
+numbers): observers declare a worker dead when its heartbeat counter stood still for
+`failover_s` on their own clocks from their first sighting of it; the worker stops `local_expiry_s`
+after its last successful heartbeat *started*, which landed before any observer saw it, so it
+always stops before anyone may take its leases. Observers also read the table right when a
+failover deadline falls due, so takeover comes within `failover_s + take_interval_s`.
 """
 
 from __future__ import annotations
