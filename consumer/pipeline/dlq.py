@@ -108,31 +108,17 @@ class DlqRejectedError(DlqUnavailableError):
 _NOT_ALLOWED = {0xFFFE: "\\ufffe", 0xFFFF: "\\uffff"}
 
 
-def sqs_safe(body: str) -> str:
+def _json_body(message: dict[str, Any]) -> bytes:
     """A JSON message body with only the characters SQS accepts (still the same JSON)."""
+    body = orjson.dumps(message).decode()
     if "\ufffe" in body or "\uffff" in body:
-        return body.translate(_NOT_ALLOWED)
-    return body
+        body = body.translate(_NOT_ALLOWED)
+    return body.encode()
 
 
 def _text(value: str) -> str:
     """Error text as valid Unicode: a lone surrogate (from a bad decode) cannot be encoded."""
     return value.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-async def queue_max_message_bytes(sqs_client: Any, queue_url: str) -> int:
-    """The queue's MaximumMessageSize (1 KiB-1 MiB; 256 KiB by default)."""
-    response = await sqs_client.get_queue_attributes(
-        QueueUrl=queue_url, AttributeNames=["MaximumMessageSize"]
-    )
-    return int(response.get("Attributes", {}).get("MaximumMessageSize", 262_144))
-
-
-def overflow_key(prefix: str, record: ParkedRecord) -> str:
-    return (
-        f"{prefix}{record.pipeline}/{record.shard_id or 'no-shard'}/"
-        f"{record.sequence_number}-{record.sub_sequence_number}.json"
-    )
 
 
 def batches(
@@ -176,19 +162,22 @@ class SqsDeadLetterQueue:
 
     async def _limit(self) -> int:
         if self._max_bytes is None:
-            try:
-                queue_limit = await queue_max_message_bytes(self._sqs, self._queue_url)
+            try:  # the queue's MaximumMessageSize (1 KiB-1 MiB; 256 KiB by default)
+                response = await self._sqs.get_queue_attributes(
+                    QueueUrl=self._queue_url, AttributeNames=["MaximumMessageSize"]
+                )
             except ClientError as error:
                 if is_retryable(error):
                     raise  # an outage: the pipeline waits and tries again
                 raise DlqRejectedError(f"DLQ {self._queue_url} is not usable: {error}") from error
+            queue_limit = int(response.get("Attributes", {}).get("MaximumMessageSize", 262_144))
             # A margin for the request's own framing; the limit counts the whole batch too.
             self._max_bytes = min(DEFAULT_MAX_MESSAGE_BYTES, queue_limit - 1024)
         return self._max_bytes
 
     async def _body(self, record: ParkedRecord) -> bytes:
         message = record.to_message()
-        body = sqs_safe(orjson.dumps(message).decode()).encode()
+        body = _json_body(message)
         if len(body) <= await self._limit():
             return body
         if self._s3 is None or self._bucket is None:
@@ -197,12 +186,15 @@ class SqsDeadLetterQueue:
                 "DLQ message, over the queue's limit, and no overflow bucket is configured "
                 "(dlq.overflow_bucket)"
             )
-        key = overflow_key(self._prefix, record)
+        key = (
+            f"{self._prefix}{record.pipeline}/{record.shard_id or 'no-shard'}/"
+            f"{record.sequence_number}-{record.sub_sequence_number}.json"
+        )
         await self._s3.put_object(Bucket=self._bucket, Key=key, Body=record.raw)
         del message["raw_b64"]
         message["raw_s3"] = {"bucket": self._bucket, "key": key}
         message["error"] = message["error"][:4096]  # the record is in S3; keep the rest small
-        return sqs_safe(orjson.dumps(message).decode()).encode()
+        return _json_body(message)
 
     async def park(self, records: Sequence[ParkedRecord]) -> None:
         if not records:
@@ -301,12 +293,10 @@ class SqsDeadLetterQueue:
         )
 
     async def depth(self) -> int:
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         response = await self._sqs.get_queue_attributes(
-            QueueUrl=self._queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            QueueUrl=self._queue_url, AttributeNames=names
         )
         attributes = response.get("Attributes", {})
-        return int(attributes.get("ApproximateNumberOfMessages", 0)) + int(
-            attributes.get("ApproximateNumberOfMessagesNotVisible", 0)
-        )
+        return sum(int(attributes.get(name, 0)) for name in names)
 
