@@ -197,10 +197,9 @@ async def test_a_redelivered_batch_is_buffered_once() -> None:
     assert await sink.write(events) == {}
     assert await sink.write(events[2:]) == {}
     assert await sink.write([events[4], events[4]]) == {}
+    assert sink.pending_records == 5
     await sink.flush()
     assert numbers(store.lines()) == [sequence(n) for n in range(5)]
-    assert sink.stats.accepted == 5
-    assert sink.stats.duplicates == 5
 
 
 async def test_records_redelivered_after_their_flush_are_not_written_again() -> None:
@@ -277,7 +276,6 @@ async def test_throttling_and_5xx_are_retried_inside_one_flush() -> None:
     await sink.write(change_events(range(2)))
     await sink.flush()
     assert len(store.requests) == 4
-    assert sink.stats.put_retries == 3
     assert numbers(store.lines()) == [sequence(0), sequence(1)]
 
 

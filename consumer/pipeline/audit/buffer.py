@@ -72,8 +72,8 @@ class ShardBuffer:
     segments: list[Segment] = field(default_factory=list)
     flushed_through: SequenceKey | None = None
 
-    def accept(self, event: ChangeEvent, line: bytes, now: float) -> bool:
-        """Buffers the event's line; False (nothing buffered) for a duplicate."""
+    def accept(self, event: ChangeEvent, line: bytes, now: float) -> None:
+        """Buffers the event's line, unless it is a duplicate."""
         position = event.position
         identity = (event.event_id, position.sequence_number, position.sub_sequence_number)
         sequence = sequence_key(event)
@@ -82,9 +82,9 @@ class ShardBuffer:
             and self.flushed_through is not None
             and sequence <= self.flushed_through
         ):
-            return False
+            return
         if any(identity in segment.identities for segment in self.segments):
-            return False
+            return
         hour = partition_hour(event)
         segment = self.segments[-1] if self.segments else None
         if (
@@ -99,7 +99,6 @@ class ShardBuffer:
             )
             self.segments.append(segment)
         segment.add(line, identity, sequence)
-        return True
 
     @property
     def pending_records(self) -> int:

@@ -17,7 +17,6 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from consumer.aws.backoff import Backoff
@@ -43,15 +42,6 @@ _YIELD_EVERY = 2000
 BufferKey: TypeAlias = tuple[str, str]  # (shard_id, table)
 
 
-@dataclass
-class AuditStats:
-    """Counters for metrics and tests."""
-
-    accepted: int = 0
-    duplicates: int = 0
-    put_retries: int = 0
-
-
 class AuditSink:
     """The audit pipeline's sink, for one shard or several. Give it an S3 client (`store`, the
     caller's) or a factory (`store_factory`: opened at the first flush, closed by `aclose`).
@@ -71,7 +61,6 @@ class AuditSink:
         if (store is None) == (store_factory is None):
             raise ValueError("give exactly one of store or store_factory")
         self.settings = settings
-        self.stats = AuditStats()
         self._store = store
         fence_requests(store)  # each PutObject checks the writing shard's lease
         self._store_factory = store_factory
@@ -104,10 +93,7 @@ class AuditSink:
                     f"audit: cannot write {event.position}: {error}", retryable=False
                 )
                 continue
-            if self._buffer_for(event).accept(event, line, now):
-                self.stats.accepted += 1
-            else:
-                self.stats.duplicates += 1
+            self._buffer_for(event).accept(event, line, now)
         return failures or NO_FAILURES
 
     def _buffer_for(self, event: ChangeEvent) -> ShardBuffer:
@@ -193,11 +179,7 @@ class AuditSink:
             request,
             attempts=settings.put_attempts,
             backoff=Backoff(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s),
-            on_retry=self._count_retry,
         )
-
-    def _count_retry(self) -> None:
-        self.stats.put_retries += 1
 
     async def _open_store(self) -> ObjectStore:
         if self._store is not None:

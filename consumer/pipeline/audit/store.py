@@ -52,7 +52,6 @@ async def put_with_retries(
     *,
     attempts: int,
     backoff: Backoff,
-    on_retry: Callable[[], None] = lambda: None,
 ) -> None:
     """PutObject, retried with backoff on transient failures, at most `attempts` tries.
 
@@ -79,5 +78,4 @@ async def put_with_retries(
                     retryable=retryable,
                 ) from error
             log.warning("audit.put_retry", key=request["Key"], error=cause, attempt=attempt)
-        on_retry()
         await backoff.sleep()
