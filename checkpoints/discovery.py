@@ -107,13 +107,10 @@ def plan_cleanup(shards: Sequence[ShardInfo], leases: Sequence[Lease]) -> list[s
     known child has a lease (so the child's "parent without lease = done" rule is true)."""
     listed = {shard.shard_id for shard in shards}
     keys = {lease.key for lease in leases}
-    doomed: list[str] = []
-    for lease in leases:
-        if not lease.finished or lease.shard_id in listed:
-            continue
-        children = set(lease.child_shard_ids) | {
-            other.key for other in leases if lease.key in other.parent_shard_ids
-        }
-        if all(child in keys for child in children):
-            doomed.append(lease.key)
-    return sorted(doomed)
+    return sorted(
+        lease.key
+        for lease in leases
+        if lease.finished
+        and lease.shard_id not in listed
+        and lease.child_shard_ids <= keys  # children known from their own lease have one
+    )

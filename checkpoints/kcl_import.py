@@ -27,12 +27,6 @@ class KclImportError(ValueError):
     """A KCL table that cannot be imported as asked (the message says why, in one line)."""
 
 
-def _stream_of(key: str) -> str | None:
-    """KCL multi-stream lease keys are "account:stream:creationEpoch:shardId"."""
-    parts = key.split(":")
-    return parts[1] if len(parts) == 4 else None
-
-
 def kcl_leases_to_import(
     kcl: Sequence[Lease], stream: str | None = None, at_timestamp: Checkpoint | None = None
 ) -> tuple[list[Lease], list[str]]:
@@ -41,8 +35,8 @@ def kcl_leases_to_import(
     leases: list[Lease] = []
     other_streams: list[str] = []
     for lease in kcl:
-        key_stream = _stream_of(lease.key)
-        if stream is not None and key_stream is not None and key_stream != stream:
+        parts = lease.key.split(":")  # multi-stream: "account:stream:creationEpoch:shardId"
+        if stream is not None and len(parts) == 4 and parts[1] != stream:
             other_streams.append(lease.key)
             continue
         checkpoint = lease.checkpoint

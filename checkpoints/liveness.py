@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from checkpoints.model import TableSnapshot, WorkerHeartbeat
 
@@ -32,21 +33,18 @@ class WorkerView:
     counter: int
 
 
-@dataclass
-class _Sighting:
+class _Sighting(NamedTuple):
     value: tuple[object, ...]
     first_seen: float
 
 
-def _sight(sightings: dict[str, _Sighting], values: Mapping[str, tuple[object, ...]],
-           now: float) -> None:
-    """Keeps when each key's current value was first seen; forgets keys no longer there."""
-    for gone in set(sightings) - set(values):
-        del sightings[gone]
-    for key, value in values.items():
-        sighting = sightings.get(key)
-        if sighting is None or sighting.value != value:
-            sightings[key] = _Sighting(value, now)
+def _sight(sightings: Mapping[str, _Sighting], values: Mapping[str, tuple[object, ...]],
+           now: float) -> dict[str, _Sighting]:
+    """When each key's current value was first seen (keys no longer there are forgotten)."""
+    return {
+        key: old if (old := sightings.get(key)) and old.value == value else _Sighting(value, now)
+        for key, value in values.items()
+    }
 
 
 class LivenessTracker:
@@ -61,8 +59,10 @@ class LivenessTracker:
 
     def observe(self, snapshot: TableSnapshot, now: float) -> None:
         self._heartbeats = snapshot.workers
-        _sight(self._workers, {w: (h.counter,) for w, h in snapshot.workers.items()}, now)
-        _sight(
+        self._workers = _sight(
+            self._workers, {w: (h.counter,) for w, h in snapshot.workers.items()}, now
+        )
+        self._leases = _sight(
             self._leases,
             {
                 lease.key: (lease.owner, lease.counter)

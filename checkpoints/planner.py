@@ -240,9 +240,7 @@ def plan(inp: PlanInput) -> list[Action]:
     outstanding = 0
     for key, asked_at in sorted(inp.my_requests.items()):
         lease = by_key.get(key)
-        if lease is None or lease.handoff_to != me or lease.owner is None or lease.owner == me:
-            continue
-        if lease.owner not in live:
+        if lease is None or lease.handoff_to != me or lease.owner == me or lease.owner not in live:
             continue
         if inp.now - asked_at >= inp.handoff_timeout_s:
             actions.append(ForceSteal(key, lease.owner, lease.counter))
@@ -308,10 +306,7 @@ def plan_release(
     others = {w: c for w, c in counts.items() if w != me}
     assignment: dict[str, str | None] = {}
     for key in sorted(mine):
-        if not others:
-            assignment[key] = None
-            continue
-        target = min(others, key=lambda w: (others[w], w))
-        assignment[key] = target
-        others[target] += 1
+        target = assignment[key] = min(others, key=lambda w: (others[w], w), default=None)
+        if target is not None:
+            others[target] += 1
     return assignment
