@@ -1,13 +1,6 @@
-"""The service's settings: one typed object, from environment variables and an optional TOML file.
-
-Sources, highest precedence first: environment variables (`CONSUMER_` prefix, `__` between
-levels: `CONSUMER_STREAM__MODE=polling`, `CONSUMER_PIPELINES__REPLICATION__TABLE=replica`), then
-the TOML file named by `--config` or `CONSUMER_CONFIG_FILE`, then the defaults below.
-Every invalid setting is reported on one line that names it (`SettingsError`).
-
-Sections read by one component are defined next to it (`StreamSection` in sources/select.py,
-`LeasesSection` in checkpoints/settings.py, the pipelines' sections in pipeline/); this module
-composes them and adds what spans sections.
+"""The service's settings (README's Settings: sources, precedence, every setting): the sections
+defined next to their components, composed here with what spans sections. Every invalid setting
+is reported on one line that names it (`SettingsError`).
 """
 
 from __future__ import annotations
@@ -45,6 +38,7 @@ from consumer.sources.select import StreamSection as StreamSection
 ENV_PREFIX = "CONSUMER_"
 PIPELINE_NAMES = ("audit", "search", "replication", "null")
 CONFIG_FILE_ENV = "CONSUMER_CONFIG_FILE"
+NOT_A_SETTING = "is not a setting (see `consumer config show`)"
 
 
 # An SQS queue URL, https://sqs.REGION.amazonaws.com/ACCOUNT/NAME (any http(s) host, so VPC
@@ -104,12 +98,21 @@ class _Pipeline(Section):
         return patterns
 
 
+def _required_when_on(pipeline: str, field: str) -> Any:
+    """A model validator: `field` must be set while the pipeline is enabled."""
+
+    def check(section: _Pipeline) -> _Pipeline:
+        if section.enabled and not getattr(section, field):
+            raise ValueError(
+                f"pipelines.{pipeline}.{field} is required when the {pipeline} pipeline is on"
+            )
+        return section
+
+    return model_validator(mode="after")(check)
+
+
 class AuditPipeline(AuditSection, _Pipeline):
-    @model_validator(mode="after")
-    def _bucket(self) -> AuditPipeline:
-        if self.enabled and not self.bucket:
-            raise ValueError("pipelines.audit.bucket is required when the audit pipeline is on")
-        return self
+    _bucket = _required_when_on("audit", "bucket")
 
 
 class SearchPipeline(SearchSection, _Pipeline):
@@ -131,13 +134,7 @@ class SearchPipeline(SearchSection, _Pipeline):
 
 
 class ReplicationPipeline(ReplicationSection, _Pipeline):
-    @model_validator(mode="after")
-    def _table(self) -> ReplicationPipeline:
-        if self.enabled and not self.table:
-            raise ValueError(
-                "pipelines.replication.table is required when the replication pipeline is on"
-            )
-        return self
+    _table = _required_when_on("replication", "table")
 
 
 class NullPipeline(_Pipeline):
@@ -160,13 +157,11 @@ class DlqSection(Section):
 class BackfillSection(Section):
     """`consumer backfill`: where exports go, and the version margin of snapshot items."""
 
-    # ExportTableToPointInTime writes here (default: the audit bucket).
     export_bucket: str | None = None
     export_prefix: str = "backfill-exports"
     # Snapshot items are applied with version = snapshot time minus this margin, so a change
     # made just after the snapshot always wins despite clock skew and millisecond precision.
     version_margin_s: float = Field(300.0, ge=0, le=86_400)
-    # A worker's hold on a segment or file lasts this long without renewal.
     lease_s: float = Field(30.0, ge=2, le=3600)
 
 
@@ -189,7 +184,6 @@ class TelemetrySection(Section):
     metrics_interval_s: float = Field(60.0, gt=0)
     prometheus_port: int | None = Field(None, ge=0, le=65535)
     health_port: int | None = Field(8080, ge=0, le=65535)
-    # The address /healthz, /readyz and /metrics listen on (127.0.0.1 keeps them local).
     bind_address: Annotated[str, AfterValidator(_ip_address)] = "0.0.0.0"
 
     @field_validator("emf_namespace")
@@ -245,13 +239,11 @@ class Settings(BaseSettings):
                 raise ValueError("stream.dynamodb_stream_arn is required in streams mode")
         elif not (self.stream.name or self.stream.arn):
             raise ValueError("stream.name or stream.arn is required")
-        parks = [
-            name
-            for name in PIPELINE_NAMES
+        parks = any(
+            getattr(self.pipelines, name).retry.on_failure == "dlq"
+            for name in self.enabled_pipelines()
             if name != "null"
-            and getattr(self.pipelines, name).enabled
-            and getattr(self.pipelines, name).retry.on_failure == "dlq"
-        ]
+        )
         if parks and not self.dlq.queue_url:
             raise ValueError(
                 "dlq.queue_url is required when a pipeline parks failures in the DLQ "
@@ -322,20 +314,15 @@ def _describe(error: ValidationError) -> list[str]:
     for problem in error.errors():
         location = tuple(part for part in problem["loc"] if not isinstance(part, int))
         message = problem["msg"].removeprefix("Value error, ")
-        if location:
-            dotted = ".".join(str(part) for part in location)
-            if problem["type"] == "extra_forbidden":
-                message = "is not a setting (see `consumer config show`)"
-            lines.append(
-                f"setting {dotted} ({_env_name(location)}): {message}"
-                + (
-                    f" (got {_without_url_credentials(problem['input'])!r})"
-                    if _echoes_input(problem, location)
-                    else ""
-                )
-            )
-        else:
+        if not location:
             lines.append(f"settings: {message}")
+            continue
+        if problem["type"] == "extra_forbidden":
+            message = NOT_A_SETTING
+        if _echoes_input(problem, location):
+            message += f" (got {_without_url_credentials(problem['input'])!r})"
+        dotted = ".".join(str(part) for part in location)
+        lines.append(f"setting {dotted} ({_env_name(location)}): {message}")
     return lines
 
 
@@ -398,9 +385,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     path = config_file or (Path(env_file) if env_file else None)
     values: dict[str, Any] = read_config_file(path) if path else {}
     values.update(overrides)
-    unknown = [
-        f"{name} is not a setting (see `consumer config show`)" for name in _unknown_variables()
-    ]
+    unknown = [f"{name} {NOT_A_SETTING}" for name in _unknown_variables()]
     try:
         settings = Settings(**values)
     except ValidationError as error:
