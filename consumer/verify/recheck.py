@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from consumer.verify.compare import canonical_item
@@ -47,7 +47,10 @@ class Candidate:
     kind: Kind
     state: int | None
     seen_at: float
-    first_kind: Kind = Kind.EQUAL  # as first seen (EXTRA: the table did not hold it then)
+    first_kind: Kind = field(init=False)  # as first seen (EXTRA: the table did not hold it then)
+
+    def __post_init__(self) -> None:
+        self.first_kind = self.kind
 
 
 @dataclass

@@ -3,7 +3,7 @@ parallel Scan on the shared table reader (so several verify workers share the re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -15,7 +15,7 @@ from consumer.verify.keys import KeyRef, WireItem, key_ref
 from consumer.verify.model import VerifyError
 
 
-def key_schema(table: dict[str, Any]) -> list[tuple[str, str, str]]:
+def key_schema(table: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     """(name, HASH/RANGE, S/N/B) of a DescribeTable answer's key, hash key first."""
     types = {d["AttributeName"]: d["AttributeType"] for d in table["AttributeDefinitions"]}
     keys = sorted(table["KeySchema"], key=lambda k: k["KeyType"] != "HASH")

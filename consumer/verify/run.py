@@ -305,9 +305,8 @@ class Verify:
                     if kind is Kind.EQUAL:
                         report.pipelines[name].counts[Kind.EQUAL] += 1
                     else:
-                        candidates[(name, ref.doc_id)] = Candidate(
-                            name, ref, kind, state_of(item), seen_at, first_kind=kind
-                        )
+                        candidate = Candidate(name, ref, kind, state_of(item), seen_at)
+                        candidates[(name, ref.doc_id)] = candidate
 
     def _passes(
         self, record_filter: RecordFilter, item: WireItem, key_names: tuple[str, ...]
@@ -346,9 +345,7 @@ class Verify:
             seen = await observe(sampled, side, read_source)
             for ref, kind, state in seen:
                 if kind is Kind.EXTRA:
-                    candidates[(name, ref.doc_id)] = Candidate(
-                        name, ref, kind, state, seen_at, first_kind=kind
-                    )
+                    candidates[(name, ref.doc_id)] = Candidate(name, ref, kind, state, seen_at)
 
     async def _recheck_wait(self, stack: AsyncExitStack, dynamodb: Any) -> float:
         wait_s = self.request.recheck_after_s
@@ -395,7 +392,7 @@ class Verify:
             now = time.monotonic()
             seen = await observe(outcome.repaired, sides[name], read_source)
             again.extend(
-                Candidate(name, ref, kind, state, now, first_kind=kind)
+                Candidate(name, ref, kind, state, now)
                 for ref, kind, state in seen
                 if kind is not Kind.EQUAL
             )

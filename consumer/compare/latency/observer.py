@@ -50,19 +50,14 @@ class ProbeObserver:
     ) -> None:
         self.clock_us = clock_us
         self.monotonic = monotonic  # the clock a batch's read time is taken from
-        self._sinks: list[str] = []
+        self.sinks: list[str] = []  # the sinks the worker has built routes for, in route order
         self._applied: dict[tuple[str, str], dict[int, Applied]] = {}
-
-    @property
-    def sinks(self) -> list[str]:
-        """The names of the sinks the worker has built routes for, in route order."""
-        return list(self._sinks)
 
     def wrap_routes(self, shard_id: str, routes: list[Route]) -> list[Route]:
         """A routes hook for `serve`: the same routes, each sink wrapped in a MeasuringSink."""
         for route in routes:
-            if route.sink.name not in self._sinks:
-                self._sinks.append(route.sink.name)
+            if route.sink.name not in self.sinks:
+                self.sinks.append(route.sink.name)
         return [dataclasses.replace(r, sink=MeasuringSink(r.sink, self)) for r in routes]
 
     def note(
@@ -77,15 +72,8 @@ class ProbeObserver:
         `read_to_apply_ms` after its batch was read."""
         seen = self._applied.setdefault((stamp.tag, sink), {})
         if stamp.seq not in seen:
-            position = event.position
-            seen[stamp.seq] = Applied(
-                sink,
-                stamp,
-                applied_us,
-                position.shard_id,
-                position.arrival_ms,
-                read_to_apply_ms,
-            )
+            shard, arrival_ms = event.position.shard_id, event.position.arrival_ms
+            seen[stamp.seq] = Applied(sink, stamp, applied_us, shard, arrival_ms, read_to_apply_ms)
 
     def applied(self, tag: str, sink: str) -> Mapping[int, Applied]:
         """The probes of `tag` that `sink` applied, by probe number."""
@@ -94,23 +82,23 @@ class ProbeObserver:
     def complete(self, tag: str, count: int | None = None) -> bool:
         """True when every sink has applied probes 0..count-1 of `tag` (with no count: at
         least one of them). False before the worker has built any route."""
-        if not self._sinks:
+        if not self.sinks:
             return False
         if count is None:
-            return all(self.applied(tag, sink) for sink in self._sinks)
+            return all(self.applied(tag, sink) for sink in self.sinks)
         wanted = set(range(count))
-        return all(self.applied(tag, sink).keys() >= wanted for sink in self._sinks)
+        return all(self.applied(tag, sink).keys() >= wanted for sink in self.sinks)
 
     def covered(self, tag: str, shards: AbstractSet[str]) -> bool:
         """True when every sink has applied a probe of `tag` read from each of `shards` (with
         no shards given: any probe of `tag`). False before the worker has built any route."""
         if not shards:
             return self.complete(tag)
-        if not self._sinks:
+        if not self.sinks:
             return False
         return all(
             shards <= {applied.shard_id for applied in self.applied(tag, sink).values()}
-            for sink in self._sinks
+            for sink in self.sinks
         )
 
     async def wait_until(

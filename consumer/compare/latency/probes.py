@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from consumer.records import ChangeEvent, DecodeError
+from consumer.verify.replica_side import key_schema
 
 PROBE_TAG = "probe_tag"
 PROBE_SEQ = "probe_seq"
@@ -116,21 +117,10 @@ class ProbeKeys:
     @classmethod
     def from_table(cls, table_description: Mapping[str, Any]) -> ProbeKeys:
         """From DescribeTable's `Table`."""
-        types = {
-            definition["AttributeName"]: definition["AttributeType"]
-            for definition in table_description["AttributeDefinitions"]
-        }
-        partition: KeyAttribute | None = None
-        sort: KeyAttribute | None = None
-        for element in table_description["KeySchema"]:
-            attribute = KeyAttribute(element["AttributeName"], _key_type(types, element))
-            if element["KeyType"] == "HASH":
-                partition = attribute
-            else:
-                sort = attribute
-        if partition is None:
+        schema = key_schema(table_description)  # the hash key first
+        if not schema or schema[0][1] != "HASH":
             raise ValueError("the table description has no HASH key")
-        return cls(partition, sort)
+        return cls(*(KeyAttribute(name, _key_type(name, kind)) for name, _, kind in schema))
 
     @staticmethod
     def label(tag: ProbeTag, seq: int) -> str:
@@ -144,10 +134,9 @@ class ProbeKeys:
         return key
 
 
-def _key_type(types: Mapping[str, str], element: Mapping[str, str]) -> KeyType:
-    kind = types.get(element["AttributeName"])
+def _key_type(name: str, kind: str) -> KeyType:
     if kind not in ("S", "N", "B"):
-        raise ValueError(f"key attribute {element['AttributeName']} has type {kind!r}")
+        raise ValueError(f"key attribute {name} has type {kind!r}")
     return cast(KeyType, kind)
 
 
