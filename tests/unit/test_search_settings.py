@@ -55,7 +55,6 @@ def test_signing_scope_comes_from_aws_endpoints() -> None:
     assert OpenSearchSettings(endpoint=DOMAIN).signing_service == "es"
     assert OpenSearchSettings(endpoint=DOMAIN).endpoint_region == "eu-west-1"
     assert OpenSearchSettings(endpoint=COLLECTION).signing_service == "aoss"
-    assert OpenSearchSettings(endpoint=COLLECTION).serverless
     assert OpenSearchSettings(endpoint=COLLECTION).endpoint_region == "us-east-2"
     custom = OpenSearchSettings(
         endpoint="https://search.example.com", service="aoss", region="ap-south-1"

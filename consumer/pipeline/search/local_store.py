@@ -210,7 +210,6 @@ class LocalIndexStore:
         applied: list[bool] = []
         connection = self._connection
         connection.execute("BEGIN IMMEDIATE")
-        committed = False
         try:
             for row in writes:
                 write = row.write
@@ -239,10 +238,9 @@ class LocalIndexStore:
                     )
                 applied.append(True)
             connection.execute("COMMIT")
-            committed = True
-        finally:
-            if not committed:
-                connection.execute("ROLLBACK")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
         return applied
 
     def search(self, query: str, limit: int = 10) -> list[SearchHit]:

@@ -44,7 +44,11 @@ from consumer.pipeline.search.bulk import (
 )
 from consumer.pipeline.search.client import build_client
 from consumer.pipeline.search.document import DocumentWrite, plan_writes
-from consumer.pipeline.search.faults import ACCESS_DENIED_STATUSES, DestinationRefused
+from consumer.pipeline.search.faults import (
+    ACCESS_DENIED_STATUSES,
+    DestinationRefused,
+    is_transient,
+)
 from consumer.pipeline.search.mapping import INDEX_BODY, mapping_problems
 from consumer.pipeline.search.settings import OpenSearchSettings
 from consumer.pipeline.search.ties import tie_rewrite, with_tie_fields
@@ -58,9 +62,6 @@ log = structlog.get_logger(__name__)
 # A destination fault is logged at most this often per error type (it lasts: a write block,
 # revoked access); `destination_faults` counts every one.
 _FAULT_LOG_INTERVAL_S = 10.0
-
-__all__ = ["INDEX_BODY", "OpenSearchSink", "RequestFailed"]
-
 
 class RequestFailed(SinkError):
     """A whole request failed; `status` is its HTTP status, or None (no response).
@@ -310,7 +311,7 @@ def _request_failure(error: TransportError, what: str) -> RequestFailed | Destin
         # security_exception from the security plugin; IAM denials have no error type.
         kind = kind if kind == "security_exception" else "access_denied"
         return DestinationRefused(message, kind=kind, status=status)
-    transient = status is not None and (status == 429 or status >= 500)
+    transient = status is not None and is_transient(status)
     return RequestFailed(message, status=status, retryable=transient, retried_here=transient)
 
 

@@ -73,11 +73,6 @@ class SearchSection(Section):
         """The region: as set, else from an AWS endpoint's host, else None (use boto3's)."""
         return self.region or self._aws_host("region")
 
-    @property
-    def serverless(self) -> bool:
-        """True for an OpenSearch Serverless collection (signing service "aoss")."""
-        return self.signing_service == "aoss"
-
 
 class OpenSearchSettings(SearchSection):
     """The section with an endpoint and the resolved `password` (the section's, or read from
@@ -130,9 +125,7 @@ class LocalIndexSettings:
 
     @property
     def file(self) -> Path:
-        return (
-            self.path if self.path is not None else self.directory / f"{self.index}{LOCAL_SUFFIX}"
-        )
+        return self.path or self.directory / f"{self.index}{LOCAL_SUFFIX}"
 
 
 def local_index_file(path_or_name: str, directory: Path = DEFAULT_LOCAL_DIRECTORY) -> Path:
