@@ -1,9 +1,7 @@
-"""The AWS and OpenSearch naming rules a setting must follow, as plain checks.
+"""The AWS and OpenSearch naming rules a setting must follow (each source next to its rule).
 
 Each check returns the value or raises ValueError with a short reason; the annotated types
-below attach them to the fields of every settings section (consumer/settings.py composes the
-sections), so a bad value is refused on one line naming the setting instead of being accepted
-and failing (or hanging) later. Sources of each rule are given next to it.
+below attach them to the sections' fields, so a bad value is refused at load, not later.
 """
 
 from __future__ import annotations
@@ -111,7 +109,6 @@ def dynamodb_table_name(value: str) -> str:
 
 
 def bucket_name(value: str) -> str:
-    problem = None
     if not _BUCKET.fullmatch(value):
         problem = "3-63 lowercase letters, digits, '.' or '-', starting and ending alphanumeric"
     elif ".." in value:
@@ -121,16 +118,13 @@ def bucket_name(value: str) -> str:
     else:
         try:
             ipaddress.IPv4Address(value)
-            problem = "not an IP address"
         except ValueError:
-            pass
-    if problem:
-        raise ValueError(f"is not an S3 bucket name: {problem}")
-    return value
+            return value
+        problem = "not an IP address"
+    raise ValueError(f"is not an S3 bucket name: {problem}")
 
 
 def index_name(value: str) -> str:
-    problem = None
     if not value or value in (".", "..") or len(value.encode()) > 255:
         problem = "1-255 bytes, not '.' or '..'"
     elif value != value.lower():
@@ -139,21 +133,20 @@ def index_name(value: str) -> str:
         problem = "must not start with '_', '-' or '+'"
     elif _INDEX_FORBIDDEN & set(value):
         problem = 'none of  : " * + / \\ | ? # > < , or space'
-    if problem:
-        raise ValueError(f"is not an OpenSearch index name: {problem}")
-    return value
+    else:
+        return value
+    raise ValueError(f"is not an OpenSearch index name: {problem}")
 
 
 def endpoint_url(value: str) -> str:
     """An http(s) URL with a host (what botocore and opensearch-py accept as an endpoint)."""
     try:
         parts = urlsplit(value)
-        port = parts.port
+        parts.port  # noqa: B018 (parsed only to refuse a port that is not a number)
     except ValueError as error:
         raise ValueError(f"is not a URL ({error})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("is not an http:// or https:// URL with a host")
-    del port  # parsed only to refuse a port that is not a number
     return value
 
 
@@ -230,9 +223,7 @@ class Section(BaseModel):
 
     @classmethod
     def of(cls, section: BaseModel, **more: Any) -> Self:
-        """This model from the fields of `section` it shares, with `more` added or replacing
-        them: a component's settings (the section plus its own knobs) from the section as the
-        settings hold it."""
+        """This model from the fields it shares with `section`, `more` added or replacing them."""
         shared = {
             name: getattr(section, name)
             for name in cls.model_fields
