@@ -53,6 +53,8 @@ class RecordLimit:
         self._bytes = 0
 
     def saw(self, records: Sequence[RawRecord]) -> None:
+        if self._batch_bytes is None:
+            return  # next() needs no sizes
         self._records += len(records)
         self._bytes += sum(len(record.data) for record in records)
 
@@ -107,9 +109,62 @@ class PollTurns:
         return max(turn + interval, last_call + interval * (1 - LATE_SHARE))
 
 
+class Pacing:
+    """When one shard's next GetRecords call may go, and its Limit (one per read of a shard):
+    `interval_s` after the last call, also after an error. With `turns` (Kinesis) a shard at
+    the tip calls on its turn, one behind it as soon as the shard's call rate allows."""
+
+    def __init__(self, interval_s: float, limit: RecordLimit, turns: PollTurns | None) -> None:
+        self.interval_s = interval_s
+        self._pause = interval_s
+        self._limit = limit
+        self._turns = turns
+        self._last_call = 0.0
+        self._next_call = 0.0
+        self._phase = 0.0
+        if turns is not None:
+            self._phase = turns.phase(time.monotonic())
+            self._next_call = turns.first_call(self._phase, time.monotonic(), interval_s)
+
+    async def wait(self) -> int:
+        """Waits for the next call's time; returns the call's Limit."""
+        wait = self._next_call - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._last_call = time.monotonic()
+        self._next_call = self._last_call + self._pause  # the call rate, also after an error
+        return self._limit.next()
+
+    def saw(self, body: dict[str, Any], records: list[RawRecord]) -> None:
+        """A successful call's response body and its records."""
+        self._limit.saw(records)
+        if self._turns is None:
+            return
+        # Behind the tip: read again as soon as the shard's call rate allows, also after an
+        # empty batch (Kinesis returns those across sparse history while still behind).
+        behind = (body.get("MillisBehindLatest") or 0) > 0
+        self._pause = MIN_POLL_INTERVAL_S if behind else self.interval_s
+        # At the tip, on the shard's own turn (it waits at most one interval once).
+        self._next_call = (
+            self._last_call + self._pause
+            if behind
+            else self._turns.next_call(self._phase, self._last_call, self._pause)
+        )
+
+
 class PollingReader:
-    """Reads a shard with GetRecords. `client` is an aiobotocore Kinesis client on which
-    `install_lean_get_records` was called (it also works without, just slower)."""
+    """Reads a Kinesis shard with GetShardIterator and GetRecords, retrying what can be retried.
+    `client` is an aiobotocore Kinesis client on which `install_lean_get_records` was called (it
+    also works without, just slower). DynamoDBStreamsReader reuses the loop: the names below,
+    the stream arguments, pacing, decode and children at shard end are what it changes."""
+
+    _gone = "shard"  # ShardGoneError's message: "<_gone> <shard id>: <error>"
+    _events = ""  # the prefix of the retry log events
+    _refresh_codes = frozenset({"ExpiredIteratorException"})  # GetRecords: get a new iterator
+    # When set, GetShardIterator's TrimmedDataAccessException (a position older than the stream
+    # keeps: the data is gone) is logged so and the shard read from TRIM_HORIZON.
+    _trimmed_event: str | None = None
+    _stamps_read_at = True  # ReadBatch.read_at, for the added latency
 
     def __init__(
         self,
@@ -123,70 +178,80 @@ class PollingReader:
         self._client = client
         self._stream = {"StreamName": stream_name} if stream_name else {"StreamARN": stream_arn}
         self._options = options or PollingOptions()
+        self._turns = PollTurns()
         self.throttled = 0
         self.iterator_refreshes = 0
-        self._turns = PollTurns()
+
+    def _pacing(self) -> Pacing:
+        limit = RecordLimit(self._options.limit, self._options.batch_bytes)
+        return Pacing(self._options.interval_s, limit, self._turns)
+
+    def _records(self, body: dict[str, Any]) -> list[RawRecord]:
+        return kinesis_records(body.get("Records") or [])
+
+    async def _children(self, shard_id: str, body: dict[str, Any]) -> tuple[str, ...]:
+        return child_shard_ids(body)
+
+    def _iterator_args(self, start: StartPosition) -> dict[str, object]:
+        return start.iterator_args()
 
     async def _iterator(self, shard_id: str, start: StartPosition) -> str:
+        args = {**self._stream, "ShardId": shard_id, **self._iterator_args(start)}
         backoff = Backoff(base_s=0.2, cap_s=5.0)
         while True:
             try:
-                response = await self._client.get_shard_iterator(
-                    **self._stream, ShardId=shard_id, **start.iterator_args()
-                )
-                return str(response["ShardIterator"])
+                return str((await self._client.get_shard_iterator(**args))["ShardIterator"])
             except ClientError as error:
-                if error_code(error) == "ResourceNotFoundException":
-                    raise ShardGoneError(f"shard {shard_id}: {error}") from error
+                code = error_code(error)
+                if code == "ResourceNotFoundException":
+                    raise ShardGoneError(f"{self._gone} {shard_id}: {error}") from error
+                if code == "TrimmedDataAccessException" and self._trimmed_event:
+                    log.warning(self._trimmed_event, shard_id=shard_id)
+                    horizon = self._iterator_args(StartPosition.trim_horizon())
+                    args = {**self._stream, "ShardId": shard_id, **horizon}
+                    continue
                 if not is_retryable(error):
                     raise
                 self.throttled += 1
             except TRANSIENT_NETWORK_ERRORS as error:
-                log.warning("get_shard_iterator.retry", shard_id=shard_id, error=str(error))
+                log.warning(
+                    f"{self._events}get_shard_iterator.retry", shard_id=shard_id, error=str(error)
+                )
             await backoff.sleep()
 
     async def read(self, shard_id: str, start: StartPosition) -> AsyncGenerator[ReadBatch, None]:
         iterator = await self._iterator(shard_id, start)
         resume_after: str | None = None
-        backoff = Backoff(base_s=self._options.interval_s, cap_s=10.0)
-        pause = self._options.interval_s
-        limit = RecordLimit(self._options.limit, self._options.batch_bytes)
-        phase = self._turns.phase(time.monotonic())
-        next_call = self._turns.first_call(phase, time.monotonic(), pause)
+        pacing = self._pacing()
+        backoff = Backoff(base_s=pacing.interval_s, cap_s=10.0)
         while True:
-            wait = next_call - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            last_call = time.monotonic()
-            next_call = last_call + pause  # the shard's call rate, also after an error
+            limit = await pacing.wait()
             try:
-                response = await self._client.get_records(
-                    ShardIterator=iterator, Limit=limit.next()
-                )
+                response = await self._client.get_records(ShardIterator=iterator, Limit=limit)
             except ClientError as error:
                 code = error_code(error)
-                if code == "ExpiredIteratorException":
+                if code in self._refresh_codes:
                     # Iterators live 5 minutes; resume exactly after the last record read.
                     self.iterator_refreshes += 1
                     restart = StartPosition.after(resume_after) if resume_after else start
                     iterator = await self._iterator(shard_id, restart)
                     continue
                 if code == "ResourceNotFoundException":
-                    raise ShardGoneError(f"shard {shard_id}: {error}") from error
+                    raise ShardGoneError(f"{self._gone} {shard_id}: {error}") from error
                 if is_retryable(error):
                     self.throttled += 1
                     await backoff.sleep()
                     continue
                 raise
             except TRANSIENT_NETWORK_ERRORS as error:
-                log.warning("get_records.retry", shard_id=shard_id, error=str(error))
+                log.warning(f"{self._events}get_records.retry", shard_id=shard_id, error=str(error))
                 await backoff.sleep()
                 continue
             backoff.reset()
             read_at = time.monotonic()  # off the socket: the decode below counts as added latency
             body = lean_body(response)
-            records = kinesis_records(body.get("Records") or [])
-            limit.saw(records)
+            records = self._records(body)
+            pacing.saw(body, records)
             if records:
                 resume_after = records[-1].sequence_number
             next_iterator = body.get("NextShardIterator")
@@ -195,17 +260,9 @@ class PollingReader:
                 records=records,
                 millis_behind_latest=body.get("MillisBehindLatest"),
                 resume_after=resume_after,
-                child_shard_ids=None if next_iterator else child_shard_ids(body),
-                read_at=read_at,
+                child_shard_ids=None if next_iterator else await self._children(shard_id, body),
+                read_at=read_at if self._stamps_read_at else None,
             )
             if not next_iterator:
                 return
             iterator = next_iterator
-            # Behind the tip: read again as soon as the shard's call rate allows, also after an
-            # empty batch (Kinesis returns those across sparse history while still behind).
-            behind = (body.get("MillisBehindLatest") or 0) > 0
-            pause = MIN_POLL_INTERVAL_S if behind else self._options.interval_s
-            # At the tip, on the shard's own turn (it waits at most one interval once).
-            next_call = (
-                last_call + pause if behind else self._turns.next_call(phase, last_call, pause)
-            )
