@@ -42,10 +42,8 @@ class AwsEnvironment:
         self._description: dict[str, Any] | None = None
         self._lease_tables: list[str] = []
         self._efo_consumers: list[str] = []
-
-    def notes(self, modes: Sequence[Mode]) -> list[str]:
-        return [
-            f"probes were written to table {self._table}, then deleted (cleanup lines below)",
+        self.notes = (
+            f"probes were written to table {table}, then deleted (cleanup lines below)",
             "write and apply times come from this machine's clock, Kinesis arrival times from "
             "AWS's: clock skew moves time between upstream and consumer share, not the total",
             "upstream (efo, polling) is DynamoDB's Kinesis destination; streams mode reads the "
@@ -53,7 +51,7 @@ class AwsEnvironment:
             "its consumer share is the whole end-to-end time",
             "the worker ran here, not on ECS or Lambda: network distance to the endpoints "
             "counts too",
-        ]
+        )
 
     def _table_description(self, dynamodb: Any) -> dict[str, Any]:
         if self._description is None:

@@ -55,14 +55,8 @@ class Environment(Protocol):
     also after a failure.
     """
 
-    @property
-    def name(self) -> str:
-        """The environment's name: "local" or "aws"."""
-        ...
-
-    def notes(self, modes: Sequence[Mode]) -> list[str]:
-        """The caveats a reader of the report must know (one line each)."""
-        ...
+    name: str  # "local" or "aws"
+    notes: tuple[str, ...]  # the caveats a reader of the report must know, one line each
 
     def prepare(self, mode: Mode, run_id: str) -> ModeTarget:
         """Create or look up what `mode` reads and writes; raises LatencyError."""

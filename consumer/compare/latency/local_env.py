@@ -43,6 +43,16 @@ class LocalEnvironment:
     """
 
     name = "local"
+    notes = (
+        "local emulators: these are not AWS latencies (kinesis-mock pushes EFO events "
+        "about once a second; polling interval "
+        f"{POLLING_INTERVAL_S * 1000:.0f} ms; the DynamoDB Streams reader polls "
+        f"every {STREAMS_POLL_S * 1000:.0f} ms; moto and kinesis-mock share this machine "
+        "with the worker)",
+        "upstream (efo, polling) is the local destination bridge (it copies the table's "
+        f"stream into Kinesis and sleeps {BRIDGE_INTERVAL_S * 1000:.0f} ms when idle), not "
+        "DynamoDB's Kinesis destination",
+    )
 
     def __init__(self, stack: LocalStackState, work_dir: Path) -> None:
         self._stack = stack
@@ -52,18 +62,6 @@ class LocalEnvironment:
     @property
     def endpoints(self) -> AwsEndpoints:
         return self._stack.endpoints()
-
-    def notes(self, modes: Sequence[Mode]) -> list[str]:
-        return [
-            "local emulators: these are not AWS latencies (kinesis-mock pushes EFO events "
-            "about once a second; polling interval "
-            f"{POLLING_INTERVAL_S * 1000:.0f} ms; the DynamoDB Streams reader polls "
-            f"every {STREAMS_POLL_S * 1000:.0f} ms; moto and kinesis-mock share this machine "
-            "with the worker)",
-            "upstream (efo, polling) is the local destination bridge (it copies the table's "
-            f"stream into Kinesis and sleeps {BRIDGE_INTERVAL_S * 1000:.0f} ms when idle), not "
-            "DynamoDB's Kinesis destination",
-        ]
 
     def prepare(self, mode: Mode, run_id: str) -> ModeTarget:
         prefix = f"lat-{run_id}-{mode}"

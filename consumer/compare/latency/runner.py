@@ -54,7 +54,6 @@ def measure_latency(
     session = options.session
     results: list[ModeLatency] = []
     written: list[WrittenProbe] = []
-    cleanup: list[str] = []
     try:
         for mode in options.modes:
             target = environment.prepare(mode, run)
@@ -78,6 +77,6 @@ def measure_latency(
         probes_per_mode=session.probes,
         rate_per_s=session.rate_per_s,
         percentile_method=PERCENTILE_METHOD,
-        notes=tuple(environment.notes(options.modes)) + tuple(cleanup),
+        notes=environment.notes + tuple(cleanup),
         modes=tuple(results),
     )
