@@ -1,14 +1,8 @@
 """The lease coordinator: one per worker. Composes the heartbeat (heartbeat.py), the processor
 supervisor (supervisor.py) and the action executor (actions.py), and runs the two loops that
-read the table:
-
-- sync: every take interval (and exactly when some worker's failover deadline falls due) it
-  scans the table, updates liveness, runs the pure planner and has its actions executed.
-- discovery: at start, when a shard ends, and periodically on the leader: ListShards, create
-  missing leases (parents first), record children, delete finished leases past retention.
-
-With the heartbeat and the watchdog, all four loops are started by `start()` and cancelled by
-`aclose()` / `abort()`.
+read the table: sync (scan, liveness, plan, act: every take interval and when a failover
+deadline falls due) and discovery (list shards, create leases parents first, record children,
+clean up past retention: at start, when a shard ends, and periodically on the leader).
 """
 
 from __future__ import annotations
@@ -253,7 +247,6 @@ class Coordinator:
             held={k: h.token for k, h in running.items() if not h.finished_in(snapshot)},
             handing_off=frozenset(k for k, h in running.items() if h.handing_off),
             my_requests=dict(my_requests),
-            free_since=self._free_since,
             free_grace_s=2 * self.settings.take_interval_s,
             now=now,
             max_steals=self.settings.max_steals_per_interval,

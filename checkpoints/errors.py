@@ -13,8 +13,6 @@ class LeaseLost(LeaseError):
 
     def __init__(self, lease_key: str, reason: str) -> None:
         super().__init__(f"lease {lease_key} lost: {reason}")
-        self.lease_key = lease_key
-        self.reason = reason
 
 
 class CheckpointRejected(LeaseError):

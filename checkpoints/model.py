@@ -1,12 +1,7 @@
 """The lease model: checkpoints, leases and worker heartbeats, and their DynamoDB items.
 
-Attribute names follow the Java KCL (`leaseKey`, `leaseOwner`, `leaseCounter`, `checkpoint`,
-`checkpointSubSequenceNumber`, `pendingCheckpoint`, `pendingCheckpointSubSequenceNumber`,
-`ownerSwitchesSinceCheckpoint`, `parentShardId`, `childShardIds`) so a KCL table can be read and
-its checkpoints adopted. Attributes of our own: `handoffTo` (a worker asked for this lease),
-`checkpointTimestamp` (epoch ms of an AT_TIMESTAMP start), and the heartbeat items.
-
-Items are in the low-level client format (`{"S": ...}`), which both boto3 and aiobotocore use.
+Attribute names follow the Java KCL (`Attr`; README's Leases section) so a KCL table can be read
+and its checkpoints adopted. Items are in the low-level client format (`{"S": ...}`).
 """
 
 from __future__ import annotations
@@ -28,7 +23,8 @@ SNAPSHOT_KEY_PREFIX = "__snapshot__#"
 
 
 class Attr:
-    """Attribute names. The first group is KCL's; the rest are ours."""
+    """Attribute names. The first group is KCL's; the rest are ours: `handoffTo` (a worker asked
+    for this lease), `checkpointTimestamp` (epoch ms of an AT_TIMESTAMP start), heartbeats'."""
 
     LEASE_KEY = "leaseKey"
     LEASE_OWNER = "leaseOwner"
@@ -286,6 +282,11 @@ def shard_id_of(item: Item) -> str:
     return key.rsplit(":", 1)[-1]
 
 
+# The attributes of the checkpoint and of the pending one: value, sub-sequence number, time.
+_CHECKPOINT = (Attr.CHECKPOINT, Attr.CHECKPOINT_SUB, Attr.CHECKPOINT_TIMESTAMP)
+_PENDING = (Attr.PENDING_CHECKPOINT, Attr.PENDING_CHECKPOINT_SUB, Attr.PENDING_CHECKPOINT_TIMESTAMP)
+
+
 def _checkpoint_of(item: Item, value: str, sub: str, timestamp: str) -> Checkpoint | None:
     stored = text_attr(item, value)
     if not stored:
@@ -297,21 +298,14 @@ def lease_from_item(item: Item) -> Lease:
     key = text_attr(item, Attr.LEASE_KEY)
     if key is None:
         raise ValueError("lease item without leaseKey")
-    checkpoint = _checkpoint_of(
-        item, Attr.CHECKPOINT, Attr.CHECKPOINT_SUB, Attr.CHECKPOINT_TIMESTAMP
-    )
+    checkpoint = _checkpoint_of(item, *_CHECKPOINT)
     return Lease(
         key=key,
         shard_id=shard_id_of(item),
         owner=text_attr(item, Attr.LEASE_OWNER),
         counter=int_attr(item, Attr.LEASE_COUNTER),
         checkpoint=checkpoint or Checkpoint.trim_horizon(),
-        pending_checkpoint=_checkpoint_of(
-            item,
-            Attr.PENDING_CHECKPOINT,
-            Attr.PENDING_CHECKPOINT_SUB,
-            Attr.PENDING_CHECKPOINT_TIMESTAMP,
-        ),
+        pending_checkpoint=_checkpoint_of(item, *_PENDING),
         owner_switches=int_attr(item, Attr.OWNER_SWITCHES),
         parent_shard_ids=_set(item, Attr.PARENT_SHARD_IDS),
         child_shard_ids=_set(item, Attr.CHILD_SHARD_IDS),
