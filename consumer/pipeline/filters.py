@@ -35,16 +35,12 @@ class FilterSyntaxError(ValueError):
 
 
 def _number(value: Any) -> Decimal | None:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
         return None
-    if isinstance(value, int | float | Decimal):
+    try:
         return Decimal(str(value))
-    if isinstance(value, str):
-        try:
-            return Decimal(value)
-        except InvalidOperation:
-            return None
-    return None
+    except InvalidOperation:
+        return None
 
 
 def _check_numeric(
