@@ -4,16 +4,6 @@ the live service (`consumer replay`; docs/replay.md; the modules: README.md, Arc
 
 from consumer.replay.request import PIPELINES, ReplayRequest, Source
 from consumer.replay.runner import ReplayOptions, run_replay
-from consumer.replay.window import ReplayError, ReplayInputError, ReplayWindow, window_from_input
+from consumer.replay.window import ReplayWindow
 
-__all__ = [
-    "PIPELINES",
-    "ReplayError",
-    "ReplayInputError",
-    "ReplayOptions",
-    "ReplayRequest",
-    "ReplayWindow",
-    "Source",
-    "run_replay",
-    "window_from_input",
-]
+__all__ = ["PIPELINES", "ReplayOptions", "ReplayRequest", "ReplayWindow", "Source", "run_replay"]

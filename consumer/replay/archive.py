@@ -26,7 +26,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import groupby
 from operator import attrgetter
@@ -40,7 +40,7 @@ from consumer.pipeline.audit.layout import SUFFIX, ObjectLayout, Partition
 from consumer.pipeline.processor import ShardPipeline, ShardStopped
 from consumer.records import ChangeEvent, DecodeError, RecordPosition, decode_destination_record
 from consumer.records.batch import RawRecord, ReadBatch
-from consumer.replay.dry_run import DryRun, ShardCount
+from consumer.replay.dry_run import DryRun
 from consumer.replay.progress import StateListener, reporting_states
 from consumer.replay.request import ReplayRequest, replay_settings
 from consumer.replay.status import STOPPED, LocalTotals, ReplayOutcome, ReplayState, ShardTally
@@ -432,10 +432,7 @@ class ArchiveReplay:
         self._on_state(self.state())
         location = self.location
         return DryRun(
-            counts=tuple(
-                ShardCount(s.shard_id, frozenset(), s.records, s.bytes, s.changes, "archive")
-                for _, s in sorted(counted.items())
-            ),
+            counts=tuple(replace(shard, end="archive") for _, shard in sorted(counted.items())),
             elapsed_s=time.monotonic() - started,
             description=(
                 f"archive s3://{location.bucket}/{location.table_prefix} "

@@ -36,25 +36,13 @@ CALLS_PER_S = 5
 RECORDS_PER_CALL = 10_000
 
 
-@dataclass(frozen=True)
-class ShardCount:
-    """What a dry run read from one shard."""
-
-    shard_id: str
-    parents: frozenset[str]
-    records: int
-    bytes: int
-    changes: int = 0  # changes the replay would apply (made at or before --to)
-    end: str = ""
-
-
 def limit_seconds(records: int, size: int) -> float:
     """The least time Kinesis' per-shard read limits allow for this much data."""
     calls = math.ceil(records / RECORDS_PER_CALL)
     return max(size / SHARD_READ_BYTES_PER_S, calls / CALLS_PER_S)
 
 
-def critical_path_s(counts: Sequence[ShardCount], seconds: Mapping[str, float]) -> float:
+def critical_path_s(counts: Sequence[ShardTally], seconds: Mapping[str, float]) -> float:
     """The longest parent-to-child chain of per-shard seconds (lineages run in parallel)."""
     by_id = {count.shard_id: count for count in counts}
     memo: dict[str, float] = {}
@@ -113,23 +101,11 @@ _READ_CONCURRENCY = 16
 class DryRun:
     """What a dry run found."""
 
-    counts: tuple[ShardCount, ...]
+    counts: tuple[ShardTally, ...]  # by shard id
     elapsed_s: float
     description: str
     on_demand: bool | None = None  # None: not a stream read (archive)
     objects: int = 0
-
-    @property
-    def records(self) -> int:
-        return sum(count.records for count in self.counts)
-
-    @property
-    def bytes(self) -> int:
-        return sum(count.bytes for count in self.counts)
-
-    @property
-    def changes(self) -> int:
-        return sum(count.changes for count in self.counts)
 
 
 async def dry_run_stream(
@@ -142,7 +118,10 @@ async def dry_run_stream(
     """Reads every shard of `plan` from `--from` to the cut-off, counting records, bytes and
     the changes the replay would apply."""
     notify = on_state or (lambda state: None)
-    tallies = {shard.shard_id: ShardTally(shard.shard_id) for shard in plan.shards}
+    tallies = {
+        shard.shard_id: ShardTally(shard.shard_id, parents=shard.parent_shard_ids)
+        for shard in plan.shards
+    }
     start = (
         StartPosition.trim_horizon()
         if window.from_ms is None
@@ -185,13 +164,9 @@ async def dry_run_stream(
             for shard in plan.shards:
                 group.create_task(count(shard.shard_id))
     notify(state())
-    parents = {shard.shard_id: shard.parent_shard_ids for shard in plan.shards}
     facts = plan.facts
     return DryRun(
-        counts=tuple(
-            ShardCount(shard_id, parents[shard_id], t.records, t.bytes, t.changes, t.end or "")
-            for shard_id, t in sorted(tallies.items())
-        ),
+        counts=tuple(tally for _, tally in sorted(tallies.items())),
         elapsed_s=time.monotonic() - started,
         description=(
             f"stream {facts.name} ({'on-demand' if facts.on_demand else 'provisioned'}, "
@@ -217,11 +192,14 @@ def render(result: DryRun, window: ReplayWindow, region: str) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
         lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
-    rate = result.records / result.elapsed_s if result.elapsed_s > 0 else 0.0
+    records = sum(count.records for count in result.counts)
+    size = sum(count.bytes for count in result.counts)
+    changes = sum(count.changes for count in result.counts)
+    rate = records / result.elapsed_s if result.elapsed_s > 0 else 0.0
     extra = f" from {result.objects:,} objects" if result.objects else ""
     lines.append(
-        f"  total: {result.records:,} records ({result.changes:,} changes to apply), "
-        f"{result.bytes / 1e6:.2f} MB{extra}, read in {result.elapsed_s:.1f} s "
+        f"  total: {records:,} records ({changes:,} changes to apply), "
+        f"{size / 1e6:.2f} MB{extra}, read in {result.elapsed_s:.1f} s "
         f"({rate:,.0f} records/s)"
     )
     limits = {c.shard_id: limit_seconds(c.records, c.bytes) for c in result.counts}
@@ -237,7 +215,7 @@ def render(result: DryRun, window: ReplayWindow, region: str) -> list[str]:
     )
     if result.on_demand is None:
         lines.append(
-            f"  cost: {result.objects:,} S3 GET requests, {result.bytes / 1e6:.2f} MB "
+            f"  cost: {result.objects:,} S3 GET requests, {size / 1e6:.2f} MB "
             "transferred; no Kinesis reads"
         )
         return lines
@@ -248,7 +226,7 @@ def render(result: DryRun, window: ReplayWindow, region: str) -> list[str]:
     hours = max(result.elapsed_s, at_limits) / 3600
     as_of = sheet.prices.kinesis_on_demand_read_gb.as_of
     lines.append(f"  Kinesis read cost ({sheet.region} prices as of {as_of}):")
-    for cost in read_costs(result.bytes, result.on_demand, len(result.counts), hours, sheet.prices):
+    for cost in read_costs(size, result.on_demand, len(result.counts), hours, sheet.prices):
         lines.append(f"    {cost.label:<26} ${cost.usd:,.4f}  ({cost.detail})")
     lines.append(
         "  this dry run made the same GetRecords reads"

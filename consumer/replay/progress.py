@@ -6,6 +6,7 @@ replay and the dry runs send their states with `reporting_states`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from collections import deque
@@ -171,13 +172,11 @@ class ProgressReporter:
         self._last_log = float("-inf")
         self._rate = RateMeter()
         self._drawn = False
-        self.last: ProgressSnapshot | None = None
 
     def update(self, state: ReplayState) -> ProgressSnapshot:
         now = self._clock()
         rate = self._rate.add(now, state.records)
         current = snapshot(state, self._start_ms, self._to_ms, now - self._started, rate)
-        self.last = current
         if self.mode == "bar":
             self._out.write("\r" + progress_line(current, self._width) + "\x1b[K")
             self._out.flush()
@@ -204,10 +203,8 @@ async def reporting_states(
     async def tick() -> None:
         while not stop.is_set():
             on_state(state())
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), poll_s)
-            except TimeoutError:
-                continue
 
     ticker = asyncio.create_task(tick())
     try:

@@ -213,16 +213,9 @@ class ReplayMarks:
 
     async def state(self) -> ReplayState:
         """Every shard's status and the workers with a heartbeat item (consistent scan)."""
-        items: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"TableName": self.table_name, "ConsistentRead": True}
-        while True:
-            page = await self._client.scan(**params)
-            items.extend(page.get("Items", []))
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                break
-            params["ExclusiveStartKey"] = start
-        return state_from_items(items)
+        scan = self._client.get_paginator("scan")
+        pages = scan.paginate(TableName=self.table_name, ConsistentRead=True)
+        return state_from_items([item async for page in pages for item in page.get("Items", [])])
 
     async def state_if_exists(self) -> ReplayState | None:
         """`state()`, or None once the table is gone (only the last worker of a complete
@@ -268,7 +261,7 @@ def _number(item: dict[str, Any], name: str) -> int | None:
 @dataclass
 class ShardTally:
     """One shard's counts where no marks are kept (the archive replay, the dry runs);
-    `bytes` and `changes` are a dry run's."""
+    `bytes`, `changes` (to apply: made at or before --to) and `parents` are a dry run's."""
 
     shard_id: str
     records: int = 0
@@ -278,6 +271,7 @@ class ShardTally:
     error: str | None = None
     bytes: int = 0
     changes: int = 0
+    parents: frozenset[str] = frozenset()
 
     def saw(self, records: Sequence[RawRecord]) -> None:
         self.records += len(records)

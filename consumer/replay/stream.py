@@ -15,7 +15,9 @@ asked to keep it. An interrupted replay keeps it, and the same command resumes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, replace
+from operator import attrgetter
 from typing import Any
 
 import structlog
@@ -155,7 +157,6 @@ def check_horizon(from_ms: int | None, facts: StreamFacts, now_ms: int) -> Horiz
     return HorizonCheck(from_ms)
 
 
-
 @dataclass(frozen=True)
 class StreamPlan:
     """What the replay found out about the stream before starting."""
@@ -275,7 +276,9 @@ class StreamReplay:
             )
             async with coordinator:
                 complete = await self._watch(marks, stop)
-            state = await self._final_state(marks)
+            # The table after our coordinator left; the last state seen if another worker has
+            # deleted it meanwhile (it does so only once the replay is complete).
+            state = await marks.state_if_exists() or self._last_state
             for pipeline in pipelines:
                 self.totals.add(pipeline)
             self.totals.skipped_after_to = decoder.skipped_after_to
@@ -313,19 +316,9 @@ class StreamReplay:
                 self._on_state(with_expected(state, self.plan.shard_ids))
                 if is_complete(state, to_ms, self.plan.shard_ids):
                     return True
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._poll_s)
-            except TimeoutError:
-                continue
         return False
-
-    async def _final_state(self, marks: ReplayMarks) -> ReplayState:
-        """The table after our coordinator left; the last state seen if another worker has
-        deleted the table meanwhile (it does so only once the replay is complete)."""
-        state = await marks.state_if_exists()
-        if state is not None:
-            self._last_state = state
-        return self._last_state
 
 
 def with_expected(state: ReplayState, shard_ids: frozenset[str]) -> ReplayState:
@@ -333,10 +326,7 @@ def with_expected(state: ReplayState, shard_ids: frozenset[str]) -> ReplayState:
     missing = shard_ids - {shard.shard_id for shard in state.shards}
     if not missing:
         return state
-    shards = sorted(
-        (*state.shards, *(ShardStatus(shard_id) for shard_id in missing)),
-        key=lambda shard: shard.shard_id,
-    )
+    shards = sorted((*state.shards, *map(ShardStatus, missing)), key=attrgetter("shard_id"))
     return ReplayState(tuple(shards), state.workers)
 
 

@@ -8,20 +8,20 @@ import pytest
 from consumer.compare.costs.prices import load_region
 from consumer.replay.dry_run import (
     DryRun,
-    ShardCount,
     critical_path_s,
     limit_seconds,
     read_costs,
     render,
 )
+from consumer.replay.status import ShardTally
 from consumer.replay.window import ReplayWindow
 
 PRICES = load_region("us-east-1").prices
 GB = 1_000_000_000
 
 
-def count(shard_id: str, *parents: str, records: int = 0, size: int = 0) -> ShardCount:
-    return ShardCount(shard_id, frozenset(parents), records, size)
+def count(shard_id: str, *parents: str, records: int = 0, size: int = 0) -> ShardTally:
+    return ShardTally(shard_id, records=records, bytes=size, parents=frozenset(parents))
 
 
 def test_lineages_run_in_parallel_and_children_after_parents() -> None:
@@ -50,14 +50,16 @@ def test_provisioned_polling_is_included_and_efo_adds_consumer_shard_hours() -> 
 def test_the_report() -> None:
     result = DryRun(
         counts=(
-            ShardCount("shardId-000000000000", frozenset(), 1200, 3_000_000, 1100, "shard-end"),
-            ShardCount(
+            ShardTally(
+                "shardId-000000000000", 1200, end="shard-end", bytes=3_000_000, changes=1100
+            ),
+            ShardTally(
                 "shardId-000000000001",
-                frozenset({"shardId-000000000000"}),
                 800,
-                2_000_000,
-                800,
-                "reached-to",
+                end="reached-to",
+                bytes=2_000_000,
+                changes=800,
+                parents=frozenset({"shardId-000000000000"}),
             ),
         ),
         elapsed_s=4.0,

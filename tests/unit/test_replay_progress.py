@@ -148,6 +148,6 @@ def test_reporter_without_a_terminal_logs_every_interval() -> None:
     state = ReplayState((shard("a", records=5, at_ms=2_000),))
     for moment in (0.0, 1.0, 6.0):
         now[0] = moment
-        reporter.update(state)
+        last = reporter.update(state)
     assert out.getvalue() == ""  # nothing drawn
-    assert reporter.last is not None and reporter.last.records == 5
+    assert last.records == 5
