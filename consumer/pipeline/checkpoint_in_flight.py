@@ -63,8 +63,7 @@ class CheckpointInFlight:
     async def cancel(self) -> None:
         """Abandons the write in flight (the shard is closing without a drain)."""
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
         if task is not None:
+            task.cancel()  # a no-op once it is done
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

@@ -56,7 +56,6 @@ class TransformHook:
         self._lock = asyncio.Lock()  # binds to a loop only on first contended use
         self.stuck = 0  # calls still running past their time
         self._thread: _HookThread | None = None  # started by the first call
-        self.timeouts = 0
 
     async def __call__(self, event: ChangeEvent, item: dict[str, Any]) -> dict[str, Any] | None:
         async with self._lock:
@@ -71,10 +70,11 @@ class TransformHook:
             try:
                 result, error = await asyncio.wait_for(asyncio.shield(done), self.timeout_s)
             except TimeoutError:
-                self.timeouts += 1
                 self.stuck += 1
                 done.add_done_callback(self._returned_late)
-                self._abandon_thread()
+                if self._thread is not None:  # stuck in this call: it ends once that returns,
+                    self._thread.finish()  # and later calls go to a new thread
+                    self._thread = None
                 raise TransformFailed(
                     f"transform hook did not return within {self.timeout_s:g} s "
                     "(pipelines.replication.transform_timeout_s)"
@@ -117,13 +117,6 @@ class TransformHook:
 
     def _returned_late(self, _: asyncio.Future[_Outcome]) -> None:
         self.stuck -= 1
-
-    def _abandon_thread(self) -> None:
-        """The current thread is stuck in a call: it ends once that returns, and later calls
-        go to a new one."""
-        if self._thread is not None:
-            self._thread.finish()
-            self._thread = None
 
 
 class _HookThread:

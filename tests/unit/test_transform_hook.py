@@ -168,7 +168,7 @@ async def test_calls_stuck_past_their_time_are_bounded_then_the_hook_is_called_a
             break
         await asyncio.sleep(0.01)
     assert await hook(later, {"x": {"S": "y"}}) == {"x": {"S": "y"}}
-    assert calls == ["hang", "later"] and hook.timeouts == 1
+    assert calls == ["hang", "later"]
 
 
 async def test_calls_run_one_at_a_time_across_shards() -> None:
