@@ -14,12 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from consumer.pipeline.search.document import plan_writes
-from consumer.pipeline.search.local_store import (
-    LocalIndexStore,
-    SearchHit,
-    StoredDocument,
-    local_write,
-)
+from consumer.pipeline.search.local_store import LocalIndexStore, SearchHit, StoredDocument
 from consumer.pipeline.search.settings import LocalIndexSettings
 from consumer.pipeline.sink import Failures, SinkError
 from consumer.records import ChangeEvent
@@ -45,9 +40,8 @@ class LocalSearchIndex:
     async def write(self, events: Sequence[ChangeEvent]) -> Failures:
         plan = plan_writes(events)
         if plan.writes:
-            rows = [local_write(write) for write in plan.writes]
             try:
-                await self._run(lambda store: store.apply(rows))
+                await self._run(lambda store: store.apply(plan.writes))
             except sqlite3.Error as error:
                 raise SinkError(f"local search index: {error}", retryable=True) from error
         return plan.failures

@@ -81,17 +81,6 @@ class SearchQueryError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class LocalWrite:
-    """One row to write: the planned write, its sequence token, its document as JSON and the
-    text to index (empty for a tombstone)."""
-
-    write: DocumentWrite
-    sequence: str
-    source: bytes
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
 class StoredDocument:
     """A document as stored. `source` is its JSON text (numbers exact)."""
 
@@ -124,14 +113,11 @@ def parse_source(source: str) -> dict[str, Any]:
     return document
 
 
-def local_write(write: DocumentWrite) -> LocalWrite:
-    """The row for one planned write."""
+def _sequence(write: DocumentWrite) -> str:
     try:
-        token = sequence_token(write.event.position.sequence_key)
+        return sequence_token(write.event.position.sequence_key)
     except ValueError:
-        token = ""  # no numeric sequence number (not from a stream): sorts before any
-    text = "" if write.deleted else " ".join(_texts(write.source.get(ITEM_FIELD)))
-    return LocalWrite(write, token, to_json_bytes(write.source), text)
+        return ""  # no numeric sequence number (not from a stream): sorts before any
 
 
 def _history_if_newer(
@@ -204,15 +190,14 @@ class LocalIndexStore:
             raise
         return cls(connection, path)
 
-    def apply(self, writes: Sequence[LocalWrite]) -> list[bool]:
+    def apply(self, writes: Sequence[DocumentWrite]) -> list[bool]:
         """Apply `writes` in one transaction; per write, whether it changed the index (False:
         the stored version was newer or the same)."""
         applied: list[bool] = []
         connection = self._connection
         connection.execute("BEGIN IMMEDIATE")
         try:
-            for row in writes:
-                write = row.write
+            for write in writes:
                 stored = connection.execute(_STORED, (write.doc_id,)).fetchone()
                 history = _history_if_newer(write, stored)
                 if history is None:
@@ -223,18 +208,18 @@ class LocalIndexStore:
                     (
                         write.doc_id,
                         write.version,
-                        row.sequence,
+                        _sequence(write),
                         write.transition.after,
                         encode_states(history),
                         int(write.deleted),
-                        row.source.decode("utf-8"),
+                        to_json_bytes(write.source).decode("utf-8"),
                     ),
                 ).fetchone()
                 connection.execute("DELETE FROM documents_text WHERE rowid = ?", (row_id,))
                 if not write.deleted:
                     connection.execute(
                         "INSERT INTO documents_text (rowid, text) VALUES (?, ?)",
-                        (row_id, row.text),
+                        (row_id, " ".join(_texts(write.source.get(ITEM_FIELD)))),
                     )
                 applied.append(True)
             connection.execute("COMMIT")
