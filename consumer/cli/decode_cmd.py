@@ -23,15 +23,16 @@ import argparse
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import BinaryIO, TextIO, cast
+from typing import BinaryIO, TextIO
 
 from consumer.cli.decode_formats import FORMATS, UNKNOWN_TABLE, decode_line, without_bom
 from consumer.cli.options import NOT_WHOLE, command_parser, whole_number
 from consumer.cli.terminal import printable
 from consumer.records import (
-    ChangeEvent,
     DecodeError,
+    DecodeResult,
     RecordPosition,
     change_document,
     to_json_bytes,
@@ -88,14 +89,11 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def run(args: argparse.Namespace) -> int:
     name: str = args.file
-    options = (args.format, args.table)
     try:
-        if name == STDIN:
-            lines = bounded_lines(sys.stdin.buffer, args.max_line_bytes)
-            return decode_lines(lines, "<stdin>", sys.stdout, sys.stderr, *options)
-        with open(name, "rb") as handle:
+        with nullcontext(sys.stdin.buffer) if name == STDIN else open(name, "rb") as handle:
             lines = bounded_lines(handle, args.max_line_bytes)
-            return decode_lines(lines, name, sys.stdout, sys.stderr, *options)
+            source = "<stdin>" if name == STDIN else name
+            return decode_lines(lines, source, sys.stdout, sys.stderr, args.format, args.table)
     except OutputFailed as failed:
         error = failed.__cause__
         if isinstance(error, BrokenPipeError):  # `consumer decode | head`: the reader is done
@@ -180,14 +178,12 @@ class OutputFailed(Exception):
     """Writing the output failed (a full disk, a closed pipe): not the input's fault."""
 
 
-def _write(result: object, number: int, out: TextIO, err: TextIO) -> bool:
+def _write(result: DecodeResult, number: int, out: TextIO, err: TextIO) -> bool:
     """Prints one change (True) or its error (False)."""
-    if isinstance(result, DecodeError):
-        print(f"line {number}: {printable(result.reason)}", file=err)
-        return False
     try:
-        # A decode result is a ChangeEvent or the DecodeError handled above.
-        document = change_document(cast(ChangeEvent, result))
+        if isinstance(result, DecodeError):
+            raise result
+        document = change_document(result)
     except DecodeError as error:
         print(f"line {number}: {printable(error.reason)}", file=err)
         return False

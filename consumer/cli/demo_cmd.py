@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from consumer.cli.options import from_args
 from consumer.local.stack import LocalStackError
 
 
@@ -33,15 +34,7 @@ def run(args: argparse.Namespace) -> int:
         print("demo: --changes, --shards and --workers must be at least 1", file=sys.stderr)
         return 2
     try:
-        return run_demo(
-            DemoOptions(
-                changes=args.changes,
-                shards=args.shards,
-                workers=args.workers,
-                duplicate_rate=args.duplicate_rate,
-                reorder_rate=args.reorder_rate,
-            )
-        )
+        return run_demo(from_args(DemoOptions, args))
     except (LocalStackError, ValueError) as error:
         print(f"demo: {error}", file=sys.stderr)
         return 1
