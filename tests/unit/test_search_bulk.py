@@ -107,5 +107,5 @@ def test_a_response_with_the_wrong_number_of_items_fails_the_chunk() -> None:
     with pytest.raises(SinkError) as raised:
         item_outcomes({"errors": False, "items": [item(201)]}, chunk)
     assert raised.value.retryable
-    outcomes = item_outcomes({"errors": True, "items": [item(201), item(400, "x")]}, chunk)
+    outcomes, _ = item_outcomes({"errors": True, "items": [item(201), item(400, "x")]}, chunk)
     assert outcomes[0] is None and outcomes[1] is not None

@@ -62,8 +62,9 @@ def bulk_body(chunk: Sequence[EncodedWrite]) -> bytes:
 
 def item_outcomes(
     response: Mapping[str, Any], chunk: Sequence[EncodedWrite]
-) -> list[SinkError | None]:
-    """Per write of `chunk`, in order: None if applied (or already superseded), else the error.
+) -> tuple[list[SinkError | None], list[DocumentWrite]]:
+    """Per write of `chunk`, in order: None if applied (or already superseded), else the error;
+    and the writes OpenSearch answered with a version conflict (409: newer state or a tie).
 
     Raises SinkError (retryable) if the response does not list one result per action.
     """
@@ -73,24 +74,18 @@ def item_outcomes(
         raise SinkError(
             f"bulk response lists {count} items for {len(chunk)} actions", retryable=True
         )
-    return [item_error(item, write.doc_id) for item, (write, _) in zip(items, chunk, strict=True)]
+    pairs = list(zip(items, chunk, strict=True))
+    outcomes = [item_error(item, write.doc_id) for item, (write, _) in pairs]
+    return outcomes, [write for item, (write, _) in pairs if _conflict(item)]
 
 
-def conflicts(response: Mapping[str, Any], chunk: Sequence[EncodedWrite]) -> list[DocumentWrite]:
-    """The writes of `chunk` that OpenSearch answered with a version conflict (409)."""
-    items = response.get("items")
-    if not isinstance(items, list):
-        return []
-    conflicted = []
-    for item, (write, _) in zip(items, chunk, strict=False):
-        result = next(iter(item.values()), None) if isinstance(item, dict) else None
-        if (
-            isinstance(result, dict)
-            and result.get("status") == 409
-            and _describe(result.get("error"))[0] == _CONFLICT
-        ):
-            conflicted.append(write)
-    return conflicted
+def _conflict(item: object) -> bool:
+    result = next(iter(item.values()), None) if isinstance(item, dict) else None
+    return (
+        isinstance(result, dict)
+        and result.get("status") == 409
+        and _describe(result.get("error"))[0] == _CONFLICT
+    )
 
 
 def item_error(item: object, doc_id: str) -> SinkError | None:

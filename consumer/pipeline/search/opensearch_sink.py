@@ -39,7 +39,6 @@ from consumer.pipeline.search.bulk import (
     EncodedWrite,
     bulk_body,
     bulk_chunks,
-    conflicts,
     item_outcomes,
 )
 from consumer.pipeline.search.client import build_client
@@ -243,8 +242,8 @@ class OpenSearchSink:
                 message = f"document {chunk[0][0].doc_id}: too large for one request ({error})"
                 return [SinkError(message, retryable=False)]
             raise
-        outcomes = item_outcomes(response, chunk)
-        conflicted.extend(conflicts(response, chunk))
+        outcomes, conflicts = item_outcomes(response, chunk)
+        conflicted.extend(conflicts)
         return outcomes
 
     async def _call(self, request: Callable[[], Awaitable[_T]], what: str) -> _T:
