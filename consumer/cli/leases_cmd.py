@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, astuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -192,12 +192,10 @@ async def _list(args: argparse.Namespace, endpoints: AwsEndpoints) -> int:
             print(json.dumps({"worker": worker.worker_id, "heartbeat_at": worker.heartbeat_at,
                               "leases": worker.lease_count, "fenced_by": worker.fenced_by}))
         return 0
-    table_rows: list[list[str]] = [["SHARD", "OWNER", "CHECKPOINT", "PARENTS", "STATE"]]
-    table_rows += [[r.shard, r.owner, r.checkpoint, r.parents, r.state] for r in rows]
-    widths = [max(len(row[i]) for row in table_rows) for i in range(len(table_rows[0]))]
-    for cells_in in table_rows:
-        cells = [cell.ljust(width) for cell, width in zip(cells_in, widths, strict=True)]
-        print("  ".join(cells).rstrip())
+    table_rows = [("SHARD", "OWNER", "CHECKPOINT", "PARENTS", "STATE"), *map(astuple, rows)]
+    widths = [max(map(len, column)) for column in zip(*table_rows, strict=True)]
+    for cells in table_rows:
+        print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
     if snapshot.workers:
         print()
         for worker in sorted(snapshot.workers.values(), key=lambda w: w.worker_id):
@@ -263,13 +261,10 @@ async def _import_kcl(args: argparse.Namespace, endpoints: AwsEndpoints) -> int:
             at_timestamp=args.at_timestamp,
             overwrite=args.overwrite,
         )
+    kept, others = len(report.skipped_existing), len(report.skipped_other_streams)
     print(
         f"imported {len(report.imported)} leases from {args.table} into {target_name}"
-        + (f"; kept {len(report.skipped_existing)} existing" if report.skipped_existing else "")
-        + (
-            f"; skipped {len(report.skipped_other_streams)} of other streams"
-            if report.skipped_other_streams
-            else ""
-        )
+        + (f"; kept {kept} existing" if kept else "")
+        + (f"; skipped {others} of other streams" if others else "")
     )
     return 0
