@@ -1,12 +1,9 @@
 """The `_bulk` protocol of the OpenSearch sink: NDJSON request bodies and per-item outcomes.
 
-Every write is an `index` action with the change's version and `version_type` "external":
-applied only over an older version, else a 409 version_conflict_engine_exception (newer state
-or a tie is there: not an error). Conflicts are listed (`conflicts`) so that the sink decides
-ties from the images (`ties.py`) and writes a winner again with "external_gte", which at once
-would let a redelivered copy of the older change of a millisecond tie win. A REMOVE indexes a
-tombstone the same way: OpenSearch's own deletes forget their version after
-`index.gc_deletes` (60 s), after which a late INSERT would resurrect the item.
+Every write is an `index` action with the change's version and `version_type` "external"
+(applied only over an older version, else a 409 conflict: not an error; ties go to `ties.py`,
+since "external_gte" at once would let a redelivered older change of a tie win). A REMOVE
+indexes a tombstone: OpenSearch's deletes forget their version after `index.gc_deletes`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""Which OpenSearch refusals are the record's fault and which are the destination's.
-
-A record fault (a mapping error, an invalid id, a document too large) is parked. A destination
-fault (401/403 access or TLS, a write block, a missing index; README has the table) would fail
-every record alike, and parking them would drain the stream into the dead-letter queue, so it
-is retryable: the shard holds, checkpoint and all, until the destination accepts writes.
+"""Which OpenSearch refusals are the record's fault (parked) and which the destination's
+(README has the table). A destination fault would fail every record alike, and parking them
+would drain the stream into the dead-letter queue, so it is retryable: the shard holds.
 """
 
 from __future__ import annotations

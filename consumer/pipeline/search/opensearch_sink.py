@@ -1,15 +1,10 @@
 """The search sink for OpenSearch (managed domains, serverless collections, self-managed).
 
-One document per item key (`document.py`), written with external versioning through `_bulk`
-(`bulk.py`), so the index converges to the table (DESIGN.md invariant 2); deletes leave
-versioned tombstones, which searches must leave out (`queries.live_only`). The index is
-created with the sink's mapping (`mapping.py`) when missing and its mapping checked at start.
-Which refusals are parked and which hold the shard: `faults.py` and README's table; bulk items
-refused with 429/5xx, and whole requests throttled, failing with 5xx or unreachable, are
-retried here up to `max_retries` times first.
-
-Tombstones are kept forever: `consumer replay` can re-deliver changes as old as the stream's
-retention (365 days), and removing one is safe only once no older change can arrive.
+One document per item key (`document.py`), written with external versions through `_bulk`
+(`bulk.py`); the index is created with the sink's mapping (`mapping.py`) when missing and its
+mapping checked at start. Refusals: `faults.py`; 429/5xx items and requests throttled, failing
+with 5xx or unreachable are retried here up to `max_retries` times first. Tombstones are kept
+forever: `consumer replay` can re-deliver changes as old as the stream's retention (365 days).
 
 Serverless: search collections accept custom ids (time series collections do not, and are
 not supported); whether they honour `external_gte` is unverified (a refusal would park every

@@ -1,19 +1,14 @@
 """Ties in the OpenSearch index: two changes of one document with the same external version.
 
-OpenSearch's external versioning compares one number (the change's `version`, its creation
-time in microseconds); it cannot see which of two changes of the same millisecond is newer.
-So documents are first written with `version_type` "external" (strictly greater wins): a
-change at a version already stored comes back as a 409 conflict. For those, the sink reads
-the stored document (GET, realtime) and decides the tie from the item states the two
-changes connect (`consumer.records.ordering.tie_wins`), using what each document keeps
-under `change`: `state` (digest of the state it wrote), `prior` (the states that change is
-known to follow at its version) and `sequence` (its shard order, the rule of last resort).
-A winner is written again with "external_gte" at the same version.
+External versioning compares one number (the change time), so a change at a version already
+stored comes back as a 409 conflict. The sink then reads the stored document (GET, realtime)
+and decides the tie from the item states the two changes connect (README: Ordering and ties),
+using what each document keeps under `change`: `state` (digest of the state it wrote),
+`prior` (the states it is known to follow) and `sequence` (shard order, the last resort). A
+winner is written again with "external_gte" at the same version.
 
-The read and the second write are not atomic: a tie is decided against what was read. One
-worker owns a shard (and so an item) at a time, so a concurrent writer of the same document
-is another worker's late batch during a lease handover; the versions still keep anything
-newer than the tie.
+The read and the rewrite are not atomic; a concurrent writer of the document can only be
+another worker's late batch during a lease handover, and versions still keep anything newer.
 """
 
 from __future__ import annotations
