@@ -9,7 +9,7 @@ version (a MILLISECOND tie) the stored item DynamoDB returns (ALL_OLD, no extra 
 one decided against, so a concurrent writer is never overwritten blindly.
 
 A REMOVE writes a tombstone (`_cdc_deleted`, and `_cdc_expires_at` for DynamoDB's TTL after
-`tombstone_ttl_s`), so a late change cannot resurrect the item; `live_items` skips them.
+`tombstone_ttl_s`), so a late change cannot resurrect the item.
 Only the newest change per key of a batch is written, concurrently: with versioned conditions
 their order does not matter.
 """
@@ -287,42 +287,21 @@ class ReplicationSink:
         )
         failures: dict[int, SinkError] = {}
         for chosen, result in zip(newest, results, strict=True):
-            index = chosen.index
             if result is None:
                 continue
-            if isinstance(result, SinkError):
-                error = result
-            elif isinstance(result, TRANSIENT_NETWORK_ERRORS):
-                error = SinkError(f"network: {result!r}", retryable=True)
-            else:
+            if isinstance(result, TRANSIENT_NETWORK_ERRORS):
+                result = SinkError(f"network: {result!r}", retryable=True)
+            elif not isinstance(result, SinkError):
                 raise result  # whole-batch failure (table missing, credentials, a bug)
-            if error.retryable:
-                # Superseded changes are retried with their newest (any of them may win then).
-                for member in (index, *chosen.superseded):
-                    failures[member] = error
-            else:
-                # Only the change that failed is reported: the pipeline delivers the ones it
-                # superseded again without it (collapses_per_key), so the newest good one wins.
-                failures[index] = error
+            # Retryable: the superseded changes are retried with their newest (any may win
+            # then). Else only the change that failed is reported: the pipeline delivers the
+            # ones it superseded again without it (collapses_per_key): the newest good one wins.
+            members = (chosen.index, *chosen.superseded) if result.retryable else (chosen.index,)
+            failures.update(dict.fromkeys(members, result))
         return failures
 
     async def aclose(self) -> None:
         return None
-
-
-async def live_items(client: Any, table: str) -> list[dict[str, Any]]:
-    """Every replica item that is not a tombstone, without the version attributes."""
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-    while True:
-        page = await client.scan(**kwargs)
-        for item in page.get("Items", []):
-            if item.get(DELETED, {}).get("BOOL"):
-                continue
-            items.append({k: v for k, v in item.items() if k not in RESERVED})
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 async def create_replica_table(

@@ -34,12 +34,12 @@ from consumer.pipeline.dlq import ParkedRecord, SqsDeadLetterQueue
 from consumer.pipeline.replication import (
     ReplicationSection,
     ReplicationSink,
-    live_items,
     replica_client,
 )
 from consumer.pipeline.sink import SinkError
 from tests.change_factory import insert
 from tests.chaos.proxy import ApplyLogProxy, OutageProxy, ProxyThread, ThrottlingProxy
+from tests.replica_table import live_items
 
 pytestmark = pytest.mark.integration
 

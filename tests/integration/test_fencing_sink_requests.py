@@ -21,15 +21,12 @@ from checkpoints.errors import LeaseLost
 from checkpoints.handle import LeaseHandle
 from checkpoints.model import Checkpoint, Lease
 from consumer.pipeline.processor import Route, ShardPipeline
-from consumer.pipeline.replication import (
-    ReplicationSection,
-    ReplicationSink,
-    live_items,
-)
+from consumer.pipeline.replication import ReplicationSection, ReplicationSink
 from consumer.records import ChangeEvent
 from consumer.records.batch import RawRecord, ReadBatch
 from tests.change_factory import destination_record
 from tests.pipeline_fakes import MemoryDlq
+from tests.replica_table import live_items
 from tests.unit.test_leases_handle import FakeWriter
 
 pytestmark = pytest.mark.integration

@@ -27,7 +27,6 @@ from consumer.pipeline.processor import Route, ShardPipeline
 from consumer.pipeline.replication import (
     ReplicationSection,
     ReplicationSink,
-    live_items,
     load_transform,
 )
 from consumer.pipeline.search.local_index import LocalSearchIndex
@@ -39,6 +38,7 @@ from consumer.records.batch import RawRecord, ReadBatch
 from tests.change_factory import destination_record
 from tests.opensearch_double import OpenSearchDouble
 from tests.pipeline_fakes import MemoryCheckpointer, MemoryDlq
+from tests.replica_table import live_items
 from tests.unit.test_audit_support import MemoryStore
 
 pytestmark = pytest.mark.integration

@@ -13,11 +13,11 @@ from consumer.pipeline.replication import (
     EXPIRES_AT,
     ReplicationSection,
     ReplicationSink,
-    live_items,
     load_transform,
 )
 from consumer.records import ChangeEvent
 from tests.change_factory import change, insert, remove, upsert
+from tests.replica_table import live_items
 
 pytestmark = pytest.mark.integration
 
