@@ -17,7 +17,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
-from typing import Any, TypeAlias
+from typing import Any
 
 from consumer.aws.backoff import Backoff
 from consumer.aws.fencing import fence_requests
@@ -38,8 +38,6 @@ from consumer.records import ChangeEvent
 
 # Give the event loop a turn every so many records of a large batch (building lines is CPU).
 _YIELD_EVERY = 2000
-
-BufferKey: TypeAlias = tuple[str, str]  # (shard_id, table)
 
 
 class AuditSink:
@@ -66,7 +64,7 @@ class AuditSink:
         self._store_factory = store_factory
         self._clock = clock
         self._layout = ObjectLayout(settings.prefix)
-        self._buffers: dict[BufferKey, ShardBuffer] = {}
+        self._buffers: dict[tuple[str, str], ShardBuffer] = {}  # by (shard_id, table)
         self._exit_stack = AsyncExitStack()
         self._flush_lock = asyncio.Lock()
         self._closed = False
@@ -81,6 +79,7 @@ class AuditSink:
         Duplicates of buffered or already written records are accepted and dropped."""
         failures: dict[int, SinkError] = {}
         verify_json = self.settings.verify_json
+        buffers = self._buffers
         now = self._clock()
         for index, event in enumerate(events):
             if index and index % _YIELD_EVERY == 0:
@@ -93,15 +92,12 @@ class AuditSink:
                     f"audit: cannot write {event.position}: {error}", retryable=False
                 )
                 continue
-            self._buffer_for(event).accept(event, line, now)
+            key = (event.position.shard_id, event.table)
+            buffer = buffers.get(key)
+            if buffer is None:
+                buffer = buffers[key] = ShardBuffer(event.table, self._layout, self.settings)
+            buffer.accept(event, line, now)
         return failures or NO_FAILURES
-
-    def _buffer_for(self, event: ChangeEvent) -> ShardBuffer:
-        key = (event.position.shard_id, event.table)
-        buffer = self._buffers.get(key)
-        if buffer is None:
-            buffer = self._buffers[key] = ShardBuffer(event.table, self._layout, self.settings)
-        return buffer
 
     def wants_flush(self, now_monotonic: float) -> bool:
         """True when any buffer is full (bytes or records) or its oldest record has waited
