@@ -208,11 +208,9 @@ class Verify:
             wait_s = await self._recheck_wait(stack, dynamodb)
             report.recheck_after_s = wait_s
             settled = await settle(list(candidates.values()), sides, read_source, wait_s)
-            confirmed_ids = {(c.pipeline, c.ref.doc_id) for c in settled.confirmed}
-            unsettled_ids = {(c.pipeline, c.ref.doc_id) for c in settled.unsettled}
+            left = {(c.pipeline, c.ref.doc_id) for c in (*settled.confirmed, *settled.unsettled)}
             for key, candidate in candidates.items():
-                settled_now = key not in confirmed_ids and key not in unsettled_ids
-                if settled_now and candidate.first_kind is not Kind.EXTRA:
+                if key not in left and candidate.first_kind is not Kind.EXTRA:
                     report.pipelines[candidate.pipeline].counts[Kind.EQUAL] += 1
             for candidate in sorted(settled.confirmed, key=lambda c: c.ref.doc_id):
                 report.pipelines[candidate.pipeline].add(candidate.kind, candidate.ref.text)

@@ -6,6 +6,7 @@ the lease table)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from consumer.compare.costs.breakdown import CostLine, Design, DesignCost, count, priced, usd
 from consumer.compare.costs.consumer_service import service_lines, tasks_needed
@@ -137,21 +138,15 @@ def _design_cost(
     kinds), change data capture and the consumer service added."""
     days = scenario.workload.retention_days
     daily_gb = _daily_gb(scenario, traffic)
-    far_gb = daily_gb * max(days - 7.0, 0.0)
-    far_price = prices.price(long_retention_key)
     lines = [
         *stream_lines,
-        CostLine(
-            component="retention beyond 7 days",
-            usd_per_month=far_gb * far_price,
-            quantity=far_gb,
-            unit="GB-months",
-            price_key=long_retention_key,
-            basis=(
-                f"{count(daily_gb)} GB/day x {days - 7.0:g} days x {usd(far_price)}"
-                if days > 7.0
-                else NO_LONG_TERM_RETENTION
-            ),
+        _retention_gb(
+            prices,
+            long_retention_key,
+            "retention beyond 7 days",
+            daily_gb * max(days - 7.0, 0.0),
+            f"{count(daily_gb)} GB/day x {days - 7.0:g} days" if days > 7.0 else None,
+            NO_LONG_TERM_RETENTION,
         ),
         _cdc_line(traffic, prices),
         *service_lines(scenario, traffic, prices, shards),
@@ -171,6 +166,15 @@ def _daily_gb(scenario: Scenario, traffic: Traffic) -> float:
     return scenario.workload.writes_per_day * traffic.mean_record_bytes / GIB
 
 
+def _retention_gb(
+    prices: PriceSheet, key: str, component: str, gb: float, basis: str | None, none: str
+) -> CostLine:
+    """GB-months kept at the price under `key`; with no `basis`, none are billed (`none` says
+    why)."""
+    line = priced(prices, key, component, gb, "GB-months", basis or none)
+    return line if basis is not None else replace(line, basis=none)
+
+
 def on_demand_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> DesignCost:
     """A Kinesis on-demand stream read with EFO (`efo`) or shared polling."""
     traffic = traffic_of(scenario)
@@ -180,8 +184,6 @@ def on_demand_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> DesignC
     # Data-In only (docs/costs.md), so rounding them too would be a guess (up to +13%).
     daily_gb = _daily_gb(scenario, traffic)
     days = scenario.workload.retention_days
-    near_gb = daily_gb * (min(days, 7.0) - 1.0)
-    near_price = prices.price("kinesis_on_demand_retention_7d_gb_month")
     lines = [
         priced(
             prices,
@@ -208,17 +210,13 @@ def on_demand_cost(scenario: Scenario, prices: PriceSheet, efo: bool) -> DesignC
             scenario.workload.consumers,
             traffic.bytes_per_month / GIB,
         ),
-        CostLine(
-            component="retention 1-7 days",
-            usd_per_month=near_gb * near_price,
-            quantity=near_gb,
-            unit="GB-months",
-            price_key="kinesis_on_demand_retention_7d_gb_month",
-            basis=(
-                f"{count(daily_gb)} GB/day x {min(days, 7.0) - 1.0:g} days x {usd(near_price)}"
-                if days > 1.0
-                else NO_EXTENDED_RETENTION
-            ),
+        _retention_gb(
+            prices,
+            "kinesis_on_demand_retention_7d_gb_month",
+            "retention 1-7 days",
+            daily_gb * (min(days, 7.0) - 1.0),
+            f"{count(daily_gb)} GB/day x {min(days, 7.0) - 1.0:g} days" if days > 1.0 else None,
+            NO_EXTENDED_RETENTION,
         ),
     ]
     shards = on_demand_shards(traffic)
