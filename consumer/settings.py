@@ -283,10 +283,6 @@ class SettingsError(ValueError):
         self.lines = lines
 
 
-def _env_name(location: tuple[int | str, ...]) -> str:
-    return ENV_PREFIX + "__".join(str(part).upper() for part in location)
-
-
 # Settings whose values are never echoed in an error (nor are unknown settings', which may be
 # a mistyped secret such as CONSUMER_PIPELINES__SEARCH__PASSWROD).
 _SECRET_NAME = re.compile(r"pass|secret|token|credential|key_id|auth", re.IGNORECASE)
@@ -322,7 +318,8 @@ def _describe(error: ValidationError) -> list[str]:
         if _echoes_input(problem, location):
             message += f" (got {_without_url_credentials(problem['input'])!r})"
         dotted = ".".join(str(part) for part in location)
-        lines.append(f"setting {dotted} ({_env_name(location)}): {message}")
+        variable = ENV_PREFIX + "__".join(str(part).upper() for part in location)
+        lines.append(f"setting {dotted} ({variable}): {message}")
     return lines
 
 
@@ -365,17 +362,6 @@ def _setting_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
     return paths
 
 
-def _unknown_variables() -> list[str]:
-    known = _setting_paths(Settings)
-    return sorted(
-        key
-        for key in os.environ
-        if key.startswith(ENV_PREFIX)
-        and key not in _NOT_SETTINGS
-        and key.removeprefix(ENV_PREFIX) not in known
-    )
-
-
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Settings from the environment and the optional TOML file; raises SettingsError.
 
@@ -385,7 +371,14 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     path = config_file or (Path(env_file) if env_file else None)
     values: dict[str, Any] = read_config_file(path) if path else {}
     values.update(overrides)
-    unknown = [f"{name} {NOT_A_SETTING}" for name in _unknown_variables()]
+    known = _setting_paths(Settings)
+    unknown = [
+        f"{key} {NOT_A_SETTING}"
+        for key in sorted(os.environ)
+        if key.startswith(ENV_PREFIX)
+        and key not in _NOT_SETTINGS
+        and key.removeprefix(ENV_PREFIX) not in known
+    ]
     try:
         settings = Settings(**values)
     except ValidationError as error:

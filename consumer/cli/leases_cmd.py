@@ -1,9 +1,5 @@
-"""`consumer leases list|reset|import-kcl`: inspect and administer a lease table.
-
-Endpoints come from flags, else environment (CONSUMER_ENDPOINT_DYNAMODB,
-CONSUMER_ENDPOINT_KINESIS, AWS_REGION), else AWS defaults. Every failure is one line on stderr
-and a non-zero exit code.
-"""
+"""`consumer leases list|reset|import-kcl`: inspect and administer a lease table (endpoints
+from the flags, else CONSUMER_ENDPOINT_*, AWS_REGION, else AWS defaults)."""
 
 from __future__ import annotations
 

@@ -136,11 +136,9 @@ def summary(hit: SearchHit) -> str:
 def _short(value: object) -> str:
     if isinstance(value, str):
         text = value
-    elif isinstance(value, bool) or value is None:
-        text = orjson.dumps(value).decode()
-    elif isinstance(value, int | Decimal):
+    elif isinstance(value, int | Decimal) and not isinstance(value, bool):
         text = str(value)
-    else:
+    else:  # true, false, null, lists and maps as JSON
         text = orjson.dumps(value, default=str).decode()
     return _clip(" ".join(text.split()), _VALUE_WIDTH)
 

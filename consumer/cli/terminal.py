@@ -17,11 +17,9 @@ def printable(text: str) -> str:
 
 def _escape(found: re.Match[str]) -> str:
     character = found.group()
-    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(character)
-    if named:
-        return named
     code = ord(character)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(character)
+    return named or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
 def json_safe(line: str) -> str:
