@@ -26,11 +26,11 @@ from consumer.service.preflight import check_destinations
 from consumer.service.sinks import only_pipelines
 from consumer.settings import Settings
 from consumer.snapshot.export_reader import (
+    FILE_PREFIX,
     DynamoDbExports,
     ExportApi,
     ExportProblem,
     ExportReader,
-    begin_export_snapshot,
     check_export,
     check_given_export,
     load_manifest,
@@ -46,7 +46,11 @@ from consumer.snapshot.segments import (
     SnapshotLeases,
     wall_us,
 )
-from consumer.snapshot.source_table import describe_source_table, lease_table_required
+from consumer.snapshot.source_table import (
+    describe_source_table,
+    lease_table_required,
+    missing_means,
+)
 from consumer.snapshot.stitch import (
     StitchError,
     StitchFacts,
@@ -270,7 +274,20 @@ class Backfill:
                 if request.check_stitching:
                     await self._check_stitching(stack, dynamodb, snapshot_us, pipelines)
                 # A new snapshot's time is after the check (see consumer.snapshot.stitch).
-                info = await self._begin(leases, pipelines, self.now_us())
+                now_us = self.now_us()
+                scan = request.source == "scan"
+                info = await leases.begin(
+                    SnapshotInfo(
+                        snapshot_id=new_snapshot_id(request.table, now_us),
+                        purpose=PURPOSE,
+                        table=request.table,
+                        source="scan" if scan else "export",
+                        pipelines=pipelines,
+                        created_us=now_us,
+                        parts=part_names(SEGMENT_PREFIX, request.segments) if scan else (),
+                        export_arn=None if scan else request.export_arn,
+                    )
+                )
             else:
                 if running.source != request.source or running.pipelines != pipelines:
                     raise BackfillError(
@@ -302,25 +319,21 @@ class Backfill:
                 )
                 await budget.refresh()
             total = int(table.get("ItemCount", 0)) or None
-            readers: list[TableReader] = []
-            for index in range(max(1, request.workers)):
-                worker = f"{request.worker_id}-{index}"
-                if request.source == "export":
-                    readers.append(
-                        ExportReader(s3, bucket, info, leases, worker, auto_commit=False)
-                    )
-                else:
-                    readers.append(
-                        TableReader(
-                            dynamodb,
-                            info,
-                            leases,
-                            worker,
-                            limiter=limiter,
-                            auto_commit=False,
-                            page_items=request.page_items,
-                        )
-                    )
+            workers = [f"{request.worker_id}-{index}" for index in range(max(1, request.workers))]
+            readers: list[TableReader] = [
+                ExportReader(s3, bucket, info, leases, worker, auto_commit=False)
+                if request.source == "export"
+                else TableReader(
+                    dynamodb,
+                    info,
+                    leases,
+                    worker,
+                    limiter=limiter,
+                    auto_commit=False,
+                    page_items=request.page_items,
+                )
+                for worker in workers
+            ]
 
             async def read_all() -> None:
                 async with asyncio.TaskGroup() as group:
@@ -347,10 +360,8 @@ class Backfill:
             outcome.parked = sum(p.stats.parked for p in self._pipelines)
             outcome.read_here = sum(reader.stats.items for reader in readers)
             outcome.read_units = sum(reader.stats.read_units for reader in readers)
-            times = [r.stats.first_read_at for r in readers] + [
-                r.stats.last_read_at for r in readers
-            ]
-            if known := [t for t in times if t is not None]:
+            times = [(r.stats.first_read_at, r.stats.last_read_at) for r in readers]
+            if known := [t for pair in times for t in pair if t is not None]:
                 outcome.read_window = (min(known), max(known))
             if outcome.finished:
                 await leases.end(info)
@@ -376,15 +387,12 @@ class Backfill:
                 settings.aws.endpoints().aio_client("kinesis")
             )
             assert stream is not None  # the settings require a name or ARN in Kinesis mode
-            try:
+            with missing_means(
+                BackfillError,
+                f"stream {stream!r} does not exist (stream.name): the stream must "
+                "carry the table's changes before a backfill",
+            ):
                 summary = await kinesis.describe_stream_summary(StreamName=stream)
-            except ClientError as error:
-                if error.response["Error"]["Code"] == "ResourceNotFoundException":
-                    raise BackfillError(
-                        f"stream {stream!r} does not exist (stream.name): the stream must "
-                        "carry the table's changes before a backfill"
-                    ) from None
-                raise
             retention = int(summary["StreamDescriptionSummary"]["RetentionPeriodHours"])
         facts = StitchFacts(
             snapshot_us=snapshot_us,
@@ -398,24 +406,6 @@ class Backfill:
         if kinesis is not None and stream is not None:
             shard_leases = await lease_table_leases(dynamodb, settings.lease_table)
             await check_consumer_position(kinesis, stream, shard_leases, facts)
-
-    async def _begin(
-        self, leases: SnapshotLeases, pipelines: tuple[str, ...], now_us: int
-    ) -> SnapshotInfo:
-        request = self.request
-        scan = request.source == "scan"
-        info = SnapshotInfo(
-            snapshot_id=new_snapshot_id(request.table, now_us),
-            purpose=PURPOSE,
-            table=request.table,
-            source="scan" if scan else "export",
-            parts=part_names(SEGMENT_PREFIX, request.segments) if scan else (),
-            version_us=0,
-            export_arn=None if scan else request.export_arn,
-            pipelines=pipelines,
-            created_us=now_us,
-        )
-        return await leases.begin(info)
 
     async def _export_parts(
         self,
@@ -443,7 +433,9 @@ class Backfill:
                 f"export {manifest.export_arn} is of {manifest.table_arn}, not {table['TableArn']}"
             )
         if not info.parts:
-            info = await begin_export_snapshot(leases, info, manifest)
+            names = part_names(FILE_PREFIX, len(manifest.files))
+            details = dict(zip(names, manifest.files, strict=True))
+            info = await leases.set_export_parts(info, details, manifest.export_time_us)
         if self.view is not None:
             self.view.note(
                 f"export {manifest.export_arn}: {len(manifest.files)} data files, "

@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 from consumer.aws.backoff import Backoff
 from consumer.aws.errors import TRANSIENT_NETWORK_ERRORS
 from consumer.snapshot.segments import PartLease, SnapshotInfo, SnapshotLeases
-from consumer.snapshot.table_reader import Page, TableReader, WireItem, part_names
+from consumer.snapshot.table_reader import Page, TableReader, WireItem
 
 log = structlog.get_logger(__name__)
 
@@ -358,15 +358,3 @@ async def gzip_lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
     if pending.strip():
         yield pending
 
-
-async def begin_export_snapshot(
-    leases: SnapshotLeases,
-    info: SnapshotInfo,
-    manifest: Manifest,
-) -> SnapshotInfo:
-    """Records an export's data files as the snapshot's parts (idempotent)."""
-    names = part_names(FILE_PREFIX, len(manifest.files))
-    details = dict(zip(names, manifest.files, strict=True))
-    info = await leases.set_export_parts(info, names, manifest.export_time_us)
-    await leases.add_parts(info.snapshot_id, names, details)
-    return info

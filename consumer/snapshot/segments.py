@@ -59,11 +59,11 @@ class SnapshotInfo:
     purpose: str  # "backfill" or "verify": one running snapshot per table and purpose
     table: str
     source: str  # "scan" or "export"
-    parts: tuple[str, ...]
-    version_us: int
-    export_arn: str | None
     pipelines: tuple[str, ...]
     created_us: int
+    parts: tuple[str, ...] = ()
+    version_us: int = 0
+    export_arn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,10 +147,7 @@ class SnapshotLeases:
         self._client = client
         self._table = lease_table
         self.lease_ms = int(lease_s * 1000)
-        self._wall_ms = wall_ms
-
-    def now_ms(self) -> int:
-        return self._wall_ms()
+        self.now_ms = wall_ms
 
     # --- keys ---------------------------------------------------------------------------
 
@@ -214,9 +211,7 @@ class SnapshotLeases:
             created_us=int_attr(item, "createdUs"),
         )
 
-    async def begin(
-        self, info: SnapshotInfo, part_details: Mapping[str, str] | None = None
-    ) -> SnapshotInfo:
+    async def begin(self, info: SnapshotInfo) -> SnapshotInfo:
         """Starts `info` as the table's running snapshot, or joins the one already running.
         Creates the part items (idempotent: a part that exists is left as it is)."""
         existing = await self.current(info.purpose, info.table)
@@ -250,10 +245,10 @@ class SnapshotLeases:
                 f"(source {existing.source}, pipelines {','.join(existing.pipelines)}); "
                 "run the same command to resume it, or end it first with --abandon"
             )
-        await self.add_parts(existing.snapshot_id, existing.parts, part_details or {})
+        await self._add_parts(existing.snapshot_id, existing.parts, {})
         return existing
 
-    async def add_parts(
+    async def _add_parts(
         self, snapshot_id: str, parts: Sequence[str], details: Mapping[str, str]
     ) -> None:
         for part in parts:
@@ -274,10 +269,11 @@ class SnapshotLeases:
             )
 
     async def set_export_parts(
-        self, info: SnapshotInfo, parts: Sequence[str], version_us: int
+        self, info: SnapshotInfo, details: Mapping[str, str], version_us: int
     ) -> SnapshotInfo:
-        """Records the parts and version of a snapshot that knew neither at its start (an
-        export's data files and time, known when it completes)."""
+        """Records the parts (name -> detail) and version of a snapshot that knew neither at
+        its start (an export's data files and time, known when it completes); idempotent."""
+        parts = tuple(details)
         await self._client.update_item(
             TableName=self._table,
             Key={"leaseKey": s(self.snapshot_key(info.snapshot_id))},
@@ -288,7 +284,8 @@ class SnapshotLeases:
                 ":v": n(version_us),
             },
         )
-        return replace(info, parts=tuple(parts), version_us=version_us)
+        await self._add_parts(info.snapshot_id, parts, details)
+        return replace(info, parts=parts, version_us=version_us)
 
     async def set_export_arn(self, info: SnapshotInfo, export_arn: str) -> SnapshotInfo:
         """Records the export this snapshot reads; the first worker to record one wins."""
@@ -319,7 +316,7 @@ class SnapshotLeases:
         self, snapshot_id: str, process_id: str, max_read_units: float | None
     ) -> None:
         """Our heartbeat in the snapshot's readers map, live for one lease period."""
-        entry: dict[str, Any] = {"expiresAtMs": n(self._wall_ms() + self.lease_ms)}
+        entry: dict[str, Any] = {"expiresAtMs": n(self.now_ms() + self.lease_ms)}
         if max_read_units is not None:
             entry["maxReadUnits"] = {"N": repr(float(max_read_units))}
         key = {"leaseKey": s(self.readers_key(snapshot_id))}
@@ -342,7 +339,7 @@ class SnapshotLeases:
     async def live_readers(self, snapshot_id: str) -> dict[str, float | None]:
         """The processes whose heartbeat has not expired, with their --max-read-units."""
         item = await self._get(self.readers_key(snapshot_id))
-        now = self._wall_ms()
+        now = self.now_ms()
         live: dict[str, float | None] = {}
         for process, value in ((item or {}).get("readers", {}).get("M", {})).items():
             entry = value.get("M", {})
@@ -375,7 +372,7 @@ class SnapshotLeases:
     async def take(self, snapshot_id: str, me: str, part: PartState) -> PartLease | None:
         """Takes an available part (free, ours, or its owner's lease expired). None if another
         worker got it first."""
-        now = self._wall_ms()
+        now = self.now_ms()
         expires = now + self.lease_ms
         if not await self._conditional(
             "update_item",
@@ -415,7 +412,7 @@ class SnapshotLeases:
         values: Mapping[str, Any],
         names: Mapping[str, str] | None = None,
     ) -> None:
-        now = self._wall_ms()
+        now = self.now_ms()
         if not await self._conditional(
             "update_item",
             Key={"leaseKey": s(self.part_key(snapshot_id, lease.name))},
@@ -446,7 +443,7 @@ class SnapshotLeases:
                 ":ord": n(ordinal),
                 ":items": n(items),
                 ":bytes": n(size),
-                ":exp": n(self._wall_ms() + self.lease_ms),
+                ":exp": n(self.now_ms() + self.lease_ms),
             },
             {"#pos": "position", **_COUNTERS},
         )
@@ -456,7 +453,7 @@ class SnapshotLeases:
             snapshot_id,
             lease,
             "SET expiresAtMs = :exp",
-            {":exp": n(self._wall_ms() + self.lease_ms)},
+            {":exp": n(self.now_ms() + self.lease_ms)},
         )
 
     async def finish(
@@ -479,4 +476,4 @@ class SnapshotLeases:
 
     def still_owned(self, lease: PartLease, margin_ms: int = 2000) -> bool:
         """By our clock, the lease has not (nearly) expired."""
-        return self._wall_ms() < lease.expires_at_ms - margin_ms
+        return self.now_ms() < lease.expires_at_ms - margin_ms

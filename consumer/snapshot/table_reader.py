@@ -280,8 +280,6 @@ async def begin_scan_snapshot(
         table=table,
         source="scan",
         parts=part_names(SEGMENT_PREFIX, segments),
-        version_us=0,
-        export_arn=None,
         pipelines=pipelines,
         created_us=now_us,
     )

@@ -26,7 +26,9 @@ def status_kib(field: str) -> int:
 
 async def read(bucket: str, key: str) -> str:
     endpoints = load_settings(None).aws.endpoints()
-    snapshot = SnapshotInfo("mem", "backfill", "t", "export", ("file-0000",), 1, None, (), 1)
+    snapshot = SnapshotInfo(
+        "mem", "backfill", "t", "export", (), 1, parts=("file-0000",), version_us=1
+    )
     part = PartState(
         "file-0000", "me", 1, 0, None, 0, 0, 0, None, finished=False, failed=None, detail=key
     )
