@@ -36,7 +36,6 @@ from consumer.sources.prefetch import (
     STOPPED,
     ReadAheadLimits,
     Stopped,
-    next_unless_stopped,
     prefetch,
     unless_stopped,
 )
@@ -184,7 +183,7 @@ async def run_shard(
     try:
         while True:
             try:
-                batch = await next_unless_stopped(batches, stop)
+                batch = await unless_stopped(anext(batches), stop)
             except StopAsyncIteration:
                 bound.info("shard.reader_ended")
                 return

@@ -70,7 +70,7 @@ class ByteBudget:
     async def reserve(self, size: int, *, always: bool = False) -> None:
         """Waits until `size` bytes fit; `always` takes them at once (a holder of nothing)."""
         if always or (not self._waiters and self._fits(size)):
-            self._take(size)
+            self.in_use += size
             return
         self.waits += 1
         granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -87,18 +87,15 @@ class ByteBudget:
             raise
 
     def adjust(self, reserved: int, actual: int) -> None:
-        self._take(actual - reserved)
+        self.in_use += actual - reserved
         self._grant()
 
     def release(self, size: int) -> None:
-        self._take(-size)
+        self.in_use -= size
         self._grant()
-
-    def _take(self, size: int) -> None:
-        self.in_use += size
 
     def _grant(self) -> None:
         while self._waiters and self._fits(self._waiters[0][0]):
             size, granted = self._waiters.popleft()
-            self._take(size)
+            self.in_use += size
             granted.set_result(None)

@@ -1,17 +1,7 @@
-"""Shard end for enhanced fan-out, decided from the stream's shard list.
-
-AWS ends a subscription on a closed shard with an event whose ContinuationSequenceNumber is null
-and whose ChildShards name the children. When that never comes (kinesis-mock keeps sending
-empty events after UpdateShardCount; a subscription cut just before it), the EFO reader, idle
-at the tip, asks `ClosedShardCheck` now and then whether its shard is:
-
-- closed: ListShards (every page; shared by the reader's shards and cached a few seconds)
-  lists it with an EndingSequenceNumber;
-- read to its end: one GetRecords after the reader's position returns no record and no next
-  iterator (SHARD_END), naming the children (else the shard list's children).
-
-Only then does the reader end the shard, with a warning (on AWS the stream broke its promise).
-"""
+"""Shard end for enhanced fan-out from the shard list, for a subscription that never ends with
+ChildShards (kinesis-mock; one cut just before it): README, "EFO shard end, resharding and
+re-registration". A shard ends when ListShards (every page, cached a few seconds) lists it
+closed and one GetRecords after the reader's position finds nothing left (SHARD_END)."""
 
 from __future__ import annotations
 
@@ -41,10 +31,6 @@ class ShardState:
 
     closed: bool
     children: tuple[str, ...] | None = None
-
-    @property
-    def ended(self) -> bool:
-        return self.children is not None
 
 
 class ClosedShardCheck:

@@ -31,11 +31,7 @@ from consumer.sources.registration import ACCESS_DENIED_CODES, StreamConsumer
 log = structlog.get_logger(__name__)
 
 SUBSCRIBE_MIN_INTERVAL_S = 1.0  # SubscribeToShard: 1 call/s per consumer per shard
-# After ResourceInUseException (a subscription made less than 5 s ago, e.g. by a worker that
-# just died) retry at SubscribeToShard's own rate, 1 call/s: a new call takes over 5 s after
-# the last successful one, so a new owner reads within ~1 s of that instead of waiting 2.5-5 s
-# more per attempt.
-RESOURCE_IN_USE_WAIT_S = 1.0
+RESOURCE_IN_USE_WAIT_S = 1.0  # the retry after ResourceInUseException (see _recovered)
 # Idle checks of a closed shard that found records still to come, before warning that the
 # subscription is not delivering them.
 STALLED_CHECKS_BEFORE_WARNING = 3
@@ -127,8 +123,8 @@ class EfoReader:
         if code == "ResourceInUseException":
             # A subscription (ours before a reconnect, or a dead owner's) was made less than 5 s
             # ago; after 5 s a new call takes over. kinesis-mock accepts the call, then refuses
-            # inside the stream; AWS refuses the call itself. Retry at the call rate, not a
-            # growing backoff (that turned a 2 s hold into stalls of 10-36 s after a kill -9).
+            # inside the stream; AWS refuses the call itself. Retry at the call rate, 1 call/s,
+            # not a growing backoff (that turned a 2 s hold into 10-36 s stalls after kill -9).
             self.in_use_retries += 1
             await asyncio.sleep(self._in_use_wait_s * (1.0 + backoff.rng.random() / 4))
             return True
@@ -142,7 +138,7 @@ class EfoReader:
                 response = await self._client.subscribe_to_shard(
                     ConsumerARN=consumer_arn,
                     ShardId=shard_id,
-                    StartingPosition=position.subscribe_args(),
+                    StartingPosition=position.iterator_args("Type", "SequenceNumber"),
                 )
                 stream = response.get(RAW_STREAM)
                 if not isinstance(stream, SubscriptionStream):
@@ -185,28 +181,28 @@ class EfoReader:
                     if records:
                         last_delivered = int(records[-1].sequence_number)
                     continuation = body.get("ContinuationSequenceNumber")
-                    if continuation:
-                        position = StartPosition.after(continuation)
-                    elif records:
-                        position = StartPosition.after(records[-1].sequence_number)
+                    resume_after = continuation or (
+                        records[-1].sequence_number if records else None
+                    )
+                    if resume_after:
+                        position = StartPosition.after(resume_after)
                     ended = continuation is None and "ChildShards" in body
                     children = child_shard_ids(body) if ended else None
-                    at_tip = not records and not body.get("MillisBehindLatest")
-                    if not at_tip:
+                    if records or body.get("MillisBehindLatest"):  # not at the tip
                         idle_since_check = time.monotonic()
                     elif (
-                        not ended
+                        children is None
                         and time.monotonic() - idle_since_check >= self.closed_check.interval_s
                     ):
                         idle_since_check = time.monotonic()
                         state = await self.closed_check.state(shard_id, position)
-                        children, ended = state.children, state.ended
+                        children = state.children
                         stalled_checks = stalled_checks + 1 if state.closed else 0
-                        if ended:
+                        if children is not None:
                             log.warning(
                                 "efo.shard_end_from_shard_list",
                                 shard_id=shard_id,
-                                children=list(children or ()),
+                                children=list(children),
                                 reason="closed in ListShards and read to its end, but the "
                                 "subscription never ended with ChildShards",
                             )
@@ -221,13 +217,12 @@ class EfoReader:
                         shard_id=shard_id,
                         records=records,
                         millis_behind_latest=body.get("MillisBehindLatest"),
-                        resume_after=continuation
-                        or (records[-1].sequence_number if records else None),
-                        child_shard_ids=children if ended else None,
+                        resume_after=resume_after,
+                        child_shard_ids=children,
                         read_at=event.read_at,
                     )
                     backoff.reset()
-                    if ended:
+                    if children is not None:
                         return
             except InStreamError as error:
                 if error.code == "ResourceInUseException":

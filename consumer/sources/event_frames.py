@@ -10,24 +10,19 @@ import struct
 from binascii import crc32
 
 _PRELUDE_LENGTH = 12
-_STRING_HEADER_TYPE = 7
-
-
-def _encode_headers(headers: dict[str, str]) -> bytes:
-    parts: list[bytes] = []
-    for name, value in headers.items():
-        name_bytes = name.encode()
-        value_bytes = value.encode()
-        parts.append(struct.pack("!B", len(name_bytes)))
-        parts.append(name_bytes)
-        parts.append(struct.pack("!BH", _STRING_HEADER_TYPE, len(value_bytes)))
-        parts.append(value_bytes)
-    return b"".join(parts)
+_STRING_HEADER = 7  # the header value type of a string
 
 
 def encode_message(headers: dict[str, str], payload: bytes) -> bytes:
-    """One complete event-stream message: prelude, prelude CRC, headers, payload, message CRC."""
-    header_bytes = _encode_headers(headers)
+    """One complete event-stream message: prelude, prelude CRC, headers, payload, message CRC.
+    A header is a string: its name's length and name, its type, its value's length and value."""
+    header_bytes = b""
+    for name, value in headers.items():
+        name_bytes, value_bytes = name.encode(), value.encode()
+        header_bytes += struct.pack(
+            f"!B{len(name_bytes)}sBH", len(name_bytes), name_bytes, _STRING_HEADER, len(value_bytes)
+        )
+        header_bytes += value_bytes
     total_length = _PRELUDE_LENGTH + len(header_bytes) + len(payload) + 4
     prelude = struct.pack("!II", total_length, len(header_bytes))
     prelude += struct.pack("!I", crc32(prelude) & 0xFFFFFFFF)
@@ -47,25 +42,3 @@ def message_length(buffer: bytes) -> int | None:
     if len(buffer) < 4:
         return None
     return int(struct.unpack("!I", buffer[:4])[0])
-
-
-def event_type_of(message: bytes) -> str | None:
-    """The `:event-type` header of one complete message (None if it has none)."""
-    headers_length = struct.unpack("!I", message[4:8])[0]
-    position = _PRELUDE_LENGTH
-    end = _PRELUDE_LENGTH + headers_length
-    while position < end:
-        name_length = message[position]
-        name = message[position + 1 : position + 1 + name_length].decode()
-        position += 1 + name_length
-        value_type = message[position]
-        position += 1
-        if value_type != _STRING_HEADER_TYPE:
-            return None  # not a header shape AWS uses for :event-type; stop looking
-        (value_length,) = struct.unpack("!H", message[position : position + 2])
-        position += 2
-        value = message[position : position + value_length].decode()
-        position += value_length
-        if name == ":event-type":
-            return value
-    return None

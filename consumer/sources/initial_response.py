@@ -1,32 +1,20 @@
-"""The SubscribeToShard response stream: tolerate a missing `initial-response`, read it lean.
-
-botocore fails with "First event was not of type initial-response" when a stream does not
-start with one, as kinesis-mock's do. Per client (`install_subscription_stream`, no global
-patch), botocore gets the real first message when it is `initial-response` (AWS), else a
-synthetic empty one, and the real first event stays for the reader. The EFO reader reads the
-raw stream (`SubscriptionStream`, under RAW_STREAM in the response): one orjson call per event
-instead of botocore's per-record parsing. botocore is handed exactly the first message, so
-iterating its EventStream instead still works.
-"""
+"""The SubscribeToShard response stream: tolerate a missing `initial-response` (README,
+"Emulator gaps"), and hand the EFO reader the raw stream (`SubscriptionStream`, under
+RAW_STREAM) to decode with one orjson call per event instead of botocore's per-record parse.
+botocore is handed exactly the first message, so iterating its EventStream still works."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
 
-from consumer.sources.event_frames import encode_event, event_type_of, message_length
+from botocore.eventstream import EventStreamBuffer
+
+from consumer.sources.event_frames import encode_event, message_length
 
 RAW_STREAM = "RawSubscriptionStream"
 SYNTHETIC_INITIAL_RESPONSE = encode_event("initial-response", b"{}")
 _EVENT_NAME = "before-parse.kinesis.SubscribeToShard"
-
-
-class _Content:
-    def __init__(self, stream: SubscriptionStream) -> None:
-        self._stream = stream
-
-    def iter_chunks(self) -> AsyncIterator[tuple[bytes, bool]]:
-        return self._stream.botocore_chunks()
 
 
 class SubscriptionStream:
@@ -37,7 +25,7 @@ class SubscriptionStream:
         self._chunks: AsyncIterator[tuple[bytes, bool]] = raw.content.iter_chunks()
         self._remainder = b""
         self._first_taken = False
-        self.content = _Content(self)  # what botocore's AioEventStream reads
+        self.content = self  # botocore's AioEventStream reads `content.iter_chunks()`
 
     async def _first_message(self) -> bytes:
         """Reads up to the end of the first message; keeps any bytes after it."""
@@ -52,13 +40,15 @@ class SubscriptionStream:
         if length is None or len(head) < length:
             self._remainder = head
             return b""
-        if event_type_of(head[:length]) == "initial-response":
+        first = EventStreamBuffer()
+        first.add_data(head[:length])
+        if next(first).headers.get(":event-type") == "initial-response":
             self._remainder = head[length:]
             return head[:length]
         self._remainder = head
         return SYNTHETIC_INITIAL_RESPONSE
 
-    async def botocore_chunks(self) -> AsyncIterator[tuple[bytes, bool]]:
+    async def iter_chunks(self) -> AsyncIterator[tuple[bytes, bool]]:
         first = await self._first_message()
         if first:
             yield first, True

@@ -69,9 +69,6 @@ class StartPosition:
             args["Timestamp"] = self.timestamp
         return args
 
-    def subscribe_args(self) -> dict[str, object]:
-        return self.iterator_args("Type", "SequenceNumber")
-
 
 class ShardReader(Protocol):
     """Reads one shard from a start position, batch by batch.

@@ -52,7 +52,9 @@ async def prefetch(
     if max_batches < 1:
         raise ValueError(f"max_batches must be at least 1, got {max_batches}")
     queue: asyncio.Queue[_Slot[T]] = asyncio.Queue(maxsize=max_batches)
-    budgets = _budgets(limits)
+    budgets = [] if limits is None else [ByteBudget(limits.per_shard_bytes)]
+    if limits is not None and limits.worker is not None:
+        budgets.append(limits.worker)
     held = [0] * len(budgets)  # bytes held in each budget: reserved, queued and in processing
 
     def give_back(amount: int) -> None:
@@ -104,13 +106,6 @@ async def prefetch(
             await aclose()
 
 
-def _budgets(limits: ReadAheadLimits | None) -> list[ByteBudget]:
-    if limits is None:
-        return []
-    shard = ByteBudget(limits.per_shard_bytes)
-    return [shard] if limits.worker is None else [shard, limits.worker]
-
-
 class Stopped:
     """What `unless_stopped` returns when the stop future completed first."""
 
@@ -118,17 +113,11 @@ class Stopped:
 STOPPED = Stopped()
 
 
-async def next_unless_stopped(items: AsyncIterator[T], stop: asyncio.Future[Any]) -> T | Stopped:
-    """The next item of `items`, or STOPPED as soon as `stop` is done; StopAsyncIteration at
-    the end of `items`. The read never outlives this call: otherwise a later `aclose()` of the
-    generator fails with "asynchronous generator is already running", and the read-ahead task
-    and the reader behind it (an EFO subscription, a polling loop) read on after the lease."""
-    return await unless_stopped(anext(items), stop)
-
-
 async def unless_stopped(work: Awaitable[T], stop: asyncio.Future[Any]) -> T | Stopped:
     """What `work` returns (or raises), or STOPPED as soon as `stop` is done (a stop wins a
-    tie). `work` never outlives this call, cancellation included: it is cancelled and awaited."""
+    tie). `work` never outlives this call, cancellation included: it is cancelled and awaited.
+    For `anext(items)`: else a later `aclose()` of `items` fails with "asynchronous generator
+    is already running", and the reader behind it reads on after the lease."""
     pending = asyncio.ensure_future(work)
     try:
         await asyncio.wait({pending, stop}, return_when=asyncio.FIRST_COMPLETED)

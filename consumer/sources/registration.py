@@ -17,9 +17,10 @@ log = structlog.get_logger(__name__)
 ACCESS_DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied"})
 
 
-async def _describe(client: Any, stream_arn: str, name: str) -> dict[str, Any] | None:
+async def _describe(client: Any, **consumer: str) -> dict[str, Any] | None:
+    """DescribeStreamConsumer's description, or None when there is no such consumer."""
     try:
-        response = await client.describe_stream_consumer(StreamARN=stream_arn, ConsumerName=name)
+        response = await client.describe_stream_consumer(**consumer)
     except ClientError as error:
         if error_code(error) == "ResourceNotFoundException":
             return None
@@ -41,7 +42,7 @@ async def ensure_stream_consumer(
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            description = await _describe(client, stream_arn, name)
+            description = await _describe(client, StreamARN=stream_arn, ConsumerName=name)
             if description is None:
                 log.info("efo.register_consumer", stream_arn=stream_arn, consumer=name)
                 await client.register_stream_consumer(StreamARN=stream_arn, ConsumerName=name)
@@ -64,18 +65,6 @@ async def ensure_stream_consumer(
     raise EfoUnavailableError(f"EFO consumer {name} did not become ACTIVE within {timeout_s} s")
 
 
-def stream_arn_of(consumer_arn: str) -> str:
-    """The stream ARN inside a consumer ARN (`<stream ARN>/consumer/<name>:<timestamp>`)."""
-    stream_arn, separator, _ = consumer_arn.partition("/consumer/")
-    if not separator:
-        raise ValueError(f"not a stream consumer ARN: {consumer_arn}")
-    return stream_arn
-
-
-def consumer_name_of(consumer_arn: str) -> str:
-    return consumer_arn.partition("/consumer/")[2].rsplit(":", 1)[0]
-
-
 class StreamConsumer:
     """The application's registered EFO consumer, shared by every shard's subscription.
 
@@ -87,8 +76,11 @@ class StreamConsumer:
     def __init__(self, client: Any, consumer_arn: str) -> None:
         self._client = client
         self.arn = consumer_arn
-        self.stream_arn = stream_arn_of(consumer_arn)
-        self.name = consumer_name_of(consumer_arn)
+        # A consumer ARN is `<stream ARN>/consumer/<name>:<timestamp>`.
+        self.stream_arn, separator, name = consumer_arn.partition("/consumer/")
+        if not separator:
+            raise ValueError(f"not a stream consumer ARN: {consumer_arn}")
+        self.name = name.rsplit(":", 1)[0]
         self._lock = asyncio.Lock()
         self.reregistrations = 0
 
@@ -96,13 +88,8 @@ class StreamConsumer:
         """True when `consumer_arn` is no longer an ACTIVE consumer of the stream."""
         if consumer_arn != self.arn:
             return True  # already replaced by another shard's re-registration
-        try:
-            response = await self._client.describe_stream_consumer(ConsumerARN=consumer_arn)
-        except ClientError as error:
-            if error_code(error) == "ResourceNotFoundException":
-                return True
-            raise
-        return bool(response["ConsumerDescription"]["ConsumerStatus"] != "ACTIVE")
+        description = await _describe(self._client, ConsumerARN=consumer_arn)
+        return description is None or description["ConsumerStatus"] != "ACTIVE"
 
     async def reregister(self, stale_arn: str) -> str:
         """The ARN to subscribe with after `stale_arn` was found gone: registers the consumer

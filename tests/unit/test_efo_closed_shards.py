@@ -72,21 +72,21 @@ AFTER = StartPosition.after("42")
 async def test_an_open_shard_is_not_ended_and_costs_no_get_records() -> None:
     kinesis = PagedKinesis(LISTING)
     state = await ClosedShardCheck(kinesis, STREAM_ARN).state("shardId-000000000000", AFTER)
-    assert not state.closed and not state.ended
+    assert not state.closed and state.children is None
     assert "GetRecords" not in kinesis.calls
 
 
 async def test_a_closed_shard_on_a_later_page_with_records_left_is_not_ended() -> None:
     kinesis = PagedKinesis(LISTING, records_left=True)
     state = await ClosedShardCheck(kinesis, STREAM_ARN).state("shardId-000000000002", AFTER)
-    assert state.closed and not state.ended
+    assert state.closed and state.children is None
     assert kinesis.calls.count("ListShards") == 3
 
 
 async def test_a_closed_shard_read_to_its_end_names_the_children_get_records_gives() -> None:
     kinesis = PagedKinesis(LISTING)
     state = await ClosedShardCheck(kinesis, STREAM_ARN).state("shardId-000000000002", AFTER)
-    assert state.ended and state.children == ("shardId-000000000004",)
+    assert state.children == ("shardId-000000000004",)
 
 
 async def test_without_child_shards_in_get_records_the_listed_children_are_used() -> None:

@@ -17,7 +17,7 @@ from checkpoints import Checkpoint, StopReason
 from consumer.records.batch import ReadBatch
 from consumer.service.shard_task import ShardActivity, run_shard
 from consumer.sources.model import StartPosition
-from consumer.sources.prefetch import STOPPED, next_unless_stopped, prefetch
+from consumer.sources.prefetch import STOPPED, prefetch, unless_stopped
 
 
 class EndlessSource:
@@ -64,12 +64,12 @@ async def test_cancelling_a_prefetch_consumer_closes_the_source_and_leaves_no_ta
     assert other_tasks() == set()
 
 
-async def test_next_unless_stopped_cancelled_mid_wait_allows_closing_the_generator() -> None:
+async def test_unless_stopped_next_cancelled_mid_wait_allows_closing_the_generator() -> None:
     source = EndlessSource()
     items = prefetch(source.items(), max_batches=2)
     stop: asyncio.Future[StopReason] = asyncio.get_running_loop().create_future()
-    assert await next_unless_stopped(items, stop) == 1
-    waiter = asyncio.create_task(next_unless_stopped(items, stop))
+    assert await unless_stopped(anext(items), stop) == 1
+    waiter = asyncio.create_task(unless_stopped(anext(items), stop))
     await asyncio.wait_for(source.reading.wait(), 5)
     await asyncio.sleep(0)
     waiter.cancel()
@@ -84,9 +84,9 @@ async def test_a_stop_wins_over_a_quiet_reader() -> None:
     source = EndlessSource()
     items = prefetch(source.items(), max_batches=1)
     stop: asyncio.Future[StopReason] = asyncio.get_running_loop().create_future()
-    await next_unless_stopped(items, stop)
+    await unless_stopped(anext(items), stop)
     asyncio.get_running_loop().call_later(0.05, stop.set_result, StopReason.LOST)
-    assert await next_unless_stopped(items, stop) is STOPPED
+    assert await unless_stopped(anext(items), stop) is STOPPED
     await items.aclose()
     assert source.closed
 
