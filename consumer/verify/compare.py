@@ -61,11 +61,6 @@ def is_tombstone(replica_item: Mapping[str, Any]) -> bool:
     return bool(replica_item.get(DELETED, {}).get("BOOL"))
 
 
-def replica_view(replica_item: Mapping[str, Any]) -> WireItem:
-    """The item a replica row holds, without the replication sink's bookkeeping."""
-    return {name: value for name, value in replica_item.items() if name not in RESERVED}
-
-
 def expected_replica(
     source: Mapping[str, Any],
     key_names: tuple[str, ...],
@@ -82,7 +77,10 @@ def expected_replica(
 
 
 def same_replica(expected: Mapping[str, Any], stored: Mapping[str, Any]) -> bool:
-    return canonical_item(expected) == canonical_item(replica_view(stored))
+    """Whether the replica row `stored`, without the replication sink's bookkeeping, holds
+    `expected`."""
+    held = {name: value for name, value in stored.items() if name not in RESERVED}
+    return canonical_item(expected) == canonical_item(held)
 
 
 def same_document(source: Mapping[str, Any], document_item: Any) -> bool:
@@ -120,22 +118,14 @@ def _same_json(typed: Mapping[str, Any], value: Any) -> bool:
 def _scalar(kind: str, value: Any) -> Any:
     """A JSON value read as a scalar of `kind` (S, N or B), canonical; None if it is not one."""
     if kind == "N":
-        return _decimal(_number_text(value)) if _is_number(value) else None
+        if not isinstance(value, int | float | Decimal | JsonNumber) or isinstance(value, bool):
+            return None
+        return _decimal(value.literal if isinstance(value, JsonNumber) else value)
     if not isinstance(value, str):
         return None
-    return value if kind == "S" else _b64(value)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float | Decimal | JsonNumber) and not isinstance(value, bool)
-
-
-def _number_text(value: Any) -> str:
-    return value.literal if isinstance(value, JsonNumber) else str(value)
-
-
-def _b64(text: str) -> bytes | None:
+    if kind == "S":
+        return value
     try:
-        return base64.b64decode(text, validate=True)
+        return base64.b64decode(value, validate=True)
     except ValueError:
         return None
