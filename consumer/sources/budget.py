@@ -1,10 +1,6 @@
-"""Byte budgets for read-ahead: memory bounded by what is read, not by how many batches.
-
-A polling batch can hold 10 MiB, so a bound in batches lets 100 shards catching up hold GiBs.
-As KCL bounds its prefetch in bytes (`maxByteSize`, 8 MiB), a shard may hold at most its
-budget of record payload read ahead, and all shards of a worker at most the worker's (by
-default a share of the task's memory limit). A shard waits for room *before* it reads again.
-"""
+"""Byte budgets for read-ahead, bounded in bytes as KCL's `maxByteSize` (README, "Memory under
+backlog"): a shard holds at most its budget of record payload read ahead, all shards of a
+worker at most the worker's; a shard waits for room *before* it reads again."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""Enhanced fan-out: SubscribeToShard through aiobotocore, renewed every 5 minutes.
-
-A subscription pushes events for up to 5 minutes; the reader then (or after any error)
-subscribes again AFTER the last ContinuationSequenceNumber, dropping any record at or below the
-last one delivered, so nothing is skipped or repeated. Shard end: the event with a null
-continuation and ChildShards, or the shard list (closed_shards.py).
-"""
+"""Enhanced fan-out: SubscribeToShard through aiobotocore, renewed every 5 minutes (README,
+"Enhanced fan-out"): a renewal, also after an error, starts AFTER the last continuation and
+drops any record at or below the last one delivered. Shard end: see closed_shards.py."""
 
 from __future__ import annotations
 

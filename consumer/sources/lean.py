@@ -1,10 +1,6 @@
-"""The lean response path: hand GetRecords responses to the reader as raw bytes.
-
-botocore's parse of a GetRecords response (base64, a datetime per record, shape checks) costs
-more CPU than the rest of the consumer. A per-client `before-parse` handler keeps a successful
-body for the reader and gives botocore an empty one; errors (status >= 300) pass untouched, so
-botocore still raises its ClientError.
-"""
+"""The lean response path (README, "Lean response path"): a per-client `before-parse` handler
+keeps a successful GetRecords body for the reader and gives botocore an empty one; errors
+(status >= 300) pass untouched, so botocore still raises its ClientError."""
 
 from __future__ import annotations
 

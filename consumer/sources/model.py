@@ -32,11 +32,8 @@ class StartPosition:
     timestamp: datetime | None = None
 
     def __post_init__(self) -> None:
-        needs_sequence = self.kind in (
-            StartKind.AT_SEQUENCE_NUMBER,
-            StartKind.AFTER_SEQUENCE_NUMBER,
-        )
-        if needs_sequence and not self.sequence_number:
+        sequence_kinds = (StartKind.AT_SEQUENCE_NUMBER, StartKind.AFTER_SEQUENCE_NUMBER)
+        if self.kind in sequence_kinds and not self.sequence_number:
             raise ValueError(f"{self.kind} needs a sequence number")
         if self.kind is StartKind.AT_TIMESTAMP and self.timestamp is None:
             raise ValueError("AT_TIMESTAMP needs a timestamp")

@@ -1,9 +1,5 @@
-"""A bounded read-ahead buffer per shard: reading overlaps processing, memory stays bounded.
-
-The reader runs at most `max_batches` batches ahead of the pipeline; when the buffer is full it
-waits, so polling makes no GetRecords call and EFO stops reading the socket (TCP flow control
-holds the server back): at most (max_batches + 1) batches per shard.
-"""
+"""A bounded read-ahead per shard (README, "Backpressure and memory"): the reader runs at most
+`max_batches` batches ahead of the pipeline and waits while the buffer is full."""
 
 from __future__ import annotations
 

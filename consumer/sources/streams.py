@@ -1,11 +1,7 @@
-"""DynamoDB Streams reader ("Streams mode"), with the same interface as the Kinesis readers.
-
-Each RawRecord carries one stream record as JSON, in the shape AWS sends it over the wire
-(and Lambda passes on): binaries in base64, ApproximateCreationDateTime in epoch seconds.
-DynamoDB Streams keeps 24 hours of changes and allows at most 2 concurrent readers per shard
-(1 for global tables): the service runs one reader per shard, and the polling interval keeps
-it well under the shard's GetRecords rate.
-"""
+"""DynamoDB Streams reader (README, "DynamoDB Streams"): the polling reader's loop. A RawRecord
+carries one stream record as JSON in AWS's wire shape (as Lambda passes it on): binaries in
+base64, ApproximateCreationDateTime in epoch seconds. At most 2 readers per shard (1 for global
+tables): the service runs one, polling well under the shard's GetRecords rate."""
 
 from __future__ import annotations
 
