@@ -9,10 +9,7 @@ The worker runtime needs only this much:
         # AT_TIMESTAMP or AFTER_SEQUENCE_NUMBER). After each durable batch:
         #     await handle.checkpoint(last.sequence_number, last.sub_sequence_number)
         # At the end of a closed shard:  await handle.checkpoint_shard_end(child_ids); return
-        # When handle.stop_requested is set:
-        #     HANDOFF / SHUTDOWN -> finish in-flight work, checkpoint, return;
-        #     LOST (handle.lost) -> stop at once (checkpoints raise LeaseLost; the task is
-        #                           also cancelled).
+        # When handle.stop_requested is set, stop as LeaseHandle says for handle.stop_reason.
         ...
 
     # clients: makes aiobotocore clients (consumer.aws.AwsEndpoints); lister: a ShardLister

@@ -76,15 +76,12 @@ class ActionExecutor:
                     if isinstance(action, Take) and action.fence and action.fence not in fences:
                         fences[action.fence] = asyncio.create_task(self._fence(action.fence))
                     writes.append(self._write(action, fences))
-        if writes:
-            results = await asyncio.gather(*writes, return_exceptions=True)
-            for result in results:
-                if isinstance(result, TABLE_ERRORS):
-                    self._counters["write_failures"] += 1
-                    log.warning("lease.write_failed", worker=self._me.worker_id,
-                                error=str(result))
-                elif isinstance(result, BaseException):
-                    raise result
+        for result in await asyncio.gather(*writes, return_exceptions=True):
+            if isinstance(result, TABLE_ERRORS):
+                self._counters["write_failures"] += 1
+                log.warning("lease.write_failed", worker=self._me.worker_id, error=str(result))
+            elif isinstance(result, BaseException):
+                raise result
 
     async def _fence(self, fence: Fence) -> FenceOutcome:
         try:

@@ -163,8 +163,7 @@ class ProcessorSupervisor:
         self._on_shard_end()
 
     async def _run(self, held: HeldLease) -> None:
-        """Runs the processor; restarts it (fresh handle, last checkpoint) with a backoff if
-        it returns or fails without having been asked to stop and without reaching SHARD_END."""
+        """Runs the processor, and restarts it as the module docstring says."""
         backoff = 1.0
         while True:
             handle = held.handle
