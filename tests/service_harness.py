@@ -15,9 +15,9 @@ from consumer.local import resources
 from consumer.local.bridge import BridgeOptions, BridgeStats, DestinationBridge
 from consumer.local.sample_orders import create_kinesis_stream, create_source_table
 from consumer.local.stack import LocalStackState
-from consumer.pipeline.replication import live_items
 from consumer.service.runtime import serve
 from consumer.settings import Settings
+from tests.replica_table import live_items
 
 
 def replica_items(endpoints: AwsEndpoints, table: str) -> list[dict[str, Any]]:
