@@ -20,6 +20,7 @@ line failed, 2 if the input cannot be read, else 0.
 from __future__ import annotations
 
 import argparse
+import codecs
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -27,7 +28,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import BinaryIO, TextIO
 
-from consumer.cli.decode_formats import FORMATS, UNKNOWN_TABLE, decode_line, without_bom
+from consumer.cli.decode_formats import FORMATS, UNKNOWN_TABLE, decode_line
 from consumer.cli.options import NOT_WHOLE, command_parser, whole_number
 from consumer.cli.terminal import printable
 from consumer.records import (
@@ -141,13 +142,16 @@ def decode_lines(
             failed = True
             print(f"line {number}: {line.length} bytes, over --max-line-bytes; skipped", file=err)
             continue
-        payload = (without_bom(line) if number == 1 else line).strip()
+        # RFC 8259 lets a parser ignore a leading UTF-8 byte order mark.
+        payload = (line.removeprefix(codecs.BOM_UTF8) if number == 1 else line).strip()
         if not payload:
             continue
-        problem = _not_utf8(payload)
-        if problem:
+        try:
+            payload.decode("utf-8")
+        except UnicodeDecodeError as error:
             failed = True
-            print(f"line {number}: {problem}", file=err)
+            start = error.start + 1
+            print(f"line {number}: not UTF-8 text (byte {start} of the line is invalid)", file=err)
             continue
         position = RecordPosition(stream=source, shard_id="", sequence_number=str(number))
         try:
@@ -164,14 +168,6 @@ def decode_lines(
     except OSError as error:
         raise OutputFailed(error) from error
     return 1 if failed else 0
-
-
-def _not_utf8(payload: bytes) -> str | None:
-    try:
-        payload.decode("utf-8")
-    except UnicodeDecodeError as error:
-        return f"not UTF-8 text (byte {error.start + 1} of the line is invalid)"
-    return None
 
 
 class OutputFailed(Exception):

@@ -29,12 +29,6 @@ READS = (
 UNKNOWN_SHAPE = f"not a change record this command reads: it reads {READS}; see --format"
 # Streams records carry no stream ARN: the table shows as this unless --table names it.
 UNKNOWN_TABLE = "-"
-_BOM = b"\xef\xbb\xbf"
-
-
-def without_bom(line: bytes) -> bytes:
-    """A leading UTF-8 byte order mark dropped (RFC 8259 lets a parser ignore it)."""
-    return line[len(_BOM) :] if line.startswith(_BOM) else line
 
 
 def detect(record: object) -> str | None:

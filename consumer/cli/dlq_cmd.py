@@ -20,6 +20,11 @@ from consumer.telemetry.logs import quiet_logging
 PARKING_PIPELINES = (*PIPELINE_NAMES, "decode")
 MAX_MESSAGES = 100_000
 _message_count = whole_number(1, MAX_MESSAGES, NOT_WHOLE, "must be 1-{high}, got {text}")
+# `dlq list --json`: these fields of each parked record, then its receive count and size.
+_JSON_FIELDS = (
+    "pipeline", "shard_id", "sequence_number", "sub_sequence_number", "event_id", "error_type",
+    "error", "attempts", "parked_at",
+)
 
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -107,19 +112,8 @@ def _print_parked(messages: list[DlqMessage], as_json: bool) -> None:
     for message in messages:
         record = message.record
         if as_json:
-            row = {
-                "pipeline": record.pipeline,
-                "shard_id": record.shard_id,
-                "sequence_number": record.sequence_number,
-                "sub_sequence_number": record.sub_sequence_number,
-                "event_id": record.event_id,
-                "error_type": record.error_type,
-                "error": record.error,
-                "attempts": record.attempts,
-                "parked_at": record.parked_at,
-                "receive_count": message.receive_count,
-                "size": len(record.raw),
-            }
+            row = {name: getattr(record, name) for name in _JSON_FIELDS}
+            row |= {"receive_count": message.receive_count, "size": len(record.raw)}
             print(orjson.dumps(row).decode())
         else:
             # The error text may quote record contents: no terminal control characters.

@@ -73,7 +73,6 @@ def positive_number(what: str) -> Callable[[str], float]:
     return parse
 
 
-# A finite number of seconds above zero (nan, inf, 0, -1 refused).
 positive_seconds = positive_number("seconds")
 _PORT = "must be a port number (1-65535), got {text!r}"
 port_number = whole_number(1, 65535, _PORT, _PORT)

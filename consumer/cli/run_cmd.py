@@ -33,10 +33,9 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     configure_logging(settings.telemetry.log_level, settings.telemetry.log_format)
-    until_idle_s: float | None = args.until_idle  # positive_seconds: above 0
     return asyncio.run(
         until_stopped(
-            lambda stop: serve(settings, stop, until_idle_s),
+            lambda stop: serve(settings, stop, args.until_idle),
             _log_signal,
             early_signals.received,  # arrived while starting: stop as gracefully
         )
