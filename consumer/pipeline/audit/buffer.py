@@ -76,7 +76,10 @@ class ShardBuffer:
         """Buffers the event's line, unless it is a duplicate."""
         position = event.position
         identity = (event.event_id, position.sequence_number, position.sub_sequence_number)
-        sequence = sequence_key(event)
+        try:
+            sequence: SequenceKey | None = position.sequence_key
+        except ValueError:
+            sequence = None  # not a decimal sequence number
         if (
             sequence is not None
             and self.flushed_through is not None
@@ -127,11 +130,3 @@ class ShardBuffer:
         last = segment.last_sequence
         if last is not None and (self.flushed_through is None or last > self.flushed_through):
             self.flushed_through = last
-
-
-def sequence_key(event: ChangeEvent) -> SequenceKey | None:
-    """The event's shard order key, None when its sequence number is not a decimal."""
-    try:
-        return event.position.sequence_key
-    except ValueError:
-        return None

@@ -244,14 +244,13 @@ class LocalIndexStore:
             SearchHit(doc_id, score, version, source) for doc_id, score, version, source in rows
         ]
 
-    def get(self, doc_id: str, *, include_deleted: bool = False) -> StoredDocument | None:
-        """The document with this id; a tombstone only with `include_deleted`."""
+    def get(self, doc_id: str) -> StoredDocument | None:
+        """The live document with this id (None for a tombstone)."""
         row = self._connection.execute(
-            "SELECT doc_id, version, deleted, source FROM documents WHERE doc_id = ?", (doc_id,)
+            "SELECT doc_id, version, source FROM documents WHERE doc_id = ? AND deleted = 0",
+            (doc_id,),
         ).fetchone()
-        if row is None or (row[2] and not include_deleted):
-            return None
-        return StoredDocument(row[0], row[1], bool(row[2]), row[3])
+        return None if row is None else StoredDocument(row[0], row[1], False, row[2])
 
     def documents(self, *, include_deleted: bool = False) -> list[StoredDocument]:
         """Every (live) document, by id."""
