@@ -142,9 +142,8 @@ class Checkpoint:
             return cls.after(value, sub_sequence_number)
         if value not in _SENTINELS:
             raise ValueError(f"unknown checkpoint value {value!r}")
-        position = Position(value)
-        at_timestamp = position is Position.AT_TIMESTAMP
-        return cls(position, timestamp_ms=timestamp_ms if at_timestamp else None)
+        at_timestamp = value == Position.AT_TIMESTAMP
+        return cls(Position(value), timestamp_ms=timestamp_ms if at_timestamp else None)
 
     @classmethod
     def parse(cls, text: str) -> Checkpoint:
@@ -241,17 +240,13 @@ def ss(values: Iterable[str]) -> AttributeValue:
 
 
 def text_attr(item: Item, name: str) -> str | None:
-    value = item.get(name)
-    if value is None or "S" not in value:
-        return None
-    return str(value["S"])
+    value = item.get(name, {})
+    return str(value["S"]) if "S" in value else None
 
 
 def _opt_int(item: Item, name: str) -> int | None:
-    value = item.get(name)
-    if value is None or "N" not in value:
-        return None
-    return int(value["N"])
+    value = item.get(name, {})
+    return int(value["N"]) if "N" in value else None
 
 
 def int_attr(item: Item, name: str, default: int = 0) -> int:
@@ -260,9 +255,7 @@ def int_attr(item: Item, name: str, default: int = 0) -> int:
 
 
 def _set(item: Item, name: str) -> frozenset[str]:
-    value = item.get(name)
-    if value is None:
-        return frozenset()
+    value = item.get(name, {})
     if "SS" in value:
         return frozenset(str(v) for v in value["SS"])
     if "L" in value:  # tolerate lists written by other tools

@@ -2,28 +2,24 @@
 
 `plan(PlanInput) -> list[Action]` does no I/O and reads no clock; the coordinator executes the
 actions with conditional writes, so a plan made from a stale view can only fail, never break
-an invariant. The rules, for a worker `me`:
+an invariant. For a worker `me`:
 
-1. Leases running here that the table shows with another owner or token are dropped (lost).
-   A live worker's handoff request on one of them is honoured; a dead requester's is declined.
-2. Leases the table shows as ours that are not running here are claimed (new fencing token).
-3. Balance over the *available* leases (not finished, parents finished) and the *live*
-   workers: with S leases and W workers everyone should hold floor(S/W) or ceil(S/W).
-   A lease with a pending handoff counts for the requester, so nobody asks twice.
-   - Free leases (unowned, or owned by an expired or fenced worker) are split among the
-     workers below ceil, lowest count first, in lease-key order: every worker with the same
-     view computes the same split, so they do not collide on conditional writes. A free lease
-     left untaken for `free_grace_s` (its worker is slow or died) is open to anyone.
-     Takes of an expired worker's lease carry a `Fence` to apply first.
-   - With no free lease left, ask the most loaded worker `v` for one lease (a graceful
-     handoff) while `count[v] - count[me] >= 2` and (`count[me] < floor` or
-     `count[v] > ceil`). Each move strictly lowers the sum of squared counts, so balancing
-     ends, and a balanced state never moves: no ping-pong. At most `max_steals` requests are
-     outstanding at a time; one not honoured within `handoff_timeout_s` becomes a steal.
-4. The leader (the live worker with the smallest id) deletes heartbeat items of dead workers
+1. Leases running here that the table shows with another owner or token are dropped (lost);
+   a live worker's handoff request on one is honoured, a dead requester's declined.
+2. Leases the table shows as ours but not running here are claimed (new fencing token).
+3. Over the *available* leases (not finished, parents finished) and the *live* workers, each
+   should hold floor(S/W) or ceil(S/W); a pending handoff counts for the requester.
+   - Free leases (unowned, or owned by an expired or fenced worker; an expired one is fenced
+     first) are split in key order among the workers below ceil, lowest count first, so
+     workers with the same view do not collide. One left untaken `free_grace_s` is anyone's.
+   - With none free, ask the most loaded worker `v` for one (a graceful handoff) while
+     `count[v] - count[me] >= 2` and (`count[me] < floor` or `count[v] > ceil`): each move
+     lowers the sum of squared counts, so balancing ends and a balanced state never moves.
+     At most `max_steals` requests are outstanding; one not honoured within
+     `handoff_timeout_s` becomes a steal.
+4. The leader (the live worker with the smallest id) deletes dead workers' heartbeat items
    that own nothing.
-Ties are broken by a stable hash of (me, key), so workers racing for free leases mostly pick
-different ones.
+Ties break by a stable hash of (me, key), so workers racing for free leases mostly differ.
 """
 
 from __future__ import annotations
