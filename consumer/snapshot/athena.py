@@ -1,12 +1,8 @@
-"""The Athena table over the audit objects `consumer backfill` writes, derived from the audit
-table's DDL (infra/athena/audit_table.sql), so the columns and SerDe are declared once.
+"""The Athena table over the audit objects `consumer backfill` writes (under
+`<prefix>snapshot=<id>/`), derived from infra/athena/audit_table.sql so the columns and SerDe
+are declared once. Substitute the same placeholders as for audit_table.sql:
 
     python -m consumer.snapshot.athena [infra/athena/audit_table.sql]
-
-prints `audit_snapshots`: the same columns as `audit_changes`, one more injected partition
-`snapshot`, and a location template under `<prefix>snapshot=<id>/` (where
-`consumer.snapshot.backfill.backfill_settings` points the audit sink). Substitute the same
-placeholders as for audit_table.sql (envsubst '${AuditBucket} ${AuditPrefix} ${AuditStartDate}').
 """
 
 from __future__ import annotations

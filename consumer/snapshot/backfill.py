@@ -1,10 +1,6 @@
-"""`consumer backfill`: bring a sink up to the existing table, stitched to the stream.
-
-`workers` readers per process, and any number of processes, share the table's running snapshot
-through the lease table. Each page becomes change records (`consumer.snapshot.records`) applied
-by a `ShardPipeline` per part, with a shard's retry, bisection, DLQ and checkpoint rules: the
-part's checkpoint moves only past pages every sink holds durably, so a `kill -9` loses nothing.
-"""
+"""`consumer backfill`: bring a sink up to the existing table, stitched to the stream (README,
+"Backfill"). Each page becomes change records (`consumer.snapshot.records`) applied by a
+`ShardPipeline` per part, whose checkpoint moves only past pages every sink holds durably."""
 
 from __future__ import annotations
 
@@ -198,7 +194,7 @@ class PartCheckpointer:
             self._last = page
 
     def ensure_owned(self) -> None:
-        if not self._leases.still_owned(self.lease, margin_ms=0):
+        if not self._leases.still_owned(self.lease):
             raise PartLost(f"part {self.lease.name}: our lease expired")
 
     async def checkpoint(self, sequence_number: str, sub_sequence_number: int = 0) -> object:

@@ -1,17 +1,9 @@
-"""`consumer backfill --dry-run`: what a backfill would read, write, take and cost.
-
-From DescribeTable (ItemCount and TableSizeBytes, which DynamoDB refreshes about every six
-hours) and the price sheet of `consumer compare cost` (consumer/data/prices):
-
-- scan: eventually consistent Scan reads cost half a read unit per 4 KB, summed over pages,
-  so about TableSizeBytes / 4 KB / 2 read units (on-demand read request units);
-- export: priced per GB of table size (`dynamodb_export_gb`), no read units;
-- replication: one conditional PutItem per item, ceil(item size / 1 KB) write units;
-- search and audit: no per-request price (the cluster and S3 PUTs of batched objects).
-
-Duration: with --max-read-units, read units / R; without, items / (measured items per second
-per worker x workers). The measured rate is `make bench`'s backfill figure on one core; a real
-table also waits for the export itself, which AWS does not promise a rate for.
+"""`consumer backfill --dry-run`: what a backfill would read, write, take and cost, from
+DescribeTable (ItemCount and TableSizeBytes, refreshed about every six hours) and the price sheet
+of `consumer compare cost`: a Scan costs half a read unit per 4 KB; an export is priced per GB
+of table size; replication is one PutItem per item, ceil(item size / 1 KB) write units; search
+and audit have no per-request price. Duration: read units / --max-read-units, or items at the
+measured rate per worker (an export adds its own time, which AWS does not promise).
 """
 
 from __future__ import annotations
@@ -82,7 +74,7 @@ def estimate_backfill(
 
 
 def render_estimate(estimate: BackfillEstimate) -> list[str]:
-    lines = [
+    return [
         f"table {estimate.table}: {estimate.items} items, {estimate.size_bytes} bytes "
         "(DescribeTable, refreshed about every 6 h)",
         f"source {estimate.source}: "
@@ -97,4 +89,3 @@ def render_estimate(estimate: BackfillEstimate) -> list[str]:
         "adds its own time)",
         f"estimated cost: ${estimate.total_usd:.4f}",
     ]
-    return lines

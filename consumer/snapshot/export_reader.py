@@ -8,10 +8,7 @@ Layout (AWS docs, "DynamoDB table export output format"):
         itemCount, md5Checksum, etag, dataFileS3Key
     <prefix>/AWSDynamoDB/<export id>/data/<name>.json.gz     gzip; one {"Item": {…}} per line
 
-Parts are the data files (`file-NNNN`, the S3 key kept with the lease); the resume state of a
-file is the number of lines already applied. A line that is not an item goes to the caller as
-a bad entry (the backfill parks it in the DLQ); a file that is missing or not gzip ends its part
-with `failed` naming it, and the other files go on.
+Parts are the data files (`file-NNNN`); a file's resume state is the number of lines applied.
 """
 
 from __future__ import annotations
@@ -20,7 +17,7 @@ import zlib
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 import structlog
@@ -72,13 +69,11 @@ class DynamoDbExports:
             S3Prefix=prefix,
             ExportFormat="DYNAMODB_JSON",
         )
-        description: dict[str, Any] = answer["ExportDescription"]
-        return description
+        return cast(dict[str, Any], answer["ExportDescription"])
 
     async def describe(self, export_arn: str) -> dict[str, Any]:
         answer = await self._client.describe_export(ExportArn=export_arn)
-        description: dict[str, Any] = answer["ExportDescription"]
-        return description
+        return cast(dict[str, Any], answer["ExportDescription"])
 
 
 def check_export(description: dict[str, Any], table_arn: str) -> None:

@@ -1,9 +1,5 @@
-"""Backfill progress: a one-line bar on a terminal, log lines otherwise.
-
-Figures are the whole snapshot's, from the lease table (every worker's committed counters), so
-each process shows the same totals: items and bytes applied, parts done, rate and ETA (against
-the table's ItemCount, which DynamoDB refreshes about every six hours: an estimate).
-"""
+"""Backfill progress: a one-line bar on a terminal, log lines otherwise. Figures are the whole
+snapshot's, from the lease table, so each process shows the same totals."""
 
 from __future__ import annotations
 
@@ -82,15 +78,12 @@ class ProgressView:
 
     def note(self, message: str) -> None:
         if self._tty:
-            self._clear()
+            if self._drawn:
+                self._out.write("\r\x1b[K")
+                self._drawn = False
             print(f"{self._label}: {message}", file=self._out, flush=True)
         else:
             log.info(f"{self._label}.note", message=message)
-
-    def _clear(self) -> None:
-        if self._drawn:
-            self._out.write("\r\x1b[K")
-            self._drawn = False
 
     def update(self, figures: ProgressFigures) -> None:
         line = progress_line(figures)

@@ -1,11 +1,9 @@
 """A read-unit limiter: at most R read capacity units per second, as DynamoDB reports them.
 
-A token bucket refilled at `units_per_s`, holding at most one second of units. A caller waits
-until the bucket is not in debt, makes its call, then pays what the call consumed (Scan's
-ConsumedCapacity with ReturnConsumedCapacity=TOTAL). The price of a call is known only after
-it, so the bucket may go into debt by one page; the next call waits it off. Over any long
-window the rate stays at or under R. R may change while it runs (`set_rate`: the process's
-share of a backfill's budget, `consumer.snapshot.read_budget`); infinity means no limit.
+A token bucket refilled at `units_per_s`, holding at most one second of units. A call waits
+until the bucket is not in debt, then pays what it consumed (known only after it, so the bucket
+may go into debt by one page, which the next call waits off). R may change while it runs
+(`set_rate`); infinity means no limit.
 """
 
 from __future__ import annotations

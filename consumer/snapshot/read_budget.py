@@ -1,10 +1,6 @@
-"""`--max-read-units` is the whole backfill's budget, shared by every process that runs it.
-
-Every `interval_s` each process beats a heartbeat into the snapshot's `@readers` item (process
--> {expiresAtMs, maxReadUnits}) and reads the others' back; its rate is the smallest
---max-read-units among live processes divided by their number (processes that gave none do not
-vote but take their share). A killed process counts until its entry expires
-(`backfill.lease_s`): meanwhile the others read a little slower, never faster.
+"""`--max-read-units` is the whole backfill's budget, shared by every process that runs it through
+heartbeats in the snapshot's `@readers` item (README, "Backfill"). A killed process counts until
+its entry expires (`backfill.lease_s`): meanwhile the others read a little slower, never faster.
 """
 
 from __future__ import annotations

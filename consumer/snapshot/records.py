@@ -1,17 +1,13 @@
-"""Snapshot items as change records the pipelines already apply.
+"""Snapshot items as change records the pipelines already apply: a synthetic Kinesis-destination
+`MODIFY` with the item as NewImage, `ApproximateCreationDateTime` = the snapshot version in
+microseconds, `eventID` = `snapshot:<id>:<part>:<ordinal>` and a `snapshot` field, through the
+same decoder, retries, bisection and DLQ into the same versioned sinks.
 
-A snapshot item becomes a synthetic Kinesis-destination record: `MODIFY` with the item as its
-NewImage and no OldImage, `ApproximateCreationDateTime` = the snapshot version in microseconds
-(MICROSECOND precision), `eventID` = `snapshot:<id>:<part>:<ordinal>`, and a `snapshot` field
-naming the snapshot. It goes through the same decoder, retry, bisection and DLQ as stream
-records (`ShardPipeline`) into the same versioned sinks, which therefore need no snapshot API.
-
-Why MODIFY without OldImage: a change's OldImage names the state it replaced, which the sinks use
-to order changes of equal version (`consumer.records.ordering`). A snapshot item replaces an
-unknown state; as an INSERT it would claim to follow "no item" and so beat a tombstone of the
-same version. Its sequence number is its ordinal in the part (tiny next to Kinesis sequence
-numbers), so at an exact tie the stream's change wins, which is always safe: the stream's change
-is a real change at or after the snapshot's version.
+Why MODIFY without OldImage: the sinks order changes of equal version by the state their
+OldImage names (`consumer.records.ordering`); a snapshot item replaces an unknown state, and as
+an INSERT it would claim to follow "no item" and beat a tombstone of the same version. Its
+sequence number is its ordinal in the part, so at an exact tie the stream's change (a real
+change at or after the snapshot's version) wins, which is always safe.
 """
 
 from __future__ import annotations

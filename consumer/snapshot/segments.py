@@ -29,8 +29,8 @@ import orjson
 from botocore.exceptions import ClientError
 
 from checkpoints.model import SNAPSHOT_KEY_PREFIX, int_attr, n, s, text_attr
+from checkpoints.table import CONDITIONAL_FAILED
 
-CONDITIONAL_FAILED = "ConditionalCheckFailedException"
 _COUNTERS = {"#items": "items", "#bytes": "bytes"}  # reserved words in DynamoDB expressions
 
 # The resume state of one part: {"key": LastEvaluatedKey} or {"line": n}; None = the start.
@@ -474,6 +474,6 @@ class SnapshotLeases:
             snapshot_id, lease, update + " REMOVE leaseOwner", values, _COUNTERS
         )
 
-    def still_owned(self, lease: PartLease, margin_ms: int = 2000) -> bool:
-        """By our clock, the lease has not (nearly) expired."""
-        return self.now_ms() < lease.expires_at_ms - margin_ms
+    def still_owned(self, lease: PartLease) -> bool:
+        """By our clock, the lease has not expired."""
+        return self.now_ms() < lease.expires_at_ms

@@ -1,21 +1,5 @@
-"""The stitching check: the stream must cover every change after the snapshot.
-
-Why it converges (README, "Backfill"): snapshot items are applied with version V = T - margin,
-T being the snapshot time (the export time, or the segment's scan start). A change after T
-reaches the sinks through the stream with a version > V (the margin absorbs clock skew and
-millisecond truncation), so it wins whichever arrives first, and a delete's tombstone stays; a
-change before T is in what the snapshot read, and a stream change in (V, T] is a real state
-that any later change supersedes. So the sinks end equal to the table provided the stream
-delivers every change after T, which is checked before a snapshot starts (one line on failure):
-
-- the consumer's position: a snapshot taken after this check (a scan, a new export) is covered
-  by a consumer with leases. For an existing export (T in the past), the first record after
-  each open shard's checkpoint must have arrived at or before T: a consumer past T applied the
-  changes since to the pipelines it had then, not to one added since. With no leases, the
-  initial position must be TRIM_HORIZON or AT_TIMESTAMP <= V (LATEST would skip changes);
-- the stream's retention reaches back to V (an old export);
-- with replication, V is within the replica's tombstone lifetime.
-"""
+"""The stitching check: the stream must cover every change after the snapshot (README, "Backfill":
+why that makes the sinks converge, and what is checked before a snapshot starts)."""
 
 from __future__ import annotations
 

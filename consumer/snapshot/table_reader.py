@@ -1,25 +1,17 @@
 """The shared table reader: a parallel, rate-limited, leased, resumable Scan of the source table,
 which `consumer backfill` applies through the sinks and `consumer verify` compares with them.
-Parts are leased and checkpointed in the lease table like shards (`consumer.snapshot.segments`).
 
-- A partition is one Scan segment, `segment-NNNN`. Its resume state is the LastEvaluatedKey
-  after the last committed page (None: the segment's start), with the number of items read
-  before it (`ordinal`), kept in the part's lease item.
-- `TableReader.pages()` is one worker's loop: take an available segment (free, or its owner's
-  lease expired), yield its pages from its resume state, take the next. It returns only when
-  every segment is finished, waiting meanwhile for other live workers' segments (taking over
-  any whose owner stops renewing).
-- Resume rule: a restarted reader resumes *after the last committed page*: pages yielded but
-  not committed are read again (at least once). With `auto_commit` (verify) a page is committed
-  when the caller asks for the next one; without it (backfill) the caller commits with
-  `await page.commit()` once the page is durable in every sink. Committing a segment's last
-  page (`page.last`) finishes the segment.
-- `page.scan_start_us`: when the segment's scan first started (epoch microseconds, kept across
-  restarts). Every item it yields was read at or after it: the version a backfill applies.
-- Rate: every Scan waits for the process's `ReadUnitLimiter` and pays the ConsumedCapacity it
-  returned (estimated from the page's size where none is reported). Throttling and 5xx are
-  retried with backoff.
-- A lost lease: the page's `commit` raises `PartLost`; the reader drops that segment.
+- A part is one Scan segment, `segment-NNNN`, leased and checkpointed like a shard
+  (`consumer.snapshot.segments`). Its resume state is the LastEvaluatedKey after the last
+  committed page (None: the segment's start), with the items read before it (`ordinal`).
+- `TableReader.pages()` is one worker's loop: take an available segment, yield its pages, take
+  the next; it returns only when every segment is finished.
+- Resume rule: a restarted reader resumes *after the last committed page* (at least once). With
+  `auto_commit` (verify) a page is committed when the next one is asked for; without it
+  (backfill) the caller commits with `await page.commit()` once every sink holds the page.
+  Committing a part's last page (`page.last`) finishes the part; a lost lease raises PartLost.
+- `page.scan_start_us`: when the segment's scan first started (kept across restarts): every item
+  was read at or after it, so it is the version a backfill applies.
 """
 
 from __future__ import annotations

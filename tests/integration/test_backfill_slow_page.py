@@ -43,7 +43,7 @@ def test_a_part_stays_ours_while_a_page_takes_twice_its_lease_to_apply(
             lease = await leases.take(info.snapshot_id, "me", part)
             assert lease is not None
             await _renewing(leases, info, lease, asyncio.sleep(2 * LEASE_S))  # the slow page
-            owned = leases.still_owned(lease, margin_ms=0)
+            owned = leases.still_owned(lease)
             (seen,) = await other.parts(info.snapshot_id)  # another worker looks for work
             taken = await other.take(info.snapshot_id, "other", seen)
             await leases.checkpoint(info.snapshot_id, lease, {"key": {}}, 5, 5, 10)
