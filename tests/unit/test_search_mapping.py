@@ -10,12 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
-from consumer.pipeline.search.document import (
-    DocumentWrite,
-    canonical_number,
-    document_id,
-    document_source,
-)
+from consumer.pipeline.search.document import canonical_number, plan_writes
 from consumer.pipeline.search.mapping import (
     IGNORE_ABOVE,
     INDEX_BODY,
@@ -32,7 +27,7 @@ INDEX_FILE = Path(__file__).resolve().parents[2] / "infra" / "opensearch" / "ind
 
 def indexed(event_name: str, new: dict[str, Any] | None = None) -> dict[str, Any]:
     event = change(event_name, "k1", 1_000, new=new) if new is not None else remove("k1", 1_000)
-    write = DocumentWrite(0, document_id(event.keys), event, document_source(event))
+    (write,) = plan_writes([event]).writes
     return indexed_document(write)
 
 

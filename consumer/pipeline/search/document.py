@@ -30,7 +30,7 @@ from consumer.pipeline.newest import newest_per_key
 from consumer.pipeline.sink import SinkError
 from consumer.records import ChangeEvent, DecodeError, EventName, Image, iso_utc
 from consumer.records.number import DYNAMODB_NUMBERS
-from consumer.records.ordering import UNKNOWN, Transition
+from consumer.records.ordering import Transition
 
 KEYS_FIELD = "keys"
 ITEM_FIELD = "item"
@@ -38,7 +38,6 @@ DELETED_FIELD = "deleted"
 CHANGE_FIELD = "change"
 
 MAX_READABLE_ID = 256
-NO_TRANSITION = Transition(UNKNOWN, UNKNOWN, (-1, 0))  # states not known (a built-by-hand write)
 _HASHED_PREFIX = 180
 _HASHED_MARKER = "~~"
 
@@ -131,8 +130,8 @@ class DocumentWrite:
     doc_id: str
     event: ChangeEvent
     source: dict[str, Any]
-    transition: Transition = NO_TRANSITION
-    follows_states: frozenset[str] = frozenset()
+    transition: Transition
+    follows_states: frozenset[str]
 
     @property
     def version(self) -> int:

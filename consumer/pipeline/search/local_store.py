@@ -1,15 +1,12 @@
 """The embedded local search index: one SQLite file with an FTS5 full-text table.
 
-`documents` holds one row per document id: its version, `sequence_token`, states (`state`,
-`prior`: `consumer.pipeline.newest`), a deleted flag (a tombstone) and the JSON document with
-exact numbers. `documents_text` is FTS5 over the strings and numbers of live documents (rowid
-= the document's row). A change is applied only if its version is greater than the stored
-one, or equal and winning the tie; a REMOVE leaves a tombstone row, so a late INSERT never
-resurrects the item.
-
-A store is used from one thread (sqlite3's rule). Writes commit per batch in WAL mode with
-synchronous=FULL (a committed batch survives a crash of the machine); stores sharing a file
-take turns writing (BEGIN IMMEDIATE, up to 30 s), and readers read while others write.
+`documents`: one row per document id with its version, sequence token, states (as in
+`consumer.pipeline.newest`), tombstone flag and exact JSON; `documents_text`: FTS5 over the
+strings and numbers of live documents (rowid = the document's row). A change applies only over
+an older version or by winning the tie; a REMOVE leaves a tombstone row, so a late INSERT
+never resurrects the item. One thread per store (sqlite3's rule); each batch commits in WAL
+mode with synchronous=FULL (durable across a machine crash); writers sharing a file take turns
+(BEGIN IMMEDIATE, up to 30 s) while readers read.
 """
 
 from __future__ import annotations
@@ -240,9 +237,7 @@ class LocalIndexStore:
             if message.startswith(_QUERY_ERRORS):
                 raise SearchQueryError(message) from error
             raise
-        return [
-            SearchHit(doc_id, score, version, source) for doc_id, score, version, source in rows
-        ]
+        return [SearchHit(*row) for row in rows]
 
     def get(self, doc_id: str) -> StoredDocument | None:
         """The live document with this id (None for a tombstone)."""
