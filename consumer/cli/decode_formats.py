@@ -75,11 +75,8 @@ def decode_line(
     if not isinstance(parsed, Mapping):
         return [DecodeError(position, f"not a JSON object ({READS})", payload)]
     records = parsed.get("Records")
-    items: list[object] = list(records) if isinstance(records, list) else [parsed]
-    results: list[DecodeResult] = []
-    for item in items:
-        results.extend(_one(item, position, record_format, table))
-    return results
+    items: list[object] = records if isinstance(records, list) else [parsed]
+    return [result for item in items for result in _one(item, position, record_format, table)]
 
 
 def _destination(payload: bytes, position: RecordPosition) -> list[DecodeResult]:
