@@ -29,6 +29,7 @@ SQS_BATCH = 10
 # SQS accepts up to 256 KiB per message (and per batch) in every region; stay below it.
 DEFAULT_MAX_MESSAGE_BYTES = 250 * 1024
 PARK_ATTEMPTS = 8
+_TEXT_FIELDS = ("pipeline", "error", "error_type", "stream", "shard_id", "sequence_number")
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,7 @@ class ParkedRecord:
         arrival = message.get("arrival_ms")
         event_id = message.get("event_id")
         return cls(
-            pipeline=str(message.get("pipeline", "")),
-            error=str(message.get("error", "")),
-            error_type=str(message.get("error_type", "")),
-            stream=str(message.get("stream", "")),
-            shard_id=str(message.get("shard_id", "")),
-            sequence_number=str(message.get("sequence_number", "")),
+            **{name: str(message.get(name, "")) for name in _TEXT_FIELDS},
             sub_sequence_number=int(message.get("sub_sequence_number") or 0),
             arrival_ms=int(arrival) if arrival is not None else None,
             event_id=str(event_id) if event_id is not None else None,
@@ -259,15 +255,9 @@ class SqsDeadLetterQueue:
         for message in response.get("Messages", []):
             body = orjson.loads(message["Body"])
             raw = await self._raw(body)
-            messages.append(
-                DlqMessage(
-                    receipt_handle=message["ReceiptHandle"],
-                    record=ParkedRecord.from_message(body, raw),
-                    receive_count=int(
-                        message.get("Attributes", {}).get("ApproximateReceiveCount", 1)
-                    ),
-                )
-            )
+            count = message.get("Attributes", {}).get("ApproximateReceiveCount", 1)
+            record = ParkedRecord.from_message(body, raw)
+            messages.append(DlqMessage(message["ReceiptHandle"], record, int(count)))
         return messages
 
     async def _raw(self, body: dict[str, Any]) -> bytes:

@@ -128,29 +128,20 @@ def _kind(error: BaseException) -> str:
     return type(error).__name__
 
 
-def _superseded_by(
-    chunk: Sequence[ChangeEvent], rejected: Sequence[ChangeEvent]
-) -> list[ChangeEvent]:
-    """The changes of `chunk` that share an item key with a rejected one, minus the rejected."""
-    rejected_ids = {id(event) for event in rejected}
-    keys = {item_key(event) for event in rejected}
-    return [e for e in chunk if id(e) not in rejected_ids and item_key(e) in keys]
-
-
+@dataclass
 class RateLimitedLog:
     """Logs an event at most once per `interval_s` per event name, with how many were held
     back since: a throttled destination retried for an hour must not write a line per try."""
 
-    def __init__(self, interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic):
-        self._interval_s = interval_s
-        self._clock = clock
-        self._last: dict[str, float] = {}
-        self._held: dict[str, int] = {}
+    clock: Callable[[], float] = time.monotonic
+    interval_s: float = 10.0
+    _last: dict[str, float] = field(default_factory=dict)
+    _held: dict[str, int] = field(default_factory=dict)
 
     def warning(self, event: str, **fields: Any) -> None:
-        now = self._clock()
+        now = self.clock()
         last = self._last.get(event)
-        if last is not None and now - last < self._interval_s:
+        if last is not None and now - last < self.interval_s:
             self._held[event] = self._held.get(event, 0) + 1
             return
         self._last[event] = now
@@ -390,7 +381,10 @@ class ShardPipeline:
                 # The sink wrote only the newest change of each key, and that one failed: the
                 # changes it superseded were never written. Deliver them again without it, so
                 # the newest change that can be applied is applied (and only the bad one parked).
-                work.append((_superseded_by(chunk, [event for event, _, _ in rejected]), attempts))
+                ids = {id(event) for event, _, _ in rejected}
+                keys = {item_key(event) for event, _, _ in rejected}
+                superseded = [e for e in chunk if id(e) not in ids and item_key(e) in keys]
+                work.append((superseded, attempts))
             if retry:
                 self.stats.retries += 1
                 self._count_wait(route.sink.name)
@@ -470,13 +464,6 @@ class ShardPipeline:
         if batch.read_at is not None and events:
             self.added_latency.add(route.sink.name, self._clock() - batch.read_at, len(events))
 
-    def _selected(self, route: Route, events: Sequence[ChangeEvent]) -> list[ChangeEvent]:
-        if not route.record_filter:
-            return list(events)
-        # Each event parses its record once, shared by every route and the sinks' views.
-        selects = route.record_filter.selects
-        return [event for event in events if selects(event)]
-
     # --- the batch -----------------------------------------------------------------------
 
     async def process(self, batch: ReadBatch) -> None:
@@ -491,7 +478,12 @@ class ShardPipeline:
             try:
                 async with asyncio.TaskGroup() as deliveries:
                     for route in self._routes:
-                        selected = self._selected(route, events)
+                        selected = events
+                        if route.record_filter:
+                            # Each event parses its record once, shared by every route and the
+                            # sinks' views.
+                            selects = route.record_filter.selects
+                            selected = [e for e in events if selects(e)]
                         deliveries.create_task(self._deliver_timed(route, selected, batch))
             except BaseExceptionGroup as failed:
                 # One route's failure (a stop, a lost lease) ends the batch; callers handle
