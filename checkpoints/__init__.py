@@ -28,27 +28,17 @@ Guarantees (DESIGN.md invariants 3-5) and costs: README's Leases section.
 
 from checkpoints.coordinator import Coordinator
 from checkpoints.discovery import ShardInfo, ShardLister
-from checkpoints.errors import (
-    CheckpointRejected,
-    LeaseError,
-    LeaseLost,
-    LeaseTableMissing,
-    LeaseTableUnavailable,
-)
+from checkpoints.errors import LeaseLost, LeaseTableMissing, LeaseTableUnavailable
 from checkpoints.handle import LeaseHandle, StopReason
-from checkpoints.identity import worker_id_from_environment
-from checkpoints.model import Checkpoint, Lease, Position, WorkerHeartbeat
-from checkpoints.retry import RetryPolicy
+from checkpoints.model import Checkpoint, Lease, Position
 from checkpoints.settings import LeaseSettings
 from checkpoints.supervisor import ShardProcessor
-from checkpoints.table import LeaseTable, TableStats, lease_table_definition
+from checkpoints.table import LeaseTable
 
 __all__ = [
     "Checkpoint",
-    "CheckpointRejected",
     "Coordinator",
     "Lease",
-    "LeaseError",
     "LeaseHandle",
     "LeaseLost",
     "LeaseSettings",
@@ -56,13 +46,8 @@ __all__ = [
     "LeaseTableMissing",
     "LeaseTableUnavailable",
     "Position",
-    "RetryPolicy",
     "ShardInfo",
     "ShardLister",
     "ShardProcessor",
     "StopReason",
-    "TableStats",
-    "WorkerHeartbeat",
-    "lease_table_definition",
-    "worker_id_from_environment",
 ]
