@@ -26,7 +26,6 @@ from consumer.local.stack import LocalStackState
 from consumer.pipeline.processor import RetryPolicy, Route, ShardPipeline
 from consumer.pipeline.search.mapping import INDEX_BODY
 from consumer.pipeline.search.opensearch_sink import OpenSearchSink
-from consumer.pipeline.search.queries import live_search_body
 from consumer.pipeline.search.settings import OpenSearchSettings
 from consumer.pipeline.sink import SinkError
 from consumer.records.batch import RawRecord, ReadBatch
@@ -38,6 +37,7 @@ from consumer.telemetry.metrics import (
     take_snapshot,
 )
 from tests.change_factory import destination_record, insert
+from tests.integration.test_search_opensearch import live_search_body
 from tests.opensearch_double import OpenSearchDouble
 from tests.pipeline_fakes import MemoryCheckpointer, MemoryDlq
 from tests.service_harness import Deployment

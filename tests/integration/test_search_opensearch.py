@@ -22,7 +22,7 @@ from opensearchpy import AsyncOpenSearch
 
 from consumer.pipeline.search.mapping import INDEX_BODY
 from consumer.pipeline.search.opensearch_sink import OpenSearchSink
-from consumer.pipeline.search.queries import live_only, live_search_body
+from consumer.pipeline.search.queries import live_only
 from consumer.pipeline.search.settings import OpenSearchSettings
 from consumer.pipeline.sink import SinkError
 from tests.change_factory import change, insert, remove, upsert
@@ -31,6 +31,11 @@ from tests.unit.test_search_strategies import Delivery, deliveries, expected_ite
 
 ACCESS_KEY = "AKIDEXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+
+
+def live_search_body(query: dict[str, Any] | None = None, size: int = 10) -> dict[str, Any]:
+    """A `_search` request body for `query` over live items."""
+    return {"query": live_only(query), "size": size}
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,3 @@ def live_only(query: dict[str, Any] | None = None) -> dict[str, Any]:
             "must_not": [{"term": {DELETED_FIELD: True}}],
         }
     }
-
-
-def live_search_body(query: dict[str, Any] | None = None, size: int = 10) -> dict[str, Any]:
-    """A `_search` request body for `query` over live items."""
-    return {"query": live_only(query), "size": size}
