@@ -1,8 +1,6 @@
-"""The action executor: carries out the planner's actions and the coordinator's releases.
-
-Every change of ownership is one conditional write of the lease table: take (after fencing a
-dead owner's heartbeat), claim (a lease handed to us), force-steal, request or decline a
-handoff, hand off after the final checkpoint, relinquish one lease, release all at shutdown.
+"""The action executor: carries out the planner's actions and the coordinator's releases, each
+change of ownership one conditional write of the lease table (a take after fencing a dead
+owner's heartbeat, a handoff after the final checkpoint).
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """LeaseHandle: what a shard processor gets for one leased shard.
 
 The processor reads the shard from `start_position`, checkpoints as records become durable,
-and watches `stop_requested`:
-
-- `StopReason.HANDOFF` / `StopReason.SHUTDOWN`: stop reading, finish in-flight batches,
-  checkpoint, return. The lease then moves to another worker with no duplicates.
-- `StopReason.LOST`: the lease is gone (`lost` is set too). Stop at once; every checkpoint
-  raises `LeaseLost`. The coordinator also cancels the processor's task.
+and watches `stop_requested`. On `StopReason.HANDOFF` or `SHUTDOWN` it stops reading, finishes
+in-flight batches, checkpoints and returns (the lease then moves with no duplicates). On
+`StopReason.LOST` (`lost` is set too) it stops at once: every checkpoint raises `LeaseLost`,
+and the coordinator also cancels its task.
 
 Checkpoints are monotonic: one at or behind the current position is ignored (returns False),
 never written. They are serialised per handle, so concurrent calls cannot reorder writes.

@@ -1,9 +1,7 @@
-"""Heartbeat and self-fencing: this worker's one write per interval, and the local expiry.
-
-One conditional write of the worker's heartbeat item every heartbeat interval keeps every lease
-it holds (leases are never renewed one by one, so lease-table writes grow with workers, not
-shards). The watchdog drops every lease once the last confirmed heartbeat *started* more than
-`local_expiry_s` ago, before any observer may take them (see liveness.py).
+"""Heartbeat and self-fencing: one conditional write of this worker's heartbeat item per interval
+keeps every lease it holds (README: Leases), and the watchdog drops them all once the last
+confirmed heartbeat *started* more than `local_expiry_s` ago, before any observer may take them
+(see liveness.py).
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """The one classification of AWS errors and backoff with full jitter (the service reaches them
-through `consumer.aws`), and the bounded retry of lease-table calls.
-
-Throttling, 5xx answers and connection failures are retried; everything else (conditional check
-failures, validation errors, a missing table) is raised at once. After the last attempt the
-error is raised as `LeaseTableUnavailable` for the caller's loop to count and survive.
+through `consumer.aws`), and the bounded retry of lease-table calls: throttling, 5xx answers
+and connection failures are retried, anything else (a failed condition, a validation error, a
+missing table) raised at once; the last failure as `LeaseTableUnavailable`.
 """
 
 from __future__ import annotations

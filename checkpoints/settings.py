@@ -1,6 +1,4 @@
-"""The lease coordinator's settings: the `leases` section (LeasesSection, which the service's
-settings compose) and LeaseSettings, that section plus what one coordinator run is given (the
-application, the stream, where a new shard starts, the stop timeout).
+"""The lease coordinator's settings: the `leases` section and what one coordinator run is given.
 
 Defaults are for production. The timing contract (README's Leases section gives the defaults'
 numbers): observers declare a worker dead when its heartbeat counter stood still for
