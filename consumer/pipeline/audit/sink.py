@@ -105,14 +105,11 @@ class AuditSink:
         return any(buffer.due(now_monotonic) for buffer in self._buffers.values())
 
     async def flush(self) -> None:
-        """Writes every buffered record; returns when all are durable.
-
-        Seals the pending objects first (records written meanwhile start new objects). Shard
-        buffers are written concurrently, each buffer's objects in order. If an object cannot
-        be written (after `put_attempts` tries), it and the objects after it stay buffered,
-        sealed, and the next flush writes them again under the same keys; the others are
-        done. Raises SinkError then (chained to the first failure).
-        """
+        """Writes every buffered record; returns when all are durable. Seals the pending
+        objects first (records written meanwhile start new ones); buffers are written
+        concurrently, each one's objects in order. An object not written in `put_attempts`
+        tries stays buffered, sealed, with the objects after it, for the next flush to write
+        under the same keys; then raises SinkError (chained to the first failure)."""
         if self._closed:
             raise RuntimeError("the audit sink is closed")
         async with self._flush_lock:
