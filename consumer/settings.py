@@ -363,14 +363,11 @@ def _setting_paths(model: type[BaseModel], prefix: str = "") -> set[str]:
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from the environment and the optional TOML file; raises SettingsError.
-
-    A CONSUMER_* variable that names no setting is an error too (a typo would otherwise
-    silently leave the default in place)."""
+    """Settings from the environment and the optional TOML file; raises SettingsError (also for
+    a CONSUMER_* variable that names no setting: a typo would silently keep the default)."""
     env_file = os.environ.get(CONFIG_FILE_ENV)
     path = config_file or (Path(env_file) if env_file else None)
-    values: dict[str, Any] = read_config_file(path) if path else {}
-    values.update(overrides)
+    values = {**(read_config_file(path) if path else {}), **overrides}
     known = _setting_paths(Settings)
     unknown = [
         f"{key} {NOT_A_SETTING}"

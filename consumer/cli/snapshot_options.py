@@ -21,7 +21,6 @@ def add_table_read_options(
     workers: int,
     read_units_help: str,
 ) -> None:
-    """--table, --pipelines, --segments, --workers and --max-read-units."""
     parser.add_argument("--table", required=True, help="the source DynamoDB table")
     parser.add_argument(
         "--pipelines", type=pipeline_list, default=(), metavar="LIST", help=pipelines_help
@@ -44,7 +43,6 @@ def add_table_read_options(
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """--progress, --worker-id and the hidden --page-items."""
     parser.add_argument(
         "--progress",
         choices=["auto", "bar", "log", "none"],
