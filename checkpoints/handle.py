@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from checkpoints.errors import CheckpointRejected, LeaseLost, LeaseTableUnavailable
 from checkpoints.model import Checkpoint, Lease
+
+T = TypeVar("T")
 
 
 class StopReason(StrEnum):
@@ -110,9 +112,7 @@ class LeaseHandle:
                 raise CheckpointRejected(f"shard {self.shard_id} is already at SHARD_END")
             if not self._checkpoint.is_behind(target):
                 return False
-            await self._write(lambda: self._writer.checkpoint(
-                self.lease_key, self.worker_id, self.token, target
-            ))
+            await self._write(self._writer.checkpoint, target)
             self._checkpoint = target
             return True
 
@@ -123,9 +123,7 @@ class LeaseHandle:
         async with self._lock:
             if self.finished:
                 return
-            await self._write(lambda: self._writer.finish_shard(
-                self.lease_key, self.worker_id, self.token, children
-            ))
+            await self._write(self._writer.finish_shard, children)
             self._checkpoint = Checkpoint.shard_end()
         if self._on_shard_end is not None:
             self._on_shard_end(self)
@@ -145,13 +143,13 @@ class LeaseHandle:
             self.request_stop(StopReason.LOST)
             raise LeaseLost(self.lease_key, "this worker's heartbeat lapsed (local expiry)")
 
-    async def _write(self, write: Callable[[], Awaitable[None]]) -> None:
-        """A fenced write, retried while the lease is still ours (throttling never surfaces
-        to the processor; losing the lease does)."""
+    async def _write(self, write: Callable[[str, str, int, T], Awaitable[None]], value: T) -> None:
+        """A fenced write of (lease key, worker, token, `value`), retried while the lease is
+        still ours (throttling never surfaces to the processor; losing the lease does)."""
         while True:
             self.ensure_owned()
             try:
-                await write()
+                await write(self.lease_key, self.worker_id, self.token, value)
                 return
             except LeaseLost:
                 self.request_stop(StopReason.LOST)
