@@ -102,13 +102,11 @@ def compare_snapshots(
         before = first.workers.get(worker_id)
         if heartbeat.fenced_by is None and (before is None or before.counter != heartbeat.counter):
             live.add(worker_id)
-    before_counters = {lease.key: lease.counter for lease in first.leases}
-    moving = {
-        lease.key
-        for lease in second.leases
-        if lease.key in before_counters and before_counters[lease.key] != lease.counter
-    }
-    return Activity(frozenset(live), frozenset(moving))
+    was = {lease.key: lease.counter for lease in first.leases}
+    moving = frozenset(
+        lease.key for lease in second.leases if was.get(lease.key, lease.counter) != lease.counter
+    )
+    return Activity(frozenset(live), moving)
 
 
 async def observe_activity(
@@ -116,12 +114,10 @@ async def observe_activity(
 ) -> tuple[TableSnapshot, Activity]:
     """Reads the table twice, `observe_s` apart. Heartbeats stamped within `failover_s` by the
     wall clock also count as live (so a short observation still sees a running worker)."""
-    first = await scan_leases(table)
+    first = second = await scan_leases(table)
     if observe_s > 0:
         await asyncio.sleep(observe_s)
         second = await scan_leases(table)
-    else:
-        second = first
     recent = [
         worker_id
         for worker_id, heartbeat in second.workers.items()
