@@ -6,11 +6,8 @@ time; a batch is done when every record is durably applied by every sink that ta
 buffering sinks: flushed), or parked. Only then may the checkpoint reach its last record, so
 a crash re-delivers from the last checkpoint and loses nothing (the sinks are idempotent).
 
-Failures (README: Failures): transient ones are retried with backoff while they last (bounded
-by `max_record_age_s`); a record a sink rejects is parked at once; any other batch error is
-bisected down to one record (bisection uses no attempts), retried `max_attempts` times, then
-parked. Parking is the DLQ, or with `on_failure = stop` stopping the shard (ShardStopped)
-before the record.
+Failures (README: Failures) are retried, bisected and parked: in the DLQ, or with
+`on_failure = stop` by stopping the shard (ShardStopped) before the record.
 """
 
 from __future__ import annotations

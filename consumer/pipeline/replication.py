@@ -1,17 +1,13 @@
-"""Replication into another DynamoDB table (any region or endpoint), versioned and idempotent.
+"""Replication into another DynamoDB table (any region or endpoint), versioned and idempotent;
+README (Pipelines and their guarantees) lists the version attributes and the tombstones.
 
-Every replica item carries the version of the change that wrote it (`_cdc_version`, the
-change time in microseconds; `_cdc_seq`, its `sequence_token`) and the states it connects
-(`_cdc_state`, `_cdc_prior`). Each write is a conditional PutItem that succeeds only if the
-stored version is older; a failed condition means newer state is there (applied). At the same
-version (a MILLISECOND tie) the stored item DynamoDB returns (ALL_OLD, no extra read) decides
-(`newest.tie_history`), and a win is written on condition that the stored change is still the
-one decided against, so a concurrent writer is never overwritten blindly.
-
-A REMOVE writes a tombstone (`_cdc_deleted`, and `_cdc_expires_at` for DynamoDB's TTL after
-`tombstone_ttl_s`), so a late change cannot resurrect the item.
-Only the newest change per key of a batch is written, concurrently: with versioned conditions
-their order does not matter.
+Each write is a PutItem on condition that the stored version (`_cdc_version`, the change time
+in microseconds) is older; a failed condition means newer state is there (applied). At the
+same version (a MILLISECOND tie) the stored item DynamoDB returns (ALL_OLD, no extra read)
+decides (`newest.tie_history`), and a win is written on condition that the stored change is
+still the one decided against, so a concurrent writer is never overwritten blindly. Only the
+newest change per key of a batch is written, concurrently: with versioned conditions their
+order does not matter.
 """
 
 from __future__ import annotations
@@ -68,12 +64,10 @@ TIE_ROUNDS = 3  # re-decisions when another writer changes the item under a tie
 _RECORD_ERRORS = frozenset({"ValidationException", "ItemCollectionSizeLimitExceededException"})
 
 
-# botocore checks every request parameter against the API model before sending it: a walk
-# over every attribute of the item, about 8% of a PutItem's client CPU (issue 19 profile).
-# Without a transform the items written are the decoder's client views (typed JSON it has
-# checked) plus the version attributes built here, so that check cannot fail, and DynamoDB
-# still validates every request (a ValidationException parks the record). A transform's
-# output is user code: with one configured, botocore keeps checking.
+# botocore checks every parameter against the API model, ~8% of a PutItem's client CPU (issue
+# 19). Without a transform the items are the decoder's checked client views plus the version
+# attributes, so that check cannot fail (DynamoDB still validates: a ValidationException parks
+# the record); a transform's output is user code, so with one botocore keeps checking.
 _UNCHECKED_PARAMETERS = Config(parameter_validation=False)
 
 
@@ -110,13 +104,8 @@ def load_transform(reference: str) -> Transform:
 
 
 class ReplicationSection(Section):
-    """Where and what to replicate: the `pipelines.replication` section.
-
-    `include_attributes`/`exclude_attributes` project the item (key attributes are always
-    kept); `transform` names a hook "module:function" (see Transform), and each call of it
-    must return within `transform_timeout_s` (see `consumer.pipeline.transform_hook`).
-    `region` and `endpoint` default to the service's own (aws.region, aws.endpoint_dynamodb).
-    """
+    """The `pipelines.replication` section (README: Settings); `region` and `endpoint` default
+    to the service's own (aws.region, aws.endpoint_dynamodb)."""
 
     table: TableName | None = None
     region: Region | None = None

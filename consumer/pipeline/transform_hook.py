@@ -1,13 +1,7 @@
 """Running the user's replication transform hook safely: off the event loop, bounded in time,
-and with every way it can fail turned into that one record's failure (README: The transform
-hook).
-
-A hook that raises anything (`BaseException` included), overruns `timeout_s` or returns
-anything but a dict or None fails its record with `TransformFailed` (parked). It runs on a
-daemon thread, so it can neither stop the worker nor hold up its exit; Python cannot kill a
-thread, so an overrunning call runs on, its result dropped, and later calls go to a new
-thread. While `max_stuck` calls overrun, records fail as retryable (the shard waits). Calls
-run one at a time, so a hook need not be thread-safe.
+and with every way it can fail turned into that one record's failure, `TransformFailed`
+(README: The transform hook). Python cannot kill a thread: an overrunning call runs on, its
+result dropped, and later calls go to a new thread.
 """
 
 from __future__ import annotations
