@@ -132,13 +132,7 @@ def _bisect(
             high = middle
     below, above = (second, first) if low_sign else (first, second)
     # Report the upper end: the first rate at which the new order holds (to the tolerance).
-    at = high
-    return Crossover(
-        writes_per_day=at,
-        cheaper_below=below,
-        cheaper_above=above,
-        usd_per_month=total(above, scenario, prices, at),
-    )
+    return Crossover(high, below, above, total(above, scenario, prices, high))
 
 
 def find_crossovers(
