@@ -29,9 +29,7 @@ class LeasesSection(BaseModel):
     failover_s: float = Field(10.0, gt=0, le=3600)
     take_interval_s: float = Field(5.0, gt=0, le=3600)
     max_steals_per_interval: int = Field(2, ge=0)
-    # A shard whose destination (replica table, audit bucket, search index, DLQ) has been
-    # missing this long hands its lease to another worker; this worker then takes no lease by
-    # itself for the cool-down (consumer/pipeline/missing_destination.py).
+    # A missing destination's wait and the cool-down after (README: Settings, Failures).
     destination_missing_release_s: float = Field(60.0, ge=1, le=3600)
     destination_missing_cool_down_s: float = Field(300.0, ge=0, le=86_400)
     # Stored in the lease table as the owner (default: host name and process id).
