@@ -222,7 +222,6 @@ class Backfill:
     view: ProgressView | None = None
     now_us: Callable[[], int] = wall_us
     export_poll_s: float = 10.0
-    outcome: BackfillOutcome | None = field(default=None, init=False)
     _pipelines: list[ShardPipeline] = field(default_factory=list, init=False)
 
     @property
@@ -364,7 +363,6 @@ class Backfill:
             if self.view is not None:
                 self.view.finish()
             outcome.elapsed_s = time.monotonic() - started
-            self.outcome = outcome
             return outcome
 
     async def _check_stitching(
@@ -476,10 +474,9 @@ class Backfill:
             status = description.get("ExportStatus")
             if status == "COMPLETED":
                 return description
-            waited = time.monotonic() - started
-            message = f"export {export_arn} is {status} ({waited:.0f} s)"
             if self.view is not None:
-                self.view.note(message)
+                waited = time.monotonic() - started
+                self.view.note(f"export {export_arn} is {status} ({waited:.0f} s)")
             log.info("backfill.export_waiting", export=export_arn, status=status)
             await asyncio.sleep(self.export_poll_s)
 

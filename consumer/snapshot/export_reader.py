@@ -169,7 +169,6 @@ async def load_manifest(s3: Any, description: dict[str, Any]) -> Manifest:
             f"manifest s3://{bucket}/{summary_key} is not a DynamoDB export manifest ({error})"
         ) from None
     entries = [orjson.loads(line) for line in files_text.splitlines() if line.strip()]
-    counts = [int(entry["itemCount"]) for entry in entries]
     exported = datetime.fromisoformat(summary["exportTime"].replace("Z", "+00:00"))
     return Manifest(
         export_arn=summary.get("exportArn", arn),
@@ -177,7 +176,7 @@ async def load_manifest(s3: Any, description: dict[str, Any]) -> Manifest:
         export_time_us=int(exported.timestamp() * 1_000_000),
         bucket=bucket,
         files=tuple(_prefixed(prefix, entry["dataFileS3Key"]) for entry in entries),
-        item_count=int(summary.get("itemCount", sum(counts))),
+        item_count=int(summary.get("itemCount", sum(int(e["itemCount"]) for e in entries))),
     )
 
 

@@ -9,6 +9,7 @@ may go into debt by one page, which the next call waits off). R may change while
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -28,14 +29,12 @@ class ReadUnitLimiter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        if units_per_s <= 0:
-            raise ValueError(f"read units per second must be > 0, got {units_per_s}")
-        self.units_per_s = units_per_s
         self._clock = clock
         self._sleep = sleep
-        self._tokens = units_per_s
         self._updated = clock()
+        self.units_per_s = self._tokens = math.inf
         self.consumed = 0.0
+        self.set_rate(units_per_s)
 
     def set_rate(self, units_per_s: float) -> None:
         """From now on at most `units_per_s` (infinity: no limit); a lower rate also lowers

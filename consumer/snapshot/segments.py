@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from botocore.exceptions import ClientError
@@ -174,8 +174,7 @@ class SnapshotLeases:
         answer = await self._client.get_item(
             TableName=self._table, Key={"leaseKey": s(key)}, ConsistentRead=True
         )
-        item: dict[str, Any] | None = answer.get("Item")
-        return item
+        return cast(dict[str, Any] | None, answer.get("Item"))
 
     async def _conditional(self, method: str, **params: Any) -> bool:
         """One conditional write (`method` of the client); False when its condition failed."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import Any, cast
 
 from botocore.exceptions import ClientError
 
@@ -27,8 +27,7 @@ async def describe_source_table(
     """The table's description; `error` (the command's own) if there is no such table."""
     with missing_means(error, f"table {table!r} does not exist in {region} (--table)"):
         answer = await dynamodb.describe_table(TableName=table)
-    description: dict[str, Any] = answer["Table"]
-    return description
+    return cast(dict[str, Any], answer["Table"])
 
 
 def lease_table_required(

@@ -52,15 +52,6 @@ def part_names(prefix: str, count: int) -> tuple[str, ...]:
     return tuple(f"{prefix}{index:04d}" for index in range(count))
 
 
-def segment_index(name: str) -> int:
-    return int(name.removeprefix(SEGMENT_PREFIX))
-
-
-def wire_size(items: list[WireItem]) -> int:
-    """The page's size in bytes, as its typed JSON (binaries in base64)."""
-    return len(orjson.dumps(items, default=base64_bytes))
-
-
 def base64_bytes(value: object) -> str:
     """orjson's `default` for binaries: base64 text, as in stream records."""
     if isinstance(value, bytes | bytearray):
@@ -164,7 +155,7 @@ class TableReader:
         size_through = part.size
         params: dict[str, Any] = {
             "TableName": self.snapshot.table,
-            "Segment": segment_index(part.name),
+            "Segment": int(part.name.removeprefix(SEGMENT_PREFIX)),
             "TotalSegments": len(self.snapshot.parts),
             "ReturnConsumedCapacity": "TOTAL",
         }
@@ -185,7 +176,7 @@ class TableReader:
             if self.stats.first_read_at is None:
                 self.stats.first_read_at = self.stats.last_read_at
             items: list[WireItem] = answer.get("Items", [])
-            size = wire_size(items)
+            size = len(orjson.dumps(items, default=base64_bytes))  # as JSON, binaries in base64
             units = float(answer.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0) or 0.0)
             if units <= 0:
                 units = math.ceil(size / _UNIT_BYTES) * 0.5
