@@ -43,7 +43,6 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     replay.add_argument(
         "--pipeline",
-        default=None,
         choices=PARKING_PIPELINES,
         help="only records parked by this pipeline (or 'decode')",
     )

@@ -15,8 +15,8 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     actions = parser.add_subparsers(dest="local_action", metavar="ACTION", required=True)
     up = actions.add_parser("up", help="start the stack in the background")
-    up.add_argument("--moto-port", type=int, default=None, help="default: a free port")
-    up.add_argument("--kinesis-port", type=int, default=None, help="default: a free port")
+    up.add_argument("--moto-port", type=int, help="default: a free port")
+    up.add_argument("--kinesis-port", type=int, help="default: a free port")
     actions.add_parser("down", help="stop the stack and every process it started")
     actions.add_parser("status", help="print the endpoints of the running stack")
     for action in actions.choices.values():

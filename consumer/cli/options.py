@@ -26,7 +26,6 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         type=Path,
-        default=None,
         metavar="FILE",
         help="TOML settings file (environment variables CONSUMER_* override it)",
     )

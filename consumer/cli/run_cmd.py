@@ -23,7 +23,6 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument(
         "--until-idle",
         type=positive_seconds,
-        default=None,
         metavar="SECONDS",
         help="burst mode: stop once no shard has delivered a record for SECONDS",
     )
