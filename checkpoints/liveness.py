@@ -1,13 +1,8 @@
-"""Liveness as one observer sees it, on its own monotonic clock.
-
-A worker is live while its heartbeat counter keeps changing. The observer remembers when it
-*first* saw the current value (after the read that returned it completed); if the value is
-unchanged `failover_s` later, the worker is expired. Because the owner's write of that value
-started before this first sighting, and the owner stops working `local_expiry_s < failover_s`
-after that start, an expired worker has already stopped (see settings.py). No clock sync.
-
-Leases whose owner has no heartbeat item (e.g. adopted from KCL) are judged the KCL way: by
-their own `leaseCounter`.
+"""Liveness as one observer sees it, on its own monotonic clock: a worker is live while its
+heartbeat counter keeps changing, and expired when the value first seen (after the read that
+returned it completed) is unchanged `failover_s` later; settings.py says why an expired worker
+has already stopped. Leases whose owner has no heartbeat item (e.g. adopted from KCL) are
+judged the KCL way: by their own `leaseCounter`.
 """
 
 from __future__ import annotations

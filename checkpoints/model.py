@@ -356,12 +356,9 @@ def snapshot_from_items(items: Iterable[Item]) -> TableSnapshot:
         if is_worker_key(key):
             heartbeat = heartbeat_from_item(item)
             workers[heartbeat.worker_id] = heartbeat
-        elif key.startswith(SNAPSHOT_KEY_PREFIX):
-            continue
-        else:
+        elif not key.startswith(SNAPSHOT_KEY_PREFIX):
             leases.append(lease_from_item(item))
-    leases.sort(key=lambda lease: lease.key)
-    return TableSnapshot(leases=tuple(leases), workers=workers)
+    return TableSnapshot(tuple(sorted(leases, key=lambda lease: lease.key)), workers)
 
 
 def parents_done(lease: Lease, by_key: Mapping[str, Lease]) -> bool:

@@ -1,11 +1,9 @@
 """The DynamoDB lease table: every read and write of leases, checkpoints and heartbeats.
 
-All I/O of the lease layer is here. Every ownership change and every checkpoint is a
-conditional write on (leaseOwner, leaseCounter); `leaseCounter` is the fencing token and grows
-by one on every ownership change (take, claim, transfer, release, shard end), never on a
-checkpoint. A write that was retried after an ambiguous failure (timeout, 5xx) may already have
-been applied; such writes use `ReturnValuesOnConditionCheckFailure=ALL_OLD` to recognise their
-own earlier success instead of reporting a false conflict.
+Every ownership change and every checkpoint is a conditional write on (leaseOwner,
+leaseCounter); `leaseCounter`, the fencing token, grows by one on every ownership change, never
+on a checkpoint. A write retried after an ambiguous failure (timeout, 5xx) may already have
+been applied: it reads `ALL_OLD` on a failed condition to recognise its own earlier success.
 """
 
 from __future__ import annotations
