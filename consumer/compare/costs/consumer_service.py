@@ -11,7 +11,7 @@ from consumer.compare.costs.breakdown import CostLine, count, priced, usd
 from consumer.compare.costs.prices import PriceSheet
 from consumer.compare.costs.scenario import Scenario
 from consumer.compare.costs.traffic import Traffic, busy_windows_per_s
-from consumer.compare.costs.units import HOURS_PER_MONTH, KIB, SECONDS_PER_MONTH
+from consumer.compare.costs.units import HOURS_PER_MONTH, KIB, SECONDS_PER_MONTH, ceil_count
 
 READ_UNIT_BYTES = 4 * KIB
 SQS_CHUNK_BYTES = 64 * KIB
@@ -20,7 +20,7 @@ SQS_CHUNK_BYTES = 64 * KIB
 def tasks_needed(scenario: Scenario, traffic: Traffic) -> int:
     """Fargate tasks per consuming application, sized for the peak rate."""
     service = scenario.service
-    by_load = math.ceil(traffic.peak_writes_per_s / service.task_records_per_s - 1e-9)
+    by_load = ceil_count(traffic.peak_writes_per_s / service.task_records_per_s)
     return max(service.min_tasks, by_load)
 
 

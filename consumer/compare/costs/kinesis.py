@@ -5,7 +5,6 @@ the lease table)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 from consumer.compare.costs.breakdown import CostLine, Design, DesignCost, count, priced, usd
@@ -13,7 +12,7 @@ from consumer.compare.costs.consumer_service import service_lines, tasks_needed
 from consumer.compare.costs.prices import PriceSheet
 from consumer.compare.costs.scenario import Scenario
 from consumer.compare.costs.traffic import Traffic, traffic_of
-from consumer.compare.costs.units import GIB, HOURS_PER_MONTH, KIB, MIB
+from consumer.compare.costs.units import GIB, HOURS_PER_MONTH, KIB, MIB, ceil_count
 
 # Per shard: 1 MB/s and 1,000 records/s in; 2 MB/s out (shared by pollers, per EFO consumer).
 SHARD_WRITE_MIB_PER_S = 1.0
@@ -31,17 +30,11 @@ MAX_EFO_CONSUMERS = 20
 # (Kinesis Developer Guide, "Handle large records"); meant for intermittent large records.
 DEFAULT_MAX_RECORD_BYTES = 1 * MIB
 LARGEST_MAX_RECORD_BYTES = 10 * MIB
-EPSILON = 1e-9
 NO_EXTENDED_RETENTION = "none: retention is the included 24 h"
 NO_LONG_TERM_RETENTION = "none: retention is at most 7 days"
 
 _ON_DEMAND = {True: Design.KINESIS_ON_DEMAND_EFO, False: Design.KINESIS_ON_DEMAND_POLLING}
 _PROVISIONED = {True: Design.KINESIS_PROVISIONED_EFO, False: Design.KINESIS_PROVISIONED_POLLING}
-
-
-def _ceil(value: float) -> int:
-    # Shard counts: 2.0000000001 from float noise is 2, not 3.
-    return math.ceil(value - EPSILON)
 
 
 def provisioned_shards(traffic: Traffic, consumers: int, efo: bool) -> int:
@@ -52,7 +45,7 @@ def provisioned_shards(traffic: Traffic, consumers: int, efo: bool) -> int:
         traffic.peak_writes_per_s / SHARD_WRITE_RECORDS_PER_S,
         read_mib / SHARD_READ_MIB_PER_S,
     )
-    return max(1, _ceil(need))
+    return max(1, ceil_count(need))
 
 
 def on_demand_shards(traffic: Traffic) -> int:
@@ -61,7 +54,7 @@ def on_demand_shards(traffic: Traffic) -> int:
         traffic.peak_mib_per_s / SHARD_WRITE_MIB_PER_S,
         traffic.peak_writes_per_s / SHARD_WRITE_RECORDS_PER_S,
     )
-    return max(ON_DEMAND_MIN_SHARDS, _ceil(need))
+    return max(ON_DEMAND_MIN_SHARDS, ceil_count(need))
 
 
 def _cdc_line(traffic: Traffic, prices: PriceSheet) -> CostLine:

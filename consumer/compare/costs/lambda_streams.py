@@ -13,7 +13,7 @@ from consumer.compare.costs.consumer_service import dlq_line
 from consumer.compare.costs.prices import PriceSheet
 from consumer.compare.costs.scenario import Scenario
 from consumer.compare.costs.traffic import Traffic, busy_windows_per_s, traffic_of
-from consumer.compare.costs.units import KIB, MIB, SECONDS_PER_MONTH
+from consumer.compare.costs.units import KIB, MIB, SECONDS_PER_MONTH, ceil_count
 
 POLLS_PER_S = 4.0
 MAX_DIRECT_READERS = 2
@@ -27,7 +27,6 @@ SQS_IDLE_POLLERS = 5
 SQS_LONG_POLL_S = 20.0
 # One on-failure record (metadata of the failed batch) sent, received, deleted.
 DLQ_REQUESTS_PER_RECORD = 3.0
-EPSILON = 1e-9
 # Concurrent batches per shard an event source mapping allows (ParallelizationFactor).
 MAX_PARALLELIZATION_FACTOR = 10
 
@@ -49,8 +48,8 @@ def stream_shards(scenario: Scenario, traffic: Traffic) -> int:
     write_units = traffic.peak_writes_per_s * traffic.write_units_per_write
     return max(
         MIN_PARTITIONS,
-        math.ceil(write_units / PARTITION_WRITE_UNITS_PER_S - EPSILON),
-        math.ceil(scenario.workload.table_gb / PARTITION_GB - EPSILON),
+        ceil_count(write_units / PARTITION_WRITE_UNITS_PER_S),
+        ceil_count(scenario.workload.table_gb / PARTITION_GB),
     )
 
 
@@ -86,7 +85,7 @@ def _parallelization(
         batch_ms = sizing.dispatcher_ms
     per_batch = batches.batch_size / (batch_ms / 1000)
     peak_per_shard = traffic.peak_writes_per_s / batches.shards
-    factor = max(1, math.ceil(peak_per_shard / per_batch - EPSILON))
+    factor = max(1, ceil_count(peak_per_shard / per_batch))
     carries = (
         f"one batch of {batches.batch_size} at a time ({batch_ms:g} ms each) carries "
         f"{per_batch:,.0f}/s"
