@@ -101,10 +101,8 @@ def check_export(description: dict[str, Any], table_arn: str) -> None:
 
 
 def check_given_export(description: dict[str, Any], table_arn: str) -> None:
-    """`--export-arn` names an export the user started: it must also be complete. One still
-    running is refused rather than waited for (an export can take hours, and its time is
-    fixed already: the stitching check must see it complete). An export the backfill started
-    itself is waited for instead."""
+    """`--export-arn`'s export must also be complete: one still running is refused, not waited
+    for (it can take hours, and the stitching check must see its fixed time complete)."""
     check_export(description, table_arn)
     status = description.get("ExportStatus")
     if status != "COMPLETED":
@@ -236,7 +234,7 @@ class ExportReader(TableReader):
                         page = self._page_of(lease, first, chunk, where, size_through, False)
                         size_through = page.size_through
                         yield page
-                        if self._auto_commit:
+                        if self.auto_commit:
                             await page.commit()
                         first += len(chunk)
                         chunk = []

@@ -3,7 +3,7 @@
 The items live in the service's lease table beside the shard leases, under keys that cannot be
 shard ids (`__snapshot__#…`, skipped by the shard coordinator):
 
-- `__snapshot__#current#<table>`: which snapshot of the table is running (its id), so workers
+- `__snapshot__#current#<purpose>#<table>`: which snapshot is running (its id), so workers
   started later, or restarted after a `kill -9`, join it instead of starting another.
 - `__snapshot__#<id>`: the snapshot itself: source, table, version time, parts, export ARN.
 - `__snapshot__#<id>@readers`: the processes reading a scan snapshot and their

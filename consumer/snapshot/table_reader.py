@@ -21,7 +21,7 @@ import base64
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import orjson
@@ -110,28 +110,19 @@ class ReaderStats:
     last_read_at: float | None = None
 
 
+@dataclass(eq=False)
 class TableReader:
     """Reads one scan snapshot's segments for one worker. Constructors do no I/O."""
 
-    def __init__(
-        self,
-        client: Any,
-        snapshot: SnapshotInfo,
-        leases: SnapshotLeases,
-        worker_id: str,
-        *,
-        limiter: ReadUnitLimiter | None = None,
-        auto_commit: bool = True,
-        page_items: int | None = None,
-    ) -> None:
-        self._client = client
-        self.snapshot = snapshot
-        self._leases = leases
-        self.worker_id = worker_id
-        self._limiter = limiter
-        self._auto_commit = auto_commit
-        self._page_items = page_items
-        self.stats = ReaderStats()
+    client: Any
+    snapshot: SnapshotInfo
+    leases: SnapshotLeases
+    worker_id: str
+    _: KW_ONLY
+    limiter: ReadUnitLimiter | None = None
+    auto_commit: bool = True
+    page_items: int | None = None
+    stats: ReaderStats = field(default_factory=ReaderStats, init=False)
 
     async def _commit(self, page: Page) -> None:
         """Checkpoint after `page` (finish its part if it is the last): the part's counters are
@@ -139,11 +130,11 @@ class TableReader:
         items = page.first_ordinal + page.count
         snapshot_id = self.snapshot.snapshot_id
         if page.last:
-            await self._leases.finish(
+            await self.leases.finish(
                 snapshot_id, page.lease, items, page.size_through, failed=page.failed
             )
         else:
-            await self._leases.checkpoint(
+            await self.leases.checkpoint(
                 snapshot_id, page.lease, page.resume, items, items, page.size_through
             )
 
@@ -164,13 +155,13 @@ class TableReader:
             await self._renew_if_due(lease)
             if position is not None:
                 params["ExclusiveStartKey"] = position["key"]
-            limits = [self._page_items]
-            if self._limiter is not None:
-                limits.append(self._limiter.page_limit(average_units))
+            limits = [self.page_items]
+            if self.limiter is not None:
+                limits.append(self.limiter.page_limit(average_units))
             if given := [limit for limit in limits if limit is not None]:
                 params["Limit"] = min(given)
             answer = await read_with_retries(
-                lambda: self._client.scan(**params), self._limiter, Backoff(base_s=0.2, cap_s=10.0)
+                lambda: self.client.scan(**params), self.limiter, Backoff(base_s=0.2, cap_s=10.0)
             )
             self.stats.last_read_at = time.monotonic()
             if self.stats.first_read_at is None:
@@ -180,8 +171,8 @@ class TableReader:
             units = float(answer.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0) or 0.0)
             if units <= 0:
                 units = math.ceil(size / _UNIT_BYTES) * 0.5
-            if self._limiter is not None:
-                self._limiter.pay(units)
+            if self.limiter is not None:
+                self.limiter.pay(units)
             if items:
                 average_units = units / len(items)
             next_key = answer.get("LastEvaluatedKey")
@@ -202,7 +193,7 @@ class TableReader:
                 _commit=self._commit,
             )
             yield page
-            if self._auto_commit:
+            if self.auto_commit:
                 await page.commit()
             if next_key is None:
                 return
@@ -211,19 +202,19 @@ class TableReader:
 
     async def _renew_if_due(self, lease: PartLease) -> None:
         """Renews the lease once half of it has passed (checkpoints renew it too)."""
-        if lease.expires_at_ms - self._leases.lease_ms // 2 <= self._leases.now_ms():
-            await self._leases.renew(self.snapshot.snapshot_id, lease)
+        if lease.expires_at_ms - self.leases.lease_ms // 2 <= self.leases.now_ms():
+            await self.leases.renew(self.snapshot.snapshot_id, lease)
 
     async def _next_part(self) -> PartLease | bool | None:
         """A part we now hold; None if none is available yet; False if all are finished."""
-        parts = await self._leases.parts(self.snapshot.snapshot_id)
+        parts = await self.leases.parts(self.snapshot.snapshot_id)
         if parts and all(part.finished for part in parts):
             return False
-        now = self._leases.now_ms()
+        now = self.leases.now_ms()
         mine_first = sorted(parts, key=lambda p: (p.owner != self.worker_id, p.name))
         for part in mine_first:
             if part.available(self.worker_id, now):
-                lease = await self._leases.take(self.snapshot.snapshot_id, self.worker_id, part)
+                lease = await self.leases.take(self.snapshot.snapshot_id, self.worker_id, part)
                 if lease is not None:
                     return lease
         return None
