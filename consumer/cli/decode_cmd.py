@@ -33,7 +33,6 @@ from consumer.cli.options import NOT_WHOLE, command_parser, whole_number
 from consumer.cli.terminal import printable
 from consumer.records import (
     DecodeError,
-    DecodeResult,
     RecordPosition,
     change_document,
     to_json_bytes,
@@ -138,31 +137,9 @@ def decode_lines(
     """Decode each non-blank line of `lines`; return the exit status (1 if any failed)."""
     failed = False
     for number, line in enumerate(lines, start=1):
-        if isinstance(line, LineTooLong):
+        for problem in _decode(number, line, source, out, record_format, table):
             failed = True
-            print(f"line {number}: {line.length} bytes, over --max-line-bytes; skipped", file=err)
-            continue
-        # RFC 8259 lets a parser ignore a leading UTF-8 byte order mark.
-        payload = (line.removeprefix(codecs.BOM_UTF8) if number == 1 else line).strip()
-        if not payload:
-            continue
-        try:
-            payload.decode("utf-8")
-        except UnicodeDecodeError as error:
-            failed = True
-            start = error.start + 1
-            print(f"line {number}: not UTF-8 text (byte {start} of the line is invalid)", file=err)
-            continue
-        position = RecordPosition(stream=source, shard_id="", sequence_number=str(number))
-        try:
-            results = decode_line(payload, position, record_format, table)
-        except RecursionError:
-            results = [DecodeError(position, "nested too deeply to decode")]
-        except Exception as error:  # a decoder bug must not end the run: say which line
-            results = [DecodeError(position, f"cannot be decoded ({type(error).__name__})")]
-        for result in results:
-            if not _write(result, number, out, err):
-                failed = True
+            print(f"line {number}: {problem}", file=err)
     try:
         out.flush()
     except OSError as error:
@@ -174,26 +151,47 @@ class OutputFailed(Exception):
     """Writing the output failed (a full disk, a closed pipe): not the input's fault."""
 
 
-def _write(result: DecodeResult, number: int, out: TextIO, err: TextIO) -> bool:
-    """Prints one change (True) or its error (False)."""
+def _decode(
+    number: int, line: bytes | LineTooLong, source: str, out: TextIO, record_format: str, table: str
+) -> Iterator[str]:
+    """Writes the changes of line `number` to `out`; yields the problem of each that failed."""
+    if isinstance(line, LineTooLong):
+        yield f"{line.length} bytes, over --max-line-bytes; skipped"
+        return
+    # RFC 8259 lets a parser ignore a leading UTF-8 byte order mark.
+    payload = (line.removeprefix(codecs.BOM_UTF8) if number == 1 else line).strip()
+    if not payload:
+        return
     try:
-        if isinstance(result, DecodeError):
-            raise result
-        document = change_document(result)
-    except DecodeError as error:
-        print(f"line {number}: {printable(error.reason)}", file=err)
-        return False
+        payload.decode("utf-8")
+    except UnicodeDecodeError as error:
+        yield f"not UTF-8 text (byte {error.start + 1} of the line is invalid)"
+        return
+    position = RecordPosition(stream=source, shard_id="", sequence_number=str(number))
+    try:
+        results = decode_line(payload, position, record_format, table)
+    except RecursionError:
+        results = [DecodeError(position, "nested too deeply to decode")]
     except Exception as error:  # a decoder bug must not end the run: say which line
-        print(f"line {number}: cannot be decoded ({type(error).__name__})", file=err)
-        return False
-    try:
-        text = to_json_bytes(document).decode("utf-8")
-    except Exception as error:  # e.g. orjson's nesting limit (254 levels)
-        print(f"line {number}: cannot be written as JSON ({printable(str(error))})", file=err)
-        return False
-    try:
-        out.write(text)
-        out.write("\n")
-    except OSError as error:
-        raise OutputFailed(error) from error
-    return True
+        results = [DecodeError(position, f"cannot be decoded ({type(error).__name__})")]
+    for result in results:
+        try:
+            if isinstance(result, DecodeError):
+                raise result
+            document = change_document(result)
+        except DecodeError as error:
+            yield printable(error.reason)
+            continue
+        except Exception as error:  # a decoder bug must not end the run: say which line
+            yield f"cannot be decoded ({type(error).__name__})"
+            continue
+        try:
+            text = to_json_bytes(document).decode("utf-8")
+        except Exception as error:  # e.g. orjson's nesting limit (254 levels)
+            yield f"cannot be written as JSON ({printable(str(error))})"
+            continue
+        try:
+            out.write(text)
+            out.write("\n")
+        except OSError as error:
+            raise OutputFailed(error) from error
