@@ -195,8 +195,7 @@ class SqsDeadLetterQueue:
     async def park(self, records: Sequence[ParkedRecord]) -> None:
         if not records:
             return
-        bodies = [await self._body(record) for record in records]
-        pending = dict(enumerate(bodies))
+        pending = {index: await self._body(record) for index, record in enumerate(records)}
         backoff = Backoff(base_s=0.2, cap_s=5.0)
         limit = await self._limit()
         for _ in range(PARK_ATTEMPTS):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -105,18 +105,10 @@ def is_transient(error: BaseException) -> bool:
 def _decisive(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The exception a failed batch raises: a ShardStopped if any route stopped, else the
     first (e.g. the lease's LeaseLost)."""
-    leaves = list(_leaves(group))
-    return next(
-        (e for e in leaves if isinstance(e, ShardStopped | DestinationGone)), leaves[0]
-    )
-
-
-def _leaves(error: BaseException) -> Iterator[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        for inner in error.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield error
+    first: BaseException = group.subgroup((ShardStopped, DestinationGone)) or group
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first
 
 
 def _kind(error: BaseException) -> str:
