@@ -202,8 +202,7 @@ class PartCheckpointer:
         if page is None:
             return None
         await page.commit()
-        for key in [k for k, p in self._pages.items() if p.first_ordinal <= page.first_ordinal]:
-            del self._pages[key]
+        self._pages = {k: p for k, p in self._pages.items() if p.first_ordinal > page.first_ordinal}
         return None
 
     async def checkpoint_shard_end(self, child_shard_ids: object = ()) -> None:
@@ -341,8 +340,8 @@ class Backfill:
             if budget is not None:
                 background.append(budget.run())
             await run_alongside(read_all(), *background)
-            if budget is not None:
-                await budget.leave()
+            if budget is not None:  # our share goes back to the others at their next beat
+                await leases.drop_reader(info.snapshot_id, request.worker_id)
             parts = await leases.parts(info.snapshot_id)
             outcome = BackfillOutcome(snapshot_id=info.snapshot_id, source=info.source)
             if budget is not None and budget.lowest_rate != math.inf:
@@ -461,8 +460,7 @@ class Backfill:
                     "PointInTimeRecoveryEnabled=true) or use --source scan"
                 ) from None
             raise
-        arn = str(description["ExportArn"])
-        return await leases.set_export_arn(info, arn)
+        return await leases.set_export_arn(info, str(description["ExportArn"]))
 
     async def _wait_for_export(
         self, api: ExportApi, export_arn: str, table_arn: str

@@ -72,8 +72,7 @@ class ProgressView:
 
     @property
     def poll_s(self) -> float:
-        """How often the figures are read from the lease table (a Scan of its snapshot items):
-        every second for a bar, every log interval otherwise."""
+        """How often the figures are read (a Scan): 1 s for a bar, else the log interval."""
         return 1.0 if self._tty else self._log_interval_s
 
     def note(self, message: str) -> None:

@@ -60,7 +60,3 @@ class SharedReadBudget:
                 await self.refresh()
             except Exception as error:  # the share must never stop the backfill
                 log.warning("backfill.read_share_failed", error=str(error))
-
-    async def leave(self) -> None:
-        """Our share goes back to the others at their next beat."""
-        await self.leases.drop_reader(self.snapshot_id, self.process_id)

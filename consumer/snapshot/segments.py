@@ -396,10 +396,8 @@ class SnapshotLeases:
         ):
             return None
         fresh = await self._get(self.part_key(snapshot_id, part.name))
-        if fresh is None:
-            return None
-        state = part_from_item(fresh)
-        if state.owner != me or state.counter != part.counter + 1:
+        state = None if fresh is None else part_from_item(fresh)
+        if state is None or state.owner != me or state.counter != part.counter + 1:
             return None  # moto's conditions are not atomic under concurrency: re-check
         return PartLease(state, me, state.counter, expires)
 
