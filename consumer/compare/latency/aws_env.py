@@ -42,7 +42,7 @@ class AwsEnvironment:
         self._description: dict[str, Any] | None = None
         self._lease_tables: list[str] = []
         self._efo_consumers: list[str] = []
-        self.notes = (
+        self.notes: tuple[str, ...] = (
             f"probes were written to table {table}, then deleted (cleanup lines below)",
             "write and apply times come from this machine's clock, Kinesis arrival times from "
             "AWS's: clock skew moves time between upstream and consumer share, not the total",

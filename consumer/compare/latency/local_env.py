@@ -43,7 +43,7 @@ class LocalEnvironment:
     """
 
     name = "local"
-    notes = (
+    notes: tuple[str, ...] = (
         "local emulators: these are not AWS latencies (kinesis-mock pushes EFO events "
         "about once a second; polling interval "
         f"{POLLING_INTERVAL_S * 1000:.0f} ms; the DynamoDB Streams reader polls "
