@@ -1,21 +1,11 @@
 """Archive replay: the chosen pipelines fed from the audit archive in S3, for history older
-than the stream's retention (docs/replay.md, "From the audit archive").
-
-Objects (`consumer.pipeline.audit.layout`) are partitioned by the UTC hour of each record's
-*arrival*, and never span two. A replay lists, day by day (one listing per day, not per
-hour), the partitions from the hour before `--from`'s to the hour of the cut-off, and selects
-lines by their own arrival time.
+than the stream's retention. docs/replay.md, "From the audit archive", gives the rules: which
+partitions are listed (objects never span two arrival hours), the order of objects and shards,
+duplicates (`RecentIds`), one process without leases or checkpoints.
 
 A line (`consumer.pipeline.audit.lines`) ends with `,"change":<the record exactly as read>}`;
 the bytes after the first `,"change":` (in the metadata before it every quote is escaped) are
 the raw record, byte for byte: no parse and re-encode, so numbers keep their digits.
-
-Within a shard, objects are read in the order of their first record and lines in file order
-(shard order), through the stream replay's `ShardPipeline` and change-time filter; across
-shards, hour by hour (each hour's shards concurrently), so parents come before children at
-hour granularity (the versioned sinks converge in any order). A change held twice is applied
-once (`RecentIds`). One process, no leases, no checkpoints: an interrupted archive replay
-starts over, which the versioned sinks make harmless.
 """
 
 from __future__ import annotations
@@ -25,7 +15,6 @@ import gzip
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import groupby
@@ -209,7 +198,7 @@ def parse_line(line: bytes) -> ArchivedRecord:
         return ArchivedRecord(
             data=raw,
             sequence_number=str(head["sequence_number"]),
-            arrival_ms=_iso_ms(arrival) if arrival else 0,
+            arrival_ms=round(datetime.fromisoformat(arrival).timestamp() * 1000) if arrival else 0,
             partition_key="",
             sub_sequence_number=int(head.get("sub_sequence_number") or 0),
             created_at_us=int(head["created_at_us"]),
@@ -218,10 +207,6 @@ def parse_line(line: bytes) -> ArchivedRecord:
         )
     except (KeyError, TypeError, ValueError) as error:
         raise LineFormatError(f"bad metadata: {type(error).__name__} {error}") from None
-
-
-def _iso_ms(text: str) -> int:
-    return round(datetime.fromisoformat(text).timestamp() * 1000)
 
 
 def read_object(body: bytes) -> tuple[list[ArchivedRecord], int]:
@@ -322,14 +307,12 @@ class ArchiveReplay:
         objects: Sequence[ArchiveObject],
         *,
         on_state: StateListener | None = None,
-        poll_s: float = 1.0,
     ) -> None:
         self.settings = replay_settings(settings, request)
         self.request = request
         self.location = location
         self.objects = list(objects)
         self._on_state = on_state or (lambda state: None)
-        self._poll_s = poll_s
         self._seen = RecentIds()
         self.totals = ArchiveTotals()
         self.shards = {item.shard_id: ShardTally(item.shard_id) for item in self.objects}
@@ -381,7 +364,7 @@ class ArchiveReplay:
                             )
                             shard.end, shard.error = STOPPED, str(stopped)
 
-            async with self._reporting(stop):
+            async with reporting_states(self._on_state, self.state, stop):
                 for hour in by_hour(self.objects):
                     if stop.is_set():
                         break
@@ -418,7 +401,8 @@ class ArchiveReplay:
         window = self.request.window
         counted: dict[str, ShardTally] = {}
         started = time.monotonic()
-        async with self._reporting(stop), self.settings.aws.endpoints().aio_client("s3") as s3:
+        s3_client = self.settings.aws.endpoints().aio_client("s3")
+        async with reporting_states(self._on_state, self.state, stop), s3_client as s3:
             for item in self.objects:
                 if stop.is_set():
                     break
@@ -467,6 +451,3 @@ class ArchiveReplay:
             else:
                 kept.append(record)
         return kept
-
-    def _reporting(self, stop: asyncio.Event) -> AbstractAsyncContextManager[None]:
-        return reporting_states(self._on_state, self.state, self._poll_s, stop)

@@ -1,12 +1,6 @@
 """`--dry-run`: count what a replay would read and apply, estimate its time and read cost,
-write nothing (docs/replay.md, "Dry run").
-
-From the stream it reads every shard of the window with GetRecords, exactly as the replay
-would (on an on-demand stream it costs what the replay's reads cost); from the archive it
-reads the window's objects. The estimates are pure: shards of one lineage are read one after
-the other, lineages at once, so a replay takes at least its longest lineage's read time, at
-the dry run's own rate and at Kinesis' per-shard read limits (2 MiB/s, 5 GetRecords calls/s
-of up to 10,000 records). Prices come from `consumer.compare.costs.prices`.
+write nothing (docs/replay.md, "Dry run", says what it reads and how it estimates). The
+estimates are pure; prices come from `consumer.compare.costs.prices`.
 """
 
 from __future__ import annotations
@@ -112,12 +106,10 @@ async def dry_run_stream(
     settings: Settings,
     window: ReplayWindow,
     plan: StreamPlan,
-    on_state: StateListener | None = None,
-    poll_s: float = 1.0,
+    on_state: StateListener,
 ) -> DryRun:
     """Reads every shard of `plan` from `--from` to the cut-off, counting records, bytes and
     the changes the replay would apply."""
-    notify = on_state or (lambda state: None)
     tallies = {
         shard.shard_id: ShardTally(shard.shard_id, parents=shard.parent_shard_ids)
         for shard in plan.shards
@@ -158,12 +150,12 @@ async def dry_run_stream(
                         return
 
         async with (
-            reporting_states(notify, state, poll_s, asyncio.Event()),
+            reporting_states(on_state, state, asyncio.Event()),
             asyncio.TaskGroup() as group,
         ):
             for shard in plan.shards:
                 group.create_task(count(shard.shard_id))
-    notify(state())
+    on_state(state())
     facts = plan.facts
     return DryRun(
         counts=tuple(tally for _, tally in sorted(tallies.items())),

@@ -25,6 +25,7 @@ log = structlog.get_logger(__name__)
 StateListener = Callable[[ReplayState], object]
 
 RATE_WINDOW_S = 10.0
+STATE_INTERVAL_S = 1.0  # how often `reporting_states` sends a state
 _GLYPHS = " ▁▂▃▄▅▆▇█"
 _SHOW_PERCENT_UP_TO = 4  # shards; more are drawn one glyph each
 
@@ -145,43 +146,36 @@ def progress_fields(progress: ProgressSnapshot) -> dict[str, object]:
     }
 
 
+@dataclass
 class ProgressReporter:
     """Renders replay states as they come, per `mode`: "bar" (a line rewritten on `out`),
     "log" (every `log_interval_s`) or "none"; shares are of the range `start_ms`-`to_ms`."""
 
-    def __init__(
-        self,
-        mode: str,
-        start_ms: int,
-        to_ms: int,
-        out: TextIO | None = None,
-        log_interval_s: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
-        width: int = 100,
-    ) -> None:
-        if mode not in ("bar", "log", "none"):
-            raise ValueError(f"progress mode must be bar, log or none, got {mode!r}")
-        self.mode = mode
-        self._start_ms = start_ms
-        self._to_ms = to_ms
-        self._out = out or sys.stdout
-        self._log_interval_s = log_interval_s
-        self._clock = clock
-        self._width = width
-        self._started = clock()
-        self._last_log = float("-inf")
-        self._rate = RateMeter()
-        self._drawn = False
+    mode: str
+    start_ms: int
+    to_ms: int
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    log_interval_s: float = 5.0
+    clock: Callable[[], float] = time.monotonic
+    width: int = 100
+    _last_log: float = float("-inf")
+    _rate: RateMeter = field(default_factory=RateMeter)
+    _drawn: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("bar", "log", "none"):
+            raise ValueError(f"progress mode must be bar, log or none, got {self.mode!r}")
+        self._started = self.clock()
 
     def update(self, state: ReplayState) -> ProgressSnapshot:
-        now = self._clock()
+        now = self.clock()
         rate = self._rate.add(now, state.records)
-        current = snapshot(state, self._start_ms, self._to_ms, now - self._started, rate)
+        current = snapshot(state, self.start_ms, self.to_ms, now - self._started, rate)
         if self.mode == "bar":
-            self._out.write("\r" + progress_line(current, self._width) + "\x1b[K")
-            self._out.flush()
+            self.out.write("\r" + progress_line(current, self.width) + "\x1b[K")
+            self.out.flush()
             self._drawn = True
-        elif self.mode == "log" and now - self._last_log >= self._log_interval_s:
+        elif self.mode == "log" and now - self._last_log >= self.log_interval_s:
             self._last_log = now
             log.info("replay.progress", **progress_fields(current))
         return current
@@ -189,22 +183,23 @@ class ProgressReporter:
     def finish(self) -> None:
         """Ends the live line (so later output starts on a fresh line)."""
         if self._drawn:
-            self._out.write("\n")
-            self._out.flush()
+            self.out.write("\n")
+            self.out.flush()
             self._drawn = False
 
 
 @asynccontextmanager
 async def reporting_states(
-    on_state: StateListener, state: Callable[[], ReplayState], poll_s: float, stop: asyncio.Event
+    on_state: StateListener, state: Callable[[], ReplayState], stop: asyncio.Event
 ) -> AsyncIterator[None]:
-    """Sends `state()` to `on_state` every `poll_s` while the body runs, until `stop` is set."""
+    """Sends `state()` to `on_state` every STATE_INTERVAL_S while the body runs, until `stop`
+    is set."""
 
     async def tick() -> None:
         while not stop.is_set():
             on_state(state())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), poll_s)
+                await asyncio.wait_for(stop.wait(), STATE_INTERVAL_S)
 
     ticker = asyncio.create_task(tick())
     try:

@@ -2,12 +2,9 @@
 pipelines, under which name, and the window recorded on its lease table. Each problem is
 found up front and is one line (ReplayInputError).
 
-A replay runs under its own application name (default `<application>-replay-<from>`) with its
-own lease table (`<name>-leases`), which its workers share and a rerun resumes from. Its
-checkpoints cover records its `--to` filter skipped, so they can serve only that window: the
-table carries the window as a tag (`consumerReplayWindow`; the lease code reads only items),
-and a request under an existing name resumes the same window, continues a recorded "up to
-now" window when it has no `--to` either, or is refused (docs/replay.md, "Reruns").
+A replay's lease table (`<name>-leases`) carries its window as a tag (`consumerReplayWindow`;
+the lease code reads only items): its checkpoints cover records its `--to` skipped, so a rerun
+under the same name only continues that window (docs/replay.md, "Reruns": `reconcile`).
 """
 
 from __future__ import annotations
@@ -114,15 +111,10 @@ def check_workers(workers: int, source: Source) -> list[str]:
 
 
 def replay_settings(settings: Settings, request: ReplayRequest) -> Settings:
-    """The live settings adjusted for a replay (constructing it does no I/O):
-
-    - only the chosen pipelines are on;
-    - no pipeline parks a record for its age (`max_record_age_s`): replayed records are old
-      by design;
-    - the application name is the replay's, the lease table `<name>-leases`, the worker id
-      per process (never the live service's fixed one);
-    - reads poll (GetRecords), see `consumer.replay.stream` for why.
-    """
+    """The live settings adjusted for a replay (docs/replay.md, "Isolation from the live
+    service"): only the chosen pipelines, no `max_record_age_s` (replayed records are old by
+    design), the replay's name and lease table, a worker id per process, polling reads.
+    Constructing it does no I/O."""
     pipelines = settings.pipelines
     updates = {}
     for name in PIPELINES:
@@ -238,12 +230,9 @@ async def record_window(
 ) -> None:
     """Tags a (new) lease table with the request's window."""
     found = await recorded_window(client, table)
-    if found is None:
-        return
-    arn, recorded = found
-    if recorded is None:
+    if found is not None and found[1] is None:
         await client.tag_resource(
-            ResourceArn=arn,
+            ResourceArn=found[0],
             Tags=[{"Key": TAG, "Value": RecordedWindow.of(request, to_given).tag_value()}],
         )
 

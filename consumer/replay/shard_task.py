@@ -122,9 +122,8 @@ async def replay_shard(
     marks: ReplayMarks,
     window: ReplayWindow,
     read_ahead_batches: int = 2,
-    progress_interval_s: float = 2.0,
 ) -> None:
     """Replays one leased shard; returns when asked to stop or at SHARD_END."""
-    policy = ReplayPolicy(ShardProgressWriter(marks, handle, progress_interval_s), window)
+    policy = ReplayPolicy(ShardProgressWriter(marks, handle), window)
     activity = ShardActivity()  # the service's bookkeeping (burst mode, readiness): unused here
     await run_shard(handle, reader, make_pipeline, activity, read_ahead_batches, policy=policy)

@@ -39,6 +39,10 @@ class Settled(enum.StrEnum):
     BLOCKED = "not needed"
 
 
+# A shard whose parent is settled this way holds only records past --to: it is not read.
+_BLOCKING = (Settled.DONE, Settled.STOPPED, Settled.BLOCKED)
+
+
 @dataclass(frozen=True)
 class ShardStatus:
     """One shard's lease as a replay sees it (the marks of the module docstring; `end` is a
@@ -96,15 +100,12 @@ def settlement(state: ReplayState, to_ms: int) -> dict[str, Settled | None]:
         if shard.shard_id in result:
             return result[shard.shard_id]
         verdict = _own(shard, to_ms)
-        if verdict is None and depth <= len(by_id):
-            for parent_id in sorted(shard.parents):
-                parent = by_id.get(parent_id)
-                if parent is None:
-                    continue  # no lease: ended before the replay's start, or cleaned up
-                parent_verdict = settle(parent, depth + 1)
-                if parent_verdict in (Settled.DONE, Settled.STOPPED, Settled.BLOCKED):
-                    verdict = Settled.BLOCKED
-                    break
+        # A parent without a lease ended before the replay's start, or was cleaned up.
+        parents = (by_id[parent] for parent in sorted(shard.parents) if parent in by_id)
+        if verdict is None and depth <= len(by_id) and any(
+            settle(parent, depth + 1) in _BLOCKING for parent in parents
+        ):
+            verdict = Settled.BLOCKED
         result[shard.shard_id] = verdict
         return verdict
 

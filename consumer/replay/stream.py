@@ -1,9 +1,6 @@
 """Stream replay: the chosen pipelines fed from the Kinesis stream, under the replay's own
 lease table, by one or more replay workers (docs/replay.md, "From the stream").
 
-Before starting, `plan_stream_replay` looks at what the stream holds: an older `--from` starts
-at the trim horizon, with a warning naming the history that is gone (`check_horizon`).
-
 Wired by `consumer.service.assembly` as the worker is, except: `request.shard_lister` lists only
 the window's shards, reads poll (GetRecords: a replay is bound by throughput, and EFO would
 take one of the stream's 20 consumer slots), and each leased shard runs

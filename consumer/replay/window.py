@@ -6,14 +6,7 @@ partitions select by); `--to` is a *change* time (a change is applied only if ma
 it). A shard is read until the first record that arrived after `--to + grace`, for changes
 made before `--to` that arrived late (docs/replay.md, "Which changes").
 
-Every time parser returns epoch milliseconds (Kinesis arrival times are milliseconds) and
-raises ReplayInputError with one line naming the option.
-
-A shard's replay ends (`cut_batch`) at the first of SHARD_END (a closed shard read to its
-end), REACHED_TO (a record arrived after the cut-off: it and the rest of the shard are left
-alone, and the shard is *not* checkpointed at SHARD_END, so its children are never read) and
-TIP (an empty batch with MillisBehindLatest = 0). Records within a shard arrive in sequence
-order, so the records to apply are always a prefix of the batch.
+The time parsers raise ReplayInputError with one line naming the option.
 """
 
 from __future__ import annotations
@@ -96,18 +89,16 @@ def utc_datetime(ms: int) -> datetime:
 
 def iso_ms(ms: int) -> str:
     """Epoch ms as ISO 8601 UTC, `2026-11-27T21:00:00.123Z` (seconds only when whole)."""
-    moment = utc_datetime(ms)
-    if ms % 1000:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_us(ms * 1000)
 
 
 def iso_us(us: int) -> str:
-    """Epoch µs as ISO 8601 UTC, with as many fractional digits as it needs."""
-    if us % 1000 == 0:
-        return iso_ms(us // 1000)
-    moment = datetime.fromtimestamp(us // 1_000_000, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{us % 1_000_000:06d}Z"
+    """Epoch µs as ISO 8601 UTC, with as many fractional digits (none, 3 or 6) as it needs."""
+    seconds, fraction = divmod(us, 1_000_000)
+    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if fraction % 1000:
+        return f"{text}.{fraction:06d}Z"
+    return f"{text}.{fraction // 1000:03d}Z" if fraction else f"{text}Z"
 
 
 def compact_ms(ms: int | None) -> str:
@@ -220,7 +211,11 @@ class Cut:
 
 
 def cut_batch(batch: ReadBatch, cutoff_ms: int) -> Cut:
-    """Splits `batch` at the first record that arrived after `cutoff_ms` (epoch ms)."""
+    """Splits `batch` at the first record that arrived after `cutoff_ms` (epoch ms): records
+    of a shard arrive in sequence order, so those to apply are a prefix. The shard ends at the
+    first of SHARD_END, REACHED_TO (that record and the rest are left alone, and the shard is
+    *not* checkpointed at SHARD_END, so its children are never read) and TIP (an empty batch
+    with MillisBehindLatest = 0)."""
     records = batch.records
     for index, record in enumerate(records):
         if record.arrival_ms > cutoff_ms:

@@ -45,8 +45,7 @@ def worker_argv(request: ReplayRequest, config: Path | None) -> list[str]:
     """The command line of one extra worker. It keeps the lease table: the worker that
     started it deletes the table once every extra worker has exited (a worker starting after
     the table is gone would replay everything again)."""
-    argv = [sys.executable, "-m", "consumer", "replay", *window_args(request)]
-    argv += ["--workers", "1"]
+    argv = [sys.executable, "-m", "consumer", "replay", *window_args(request), "--workers", "1"]
     argv += ["--progress", "none", "--worker-process", "--keep-lease-table"]
     if config is not None:
         argv += ["--config", str(config)]
