@@ -25,7 +25,6 @@ from consumer.pipeline.replication import (
     ReplicationSection,
     ReplicationSink,
     create_replica_table,
-    live_items,
 )
 from consumer.pipeline.search.local_index import LocalSearchIndex
 from consumer.pipeline.search.opensearch_sink import OpenSearchSink
@@ -35,6 +34,7 @@ from consumer.records import ChangeEvent
 from consumer.records.ordering import AMBIGUOUS_TIES
 from tests.change_factory import change
 from tests.opensearch_double import OpenSearchDouble
+from tests.replica_table import live_items
 
 pytestmark = pytest.mark.integration
 
